@@ -8,6 +8,7 @@ SymPy, LaTeX and JSON-ready dictionaries. This layer does not import torch.
 from __future__ import annotations
 
 import random
+import reprlib
 from typing import Any
 
 import numpy as np
@@ -206,7 +207,7 @@ def _node_from_dict(data: Any, depth: int, counter: list[int]) -> Node:
     if counter[0] > MAX_NODES:
         raise ExpressionError(f"expression tree has more than {MAX_NODES} nodes")
     if not isinstance(data, dict) or len(data) not in (1, 2):
-        raise ExpressionError(f"bad expression node {str(data)[:80]!r}: expected "
+        raise ExpressionError(f"bad expression node {reprlib.repr(data)[:80]}: expected "
                               "{'var': ...}, {'const': ...} or {'op': ..., 'args': [...]}")
     if set(data) == {"var"}:
         return Node.variable(data["var"])

@@ -54,7 +54,13 @@ def read_json(path: str | os.PathLike, error: type[Exception], what: str) -> Any
     if size > MAX_JSON_BYTES:
         raise error(f"{what} {str(path)!r} is {size} bytes; at most {MAX_JSON_BYTES} are read")
     try:
-        return json.loads(path.read_text(encoding="utf-8"), parse_constant=_refuse_constant)
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise error(f"cannot read {what} {str(path)!r}: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise error(f"{what} {str(path)!r} is not valid JSON: {exc}") from None
+    try:
+        return json.loads(text, parse_constant=_refuse_constant)
     except (UnicodeDecodeError, json.JSONDecodeError, ValueError, RecursionError) as exc:
         raise error(f"{what} {str(path)!r} is not valid JSON: {exc}") from None
 

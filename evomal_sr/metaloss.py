@@ -93,6 +93,23 @@ def _compile(node: Node, counter) -> Callable:
     return weighted(lambda w, y, fx: op(a(w, y, fx), b(w, y, fx)))
 
 
+def output_to_fx(output: torch.Tensor, kind: str) -> torch.Tensor:
+    """The ``fx`` a loss sees: softmax of the logits (sigmoid for one output) or the prediction.
+
+    Works on any leading axes; the last axis holds classes or outputs.
+    """
+    if kind == "classification":
+        return torch.sigmoid(output) if output.shape[-1] == 1 else torch.softmax(output, dim=-1)
+    return output
+
+
+def target_to_y(target: torch.Tensor, n_outputs: int, kind: str, dtype) -> torch.Tensor:
+    """The ``y`` a loss sees, ``[batch, n_outputs]``: one-hot labels or the regression target."""
+    if kind == "classification" and n_outputs > 1 and target.shape[-1:] != (n_outputs,):
+        return F.one_hot(target.long(), n_outputs).to(dtype)  # integer labels
+    return target.reshape(-1, n_outputs).to(dtype)  # one-hot, binary labels, or regression targets
+
+
 def prepare_inputs(output: torch.Tensor, target: torch.Tensor, kind: str):
     """Map model output and target to the ``(y, fx)`` a loss expression sees.
 
@@ -100,22 +117,10 @@ def prepare_inputs(output: torch.Tensor, target: torch.Tensor, kind: str):
     output) and ``y`` the one-hot labels (integer labels or one-hot accepted).
     Regression: ``fx`` is the prediction and ``y`` the target, same shape.
     """
-    if kind == "classification":
-        if output.ndim == 1:
-            output = output.unsqueeze(-1)
-        n_classes = output.shape[-1]
-        if n_classes == 1:
-            fx = torch.sigmoid(output)
-            y = target.reshape(fx.shape).to(fx.dtype)
-        else:
-            fx = torch.softmax(output, dim=-1)
-            if target.dtype.is_floating_point and target.shape == fx.shape:
-                y = target.to(fx.dtype)
-            else:
-                y = F.one_hot(target.long(), n_classes).to(fx.dtype)
-        return y, fx
-    fx = output.unsqueeze(-1) if output.ndim == 1 else output
-    return target.reshape(fx.shape).to(fx.dtype), fx
+    if output.ndim == 1:
+        output = output.unsqueeze(-1)
+    fx = output_to_fx(output, kind)
+    return target_to_y(target, fx.shape[-1], kind, fx.dtype), fx
 
 
 def reduce_loss(elementwise: torch.Tensor, kind: str) -> torch.Tensor:
@@ -221,7 +226,7 @@ class LearnedLoss(torch.nn.Module):
                                 f"this evomal-sr reads version {FILE_VERSION}")
         weights = data.get("weights")
         if not isinstance(weights, list) or not all(
-            isinstance(w, (int, float)) and not isinstance(w, bool) and math.isfinite(w) for w in weights
+            isinstance(w, (int, float)) and not isinstance(w, bool) and _finite(w) for w in weights
         ):
             raise LossFileError("'weights' must be a list of finite numbers")
         metadata = data.get("metadata", {})
@@ -240,6 +245,13 @@ class LearnedLoss(torch.nn.Module):
     def load(cls, path) -> LearnedLoss:
         """Read a loss written by :meth:`save`; raises :class:`LossFileError` on bad files."""
         return cls.from_dict(read_json(path, LossFileError, "learned-loss file"))
+
+
+def _finite(value: int | float) -> bool:
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an int too large for a float
+        return False
 
 
 def _fold(node: Node, weights: list[float], counter) -> Node:

@@ -40,7 +40,10 @@ class Node:
     def constant(value: float) -> Node:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ExpressionError(f"constant must be a number, got {value!r}")
-        value = float(value)
+        try:
+            value = float(value)
+        except OverflowError:
+            value = math.inf
         if not math.isfinite(value):
             raise ExpressionError(f"constant must be finite, got {value!r}")
         return Node(CONST, value + 0.0)  # +0.0 turns -0.0 into 0.0

@@ -106,7 +106,10 @@ class _Walker:
         value = node.value
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ExpressionError(f"unsupported literal {_describe(node, self.text)}; use a number")
-        value = float(value)
+        try:
+            value = float(value)
+        except OverflowError:  # an integer literal too large for a float
+            value = math.inf
         if not math.isfinite(value):
             raise ExpressionError(f"constant {_describe(node, self.text)} is not finite")
         return value
@@ -123,8 +126,12 @@ class _Walker:
         if op is None or op.infix is not None:
             known = ", ".join(sorted(n for n, o in OPERATORS.items() if o.infix is None))
             raise ExpressionError(f"unknown operator {node.func.id!r}; known operators: {known}")
-        if node.keywords or any(isinstance(a, ast.Starred) for a in node.args):
-            raise ExpressionError(f"{name}(...) takes plain positional arguments only")
+        bad = node.keywords + [a for a in node.args if isinstance(a, ast.Starred)]
+        if bad:
+            raise ExpressionError(
+                f"{name}(...) takes plain positional arguments only, "
+                f"got {_describe(bad[0], self.text)}"
+            )
         if len(node.args) != op.arity:
             raise ExpressionError(
                 f"{name} takes {op.arity} argument{'s' * (op.arity > 1)}, "

@@ -1,0 +1,75 @@
+"""What every search engine receives and returns.
+
+An engine drives the structure search and hands candidate expressions to the
+shared :class:`~evomal_sr.evaluator.Evaluator`; it returns the run's hall of
+fame (best trained loss per complexity) and a per-generation history.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..front import HallOfFame
+
+
+@dataclass
+class GenerationRecord:
+    """Statistics of one generation (or PySR iteration) of a search."""
+
+    generation: int
+    best_fitness: float
+    median_fitness: float
+    evaluations: int
+    exact_hits: int
+    equivalent_hits: int
+    rejected: int
+    seconds: float
+    best_expression: str = ""
+
+    def to_dict(self) -> dict:
+        data = dict(self.__dict__)
+        for key in ("best_fitness", "median_fitness"):
+            if data[key] == float("inf"):
+                data[key] = None
+        return data
+
+
+@dataclass
+class EngineContext:
+    """Everything an engine needs for one run.
+
+    Attributes
+    ----------
+    task, evaluator, settings, seed
+        The task, the shared evaluator, the resolved preset and the run's seed.
+    guesses : list of str
+        Known losses to seed the search with (the task's standard loss by default).
+    out_dir : Path or None
+        Where checkpoints go; ``None`` disables checkpointing.
+    resume : bool
+        Continue from the checkpoint in ``out_dir``.
+    on_generation : callable or None
+        Called with each :class:`GenerationRecord` as the run progresses.
+    options : dict
+        Engine-specific options (e.g. ``deterministic`` for PySR).
+    """
+
+    task: object
+    evaluator: object
+    settings: object
+    seed: int
+    guesses: list[str] = field(default_factory=list)
+    out_dir: Path | None = None
+    resume: bool = False
+    on_generation: Callable[[GenerationRecord], None] | None = None
+    options: dict = field(default_factory=dict)
+
+
+@dataclass
+class EngineResult:
+    """A finished run: its hall of fame and per-generation history."""
+
+    hall_of_fame: HallOfFame
+    history: list[GenerationRecord]

@@ -1,0 +1,331 @@
+"""The evaluator: fitness of a batch of candidate losses.
+
+Per candidate, in order: repair -> exact cache -> gradient-equivalence cache ->
+gradient check and rejection protocol -> local search (unrolled
+differentiation) -> partial training with the learned loss -> validation metric.
+The expensive phases run for the whole batch at once (see
+:mod:`evomal_sr.training`); ``batched=False`` runs the same computation one
+candidate at a time. Every candidate's result depends only on its own
+expression, the task, the preset and the seed, never on its batch mates.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field, replace
+
+import torch
+
+from .errors import ConfigError, LossFileError
+from .expression import Expression
+from .local_search import local_search
+from .metaloss import CompiledLoss, LearnedLoss, initial_weights
+from .presets import Preset, resolve_preset
+from .screening import EquivalenceIndex, ProbePoints, probe_gradients, rejection_protocol
+from .seeding import derive_seed
+from .training import BatchSampler, StackedModel, evaluate_metric, train_candidates
+
+STATUSES = ("ok", "rejected", "diverged", "cached", "equivalent")
+
+
+@dataclass(frozen=True)
+class FitnessResult:
+    """The outcome of evaluating one candidate loss.
+
+    Attributes
+    ----------
+    expression : str
+        Canonical text of the (repaired) expression that was scored.
+    fitness : float
+        Validation error rate (classification) or MSE (regression); ``inf``
+        when rejected. Lower is better.
+    status : str
+        ``ok``, ``rejected``, ``diverged`` (training stopped at a non-finite
+        loss; scored as it was), ``cached`` (same expression seen before) or
+        ``equivalent`` (same probe gradients as ``reused_from``).
+    weights : tuple of float
+        Learned edge weights, in preorder (unit weights when none were learned).
+    complexity : int
+        Complexity of ``expression``.
+    requested : str
+        The text as it was handed in, before repair.
+    reused_from : str or None
+        For ``cached``/``equivalent``: the expression whose evaluation was reused.
+    reason : str
+        Why a candidate was rejected, empty otherwise.
+    seconds : dict
+        Time spent per phase, the batch's time shared among its members.
+    """
+
+    expression: str
+    fitness: float
+    status: str
+    weights: tuple[float, ...]
+    complexity: int
+    requested: str = ""
+    reused_from: str | None = None
+    reason: str = ""
+    seconds: dict = field(default_factory=dict)
+
+    @property
+    def trained(self) -> bool:
+        """Whether this result's weights were learned for its own expression."""
+        return self.status in ("ok", "diverged", "cached") and math.isfinite(self.fitness)
+
+    def to_loss(self, task_kind: str, *, metadata: dict | None = None) -> LearnedLoss:
+        """The learned loss this result describes."""
+        return LearnedLoss(self.expression, task=task_kind, weights=list(self.weights), metadata=metadata)
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data["weights"] = list(self.weights)
+        data["fitness"] = None if math.isinf(self.fitness) else self.fitness
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict) -> FitnessResult:
+        try:
+            data = dict(data)
+            data["fitness"] = math.inf if data["fitness"] is None else float(data["fitness"])
+            data["weights"] = tuple(float(w) for w in data["weights"])
+            if data["status"] not in STATUSES:
+                raise ValueError(f"unknown status {data['status']!r}")
+            str(Expression.parse(data["expression"]))
+            return cls(**data)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise LossFileError(f"malformed fitness record: {exc}") from None
+
+
+class Evaluator:
+    """Scores batches of candidate losses on a task.
+
+    Parameters
+    ----------
+    task : Task
+        Data and model factory.
+    preset : str or Preset
+        ``"quick"``, ``"paper"``, ``"tiny"`` or a :class:`~evomal_sr.presets.Preset`.
+    device : str
+        Torch device for training, e.g. ``"cpu"`` or ``"cuda"``.
+    seed : int
+        Seed of every stochastic step; same seed, same fitnesses.
+    batched : bool
+        Train all candidates of a batch together (default) or one by one.
+    local_search : bool
+        Learn edge weights before training (EvoMAL); ``False`` gives GP-LFL.
+    repair : bool
+        Repair trees lacking ``y`` or ``fx``; when ``False`` they are rejected.
+    **overrides
+        Any :class:`~evomal_sr.presets.Preset` field, e.g. ``train_steps=100``.
+
+    Examples
+    --------
+    >>> import evomal_sr as es
+    >>> task = es.Task.builtin("iris", seed=0)
+    >>> ev = es.Evaluator(task, preset="tiny")
+    >>> [r.status for r in ev.evaluate(["-(y * log(fx))", "(log(fx) * y)"])]
+    ['ok', 'rejected']
+    """
+
+    def __init__(self, task, *, preset: str | Preset = "quick", device: str = "cpu", seed: int = 0,
+                 batched: bool = True, local_search: bool = True, repair: bool = True, **overrides):
+        self.task = task
+        self.settings = resolve_preset(preset, **overrides)
+        self.device = _check_device(device)
+        self.seed = int(seed)
+        self.batched = bool(batched)
+        self.local_search = bool(local_search)
+        self.repair = bool(repair)
+        self._data = {
+            split: (getattr(task, f"X_{split}").to(self.device), getattr(task, f"y_{split}").to(self.device))
+            for split in ("train", "val")
+        }
+        self._stacked = StackedModel(task.make_model(seed=self.seed).to(self.device))
+        self._probes = ProbePoints(kind=task.kind, n_outputs=task.n_outputs,
+                                   n_points=self.settings.probe_points, seed=derive_seed(self.seed, "probes"))
+        self._meta_inits: dict[int, dict] = {}
+        self._results: dict[str, FitnessResult] = {}
+        self._index = EquivalenceIndex(rtol=self.settings.equivalence_rtol, atol=self.settings.equivalence_atol)
+        self.counters = dict.fromkeys(
+            ("requested", "exact_hits", "equivalent_hits", "rejected", "trained", "diverged"), 0
+        )
+
+    # -- public ------------------------------------------------------------------
+    def evaluate(self, expressions: Iterable[str | Expression]) -> list[FitnessResult]:
+        """Fitness of every candidate, in order (a list of :class:`FitnessResult`)."""
+        items = []
+        for item in expressions:
+            expr = Expression.parse(item)
+            items.append((str(item) if isinstance(item, Expression) else item, self._repaired(expr)))
+        self.counters["requested"] += len(items)
+        new: dict[str, Expression] = {}
+        for _, expr in items:
+            if str(expr) not in self._results:
+                new.setdefault(str(expr), expr)
+        self._score_new(new)
+        fresh = set(new)  # the first occurrence of a newly scored expression is not a cache hit
+        results = []
+        for requested, expr in items:
+            key = str(expr)
+            origin = self._results[key]
+            if key in fresh:
+                fresh.discard(key)
+                results.append(replace(origin, requested=requested))
+            else:
+                self.counters["exact_hits"] += 1
+                results.append(replace(origin, requested=requested, status="cached", reused_from=key,
+                                       seconds={}))
+        return results
+
+    @property
+    def cache_size(self) -> int:
+        """Number of distinct expressions evaluated so far."""
+        return len(self._results)
+
+    def state_dict(self) -> dict:
+        """JSON-ready cache contents and counters (fingerprints are recomputed on load)."""
+        return {"results": [r.to_dict() for r in self._results.values()], "counters": dict(self.counters)}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore caches and counters saved by :meth:`state_dict`."""
+        self._results.clear()
+        self._index = EquivalenceIndex(rtol=self.settings.equivalence_rtol, atol=self.settings.equivalence_atol)
+        for data in state["results"]:
+            result = FitnessResult.from_dict(data)
+            self._results[result.expression] = result
+            fingerprint = probe_gradients(CompiledLoss(Expression.parse(result.expression)), self._probes)
+            if torch.isfinite(fingerprint).all():
+                self._index.add(result.expression, fingerprint)
+        self.counters.update({k: int(v) for k, v in state["counters"].items() if k in self.counters})
+
+    # -- pipeline ------------------------------------------------------------------
+    def _repaired(self, expr: Expression) -> Expression:
+        if not self.repair or expr.is_complete():
+            return expr
+        return expr.repair(random.Random(derive_seed(self.seed, "repair", str(expr))))
+
+    def _score_new(self, new: dict[str, Expression]) -> None:
+        candidates = []
+        for key, expr in new.items():
+            loss = CompiledLoss(expr)
+            if not expr.is_complete():
+                self._store(key, expr, "rejected", reason="expression lacks y or fx")
+                continue
+            fingerprint = probe_gradients(loss, self._probes)
+            if not torch.isfinite(fingerprint).all():
+                self._store(key, expr, "rejected", reason="non-finite gradient at probe points")
+                continue
+            twin = self._index.find(fingerprint)
+            self._index.add(key, fingerprint)
+            candidates.append((key, expr, loss, twin))
+        unique = [(key, expr, loss) for key, expr, loss, twin in candidates if twin is None]
+        groups = [unique] if self.batched else [[c] for c in unique]
+        for group in groups:
+            if group:
+                self._score_group(group)
+        for key, expr, _, twin in candidates:
+            if twin is not None:
+                self._store_equivalent(key, expr, twin)
+
+    def _store(self, key, expr, status, *, fitness=math.inf, weights=None, reason="", seconds=None):
+        if weights is None:
+            weights = (1.0,) * (expr.size - 1)
+        self._results[key] = FitnessResult(
+            expression=key, fitness=float(fitness), status=status, weights=tuple(weights),
+            complexity=expr.complexity, reason=reason, seconds=seconds or {},
+        )
+        counter = {"rejected": "rejected", "diverged": "diverged", "ok": "trained"}[status]
+        self.counters[counter] += 1
+        if status == "diverged":
+            self.counters["trained"] += 1
+
+    def _store_equivalent(self, key, expr, twin) -> None:
+        origin = self._results[twin]
+        self.counters["equivalent_hits"] += 1
+        self._results[key] = FitnessResult(
+            expression=key, fitness=origin.fitness, status="equivalent", weights=(1.0,) * (expr.size - 1),
+            complexity=expr.complexity, reused_from=twin, reason=origin.reason,
+        )
+
+    def _score_group(self, group) -> None:
+        """Rejection, local search and partial training for one batch of unique candidates."""
+        s = self.settings
+        keys = [k for k, _, _ in group]
+        losses = [loss for _, _, loss in group]
+        tick = time.perf_counter()
+        passed = self._rejection(losses)
+        seconds = {"rejection": (time.perf_counter() - tick) / len(group)}
+        survivors = [i for i in range(len(group)) if passed[i]]
+        for i in range(len(group)):
+            if not passed[i]:
+                self._store(keys[i], group[i][1], "rejected", reason="rejection protocol: metric did not improve",
+                            seconds=dict(seconds))
+        if not survivors:
+            return
+        kept = [losses[i] for i in survivors]
+        weights = self._initial_weights([keys[i] for i in survivors], kept)
+        tick = time.perf_counter()
+        if self.local_search and s.meta_iterations:
+            weights = local_search(
+                self._stacked, kept, weights, init_params=self._meta_init, train_data=self._data["train"],
+                val_data=self._data["val"], kind=self.task.kind, iterations=s.meta_iterations,
+                meta_lr=s.meta_lr, lr=s.lr, inner_steps=s.inner_steps, batch_size=s.batch_size,
+                seed=derive_seed(self.seed, "meta-batches"),
+            )
+        seconds["local_search"] = (time.perf_counter() - tick) / len(kept)
+        tick = time.perf_counter()
+        fitness, diverged = self._partial_training(kept, weights)
+        seconds["training"] = (time.perf_counter() - tick) / len(kept)
+        for j, i in enumerate(survivors):
+            status = "diverged" if diverged[j] else "ok"
+            learned = weights[j, : losses[i].n_weights].tolist()
+            self._store(keys[i], group[i][1], status, fitness=fitness[j], weights=learned, seconds=dict(seconds))
+
+    def _rejection(self, losses: Sequence[CompiledLoss]) -> list[bool]:
+        s = self.settings
+        X, Y = self._data["train"]
+        rows = torch.randperm(Y.shape[0], generator=torch.Generator().manual_seed(derive_seed(self.seed, "rej")))
+        targets = Y[rows[: s.rejection_batch].to(Y.device)]
+        passed = rejection_protocol(losses, kind=self.task.kind, targets=targets, n_outputs=self.task.n_outputs,
+                                    steps=s.rejection_steps, lr=s.rejection_lr, margin=s.rejection_margin,
+                                    seed=derive_seed(self.seed, "rejection"))
+        return passed.tolist()
+
+    def _initial_weights(self, keys: Sequence[str], losses: Sequence[CompiledLoss]) -> torch.Tensor:
+        width = max(max(loss.n_weights for loss in losses), 1)
+        weights = torch.ones(len(losses), width)
+        noise = 1e-3 if (self.local_search and self.settings.meta_iterations) else 0.0
+        for k, (key, loss) in enumerate(zip(keys, losses)):
+            generator = torch.Generator().manual_seed(derive_seed(self.seed, "edge-init", key))
+            weights[k, : loss.n_weights] = initial_weights(loss.n_weights, generator=generator, noise=noise)
+        return weights.to(self.device)
+
+    def _meta_init(self, iteration: int) -> dict:
+        if iteration not in self._meta_inits:
+            model = self.task.make_model(seed=derive_seed(self.seed, "meta-init", iteration))
+            self._meta_inits[iteration] = {k: v.detach().to(self.device) for k, v in model.named_parameters()}
+        return self._meta_inits[iteration]
+
+    def _partial_training(self, losses, weights):
+        s = self.settings
+        params = StackedModel.replicate(
+            {k: v.to(self.device) for k, v in self._stacked.initial_params().items()}, len(losses)
+        )
+        sampler = BatchSampler(self._data["train"][0].shape[0], s.batch_size, derive_seed(self.seed, "train"))
+        outcome = train_candidates(self._stacked, params, losses, weights, self._data["train"],
+                                   kind=self.task.kind, steps=s.train_steps, lr=s.lr, sampler=sampler)
+        metric = evaluate_metric(self._stacked, outcome.params, self._data["val"], kind=self.task.kind)
+        return metric.cpu().tolist(), outcome.diverged.tolist()
+
+
+def _check_device(device) -> torch.device:
+    try:
+        device = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ConfigError(f"unknown device {device!r}; use 'cpu', 'cuda' or 'cuda:N'") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device {str(device)!r} requested but CUDA is not available here; use 'cpu'")
+    return device
