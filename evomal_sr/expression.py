@@ -21,7 +21,7 @@ from .parser import MAX_DEPTH, parse_tree
 #: Operators used to splice ``op(y, fx)`` into a tree that lacks a variable.
 REPAIR_OPERATORS = ("+", "-", "*", "aq")
 #: Largest tree :meth:`Expression.from_dict` accepts.
-MAX_NODES = 2_000
+MAX_NODES = 10_000
 
 
 class Expression:

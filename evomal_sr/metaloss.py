@@ -82,7 +82,8 @@ def _compile(node: Node, counter) -> Callable:
     if node.kind == CONST:
         value = node.value
         if index < 0:
-            return lambda w, y, fx: torch.full_like(fx, value)
+            # not full_like: a constant beyond fx's dtype range must become inf, not raise
+            return lambda w, y, fx: torch.zeros_like(fx) + value
         return lambda w, y, fx: w[index] * value
     op = OPERATORS[node.value].torch
     children = [_compile(c, counter) for c in node.children]
@@ -105,7 +106,9 @@ def output_to_fx(output: torch.Tensor, kind: str) -> torch.Tensor:
 
 def target_to_y(target: torch.Tensor, n_outputs: int, kind: str, dtype) -> torch.Tensor:
     """The ``y`` a loss sees, ``[batch, n_outputs]``: one-hot labels or the regression target."""
-    if kind == "classification" and n_outputs > 1 and target.shape[-1:] != (n_outputs,):
+    if kind == "classification" and n_outputs > 1 and (
+        target.ndim < 2 or target.shape[-1] != n_outputs  # 1-D labels even when batch == classes
+    ):
         return F.one_hot(target.long(), n_outputs).to(dtype)  # integer labels
     return target.reshape(-1, n_outputs).to(dtype)  # one-hot, binary labels, or regression targets
 

@@ -17,7 +17,7 @@ from .nodes import Node
 from .operators import INFIX, JULIA_ALIASES, OPERATORS, VARIABLES
 
 #: Longest text accepted by :func:`parse_tree`.
-MAX_TEXT_LENGTH = 10_000
+MAX_TEXT_LENGTH = 200_000
 #: Deepest nesting accepted (GP trees are at most 17 deep; this is generous).
 MAX_DEPTH = 100
 
@@ -58,7 +58,8 @@ def parse_tree(text: str):
         module = ast.parse(stripped, mode="eval")
     except SyntaxError as exc:
         where = f" at column {exc.offset}" if exc.offset else ""
-        raise ExpressionError(f"not a valid expression{where}: {stripped!r}") from None
+        shown = stripped if len(stripped) <= 80 else stripped[:77] + "..."
+        raise ExpressionError(f"not a valid expression{where}: {shown!r}") from None
     except (RecursionError, MemoryError, ValueError):
         raise ExpressionError("expression is nested too deeply or is malformed") from None
     return _Walker(stripped).visit(module.body, 0)

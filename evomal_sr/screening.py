@@ -15,7 +15,8 @@ from collections.abc import Sequence
 import torch
 
 from .metaloss import CompiledLoss, reduce_loss
-from .training import masked_sum
+from .optim import MaskedAdam
+from .training import candidate_losses, masked_sum, rows_finite, task_metric
 
 
 class ProbePoints:
@@ -95,27 +96,22 @@ def rejection_protocol(losses: Sequence[CompiledLoss], *, kind: str, targets: to
     unit-weight loss, a candidate passes if its metric fell below
     ``(1 - margin)`` times the starting metric and stayed finite. Returns bool [K].
     """
-    from .training import candidate_losses, task_metric
-
     K = len(losses)
     generator = torch.Generator().manual_seed(seed)
     start = torch.randn(targets.shape[0], n_outputs, generator=generator).to(targets.device)
     raw = start.unsqueeze(0).repeat(K, 1, 1).requires_grad_(True)
     weights = torch.ones(K, max(max(loss.n_weights for loss in losses), 1), device=targets.device)
     # eps well above float32 round-off: a loss whose true gradient is zero must not drift
-    optimiser = torch.optim.Adam([raw], lr=lr, eps=1e-6)
+    optimiser = MaskedAdam(raw.shape, lr=lr, eps=1e-6, device=targets.device)
     finite = torch.ones(K, dtype=torch.bool, device=targets.device)
     for _ in range(steps):
         values = candidate_losses(losses, weights, raw, targets, kind)
         finite &= torch.isfinite(values.detach())
         if not finite.any():
             break
-        optimiser.zero_grad(set_to_none=False)
-        masked_sum(values, finite).backward()
-        with torch.no_grad():
-            raw.grad.nan_to_num_(0.0, 0.0, 0.0)
-            raw.grad[~finite] = 0.0
-        optimiser.step()
+        (grad,) = torch.autograd.grad(masked_sum(values, finite), [raw])
+        finite &= rows_finite([grad])
+        optimiser.step(raw, grad, finite)
     with torch.no_grad():
         initial = task_metric(start.unsqueeze(0), targets, kind)
         final = task_metric(raw.detach(), targets, kind)

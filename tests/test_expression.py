@@ -289,7 +289,7 @@ BAD_DICTS = [
     {"var": ["y"]}, {"var": None}, {"const": math.nan}, {"const": math.inf}, {"const": -math.inf},
     {"const": "1.0"}, {"const": True}, {"const": None}, {"const": [1.0]}, {"const": 10**400},
     {"const": 1.0, "extra": 1}, {"op": "+", "args": [{"var": "y"}, {"var": "fx"}], "x": 0},
-    _nest("abs", {"var": "fx"}, MAX_DEPTH + 5), _full(13), _deep_list(100_000),
+    _nest("abs", {"var": "fx"}, MAX_DEPTH + 5), _full(15), _deep_list(100_000),
     {"op": "abs", "args": [_deep_list(100_000)]},
 ]
 
@@ -304,7 +304,7 @@ def test_from_dict_limits():
     assert Expression.from_dict(_nest("abs", {"var": "fx"}, MAX_DEPTH - 1)).depth == MAX_DEPTH
     assert Expression.from_dict(_full(10)).size <= MAX_NODES
     with pytest.raises(ExpressionError, match=str(MAX_NODES)):
-        Expression.from_dict(_full(13))
+        Expression.from_dict(_full(15))
     with pytest.raises(ExpressionError, match=str(MAX_DEPTH)):
         Expression.from_dict(_nest("abs", {"var": "fx"}, MAX_DEPTH + 5))
 

@@ -103,6 +103,10 @@ def test_regression_noise_exact_outliers_train_only(noise):
 
 def test_noise_reproducible_and_seed_dependent():
     X, y = blobs()
+    torch_state, np_state = torch.get_rng_state(), np.random.get_state()[1].copy()
+    Task.builtin("sinusoid", seed=3, label_noise=0.3).make_model(seed=1)
+    assert torch.equal(torch.get_rng_state(), torch_state)
+    assert np.array_equal(np.random.get_state()[1], np_state)
     a = Task.from_arrays(X, y, seed=5, label_noise=0.3)
     b = Task.from_arrays(X, y, seed=5, label_noise=0.3)
     c = Task.from_arrays(X, y, seed=6, label_noise=0.3)
@@ -338,8 +342,6 @@ def test_generated_builtins_depend_on_seed():
 
 @pytest.fixture(scope="module")
 def mnist1d_task():
-    np.random.seed(123)
-    random.seed(123)
     np_state, py_state = np.random.get_state()[1].copy(), random.getstate()
     task = Task.builtin("mnist1d", seed=0, model="cnn")
     assert np.array_equal(np.random.get_state()[1], np_state) and random.getstate() == py_state

@@ -27,13 +27,22 @@ class GenerationRecord:
     rejected: int
     seconds: float
     best_expression: str = ""
+    totals: dict = field(default_factory=dict)  # evaluator counters after this generation
 
     def to_dict(self) -> dict:
         data = dict(self.__dict__)
+        data["totals"] = dict(self.totals)
         for key in ("best_fitness", "median_fitness"):
             if data[key] == float("inf"):
                 data[key] = None
         return data
+
+    @classmethod
+    def from_dict(cls, data: dict) -> GenerationRecord:
+        data = dict(data)
+        for key in ("best_fitness", "median_fitness"):
+            data[key] = float("inf") if data[key] is None else float(data[key])
+        return cls(**data)
 
 
 @dataclass

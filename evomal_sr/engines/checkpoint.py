@@ -1,0 +1,115 @@
+"""Checkpoints of a running search: written atomically after every generation.
+
+A checkpoint holds everything needed to continue exactly where the run stopped:
+population and fitnesses, hall of fame, history, the engine's random state and
+the evaluator's caches. It also records the run's signature (task, settings,
+seed, engine, device); resuming with a different signature, or from a corrupt
+file, raises :class:`~evomal_sr.errors.CheckpointError` instead of restarting.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import CheckpointError, EvomalError
+from ..fileio import atomic_write_json, read_json
+from ..rundir import RunDir
+from .base import EngineContext, GenerationRecord
+
+CHECKPOINT_FORMAT = "evomal-sr/checkpoint"
+CHECKPOINT_VERSION = 1
+
+
+@dataclass
+class SearchState:
+    """The state of the native engine between generations."""
+
+    generation: int
+    population: list[str]
+    fitness: list[float]
+    hall_of_fame: list[dict]
+    history: list[GenerationRecord] = field(default_factory=list)
+    rng_state: tuple = ()
+
+    def to_dict(self) -> dict:
+        version, internal, gauss = self.rng_state
+        return {
+            "generation": self.generation,
+            "population": list(self.population),
+            "fitness": [None if math.isinf(f) else f for f in self.fitness],
+            "hall_of_fame": self.hall_of_fame,
+            "history": [r.to_dict() for r in self.history],
+            "rng_state": [version, list(internal), gauss],
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict) -> SearchState:
+        version, internal, gauss = data["rng_state"]
+        return cls(
+            generation=int(data["generation"]),
+            population=[str(p) for p in data["population"]],
+            fitness=[math.inf if f is None else float(f) for f in data["fitness"]],
+            hall_of_fame=list(data["hall_of_fame"]),
+            history=[GenerationRecord.from_dict(r) for r in data["history"]],
+            rng_state=(int(version), tuple(int(i) for i in internal), gauss),
+        )
+
+
+def run_signature(ctx: EngineContext, engine: str) -> dict:
+    """What must match for a checkpoint to be resumed by this run."""
+    ev = ctx.evaluator
+    return {
+        "engine": engine,
+        "task": ctx.task.describe(),
+        "settings": ctx.settings.to_dict(),
+        "seed": ctx.seed,
+        "guesses": list(ctx.guesses),
+        "device": str(ev.device),
+        "local_search": ev.local_search,
+    }
+
+
+def checkpoint_path(ctx: EngineContext) -> Path:
+    return RunDir(ctx.out_dir).checkpoint
+
+
+def save_checkpoint(ctx: EngineContext, state: SearchState, *, engine: str = "native") -> Path:
+    """Atomically write the search state, evaluator caches and ``history.csv`` to ``out_dir``."""
+    RunDir(ctx.out_dir).write_history(state.history)
+    return atomic_write_json(checkpoint_path(ctx), {
+        "format": CHECKPOINT_FORMAT,
+        "version": CHECKPOINT_VERSION,
+        "signature": run_signature(ctx, engine),
+        "state": state.to_dict(),
+        "evaluator": ctx.evaluator.state_dict(),
+    })
+
+
+def load_checkpoint(ctx: EngineContext, *, engine: str = "native") -> SearchState | None:
+    """The saved state (restoring the evaluator's caches), or ``None`` if there is no checkpoint."""
+    path = checkpoint_path(ctx)
+    if not path.exists():
+        return None
+    data = read_json(path, CheckpointError, "checkpoint")
+    if not isinstance(data, dict) or data.get("format") != CHECKPOINT_FORMAT:
+        raise CheckpointError(f"{str(path)!r} is not an evomal-sr checkpoint; remove it or choose another --out")
+    if data.get("version") != CHECKPOINT_VERSION:
+        raise CheckpointError(f"checkpoint {str(path)!r} has version {data.get('version')!r}; "
+                              f"this evomal-sr resumes version {CHECKPOINT_VERSION}")
+    expected = json.loads(json.dumps(run_signature(ctx, engine)))  # tuples become lists, as saved
+    saved = data.get("signature")
+    if saved != expected:
+        keys = sorted(k for k in expected if not isinstance(saved, dict) or saved.get(k) != expected[k])
+        raise CheckpointError(
+            f"checkpoint {str(path)!r} belongs to a different run (differs in: {', '.join(keys) or 'format'}); "
+            "resume with the original options or start a new run without --resume"
+        )
+    try:
+        state = SearchState.from_dict(data["state"])
+        ctx.evaluator.load_state_dict(data["evaluator"])
+    except (KeyError, TypeError, ValueError, EvomalError) as exc:
+        raise CheckpointError(f"checkpoint {str(path)!r} is corrupt: {exc}") from None
+    return state

@@ -1,0 +1,154 @@
+# The full objective of evomal-sr's PySR engine.
+#
+# PySR's `loss_function` receives an expression tree, the dataset and the
+# options, and returns a loss. Here the loss is the validation error of a model
+# trained with the tree as its loss function, which only the Python side
+# (PyTorch) can compute. The objective therefore
+#
+#   1. prints the tree with SymbolicRegression's `string_tree` (the variables are
+#      named `y` and `fx` through the dataset's variable names);
+#   2. looks the string up in a memo shared by all Julia threads;
+#   3. otherwise hands the string to the Python callback (`LossCallback` in
+#      `evomal_sr/engines/pysr_bridge.py`) and polls it for the fitness;
+#   4. turns every failure into `L(Inf)`, so a bad candidate never aborts the
+#      search.
+#
+# Why submit-and-poll instead of one blocking Python call: PySR (>= 2.2) runs the
+# search with Python's GIL released, so each Julia thread must take the GIL back
+# (`PythonCall.GIL.@lock`) to call Python. A Julia thread that waits inside Python
+# for a long time cannot reach a GC safepoint, and a Julia thread blocked in
+# `PyGILState_Ensure` cannot either; if another thread then starts a garbage
+# collection while holding the GIL, nothing can move again (PythonCall.jl issue
+# #627). So every Python call made here is short (submit a request, or ask
+# whether its result is ready), happens under one Julia-side lock so that at most
+# one Julia thread asks for the GIL at a time, and the waiting between polls is a
+# Julia `sleep`, which lets the garbage collector and other tasks run. Meanwhile
+# the Python worker thread gathers the requests of all Julia threads into one
+# batched evaluation.
+#
+# The Python callback reaches Julia through `install_callback`, which the engine
+# calls (via juliacall) before `PySRRegressor.fit`, and `remove_callback`, which
+# it calls afterwards. PySR is given the objective as the string
+# "EvomalPySR.objective" after this file has been included into `Main`.
+
+module EvomalPySR
+
+using PythonCall: PythonCall, Py, pyconvert
+using SymbolicRegression: Dataset, string_tree
+
+# The Python `LossCallback` of the running search (`nothing` between searches).
+const CALLBACK = Ref{Union{Nothing,Py}}(nothing)
+# Held around every use of the GIL, so only one Julia thread asks for it at a time.
+const PYTHON_LOCK = ReentrantLock()
+# Fitness of every expression string seen in this search, and its lock.
+const MEMO = Dict{String,Float64}()
+const MEMO_LOCK = ReentrantLock()
+# Polling starts at FIRST_POLL seconds and doubles up to LAST_POLL seconds.
+const FIRST_POLL = 0.001
+const LAST_POLL = 0.05
+
+"""
+    install_callback(callback)
+
+Use the Python object `callback` (an `evomal_sr.engines.pysr_bridge.LossCallback`)
+for the next search, and forget the fitnesses memoised for the previous one.
+"""
+function install_callback(callback)
+    lock(MEMO_LOCK) do
+        empty!(MEMO)
+    end
+    CALLBACK[] = Py(callback)
+    return nothing
+end
+
+"""
+    remove_callback()
+
+Drop the reference to the Python callback once the search is over.
+"""
+function remove_callback()
+    CALLBACK[] = nothing
+    return nothing
+end
+
+"""
+    memo_size()
+
+Number of distinct expression strings scored since the last `install_callback`.
+"""
+memo_size() = lock(() -> length(MEMO), MEMO_LOCK)
+
+# Run `f()` holding the Julia-side lock, then the GIL; `f` must not yield.
+function with_python(f)
+    lock(PYTHON_LOCK) do
+        PythonCall.GIL.@lock f()
+    end
+end
+
+# The tree as text, or `nothing` when it cannot be printed.
+function equation_text(tree, dataset, options)
+    names = hasproperty(dataset, :variable_names) ? dataset.variable_names : nothing
+    try
+        return string_tree(tree, options; variable_names=names)
+    catch err
+        err isa InterruptException && rethrow()
+        return nothing
+    end
+end
+
+function memo_lookup(text::String)
+    lock(MEMO_LOCK) do
+        get(MEMO, text, nothing)
+    end
+end
+
+function memo_store!(text::String, value::Float64)
+    lock(MEMO_LOCK) do
+        MEMO[text] = value
+    end
+    return value
+end
+
+# Ask Python for the fitness of `text`, waiting between polls with `sleep`.
+# The callback answers NaN while the result is pending.
+function request_fitness(text::String)::Float64
+    try
+        ticket = with_python() do
+            callback = CALLBACK[]
+            callback === nothing && error("evomal-sr: no Python callback is installed")
+            pyconvert(Int, callback.submit(text))
+        end
+        delay = FIRST_POLL
+        while true
+            value = with_python() do
+                callback = CALLBACK[]
+                callback === nothing && error("evomal-sr: the Python callback was removed")
+                pyconvert(Float64, callback.poll(ticket))
+            end
+            isnan(value) || return value
+            sleep(delay)
+            delay = min(2 * delay, LAST_POLL)
+        end
+    catch err
+        err isa InterruptException && rethrow()
+        return Inf
+    end
+end
+
+"""
+    objective(tree, dataset::Dataset{T,L}, options) where {T,L}
+
+PySR's full objective: the fitness of `tree` computed by the Python evaluator,
+memoised on the tree's string; `L(Inf)` for anything that fails.
+"""
+function objective(tree, dataset::Dataset{T,L}, options)::L where {T,L}
+    text = equation_text(tree, dataset, options)
+    text === nothing && return L(Inf)
+    value = memo_lookup(text)
+    if value === nothing
+        value = memo_store!(text, request_fitness(text))
+    end
+    return isfinite(value) ? L(value) : L(Inf)
+end
+
+end # module EvomalPySR
