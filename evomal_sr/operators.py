@@ -64,6 +64,10 @@ class Operator:
         Cost of one node of this operator in an expression's complexity.
     searchable : bool
         Whether the genetic search may use it (``neg`` exists only for parsing).
+    torch_source : str
+        The torch definition as Python source over arguments ``a`` (and ``b``),
+        written into exported loss modules; it must compute exactly what
+        ``torch`` computes (a test checks this).
     """
 
     name: str
@@ -76,6 +80,7 @@ class Operator:
     infix: str | None = None
     complexity: int = 1
     searchable: bool = True
+    torch_source: str = ""
 
 
 def _np_protect(a):
@@ -88,14 +93,17 @@ OPERATORS: dict[str, Operator] = {
         Operator(
             "+", 2, lambda a, b: a + b, np.add, lambda sp, a, b: a + b,
             "", "+", infix="+",
+            torch_source="a + b",
         ),
         Operator(
             "-", 2, lambda a, b: a - b, np.subtract, lambda sp, a, b: a - b,
             "", "-", infix="-",
+            torch_source="a - b",
         ),
         Operator(
             "*", 2, lambda a, b: a * b, np.multiply, lambda sp, a, b: a * b,
             "", "*", infix="*",
+            torch_source="a * b",
         ),
         Operator(
             "aq", 2,
@@ -103,30 +111,37 @@ OPERATORS: dict[str, Operator] = {
             lambda a, b: np.divide(a, np.sqrt(1.0 + np.square(b))),
             lambda sp, a, b: a / sp.sqrt(1 + b**2),
             "aq(a, b) = a / sqrt(one(b) + b * b)", "aq",
+            torch_source="a / (1.0 + b * b).sqrt()",
         ),
         Operator(
             "min", 2, lambda a, b: a.minimum(b), np.minimum, lambda sp, a, b: sp.Min(a, b),
             "", "min",
+            torch_source="a.minimum(b)",
         ),
         Operator(
             "max", 2, lambda a, b: a.maximum(b), np.maximum, lambda sp, a, b: sp.Max(a, b),
             "", "max",
+            torch_source="a.maximum(b)",
         ),
         Operator(
             "abs", 1, lambda a: a.abs(), np.abs, lambda sp, a: sp.Abs(a),
             "", "abs",
+            torch_source="a.abs()",
         ),
         Operator(
             "square", 1, lambda a: a * a, np.square, lambda sp, a: a**2,
             "square(x) = x * x", "square",
+            torch_source="a * a",
         ),
         Operator(
             "tanh", 1, lambda a: a.tanh(), np.tanh, lambda sp, a: sp.tanh(a),
             "", "tanh",
+            torch_source="a.tanh()",
         ),
         Operator(
             "sign", 1, lambda a: a.sign(), np.sign, lambda sp, a: sp.sign(a),
             "", "sign",
+            torch_source="a.sign()",
         ),
         Operator(
             # SymPy form drops the 1e-7 guard so displays stay readable.
@@ -135,6 +150,7 @@ OPERATORS: dict[str, Operator] = {
             lambda a: np.log(_np_protect(a)),
             lambda sp, a: sp.log(sp.Abs(a)),
             "plog(x) = log(max(abs(x), oftype(x, 1e-7)))", "plog",
+            torch_source="a.abs().clamp_min(PROTECTION_EPS).log()",
         ),
         Operator(
             "sqrt", 1,
@@ -142,11 +158,13 @@ OPERATORS: dict[str, Operator] = {
             lambda a: np.sqrt(_np_protect(a)),
             lambda sp, a: sp.sqrt(sp.Abs(a)),
             "psqrt(x) = sqrt(max(abs(x), oftype(x, 1e-7)))", "psqrt",
+            torch_source="a.abs().clamp_min(PROTECTION_EPS).sqrt()",
         ),
         Operator(
             # Unary minus: lets `-(y * log(fx))` parse; not part of EvoMAL's grammar.
             "neg", 1, lambda a: -a, np.negative, lambda sp, a: -a,
             "", "-", searchable=False,
+            torch_source="-a",
         ),
     )
 }

@@ -47,8 +47,7 @@ class RunDir:
         writer = csv.writer(buffer, lineterminator="\n")
         writer.writerow(HISTORY_COLUMNS)
         for record in records:
-            row = record.to_dict()
-            writer.writerow([_cell(row[c]) for c in HISTORY_COLUMNS])
+            writer.writerow([_cell(getattr(record, c)) for c in HISTORY_COLUMNS])
         return atomic_write_text(self.history_csv, buffer.getvalue())
 
     def write_results(self, front, hall_of_fame, history) -> None:
@@ -64,4 +63,4 @@ class RunDir:
 def _cell(value):
     if isinstance(value, float):
         return "inf" if math.isinf(value) else f"{value:.6g}"
-    return "" if value is None else value
+    return value
