@@ -30,6 +30,9 @@ class _Group(click.Group):
         except EvomalError as exc:
             click.echo(f"Error: {exc}", err=True)
             sys.exit(2)
+        except OSError as exc:  # an unwritable --out or -o, a full disk: the user's to fix, not a traceback
+            click.echo(f"Error: {exc}", err=True)
+            sys.exit(2)
         if not standalone_mode:
             return result
         sys.exit(result if isinstance(result, int) else 0)
@@ -126,13 +129,15 @@ class _Progress:
 @click.option("--train-steps", type=int, help="Override the partial-training steps of the fitness.")
 @click.option("--no-local-search", is_flag=True, help="Do not learn edge weights (the GP-LFL method).")
 @click.option("--deterministic", is_flag=True, help="PySR engine: serial, reproducible search.")
+@click.option("--threads", type=int, help="PySR engine: Julia threads [default: PySR's choice].")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--device", default="cpu", show_default=True, help="Torch device, e.g. cpu or cuda.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), help="Run folder [default: runs/NAME].")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its checkpoint.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def search(dataset, csv_path, target, kind, model, label_noise, engine, preset, population, generations,
-           meta_iterations, train_steps, no_local_search, deterministic, seed, device, out_dir, resume, quiet):
+           meta_iterations, train_steps, no_local_search, deterministic, threads, seed, device, out_dir, resume,
+           quiet):
     """Discover learned losses for a dataset; writes the Pareto front to --out.
 
     \b
@@ -152,6 +157,11 @@ def search(dataset, csv_path, target, kind, model, label_noise, engine, preset, 
     overrides = {"population": population, "generations": generations, "meta_iterations": meta_iterations,
                  "train_steps": train_steps}
     settings = resolve_preset(preset, **overrides)  # validate before loading data
+    if engine == "pysr":  # PySR must start Julia before torch is imported
+        from .engines.pysr import PySREngine, import_pysr
+
+        PySREngine.check_available()
+        import_pysr(threads)
     task = _load_task(dataset, csv_path, target, kind, model, label_noise, seed)
     out_dir = out_dir or f"runs/{task.name}"
     progress = _Progress(settings.generations, quiet=quiet)
@@ -159,7 +169,7 @@ def search(dataset, csv_path, target, kind, model, label_noise, engine, preset, 
     try:
         fitted = LossSearch(engine=engine, preset=preset, seed=seed, device=device,
                             local_search=not no_local_search, out_dir=out_dir, resume=resume,
-                            engine_options={"deterministic": deterministic}, on_generation=progress,
+                            engine_options={"deterministic": deterministic, "threads": threads}, on_generation=progress,
                             **overrides).fit(task)
     finally:
         progress.close()
@@ -226,17 +236,18 @@ def plot(run_dir, output):
     """
     from pathlib import Path
 
-    from .front import FrontEntry, load_front
+    from .front import HallOfFame, load_front
     from .rundir import RunDir
 
-    rundir = RunDir(run_dir)
+    rundir = RunDir(Path(run_dir).parent if Path(run_dir).is_file() else run_dir)  # RUN_DIR/pareto.json works too
     loaded = load_front(run_dir)
     others = None
     if rundir.hall_of_fame_json.exists():
         from .fileio import read_json
 
-        others = [FrontEntry.from_dict(d) for d in read_json(rundir.hall_of_fame_json, LossFileError,
-                                                              "hall-of-fame file")]
+        # from_list refuses a file that is not a list of entries (LossFileError, not a traceback)
+        others = HallOfFame.from_list(read_json(rundir.hall_of_fame_json, LossFileError,
+                                                "hall-of-fame file")).entries()
     path = loaded.plot(Path(output) if output else rundir.pareto_png, hall_of_fame=others)
     click.echo(f"wrote {path}")
 

@@ -174,6 +174,9 @@ class Evaluator:
             if key in fresh:
                 fresh.discard(key)
                 results.append(replace(origin, requested=requested))
+            elif origin.status == "equivalent":  # still not trained itself: keep pointing at its twin
+                self.counters["exact_hits"] += 1
+                results.append(replace(origin, requested=requested, seconds={}))
             else:
                 self.counters["exact_hits"] += 1
                 results.append(replace(origin, requested=requested, status="cached", reused_from=key,

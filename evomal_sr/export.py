@@ -94,7 +94,8 @@ def torch_source(loss: LearnedLoss, *, module_name: str = "learned_loss") -> str
     counter = iter(range(-1, len(weights)))
     body = _source(loss.expression.root, counter)
     if loss.expression.root.kind == CONST:
-        body = f"torch.full_like(fx, {loss.expression.root.value!r})"
+        # as LearnedLoss does: a constant beyond fx's dtype range becomes inf instead of raising
+        body = f"(torch.zeros_like(fx) + {loss.expression.root.value!r})"
     call = "loss(logits, labels)" if loss.task == "classification" else "loss(prediction, target)"
     text = _PREAMBLE.format(version=__version__, expression=str(loss.expression), task=loss.task,
                             module=module_name, call=call, eps=PROTECTION_EPS, weights=json.dumps(weights))

@@ -63,13 +63,23 @@ class FrontEntry:
     def from_dict(cls, data) -> FrontEntry:
         try:
             expr = Expression.parse(data["expression"])
+            if not isinstance(data["weights"], list) or not all(_is_number(w) for w in data["weights"]):
+                raise ValueError("'weights' must be a list of numbers")
+            if data["fitness"] is not None and not _is_number(data["fitness"]):
+                raise ValueError(f"'fitness' must be a number or null, got {data['fitness']!r:.40}")
             weights = tuple(float(w) for w in data["weights"])
             fitness = math.inf if data["fitness"] is None else float(data["fitness"])
             if len(weights) != expr.size - 1 or not all(map(math.isfinite, weights)):
                 raise ValueError(f"{expr} needs {expr.size - 1} finite weights, got {len(weights)}")
+            if math.isnan(fitness):
+                raise ValueError("'fitness' must not be NaN")
             return cls(str(expr), weights, fitness, expr.complexity)
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, OverflowError) as exc:
             raise LossFileError(f"malformed front entry: {exc}") from None
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def non_dominated(entries: Iterable[FrontEntry]) -> list[FrontEntry]:

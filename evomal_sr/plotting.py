@@ -24,6 +24,7 @@ def save_figure(fig, path) -> Path:
     """Save ``fig`` atomically to ``path`` (format from the suffix) and close it."""
     path = Path(path)
     if path.suffix.lower() not in PLOT_SUFFIXES:
+        _figure().close(fig)
         raise ConfigError(f"plot file {str(path)!r} must end in one of {', '.join(PLOT_SUFFIXES)}")
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix, dir=path.parent)
@@ -70,5 +71,6 @@ def plot_front(front, path, *, hall_of_fame=None, label_top: int = 3, title: str
     ax.set_ylabel(metric)
     ax.set_title(title or "Learned losses: error against complexity")
     ax.grid(alpha=0.3)
-    ax.legend(loc="upper right", fontsize=8)
+    if xs or hall_of_fame:  # an empty plot has nothing to put in a legend
+        ax.legend(loc="upper right", fontsize=8)
     return save_figure(fig, path)

@@ -42,6 +42,21 @@ class RunDir:
     history_csv = property(lambda self: self.path / "history.csv")
     checkpoint = property(lambda self: self.path / "checkpoint.json")
 
+    def remove_stale_temp_files(self) -> list[Path]:
+        """Delete the temporary files a run killed mid-write left behind (only this folder's own)."""
+        if not self.path.is_dir():
+            return []
+        patterns = [f".{p.name}.*.tmp" for p in (self.pareto_csv, self.pareto_json, self.hall_of_fame_json,
+                                                  self.history_csv, self.checkpoint)]
+        patterns.append(f".{self.pareto_png.stem}.*{self.pareto_png.suffix}")  # plotting's temporary image
+        removed = []
+        for pattern in patterns:
+            for stale in self.path.glob(pattern):
+                if stale.is_file():
+                    stale.unlink(missing_ok=True)
+                    removed.append(stale)
+        return removed
+
     def write_history(self, records) -> Path:
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")

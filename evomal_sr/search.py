@@ -100,6 +100,8 @@ class LossSearch:
                               local_search=self.local_search, repair=engine_name == "native")
         guesses = [task.baseline_expression] if self.guesses is None else list(self.guesses)
         rundir = RunDir(self.out_dir) if self.out_dir is not None else None
+        if rundir is not None:
+            rundir.remove_stale_temp_files()  # left by a run killed mid-write
         ctx = EngineContext(task=task, evaluator=evaluator, settings=settings, seed=self.seed, guesses=guesses,
                             out_dir=rundir.path if rundir else None, resume=self.resume,
                             on_generation=self.on_generation, options=dict(self.engine_options or {}))

@@ -78,10 +78,19 @@ Number of distinct expression strings scored since the last `install_callback`.
 """
 memo_size() = lock(() -> length(MEMO), MEMO_LOCK)
 
-# Run `f()` holding the Julia-side lock, then the GIL; `f` must not yield.
+# Run `f()` holding the Julia-side lock, then the GIL. The GIL belongs to an OS
+# thread, so the task is pinned to its thread (made sticky) while it holds it
+# (PythonCall.jl issue #809); `f` itself should not yield.
 function with_python(f)
     lock(PYTHON_LOCK) do
-        PythonCall.GIL.@lock f()
+        task = current_task()
+        was_sticky = task.sticky
+        task.sticky = true
+        try
+            PythonCall.GIL.@lock f()
+        finally
+            task.sticky = was_sticky
+        end
     end
 end
 

@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import json
 import math
+import random
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import CheckpointError, EvomalError
+from ..expression import Expression
 from ..fileio import atomic_write_json, read_json
+from ..front import HallOfFame
 from ..rundir import RunDir
 from .base import EngineContext, GenerationRecord
 
@@ -109,7 +112,23 @@ def load_checkpoint(ctx: EngineContext, *, engine: str = "native") -> SearchStat
         )
     try:
         state = SearchState.from_dict(data["state"])
+        _check_state(state, ctx.settings)
         ctx.evaluator.load_state_dict(data["evaluator"])
     except (KeyError, TypeError, ValueError, EvomalError) as exc:
         raise CheckpointError(f"checkpoint {str(path)!r} is corrupt: {exc}") from None
     return state
+
+
+def _check_state(state: SearchState, settings) -> None:
+    """Raise ``ValueError`` (or an :class:`EvomalError`) for a state this run cannot continue from."""
+    if not 1 <= state.generation <= settings.generations:
+        raise ValueError(f"generation {state.generation} is outside 1..{settings.generations}")
+    if not len(state.population) == len(state.fitness) == settings.population:
+        raise ValueError(f"population of {len(state.population)} with {len(state.fitness)} fitnesses; "
+                         f"expected {settings.population}")
+    if len(state.history) != state.generation:
+        raise ValueError(f"{len(state.history)} history records for {state.generation} generations")
+    random.Random().setstate(state.rng_state)  # a malformed random state raises here, not mid-run
+    for text in state.population:
+        Expression.parse(text)
+    HallOfFame.from_list(state.hall_of_fame)

@@ -175,10 +175,12 @@ class NativeEngine:
             tree = self.grammar.to_deap(Expression.parse(text).root)
             tree.fitness.values = (fitness,)
             parents.append(tree)
-        children = []
+        varied = []
         with scoped_random(rng):
-            chosen = [self._copy(t) for t in tools.selTournament(parents, len(parents), s.tournament_size)]
-            for i, tree in enumerate(chosen):
+            # DEAP's variation operators work in place: vary copies, keep the selected trees intact
+            chosen = list(tools.selTournament(parents, len(parents), s.tournament_size))
+            for i, parent in enumerate(chosen):
+                tree = self._copy(parent)
                 draw = random.random()
                 if draw < s.crossover_prob:
                     mate = self._copy(chosen[(i + 1) % len(chosen)])
@@ -187,8 +189,11 @@ class NativeEngine:
                     (child,) = gp.mutUniform(tree, expr=self._subtree, pset=self.grammar.pset)
                 else:
                     child = tree
-                children.append(child if child.height <= s.height_limit else self._copy(tree))
-        children = [self._repair(c, rng) for c in children]
+                varied.append((child, parent))
+        children = []
+        for child, parent in varied:  # repair can add a level, so the height limit is checked after it
+            child = self._repair(child, rng)
+            children.append(child if child.height <= s.height_limit else self._copy(parent))
         state.rng_state = rng.getstate()
         return [str(self.grammar.to_expression(c)) for c in children]
 

@@ -29,12 +29,23 @@ timeout : float
 batch_window : float
     Seconds the callback waits to gather concurrent requests into one batch.
 precision : {32, 64}
-    Float precision of the Julia search. verbosity : int, PySR's verbosity.
+    Float precision of the Julia search (32, the default, is precompiled).
+verbosity : int
+    PySR's own printing (0, the default, is silent).
+
+Examples
+--------
+>>> from evomal_sr.engines.base import EngineContext
+>>> from evomal_sr.presets import resolve_preset
+>>> ctx = EngineContext(task=None, evaluator=None, settings=resolve_preset("tiny"), seed=0,
+...                     options={"deterministic": True})
+>>> kwargs = PySREngine.build_regressor_kwargs(ctx)
+>>> kwargs["parallelism"], kwargs["loss_function"], kwargs["should_optimize_constants"]
+('serial', 'EvomalPySR.objective', False)
 """
 
 from __future__ import annotations
 
-import csv
 import importlib.metadata
 import importlib.util
 import math
@@ -47,19 +58,24 @@ import threading
 import time
 import warnings
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import ConfigError, EngineUnavailableError, ExpressionError
-from ..expression import Expression
-from ..front import FrontEntry, HallOfFame
+from ..front import HallOfFame
 from ..operators import OPERATORS, VARIABLES, searchable_operators
 from ..seeding import derive_seed
 from .base import EngineContext, EngineResult, GenerationRecord
-from .pysr_bridge import LossCallback, canonical_expression, to_pysr_equation
+from .pysr_bridge import (
+    HallOfFameRow,
+    LossCallback,
+    front_entries,
+    front_entry,
+    read_hall_of_fame_csv,
+    to_pysr_equation,
+)
 
 #: The Julia file holding the objective, and the objective's name once loaded.
 OBJECTIVE_FILE = "loss_objective.jl"
@@ -160,7 +176,9 @@ def import_pysr(threads: int | None = None):
         else:
             os.environ["PYTHON_JULIACALL_THREADS"] = str(threads)
     try:
-        import pysr
+        with warnings.catch_warnings():  # PySR warns whenever the thread count is not "auto"
+            warnings.filterwarnings("ignore", message="PYTHON_JULIACALL_THREADS")
+            import pysr
     except Exception as exc:  # Julia failed to start or to install its packages
         raise EngineUnavailableError(
             f"PySR could not start Julia ({type(exc).__name__}: {exc}); {_INSTALL} and try again."
@@ -226,6 +244,15 @@ def _option_int(options: dict, key: str, minimum: int = 1) -> int | None:
     return value
 
 
+def _option_seconds(options: dict, key: str, default: float | None = None) -> float | None:
+    value = options.get(key, default)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < math.inf:
+        raise ConfigError(f"engine option {key!r} must be a positive number of seconds, got {value!r}")
+    return float(value)
+
+
 def search_budget(settings, options: dict) -> dict:
     """PySR's budget from a preset: about ``population * generations`` new candidates.
 
@@ -275,76 +302,6 @@ def _guesses(guesses: Iterable[str]) -> list[str] | None:
     return converted or None
 
 
-# -- results --------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class HallOfFameRow:
-    """One line of PySR's ``hall_of_fame.csv``."""
-
-    complexity: int
-    loss: float
-    equation: str
-
-
-def _julia_float(text: str) -> float:
-    text = text.strip()
-    special = {"Inf": math.inf, "Inf32": math.inf, "Inf16": math.inf, "NaN": math.nan, "NaN32": math.nan}
-    if text.lstrip("+-") in special:
-        value = special[text.lstrip("+-")]
-        return -value if text.startswith("-") else value
-    return float(text.replace("f", "e"))
-
-
-def read_hall_of_fame_csv(path) -> list[HallOfFameRow]:
-    """Rows of a ``hall_of_fame.csv`` written by SymbolicRegression.jl (``Complexity,Loss,Equation``).
-
-    Julia float spellings (``0.25f0``, ``Inf32``) are accepted.
-
-    Raises
-    ------
-    ValueError
-        If the file lacks those columns or holds an unreadable number.
-    """
-    with open(path, newline="", encoding="utf-8") as handle:
-        reader = csv.DictReader(handle)
-        missing = {"Complexity", "Loss", "Equation"} - set(reader.fieldnames or ())
-        if missing:
-            raise ValueError(f"{path}: not a PySR hall of fame (missing {', '.join(sorted(missing))})")
-        return [HallOfFameRow(int(row["Complexity"]), _julia_float(row["Loss"]), row["Equation"].strip())
-                for row in reader]
-
-
-def _entry(result) -> FrontEntry | None:
-    if result is None or not result.trained:
-        return None
-    expr = Expression.parse(result.expression)
-    weights = tuple(float(w) for w in result.weights)
-    if len(weights) != expr.size - 1:
-        return None
-    return FrontEntry(str(expr), weights, float(result.fitness), expr.complexity)
-
-
-def front_entries(rows: Iterable[HallOfFameRow], lookup: Callable[[str], object]) -> list[FrontEntry]:
-    """Turn hall-of-fame rows into front entries carrying the evaluator's learned weights.
-
-    ``lookup(text)`` gives the evaluator's ``FitnessResult`` for an expression
-    (e.g. :meth:`LossCallback.result_for`). A row whose fitness was shared from a
-    gradient-equivalent expression is represented by that expression (the one
-    whose weights were trained); unparseable, rejected or unknown rows are skipped.
-    """
-    entries = []
-    for row in rows:
-        try:
-            result = lookup(str(canonical_expression(row.equation)))
-        except ExpressionError:
-            continue
-        if result is not None and result.status == "equivalent" and result.reused_from:
-            result = lookup(result.reused_from)
-        entry = _entry(result)
-        if entry is not None:
-            entries.append(entry)
-    return entries
-
-
 def probe_dataset(kind: str, n_points: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """The fixed data PySR sees: probe values of ``y`` and ``fx`` (columns) and a zero target.
 
@@ -364,9 +321,10 @@ def probe_dataset(kind: str, n_points: int, seed: int) -> tuple[np.ndarray, np.n
 class _History:
     """Per-"generation" records: one per ``round_size`` candidates evaluated."""
 
-    def __init__(self, round_size: int, on_generation=None):
+    def __init__(self, round_size: int, on_generation=None, counters: Callable[[], dict] = dict):
         self.round_size = max(int(round_size), 1)
         self.on_generation = on_generation
+        self.counters = counters
         self.records: list[GenerationRecord] = []
         self.bridge: LossCallback | None = None
         self._pending: list = []
@@ -403,7 +361,7 @@ class _History:
             evaluations=sum(s in ("ok", "diverged") for s in statuses),
             exact_hits=statuses.count("cached") + memo_hits - self._memo_hits,
             equivalent_hits=statuses.count("equivalent"), rejected=statuses.count("rejected"),
-            seconds=now - self._tick, best_expression=self._best[1],
+            seconds=now - self._tick, best_expression=self._best[1], totals=dict(self.counters()),
         )
         self._memo_hits, self._tick = memo_hits, now
         self.records.append(record)
@@ -450,14 +408,11 @@ class PySREngine:
         options = dict(context.options or {})
         settings = context.settings
         deterministic = bool(options.get("deterministic", False))
-        maxsize = _option_int(options, "maxsize", minimum=4) or DEFAULT_MAXSIZE
+        maxsize = _option_int(options, "maxsize", minimum=7) or DEFAULT_MAXSIZE  # PySR needs >= 7
         precision = options.get("precision", 32)
         if precision not in (32, 64):
             raise ConfigError(f"engine option 'precision' must be 32 or 64, got {precision!r}")
-        timeout = options.get("timeout")
-        if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, (int, float))
-                                    or timeout <= 0):
-            raise ConfigError(f"engine option 'timeout' must be a positive number of seconds, got {timeout!r}")
+        timeout = _option_seconds(options, "timeout")
         return {
             **operator_arguments(),
             **search_budget(settings, options),
@@ -486,12 +441,13 @@ class PySREngine:
         if context.resume:
             raise ConfigError("the PySR engine cannot resume a search; run it again without --resume")
         kwargs = self.build_regressor_kwargs(context)
-        window = float(context.options.get("batch_window", 0.02))
+        window = _option_seconds(context.options, "batch_window", default=0.02)
         pysr = import_pysr(_option_int(context.options, "threads"))
         from juliacall import Main as jl
 
         load_objective(jl)
-        history = _History(context.settings.population, context.on_generation)
+        history = _History(context.settings.population, context.on_generation,
+                           counters=lambda: getattr(context.evaluator, "counters", {}))
         bridge = LossCallback(context.evaluator, window=window, on_batch=history.add_batch)
         history.bridge = bridge
         X, y = probe_dataset(context.task.kind, context.settings.probe_points, context.seed)
@@ -505,7 +461,7 @@ class PySREngine:
         if bridge.error is not None:
             raise bridge.error
         hall_of_fame = HallOfFame(front_entries(_read_model_hall_of_fame(model), bridge.result_for))
-        hall_of_fame.update(filter(None, map(_entry, bridge.results().values())))
+        hall_of_fame.update(filter(None, map(front_entry, bridge.results().values())))
         return EngineResult(hall_of_fame=hall_of_fame, history=history.finish())
 
 

@@ -11,20 +11,24 @@ syntax with a small, strict token translation (nothing is evaluated), and
 calls: it memoises on the text, and coalesces the requests that several Julia
 threads make at once into one batched :meth:`Evaluator.evaluate
 <evomal_sr.evaluator.Evaluator.evaluate>` call, run on one worker thread.
+:func:`read_hall_of_fame_csv` and :func:`front_entries` bring PySR's hall of
+fame back as front entries carrying the evaluator's learned weights.
 
 This module imports neither PySR, juliacall nor torch.
 """
 
 from __future__ import annotations
 
+import csv
 import itertools
 import math
 import queue
 import re
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeoutError  # not the builtin on 3.10
 from dataclasses import dataclass, field, replace
 
 from ..errors import ExpressionError
@@ -129,6 +133,87 @@ def to_pysr_equation(expression: str | Expression) -> str:
         return f"{op.julia_name}({', '.join(args)})"
 
     return walk(Expression.parse(expression).root)
+
+
+# -- PySR's hall of fame -------------------------------------------------------------------
+@dataclass(frozen=True)
+class HallOfFameRow:
+    """One line of PySR's ``hall_of_fame.csv`` (``Complexity,Loss,Equation``)."""
+
+    complexity: int
+    loss: float
+    equation: str
+
+
+_JULIA_SPECIAL = {"Inf": math.inf, "Inf32": math.inf, "Inf16": math.inf, "NaN": math.nan, "NaN32": math.nan}
+
+
+def _julia_float(text: str) -> float:
+    text = text.strip()
+    special = _JULIA_SPECIAL.get(text.lstrip("+-"))
+    if special is not None:
+        return -special if text.startswith("-") else special
+    return float(text.replace("f", "e"))
+
+
+def read_hall_of_fame_csv(path) -> list[HallOfFameRow]:
+    """Rows of a ``hall_of_fame.csv`` written by SymbolicRegression.jl.
+
+    Julia float spellings (``0.25f0``, ``Inf32``) are accepted.
+
+    Raises
+    ------
+    ValueError
+        If the file lacks the ``Complexity,Loss,Equation`` columns or holds an
+        unreadable number.
+    """
+    with open(path, newline="", encoding="utf-8") as handle:
+        reader = csv.DictReader(handle)
+        missing = {"Complexity", "Loss", "Equation"} - set(reader.fieldnames or ())
+        if missing:
+            raise ValueError(f"{path}: not a PySR hall of fame (missing {', '.join(sorted(missing))})")
+        return [HallOfFameRow(int(row["Complexity"]), _julia_float(row["Loss"]), row["Equation"].strip())
+                for row in reader]
+
+
+def front_entry(result):
+    """A :class:`~evomal_sr.front.FrontEntry` for a trained ``FitnessResult``, else ``None``."""
+    from ..front import FrontEntry
+
+    if result is None or not result.trained:
+        return None
+    expr = Expression.parse(result.expression)
+    weights = tuple(float(w) for w in result.weights)
+    if len(weights) != expr.size - 1:
+        return None
+    return FrontEntry(str(expr), weights, float(result.fitness), expr.complexity)
+
+
+def front_entries(rows: Iterable[HallOfFameRow], lookup: Callable[[str], object]) -> list:
+    """Hall-of-fame rows as front entries carrying the evaluator's learned weights.
+
+    ``lookup(text)`` gives the evaluator's ``FitnessResult`` for an expression
+    (e.g. :meth:`LossCallback.result_for`). A row whose fitness was shared from a
+    gradient-equivalent expression is represented by that expression, whose
+    weights were trained; unparseable, rejected or unknown rows are skipped.
+
+    Examples
+    --------
+    >>> front_entries([HallOfFameRow(5, 0.3, "y * plog(fx)")], lambda text: None)
+    []
+    """
+    entries = []
+    for row in rows:
+        try:
+            result = lookup(str(canonical_expression(row.equation)))
+        except ExpressionError:
+            continue
+        if result is not None and result.status == "equivalent" and result.reused_from:
+            result = lookup(result.reused_from)
+        entry = front_entry(result)
+        if entry is not None:
+            entries.append(entry)
+    return entries
 
 
 @dataclass
@@ -264,7 +349,7 @@ class LossCallback:
         """The fitness of ``text``, waiting for it (``inf`` after ``timeout`` seconds)."""
         try:
             return self._future_for(text).result(timeout)
-        except TimeoutError:
+        except FutureTimeoutError:
             return math.inf
 
     # -- results -----------------------------------------------------------------------

@@ -1,0 +1,120 @@
+"""`evomal-sr evaluate`: a loss file, a run folder, transfer, and one-line errors with status 2."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from click.testing import CliRunner
+
+from evomal_sr import LearnedLoss, Task
+from evomal_sr.cli import cli
+from evomal_sr.cli_evaluate import evaluate
+from evomal_sr.front import FrontEntry, ParetoFront
+
+FAST = ["--seeds", "2", "--steps", "10", "--preset", "tiny"]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _registered():
+    cli.add_command(evaluate)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _invoke(*args):
+    try:  # click < 8.2 mixes stderr into output unless told not to
+        runner = CliRunner(mix_stderr=False)
+    except TypeError:
+        runner = CliRunner()
+    return runner.invoke(cli, ["evaluate", *map(str, args)], prog_name="evomal-sr")
+
+
+def _assert_one_line_error(result, text):
+    assert result.exit_code == 2, (result.stdout, result.stderr)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: "), result.stderr
+    assert text in lines[0]
+
+
+@pytest.fixture
+def loss_file(tmp_path):
+    return LearnedLoss("-(y * log(fx))", weights=[1.0, 1.1, 0.9, 1.0]).save(tmp_path / "loss.json")
+
+
+@pytest.fixture
+def run_dir(tmp_path):
+    task = Task.builtin("iris", seed=1, model="linear", label_noise=0.1)
+    entries = [FrontEntry("square((y - fx))", (1.0, 1.0, 1.0), 0.4, 4),
+               FrontEntry("-(y * log(fx))", (1.0, 1.0, 1.0, 1.0), 0.2, 5)]
+    ParetoFront(entries, task_kind="classification", config={"task": task.describe(), "preset": "tiny"}).to_json(
+        tmp_path / "run" / "pareto.json")
+    return tmp_path / "run"
+
+
+def test_evaluate_a_loss_file_writes_table_and_files(loss_file, tmp_path):
+    out = tmp_path / "out"
+    result = _invoke(loss_file, "--dataset", "iris", "--model", "linear", *FAST, "--out", out)
+    assert result.exit_code == 0, result.stderr
+    assert "learned" in result.stdout and "cross-entropy" in result.stdout and "±" in result.stdout
+    assert "2 seeds x 10 SGD steps" in result.stdout
+    assert {p.name for p in out.iterdir()} == {"metatest.csv", "metatest.json", "curves.png"}
+    data = json.loads((out / "metatest.json").read_text())
+    assert data["task"]["name"] == "iris" and data["steps"] == 10
+    assert [m["method"] for m in data["methods"]] == ["learned", "cross-entropy"]
+
+
+def test_evaluate_a_run_folder_uses_the_runs_task(run_dir):
+    result = _invoke(run_dir, *FAST)
+    assert result.exit_code == 0, result.stderr
+    assert "name='iris'" in result.stdout and "label_noise=0.1" in result.stdout and "seed=1" in result.stdout
+    assert "model='linear'" in result.stdout
+    assert "-(y * log(fx))" in result.stdout  # the most accurate entry by default
+    first = _invoke(run_dir, "--index", "0", *FAST, "--quiet")
+    assert first.exit_code == 0, first.stderr
+    assert first.stdout.splitlines()[0].startswith("method")  # --quiet: only the table
+
+
+def test_transfer_to_another_dataset_and_model(run_dir):
+    result = _invoke(run_dir, "--dataset", "wine", "--model", "mlp", *FAST)
+    assert result.exit_code == 0, result.stderr
+    assert "name='wine'" in result.stdout and "label_noise=0.0" in result.stdout and "model='mlp'" in result.stdout
+
+
+def test_transfer_to_a_regression_task_is_refused(run_dir):
+    _assert_one_line_error(_invoke(run_dir, "--dataset", "diabetes", *FAST), "cannot transfer a classification loss")
+
+
+@pytest.mark.parametrize("args, text", [
+    (["missing-folder"], "no such run folder or loss file"),
+    (["--index", "7"], "index 7 out of range"),
+    (["--seeds", "0"], "--seeds"),
+    (["--dataset", "nope"], "nope"),
+    (["--device", "nonsense"], "device"),
+])
+def test_bad_input_exits_2_with_one_line(run_dir, args, text):
+    if args[0] == "missing-folder":
+        result = _invoke(run_dir.parent / "missing-folder", *FAST)
+    else:
+        result = _invoke(run_dir, *FAST, *args)
+    _assert_one_line_error(result, text)
+
+
+def test_loss_file_needs_a_dataset_and_takes_no_index(loss_file):
+    _assert_one_line_error(_invoke(loss_file, *FAST), "--dataset")
+    _assert_one_line_error(_invoke(loss_file, "--dataset", "iris", "--index", "0", *FAST), "--index")
+
+
+def test_a_file_that_is_no_loss_is_refused(tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text("[1, 2]")
+    _assert_one_line_error(_invoke(bad, "--dataset", "iris", *FAST), "not a saved loss")
+
+
+def test_help_has_examples():
+    result = _invoke("--help")
+    assert result.exit_code == 0
+    assert "Examples:" in result.stdout and "--dataset wine --model linear" in result.stdout
