@@ -105,7 +105,7 @@ class _Progress:
         self.bar.set_postfix(best=f"{record.best_fitness:.4f}",
                              cache=totals.get("exact_hits", 0) + totals.get("equivalent_hits", 0),
                              rejected=totals.get("rejected", 0))
-        self.bar.update(1)
+        self.bar.update(record.generation + 1 - self.bar.n)  # a resumed run starts part-way
 
     def close(self):
         self.bar.close()

@@ -199,7 +199,10 @@ class Evaluator:
         for data in state["results"]:
             result = FitnessResult.from_dict(data)
             self._results[result.expression] = result
-            fingerprint = probe_gradients(CompiledLoss(Expression.parse(result.expression)), self._probes)
+            expr = Expression.parse(result.expression)
+            if not expr.is_complete():  # never indexed when first scored (rejected before probing)
+                continue
+            fingerprint = probe_gradients(CompiledLoss(expr), self._probes)
             if torch.isfinite(fingerprint).all():
                 self._index.add(result.expression, fingerprint)
         self.counters.update({k: int(v) for k, v in state["counters"].items() if k in self.counters})
@@ -331,4 +334,6 @@ def _check_device(device) -> torch.device:
         raise ConfigError(f"unknown device {device!r}; use 'cpu', 'cuda' or 'cuda:N'") from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError(f"device {str(device)!r} requested but CUDA is not available here; use 'cpu'")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise ConfigError(f"device {str(device)!r} requested but only {torch.cuda.device_count()} GPU(s) exist")
     return device

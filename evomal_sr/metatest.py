@@ -183,14 +183,17 @@ class MetaTestReport:
 
     def table(self) -> str:
         """A plain-text table: method, test error mean ± std, seeds, seconds, parameters."""
-        header = f"{'method':<16} {'test ' + self.metric + ' (mean ± std)':>30} {'seeds':>5} {'seconds':>8} " \
-                 f"{'params':>7} {'vs base':>8}"
+        rows = self.rows()
+        width = max([16, *(len(r["method"]) for r in rows)])
+        header = f"{'method':<{width}} {'test ' + self.metric + ' (mean ± std)':>30} {'seeds':>12} " \
+                 f"{'seconds':>8} {'params':>7} {'vs base':>8}"
         lines = [header, "-" * len(header)]
-        for row in self.rows():
-            cell = f"{row['mean']:.4f} ± {row['std']:.4f}"
+        for row in rows:
+            std = f"{row['std']:.4f}" if math.isfinite(row["std"]) else "-"
+            cell = f"{row['mean']:.4f} ± {std}"
             delta = "" if row["vs_baseline"] is None else f"{row['vs_baseline']:+.4f}"
             seeds = f"{row['seeds']}" + (f" ({row['diverged']} div.)" if row["diverged"] else "")
-            lines.append(f"{row['method']:<16} {cell:>30} {seeds:>5} {row['seconds']:>8.1f} "
+            lines.append(f"{row['method']:<{width}} {cell:>30} {seeds:>12} {row['seconds']:>8.1f} "
                          f"{row['n_parameters']:>7} {delta:>8}")
         return "\n".join(lines)
 
@@ -289,9 +292,16 @@ def _method_name(module: torch.nn.Module) -> str:
 
 
 def describe_loss(module: torch.nn.Module) -> str:
-    """A loss in words: the expression with its weights folded in, or the module's own description."""
+    """A loss in words: the expression with its weights (4 significant digits) folded in, or its description.
+
+    Examples
+    --------
+    >>> describe_loss(LearnedLoss("square(fx - y)", task="regression", weights=[1.0, 2.00001, 1.0]))
+    'square(((2.0 * fx) - y))'
+    """
     if isinstance(module, LearnedLoss):
-        return str(module.expression_with_weights())
+        weights = [float(f"{w:.4g}") for w in module.weights.detach().cpu().tolist()]
+        return str(LearnedLoss(module.expression, task=module.task, weights=weights).expression_with_weights())
     describe = getattr(module, "describe", None)
     return describe() if callable(describe) else type(module).__name__
 

@@ -16,6 +16,7 @@ Examples
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 
 from .errors import ConfigError
@@ -66,6 +67,10 @@ class Preset:
             value = getattr(self, field.name)
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise ConfigError(f"{field.name} must be a number, got {value!r}")
+            if not math.isfinite(value):  # NaN would slip through every comparison below
+                raise ConfigError(f"{field.name} must be finite, got {value!r}")
+            if field.type in (int, "int") and value != int(value):
+                raise ConfigError(f"{field.name} must be an integer, got {value!r}")
             if field.name.endswith("_prob") or field.name == "rejection_margin":
                 if not 0.0 <= value <= 1.0:
                     raise ConfigError(f"{field.name} must lie in [0, 1], got {value!r}")
@@ -95,7 +100,7 @@ PRESETS: dict[str, Preset] = {
     "paper": Preset(),
     # The paper's 250 local-search steps at lr 1e-3 compressed into 20 steps at lr 1e-2.
     "quick": Preset(
-        population=12, generations=6, meta_iterations=20, meta_lr=1e-2, train_steps=150,
+        population=20, generations=8, meta_iterations=20, meta_lr=1e-2, train_steps=150,
         rejection_steps=100, meta_test_steps=1500,
     ),
     "tiny": Preset(

@@ -88,7 +88,7 @@ def test_front_prints_the_table(run_dir):
     out, _ = run_dir
     result = invoke("front", out)
     assert result.exit_code == 0, result.stderr
-    assert result.stdout.strip() == load_front(out).table()
+    assert result.stdout == load_front(out).table() + "\n"
     assert invoke("front", out / "pareto.json").stdout == result.stdout
 
 
@@ -149,6 +149,10 @@ def test_plot(run_dir, tmp_path):
     assert b"<svg" in svg.read_bytes()[:400]
     result = invoke("plot", copy / "pareto.json", "-o", tmp_path / "from_file.png")
     assert result.exit_code == 0, result.stderr
+    (copy / "pareto.png").unlink()
+    result = invoke("plot", copy / "pareto.json")  # the file's folder is the run folder
+    assert result.exit_code == 0, result.stderr
+    assert (copy / "pareto.png").exists()
 
 
 def test_plot_bad_suffix_and_bad_hall_of_fame(run_dir, tmp_path):
@@ -258,3 +262,26 @@ def test_export_to_unwritable_place(run_dir, tmp_path):
     blocker = tmp_path / "blocker"
     blocker.write_text("a file, not a folder")
     assert_one_line_error(invoke("export", out, "-o", blocker / "loss.json"))
+
+
+def test_progress_bar_counts_generations_of_a_resumed_run(monkeypatch):
+    import sys
+
+    from evomal_sr.cli import _Progress
+    from evomal_sr.engines.base import GenerationRecord
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    terminal = Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    progress = _Progress(4, quiet=False)
+    for generation in (2, 3):  # generations 0 and 1 came from the checkpoint
+        progress(GenerationRecord(generation, 0.25, 0.5, 1, 0, 0, 0, 0.1, totals={"exact_hits": 2}))
+    assert progress.bar.n == 4
+    progress.close()
+    assert "4/4" in terminal.getvalue() and "best=0.2500" in terminal.getvalue()
+    quiet = _Progress(4, quiet=True)
+    assert quiet.bar.disable
+    quiet.close()

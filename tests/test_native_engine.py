@@ -159,7 +159,7 @@ def test_run_leaves_global_random_and_deap_creator_untouched():
 
 
 def test_same_seed_same_run_different_seed_different_run():
-    (a, ev_a), (b, ev_b), (c, ev_c) = run_engine(seed=3), run_engine(seed=3), run_engine(seed=4)
+    (a, ev_a), (b, ev_b), (_, ev_c) = run_engine(seed=3), run_engine(seed=3), run_engine(seed=4)
     assert ev_a.batches == ev_b.batches
     assert a.hall_of_fame.to_list() == b.hall_of_fame.to_list()
     assert [r.best_fitness for r in a.history] == [r.best_fitness for r in b.history]

@@ -1,0 +1,249 @@
+"""Does the learned loss help? Search with EvoMAL and the baselines, meta-test, write RESULTS.md.
+
+For each task (digits, digits with 40% label noise, diabetes, mnist1d; MLP
+models) this script
+
+1. searches for a loss with each method at a stated budget: EvoMAL
+   (``LossSearch``), GP-LFL (``LossSearch(local_search=False)``), ML3
+   (``train_ml3``) and TaylorGLO (``train_taylorglo``), timing each;
+2. meta-tests the four learned losses and the standard loss (cross-entropy or
+   MSE) with the same seeds (same initialisations, same minibatches);
+3. writes everything under ``benchmarks/results/<task>/`` (run folders, saved
+   losses, ``metatest.json``/``.csv``, ``curves.png``) and the report
+   ``benchmarks/RESULTS.md``, regenerated from those files.
+
+Usage::
+
+    python benchmarks/run_results.py              # the full report (about 20 min on 2 cores)
+    python benchmarks/run_results.py --fast       # smoke run, a couple of minutes
+    python benchmarks/run_results.py --report-only  # rewrite RESULTS.md from saved results
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import platform
+import shlex
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+sys.path.insert(0, str(ROOT.parent))
+
+import torch  # noqa: E402
+
+from evomal_sr import LossSearch, Task  # noqa: E402
+from evomal_sr.baselines import train_ml3, train_taylorglo  # noqa: E402
+from evomal_sr.fileio import atomic_write_json, atomic_write_text, read_json  # noqa: E402
+from evomal_sr.metatest import MetaTestReport, meta_test  # noqa: E402
+
+#: Report name -> (built-in dataset, label noise); every task uses the MLP.
+TASKS = {
+    "digits": ("digits", 0.0),
+    "digits-noise40": ("digits", 0.4),
+    "diabetes": ("diabetes", 0.0),
+    "mnist1d": ("mnist1d", 0.0),
+}
+METHODS = ("EvoMAL", "GP-LFL", "ML3", "TaylorGLO")
+
+#: Budgets. ``search`` is the preset (plus overrides) of EvoMAL / GP-LFL, whose
+#: settings also give ML3 and TaylorGLO their partial training and learning rates.
+BUDGETS = {
+    "full": {"preset": "quick", "overrides": {}, "ml3_iterations": None, "taylorglo_generations": None,
+             "taylorglo_population": 25, "meta_test_steps": None, "seeds": 5},
+    "fast": {"preset": "tiny", "overrides": {}, "ml3_iterations": 10, "taylorglo_generations": 1,
+             "taylorglo_population": 25, "meta_test_steps": 100, "seeds": 2},
+}
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--fast", action="store_true", help="tiny budgets: a smoke run of a couple of minutes")
+    parser.add_argument("--tasks", default=",".join(TASKS), help=f"comma-separated subset of {', '.join(TASKS)}")
+    parser.add_argument("--seed", type=int, default=0, help="seed of every search and of the data splits")
+    parser.add_argument("--seeds", type=int, default=None, help="meta-test seeds (default 5; --fast 2)")
+    parser.add_argument("--meta-test-steps", type=int, default=None,
+                        help="SGD steps of meta-testing (default the preset's meta_test_steps)")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch intra-op threads (1 is fastest for these small models on a shared machine)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="folder for per-task results (default benchmarks/results; --fast: a temporary folder)")
+    parser.add_argument("--report", type=Path, default=None,
+                        help="the Markdown report (default benchmarks/RESULTS.md; --fast: inside --out)")
+    parser.add_argument("--report-only", action="store_true", help="only rewrite the report from saved results")
+    args = parser.parse_args(argv)
+    if args.out is None:
+        args.out = Path(tempfile.gettempdir()) / "evomal-sr-fast-results" if args.fast else ROOT / "results"
+    if args.report is None:
+        args.report = args.out / "RESULTS.md" if args.fast else ROOT / "RESULTS.md"
+    return args
+
+
+def budget_of(args) -> dict:
+    budget = dict(BUDGETS["fast" if args.fast else "full"])
+    if args.seeds is not None:
+        budget["seeds"] = args.seeds
+    if args.meta_test_steps is not None:
+        budget["meta_test_steps"] = args.meta_test_steps
+    return budget
+
+
+def search_all(task: Task, folder: Path, budget: dict, seed: int) -> dict:
+    """Run every method's search; save each loss; return ``{method: (loss, seconds, detail)}``."""
+    preset, overrides = budget["preset"], budget["overrides"]
+    found = {}
+    for name, local in (("EvoMAL", True), ("GP-LFL", False)):
+        tick = time.perf_counter()
+        search = LossSearch(preset=preset, seed=seed, local_search=local, out_dir=folder / name.lower(),
+                            **overrides).fit(task)
+        seconds = time.perf_counter() - tick
+        loss = search.best_loss_
+        if loss is None:
+            print(f"  {name}: empty front, nothing to meta-test", flush=True)
+            continue
+        found[name] = (loss, seconds, {"evaluated": search.evaluator_.counters["requested"],
+                                       "validation": loss.metadata.get("fitness")})
+    tick = time.perf_counter()
+    ml3 = train_ml3(task, preset=preset, seed=seed, iterations=budget["ml3_iterations"], **overrides)
+    found["ML3"] = (ml3, time.perf_counter() - tick, {"iterations": ml3.metadata["iterations"],
+                                                      "validation": ml3.metadata["fitness"]})
+    tick = time.perf_counter()
+    taylor = train_taylorglo(task, preset=preset, seed=seed, generations=budget["taylorglo_generations"],
+                             population=budget["taylorglo_population"], **overrides)
+    found["TaylorGLO"] = (taylor, time.perf_counter() - tick, {"generations": taylor.metadata["generations"],
+                                                               "validation": taylor.metadata["fitness"]})
+    for name, (loss, seconds, _) in found.items():
+        loss.save(folder / f"{name.lower()}-loss.json")
+        print(f"  {name}: searched in {seconds:.1f} s", flush=True)
+    return found
+
+
+def run_task(key: str, args, budget: dict) -> None:
+    dataset, noise = TASKS[key]
+    folder = args.out / key
+    folder.mkdir(parents=True, exist_ok=True)
+    print(f"[{key}] {dataset}, label noise {noise}", flush=True)
+    task = Task.builtin(dataset, seed=args.seed, label_noise=noise, model="mlp")
+    found = search_all(task, folder, budget, args.seed)
+    tick = time.perf_counter()
+    report = meta_test({name: loss for name, (loss, _, _) in found.items()}, task, seeds=budget["seeds"],
+                       steps=budget["meta_test_steps"], preset=budget["preset"], seed=args.seed)
+    print(f"  meta-test: {time.perf_counter() - tick:.1f} s\n{report.table()}", flush=True)
+    report.to_json(folder / "metatest.json")
+    report.to_csv(folder / "metatest.csv")
+    report.plot_curves(folder / "curves.png", log_y=task.kind == "regression")
+    searches = {name: {"seconds": seconds, **detail} for name, (_, seconds, detail) in found.items()}
+    atomic_write_json(folder / "searches.json", {"task": task.describe(), "searches": searches})
+
+
+def machine() -> dict:
+    uname = " ".join(platform.uname())
+    try:
+        load = os.getloadavg()
+    except OSError:
+        load = None
+    return {"uname": uname, "cpus": os.cpu_count(), "torch": torch.__version__,
+            "threads": torch.get_num_threads(), "python": platform.python_version(), "load": load}
+
+
+# ------------------------------------------------------------------------------------------ report
+def _fmt(value: float, digits: int = 4) -> str:
+    return "inf" if not math.isfinite(value) else f"{value:.{digits}f}"
+
+
+def task_section(key: str, folder: Path) -> tuple[list[str], str]:
+    """The Markdown of one task, and a one-line verdict on its best learned loss."""
+    report = MetaTestReport.load(folder / "metatest.json")
+    searches = read_json(folder / "searches.json", ValueError, "search summary")["searches"]
+    base = report.baseline
+    dataset, noise = TASKS[key]
+    title = f"{dataset} (MLP{f', {round(noise * 100)}% label noise' if noise else ''})"
+    lines = [f"### {title}", "",
+             f"Test {report.metric}, {len(base.seeds)} seeds x {report.steps} SGD steps (lr {report.lr}, "
+             f"batch {report.batch_size}) on train + validation rows; test split {report.task['n_test']} rows.", "",
+             f"| method | test {report.metric} (mean ± std) | vs {base.method} | loss parameters | "
+             "search time (s) | meta-test time (s) |",
+             "|---|---|---|---|---|---|"]
+    for row in report.methods:
+        search = searches.get(row.method, {})
+        delta = "" if row.baseline else f"{row.mean - base.mean:+.4f}"
+        seconds = "-" if row.baseline else f"{search.get('seconds', math.nan):.1f}"
+        lines.append(f"| {row.method} | {_fmt(row.mean)} ± {_fmt(row.std)} | {delta} | {row.n_parameters:,} | "
+                     f"{seconds} | {row.seconds:.1f} |")
+    lines += ["", "Losses found:", ""]
+    for row in report.methods:
+        if not row.baseline:
+            lines.append(f"- **{row.method}**: `{row.loss}`")
+    lines += ["", f"![training curves](results/{key}/curves.png)", ""]
+    best = report.best()
+    beats = best.mean < base.mean
+    overlap = abs(best.mean - base.mean) <= max(best.std, base.std)
+    worse = [r.method for r in report.methods if not r.baseline and not r.mean < base.mean]
+    verdict = (f"**{title}**: best learned loss {best.method} {_fmt(best.mean)} vs {base.method} "
+               f"{_fmt(base.mean)}: " + ("lower" if beats else "**not lower**")
+               + (" (the gap is within one standard deviation)" if overlap else "")
+               + (f"; not better than {base.method}: {', '.join(worse)}" if worse else "") + ".")
+    return lines, verdict
+
+
+def write_report(args, budget: dict, info: dict, keys: list[str], seconds: float | None, command: str) -> None:
+    sections, verdicts = [], []
+    for key in keys:
+        if (args.out / key / "metatest.json").exists():
+            lines, verdict = task_section(key, args.out / key)
+            sections += lines
+            verdicts.append(f"- {verdict}")
+    load = info.get("load")
+    head = [
+        "# Results: does the learned loss help?", "",
+        "Generated by `benchmarks/run_results.py`; every number below is read back from "
+        "`benchmarks/results/<task>/metatest.json` and `searches.json`, written by the same run.", "",
+        f"- Command: `{command}`" + (f" (total {seconds / 60:.1f} min)" if seconds else ""),
+        f"- Machine: `{info['uname']}`; {info['cpus']} CPUs; torch {info['torch']} "
+        f"({info['threads']} intra-op thread(s)); Python {info['python']}",
+        f"- Load average when the run started: {', '.join(f'{v:.1f}' for v in load) if load else 'unknown'}. "
+        "The machine was shared with other processes, so timings are indicative only.",
+        f"- Budget: searches use preset `{budget['preset']}` {budget['overrides'] or ''} (EvoMAL and GP-LFL: "
+        "its population x generations; ML3: "
+        f"{budget['ml3_iterations'] or 'meta_iterations x population'} meta-iterations; TaylorGLO: CMA-ES, "
+        f"population {budget['taylorglo_population']}, sigma 1.2, "
+        f"{budget['taylorglo_generations'] or 'the preset generations'} generations). Meta-test: "
+        f"{budget['seeds']} seeds, {budget['meta_test_steps'] or 'the preset meta_test_steps'} steps.",
+        "- Selection: each method's loss is the one with the lowest *validation* error of its search; the test "
+        "split is used only for the numbers below.", "",
+        "## Verdict", "", *verdicts, "",
+        "## Per task", "",
+    ]
+    atomic_write_text(args.report, "\n".join(head + sections).rstrip() + "\n")
+    atomic_write_json(args.out / "run.json", {"command": command, "machine": info, "budget": budget,
+                                              "seconds": seconds, "tasks": keys})
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    torch.set_num_threads(args.threads)
+    keys = [k.strip() for k in args.tasks.split(",") if k.strip()]
+    unknown = sorted(set(keys) - set(TASKS))
+    if unknown:
+        raise SystemExit(f"unknown task(s) {', '.join(unknown)}; choose from {', '.join(TASKS)}")
+    budget = budget_of(args)
+    if args.report_only:
+        run = read_json(args.out / "run.json", ValueError, "run summary")
+        write_report(args, run["budget"], run["machine"], run["tasks"], run["seconds"], run["command"])
+        return 0
+    info = machine()
+    tick = time.perf_counter()
+    for key in keys:
+        run_task(key, args, budget)
+    command = " ".join(shlex.quote(a) for a in ["python", "benchmarks/run_results.py", *sys.argv[1:]])
+    write_report(args, budget, info, keys, time.perf_counter() - tick, command)
+    print(f"wrote {args.report}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
