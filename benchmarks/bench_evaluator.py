@@ -192,7 +192,7 @@ def main(argv=None) -> int:
                 seconds, work = bench_local_search(stacked, losses, task, iterations=meta_iterations,
                                                    settings=settings, device=device, batched=batched)
             rates[batched] = work / seconds
-            label = f"batched (K={len(losses)})" if batched else "unbatched (K=1 x %d)" % len(losses)
+            label = f"batched (K={len(losses)})" if batched else f"unbatched (K=1 x {len(losses)})"
             print(f"  {phase:16s} {label:22s} {seconds:8.2f} s  {work:7d} work  {rates[batched]:10.1f} {unit}")
         ratio = rates[True] / rates[False]
         rows.append((phase, ratio))

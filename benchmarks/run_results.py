@@ -37,9 +37,10 @@ sys.path.insert(0, str(ROOT.parent))
 import torch  # noqa: E402
 
 from evomal_sr import LossSearch, Task  # noqa: E402
-from evomal_sr.baselines import train_ml3, train_taylorglo  # noqa: E402
+from evomal_sr.baselines import StandardLoss, train_ml3, train_taylorglo  # noqa: E402
 from evomal_sr.fileio import atomic_write_json, atomic_write_text, read_json  # noqa: E402
 from evomal_sr.metatest import MetaTestReport, meta_test  # noqa: E402
+from evomal_sr.presets import resolve_preset  # noqa: E402
 
 #: Report name -> (built-in dataset, label noise); every task uses the MLP.
 TASKS = {
@@ -49,14 +50,16 @@ TASKS = {
     "mnist1d": ("mnist1d", 0.0),
 }
 METHODS = ("EvoMAL", "GP-LFL", "ML3", "TaylorGLO")
+#: Name of the control row: the standard loss times 2 (twice the learning rate).
+CONTROL = "2 x standard"
 
 #: Budgets. ``search`` is the preset (plus overrides) of EvoMAL / GP-LFL, whose
 #: settings also give ML3 and TaylorGLO their partial training and learning rates.
 BUDGETS = {
     "full": {"preset": "quick", "overrides": {}, "ml3_iterations": None, "taylorglo_generations": None,
-             "taylorglo_population": 25, "meta_test_steps": None, "seeds": 5},
+             "taylorglo_population": 25, "meta_test_steps": None, "seeds": 5, "control": True},
     "fast": {"preset": "tiny", "overrides": {}, "ml3_iterations": 10, "taylorglo_generations": 1,
-             "taylorglo_population": 25, "meta_test_steps": 100, "seeds": 2},
+             "taylorglo_population": 25, "meta_test_steps": 100, "seeds": 2, "control": True},
 }
 
 
@@ -68,6 +71,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--seeds", type=int, default=None, help="meta-test seeds (default 5; --fast 2)")
     parser.add_argument("--meta-test-steps", type=int, default=None,
                         help="SGD steps of meta-testing (default the preset's meta_test_steps)")
+    parser.add_argument("--no-control", action="store_true", help="skip the 2 x standard-loss control row")
     parser.add_argument("--threads", type=int, default=1,
                         help="torch intra-op threads (1 is fastest for these small models on a shared machine)")
     parser.add_argument("--out", type=Path, default=None,
@@ -89,6 +93,7 @@ def budget_of(args) -> dict:
         budget["seeds"] = args.seeds
     if args.meta_test_steps is not None:
         budget["meta_test_steps"] = args.meta_test_steps
+    budget["control"] = not args.no_control
     return budget
 
 
@@ -122,6 +127,25 @@ def search_all(task: Task, folder: Path, budget: dict, seed: int) -> dict:
     return found
 
 
+class ScaledStandardLoss(torch.nn.Module):
+    """The standard loss times ``factor``: SGD on it is SGD on the standard loss with ``factor`` x the lr.
+
+    A control for learned losses whose main effect is to rescale the gradient.
+    """
+
+    n_parameters = 0
+
+    def __init__(self, task: str, factor: float = 2.0):
+        super().__init__()
+        self.base, self.factor, self.task = StandardLoss(task), float(factor), task
+
+    def forward(self, output, target):
+        return self.factor * self.base(output, target)
+
+    def describe(self) -> str:
+        return f"{self.factor:g} x {self.base.name}"
+
+
 def run_task(key: str, args, budget: dict) -> None:
     dataset, noise = TASKS[key]
     folder = args.out / key
@@ -129,9 +153,12 @@ def run_task(key: str, args, budget: dict) -> None:
     print(f"[{key}] {dataset}, label noise {noise}", flush=True)
     task = Task.builtin(dataset, seed=args.seed, label_noise=noise, model="mlp")
     found = search_all(task, folder, budget, args.seed)
+    losses = {name: loss for name, (loss, _, _) in found.items()}
+    if budget["control"]:
+        losses[CONTROL] = ScaledStandardLoss(task.kind)
     tick = time.perf_counter()
-    report = meta_test({name: loss for name, (loss, _, _) in found.items()}, task, seeds=budget["seeds"],
-                       steps=budget["meta_test_steps"], preset=budget["preset"], seed=args.seed)
+    report = meta_test(losses, task, seeds=budget["seeds"], steps=budget["meta_test_steps"],
+                       preset=resolve_preset(budget["preset"], **budget["overrides"]), seed=args.seed)
     print(f"  meta-test: {time.perf_counter() - tick:.1f} s\n{report.table()}", flush=True)
     report.to_json(folder / "metatest.json")
     report.to_csv(folder / "metatest.csv")
@@ -155,67 +182,130 @@ def _fmt(value: float, digits: int = 4) -> str:
     return "inf" if not math.isfinite(value) else f"{value:.{digits}f}"
 
 
+def _title(key: str) -> str:
+    dataset, noise = TASKS[key]
+    return f"{dataset} (MLP{f', {round(noise * 100)}% label noise' if noise else ''})"
+
+
+def _verdict(key: str, report: MetaTestReport) -> str:
+    base = report.baseline
+    learned = [r for r in report.methods if r.method in METHODS]
+    best = min(learned, key=lambda r: (r.mean, r.method))
+    gap = abs(best.mean - base.mean) <= max(best.std, base.std)
+    worse = [r.method for r in learned if not r.mean < base.mean]
+    text = (f"**{_title(key)}**: best learned loss {best.method} {_fmt(best.mean)} vs {base.method} "
+            f"{_fmt(base.mean)}: " + ("lower" if best.mean < base.mean else "**not lower**")
+            + (" (the gap is within one standard deviation)" if gap else ""))
+    if worse:
+        text += f". Not better than {base.method}: **{', '.join(worse)}**"
+    control = next((r for r in report.methods if r.method == CONTROL), None)
+    if control is not None:
+        text += (f". Control {CONTROL} (twice the learning rate): {_fmt(control.mean)}"
+                 + (f", which {best.method} " + ("beats" if best.mean < control.mean else "does **not** beat")))
+    return text + "."
+
+
 def task_section(key: str, folder: Path) -> tuple[list[str], str]:
     """The Markdown of one task, and a one-line verdict on its best learned loss."""
     report = MetaTestReport.load(folder / "metatest.json")
     searches = read_json(folder / "searches.json", ValueError, "search summary")["searches"]
     base = report.baseline
-    dataset, noise = TASKS[key]
-    title = f"{dataset} (MLP{f', {round(noise * 100)}% label noise' if noise else ''})"
-    lines = [f"### {title}", "",
+    lines = [f"### {_title(key)}", "",
              f"Test {report.metric}, {len(base.seeds)} seeds x {report.steps} SGD steps (lr {report.lr}, "
-             f"batch {report.batch_size}) on train + validation rows; test split {report.task['n_test']} rows.", "",
+             f"batch {report.batch_size}) on train + validation rows; test split {report.task['n_test']} rows. "
+             "Validation: the search's own score of the loss (partial training).", "",
              f"| method | test {report.metric} (mean ± std) | vs {base.method} | loss parameters | "
-             "search time (s) | meta-test time (s) |",
-             "|---|---|---|---|---|---|"]
+             "search time (s) | validation | meta-test time (s) |",
+             "|---|---|---|---|---|---|---|"]
     for row in report.methods:
         search = searches.get(row.method, {})
         delta = "" if row.baseline else f"{row.mean - base.mean:+.4f}"
-        seconds = "-" if row.baseline else f"{search.get('seconds', math.nan):.1f}"
-        lines.append(f"| {row.method} | {_fmt(row.mean)} ± {_fmt(row.std)} | {delta} | {row.n_parameters:,} | "
-                     f"{seconds} | {row.seconds:.1f} |")
-    lines += ["", "Losses found:", ""]
-    for row in report.methods:
-        if not row.baseline:
-            lines.append(f"- **{row.method}**: `{row.loss}`")
+        seconds = f"{search['seconds']:.1f}" if "seconds" in search else "-"
+        valid = f"{search['validation']:.4f}" if search.get("validation") is not None else "-"
+        diverged = f" ({sum(row.diverged)} of {len(row.seeds)} diverged)" if any(row.diverged) else ""
+        std = _fmt(row.std) if math.isfinite(row.std) else "-"
+        lines.append(f"| {row.method} | {_fmt(row.mean)} ± {std}{diverged} | {delta} | "
+                     f"{row.n_parameters:,} | {seconds} | {valid} | {row.seconds:.1f} |")
+    lines += ["", "Losses:", ""]
+    lines += [f"- **{row.method}**: `{row.loss}`" for row in report.methods if not row.baseline]
     lines += ["", f"![training curves](results/{key}/curves.png)", ""]
-    best = report.best()
-    beats = best.mean < base.mean
-    overlap = abs(best.mean - base.mean) <= max(best.std, base.std)
-    worse = [r.method for r in report.methods if not r.baseline and not r.mean < base.mean]
-    verdict = (f"**{title}**: best learned loss {best.method} {_fmt(best.mean)} vs {base.method} "
-               f"{_fmt(base.mean)}: " + ("lower" if beats else "**not lower**")
-               + (" (the gap is within one standard deviation)" if overlap else "")
-               + (f"; not better than {base.method}: {', '.join(worse)}" if worse else "") + ".")
-    return lines, verdict
+    return lines, _verdict(key, report)
+
+
+def plot_summary(reports: dict, path: Path) -> None:
+    """Mean test error of each method relative to the baseline's, one group of bars per task."""
+    from evomal_sr.plotting import _figure, save_figure
+
+    plt = _figure()
+    fig, ax = plt.subplots(figsize=(8, 4))
+    names = [*METHODS, CONTROL]
+    width = 0.8 / len(names)
+    for i, name in enumerate(names):
+        xs, ys = [], []
+        for j, report in enumerate(reports.values()):
+            row = next((r for r in report.methods if r.method == name), None)
+            if row is not None and math.isfinite(row.mean):
+                xs.append(j + (i - (len(names) - 1) / 2) * width)
+                ys.append(row.mean / report.baseline.mean)
+        ax.bar(xs, ys, width, label=name, color="0.6" if name == CONTROL else f"C{i}")
+    ax.axhline(1.0, color="black", linestyle="--", linewidth=1, label="standard loss")
+    ax.set_xticks(range(len(reports)), [_title(k) for k in reports], fontsize=8)
+    ax.set_ylabel("test error / standard loss's")
+    ax.set_title("Meta-test: mean test error relative to the standard loss (lower is better)")
+    ax.grid(alpha=0.3, axis="y")
+    ax.legend(fontsize=7, ncols=3)
+    save_figure(fig, path)
+
+
+def budget_lines(budget: dict) -> list[str]:
+    s = resolve_preset(budget["preset"], **budget["overrides"])
+    ml3 = budget["ml3_iterations"] or s.meta_iterations * s.population
+    generations = budget["taylorglo_generations"] or s.generations
+    steps = budget["meta_test_steps"] or s.meta_test_steps
+    return [
+        f"- Search budget, the same for every task: preset `{budget['preset']}`"
+        + (f" with {budget['overrides']}" if budget["overrides"] else "") + ".",
+        f"  - EvoMAL: population {s.population} x {s.generations} generations, {s.meta_iterations} "
+        f"meta-iterations of local search (Adam lr {s.meta_lr}) per candidate; fitness = validation error after "
+        f"{s.train_steps} SGD steps (lr {s.lr}, batch {s.batch_size}).",
+        "  - GP-LFL: the same without local search.",
+        f"  - ML3: {ml3} meta-iterations of the same unrolled differentiation ({s.inner_steps} inner step(s), "
+        f"Adam lr {s.meta_lr}).",
+        f"  - TaylorGLO: CMA-ES, population {budget['taylorglo_population']}, sigma 1.2, {generations} "
+        f"generations, the same fitness as EvoMAL.",
+        f"- Meta-test: {budget['seeds']} seeds x {steps} SGD steps (lr {s.lr}, batch {s.batch_size}), models "
+        "trained from scratch on train + validation rows and scored on the test rows; every method starts from "
+        "the same initialisation and sees the same minibatches for a given seed.",
+    ]
 
 
 def write_report(args, budget: dict, info: dict, keys: list[str], seconds: float | None, command: str) -> None:
-    sections, verdicts = [], []
+    sections, verdicts, reports = [], [], {}
     for key in keys:
         if (args.out / key / "metatest.json").exists():
             lines, verdict = task_section(key, args.out / key)
             sections += lines
             verdicts.append(f"- {verdict}")
+            reports[key] = MetaTestReport.load(args.out / key / "metatest.json")
+    if reports:
+        plot_summary(reports, args.out / "summary.png")
     load = info.get("load")
     head = [
         "# Results: does the learned loss help?", "",
         "Generated by `benchmarks/run_results.py`; every number below is read back from "
-        "`benchmarks/results/<task>/metatest.json` and `searches.json`, written by the same run.", "",
-        f"- Command: `{command}`" + (f" (total {seconds / 60:.1f} min)" if seconds else ""),
+        "`results/<task>/metatest.json` and `searches.json`, written by the run described here.", "",
+        f"- Command: `{command}`" + (f" (wall time {seconds / 60:.1f} min)" if seconds else ""),
         f"- Machine: `{info['uname']}`; {info['cpus']} CPUs; torch {info['torch']} "
-        f"({info['threads']} intra-op thread(s)); Python {info['python']}",
+        f"({info['threads']} intra-op thread(s)); Python {info['python']}.",
         f"- Load average when the run started: {', '.join(f'{v:.1f}' for v in load) if load else 'unknown'}. "
-        "The machine was shared with other processes, so timings are indicative only.",
-        f"- Budget: searches use preset `{budget['preset']}` {budget['overrides'] or ''} (EvoMAL and GP-LFL: "
-        "its population x generations; ML3: "
-        f"{budget['ml3_iterations'] or 'meta_iterations x population'} meta-iterations; TaylorGLO: CMA-ES, "
-        f"population {budget['taylorglo_population']}, sigma 1.2, "
-        f"{budget['taylorglo_generations'] or 'the preset generations'} generations). Meta-test: "
-        f"{budget['seeds']} seeds, {budget['meta_test_steps'] or 'the preset meta_test_steps'} steps.",
-        "- Selection: each method's loss is the one with the lowest *validation* error of its search; the test "
-        "split is used only for the numbers below.", "",
+        "The machine was shared with other processes, so times are indicative only.",
+        *budget_lines(budget),
+        "- Selection: each method's loss is the one with the lowest *validation* error in its own search; the "
+        "test split is used only for the numbers below.",
+        f"- `{CONTROL}` is a control, not a method: the standard loss times 2, i.e. SGD with twice the learning "
+        "rate. A learned loss that only rescales the gradient does about as well as it.", "",
         "## Verdict", "", *verdicts, "",
+        "![summary](results/summary.png)", "",
         "## Per task", "",
     ]
     atomic_write_text(args.report, "\n".join(head + sections).rstrip() + "\n")

@@ -28,7 +28,7 @@ from pathlib import Path
 import torch
 from torch.func import functional_call, vmap
 
-from .baselines import StandardLoss, load_loss
+from .baselines import StandardLoss, count_parameters, describe_loss, load_loss
 from .errors import ConfigError, LossFileError
 from .fileio import atomic_write_json, atomic_write_text, read_json
 from .metaloss import LearnedLoss
@@ -289,29 +289,6 @@ def _method_name(module: torch.nn.Module) -> str:
     if isinstance(module, LearnedLoss):
         return "learned"
     return getattr(module, "method_name", None) or getattr(module, "name", None) or type(module).__name__
-
-
-def describe_loss(module: torch.nn.Module) -> str:
-    """A loss in words: the expression with its weights (4 significant digits) folded in, or its description.
-
-    Examples
-    --------
-    >>> describe_loss(LearnedLoss("square(fx - y)", task="regression", weights=[1.0, 2.00001, 1.0]))
-    'square(((2.0 * fx) - y))'
-    """
-    if isinstance(module, LearnedLoss):
-        weights = [float(f"{w:.4g}") for w in module.weights.detach().cpu().tolist()]
-        return str(LearnedLoss(module.expression, task=module.task, weights=weights).expression_with_weights())
-    describe = getattr(module, "describe", None)
-    return describe() if callable(describe) else type(module).__name__
-
-
-def count_parameters(module: torch.nn.Module) -> int:
-    """The loss's ``n_parameters``, else the number of its parameter elements."""
-    count = getattr(module, "n_parameters", None)
-    if isinstance(count, int):
-        return count
-    return sum(p.numel() for p in module.parameters())
 
 
 def _seed_list(seeds, seed: int) -> list[int]:

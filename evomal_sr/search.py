@@ -108,7 +108,7 @@ class LossSearch:
         result = engine_cls().run(ctx)
         self.evaluator_ = evaluator
         self.hall_of_fame_ = result.hall_of_fame
-        self.history_ = [r.to_dict() for r in result.history]
+        self.history_ = [{**vars(r), "totals": dict(r.totals)} for r in result.history]
         self.pareto_front_ = result.hall_of_fame.front(task_kind=task.kind,
                                                       config=self._config(task, engine_name, settings))
         self.best_loss_ = self.pareto_front_.best_loss("accuracy") if len(self.pareto_front_) else None

@@ -70,6 +70,7 @@ def test_resume_finished_run_returns_same_front_without_evaluating(finished, tas
     assert (run / "pareto.csv").read_bytes() == (finished.out_dir / "pareto.csv").read_bytes()
 
 
+@pytest.mark.slow
 def test_interrupted_run_resumes_to_the_same_front(finished, task, tmp_path):
     class Stop(Exception):
         pass

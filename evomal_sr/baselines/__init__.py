@@ -26,13 +26,16 @@ import torch.nn.functional as F
 
 from .._version import __version__
 from ..errors import LossFileError
+from ..expression import Expression
 from ..fileio import atomic_write_json, read_json
 from ..metaloss import FILE_FORMAT as LEARNED_FORMAT
-from ..metaloss import check_task_kind, prepare_inputs, reduce_loss
+from ..metaloss import LearnedLoss, check_task_kind, prepare_inputs, reduce_loss
+from ..nodes import CONST, VAR, Node
 
 _LAZY = {"ML3Loss": "ml3", "train_ml3": "ml3", "TaylorGLOLoss": "taylorglo", "train_taylorglo": "taylorglo"}
 
-__all__ = ["FlatParameterLoss", "StandardLoss", "load_loss", "search_gplfl", *_LAZY]
+__all__ = ["FlatParameterLoss", "StandardLoss", "count_parameters", "describe_loss", "load_loss", "search_gplfl",
+           *_LAZY]
 
 
 def __getattr__(name: str):
@@ -179,8 +182,6 @@ def load_loss(path) -> torch.nn.Module:
     >>> load_loss(path).task
     'regression'
     """
-    from ..metaloss import LearnedLoss
-
     data = read_json(path, LossFileError, "loss file")
     fmt = data.get("format") if isinstance(data, dict) else None
     if fmt == LEARNED_FORMAT:
@@ -190,6 +191,38 @@ def load_loss(path) -> torch.nn.Module:
         return formats[fmt].from_dict(data)
     known = ", ".join([LEARNED_FORMAT, *formats])
     raise LossFileError(f"{str(path)!r} is not a saved loss (format {fmt!r}; expected one of {known})")
+
+
+def describe_loss(module: torch.nn.Module) -> str:
+    """A loss in words: the expression with its weights (4 significant digits) folded in, or its description.
+
+    Examples
+    --------
+    >>> from evomal_sr.metaloss import LearnedLoss
+    >>> describe_loss(LearnedLoss("square(fx - y)", task="regression", weights=[1.0, 2.00001, 1.0]))
+    'square(((2.0 * fx) - y))'
+    """
+    if isinstance(module, LearnedLoss):
+        return str(Expression(_rounded(module.expression_with_weights().root)))
+    describe = getattr(module, "describe", None)
+    return describe() if callable(describe) else type(module).__name__
+
+
+def _rounded(node: Node) -> Node:
+    """``node`` with every constant rounded to 4 significant digits (float32 weights print long)."""
+    if node.kind == CONST:
+        return Node.constant(float(f"{node.value:.4g}"))
+    if node.kind == VAR:
+        return node
+    return Node.apply(node.value, tuple(_rounded(c) for c in node.children))
+
+
+def count_parameters(module: torch.nn.Module) -> int:
+    """The loss's ``n_parameters``, else the number of its parameter elements."""
+    count = getattr(module, "n_parameters", None)
+    if isinstance(count, int):
+        return count
+    return sum(p.numel() for p in module.parameters())
 
 
 def search_gplfl(task, *, preset="quick", seed: int = 0, device: str = "cpu", **overrides):

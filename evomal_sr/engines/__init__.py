@@ -20,7 +20,7 @@ ENGINES: dict[str, str] = {
 
 
 def check_engine_name(name: str) -> str:
-    if name not in ENGINES:
+    if not isinstance(name, str) or name not in ENGINES:
         raise ConfigError(f"unknown engine {name!r}; choose one of {', '.join(ENGINES)}")
     return name
 
