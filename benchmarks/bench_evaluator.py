@@ -10,8 +10,9 @@ evaluator on ``digits`` with the task's MLP (64-100-100-10):
   differentiation), likewise as candidate-meta-iterations per second;
 
 and, optionally (``--paper``), the evaluator's time per candidate at the
-``paper`` preset's per-candidate settings (design.md section 8 quotes 2.68 s for
-the EvoMAL reference code on a 2-core machine).
+``paper`` preset's per-candidate settings on one random, unscreened generation
+(design.md section 8 quotes 2.68 s for the EvoMAL reference code on a 2-core
+machine).
 
 Candidates are random trees from the native engine's grammar (ramped
 half-and-half, heights 2-4, repaired), kept only if their probe gradients are
@@ -40,15 +41,24 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 
 
-def random_candidates(n: int, task, settings, seed: int) -> list[str]:
-    """``n`` random, repaired, screened candidate losses (what the evaluator would train)."""
+def random_trees(n: int, rng: random.Random) -> list:
+    """``n`` random repaired expressions, as the native engine's first generation draws them."""
     from deap import gp
 
     from evomal_sr.engines.native import LossGrammar, scoped_random
+
+    grammar = LossGrammar()
+    with scoped_random(rng):
+        trees = [gp.genHalfAndHalf(grammar.pset, 2, 4) for _ in range(n)]
+    return [grammar.to_expression(tree).repair(rng) for tree in trees]
+
+
+def random_candidates(n: int, task, settings, seed: int) -> list[str]:
+    """``n`` distinct random candidates that the evaluator would train (screened)."""
     from evomal_sr.metaloss import CompiledLoss
     from evomal_sr.screening import ProbePoints, probe_gradients, rejection_protocol
 
-    grammar, rng = LossGrammar(), random.Random(seed)
+    rng = random.Random(seed)
     probes = ProbePoints(kind=task.kind, n_outputs=task.n_outputs, n_points=16, seed=seed)
     chosen: list[str] = []
     seen: set[str] = set()
@@ -56,10 +66,7 @@ def random_candidates(n: int, task, settings, seed: int) -> list[str]:
     targets = task.y_train[rows[: settings.rejection_batch]]
     while len(chosen) < n:
         pool = []
-        with scoped_random(rng):
-            trees = [gp.genHalfAndHalf(grammar.pset, 2, 4) for _ in range(4 * n)]
-        for tree in trees:
-            expr = grammar.to_expression(tree).repair(rng)
+        for expr in random_trees(4 * n, rng):
             if str(expr) in seen:
                 continue
             seen.add(str(expr))
@@ -199,8 +206,10 @@ def main(argv=None) -> int:
         print(f"  {phase:16s} batched / unbatched ratio: {ratio:.2f}x")
     if args.paper:
         n = args.paper_candidates or len(candidates)
-        print(f"paper preset (250 meta-iterations, 500 training steps, 250 rejection steps), {n} candidates:")
-        report = paper_per_candidate(task, candidates[:n], device)
+        population = [str(e) for e in random_trees(n, random.Random(args.seed + 1))]
+        print(f"paper preset (250 meta-iterations, 500 training steps, 250 rejection steps): a random generation "
+              f"of {n} unscreened candidates, one batch, fresh evaluator (no cache hits from earlier generations)")
+        report = paper_per_candidate(task, population, device)
         print(f"  evaluator: {report['seconds']:.1f} s, {report['per_candidate']:.3f} s per candidate "
               f"(reference EvoMAL code: 2.68 s per candidate); statuses {report['statuses']}")
     print("summary: " + ", ".join(f"{phase} ratio {ratio:.2f}x" for phase, ratio in rows))

@@ -38,8 +38,10 @@ OUT_FILES = {"csv": "metatest.csv", "json": "metatest.json", "png": "curves.png"
 @click.option("--device", default="cpu", show_default=True, help="Torch device, e.g. cpu or cuda.")
 @click.option("--out", type=click.Path(file_okay=False), default=None,
               help="Folder for metatest.csv, metatest.json and curves.png.")
+@click.option("--threads", type=click.IntRange(min=1), default=None,
+              help="CPU threads for torch; 1 is often fastest for small models on a busy machine.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar and no header; only the table.")
-def evaluate(source, index, dataset, model, label_noise, seeds, steps, seed, preset, device, out, quiet):
+def evaluate(source, index, dataset, model, label_noise, seeds, steps, seed, preset, device, out, threads, quiet):
     """Meta-test a learned loss: train fresh models with it and with the standard loss.
 
     DIR is a search's output folder (with pareto.json) or LOSS.json a saved loss
@@ -54,12 +56,17 @@ def evaluate(source, index, dataset, model, label_noise, seeds, steps, seed, pre
       evomal-sr evaluate runs/digits
       evomal-sr evaluate runs/digits --index 0 --seeds 10 --out runs/digits/metatest
       evomal-sr evaluate runs/digits --dataset wine --model linear
-      evomal-sr evaluate loss.json --dataset iris --steps 2000
+      evomal-sr evaluate loss.json --dataset iris --steps 2000 --threads 1
     """
-    from .metatest import count_parameters, describe_loss, meta_test
+    import torch
 
+    from .metatest import count_parameters, describe_loss, meta_test, resolve_loss
+
+    if threads is not None:
+        torch.set_num_threads(threads)
     loss, origin = _load_source(Path(source), index)
     task = _build_task(origin.get("task") or {}, dataset=dataset, model=model, label_noise=label_noise)
+    loss = resolve_loss(loss, task.kind)  # refuses a transfer across task kinds before any work
     settings = _settings(origin, preset)
     n_steps = settings.meta_test_steps if steps is None else steps
     if not quiet:

@@ -190,7 +190,8 @@ class Evaluator:
 
     def state_dict(self) -> dict:
         """JSON-ready cache contents and counters (fingerprints are recomputed on load)."""
-        return {"results": [r.to_dict() for r in self._results.values()], "counters": dict(self.counters)}
+        return {"results": [r.to_dict() for r in self._results.values()], "counters": dict(self.counters),
+                "equivalence_order": self._index.keys()}
 
     def load_state_dict(self, state: dict) -> None:
         """Restore caches and counters saved by :meth:`state_dict`."""
@@ -199,12 +200,14 @@ class Evaluator:
         for data in state["results"]:
             result = FitnessResult.from_dict(data)
             self._results[result.expression] = result
-            expr = Expression.parse(result.expression)
-            if not expr.is_complete():  # never indexed when first scored (rejected before probing)
+        # the index is rebuilt in its original order: the first matching twin must stay the same
+        for key in state.get("equivalence_order", list(self._results)):
+            expr = Expression.parse(key)
+            if key not in self._results or not expr.is_complete():  # incomplete trees are never probed
                 continue
             fingerprint = probe_gradients(CompiledLoss(expr), self._probes)
             if torch.isfinite(fingerprint).all():
-                self._index.add(result.expression, fingerprint)
+                self._index.add(key, fingerprint)
         self.counters.update({k: int(v) for k, v in state["counters"].items() if k in self.counters})
 
     # -- pipeline ------------------------------------------------------------------

@@ -28,10 +28,10 @@ from pathlib import Path
 import torch
 from torch.func import functional_call, vmap
 
-from .baselines import StandardLoss, count_parameters, describe_loss, load_loss
+from .baselines import FlatParameterLoss, StandardLoss, count_parameters, describe_loss, load_loss
 from .errors import ConfigError, LossFileError
 from .fileio import atomic_write_json, atomic_write_text, read_json
-from .metaloss import LearnedLoss
+from .metaloss import LearnedLoss, output_to_fx, target_to_y
 from .presets import Preset, resolve_preset
 from .seeding import derive_seed
 from .training import BatchSampler, StackedModel, evaluate_metric, masked_sum, rows_finite
@@ -475,6 +475,12 @@ def _train_seeds(module, task, *, seeds: list[int], steps: int, lr: float, batch
 
 def _seed_losses(module, outputs: torch.Tensor, Y: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     """The loss of each seed's copy on its own minibatch -> [S]."""
+    if isinstance(module, (LearnedLoss, FlatParameterLoss)):  # known semantics: all seeds in one call
+        kind, width = module.task, outputs.shape[-1]
+        fx = output_to_fx(outputs, kind)
+        y = target_to_y(Y[index.reshape(-1)], width, kind, fx.dtype).reshape(fx.shape)
+        elementwise = module.elementwise(y, fx)
+        return elementwise.sum(-1).mean(-1) if kind == "classification" else elementwise.mean(dim=(1, 2))
     values = []
     for k in range(outputs.shape[0]):
         value = module(outputs[k], Y[index[k]])

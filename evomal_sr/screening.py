@@ -71,6 +71,10 @@ class EquivalenceIndex:
     def __len__(self) -> int:
         return len(self._keys)
 
+    def keys(self) -> list[str]:
+        """Stored keys, in the order they were added (the order :meth:`find` searches)."""
+        return list(self._keys)
+
     def add(self, key: str, fingerprint: torch.Tensor) -> None:
         self._keys.append(key)
         self._rows.append(fingerprint)
