@@ -36,6 +36,7 @@ _LAZY = {
     "load_front": "front",
     "LossSearch": "search",
     "meta_test": "metatest",
+    "MetaTestReport": "metatest",
 }
 
 __all__ = [

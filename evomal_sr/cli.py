@@ -279,6 +279,15 @@ def doctor():
         click.echo(f"engine     {name}: {'ok' if ok else 'unavailable'} - {message}")
 
 
+def _register_commands():
+    from .cli_evaluate import evaluate
+
+    cli.add_command(evaluate)
+
+
+_register_commands()
+
+
 def main():
     """Console-script entry point."""
     cli(prog_name="evomal-sr")

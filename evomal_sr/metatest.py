@@ -20,15 +20,23 @@ import copy
 import csv
 import io
 import math
+import numbers
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import torch
 from torch.func import functional_call, vmap
 
-from .baselines import FlatParameterLoss, StandardLoss, count_parameters, describe_loss, load_loss
+from .baselines import (
+    FlatParameterLoss,
+    StandardLoss,
+    count_parameters,
+    describe_loss,
+    load_loss,
+    resolve_loss,
+)
 from .errors import ConfigError, LossFileError
 from .fileio import atomic_write_json, atomic_write_text, read_json
 from .metaloss import LearnedLoss, output_to_fx, target_to_y
@@ -241,68 +249,27 @@ class MetaTestReport:
         return plot_training_curves(self, path, **kwargs)
 
 
-def resolve_loss(loss, task_kind: str) -> torch.nn.Module:
-    """Turn what :func:`meta_test` accepts into a loss module for ``task_kind``.
-
-    ``loss`` may be a :class:`~evomal_sr.metaloss.LearnedLoss` or any
-    ``torch.nn.Module`` called as ``loss(output, target)`` with a ``task``
-    attribute, a path to a saved loss, a :class:`~evomal_sr.front.FrontEntry`
-    (taken to be of ``task_kind``) or a :class:`~evomal_sr.front.ParetoFront`
-    (its most accurate entry).
-
-    Raises
-    ------
-    ConfigError
-        If ``loss`` is of another task kind (transfer refusal) or unusable.
-
-    Examples
-    --------
-    >>> resolve_loss(LearnedLoss("square(fx - y)", task="regression"), "regression").task
-    'regression'
-    """
-    from .front import FrontEntry, ParetoFront
-
-    if isinstance(loss, (str, Path)):
-        loss = load_loss(loss)
-    elif isinstance(loss, ParetoFront):
-        loss = loss.best_loss("accuracy")
-    elif isinstance(loss, FrontEntry):
-        loss = loss.loss(task_kind)
-    if not isinstance(loss, torch.nn.Module):
-        raise ConfigError(f"cannot meta-test a {type(loss).__name__}: pass a LearnedLoss, a loss module, "
-                          "a path to a saved loss, a FrontEntry or a ParetoFront")
-    kind = getattr(loss, "task", None)
-    if kind not in ("classification", "regression"):
-        raise ConfigError(f"the loss module {type(loss).__name__} needs a 'task' attribute, "
-                          "'classification' or 'regression'")
-    if kind != task_kind:
-        raise ConfigError(
-            f"cannot transfer a {kind} loss to a {task_kind} task: a {kind} loss sees "
-            + ("softmax probabilities and one-hot labels" if kind == "classification" else "real-valued targets")
-            + f", a {task_kind} task gives "
-            + ("class labels" if task_kind == "classification" else "real-valued targets")
-        )
-    return loss
-
-
 def _method_name(module: torch.nn.Module) -> str:
     if isinstance(module, LearnedLoss):
         return "learned"
     return getattr(module, "method_name", None) or getattr(module, "name", None) or type(module).__name__
 
 
+def _is_index(value) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= 0
+
+
 def _seed_list(seeds, seed: int) -> list[int]:
-    if isinstance(seeds, bool):
-        raise ConfigError(f"seeds must be a count or a list of integers, got {seeds!r}")
-    if isinstance(seeds, int):
+    if isinstance(seeds, numbers.Integral) and not isinstance(seeds, bool):
         if seeds < 1:
             raise ConfigError(f"seeds must be at least 1, got {seeds}")
-        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        if not _is_index(seed):
             raise ConfigError(f"seed must be a non-negative integer, got {seed!r}")
-        return list(range(seed, seed + seeds))
-    values = list(seeds)
-    if not values or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in values):
+        return list(range(int(seed), int(seed) + int(seeds)))
+    values = list(seeds) if isinstance(seeds, Iterable) and not isinstance(seeds, (str, bytes)) else []
+    if not values or not all(_is_index(s) for s in values):
         raise ConfigError(f"seeds must be a count or a non-empty list of non-negative integers, got {seeds!r}")
+    values = [int(s) for s in values]
     if len(set(values)) != len(values):
         raise ConfigError(f"seeds must be distinct, got {values}")
     return values
@@ -412,7 +379,7 @@ def meta_test(loss, task, *, seeds: int | Sequence[int] = 5, steps: int | None =
     task = task.to(dev)
     results = []
     for name, module, is_baseline in methods:
-        frozen = _frozen_copy(module).to(dev).requires_grad_(False)
+        frozen = _frozen_copy(module, dev)
         trained = _train_seeds(frozen, task, seeds=seed_list, steps=steps, lr=float(lr),
                                batch_size=batch_size, every=every, progress=progress)
         results.append(MethodResult(method=name, loss=describe_loss(module), n_parameters=count_parameters(module),
@@ -421,11 +388,20 @@ def meta_test(loss, task, *, seeds: int | Sequence[int] = 5, steps: int | None =
                           steps=steps, lr=float(lr), batch_size=batch_size, device=str(dev), methods=results)
 
 
-def _frozen_copy(module: torch.nn.Module) -> torch.nn.Module:
-    """A copy of ``module`` to train with, so the caller's loss is never modified."""
-    if hasattr(module, "to_dict") and hasattr(type(module), "from_dict"):
-        return type(module).from_dict(module.to_dict())
-    return copy.deepcopy(module)
+def _frozen_copy(module: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+    """A copy of ``module`` on ``device`` with gradients off, so the caller's loss is never modified.
+
+    A module that cannot be copied is used as it is (moved to ``device``): training
+    differentiates only with respect to the model's parameters, never the loss's.
+    """
+    try:
+        if hasattr(module, "to_dict") and hasattr(type(module), "from_dict"):
+            copied = type(module).from_dict(module.to_dict())
+        else:
+            copied = copy.deepcopy(module)
+    except (AttributeError, TypeError, RuntimeError, ValueError):
+        return module.to(device)
+    return copied.to(device).requires_grad_(False)
 
 
 def _initial_models(task, seeds: list[int]):
@@ -461,16 +437,25 @@ def _train_seeds(module, task, *, seeds: list[int], steps: int, lr: float, batch
         if active.any():
             grads = torch.autograd.grad(masked_sum(values, active), list(params.values()))
             active &= rows_finite(grads)
-            scale = (lr * active).to(X.dtype)
-            with torch.no_grad():
-                for p, g in zip(params.values(), grads):
-                    p.sub_(torch.nan_to_num(g) * scale.reshape(-1, *([1] * (g.ndim - 1))))
+            _sgd_step(params, grads, active, lr)
         if step % every == 0 or step == steps:
             curve.point(step, evaluate_metric(stacked, params, test, kind=task.kind))
         if progress is not None:
             progress(1)
     return {"errors": list(curve.test[-1]), "diverged": (~active).cpu().tolist(), "seconds": time.perf_counter() - tick,
             **curve.to_dict()}
+
+
+def _sgd_step(params, grads, active: torch.Tensor, lr: float) -> None:
+    """One SGD step of every active copy; inactive (diverged) copies keep their parameters."""
+    with torch.no_grad():
+        if bool(active.all()):
+            for p, g in zip(params.values(), grads):
+                p.sub_(g * lr)
+            return
+        scale = active.to(next(iter(params.values())).dtype) * lr
+        for p, g in zip(params.values(), grads):
+            p.sub_(torch.nan_to_num(g) * scale.reshape(-1, *([1] * (g.ndim - 1))))
 
 
 def _seed_losses(module, outputs: torch.Tensor, Y: torch.Tensor, index: torch.Tensor) -> torch.Tensor:

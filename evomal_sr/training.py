@@ -107,9 +107,19 @@ def task_metric(outputs: torch.Tensor, target: torch.Tensor, kind: str) -> torch
 
 
 def rows_finite(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
-    """Which leading-axis rows are finite in every tensor -> bool [K]."""
-    flags = [torch.isfinite(t.reshape(t.shape[0], -1)).all(dim=1) for t in tensors]
-    return torch.stack(flags).all(dim=0)
+    """Which leading-axis rows are finite in every tensor -> bool [K].
+
+    A row's sum is finite only if every entry is (NaN and inf propagate), and a
+    sum is an order of magnitude cheaper than an elementwise ``isfinite`` over
+    (often non-contiguous) gradients; a non-finite sum, which an overflow could
+    also cause, is confirmed entry by entry.
+    """
+    sums = [t.sum(dim=tuple(range(1, t.ndim))) if t.ndim > 1 else t for t in tensors]
+    flags = torch.stack([torch.isfinite(s) for s in sums]).all(dim=0)
+    if bool(flags.all()):
+        return flags
+    exact = [torch.isfinite(t.reshape(t.shape[0], -1)).all(dim=1) for t in tensors]
+    return torch.stack(exact).all(dim=0)
 
 
 def masked_sum(values: torch.Tensor, active: torch.Tensor) -> torch.Tensor:
@@ -164,12 +174,12 @@ def train_candidates(stacked: StackedModel, params: Params, losses: Sequence[Com
 
     ``data`` is ``(X, y)`` on the model's device; every candidate sees the same
     minibatch sequence. A copy stops at its first non-finite loss or gradient and
-    keeps the parameters it had.
+    keeps the parameters it had. ``params`` itself is left unchanged.
     """
     X, Y = data
     K = len(losses)
     weights = weights.detach()
-    params = {k: v.detach().requires_grad_(True) for k, v in params.items()}
+    params = {k: v.detach().clone().requires_grad_(True) for k, v in params.items()}  # never the caller's
     active = torch.ones(K, dtype=torch.bool, device=X.device)
     steps_done = torch.zeros(K, dtype=torch.long)
     for _ in range(steps):
@@ -183,10 +193,14 @@ def train_candidates(stacked: StackedModel, params: Params, losses: Sequence[Com
             break
         grads = torch.autograd.grad(masked_sum(values, active), list(params.values()))
         active &= rows_finite(grads)
-        scale = (lr * active).to(X.dtype)
         with torch.no_grad():
-            for p, g in zip(params.values(), grads):
-                p.sub_(torch.nan_to_num(g) * scale.reshape(-1, *([1] * (g.ndim - 1))))
+            if bool(active.all()):  # every gradient is finite: skip the masking (same arithmetic)
+                for p, g in zip(params.values(), grads):
+                    p.sub_(g * lr)
+            else:
+                scale = active.to(X.dtype) * lr  # not (lr * active): that rounds lr to float32 first
+                for p, g in zip(params.values(), grads):
+                    p.sub_(torch.nan_to_num(g) * scale.reshape(-1, *([1] * (g.ndim - 1))))
         steps_done += active.cpu()
     return TrainingOutcome({k: v.detach() for k, v in params.items()}, ~active.cpu(), steps_done)
 

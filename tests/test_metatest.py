@@ -145,9 +145,30 @@ def test_report_files_and_table(iris, tmp_path):
 
 
 @pytest.mark.parametrize("kwargs, match", [
-    ({"steps": 0}, "steps"), ({"seeds": 0}, "seeds"), ({"seeds": [1, 1]}, "distinct"),
+    ({"steps": 0}, "steps"), ({"seeds": 0}, "seeds"), ({"seeds": [1, 1]}, "distinct"), ({"seeds": "ab"}, "seeds"),
     ({"lr": -1.0}, "lr"), ({"device": "nonsense"}, "device"), ({"preset": "huge"}, "preset"),
 ])
 def test_bad_settings_raise_config_error(iris, kwargs, match):
     with pytest.raises(ConfigError, match=match):
         meta_test(StandardLoss("classification"), iris, **{"steps": 2, **kwargs})
+
+
+class _Wrapped(torch.nn.Module):
+    """A loss of unknown kind to meta_test: it is called once per seed."""
+
+    def __init__(self, inner):
+        super().__init__()
+        self.inner, self.task = inner, inner.task
+
+    def forward(self, output, target):
+        return self.inner(output, target)
+
+
+@pytest.mark.parametrize("task_name, expression", [("iris", "(-(y * log(fx)) + square(fx - y))"),
+                                                   ("sinusoid", "abs(fx - y)")])
+def test_batched_and_per_seed_loss_evaluation_agree(task_name, expression, iris, sinusoid):
+    task = iris if task_name == "iris" else sinusoid
+    loss = LearnedLoss(expression, task=task.kind, weights=None)
+    report = meta_test({"batched": loss, "per-seed": _Wrapped(loss)}, task, seeds=3, steps=STEPS, baseline=False)
+    assert report["batched"].errors == report["per-seed"].errors
+    assert report["batched"].loss_curves == report["per-seed"].loss_curves

@@ -128,6 +128,17 @@ def test_masked_sum_keeps_nan_rows_out_of_the_gradient():
     assert rows_finite([torch.tensor([[1.0, 2.0], [math.inf, 0.0]])]).tolist() == [True, False]
 
 
+def test_rows_finite_checks_every_tensor_and_survives_overflowing_sums():
+    big = torch.full((3, 4, 5), 3e38)  # finite entries whose row sums overflow to inf
+    big[2, 1, 1] = -math.inf
+    bias = torch.zeros(3, 2)
+    bias[0, 1] = math.nan
+    assert rows_finite([big]).tolist() == [True, True, False]
+    assert rows_finite([big, bias]).tolist() == [False, True, False]
+    assert rows_finite([big.transpose(1, 2), torch.zeros(3)]).tolist() == [True, True, False]
+    assert rows_finite([torch.tensor([1.0, math.nan])]).tolist() == [True, False]
+
+
 def test_batch_sampler_is_seeded_and_covers_each_epoch():
     a, b = BatchSampler(10, 4, seed=7), BatchSampler(10, 4, seed=7)
     first = [a.next() for _ in range(6)]
@@ -194,6 +205,29 @@ def test_non_finite_candidate_is_masked_without_touching_the_others(blobs):
         torch.testing.assert_close(together.params[name][2], ce_alone.params[name][0], rtol=1e-5, atol=1e-6)
         # the diverged copy keeps the parameters it had before its first non-finite loss
         torch.testing.assert_close(together.params[name][1], ce_five.params[name][0], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("with_diverged_mate", [False, True])
+def test_training_step_is_plain_sgd_in_float64(blobs, with_diverged_mate):
+    (X, labels), _ = blobs
+    X = X.double()
+    stacked = StackedModel(tiny_mlp(dtype=torch.float64))
+    losses = compiled(CE) + ([NanAfter(0)] if with_diverged_mate else [])
+    start = StackedModel.replicate(stacked.initial_params(), len(losses))
+    weights = padded_ones(losses, torch.float64)
+    lr = 0.1
+    outcome = train_candidates(stacked, start, losses, weights, (X, labels), kind="classification", steps=1, lr=lr,
+                               sampler=BatchSampler(X.shape[0], 32, seed=3))
+    index = BatchSampler(X.shape[0], 32, seed=3).next()
+    params = {k: v[:1].clone().requires_grad_(True) for k, v in start.items()}
+    value = candidate_losses(losses[:1], weights[:1], stacked(params, X[index]), labels[index], "classification")
+    grads = torch.autograd.grad(value.sum(), list(params.values()))
+    for name, g in zip(params, grads):
+        # the exact float64 learning rate, not one rounded to float32 on the way
+        torch.testing.assert_close(outcome.params[name][0] - start[name][0], -lr * g[0], rtol=1e-12, atol=1e-15)
+    assert outcome.diverged.tolist() == [False] + [True] * with_diverged_mate
+    for name, value in start.items():  # the caller's parameters are not trained in place
+        assert torch.equal(value[0], stacked.initial_params()[name])
 
 
 def test_training_stops_when_every_candidate_diverged(blobs):

@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from .._version import __version__
-from ..errors import LossFileError
+from ..errors import ConfigError, LossFileError
 from ..expression import Expression
 from ..fileio import atomic_write_json, read_json
 from ..metaloss import FILE_FORMAT as LEARNED_FORMAT
@@ -34,8 +34,8 @@ from ..nodes import CONST, VAR, Node
 
 _LAZY = {"ML3Loss": "ml3", "train_ml3": "ml3", "TaylorGLOLoss": "taylorglo", "train_taylorglo": "taylorglo"}
 
-__all__ = ["FlatParameterLoss", "StandardLoss", "count_parameters", "describe_loss", "load_loss", "search_gplfl",
-           *_LAZY]
+__all__ = ["FlatParameterLoss", "StandardLoss", "count_parameters", "describe_loss", "load_loss", "resolve_loss",
+           "search_gplfl", *_LAZY]
 
 
 def __getattr__(name: str):
@@ -223,6 +223,50 @@ def count_parameters(module: torch.nn.Module) -> int:
     if isinstance(count, int):
         return count
     return sum(p.numel() for p in module.parameters())
+
+
+def resolve_loss(loss, task_kind: str) -> torch.nn.Module:
+    """Turn what :func:`~evomal_sr.metatest.meta_test` accepts into a loss module for ``task_kind``.
+
+    ``loss`` may be a :class:`~evomal_sr.metaloss.LearnedLoss` or any
+    ``torch.nn.Module`` called as ``loss(output, target)`` with a ``task``
+    attribute, a path to a saved loss, a :class:`~evomal_sr.front.FrontEntry`
+    (taken to be of ``task_kind``) or a :class:`~evomal_sr.front.ParetoFront`
+    (its most accurate entry).
+
+    Raises
+    ------
+    ConfigError
+        If ``loss`` is of another task kind (transfer refusal) or unusable.
+
+    Examples
+    --------
+    >>> resolve_loss(LearnedLoss("square(fx - y)", task="regression"), "regression").task
+    'regression'
+    """
+    from ..front import FrontEntry, ParetoFront
+
+    if isinstance(loss, (str, Path)):
+        loss = load_loss(loss)
+    elif isinstance(loss, ParetoFront):
+        loss = loss.best_loss("accuracy")
+    elif isinstance(loss, FrontEntry):
+        loss = loss.loss(task_kind)
+    if not isinstance(loss, torch.nn.Module):
+        raise ConfigError(f"cannot meta-test a {type(loss).__name__}: pass a LearnedLoss, a loss module, "
+                          "a path to a saved loss, a FrontEntry or a ParetoFront")
+    kind = getattr(loss, "task", None)
+    if kind not in ("classification", "regression"):
+        raise ConfigError(f"the loss module {type(loss).__name__} needs a 'task' attribute, "
+                          "'classification' or 'regression'")
+    if kind != task_kind:
+        raise ConfigError(
+            f"cannot transfer a {kind} loss to a {task_kind} task: a {kind} loss sees "
+            + ("softmax probabilities and one-hot labels" if kind == "classification" else "real-valued targets")
+            + f", a {task_kind} task gives "
+            + ("class labels" if task_kind == "classification" else "real-valued targets")
+        )
+    return loss
 
 
 def search_gplfl(task, *, preset="quick", seed: int = 0, device: str = "cpu", **overrides):
