@@ -6,6 +6,7 @@ Every error a user can cause ends the command with exit status 2 and one
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 
@@ -290,4 +291,7 @@ _register_commands()
 
 def main():
     """Console-script entry point."""
+    # OpenMP threads that spin while waiting make the many tiny ops of a search
+    # up to 10x slower when another process shares the cores; must precede torch.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     cli(prog_name="evomal-sr")

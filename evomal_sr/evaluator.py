@@ -19,7 +19,8 @@ from dataclasses import asdict, dataclass, field, replace
 
 import torch
 
-from .errors import ConfigError, LossFileError
+from .devices import resolve_device
+from .errors import LossFileError
 from .expression import Expression
 from .local_search import local_search
 from .metaloss import CompiledLoss, LearnedLoss, initial_weights
@@ -134,7 +135,7 @@ class Evaluator:
                  batched: bool = True, local_search: bool = True, repair: bool = True, **overrides):
         self.task = task
         self.settings = resolve_preset(preset, **overrides)
-        self.device = _check_device(device)
+        self.device = resolve_device(device)
         self.seed = int(seed)
         self.batched = bool(batched)
         self.local_search = bool(local_search)
@@ -328,15 +329,3 @@ class Evaluator:
                                    kind=self.task.kind, steps=s.train_steps, lr=s.lr, sampler=sampler)
         metric = evaluate_metric(self._stacked, outcome.params, self._data["val"], kind=self.task.kind)
         return metric.cpu().tolist(), outcome.diverged.tolist()
-
-
-def _check_device(device) -> torch.device:
-    try:
-        device = torch.device(device)
-    except (RuntimeError, TypeError):
-        raise ConfigError(f"unknown device {device!r}; use 'cpu', 'cuda' or 'cuda:N'") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"device {str(device)!r} requested but CUDA is not available here; use 'cpu'")
-    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
-        raise ConfigError(f"device {str(device)!r} requested but only {torch.cuda.device_count()} GPU(s) exist")
-    return device

@@ -37,6 +37,7 @@ from .baselines import (
     load_loss,
     resolve_loss,
 )
+from .devices import resolve_device
 from .errors import ConfigError, LossFileError
 from .fileio import atomic_write_json, atomic_write_text, read_json
 from .metaloss import LearnedLoss, output_to_fx, target_to_y
@@ -281,16 +282,6 @@ def _check_positive_int(name: str, value) -> int:
     return value
 
 
-def _resolve_device(device) -> torch.device:
-    try:
-        device = torch.device(device)
-    except (RuntimeError, TypeError):
-        raise ConfigError(f"unknown device {device!r}; use 'cpu', 'cuda' or 'cuda:N'") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"device {str(device)!r} requested but CUDA is not available here; use 'cpu'")
-    return device
-
-
 def _methods(loss, kind: str, *, method: str | None, baseline: bool) -> list[tuple[str, torch.nn.Module, bool]]:
     """``(name, module, is_baseline)`` for every method, names made unique, baseline last."""
     if isinstance(loss, Mapping):
@@ -374,7 +365,7 @@ def meta_test(loss, task, *, seeds: int | Sequence[int] = 5, steps: int | None =
         raise ConfigError(f"lr must be a positive number, got {lr!r}")
     seed_list = _seed_list(seeds, seed)
     every = max(1, steps // _check_positive_int("curve_points", curve_points))
-    dev = _resolve_device(device)
+    dev = resolve_device(device)
     methods = _methods(loss, task.kind, method=method, baseline=baseline)
     task = task.to(dev)
     results = []

@@ -13,7 +13,9 @@ The protected operators are total on the reals (EvoMAL's convention):
 * ``sqrt(a) = sqrt(max(|a|, 1e-7))``.
 
 Torch definitions use tensor methods only, so this module (and the expression
-layer above it) never imports torch.
+layer above it) never imports torch. ``|a|`` is written ``a * a.sign()``: the
+same values and gradient as ``abs``, but its second derivative (needed by the
+unrolled local search) avoids a slow decomposition of ``abs``'s double backward.
 
 Examples
 --------
@@ -124,9 +126,9 @@ OPERATORS: dict[str, Operator] = {
             torch_source="a.maximum(b)",
         ),
         Operator(
-            "abs", 1, lambda a: a.abs(), np.abs, lambda sp, a: sp.Abs(a),
+            "abs", 1, lambda a: a * a.sign(), np.abs, lambda sp, a: sp.Abs(a),
             "", "abs",
-            torch_source="a.abs()",
+            torch_source="(a * a.sign())",
         ),
         Operator(
             "square", 1, lambda a: a * a, np.square, lambda sp, a: a**2,
@@ -146,19 +148,19 @@ OPERATORS: dict[str, Operator] = {
         Operator(
             # SymPy form drops the 1e-7 guard so displays stay readable.
             "log", 1,
-            lambda a: a.abs().clamp_min(PROTECTION_EPS).log(),
+            lambda a: (a * a.sign()).clamp_min(PROTECTION_EPS).log(),
             lambda a: np.log(_np_protect(a)),
             lambda sp, a: sp.log(sp.Abs(a)),
             "plog(x) = log(max(abs(x), oftype(x, 1e-7)))", "plog",
-            torch_source="a.abs().clamp_min(PROTECTION_EPS).log()",
+            torch_source="(a * a.sign()).clamp_min(PROTECTION_EPS).log()",
         ),
         Operator(
             "sqrt", 1,
-            lambda a: a.abs().clamp_min(PROTECTION_EPS).sqrt(),
+            lambda a: (a * a.sign()).clamp_min(PROTECTION_EPS).sqrt(),
             lambda a: np.sqrt(_np_protect(a)),
             lambda sp, a: sp.sqrt(sp.Abs(a)),
             "psqrt(x) = sqrt(max(abs(x), oftype(x, 1e-7)))", "psqrt",
-            torch_source="a.abs().clamp_min(PROTECTION_EPS).sqrt()",
+            torch_source="(a * a.sign()).clamp_min(PROTECTION_EPS).sqrt()",
         ),
         Operator(
             # Unary minus: lets `-(y * log(fx))` parse; not part of EvoMAL's grammar.

@@ -48,7 +48,8 @@ import torch
 from torch import nn
 
 from .datasets import get_dataset, read_csv, validate_arrays
-from .errors import ConfigError, TaskError
+from .devices import resolve_device
+from .errors import TaskError
 from .models import build_model, check_model, model_name
 
 #: Fractions of the rows in the train, validation and test splits.
@@ -315,10 +316,7 @@ class Task:
         >>> task.to("cpu").X_train.device
         device(type='cpu')
         """
-        try:
-            device = torch.device(device)
-        except (RuntimeError, TypeError) as exc:
-            raise ConfigError(f"invalid device {device!r}: {exc}") from None
+        device = resolve_device(device)
         if device == self.device:
             return self
         moved = copy.copy(self)

@@ -205,9 +205,21 @@ def test_state_dict_round_trip_restores_the_caches(iris):
     assert again[3].reused_from == CE
     for old, new in zip(first, again):
         assert (new.fitness, new.weights) == (old.fitness, old.weights)
+    assert restored._index.keys() == ev._index.keys()  # rebuilt in the order first matches are searched
     (twin,) = restored.evaluate(["-(log(fx) * y)"])  # the equivalence index was rebuilt
     assert twin.status == "equivalent" and twin.reused_from == CE and twin.fitness == first[0].fitness
     assert restored.counters["equivalent_hits"] == 2
+
+
+def test_state_without_index_order_still_loads(iris):
+    ev = Evaluator(iris, preset="tiny", repair=False, **FAST)
+    ev.evaluate(["fx", CE, "(y + fx)", "(log(fx) * -(y))"])
+    state = ev.state_dict()
+    state.pop("equivalence_order", None)  # a checkpoint written before the order was saved
+    restored = Evaluator(iris, preset="tiny", repair=False, **FAST)
+    restored.load_state_dict(state)
+    assert "fx" not in restored._index.keys() and sorted(restored._index.keys()) == sorted(ev._index.keys())
+    assert [r.status for r in restored.evaluate(["-(log(fx) * y)", "fx"])] == ["equivalent", "cached"]
 
 
 def test_state_dict_round_trip_keeps_incomplete_expressions_out_of_the_index(iris):

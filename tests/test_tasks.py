@@ -456,7 +456,7 @@ def test_to_device_copies_tensors():
     assert meta is not task and meta.X_train.device.type == "meta" and meta.noisy_mask.device.type == "meta"
     assert task.X_train.device.type == "cpu"
     assert next(meta.make_model(seed=0).parameters()).device.type == "meta"
-    with pytest.raises(ConfigError, match="invalid device"):
+    with pytest.raises(ConfigError, match="unknown device"):
         task.to("gpu:banana")
 
 
