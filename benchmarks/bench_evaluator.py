@@ -195,12 +195,12 @@ def main(argv=None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     import evomal_sr as es
-    from evomal_sr.evaluator import _check_device
+    from evomal_sr.devices import resolve_device
     from evomal_sr.metaloss import CompiledLoss
     from evomal_sr.presets import resolve_preset
     from evomal_sr.training import StackedModel
 
-    device = _check_device(args.device)
+    device = resolve_device(args.device)
     settings = resolve_preset("paper")
     task = es.Task.builtin("digits", seed=0)
     candidates = random_candidates(args.candidates, task, settings, args.seed)
