@@ -56,6 +56,9 @@ class Expression:
     def __setattr__(self, name, value):
         raise AttributeError("Expression is immutable")
 
+    def __reduce__(self):  # copy and pickle through the canonical text, which round-trips exactly
+        return (Expression.parse, (self._text,))
+
     # -- construction ------------------------------------------------------------
     @classmethod
     def parse(cls, text: str | Expression) -> Expression:

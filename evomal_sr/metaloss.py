@@ -184,6 +184,15 @@ class LearnedLoss(torch.nn.Module):
                 raise ExpressionError("edge weights must be finite")
         self.weights = torch.nn.Parameter(values)
 
+    def __getstate__(self):  # the compiled closures cannot be pickled; they are rebuilt on load
+        state = self.__dict__.copy()
+        state.pop("_compiled", None)
+        return state
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        self._compiled = CompiledLoss(self.expression)
+
     def elementwise(self, y: torch.Tensor, fx: torch.Tensor) -> torch.Tensor:
         """The weighted expression on already-prepared ``y`` and ``fx`` (no reduction)."""
         return self._compiled(self.weights, y, fx)

@@ -77,19 +77,24 @@ class Node:
         return to_text(self)
 
 
-def to_text(node: Node) -> str:
-    """Canonical PySR-style text: binary infix fully parenthesised, calls by name."""
+def to_text(node: Node, *, julia: bool = False) -> str:
+    """Canonical PySR-style text: binary infix fully parenthesised, calls by name.
+
+    With ``julia=True``, the text SymbolicRegression.jl parses: operators take
+    their Julia names and unary minus becomes ``(-1.0 * a)`` (Julia's search has
+    no negation operator).
+    """
     if node.kind == VAR:
         return node.value
     if node.kind == CONST:
         return repr(node.value)
     op = OPERATORS[node.value]
-    args = [to_text(c) for c in node.children]
+    args = [to_text(c, julia=julia) for c in node.children]
     if op.infix:
         return f"({args[0]} {op.infix} {args[1]})"
     if op.name == "neg":
-        return f"-{args[0]}"
-    return f"{op.name}({', '.join(args)})"
+        return f"(-1.0 * {args[0]})" if julia else f"-{args[0]}"
+    return f"{op.julia_name if julia else op.name}({', '.join(args)})"
 
 
 def replace_at(node: Node, index: int, new: Node) -> Node:

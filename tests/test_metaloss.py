@@ -463,3 +463,23 @@ def test_to_dict_from_dict(kind):
     loss = LearnedLoss("aq(y, fx) + log(fx)", task=kind, weights=[0.5, 1.0, 2.0, 1.5, 1.0])
     back = LearnedLoss.from_dict(loss.to_dict())
     assert back.task == kind and torch.equal(back.weights, loss.weights)
+
+
+def test_learned_loss_pickles_and_deep_copies():
+    import copy
+    import io
+    import pickle
+
+    loss = LearnedLoss("aq(y, log(fx)) - square(fx)", task="classification")
+    with torch.no_grad():
+        loss.weights.add_(0.1)
+    logits, labels = torch.randn(5, 3), torch.tensor([0, 1, 2, 1, 0])
+    restored = pickle.loads(pickle.dumps(loss))
+    copied = copy.deepcopy(loss)
+    buffer = io.BytesIO()
+    torch.save(loss, buffer)
+    buffer.seek(0)
+    saved = torch.load(buffer, weights_only=False)
+    for other in (restored, copied, saved):
+        assert other.expression == loss.expression
+        assert torch.equal(other(logits, labels), loss(logits, labels))

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field, replace
 
 from ..errors import ExpressionError
 from ..expression import Expression
-from ..nodes import CONST, VAR
+from ..nodes import to_text
 from ..operators import JULIA_ALIASES, OPERATORS, VARIABLES
 
 _TOKEN = re.compile(
@@ -119,20 +119,7 @@ def to_pysr_equation(expression: str | Expression) -> str:
     '(-1.0 * (y * plog(fx)))'
     """
 
-    def walk(node) -> str:
-        if node.kind == VAR:
-            return node.value
-        if node.kind == CONST:
-            return repr(node.value)
-        op = OPERATORS[node.value]
-        args = [walk(child) for child in node.children]
-        if op.infix:
-            return f"({args[0]} {op.infix} {args[1]})"
-        if op.name == "neg":
-            return f"(-1.0 * {args[0]})"
-        return f"{op.julia_name}({', '.join(args)})"
-
-    return walk(Expression.parse(expression).root)
+    return to_text(Expression.parse(expression).root, julia=True)
 
 
 # -- PySR's hall of fame -------------------------------------------------------------------
