@@ -16,14 +16,6 @@ from evomal_sr.baselines.taylorglo import TaylorGLOLoss, taylor_function, train_
 from evomal_sr.metatest import meta_test
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def iris():
     return Task.builtin("iris", seed=0, model="linear")

@@ -17,15 +17,6 @@ from evomal_sr.metatest import MetaTestReport, meta_test
 STEPS = 30
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    """Tiny models run much faster on one thread, above all on a shared machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def iris():
     return Task.builtin("iris", seed=0, model="linear")
