@@ -22,6 +22,7 @@ import torch
 from .devices import resolve_device
 from .errors import LossFileError
 from .expression import Expression
+from .fileio import float_from_json, float_to_json
 from .local_search import local_search
 from .metaloss import CompiledLoss, LearnedLoss, initial_weights
 from .presets import Preset, resolve_preset
@@ -83,14 +84,14 @@ class FitnessResult:
     def to_dict(self) -> dict:
         data = asdict(self)
         data["weights"] = list(self.weights)
-        data["fitness"] = None if math.isinf(self.fitness) else self.fitness
+        data["fitness"] = float_to_json(self.fitness)
         return data
 
     @classmethod
     def from_dict(cls, data: dict) -> FitnessResult:
         try:
             data = dict(data)
-            data["fitness"] = math.inf if data["fitness"] is None else float(data["fitness"])
+            data["fitness"] = float_from_json(data["fitness"])
             data["weights"] = tuple(float(w) for w in data["weights"])
             if data["status"] not in STATUSES:
                 raise ValueError(f"unknown status {data['status']!r}")

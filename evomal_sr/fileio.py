@@ -8,6 +8,7 @@ sees a half-written file.
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -63,6 +64,16 @@ def read_json(path: str | os.PathLike, error: type[Exception], what: str) -> Any
         return json.loads(text, parse_constant=_refuse_constant)
     except (UnicodeDecodeError, json.JSONDecodeError, ValueError, RecursionError) as exc:
         raise error(f"{what} {str(path)!r} is not valid JSON: {exc}") from None
+
+
+def float_to_json(value: float) -> float | None:
+    """JSON has no infinity: an infinite fitness (rejected candidate) is stored as ``null``."""
+    return None if math.isinf(value) else value
+
+
+def float_from_json(value) -> float:
+    """Inverse of :func:`float_to_json`: ``null`` reads back as ``inf``."""
+    return math.inf if value is None else float(value)
 
 
 def _refuse_constant(name: str):

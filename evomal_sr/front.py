@@ -17,7 +17,7 @@ from pathlib import Path
 from ._version import __version__
 from .errors import ConfigError, LossFileError
 from .expression import Expression
-from .fileio import atomic_write_json, atomic_write_text, read_json
+from .fileio import atomic_write_json, atomic_write_text, float_from_json, float_to_json, read_json
 from .metaloss import LearnedLoss, check_task_kind
 
 FRONT_FORMAT = "evomal-sr/pareto-front"
@@ -57,7 +57,7 @@ class FrontEntry:
 
     def to_dict(self) -> dict:
         return {"expression": self.expression, "weights": list(self.weights),
-                "fitness": None if math.isinf(self.fitness) else self.fitness, "complexity": self.complexity}
+                "fitness": float_to_json(self.fitness), "complexity": self.complexity}
 
     @classmethod
     def from_dict(cls, data) -> FrontEntry:
@@ -68,7 +68,7 @@ class FrontEntry:
             if data["fitness"] is not None and not _is_number(data["fitness"]):
                 raise ValueError(f"'fitness' must be a number or null, got {data['fitness']!r:.40}")
             weights = tuple(float(w) for w in data["weights"])
-            fitness = math.inf if data["fitness"] is None else float(data["fitness"])
+            fitness = float_from_json(data["fitness"])
             if len(weights) != expr.size - 1 or not all(map(math.isfinite, weights)):
                 raise ValueError(f"{expr} needs {expr.size - 1} finite weights, got {len(weights)}")
             if math.isnan(fitness):

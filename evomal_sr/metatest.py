@@ -27,7 +27,6 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import torch
-from torch.func import functional_call, vmap
 
 from .baselines import (
     FlatParameterLoss,
@@ -43,7 +42,15 @@ from .fileio import atomic_write_json, atomic_write_text, read_json
 from .metaloss import LearnedLoss, output_to_fx, target_to_y
 from .presets import Preset, resolve_preset
 from .seeding import derive_seed
-from .training import BatchSampler, StackedModel, evaluate_metric, masked_sum, rows_finite
+from .training import (
+    BatchSampler,
+    StackedModel,
+    evaluate_metric,
+    masked_sgd_step,
+    masked_sum,
+    reduce_per_copy,
+    rows_finite,
+)
 
 __all__ = ["MethodResult", "MetaTestReport", "StandardLoss", "count_parameters", "describe_loss", "load_loss",
            "meta_test", "resolve_loss"]
@@ -386,10 +393,7 @@ def _frozen_copy(module: torch.nn.Module, device: torch.device) -> torch.nn.Modu
     differentiates only with respect to the model's parameters, never the loss's.
     """
     try:
-        if hasattr(module, "to_dict") and hasattr(type(module), "from_dict"):
-            copied = type(module).from_dict(module.to_dict())
-        else:
-            copied = copy.deepcopy(module)
+        copied = copy.deepcopy(module)
     except (AttributeError, TypeError, RuntimeError, ValueError):
         return module.to(device)
     return copied.to(device).requires_grad_(False)
@@ -401,20 +405,12 @@ def _initial_models(task, seeds: list[int]):
     return StackedModel(models[0]), params
 
 
-def _per_seed_forward(model: torch.nn.Module):
-    """``f(params [S, ...], x [S, batch, features]) -> [S, batch, outputs]``: each copy its own batch."""
-    base = copy.deepcopy(model).to("meta")
-    buffers = dict(model.named_buffers())
-    return vmap(lambda p, x: functional_call(base, (p, buffers), (x,)), in_dims=(0, 0))
-
-
 def _train_seeds(module, task, *, seeds: list[int], steps: int, lr: float, batch_size: int, every: int,
                  progress) -> dict:
     """Train one model per seed with ``module`` (population-batched); errors, curves and timing."""
     tick = time.perf_counter()
     X, Y = task.train_and_val()
     stacked, params = _initial_models(task, seeds)
-    forward = _per_seed_forward(stacked.model)
     samplers = [BatchSampler(X.shape[0], batch_size, derive_seed(s, "meta-test-batches")) for s in seeds]
     active = torch.ones(len(seeds), dtype=torch.bool, device=X.device)
     test = (task.X_test, task.y_test)
@@ -422,13 +418,13 @@ def _train_seeds(module, task, *, seeds: list[int], steps: int, lr: float, batch
     for step in range(1, steps + 1):
         index = torch.stack([s.next() for s in samplers]).to(X.device)
         if active.any():
-            values = _seed_losses(module, forward(params, X[index]), Y, index)
+            values = _seed_losses(module, stacked.each(params, X[index]), Y, index)
             active &= torch.isfinite(values.detach())
             curve.add_losses(values.detach(), active)
         if active.any():
             grads = torch.autograd.grad(masked_sum(values, active), list(params.values()))
             active &= rows_finite(grads)
-            _sgd_step(params, grads, active, lr)
+            masked_sgd_step(params, grads, active, lr)
         if step % every == 0 or step == steps:
             curve.point(step, evaluate_metric(stacked, params, test, kind=task.kind))
         if progress is not None:
@@ -437,26 +433,13 @@ def _train_seeds(module, task, *, seeds: list[int], steps: int, lr: float, batch
             **curve.to_dict()}
 
 
-def _sgd_step(params, grads, active: torch.Tensor, lr: float) -> None:
-    """One SGD step of every active copy; inactive (diverged) copies keep their parameters."""
-    with torch.no_grad():
-        if bool(active.all()):
-            for p, g in zip(params.values(), grads):
-                p.sub_(g * lr)
-            return
-        scale = active.to(next(iter(params.values())).dtype) * lr
-        for p, g in zip(params.values(), grads):
-            p.sub_(torch.nan_to_num(g) * scale.reshape(-1, *([1] * (g.ndim - 1))))
-
-
 def _seed_losses(module, outputs: torch.Tensor, Y: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
     """The loss of each seed's copy on its own minibatch -> [S]."""
     if isinstance(module, (LearnedLoss, FlatParameterLoss)):  # known semantics: all seeds in one call
         kind, width = module.task, outputs.shape[-1]
         fx = output_to_fx(outputs, kind)
         y = target_to_y(Y[index.reshape(-1)], width, kind, fx.dtype).reshape(fx.shape)
-        elementwise = module.elementwise(y, fx)
-        return elementwise.sum(-1).mean(-1) if kind == "classification" else elementwise.mean(dim=(1, 2))
+        return reduce_per_copy(module.elementwise(y, fx), kind)
     values = []
     for k in range(outputs.shape[0]):
         value = module(outputs[k], Y[index[k]])

@@ -65,7 +65,8 @@ class EquivalenceIndex:
     def __init__(self, *, rtol: float, atol: float):
         self.rtol, self.atol = rtol, atol
         self._keys: list[str] = []
-        self._rows: list[torch.Tensor] = []
+        # rows [0, len) are in use; capacity doubles, so adding is amortised O(1) instead
+        # of restacking every fingerprint between each add and the next find
         self._matrix: torch.Tensor | None = None
 
     def __len__(self) -> int:
@@ -76,17 +77,21 @@ class EquivalenceIndex:
         return list(self._keys)
 
     def add(self, key: str, fingerprint: torch.Tensor) -> None:
+        n = len(self._keys)
+        if self._matrix is None or self._matrix.shape[0] == n:
+            grown = torch.empty(max(2 * n, 16), fingerprint.numel(), dtype=fingerprint.dtype)
+            if self._matrix is not None:
+                grown[:n] = self._matrix
+            self._matrix = grown
+        self._matrix[n] = fingerprint
         self._keys.append(key)
-        self._rows.append(fingerprint)
-        self._matrix = None
 
     def find(self, fingerprint: torch.Tensor) -> str | None:
         """Key of the first stored fingerprint equal to ``fingerprint`` within tolerance."""
         if not self._keys:
             return None
-        if self._matrix is None:
-            self._matrix = torch.stack(self._rows)
-        close = (self._matrix - fingerprint).abs() <= self.atol + self.rtol * fingerprint.abs()
+        stored = self._matrix[: len(self._keys)]
+        close = (stored - fingerprint).abs() <= self.atol + self.rtol * fingerprint.abs()
         hits = close.all(dim=1).nonzero()
         return self._keys[int(hits[0])] if hits.numel() else None
 

@@ -163,24 +163,14 @@ class Task:
         )
 
     @classmethod
-    def from_arrays(
-        cls,
-        X,
-        y,
-        *,
-        kind: str | None = None,
-        name: str = "arrays",
-        seed: int = 0,
-        label_noise: float = 0.0,
-        model: str | Callable[..., nn.Module] = "mlp",
-        input_shape: tuple | None = None,
-        feature_names: list[str] | None = None,
-    ) -> Task:
+    def from_arrays(cls, X, y, **options) -> Task:
         """A task from in-memory arrays (NumPy, torch or nested lists).
 
         ``X`` is ``[N, n_features]``, or ``[N, *input_shape]`` (e.g. images), which
         is flattened and sets ``input_shape``. ``y`` is ``[N]`` (labels or values)
         or ``[N, k]`` (multi-output regression). ``kind=None`` infers the kind.
+        ``options`` are :class:`Task`'s keywords (``kind``, ``name``, ``seed``,
+        ``label_noise``, ``model``, ``input_shape``, ``feature_names``).
 
         Examples
         --------
@@ -189,17 +179,7 @@ class Task:
         >>> Task.from_arrays(X, X.sum(1) + 0.5, seed=0).kind
         'regression'
         """
-        return cls(
-            X,
-            y,
-            kind=kind,
-            name=name,
-            seed=seed,
-            label_noise=label_noise,
-            model=model,
-            input_shape=input_shape,
-            feature_names=feature_names,
-        )
+        return cls(X, y, **options)
 
     @classmethod
     def from_csv(

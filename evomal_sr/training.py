@@ -42,6 +42,7 @@ class StackedModel:
         self._base = copy.deepcopy(model).to("meta")
         self._buffers = {k: v for k, v in model.named_buffers()}
         self._forward = vmap(self._call_one, in_dims=(0, None))
+        self._forward_each = vmap(self._call_one, in_dims=(0, 0))
 
     def _call_one(self, params: Params, x: torch.Tensor) -> torch.Tensor:
         return functional_call(self._base, (params, self._buffers), (x,))
@@ -65,13 +66,22 @@ class StackedModel:
         """Outputs ``[K, batch, outputs]`` of every copy on the same inputs ``x``."""
         return self._forward(params, x)
 
+    def each(self, params: Params, xs: torch.Tensor) -> torch.Tensor:
+        """Outputs ``[K, batch, outputs]`` of copy ``k`` on its own inputs ``xs[k]``."""
+        return self._forward_each(params, xs)
+
 
 def candidate_losses(losses: Sequence[CompiledLoss], weights: torch.Tensor, outputs: torch.Tensor,
                      target: torch.Tensor, kind: str) -> torch.Tensor:
     """The loss of every candidate on its own slice of ``outputs`` ([K, batch, out]) -> [K]."""
     fx = output_to_fx(outputs, kind)  # softmax and one-hot once for all candidates
     y = target_to_y(target, outputs.shape[-1], kind, fx.dtype)
-    values = torch.stack([loss(weights[k], y, fx[k]) for k, loss in enumerate(losses)])
+    return reduce_per_copy(torch.stack([loss(weights[k], y, fx[k]) for k, loss in enumerate(losses)]), kind)
+
+
+def reduce_per_copy(values: torch.Tensor, kind: str) -> torch.Tensor:
+    """Elementwise losses ``[K, batch, out]`` -> ``[K]``: sum over classes and mean over the
+    batch (classification), or mean (regression); the batched form of ``reduce_loss``."""
     if kind == "classification":
         return values.sum(dim=-1).mean(dim=-1)
     return values.mean(dim=tuple(range(1, values.ndim)))
@@ -193,16 +203,22 @@ def train_candidates(stacked: StackedModel, params: Params, losses: Sequence[Com
             break
         grads = torch.autograd.grad(masked_sum(values, active), list(params.values()))
         active &= rows_finite(grads)
-        with torch.no_grad():
-            if bool(active.all()):  # every gradient is finite: skip the masking (same arithmetic)
-                for p, g in zip(params.values(), grads):
-                    p.sub_(g * lr)
-            else:
-                scale = active.to(X.dtype) * lr  # not (lr * active): that rounds lr to float32 first
-                for p, g in zip(params.values(), grads):
-                    p.sub_(torch.nan_to_num(g) * scale.reshape(-1, *([1] * (g.ndim - 1))))
+        masked_sgd_step(params, grads, active, lr)
         steps_done += active.cpu()
     return TrainingOutcome({k: v.detach() for k, v in params.items()}, ~active.cpu(), steps_done)
+
+
+def masked_sgd_step(params: Params, grads: Sequence[torch.Tensor], active: torch.Tensor, lr: float) -> None:
+    """One SGD step of every active copy, in place; inactive copies keep their parameters."""
+    with torch.no_grad():
+        if bool(active.all()):  # every gradient is finite: skip the masking (same arithmetic)
+            for p, g in zip(params.values(), grads):
+                p.sub_(g * lr)
+            return
+        dtype = next(iter(params.values())).dtype
+        scale = active.to(dtype) * lr  # not (lr * active): that rounds lr to float32 first
+        for p, g in zip(params.values(), grads):
+            p.sub_(torch.nan_to_num(g) * scale.reshape(-1, *([1] * (g.ndim - 1))))
 
 
 def evaluate_metric(stacked: StackedModel, params: Params, data, *, kind: str,

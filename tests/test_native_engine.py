@@ -23,6 +23,7 @@ from evomal_sr.engines.checkpoint import SearchState
 from evomal_sr.engines.native import LossGrammar, NativeEngine, scoped_random
 from evomal_sr.evaluator import FitnessResult
 from evomal_sr.expression import Expression
+from evomal_sr.front import HallOfFame
 from evomal_sr.nodes import Node
 from evomal_sr.operators import searchable_operators
 from evomal_sr.presets import resolve_preset
@@ -268,7 +269,7 @@ def test_checkpoint_each_generation_and_resume_matches(tmp_path):
 
 
 def test_search_state_round_trip():
-    state = SearchState(generation=2, population=["(y * fx)"], fitness=[float("inf")], hall_of_fame=[],
+    state = SearchState(generation=2, population=["(y * fx)"], fitness=[float("inf")], hall_of_fame=HallOfFame(),
                         rng_state=random.Random(3).getstate())
     back = SearchState.from_dict(json.loads(json.dumps(state.to_dict())))
     assert back.fitness == [float("inf")] and back.rng_state == state.rng_state

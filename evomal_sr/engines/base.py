@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..fileio import float_from_json, float_to_json
 from ..front import HallOfFame
 
 
@@ -33,15 +34,14 @@ class GenerationRecord:
         data = dict(self.__dict__)
         data["totals"] = dict(self.totals)
         for key in ("best_fitness", "median_fitness"):
-            if data[key] == float("inf"):
-                data[key] = None
+            data[key] = float_to_json(data[key])
         return data
 
     @classmethod
     def from_dict(cls, data: dict) -> GenerationRecord:
         data = dict(data)
         for key in ("best_fitness", "median_fitness"):
-            data[key] = float("inf") if data[key] is None else float(data[key])
+            data[key] = float_from_json(data[key])
         return cls(**data)
 
 

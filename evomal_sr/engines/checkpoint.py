@@ -10,14 +10,13 @@ file, raises :class:`~evomal_sr.errors.CheckpointError` instead of restarting.
 from __future__ import annotations
 
 import json
-import math
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import CheckpointError, EvomalError
 from ..expression import Expression
-from ..fileio import atomic_write_json, read_json
+from ..fileio import atomic_write_json, float_from_json, float_to_json, read_json
 from ..front import HallOfFame
 from ..rundir import RunDir
 from .base import EngineContext, GenerationRecord
@@ -33,7 +32,7 @@ class SearchState:
     generation: int
     population: list[str]
     fitness: list[float]
-    hall_of_fame: list[dict]
+    hall_of_fame: HallOfFame
     history: list[GenerationRecord] = field(default_factory=list)
     rng_state: tuple = ()
 
@@ -42,8 +41,8 @@ class SearchState:
         return {
             "generation": self.generation,
             "population": list(self.population),
-            "fitness": [None if math.isinf(f) else f for f in self.fitness],
-            "hall_of_fame": self.hall_of_fame,
+            "fitness": [float_to_json(f) for f in self.fitness],
+            "hall_of_fame": self.hall_of_fame.to_list(),
             "history": [r.to_dict() for r in self.history],
             "rng_state": [version, list(internal), gauss],
         }
@@ -54,8 +53,8 @@ class SearchState:
         return cls(
             generation=int(data["generation"]),
             population=[str(p) for p in data["population"]],
-            fitness=[math.inf if f is None else float(f) for f in data["fitness"]],
-            hall_of_fame=list(data["hall_of_fame"]),
+            fitness=[float_from_json(f) for f in data["fitness"]],
+            hall_of_fame=HallOfFame.from_list(data["hall_of_fame"]),
             history=[GenerationRecord.from_dict(r) for r in data["history"]],
             rng_state=(int(version), tuple(int(i) for i in internal), gauss),
         )
@@ -131,4 +130,3 @@ def _check_state(state: SearchState, settings) -> None:
     random.Random().setstate(state.rng_state)  # a malformed random state raises here, not mid-run
     for text in state.population:
         Expression.parse(text)
-    HallOfFame.from_list(state.hall_of_fame)

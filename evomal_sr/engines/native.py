@@ -143,7 +143,7 @@ class NativeEngine:
             tick = time.perf_counter()
             if generation > 0:
                 state.population = self._offspring(state)
-            state.fitness, state.hall_of_fame = self._evaluate(state.population, state.hall_of_fame)
+            state.fitness = self._evaluate(state.population, state.hall_of_fame)
             record = self._record(generation, state, time.perf_counter() - tick)
             state.history.append(record)
             state.generation = generation + 1
@@ -151,7 +151,7 @@ class NativeEngine:
                 save_checkpoint(ctx, state)
             if ctx.on_generation is not None:
                 ctx.on_generation(record)
-        return EngineResult(HallOfFame.from_list(state.hall_of_fame), state.history)
+        return EngineResult(state.hall_of_fame, state.history)
 
     # -- steps -----------------------------------------------------------------------
     def _initial_state(self) -> SearchState:
@@ -163,7 +163,7 @@ class NativeEngine:
                 population.append(tree)
         population = [self._repair(t, rng) for t in population]
         return SearchState(generation=0, population=[str(self.grammar.to_expression(t)) for t in population],
-                           fitness=[], hall_of_fame=[], history=[], rng_state=rng.getstate())
+                           fitness=[], hall_of_fame=HallOfFame(), history=[], rng_state=rng.getstate())
 
     def _offspring(self, state: SearchState) -> list[str]:
         """Tournament selection, then crossover / mutation / reproduction per offspring."""
@@ -210,11 +210,12 @@ class NativeEngine:
             return tree
         return self.grammar.to_deap(expr.repair(rng).root)
 
-    def _evaluate(self, population: list[str], hall_of_fame: list[dict]):
+    def _evaluate(self, population: list[str], hall_of_fame: HallOfFame) -> list[float]:
+        """Score one generation as a batch; the hall of fame keeps the trained results."""
         results = self.ctx.evaluator.evaluate(population)
-        hof = HallOfFame.from_list(hall_of_fame)
-        hof.update(FrontEntry(r.expression, r.weights, r.fitness, r.complexity) for r in results if r.trained)
-        return [r.fitness for r in results], hof.to_list()
+        hall_of_fame.update(FrontEntry(r.expression, r.weights, r.fitness, r.complexity)
+                            for r in results if r.trained)
+        return [r.fitness for r in results]
 
     def _record(self, generation: int, state: SearchState, seconds: float) -> GenerationRecord:
         counters = self.ctx.evaluator.counters
