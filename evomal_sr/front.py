@@ -47,6 +47,11 @@ class FrontEntry:
     fitness: float
     complexity: int
 
+    @classmethod
+    def from_result(cls, result) -> FrontEntry:
+        """The entry of an evaluator :class:`~evomal_sr.evaluator.FitnessResult`."""
+        return cls(result.expression, tuple(result.weights), float(result.fitness), result.complexity)
+
     def loss(self, task_kind: str, *, metadata: dict | None = None) -> LearnedLoss:
         """The :class:`~evomal_sr.metaloss.LearnedLoss` of this entry."""
         return LearnedLoss(self.expression, task=task_kind, weights=list(self.weights), metadata=metadata)

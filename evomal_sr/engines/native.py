@@ -213,8 +213,7 @@ class NativeEngine:
     def _evaluate(self, population: list[str], hall_of_fame: HallOfFame) -> list[float]:
         """Score one generation as a batch; the hall of fame keeps the trained results."""
         results = self.ctx.evaluator.evaluate(population)
-        hall_of_fame.update(FrontEntry(r.expression, r.weights, r.fitness, r.complexity)
-                            for r in results if r.trained)
+        hall_of_fame.update(FrontEntry.from_result(r) for r in results if r.trained)
         return [r.fitness for r in results]
 
     def _record(self, generation: int, state: SearchState, seconds: float) -> GenerationRecord:

@@ -169,11 +169,7 @@ def front_entry(result):
 
     if result is None or not result.trained:
         return None
-    expr = Expression.parse(result.expression)
-    weights = tuple(float(w) for w in result.weights)
-    if len(weights) != expr.size - 1:
-        return None
-    return FrontEntry(str(expr), weights, float(result.fitness), expr.complexity)
+    return FrontEntry.from_result(result)
 
 
 def front_entries(rows: Iterable[HallOfFameRow], lookup: Callable[[str], object]) -> list:
