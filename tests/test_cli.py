@@ -10,36 +10,13 @@ import shutil
 
 import pytest
 import torch
-from click.testing import CliRunner
+from clihelpers import assert_one_line_error, invoke
 
-from evomal_sr.cli import cli
 from evomal_sr.front import load_front
 from evomal_sr.metaloss import LearnedLoss
 
 COMMANDS = ["show", "search", "front", "export", "plot", "doctor"]
 TINY = ["--preset", "tiny", "--population", "4", "--generations", "2", "--seed", "0", "--quiet"]
-
-
-def _runner() -> CliRunner:
-    try:  # click < 8.2 mixes stderr into output unless told not to
-        return CliRunner(mix_stderr=False)
-    except TypeError:  # click >= 8.2 always keeps stderr separate
-        return CliRunner()
-
-
-def invoke(*args):
-    return _runner().invoke(cli, [str(a) for a in args], prog_name="evomal-sr")
-
-
-def assert_one_line_error(result, *fragments):
-    assert result.exit_code == 2, (result.exit_code, result.stdout, result.stderr)
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("Error: ")
-    assert "Traceback" not in result.stderr + result.stdout
-    assert not isinstance(result.exception, Exception) or isinstance(result.exception, SystemExit)
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
 
 
 @pytest.fixture(scope="module")

@@ -5,39 +5,16 @@ from __future__ import annotations
 import json
 
 import pytest
-import torch
-from click.testing import CliRunner
+from clihelpers import assert_one_line_error, invoke
 
 from evomal_sr import LearnedLoss, Task
-from evomal_sr.cli import cli
-from evomal_sr.cli_evaluate import evaluate
 from evomal_sr.front import FrontEntry, ParetoFront
 
 FAST = ["--seeds", "2", "--steps", "10", "--preset", "tiny"]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _registered():
-    cli.add_command(evaluate)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _invoke(*args):
-    try:  # click < 8.2 mixes stderr into output unless told not to
-        runner = CliRunner(mix_stderr=False)
-    except TypeError:
-        runner = CliRunner()
-    return runner.invoke(cli, ["evaluate", *map(str, args)], prog_name="evomal-sr")
-
-
-def _assert_one_line_error(result, text):
-    assert result.exit_code == 2, (result.stdout, result.stderr)
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("Error: "), result.stderr
-    assert text in lines[0]
+    return invoke("evaluate", *args)
 
 
 @pytest.fixture
@@ -85,7 +62,7 @@ def test_transfer_to_another_dataset_and_model(run_dir):
 
 
 def test_transfer_to_a_regression_task_is_refused(run_dir):
-    _assert_one_line_error(_invoke(run_dir, "--dataset", "diabetes", *FAST), "cannot transfer a classification loss")
+    assert_one_line_error(_invoke(run_dir, "--dataset", "diabetes", *FAST), "cannot transfer a classification loss")
 
 
 @pytest.mark.parametrize("args, text", [
@@ -100,18 +77,18 @@ def test_bad_input_exits_2_with_one_line(run_dir, args, text):
         result = _invoke(run_dir.parent / "missing-folder", *FAST)
     else:
         result = _invoke(run_dir, *FAST, *args)
-    _assert_one_line_error(result, text)
+    assert_one_line_error(result, text)
 
 
 def test_loss_file_needs_a_dataset_and_takes_no_index(loss_file):
-    _assert_one_line_error(_invoke(loss_file, *FAST), "--dataset")
-    _assert_one_line_error(_invoke(loss_file, "--dataset", "iris", "--index", "0", *FAST), "--index")
+    assert_one_line_error(_invoke(loss_file, *FAST), "--dataset")
+    assert_one_line_error(_invoke(loss_file, "--dataset", "iris", "--index", "0", *FAST), "--index")
 
 
 def test_a_file_that_is_no_loss_is_refused(tmp_path):
     bad = tmp_path / "bad.json"
     bad.write_text("[1, 2]")
-    _assert_one_line_error(_invoke(bad, "--dataset", "iris", *FAST), "not a saved loss")
+    assert_one_line_error(_invoke(bad, "--dataset", "iris", *FAST), "not a saved loss")
 
 
 def test_help_has_examples():

@@ -3,21 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from click.testing import CliRunner
+from clihelpers import invoke
 
 from evomal_sr import __version__
-from evomal_sr.cli import cli
-
-
-def _runner() -> CliRunner:
-    try:  # click < 8.2 mixes stderr into output unless told not to
-        return CliRunner(mix_stderr=False)
-    except TypeError:  # click >= 8.2 always keeps stderr separate
-        return CliRunner()
-
-
-def _invoke(*args):
-    return _runner().invoke(cli, list(args), prog_name="evomal-sr")
 
 
 def _fields(stdout: str) -> dict[str, str]:
@@ -29,19 +17,19 @@ def _fields(stdout: str) -> dict[str, str]:
 
 
 def test_version():
-    result = _invoke("--version")
+    result = invoke("--version")
     assert result.exit_code == 0
     assert "evomal-sr" in result.stdout and __version__ in result.stdout
 
 
 def test_help():
-    result = _invoke("--help")
+    result = invoke("--help")
     assert result.exit_code == 0
     assert "show" in result.stdout
 
 
 def test_show_prints_complexity_and_latex():
-    result = _invoke("show", "aq(y, fx) + log(fx)")
+    result = invoke("show", "aq(y, fx) + log(fx)")
     assert result.exit_code == 0, result.stderr
     rows = _fields(result.stdout)
     assert rows["expression"] == "(aq(y, fx) + log(fx))"
@@ -54,7 +42,7 @@ def test_show_prints_complexity_and_latex():
 
 
 def test_show_leading_minus_is_not_an_option():
-    result = _invoke("show", "-(y * log(fx))")
+    result = invoke("show", "-(y * log(fx))")
     assert result.exit_code == 0, result.stderr
     rows = _fields(result.stdout)
     assert rows["expression"] == "-(y * log(fx))"
@@ -63,7 +51,7 @@ def test_show_leading_minus_is_not_an_option():
 
 
 def test_show_julia_alias():
-    result = _invoke("show", "plog(fx) * y")
+    result = invoke("show", "plog(fx) * y")
     assert result.exit_code == 0
     assert _fields(result.stdout)["expression"] == "(log(fx) * y)"
 
@@ -85,7 +73,7 @@ def test_show_julia_alias():
     ],
 )
 def test_show_bad_expression_exits_2_with_one_line(text):
-    result = _invoke("show", text)
+    result = invoke("show", text)
     assert result.exit_code == 2
     lines = result.stderr.splitlines()
     assert len(lines) == 1 and lines[0].startswith("Error: ")
@@ -96,13 +84,13 @@ def test_show_bad_expression_exits_2_with_one_line(text):
 
 def test_show_import_names_the_token_and_has_no_side_effect(tmp_path):
     sentinel = tmp_path / "pwned"
-    result = _invoke("show", f"__import__('os').system('touch {sentinel}')")
+    result = invoke("show", f"__import__('os').system('touch {sentinel}')")
     assert result.exit_code == 2
     assert "__import__" in result.stderr
     assert not sentinel.exists()
 
 
 def test_show_missing_argument_is_a_usage_error():
-    result = _invoke("show")
+    result = invoke("show")
     assert result.exit_code == 2
     assert "Traceback" not in result.stderr
