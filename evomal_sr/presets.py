@@ -35,8 +35,7 @@ class Preset:
     init_min_height: int = 2
     init_max_height: int = 4
     crossover_prob: float = 0.7
-    mutation_prob: float = 0.25
-    reproduction_prob: float = 0.05
+    mutation_prob: float = 0.25  # the rest, 1 - crossover - mutation (0.05), is reproduction
     mutation_min_height: int = 0
     mutation_max_height: int = 2
     tournament_size: int = 4
@@ -74,12 +73,9 @@ class Preset:
             if field.name.endswith("_prob") or field.name == "rejection_margin":
                 if not 0.0 <= value <= 1.0:
                     raise ConfigError(f"{field.name} must lie in [0, 1], got {value!r}")
-            elif field.name == "mutation_min_height":
+            elif field.name in ("mutation_min_height", "meta_iterations"):  # zero is allowed
                 if value < 0:
                     raise ConfigError(f"{field.name} must be >= 0, got {value!r}")
-            elif field.name == "meta_iterations":
-                if value < 0 or value != int(value):
-                    raise ConfigError(f"{field.name} must be an integer >= 0, got {value!r}")
             elif value <= 0:
                 raise ConfigError(f"{field.name} must be > 0, got {value!r}")
         if self.init_min_height > self.init_max_height:
@@ -89,7 +85,7 @@ class Preset:
         if self.init_max_height > self.height_limit:
             raise ConfigError("init_max_height must not exceed height_limit")
         if self.crossover_prob + self.mutation_prob > 1.0 + 1e-9:
-            raise ConfigError("crossover_prob + mutation_prob must not exceed 1")
+            raise ConfigError("crossover_prob + mutation_prob must not exceed 1 (the rest is reproduction)")
         return self
 
     def to_dict(self) -> dict:

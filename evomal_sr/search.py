@@ -14,7 +14,7 @@ from .engines import check_engine_name, get_engine
 from .engines.base import EngineContext
 from .errors import ConfigError
 from .evaluator import Evaluator
-from .presets import PRESETS, Preset, resolve_preset
+from .presets import Preset, resolve_preset
 from .rundir import RunDir
 
 
@@ -97,7 +97,10 @@ class LossSearch:
         engine_cls = get_engine(engine_name)
         engine_cls.check_available()
         evaluator = Evaluator(task, preset=settings, device=self.device, seed=self.seed, batched=self.batched,
-                              local_search=self.local_search, repair=engine_name == "native")
+                              local_search=self.local_search,
+                              # engines hand in complete trees: the native engine repairs its own
+                              # population (as EvoMAL does), and PySR could not adopt a repaired tree
+                              repair=False)
         guesses = [task.baseline_expression] if self.guesses is None else list(self.guesses)
         rundir = RunDir(self.out_dir) if self.out_dir is not None else None
         if rundir is not None:
@@ -136,8 +139,3 @@ def _versions() -> dict:
 
     return {"evomal_sr": __version__, "torch": torch.__version__.split("+")[0],
             "python": platform.python_version()}
-
-
-def available_presets() -> list[str]:
-    return list(PRESETS)
-

@@ -195,8 +195,7 @@ def test_offspring_respect_height_limit(seed):
 
 
 def test_variation_does_change_trees():
-    _, ev = run_engine(population=20, generations=4, crossover_prob=0.0, mutation_prob=1.0,
-                       reproduction_prob=0.0)
+    _, ev = run_engine(population=20, generations=4, crossover_prob=0.0, mutation_prob=1.0)
     assert set(ev.batches[1]) - set(ev.batches[0])
 
 
