@@ -66,6 +66,19 @@ def read_json(path: str | os.PathLike, error: type[Exception], what: str) -> Any
         raise error(f"{what} {str(path)!r} is not valid JSON: {exc}") from None
 
 
+def is_number(value) -> bool:
+    """A JSON number: ``int`` or ``float`` but not ``bool`` (which JSON keeps apart)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def is_finite_number(value) -> bool:
+    """A finite JSON number; an integer too large for a float is not one."""
+    try:
+        return is_number(value) and math.isfinite(value)
+    except OverflowError:
+        return False
+
+
 def float_to_json(value: float) -> float | None:
     """JSON has no infinity: an infinite fitness (rejected candidate) is stored as ``null``."""
     return None if math.isinf(value) else value

@@ -17,7 +17,7 @@ from pathlib import Path
 from ._version import __version__
 from .errors import ConfigError, LossFileError
 from .expression import Expression
-from .fileio import atomic_write_json, atomic_write_text, float_from_json, float_to_json, read_json
+from .fileio import atomic_write_json, atomic_write_text, float_from_json, float_to_json, is_number, read_json
 from .metaloss import LearnedLoss, check_task_kind
 
 FRONT_FORMAT = "evomal-sr/pareto-front"
@@ -68,9 +68,9 @@ class FrontEntry:
     def from_dict(cls, data) -> FrontEntry:
         try:
             expr = Expression.parse(data["expression"])
-            if not isinstance(data["weights"], list) or not all(_is_number(w) for w in data["weights"]):
+            if not isinstance(data["weights"], list) or not all(is_number(w) for w in data["weights"]):
                 raise ValueError("'weights' must be a list of numbers")
-            if data["fitness"] is not None and not _is_number(data["fitness"]):
+            if data["fitness"] is not None and not is_number(data["fitness"]):
                 raise ValueError(f"'fitness' must be a number or null, got {data['fitness']!r:.40}")
             weights = tuple(float(w) for w in data["weights"])
             fitness = float_from_json(data["fitness"])
@@ -81,10 +81,6 @@ class FrontEntry:
             return cls(str(expr), weights, fitness, expr.complexity)
         except (KeyError, TypeError, ValueError, OverflowError) as exc:
             raise LossFileError(f"malformed front entry: {exc}") from None
-
-
-def _is_number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def non_dominated(entries: Iterable[FrontEntry]) -> list[FrontEntry]:

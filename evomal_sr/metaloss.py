@@ -10,7 +10,6 @@ The evaluator uses the functional form for many candidates at once;
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,7 @@ import torch.nn.functional as F
 from ._version import __version__
 from .errors import ConfigError, ExpressionError, LossFileError
 from .expression import Expression
-from .fileio import atomic_write_json, read_json
+from .fileio import atomic_write_json, is_finite_number, read_json
 from .nodes import CONST, VAR, Node
 from .operators import OPERATORS
 
@@ -237,9 +236,7 @@ class LearnedLoss(torch.nn.Module):
             raise LossFileError(f"unsupported learned-loss version {data.get('version')!r}; "
                                 f"this evomal-sr reads version {FILE_VERSION}")
         weights = data.get("weights")
-        if not isinstance(weights, list) or not all(
-            isinstance(w, (int, float)) and not isinstance(w, bool) and _finite(w) for w in weights
-        ):
+        if not isinstance(weights, list) or not all(map(is_finite_number, weights)):
             raise LossFileError("'weights' must be a list of finite numbers")
         metadata = data.get("metadata", {})
         if not isinstance(metadata, dict):
@@ -257,13 +254,6 @@ class LearnedLoss(torch.nn.Module):
     def load(cls, path) -> LearnedLoss:
         """Read a loss written by :meth:`save`; raises :class:`LossFileError` on bad files."""
         return cls.from_dict(read_json(path, LossFileError, "learned-loss file"))
-
-
-def _finite(value: int | float) -> bool:
-    try:
-        return math.isfinite(value)
-    except OverflowError:  # an int too large for a float
-        return False
 
 
 def _fold(node: Node, weights: list[float], counter) -> Node:

@@ -113,3 +113,11 @@ def test_standard_loss_is_cross_entropy_bce_or_mse():
                           F.binary_cross_entropy_with_logits(one, binary.float().reshape(5, 1)))
     pred, target = torch.randn(5, 2), torch.randn(5, 2)
     assert torch.equal(StandardLoss("regression")(pred, target), F.mse_loss(pred, target))
+
+
+def test_baseline_loss_file_with_an_overflowing_integer_is_refused():
+    from evomal_sr.errors import LossFileError
+
+    data = {"format": TaylorGLOLoss.FORMAT, "version": 1, "parameters": [10**400] * 8, "task": "classification"}
+    with pytest.raises(LossFileError, match="finite numbers"):
+        TaylorGLOLoss.from_dict(data)

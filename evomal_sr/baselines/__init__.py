@@ -17,7 +17,6 @@ load lazily, so ``import evomal_sr.baselines`` does not import ``cma``.
 from __future__ import annotations
 
 import importlib
-import math
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +26,7 @@ import torch.nn.functional as F
 from .._version import __version__
 from ..errors import ConfigError, LossFileError
 from ..expression import Expression
-from ..fileio import atomic_write_json, read_json
+from ..fileio import atomic_write_json, is_finite_number, read_json
 from ..metaloss import FILE_FORMAT as LEARNED_FORMAT
 from ..metaloss import LearnedLoss, check_task_kind, prepare_inputs, reduce_loss
 from ..nodes import CONST, VAR, Node
@@ -139,9 +138,7 @@ class FlatParameterLoss(torch.nn.Module):
         if data.get("version") != 1:
             raise LossFileError(f"unsupported {cls.method_name} loss version {data.get('version')!r}")
         values = data.get("parameters")
-        if not isinstance(values, list) or not all(
-            isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in values
-        ):
+        if not isinstance(values, list) or not all(map(is_finite_number, values)):
             raise LossFileError("'parameters' must be a list of finite numbers")
         metadata = data.get("metadata", {})
         if not isinstance(metadata, dict) or data.get("task") not in ("classification", "regression"):
