@@ -116,8 +116,6 @@ def test_standard_loss_is_cross_entropy_bce_or_mse():
 
 
 def test_baseline_loss_file_with_an_overflowing_integer_is_refused():
-    from evomal_sr.errors import LossFileError
-
     data = {"format": TaylorGLOLoss.FORMAT, "version": 1, "parameters": [10**400] * 8, "task": "classification"}
     with pytest.raises(LossFileError, match="finite numbers"):
         TaylorGLOLoss.from_dict(data)
