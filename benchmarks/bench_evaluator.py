@@ -3,10 +3,10 @@
 Measures, in one run and side by side, the two expensive phases of the
 evaluator on ``digits`` with the task's MLP (64-100-100-10):
 
-* **partial training** (:func:`evomal_sr.training.train_candidates`): the
+* **partial training** (:func:`evomal_sr.fit.training.train_candidates`): the
   candidates trained one after another (``K = 1`` each) and all at once
   (``K = candidates``), reported as candidate-training-steps per second;
-* **local search** (:func:`evomal_sr.local_search.local_search`, unrolled
+* **local search** (:func:`evomal_sr.fit.local_search.local_search`, unrolled
   differentiation), likewise as candidate-meta-iterations per second;
 
 and, optionally (``--paper``), the evaluator's time per candidate at the
@@ -64,8 +64,8 @@ def random_trees(n: int, rng: random.Random) -> list:
 
 def random_candidates(n: int, task, settings, seed: int) -> list[str]:
     """``n`` distinct random candidates that the evaluator would train (screened)."""
-    from evomal_sr.metaloss import CompiledLoss
-    from evomal_sr.screening import ProbePoints, probe_gradients, rejection_protocol
+    from evomal_sr.losses.symbolic import CompiledLoss
+    from evomal_sr.fit.screening import ProbePoints, probe_gradients, rejection_protocol
 
     rng = random.Random(seed)
     probes = ProbePoints(kind=task.kind, n_outputs=task.n_outputs, n_points=16, seed=seed)
@@ -93,7 +93,7 @@ def random_candidates(n: int, task, settings, seed: int) -> list[str]:
 
 def bench_training(stacked, losses, data, *, kind, steps, lr, batch_size, device, batched, seed=0):
     """Seconds and candidate-steps done training ``losses`` (all together or one by one)."""
-    from evomal_sr.training import BatchSampler, StackedModel, train_candidates
+    from evomal_sr.fit.training import BatchSampler, StackedModel, train_candidates
 
     init = stacked.initial_params()
     groups = [list(range(len(losses)))] if batched else [[i] for i in range(len(losses))]
@@ -114,7 +114,7 @@ def bench_training(stacked, losses, data, *, kind, steps, lr, batch_size, device
 
 def bench_local_search(stacked, losses, task, *, iterations, settings, device, batched, seed=0):
     """Seconds and candidate-meta-iterations of local search (all together or one by one)."""
-    from evomal_sr.local_search import local_search
+    from evomal_sr.fit.local_search import local_search
 
     inits = {}
 
@@ -143,7 +143,7 @@ def bench_local_search(stacked, losses, task, *, iterations, settings, device, b
 
 def plain_cross_entropy_loop(task, device, steps=500, batch_size=128, lr=0.01) -> float:
     """Seconds of a plain PyTorch SGD loop with cross-entropy (design.md: 0.41 s for the reference)."""
-    from evomal_sr.training import BatchSampler
+    from evomal_sr.fit.training import BatchSampler
 
     net = task.make_model(seed=0).to(device)
     X, y = task.X_train.to(device), task.y_train.to(device)
@@ -195,10 +195,10 @@ def main(argv=None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     import evomal_sr as es
-    from evomal_sr.devices import resolve_device
-    from evomal_sr.metaloss import CompiledLoss
-    from evomal_sr.presets import resolve_preset
-    from evomal_sr.training import StackedModel
+    from evomal_sr.core.devices import resolve_device
+    from evomal_sr.losses.symbolic import CompiledLoss
+    from evomal_sr.core.presets import resolve_preset
+    from evomal_sr.fit.training import StackedModel
 
     device = resolve_device(args.device)
     settings = resolve_preset("paper")

@@ -38,10 +38,10 @@ sys.path.insert(0, str(ROOT.parent))
 import torch  # noqa: E402
 
 from evomal_sr import LossSearch, Task  # noqa: E402
-from evomal_sr.baselines import StandardLoss, train_ml3, train_taylorglo  # noqa: E402
-from evomal_sr.fileio import atomic_write_json, atomic_write_text, read_json  # noqa: E402
-from evomal_sr.metatest import MetaTestReport, meta_test  # noqa: E402
-from evomal_sr.presets import Preset, resolve_preset  # noqa: E402
+from evomal_sr.losses.baselines import StandardLoss, train_ml3, train_taylorglo  # noqa: E402
+from evomal_sr.core.fileio import atomic_write_json, atomic_write_text, read_json  # noqa: E402
+from evomal_sr.evaluation.metatest import MetaTestReport, meta_test  # noqa: E402
+from evomal_sr.core.presets import Preset, resolve_preset  # noqa: E402
 
 #: Report name -> (built-in dataset, label noise); every task uses the MLP.
 TASKS = {
@@ -280,7 +280,7 @@ def task_section(key: str, folder: Path) -> tuple[list[str], str]:
 
 def plot_summary(reports: dict, path: Path) -> None:
     """Mean test error of each method relative to the baseline's, one group of bars per task."""
-    from evomal_sr.plotting import _figure, save_figure
+    from evomal_sr.results.plotting import _figure, save_figure
 
     plt = _figure()
     fig, ax = plt.subplots(figsize=(8, 4))

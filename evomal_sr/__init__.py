@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import importlib
 
-from ._version import __version__
-from .errors import (
+from evomal_sr._version import __version__
+from evomal_sr.errors import (
     CheckpointError,
     ConfigError,
     EngineUnavailableError,
@@ -27,16 +27,16 @@ from .errors import (
 
 # public name -> module that defines it
 _LAZY = {
-    "Expression": "expression",
-    "LearnedLoss": "metaloss",
-    "Task": "tasks",
+    "Expression": "grammar.expression",
+    "LearnedLoss": "losses.symbolic",
+    "Task": "data.tasks",
     "Evaluator": "evaluator",
     "FitnessResult": "evaluator",
-    "ParetoFront": "front",
-    "load_front": "front",
-    "LossSearch": "search",
-    "meta_test": "metatest",
-    "MetaTestReport": "metatest",
+    "ParetoFront": "results.front",
+    "load_front": "results.front",
+    "LossSearch": "search.estimator",
+    "meta_test": "evaluation.metatest",
+    "MetaTestReport": "evaluation.metatest",
 }
 
 __all__ = [

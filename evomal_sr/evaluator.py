@@ -4,7 +4,7 @@ Per candidate, in order: repair -> exact cache -> gradient-equivalence cache ->
 gradient check and rejection protocol -> local search (unrolled
 differentiation) -> partial training with the learned loss -> validation metric.
 The expensive phases run for the whole batch at once (see
-:mod:`evomal_sr.training`); ``batched=False`` runs the same computation one
+:mod:`evomal_sr.fit.training`); ``batched=False`` runs the same computation one
 candidate at a time. Every candidate's result depends only on its own
 expression, the task, the preset and the seed, never on its batch mates.
 """
@@ -19,16 +19,16 @@ from dataclasses import asdict, dataclass, field, replace
 
 import torch
 
-from .devices import resolve_device
-from .errors import LossFileError
-from .expression import Expression
-from .fileio import float_from_json, float_to_json
-from .local_search import local_search
-from .metaloss import CompiledLoss, LearnedLoss, initial_weights
-from .presets import Preset, resolve_preset
-from .screening import EquivalenceIndex, ProbePoints, probe_gradients, rejection_protocol
-from .seeding import derive_seed
-from .training import BatchSampler, StackedModel, evaluate_metric, train_candidates
+from evomal_sr.core.devices import resolve_device
+from evomal_sr.errors import LossFileError
+from evomal_sr.grammar.expression import Expression
+from evomal_sr.core.fileio import float_from_json, float_to_json
+from evomal_sr.fit.local_search import local_search
+from evomal_sr.losses.symbolic import CompiledLoss, LearnedLoss, initial_weights
+from evomal_sr.core.presets import Preset, resolve_preset
+from evomal_sr.fit.screening import EquivalenceIndex, ProbePoints, probe_gradients, rejection_protocol
+from evomal_sr.core.seeding import derive_seed
+from evomal_sr.fit.training import BatchSampler, StackedModel, evaluate_metric, train_candidates
 
 STATUSES = ("ok", "rejected", "diverged", "cached", "equivalent")
 
@@ -109,7 +109,7 @@ class Evaluator:
     task : Task
         Data and model factory.
     preset : str or Preset
-        ``"quick"``, ``"paper"``, ``"tiny"`` or a :class:`~evomal_sr.presets.Preset`.
+        ``"quick"``, ``"paper"``, ``"tiny"`` or a :class:`~evomal_sr.core.presets.Preset`.
     device : str
         Torch device for training, e.g. ``"cpu"`` or ``"cuda"``.
     seed : int
@@ -121,7 +121,7 @@ class Evaluator:
     repair : bool
         Repair trees lacking ``y`` or ``fx``; when ``False`` they are rejected.
     **overrides
-        Any :class:`~evomal_sr.presets.Preset` field, e.g. ``train_steps=100``.
+        Any :class:`~evomal_sr.core.presets.Preset` field, e.g. ``train_steps=100``.
 
     Examples
     --------

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from click.testing import CliRunner
 
-from evomal_sr.cli import cli
+from evomal_sr.cli.main import cli
 
 
 def _runner() -> CliRunner:

@@ -7,7 +7,7 @@ Reusable by any test module::
     @given(expressions(max_depth=5))
     def test_something(expr): ...
 
-Trees are built with the validating :class:`~evomal_sr.nodes.Node` constructors,
+Trees are built with the validating :class:`~evomal_sr.grammar.nodes.Node` constructors,
 so every drawn tree is canonical (``neg`` applied to a constant folds into a
 negative constant). ``max_depth`` bounds the number of nodes on the longest
 root-to-leaf path (a leaf has depth 1).
@@ -20,9 +20,9 @@ import sys
 
 from hypothesis import strategies as st
 
-from evomal_sr.expression import Expression
-from evomal_sr.nodes import Node
-from evomal_sr.operators import OPERATORS, VARIABLES
+from evomal_sr.grammar.expression import Expression
+from evomal_sr.grammar.nodes import Node
+from evomal_sr.grammar.operators import OPERATORS, VARIABLES
 
 #: Every operator name in the registry, ``neg`` included.
 ALL_OPERATORS: tuple[str, ...] = tuple(OPERATORS)

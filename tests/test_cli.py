@@ -12,8 +12,8 @@ import pytest
 import torch
 from clihelpers import assert_one_line_error, invoke
 
-from evomal_sr.front import load_front
-from evomal_sr.metaloss import LearnedLoss
+from evomal_sr.results.front import load_front
+from evomal_sr.losses.symbolic import LearnedLoss
 
 COMMANDS = ["show", "search", "front", "export", "plot", "doctor"]
 TINY = ["--preset", "tiny", "--population", "4", "--generations", "2", "--seed", "0", "--quiet"]
@@ -244,7 +244,7 @@ def test_export_to_unwritable_place(run_dir, tmp_path):
 def test_progress_bar_counts_generations_of_a_resumed_run(monkeypatch):
     import sys
 
-    from evomal_sr.cli import _Progress
+    from evomal_sr.cli.main import _Progress
     from evomal_sr.engines.base import GenerationRecord
 
     class Terminal(io.StringIO):

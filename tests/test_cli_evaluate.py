@@ -8,7 +8,7 @@ import pytest
 from clihelpers import assert_one_line_error, invoke
 
 from evomal_sr import LearnedLoss, Task
-from evomal_sr.front import FrontEntry, ParetoFront
+from evomal_sr.results.front import FrontEntry, ParetoFront
 
 FAST = ["--seeds", "2", "--steps", "10", "--preset", "tiny"]
 

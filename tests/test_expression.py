@@ -17,9 +17,9 @@ from hypothesis import strategies as st
 from strategies import constants, expressions, trees
 
 from evomal_sr import Expression, ExpressionError
-from evomal_sr.expression import MAX_NODES, REPAIR_OPERATORS
-from evomal_sr.nodes import CONST, OP, VAR, Node
-from evomal_sr.parser import MAX_DEPTH, MAX_TEXT_LENGTH
+from evomal_sr.grammar.expression import MAX_NODES, REPAIR_OPERATORS
+from evomal_sr.grammar.nodes import CONST, OP, VAR, Node
+from evomal_sr.grammar.parser import MAX_DEPTH, MAX_TEXT_LENGTH
 
 FX, Y = Node.variable("fx"), Node.variable("y")
 

@@ -11,9 +11,9 @@ import pytest
 import torch
 
 from evomal_sr import ConfigError, LossFileError
-from evomal_sr.expression import Expression
-from evomal_sr.front import FRONT_FORMAT, FrontEntry, HallOfFame, ParetoFront, load_front, non_dominated
-from evomal_sr.metaloss import LearnedLoss
+from evomal_sr.grammar.expression import Expression
+from evomal_sr.results.front import FRONT_FORMAT, FrontEntry, HallOfFame, ParetoFront, load_front, non_dominated
+from evomal_sr.losses.symbolic import LearnedLoss
 
 
 def entry(expression: str, fitness: float, *, complexity: int | None = None, weights=None) -> FrontEntry:

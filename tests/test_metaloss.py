@@ -17,8 +17,8 @@ from hypothesis import strategies as st
 from strategies import expressions
 
 from evomal_sr import ConfigError, Expression, ExpressionError, LearnedLoss, LossFileError
-from evomal_sr.fileio import MAX_JSON_BYTES
-from evomal_sr.metaloss import (
+from evomal_sr.core.fileio import MAX_JSON_BYTES
+from evomal_sr.losses.symbolic import (
     FILE_FORMAT,
     FILE_VERSION,
     TASK_KINDS,
@@ -438,7 +438,7 @@ def test_atomic_save(tmp_path, monkeypatch):
     before = path.read_bytes()
 
     # a failure between writing and renaming leaves the old file and no temp file
-    import evomal_sr.fileio as fileio
+    import evomal_sr.core.fileio as fileio
 
     def broken_replace(src, dst):
         raise OSError("disk on fire")

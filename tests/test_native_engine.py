@@ -22,11 +22,11 @@ from evomal_sr.engines.base import EngineContext
 from evomal_sr.engines.checkpoint import SearchState
 from evomal_sr.engines.native import LossGrammar, NativeEngine, scoped_random
 from evomal_sr.evaluator import FitnessResult
-from evomal_sr.expression import Expression
-from evomal_sr.front import HallOfFame
-from evomal_sr.nodes import Node
-from evomal_sr.operators import searchable_operators
-from evomal_sr.presets import resolve_preset
+from evomal_sr.grammar.expression import Expression
+from evomal_sr.results.front import HallOfFame
+from evomal_sr.grammar.nodes import Node
+from evomal_sr.grammar.operators import searchable_operators
+from evomal_sr.core.presets import resolve_preset
 
 
 class FakeEvaluator:

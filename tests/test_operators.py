@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from evomal_sr.errors import ExpressionError
-from evomal_sr.operators import (
+from evomal_sr.grammar.operators import (
     INFIX,
     JULIA_ALIASES,
     OPERATORS,
@@ -213,7 +213,7 @@ def test_sympy_agrees_with_numpy(name):
 
 def test_registry_layers_do_not_import_torch_or_julia():
     code = (
-        "import sys, evomal_sr, evomal_sr.expression, evomal_sr.parser, evomal_sr.operators\n"
+        "import sys, evomal_sr, evomal_sr.grammar.expression, evomal_sr.grammar.parser, evomal_sr.grammar.operators\n"
         "bad = [m for m in ('torch', 'juliacall', 'pysr') if m in sys.modules]\n"
         "assert not bad, bad\n"
     )

@@ -45,10 +45,10 @@ from evomal_sr.engines.pysr_bridge import (
 )
 from evomal_sr.errors import ConfigError, EngineUnavailableError, ExpressionError
 from evomal_sr.evaluator import FitnessResult
-from evomal_sr.expression import Expression
-from evomal_sr.front import HallOfFame, ParetoFront
-from evomal_sr.operators import OPERATORS, searchable_operators
-from evomal_sr.presets import resolve_preset
+from evomal_sr.grammar.expression import Expression
+from evomal_sr.results.front import HallOfFame, ParetoFront
+from evomal_sr.grammar.operators import OPERATORS, searchable_operators
+from evomal_sr.core.presets import resolve_preset
 
 JULIA_DIR = Path(__file__).resolve().parents[1] / "julia"
 
@@ -371,7 +371,7 @@ def test_on_batch_errors_are_kept_not_raised():
 @pytest.mark.slow
 def test_callback_with_the_real_evaluator():
     from evomal_sr.evaluator import Evaluator
-    from evomal_sr.tasks import Task
+    from evomal_sr.data.tasks import Task
 
     evaluator = Evaluator(Task.builtin("iris", seed=0), preset="tiny", repair=False)
     with LossCallback(evaluator) as callback:
@@ -640,7 +640,7 @@ needs_julia = pytest.mark.skipif(_julia_skip_reason() is not None, reason=_julia
 @pytest.mark.parametrize("options", [{"deterministic": True}, {"threads": 2, "populations": 2}])
 def test_real_pysr_search_on_a_tiny_budget(options, tmp_path):
     from evomal_sr.evaluator import Evaluator
-    from evomal_sr.tasks import Task
+    from evomal_sr.data.tasks import Task
 
     task = Task.builtin("iris", seed=0)
     settings = resolve_preset("tiny", generations=2)
@@ -661,8 +661,8 @@ def test_real_pysr_search_on_a_tiny_budget(options, tmp_path):
 @pytest.mark.julia
 @needs_julia
 def test_deterministic_pysr_search_is_reproducible():
-    from evomal_sr.search import LossSearch
-    from evomal_sr.tasks import Task
+    from evomal_sr.search.estimator import LossSearch
+    from evomal_sr.data.tasks import Task
 
     task = Task.builtin("iris", seed=0)
     fronts = [LossSearch(engine="pysr", preset="tiny", seed=1, engine_options={"deterministic": True})

@@ -18,7 +18,7 @@ from evomal_sr import CheckpointError, LossSearch
 from evomal_sr.evaluator import Evaluator
 
 SMALL = {"preset": "tiny", "population": 4, "generations": 2}
-CLI = [sys.executable, "-c", "import sys; from evomal_sr.cli import main; sys.argv[0] = 'evomal-sr'; main()"]
+CLI = [sys.executable, "-c", "import sys; from evomal_sr.cli.main import main; sys.argv[0] = 'evomal-sr'; main()"]
 
 
 @pytest.fixture(scope="module")

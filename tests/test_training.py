@@ -12,12 +12,12 @@ import pytest
 import torch
 from torch import nn
 
-from evomal_sr.expression import Expression
-from evomal_sr.local_search import local_search, unrolled_meta_gradient
-from evomal_sr.metaloss import CompiledLoss, LearnedLoss
-from evomal_sr.optim import MaskedAdam
-from evomal_sr.screening import EquivalenceIndex, ProbePoints, probe_gradients, rejection_protocol
-from evomal_sr.training import (
+from evomal_sr.grammar.expression import Expression
+from evomal_sr.fit.local_search import local_search, unrolled_meta_gradient
+from evomal_sr.losses.symbolic import CompiledLoss, LearnedLoss
+from evomal_sr.fit.optim import MaskedAdam
+from evomal_sr.fit.screening import EquivalenceIndex, ProbePoints, probe_gradients, rejection_protocol
+from evomal_sr.fit.training import (
     BatchSampler,
     StackedModel,
     candidate_losses,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import importlib
 
-from ..errors import ConfigError
+from evomal_sr.errors import ConfigError
 
 ENGINES: dict[str, str] = {
     "native": "evomal_sr.engines.native:NativeEngine",

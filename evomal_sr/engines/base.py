@@ -11,8 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..fileio import float_from_json, float_to_json
-from ..front import HallOfFame
+from evomal_sr.core.fileio import float_from_json, float_to_json
+from evomal_sr.results.front import HallOfFame
 
 
 @dataclass

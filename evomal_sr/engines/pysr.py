@@ -7,7 +7,7 @@ Julia function in ``julia/loss_objective.jl``: it prints each tree and asks the
 Python :class:`~evomal_sr.engines.pysr_bridge.LossCallback` for the fitness,
 which the shared :class:`~evomal_sr.evaluator.Evaluator` computes in batches
 (local search of the edge weights, then partial training). PySR's hall of fame
-becomes the same :class:`~evomal_sr.front.HallOfFame` the native engine returns.
+becomes the same :class:`~evomal_sr.results.front.HallOfFame` the native engine returns.
 
 Nothing here imports PySR or juliacall until :meth:`PySREngine.run`: ``import
 pysr`` starts Julia. Julia prefers to be loaded before torch; by the time an
@@ -36,7 +36,7 @@ verbosity : int
 Examples
 --------
 >>> from evomal_sr.engines.base import EngineContext
->>> from evomal_sr.presets import resolve_preset
+>>> from evomal_sr.core.presets import resolve_preset
 >>> ctx = EngineContext(task=None, evaluator=None, settings=resolve_preset("tiny"), seed=0,
 ...                     options={"deterministic": True})
 >>> kwargs = PySREngine.build_regressor_kwargs(ctx)
@@ -63,12 +63,12 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import ConfigError, EngineUnavailableError, ExpressionError
-from ..front import HallOfFame
-from ..operators import OPERATORS, VARIABLES, searchable_operators
-from ..seeding import derive_seed
-from .base import EngineContext, EngineResult, GenerationRecord
-from .pysr_bridge import (
+from evomal_sr.errors import ConfigError, EngineUnavailableError, ExpressionError
+from evomal_sr.results.front import HallOfFame
+from evomal_sr.grammar.operators import OPERATORS, VARIABLES, searchable_operators
+from evomal_sr.core.seeding import derive_seed
+from evomal_sr.engines.base import EngineContext, EngineResult, GenerationRecord
+from evomal_sr.engines.pysr_bridge import (
     HallOfFameRow,
     LossCallback,
     front_entries,
@@ -264,7 +264,7 @@ def search_budget(settings, options: dict) -> dict:
 
     Examples
     --------
-    >>> from evomal_sr.presets import resolve_preset
+    >>> from evomal_sr.core.presets import resolve_preset
     >>> search_budget(resolve_preset("paper"), {"populations": 5})["niterations"]
     10
     """

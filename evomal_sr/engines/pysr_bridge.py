@@ -31,10 +31,10 @@ from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeoutError  # not the builtin on 3.10
 from dataclasses import dataclass, field, replace
 
-from ..errors import ExpressionError
-from ..expression import Expression
-from ..nodes import to_text
-from ..operators import JULIA_ALIASES, OPERATORS, VARIABLES
+from evomal_sr.errors import ExpressionError
+from evomal_sr.grammar.expression import Expression
+from evomal_sr.grammar.nodes import to_text
+from evomal_sr.grammar.operators import JULIA_ALIASES, OPERATORS, VARIABLES
 
 _TOKEN = re.compile(
     r"(?P<space>[ \t]+)"
@@ -164,8 +164,8 @@ def read_hall_of_fame_csv(path) -> list[HallOfFameRow]:
 
 
 def front_entry(result):
-    """A :class:`~evomal_sr.front.FrontEntry` for a trained ``FitnessResult``, else ``None``."""
-    from ..front import FrontEntry
+    """A :class:`~evomal_sr.results.front.FrontEntry` for a trained ``FitnessResult``, else ``None``."""
+    from evomal_sr.results.front import FrontEntry
 
     if result is None or not result.trained:
         return None

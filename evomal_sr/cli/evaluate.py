@@ -1,0 +1,155 @@
+"""``evomal-sr evaluate``: meta-test a learned loss against the standard loss.
+
+Registered on the command group with ``cli.add_command(evaluate)``. Every user
+mistake raises a subclass of :class:`~evomal_sr.errors.EvomalError`, which the
+group prints as one ``Error: ...`` line with exit status 2.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from pathlib import Path
+
+import click
+
+from evomal_sr.errors import ConfigError, LossFileError
+
+#: Files ``--out`` writes.
+OUT_FILES = {"csv": "metatest.csv", "json": "metatest.json", "png": "curves.png"}
+
+
+@click.command("evaluate", context_settings={"help_option_names": ["-h", "--help"]})
+@click.argument("source", metavar="DIR|LOSS.json")
+@click.option("--index", type=int, default=None,
+              help="Which loss of the run's Pareto front (0 = simplest); default the most accurate.")
+@click.option("--dataset", default=None,
+              help="Built-in dataset to train on; default the run's own (needed for a loss file without one).")
+@click.option("--model", default=None, help="Base model (linear, mlp, cnn); default the run's own.")
+@click.option("--label-noise", type=click.FloatRange(0.0, 1.0, max_open=True), default=None,
+              help="Fraction of corrupted training labels; default the run's own (0 on another dataset).")
+@click.option("--seeds", type=click.IntRange(min=1), default=5, show_default=True,
+              help="Number of seeds (model initialisation and minibatch order).")
+@click.option("--steps", type=click.IntRange(min=1), default=None,
+              help="SGD steps per model; default the preset's meta_test_steps.")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
+              help="First seed; seeds are SEED, SEED+1, ...")
+@click.option("--preset", default=None, help="Preset giving lr, batch size and steps; default the run's settings.")
+@click.option("--device", default="cpu", show_default=True, help="Torch device, e.g. cpu or cuda.")
+@click.option("--out", type=click.Path(file_okay=False), default=None,
+              help="Folder for metatest.csv, metatest.json and curves.png.")
+@click.option("--threads", type=click.IntRange(min=1), default=None,
+              help="CPU threads for torch; 1 is often fastest for small models on a busy machine.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar and no header; only the table.")
+def evaluate(source, index, dataset, model, label_noise, seeds, steps, seed, preset, device, out, threads, quiet):
+    """Meta-test a learned loss: train fresh models with it and with the standard loss.
+
+    DIR is a search's output folder (with pareto.json) or LOSS.json a saved loss
+    (learned, ML3 or TaylorGLO). Models train on training + validation rows and
+    are scored on the test rows, over several seeds; every seed starts both
+    losses from the same initialisation with the same minibatches. A loss can be
+    transferred to another dataset or model of the same kind (classification or
+    regression).
+
+    \b
+    Examples:
+      evomal-sr evaluate runs/digits
+      evomal-sr evaluate runs/digits --index 0 --seeds 10 --out runs/digits/metatest
+      evomal-sr evaluate runs/digits --dataset wine --model linear
+      evomal-sr evaluate loss.json --dataset iris --steps 2000 --threads 1
+    """
+    import torch
+
+    from evomal_sr.evaluation.metatest import count_parameters, describe_loss, meta_test, resolve_loss
+
+    if threads is not None:
+        torch.set_num_threads(threads)
+    loss, origin = _load_source(Path(source), index)
+    task = _build_task(origin.get("task") or {}, dataset=dataset, model=model, label_noise=label_noise)
+    loss = resolve_loss(loss, task.kind)  # refuses a transfer across task kinds before any work
+    settings = _settings(origin, preset)
+    n_steps = settings.meta_test_steps if steps is None else steps
+    if not quiet:
+        click.echo(f"loss:  {describe_loss(loss)} ({count_parameters(loss)} parameters)")
+        click.echo(f"task:  {task!r}")
+        click.echo(f"train: {seeds} seeds x {n_steps} SGD steps, lr {settings.lr}, batch {settings.batch_size}, "
+                   f"on train + validation rows; test on {task.describe()['n_test']} rows")
+    bar = _progress(total=2 * n_steps, quiet=quiet)
+    try:
+        report = meta_test(loss, task, seeds=seeds, seed=seed, steps=n_steps, preset=settings, device=device,
+                           progress=bar.update)
+    finally:
+        bar.close()
+    click.echo(report.table())
+    if out is not None:
+        folder = Path(out)
+        report.to_csv(folder / OUT_FILES["csv"])
+        report.to_json(folder / OUT_FILES["json"])
+        report.plot_curves(folder / OUT_FILES["png"])
+        if not quiet:
+            click.echo(f"wrote {', '.join(str(folder / name) for name in OUT_FILES.values())}")
+
+
+def _load_source(path: Path, index: int | None):
+    """The loss to test and what is known of its origin (``task`` and ``settings`` dicts)."""
+    from evomal_sr.core.fileio import read_json
+    from evomal_sr.results.front import FRONT_FORMAT, ParetoFront
+
+    if not path.exists():
+        raise LossFileError(f"no such run folder or loss file: {str(path)!r}")
+    if path.is_dir():
+        if not (path / "pareto.json").exists():
+            raise LossFileError(f"{str(path)!r} holds no pareto.json; is it a search's --out folder?")
+        path = path / "pareto.json"
+    data = read_json(path, LossFileError, "loss or Pareto-front file")
+    if isinstance(data, dict) and data.get("format") == FRONT_FORMAT:
+        front = ParetoFront.from_dict(data)
+        return front.best_loss("accuracy" if index is None else index), dict(front.config)
+    if index is not None:
+        raise ConfigError("--index picks a loss of a run's Pareto front; a loss file holds a single loss")
+    from evomal_sr.losses.baselines import load_loss
+
+    loss = load_loss(path)
+    return loss, dict(getattr(loss, "metadata", {}) or {})
+
+
+def _build_task(origin: dict, *, dataset, model, label_noise):
+    """The task to meta-test on: the run's own, or the one the options name."""
+    from evomal_sr.data.tasks import Task
+
+    name = dataset or origin.get("name")
+    if not name:
+        raise ConfigError("the loss file does not say which dataset it was learned on; pass --dataset NAME")
+    same = dataset is None or dataset == origin.get("name")
+    if model is None:
+        model = origin.get("model")
+        if model == "custom":
+            raise ConfigError("the run used a custom model that cannot be rebuilt here; pass --model NAME")
+    if label_noise is None:
+        label_noise = float(origin.get("label_noise", 0.0)) if same else 0.0
+    split_seed = int(origin.get("seed", 0)) if same else 0
+    return Task.builtin(name, seed=split_seed, label_noise=label_noise, model=model)
+
+
+def _settings(origin: dict, preset):
+    """The preset named by ``--preset``, else the run's saved settings, else ``quick``."""
+    from evomal_sr.core.presets import PRESETS, Preset, resolve_preset
+
+    if preset is not None:
+        return resolve_preset(preset)
+    saved = origin.get("settings")
+    if isinstance(saved, dict):
+        names = {f.name for f in dataclasses.fields(Preset)}
+        try:
+            return resolve_preset(Preset(), **{k: v for k, v in saved.items() if k in names})
+        except ConfigError as exc:
+            raise LossFileError(f"the run's saved settings are invalid: {exc}") from None
+    name = origin.get("preset")
+    return resolve_preset(name if name in PRESETS else "quick")
+
+
+def _progress(*, total: int, quiet: bool):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc="meta-test", unit="step", leave=False, file=sys.stderr,
+                disable=quiet or not sys.stderr.isatty())

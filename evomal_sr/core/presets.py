@@ -1,0 +1,140 @@
+"""Search presets: every numeric setting of EvoMAL in one place.
+
+``paper`` holds the settings of the EvoMAL paper; ``quick`` finishes a search on
+a built-in dataset in about a minute on two CPU cores; ``tiny`` exists for tests
+and smoke runs. Any field can be overridden by keyword.
+
+Examples
+--------
+>>> from evomal_sr.core.presets import resolve_preset
+>>> resolve_preset("paper").population
+25
+>>> resolve_preset("quick", generations=2).generations
+2
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+
+from evomal_sr.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Preset:
+    """Settings of one search: genetic programming, local search and fitness.
+
+    See ``design.md`` section 2 for their meaning; probabilities are per offspring.
+    """
+
+    # genetic programming (outer loop)
+    population: int = 25
+    generations: int = 50
+    init_min_height: int = 2
+    init_max_height: int = 4
+    crossover_prob: float = 0.7
+    mutation_prob: float = 0.25  # the rest, 1 - crossover - mutation (0.05), is reproduction
+    mutation_min_height: int = 0
+    mutation_max_height: int = 2
+    tournament_size: int = 4
+    height_limit: int = 10
+    # local search (unrolled differentiation of the edge weights)
+    meta_iterations: int = 250
+    meta_lr: float = 1e-3
+    inner_steps: int = 1
+    # fitness: partial training with the learned loss, weights frozen
+    train_steps: int = 500
+    batch_size: int = 128
+    lr: float = 0.01
+    # rejection protocol: fit raw predictions with the candidate loss
+    rejection_steps: int = 250
+    rejection_lr: float = 0.01
+    rejection_batch: int = 64
+    rejection_margin: float = 0.05
+    # gradient-equivalence cache
+    probe_points: int = 16
+    equivalence_rtol: float = 1e-5
+    equivalence_atol: float = 1e-7
+    # meta-testing: final training from scratch
+    meta_test_steps: int = 5000
+
+    def validate(self) -> Preset:
+        """Return self, or raise :class:`ConfigError` naming the bad setting."""
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ConfigError(f"{field.name} must be a number, got {value!r}")
+            if not math.isfinite(value):  # NaN would slip through every comparison below
+                raise ConfigError(f"{field.name} must be finite, got {value!r}")
+            if field.type in (int, "int") and value != int(value):
+                raise ConfigError(f"{field.name} must be an integer, got {value!r}")
+            if field.name.endswith("_prob") or field.name == "rejection_margin":
+                if not 0.0 <= value <= 1.0:
+                    raise ConfigError(f"{field.name} must lie in [0, 1], got {value!r}")
+            elif field.name in ("mutation_min_height", "meta_iterations"):  # zero is allowed
+                if value < 0:
+                    raise ConfigError(f"{field.name} must be >= 0, got {value!r}")
+            elif value <= 0:
+                raise ConfigError(f"{field.name} must be > 0, got {value!r}")
+        if self.init_min_height > self.init_max_height:
+            raise ConfigError("init_min_height must not exceed init_max_height")
+        if self.mutation_min_height > self.mutation_max_height:
+            raise ConfigError("mutation_min_height must not exceed mutation_max_height")
+        if self.init_max_height > self.height_limit:
+            raise ConfigError("init_max_height must not exceed height_limit")
+        if self.crossover_prob + self.mutation_prob > 1.0 + 1e-9:
+            raise ConfigError("crossover_prob + mutation_prob must not exceed 1 (the rest is reproduction)")
+        return self
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+PRESETS: dict[str, Preset] = {
+    "paper": Preset(),
+    # The paper's 250 local-search steps at lr 1e-3 compressed into 20 steps at lr 1e-2.
+    "quick": Preset(
+        population=20, generations=8, meta_iterations=20, meta_lr=1e-2, train_steps=150,
+        rejection_steps=100, meta_test_steps=1500,
+    ),
+    "tiny": Preset(
+        population=4, generations=2, init_max_height=3, meta_iterations=3, train_steps=20,
+        batch_size=32, rejection_steps=30, rejection_batch=32, probe_points=8, meta_test_steps=50,
+    ),
+}
+
+
+def resolve_preset(preset: str | Preset = "quick", **overrides) -> Preset:
+    """Return the named (or given) preset with ``overrides`` applied and validated.
+
+    Raises
+    ------
+    ConfigError
+        For an unknown preset name or setting, or an out-of-range value.
+    """
+    if isinstance(preset, Preset):
+        base = preset
+    else:
+        try:
+            base = PRESETS[preset]
+        except (KeyError, TypeError):
+            raise ConfigError(
+                f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}"
+            ) from None
+    names = {f.name: f for f in dataclasses.fields(Preset)}
+    unknown = sorted(set(overrides) - set(names))
+    if unknown:
+        raise ConfigError(f"unknown setting(s) {', '.join(unknown)}; valid settings: {', '.join(names)}")
+    cast = {}
+    for key, value in overrides.items():
+        if value is None:
+            continue
+        kind = type(getattr(base, key))
+        if kind is int and isinstance(value, float) and value.is_integer():
+            value = int(value)
+        if kind is int and (isinstance(value, bool) or not isinstance(value, int)):
+            raise ConfigError(f"{key} must be an integer, got {value!r}")
+        cast[key] = value
+    return dataclasses.replace(base, **cast).validate()

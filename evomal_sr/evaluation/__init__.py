@@ -1,0 +1,1 @@
+"""Meta-testing finished losses on held-out data, and its report."""

@@ -1,0 +1,78 @@
+"""Local search: learn each candidate's edge weights by unrolled differentiation.
+
+Each meta-iteration draws a fresh base-model initialisation (shared by all
+candidates), takes ``inner_steps`` differentiable SGD steps on a training batch
+with every candidate's loss, measures the task loss (cross-entropy or MSE) of
+the updated models on a validation batch, and backpropagates through the inner
+steps to the edge weights, which Adam updates. Weights of different candidates
+live in one padded ``[K, E_max]`` tensor; Adam is elementwise, so batching does
+not change any candidate's trajectory.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+
+from evomal_sr.losses.symbolic import CompiledLoss
+from evomal_sr.fit.optim import MaskedAdam
+from evomal_sr.fit.training import BatchSampler, Params, StackedModel, candidate_losses, masked_sum, rows_finite, task_loss
+
+
+def unrolled_meta_gradient(stacked: StackedModel, params: Params, losses: Sequence[CompiledLoss],
+                           weights: torch.Tensor, train_batch, val_batch, *, kind: str, lr: float,
+                           inner_steps: int = 1):
+    """Validation task loss after ``inner_steps`` SGD steps, and its gradient w.r.t. ``weights``.
+
+    Returns ``(outer_losses [K], grad [K, E], ok [K])``; rows with a non-finite
+    inner loss, outer loss or gradient are marked not ``ok`` (their gradient is zero).
+    """
+    weights = weights.detach().requires_grad_(True)
+    K = len(losses)
+    ok = torch.ones(K, dtype=torch.bool, device=weights.device)
+    theta = {k: v.detach().requires_grad_(True) for k, v in params.items()}
+    x_tr, y_tr = train_batch
+    for _ in range(inner_steps):
+        inner = candidate_losses(losses, weights, stacked(theta, x_tr), y_tr, kind)
+        ok &= torch.isfinite(inner.detach())
+        if not ok.any():
+            break
+        grads = torch.autograd.grad(masked_sum(inner, ok), list(theta.values()), create_graph=True)
+        ok &= rows_finite([g.detach() for g in grads])
+        theta = {k: v - lr * g for (k, v), g in zip(theta.items(), grads)}
+    x_val, y_val = val_batch
+    outer = task_loss(stacked(theta, x_val), y_val, kind)
+    ok &= torch.isfinite(outer.detach())
+    if not ok.any():
+        return outer.detach(), torch.zeros_like(weights), ok
+    (grad,) = torch.autograd.grad(masked_sum(outer, ok), [weights], allow_unused=True)
+    if grad is None:  # no candidate's loss depends on its weights (e.g. all constant)
+        grad = torch.zeros_like(weights)
+    ok &= rows_finite([grad])
+    return outer.detach(), torch.where(ok.unsqueeze(-1), grad, torch.zeros_like(grad)), ok
+
+
+def local_search(stacked: StackedModel, losses: Sequence[CompiledLoss], weights: torch.Tensor, *,
+                 init_params: Callable[[int], Params], train_data, val_data, kind: str,
+                 iterations: int, meta_lr: float, lr: float, inner_steps: int, batch_size: int,
+                 seed: int) -> torch.Tensor:
+    """Tune the padded edge weights ``[K, E_max]`` of ``losses``; returns the learned weights.
+
+    ``init_params(i)`` gives the (unstacked) base-model parameters of meta-iteration ``i``.
+    """
+    K = len(losses)
+    weights = weights.detach().clone()
+    optimiser = MaskedAdam(weights.shape, lr=meta_lr, dtype=weights.dtype, device=weights.device)
+    train_sampler = BatchSampler(train_data[0].shape[0], batch_size, seed)
+    val_sampler = BatchSampler(val_data[0].shape[0], batch_size, seed + 1)
+    for iteration in range(iterations):
+        params = StackedModel.replicate(init_params(iteration), K)
+        tr, va = train_sampler.next(), val_sampler.next()
+        _, grad, ok = unrolled_meta_gradient(
+            stacked, params, losses, weights,
+            (train_data[0][tr], train_data[1][tr]), (val_data[0][va], val_data[1][va]),
+            kind=kind, lr=lr, inner_steps=inner_steps,
+        )
+        optimiser.step(weights, grad, ok)
+    return weights

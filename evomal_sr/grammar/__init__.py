@@ -1,0 +1,1 @@
+"""The loss grammar: operators, expression trees, the whitelisting parser (no torch import)."""

@@ -1,0 +1,176 @@
+"""ML3: a neural meta-loss trained by unrolled differentiation (Bechtle et al., 2021).
+
+The loss network acts on each class element (or regression output) separately:
+input ``[p, y]`` (the prediction ``fx`` and the target ``y``), two hidden layers
+of 50 ReLU units without bias, and a softplus output; the values are summed over
+classes and averaged over the batch, exactly like a learned symbolic loss. It has
+``2*50 + 50*50 + 50*1 = 2,650`` parameters.
+
+Training reuses EvoMAL's local search unchanged
+(:func:`evomal_sr.fit.local_search.local_search`): each meta-iteration takes a fresh
+base-model initialisation, ``inner_steps`` differentiable SGD steps on a training
+batch with the meta-loss, the task loss of the updated model on a validation
+batch, and an Adam step on the meta-loss parameters.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import torch
+import torch.nn.functional as F
+
+from evomal_sr.fit.local_search import local_search
+from evomal_sr.core.presets import Preset, resolve_preset
+from evomal_sr.core.seeding import derive_seed
+from evomal_sr.fit.training import BatchSampler, StackedModel, evaluate_metric, train_candidates
+from evomal_sr.losses.baselines import FlatParameterLoss
+
+#: Width of both hidden layers.
+HIDDEN = 50
+#: ``(rows, columns)`` of the three weight matrices, in order.
+SHAPES = ((HIDDEN, 2), (HIDDEN, HIDDEN), (1, HIDDEN))
+#: Total parameter count: 2,650.
+N_PARAMETERS = sum(r * c for r, c in SHAPES)
+
+
+def ml3_function(theta: torch.Tensor, y: torch.Tensor, fx: torch.Tensor) -> torch.Tensor:
+    """The elementwise ML3 loss of flat parameters ``theta`` on ``y``, ``fx`` (same shape).
+
+    Examples
+    --------
+    >>> theta = initial_parameters(seed=0)
+    >>> ml3_function(theta, torch.zeros(4, 3), torch.full((4, 3), 1 / 3)).shape
+    torch.Size([4, 3])
+    """
+    matrices, start = [], 0
+    for rows, cols in SHAPES:
+        matrices.append(theta[start:start + rows * cols].reshape(rows, cols))
+        start += rows * cols
+    w1, w2, w3 = matrices
+    h = torch.relu(torch.stack([fx, y], dim=-1) @ w1.T)
+    h = torch.relu(h @ w2.T)
+    return F.softplus(h @ w3.T).squeeze(-1)
+
+
+def initial_parameters(*, seed: int) -> torch.Tensor:
+    """PyTorch's default ``nn.Linear`` initialisation, ``U(-1/sqrt(fan_in), 1/sqrt(fan_in))``, seeded."""
+    generator = torch.Generator().manual_seed(int(seed))
+    parts = []
+    for rows, cols in SHAPES:
+        bound = 1.0 / math.sqrt(cols)
+        parts.append((torch.rand(rows * cols, generator=generator) * 2 - 1) * bound)
+    return torch.cat(parts)
+
+
+class ML3Compiled:
+    """ML3 in the evaluator's ``(weights, y, fx) -> elementwise`` form (see ``CompiledLoss``)."""
+
+    n_weights = N_PARAMETERS
+
+    def __call__(self, weights: torch.Tensor, y: torch.Tensor, fx: torch.Tensor) -> torch.Tensor:
+        return ml3_function(weights[:N_PARAMETERS], y, fx)
+
+
+class ML3Loss(FlatParameterLoss):
+    """The ML3 meta-loss network as a training loss: ``loss(output, target)``.
+
+    Parameters
+    ----------
+    task : {"classification", "regression"}
+    parameters : sequence of float, optional
+        The 2,650 flat parameters; a seeded default initialisation if omitted.
+    seed : int
+        Seed of the default initialisation.
+    metadata : dict, optional
+
+    Examples
+    --------
+    >>> import torch
+    >>> loss = ML3Loss("classification", seed=0)
+    >>> loss.n_parameters
+    2650
+    >>> loss(torch.randn(5, 3), torch.tensor([0, 1, 2, 0, 1])).shape
+    torch.Size([])
+    """
+
+    FORMAT = "evomal-sr/ml3-loss"
+    N_PARAMETERS = N_PARAMETERS
+    method_name = "ML3"
+    function = staticmethod(ml3_function)
+
+    def __init__(self, task: str = "classification", *, parameters=None, seed: int = 0,
+                 metadata: dict | None = None):
+        if parameters is None:
+            parameters = initial_parameters(seed=seed)
+        super().__init__(task, parameters=parameters, metadata=metadata)
+
+    def describe(self) -> str:
+        return f"ML3 network [p, y] -> {HIDDEN} -> {HIDDEN} -> softplus, no bias"
+
+
+def train_ml3(task, *, preset: str | Preset = "quick", seed: int = 0, iterations: int | None = None,
+              device: str = "cpu", **overrides) -> ML3Loss:
+    """Meta-train an ML3 loss on ``task`` by unrolled differentiation.
+
+    Parameters
+    ----------
+    task : Task
+        Inner steps use its training split, the outer task loss its validation split.
+    preset : str or Preset
+        Supplies ``meta_lr`` (Adam), ``lr`` (inner SGD), ``inner_steps``,
+        ``batch_size`` and, for the reported validation fitness, ``train_steps``.
+    seed : int
+        Seeds the meta-loss initialisation, the base-model initialisations and the batches.
+    iterations : int, optional
+        Meta-iterations; default ``meta_iterations * population`` of the preset,
+        the local-search budget of one generation of EvoMAL.
+    device : str
+    **overrides
+        Preset fields, e.g. ``meta_lr=1e-2``.
+
+    Returns
+    -------
+    ML3Loss
+        With ``metadata`` holding the validation ``fitness`` after partial training
+        (as the evaluator scores candidates), ``seconds`` and the settings.
+
+    Examples
+    --------
+    >>> import evomal_sr as es
+    >>> loss = train_ml3(es.Task.builtin("iris"), preset="tiny", iterations=2)
+    >>> loss.n_parameters
+    2650
+    """
+    settings = resolve_preset(preset, **overrides)
+    iterations = settings.meta_iterations * settings.population if iterations is None else int(iterations)
+    tick = time.perf_counter()
+    task = task.to(device)
+    stacked = StackedModel(task.make_model(seed=seed))
+    train, val = (task.X_train, task.y_train), (task.X_val, task.y_val)
+
+    def init_params(iteration: int):
+        model = task.make_model(seed=derive_seed(seed, "ml3-init", iteration))
+        return {k: v.detach() for k, v in model.named_parameters()}
+
+    weights = initial_parameters(seed=derive_seed(seed, "ml3-weights")).unsqueeze(0).to(task.device)
+    weights = local_search(stacked, [ML3Compiled()], weights, init_params=init_params, train_data=train,
+                           val_data=val, kind=task.kind, iterations=iterations, meta_lr=settings.meta_lr,
+                           lr=settings.lr, inner_steps=settings.inner_steps, batch_size=settings.batch_size,
+                           seed=derive_seed(seed, "ml3-batches"))
+    search_seconds = time.perf_counter() - tick
+    fitness = _partial_training_fitness(stacked, weights, task, settings, seed)
+    metadata = {"method": "ML3", "fitness": fitness, "seconds": search_seconds, "iterations": iterations,
+                "seed": seed, "task": task.describe(), "settings": settings.to_dict()}
+    return ML3Loss(task.kind, parameters=weights[0].cpu(), metadata=metadata)
+
+
+def _partial_training_fitness(stacked, weights, task, settings, seed) -> float | None:
+    """Validation error after ``train_steps`` of training with the learned ML3 (as the evaluator scores)."""
+    params = StackedModel.replicate(stacked.initial_params(), 1)
+    sampler = BatchSampler(task.X_train.shape[0], settings.batch_size, derive_seed(seed, "train"))
+    outcome = train_candidates(stacked, params, [ML3Compiled()], weights, (task.X_train, task.y_train),
+                               kind=task.kind, steps=settings.train_steps, lr=settings.lr, sampler=sampler)
+    value = float(evaluate_metric(stacked, outcome.params, (task.X_val, task.y_val), kind=task.kind)[0])
+    return value if math.isfinite(value) else None

@@ -1,0 +1,292 @@
+"""Hall of fame and Pareto front of learned losses (complexity vs validation error).
+
+:class:`HallOfFame` keeps the best loss for every complexity over a whole run;
+its non-dominated subset is a :class:`ParetoFront`, which is what searches
+return and what the ``front``/``export``/``plot``/``evaluate`` commands read.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from evomal_sr._version import __version__
+from evomal_sr.errors import ConfigError, LossFileError
+from evomal_sr.grammar.expression import Expression
+from evomal_sr.core.fileio import atomic_write_json, atomic_write_text, float_from_json, float_to_json, is_number, read_json
+from evomal_sr.losses.symbolic import LearnedLoss, check_task_kind
+
+FRONT_FORMAT = "evomal-sr/pareto-front"
+FRONT_VERSION = 1
+#: PySR's rule for "best": among losses within this factor of the most accurate.
+KNEE_LOSS_FACTOR = 1.5
+
+
+@dataclass(frozen=True)
+class FrontEntry:
+    """One learned loss on a front.
+
+    Attributes
+    ----------
+    expression : str
+        Canonical expression (without weights).
+    weights : tuple of float
+        Learned edge weights (preorder).
+    fitness : float
+        Validation error rate or MSE under partial training.
+    complexity : int
+        The expression's complexity.
+    """
+
+    expression: str
+    weights: tuple[float, ...]
+    fitness: float
+    complexity: int
+
+    @classmethod
+    def from_result(cls, result) -> FrontEntry:
+        """The entry of an evaluator :class:`~evomal_sr.evaluator.FitnessResult`."""
+        return cls(result.expression, tuple(result.weights), float(result.fitness), result.complexity)
+
+    def loss(self, task_kind: str, *, metadata: dict | None = None) -> LearnedLoss:
+        """The :class:`~evomal_sr.losses.symbolic.LearnedLoss` of this entry."""
+        return LearnedLoss(self.expression, task=task_kind, weights=list(self.weights), metadata=metadata)
+
+    def equation(self) -> str:
+        """The expression with its weights folded in (what PySR's ``Equation`` column holds)."""
+        return str(LearnedLoss(self.expression, weights=list(self.weights)).expression_with_weights())
+
+    def to_dict(self) -> dict:
+        return {"expression": self.expression, "weights": list(self.weights),
+                "fitness": float_to_json(self.fitness), "complexity": self.complexity}
+
+    @classmethod
+    def from_dict(cls, data) -> FrontEntry:
+        try:
+            expr = Expression.parse(data["expression"])
+            if not isinstance(data["weights"], list) or not all(is_number(w) for w in data["weights"]):
+                raise ValueError("'weights' must be a list of numbers")
+            if data["fitness"] is not None and not is_number(data["fitness"]):
+                raise ValueError(f"'fitness' must be a number or null, got {data['fitness']!r:.40}")
+            weights = tuple(float(w) for w in data["weights"])
+            fitness = float_from_json(data["fitness"])
+            if len(weights) != expr.size - 1 or not all(map(math.isfinite, weights)):
+                raise ValueError(f"{expr} needs {expr.size - 1} finite weights, got {len(weights)}")
+            if math.isnan(fitness):
+                raise ValueError("'fitness' must not be NaN")
+            return cls(str(expr), weights, fitness, expr.complexity)
+        except (KeyError, TypeError, ValueError, OverflowError) as exc:
+            raise LossFileError(f"malformed front entry: {exc}") from None
+
+
+def non_dominated(entries: Iterable[FrontEntry]) -> list[FrontEntry]:
+    """Entries no simpler-or-equal entry beats, by increasing complexity."""
+    ordered = sorted(entries, key=lambda e: (e.complexity, e.fitness, e.expression))
+    front, best = [], math.inf
+    for entry in ordered:
+        if entry.fitness < best:
+            front.append(entry)
+            best = entry.fitness
+    return front
+
+
+class HallOfFame:
+    """The best trained loss for every complexity seen so far.
+
+    Examples
+    --------
+    >>> hof = HallOfFame()
+    >>> hof.update([FrontEntry("square((fx - y))", (1.0, 1.0, 1.0), 0.3, 4)])
+    >>> len(hof)
+    1
+    """
+
+    def __init__(self, entries: Iterable[FrontEntry] = ()):
+        self._best: dict[int, FrontEntry] = {}
+        self.update(entries)
+
+    def __len__(self) -> int:
+        return len(self._best)
+
+    def update(self, entries: Iterable[FrontEntry]) -> None:
+        """Keep each entry that beats the current best of its complexity (ties keep the first)."""
+        for entry in entries:
+            if not math.isfinite(entry.fitness):
+                continue
+            current = self._best.get(entry.complexity)
+            if current is None or entry.fitness < current.fitness:
+                self._best[entry.complexity] = entry
+
+    def entries(self) -> list[FrontEntry]:
+        return [self._best[c] for c in sorted(self._best)]
+
+    def front(self, *, task_kind: str, config: dict | None = None) -> ParetoFront:
+        return ParetoFront(non_dominated(self._best.values()), task_kind=task_kind, config=config)
+
+    def to_list(self) -> list[dict]:
+        return [e.to_dict() for e in self.entries()]
+
+    @classmethod
+    def from_list(cls, data) -> HallOfFame:
+        if not isinstance(data, list):
+            raise LossFileError("hall of fame must be a list of entries")
+        return cls(FrontEntry.from_dict(d) for d in data)
+
+
+class ParetoFront:
+    """Non-dominated learned losses, simplest first.
+
+    Parameters
+    ----------
+    entries : iterable of FrontEntry
+        Losses on the front (re-filtered to the non-dominated set).
+    task_kind : {"classification", "regression"}
+    config : dict, optional
+        Run configuration (task, preset, seed, engine, versions) saved alongside.
+
+    Examples
+    --------
+    >>> front = ParetoFront([FrontEntry("square((fx - y))", (1.0, 1.0, 1.0), 0.3, 4)],
+    ...                     task_kind="regression")
+    >>> front.select("accuracy").expression
+    'square((fx - y))'
+    """
+
+    def __init__(self, entries: Iterable[FrontEntry], *, task_kind: str, config: dict | None = None):
+        self.entries = non_dominated(entries)
+        self.task_kind = check_task_kind(task_kind)
+        self.config = dict(config or {})
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def __iter__(self) -> Iterator[FrontEntry]:
+        return iter(self.entries)
+
+    def __getitem__(self, index: int) -> FrontEntry:
+        return self.entries[index]
+
+    # -- choosing a loss -------------------------------------------------------------
+    def select(self, rule: str | int = "best") -> FrontEntry:
+        """Pick a loss: ``"accuracy"`` (lowest error), ``"best"`` (PySR's knee rule) or an index.
+
+        ``"best"``: among losses whose error is within 1.5x of the lowest, the one
+        with the steepest drop in log-error per unit of complexity from its
+        simpler neighbour on the front.
+        """
+        if not self.entries:
+            raise ConfigError("the Pareto front is empty: no candidate was trained successfully")
+        if isinstance(rule, int) and not isinstance(rule, bool):
+            if not -len(self.entries) <= rule < len(self.entries):
+                raise ConfigError(f"index {rule} out of range: the front has {len(self.entries)} losses "
+                                  f"(0 to {len(self.entries) - 1})")
+            return self.entries[rule]
+        if rule == "accuracy":
+            return min(self.entries, key=lambda e: e.fitness)
+        if rule == "best":
+            return self.entries[self._knee_index()]
+        raise ConfigError(f"unknown selection {rule!r}; use 'best', 'accuracy' or an index")
+
+    def _knee_index(self) -> int:
+        floor = 1e-12  # an error rate of 0 must not break the logarithm
+        lowest = min(e.fitness for e in self.entries)
+        scores = []
+        for i, entry in enumerate(self.entries):
+            if i == 0:
+                score = 0.0
+            else:
+                prev = self.entries[i - 1]
+                drop = math.log(max(prev.fitness, floor)) - math.log(max(entry.fitness, floor))
+                score = drop / max(entry.complexity - prev.complexity, 1)
+            scores.append(score)
+        eligible = [i for i, e in enumerate(self.entries) if e.fitness <= KNEE_LOSS_FACTOR * lowest]
+        return max(eligible, key=lambda i: (scores[i], -i))
+
+    def best_loss(self, rule: str | int = "accuracy") -> LearnedLoss:
+        """The selected entry as a :class:`LearnedLoss` carrying this front's metadata."""
+        entry = self.select(rule)
+        return entry.loss(self.task_kind, metadata={"fitness": entry.fitness, **self._loss_metadata()})
+
+    def _loss_metadata(self) -> dict:
+        return {k: self.config[k] for k in ("task", "seed", "preset", "engine") if k in self.config}
+
+    # -- exports ---------------------------------------------------------------------------
+    def rows(self) -> list[dict]:
+        """One dict per entry: index, complexity, fitness, expression, equation."""
+        return [{"index": i, "complexity": e.complexity, "loss": e.fitness, "expression": e.expression,
+                 "equation": e.equation()} for i, e in enumerate(self.entries)]
+
+    def to_dataframe(self):
+        """A pandas DataFrame of :meth:`rows`."""
+        import pandas as pd
+
+        return pd.DataFrame(self.rows())
+
+    def to_csv_text(self) -> str:
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(["Complexity", "Loss", "Equation"])
+        for e in self.entries:
+            writer.writerow([e.complexity, repr(float(e.fitness)), e.equation()])
+        return buffer.getvalue()
+
+    def to_csv(self, path) -> Path:
+        """PySR's hall-of-fame layout ``Complexity,Loss,Equation`` (weights folded in)."""
+        return atomic_write_text(path, self.to_csv_text())
+
+    def to_dict(self) -> dict:
+        return {"format": FRONT_FORMAT, "version": FRONT_VERSION, "evomal_sr_version": __version__,
+                "task_kind": self.task_kind, "config": self.config,
+                "entries": [e.to_dict() for e in self.entries]}
+
+    def to_json(self, path) -> Path:
+        """Everything needed to rebuild each loss, plus the run's configuration."""
+        return atomic_write_json(path, self.to_dict())
+
+    @classmethod
+    def from_dict(cls, data) -> ParetoFront:
+        if not isinstance(data, dict) or data.get("format") != FRONT_FORMAT:
+            raise LossFileError(f"not an evomal-sr Pareto front (expected format {FRONT_FORMAT!r})")
+        if data.get("version") != FRONT_VERSION:
+            raise LossFileError(f"unsupported Pareto-front version {data.get('version')!r}")
+        if not isinstance(data.get("entries"), list) or not isinstance(data.get("config", {}), dict):
+            raise LossFileError("Pareto front needs an 'entries' list and a 'config' object")
+        try:
+            kind = check_task_kind(data.get("task_kind"))
+        except ConfigError as exc:
+            raise LossFileError(str(exc)) from None
+        return cls([FrontEntry.from_dict(d) for d in data["entries"]], task_kind=kind,
+                   config=data.get("config", {}))
+
+    def plot(self, path, **kwargs) -> Path:
+        """Save a plot of error against complexity (PNG or SVG by extension)."""
+        from evomal_sr.results.plotting import plot_front
+
+        return plot_front(self, path, **kwargs)
+
+    def table(self) -> str:
+        """A plain-text table of the front for terminals."""
+        lines = [f"{'#':>3}  {'complexity':>10}  {'val. error':>10}  expression"]
+        for i, e in enumerate(self.entries):
+            lines.append(f"{i:>3}  {e.complexity:>10}  {e.fitness:>10.4f}  {e.expression}")
+        return "\n".join(lines)
+
+
+def load_front(path) -> ParetoFront:
+    """Load a front from ``pareto.json`` or from a run folder that contains one.
+
+    Raises
+    ------
+    LossFileError
+        If the file is missing, malformed or not a Pareto front.
+    """
+    path = Path(path)
+    if path.is_dir():
+        path = path / "pareto.json"
+    if not path.exists():
+        raise LossFileError(f"no Pareto front at {str(path)!r}; run `evomal-sr search --out DIR` first")
+    return ParetoFront.from_dict(read_json(path, LossFileError, "Pareto-front file"))
