@@ -16,21 +16,36 @@ import random
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field, replace
+from enum import Enum
 
 import torch
 
 from evomal_sr.core.devices import resolve_device
-from evomal_sr.errors import LossFileError
-from evomal_sr.grammar.expression import Expression
 from evomal_sr.core.fileio import float_from_json, float_to_json
-from evomal_sr.fit.local_search import local_search
-from evomal_sr.losses.symbolic import CompiledLoss, LearnedLoss, initial_weights
 from evomal_sr.core.presets import Preset, resolve_preset
-from evomal_sr.fit.screening import EquivalenceIndex, ProbePoints, probe_gradients, rejection_protocol
 from evomal_sr.core.seeding import derive_seed
+from evomal_sr.errors import LossFileError
+from evomal_sr.fit.local_search import local_search
+from evomal_sr.fit.screening import EquivalenceIndex, ProbePoints, probe_gradients, rejection_protocol
 from evomal_sr.fit.training import BatchSampler, StackedModel, evaluate_metric, train_candidates
+from evomal_sr.grammar.expression import Expression
+from evomal_sr.losses.symbolic import CompiledLoss, LearnedLoss, initial_weights
 
-STATUSES = ("ok", "rejected", "diverged", "cached", "equivalent")
+
+class Status(str, Enum):
+    """What happened to a candidate; compares equal to its text (``Status.OK == "ok"``)."""
+
+    OK = "ok"  # trained with its learned weights and scored
+    REJECTED = "rejected"  # failed repair, the gradient check or the rejection protocol: fitness inf
+    DIVERGED = "diverged"  # training stopped at a non-finite loss; scored as it was
+    CACHED = "cached"  # the same expression was evaluated before
+    EQUIVALENT = "equivalent"  # same probe gradients as an evaluated loss: its fitness is reused
+
+    __str__ = str.__str__  # print the value, as the plain strings this replaces did
+
+
+#: The statuses whose weights were learned for the candidate's own expression.
+TRAINED_STATUSES = (Status.OK, Status.DIVERGED, Status.CACHED)
 
 
 @dataclass(frozen=True)
@@ -44,10 +59,8 @@ class FitnessResult:
     fitness : float
         Validation error rate (classification) or MSE (regression); ``inf``
         when rejected. Lower is better.
-    status : str
-        ``ok``, ``rejected``, ``diverged`` (training stopped at a non-finite
-        loss; scored as it was), ``cached`` (same expression seen before) or
-        ``equivalent`` (same probe gradients as ``reused_from``).
+    status : Status
+        See :class:`Status`; ``equivalent`` results point at ``reused_from``.
     weights : tuple of float
         Learned edge weights, in preorder (unit weights when none were learned).
     complexity : int
@@ -64,7 +77,7 @@ class FitnessResult:
 
     expression: str
     fitness: float
-    status: str
+    status: Status
     weights: tuple[float, ...]
     complexity: int
     requested: str = ""
@@ -72,10 +85,13 @@ class FitnessResult:
     reason: str = ""
     seconds: dict = field(default_factory=dict)
 
+    def __post_init__(self):
+        object.__setattr__(self, "status", Status(self.status))  # accepts the plain text too
+
     @property
     def trained(self) -> bool:
         """Whether this result's weights were learned for its own expression."""
-        return self.status in ("ok", "diverged", "cached") and math.isfinite(self.fitness)
+        return self.status in TRAINED_STATUSES and math.isfinite(self.fitness)
 
     def to_loss(self, task_kind: str, *, metadata: dict | None = None) -> LearnedLoss:
         """The learned loss this result describes."""
@@ -85,6 +101,7 @@ class FitnessResult:
         data = asdict(self)
         data["weights"] = list(self.weights)
         data["fitness"] = float_to_json(self.fitness)
+        data["status"] = self.status.value
         return data
 
     @classmethod
@@ -93,8 +110,7 @@ class FitnessResult:
             data = dict(data)
             data["fitness"] = float_from_json(data["fitness"])
             data["weights"] = tuple(float(w) for w in data["weights"])
-            if data["status"] not in STATUSES:
-                raise ValueError(f"unknown status {data['status']!r}")
+            data["status"] = Status(data["status"])  # ValueError names the bad value
             str(Expression.parse(data["expression"]))
             return cls(**data)
         except (KeyError, TypeError, ValueError) as exc:
@@ -176,12 +192,12 @@ class Evaluator:
             if key in fresh:
                 fresh.discard(key)
                 results.append(replace(origin, requested=requested))
-            elif origin.status == "equivalent":  # still not trained itself: keep pointing at its twin
+            elif origin.status == Status.EQUIVALENT:  # still not trained itself: keep pointing at its twin
                 self.counters["exact_hits"] += 1
                 results.append(replace(origin, requested=requested, seconds={}))
             else:
                 self.counters["exact_hits"] += 1
-                results.append(replace(origin, requested=requested, status="cached", reused_from=key,
+                results.append(replace(origin, requested=requested, status=Status.CACHED, reused_from=key,
                                        seconds={}))
         return results
 
@@ -223,11 +239,11 @@ class Evaluator:
         for key, expr in new.items():
             loss = CompiledLoss(expr)
             if not expr.is_complete():
-                self._store(key, expr, "rejected", reason="expression lacks y or fx")
+                self._store(key, expr, Status.REJECTED, reason="expression lacks y or fx")
                 continue
             fingerprint = probe_gradients(loss, self._probes)
             if not torch.isfinite(fingerprint).all():
-                self._store(key, expr, "rejected", reason="non-finite gradient at probe points")
+                self._store(key, expr, Status.REJECTED, reason="non-finite gradient at probe points")
                 continue
             twin = self._index.find(fingerprint)
             self._index.add(key, fingerprint)
@@ -245,19 +261,19 @@ class Evaluator:
         if weights is None:
             weights = (1.0,) * (expr.size - 1)
         self._results[key] = FitnessResult(
-            expression=key, fitness=float(fitness), status=status, weights=tuple(weights),
+            expression=key, fitness=float(fitness), status=Status(status), weights=tuple(weights),
             complexity=expr.complexity, reason=reason, seconds=seconds or {},
         )
-        counter = {"rejected": "rejected", "diverged": "diverged", "ok": "trained"}[status]
+        counter = {Status.REJECTED: "rejected", Status.DIVERGED: "diverged", Status.OK: "trained"}[Status(status)]
         self.counters[counter] += 1
-        if status == "diverged":
+        if status == Status.DIVERGED:
             self.counters["trained"] += 1
 
     def _store_equivalent(self, key, expr, twin) -> None:
         origin = self._results[twin]
         self.counters["equivalent_hits"] += 1
         self._results[key] = FitnessResult(
-            expression=key, fitness=origin.fitness, status="equivalent", weights=(1.0,) * (expr.size - 1),
+            expression=key, fitness=origin.fitness, status=Status.EQUIVALENT, weights=(1.0,) * (expr.size - 1),
             complexity=expr.complexity, reused_from=twin, reason=origin.reason,
         )
 
@@ -272,7 +288,7 @@ class Evaluator:
         survivors = [i for i in range(len(group)) if passed[i]]
         for i in range(len(group)):
             if not passed[i]:
-                self._store(keys[i], group[i][1], "rejected", reason="rejection protocol: metric did not improve",
+                self._store(keys[i], group[i][1], Status.REJECTED, reason="rejection protocol: metric did not improve",
                             seconds=dict(seconds))
         if not survivors:
             return
@@ -291,7 +307,7 @@ class Evaluator:
         fitness, diverged = self._partial_training(kept, weights)
         seconds["training"] = (time.perf_counter() - tick) / len(kept)
         for j, i in enumerate(survivors):
-            status = "diverged" if diverged[j] else "ok"
+            status = Status.DIVERGED if diverged[j] else Status.OK
             learned = weights[j, : losses[i].n_weights].tolist()
             self._store(keys[i], group[i][1], status, fitness=fitness[j], weights=learned, seconds=dict(seconds))
 

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from evomal_sr import ConfigError, LossFileError
-from evomal_sr.evaluator import STATUSES, Evaluator, FitnessResult
+from evomal_sr.evaluator import Evaluator, FitnessResult, Status
 from evomal_sr.grammar.expression import Expression
 from evomal_sr.losses.symbolic import initial_weights
 from evomal_sr.core.seeding import derive_seed
@@ -261,7 +261,7 @@ def test_malformed_fitness_record_raises_loss_file_error(change):
 
 
 def test_statuses_are_the_documented_ones():
-    assert STATUSES == ("ok", "rejected", "diverged", "cached", "equivalent")
+    assert [s.value for s in Status] == ["ok", "rejected", "diverged", "cached", "equivalent"]
 
 
 # -- configuration -------------------------------------------------------------------------

@@ -156,7 +156,6 @@ def test_constructor_only_stores_parameters():
     ({"population": 0}, "population"),
     ({"generations": 0}, "generations"),
     ({"population": 2.5}, "population"),
-    ({"colour": "red"}, "unknown setting"),
     ({"seed": -1}, "seed"),
     ({"seed": 1.5}, "seed"),
     ({"seed": True}, "seed"),
@@ -194,3 +193,41 @@ def test_front_entries_rebuild_losses(fitted):
         again = FrontEntry.from_dict(e.to_dict())
         assert again == e
         assert isinstance(e.loss("classification"), LearnedLoss)
+
+
+# -- the scikit-learn estimator contract -------------------------------------------------------------
+
+def test_unknown_keyword_is_a_type_error_at_construction():
+    with pytest.raises(TypeError, match="colour"):
+        LossSearch(colour="red")
+
+
+def test_clone_get_params_set_params_and_repr():
+    import sklearn.base
+
+    search = sklearn.base.clone(LossSearch(population=7, preset="tiny"))
+    assert search.get_params()["population"] == 7 and search.get_params()["generations"] is None
+    assert search.set_params(generations=3).generations == 3
+    assert repr(LossSearch(population=7)) == "LossSearch(population=7)"
+
+
+def test_every_preset_field_is_a_constructor_keyword():
+    import dataclasses
+    import inspect
+
+    from evomal_sr.core.presets import Preset
+
+    params = inspect.signature(LossSearch).parameters
+    assert all(params[f.name].default is None for f in dataclasses.fields(Preset))
+
+
+def test_fit_accepts_arrays(tmp_path):
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(90, 3))
+    y = (X[:, 0] > 0).astype(int)
+    search = LossSearch(preset="tiny", population=3, generations=1, train_steps=5, meta_iterations=1).fit(X, y)
+    assert search.pareto_front_.task_kind == "classification"
+    with pytest.raises(ConfigError, match="needs y"):
+        LossSearch(preset="tiny").fit(X)

@@ -210,8 +210,8 @@ def export(run_dir, index, fmt, output):
       evomal-sr export runs/digits --format latex
       evomal-sr export runs/digits --index 2 --format json -o loss.json
     """
-    from evomal_sr.results.export import export_loss
     from evomal_sr.core.fileio import atomic_write_text
+    from evomal_sr.results.export import export_loss
     from evomal_sr.results.front import load_front
 
     loaded = load_front(run_dir)

@@ -33,8 +33,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from evomal_sr.core.kinds import check_task_kind
 from evomal_sr.errors import TaskError
-from evomal_sr.losses.symbolic import TASK_KINDS
 
 #: Rows of the synthetic regression datasets.
 SYNTHETIC_ROWS = 1000
@@ -374,9 +374,7 @@ def infer_kind(y) -> str:
 
 
 def _check_kind(kind) -> str:
-    if kind not in TASK_KINDS:
-        raise TaskError(f"unknown task kind {kind!r}; use one of {', '.join(TASK_KINDS)} (or None to infer it)")
-    return kind
+    return check_task_kind(kind, error=TaskError, hint=" (or None to infer it)")
 
 
 def _as_numpy(a) -> np.ndarray:

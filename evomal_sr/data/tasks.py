@@ -47,10 +47,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from evomal_sr.data.datasets import get_dataset, read_csv, validate_arrays
 from evomal_sr.core.devices import resolve_device
-from evomal_sr.errors import TaskError
+from evomal_sr.core.validation import check_seed
+from evomal_sr.data.datasets import get_dataset, read_csv, validate_arrays
 from evomal_sr.data.models import build_model, check_model, model_name
+from evomal_sr.errors import TaskError
 
 #: Fractions of the rows in the train, validation and test splits.
 SPLIT_FRACTIONS = (0.6, 0.2, 0.2)
@@ -364,9 +365,7 @@ class Task:
 
 # ---------------------------------------------------------------- validation
 def _check_seed(seed) -> int:
-    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise TaskError(f"seed must be a non-negative integer, got {seed!r}")
-    return int(seed)
+    return check_seed(seed, error=TaskError)
 
 
 def _check_noise(label_noise) -> float:

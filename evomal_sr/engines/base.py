@@ -10,9 +10,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, ClassVar, Protocol, runtime_checkable
 
 from evomal_sr.core.fileio import float_from_json, float_to_json
-from evomal_sr.results.front import HallOfFame
+
+if TYPE_CHECKING:  # at run time these would import torch, which the PySR engine must load after Julia
+    from evomal_sr.core.presets import Preset
+    from evomal_sr.data.tasks import Task
+    from evomal_sr.evaluator import Evaluator
+    from evomal_sr.results.front import HallOfFame
 
 
 @dataclass
@@ -65,9 +71,9 @@ class EngineContext:
         Engine-specific options (e.g. ``deterministic`` for PySR).
     """
 
-    task: object
-    evaluator: object
-    settings: object
+    task: Task
+    evaluator: Evaluator
+    settings: Preset
     seed: int
     guesses: list[str] = field(default_factory=list)
     out_dir: Path | None = None
@@ -82,3 +88,20 @@ class EngineResult:
 
     hall_of_fame: HallOfFame
     history: list[GenerationRecord]
+
+
+@runtime_checkable
+class Engine(Protocol):
+    """What a search engine implements; the registry in :mod:`evomal_sr.engines` names them.
+
+    ``check_available`` raises :class:`~evomal_sr.errors.EngineUnavailableError`
+    with one actionable sentence when the engine cannot run here; ``run`` drives
+    the structure search through ``context.evaluator`` and returns the result.
+    """
+
+    name: ClassVar[str]
+
+    @classmethod
+    def check_available(cls) -> None: ...
+
+    def run(self, context: EngineContext) -> EngineResult: ...

@@ -14,12 +14,12 @@ import random
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from evomal_sr.core.fileio import atomic_write_json, float_from_json, float_to_json, read_json
+from evomal_sr.engines.base import EngineContext, GenerationRecord
 from evomal_sr.errors import CheckpointError, EvomalError
 from evomal_sr.grammar.expression import Expression
-from evomal_sr.core.fileio import atomic_write_json, float_from_json, float_to_json, read_json
 from evomal_sr.results.front import HallOfFame
 from evomal_sr.results.rundir import RunDir
-from evomal_sr.engines.base import EngineContext, GenerationRecord
 
 CHECKPOINT_FORMAT = "evomal-sr/checkpoint"
 CHECKPOINT_VERSION = 1

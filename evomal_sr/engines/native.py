@@ -20,13 +20,13 @@ import time
 
 from deap import base, gp, tools
 
-from evomal_sr.grammar.expression import Expression
-from evomal_sr.results.front import FrontEntry, HallOfFame
-from evomal_sr.grammar.nodes import CONST, VAR, Node
-from evomal_sr.grammar.operators import SEARCH_CONSTANTS, VARIABLES, searchable_operators
 from evomal_sr.core.seeding import derive_seed
 from evomal_sr.engines.base import EngineContext, EngineResult, GenerationRecord
 from evomal_sr.engines.checkpoint import SearchState, load_checkpoint, save_checkpoint
+from evomal_sr.grammar.expression import Expression
+from evomal_sr.grammar.nodes import CONST, VAR, Node
+from evomal_sr.grammar.operators import SEARCH_CONSTANTS, VARIABLES, searchable_operators
+from evomal_sr.results.front import FrontEntry, HallOfFame
 
 
 class _Fitness(base.Fitness):

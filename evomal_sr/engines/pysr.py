@@ -63,9 +63,6 @@ from pathlib import Path
 
 import numpy as np
 
-from evomal_sr.errors import ConfigError, EngineUnavailableError, ExpressionError
-from evomal_sr.results.front import HallOfFame
-from evomal_sr.grammar.operators import OPERATORS, VARIABLES, searchable_operators
 from evomal_sr.core.seeding import derive_seed
 from evomal_sr.engines.base import EngineContext, EngineResult, GenerationRecord
 from evomal_sr.engines.pysr_bridge import (
@@ -76,6 +73,9 @@ from evomal_sr.engines.pysr_bridge import (
     read_hall_of_fame_csv,
     to_pysr_equation,
 )
+from evomal_sr.errors import ConfigError, EngineUnavailableError, ExpressionError
+from evomal_sr.grammar.operators import OPERATORS, VARIABLES, searchable_operators
+from evomal_sr.results.front import HallOfFame
 
 #: The Julia file holding the objective, and the objective's name once loaded.
 OBJECTIVE_FILE = "loss_objective.jl"

@@ -28,6 +28,20 @@ from pathlib import Path
 
 import torch
 
+from evomal_sr.core.devices import resolve_device
+from evomal_sr.core.fileio import atomic_write_json, atomic_write_text, read_json
+from evomal_sr.core.presets import Preset, resolve_preset
+from evomal_sr.core.seeding import derive_seed
+from evomal_sr.core.validation import check_positive_int, check_seed, is_index
+from evomal_sr.errors import ConfigError, LossFileError
+from evomal_sr.fit.training import (
+    BatchSampler,
+    StackedModel,
+    evaluate_metric,
+    reduce_per_copy,
+    sgd_update,
+    train_population,
+)
 from evomal_sr.losses.baselines import (
     FlatParameterLoss,
     StandardLoss,
@@ -36,21 +50,7 @@ from evomal_sr.losses.baselines import (
     load_loss,
     resolve_loss,
 )
-from evomal_sr.core.devices import resolve_device
-from evomal_sr.errors import ConfigError, LossFileError
-from evomal_sr.core.fileio import atomic_write_json, atomic_write_text, read_json
 from evomal_sr.losses.symbolic import LearnedLoss, output_to_fx, target_to_y
-from evomal_sr.core.presets import Preset, resolve_preset
-from evomal_sr.core.seeding import derive_seed
-from evomal_sr.fit.training import (
-    BatchSampler,
-    StackedModel,
-    evaluate_metric,
-    masked_sgd_step,
-    masked_sum,
-    reduce_per_copy,
-    rows_finite,
-)
 
 __all__ = ["MethodResult", "MetaTestReport", "StandardLoss", "count_parameters", "describe_loss", "load_loss",
            "meta_test", "resolve_loss"]
@@ -263,30 +263,19 @@ def _method_name(module: torch.nn.Module) -> str:
     return getattr(module, "method_name", None) or getattr(module, "name", None) or type(module).__name__
 
 
-def _is_index(value) -> bool:
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= 0
-
-
 def _seed_list(seeds, seed: int) -> list[int]:
     if isinstance(seeds, numbers.Integral) and not isinstance(seeds, bool):
         if seeds < 1:
             raise ConfigError(f"seeds must be at least 1, got {seeds}")
-        if not _is_index(seed):
-            raise ConfigError(f"seed must be a non-negative integer, got {seed!r}")
+        check_seed(seed)
         return list(range(int(seed), int(seed) + int(seeds)))
     values = list(seeds) if isinstance(seeds, Iterable) and not isinstance(seeds, (str, bytes)) else []
-    if not values or not all(_is_index(s) for s in values):
+    if not values or not all(is_index(s) for s in values):
         raise ConfigError(f"seeds must be a count or a non-empty list of non-negative integers, got {seeds!r}")
     values = [int(s) for s in values]
     if len(set(values)) != len(values):
         raise ConfigError(f"seeds must be distinct, got {values}")
     return values
-
-
-def _check_positive_int(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigError(f"{name} must be a positive integer, got {value!r}")
-    return value
 
 
 def _methods(loss, kind: str, *, method: str | None, baseline: bool) -> list[tuple[str, torch.nn.Module, bool]]:
@@ -365,13 +354,13 @@ def meta_test(loss, task, *, seeds: int | Sequence[int] = 5, steps: int | None =
     2
     """
     settings = resolve_preset(preset)
-    steps = _check_positive_int("steps", settings.meta_test_steps if steps is None else steps)
-    batch_size = _check_positive_int("batch_size", settings.batch_size if batch_size is None else batch_size)
+    steps = check_positive_int("steps", settings.meta_test_steps if steps is None else steps)
+    batch_size = check_positive_int("batch_size", settings.batch_size if batch_size is None else batch_size)
     lr = settings.lr if lr is None else lr
     if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not lr > 0:
         raise ConfigError(f"lr must be a positive number, got {lr!r}")
     seed_list = _seed_list(seeds, seed)
-    every = max(1, steps // _check_positive_int("curve_points", curve_points))
+    every = max(1, steps // check_positive_int("curve_points", curve_points))
     dev = resolve_device(device)
     methods = _methods(loss, task.kind, method=method, baseline=baseline)
     task = task.to(dev)
@@ -412,25 +401,23 @@ def _train_seeds(module, task, *, seeds: list[int], steps: int, lr: float, batch
     X, Y = task.train_and_val()
     stacked, params = _initial_models(task, seeds)
     samplers = [BatchSampler(X.shape[0], batch_size, derive_seed(s, "meta-test-batches")) for s in seeds]
-    active = torch.ones(len(seeds), dtype=torch.bool, device=X.device)
     test = (task.X_test, task.y_test)
     curve = _Curves(evaluate_metric(stacked, params, test, kind=task.kind))
-    for step in range(1, steps + 1):
+
+    def copy_losses(theta, _step):
         index = torch.stack([s.next() for s in samplers]).to(X.device)
-        if active.any():
-            values = _seed_losses(module, stacked.each(params, X[index]), Y, index)
-            active &= torch.isfinite(values.detach())
-            curve.add_losses(values.detach(), active)
-        if active.any():
-            grads = torch.autograd.grad(masked_sum(values, active), list(params.values()))
-            active &= rows_finite(grads)
-            masked_sgd_step(params, grads, active, lr)
+        return _seed_losses(module, stacked.each(theta, X[index]), Y, index)
+
+    def after_step(step, theta):
         if step % every == 0 or step == steps:
-            curve.point(step, evaluate_metric(stacked, params, test, kind=task.kind))
+            curve.point(step, evaluate_metric(stacked, theta, test, kind=task.kind))
         if progress is not None:
             progress(1)
-    return {"errors": list(curve.test[-1]), "diverged": (~active).cpu().tolist(), "seconds": time.perf_counter() - tick,
-            **curve.to_dict()}
+
+    outcome = train_population(params, copy_losses, sgd_update(lr), steps=steps, stop_when_done=False,
+                               on_losses=curve.add_losses, after_step=after_step)
+    return {"errors": list(curve.test[-1]), "diverged": outcome.diverged.tolist(),
+            "seconds": time.perf_counter() - tick, **curve.to_dict()}
 
 
 def _seed_losses(module, outputs: torch.Tensor, Y: torch.Tensor, index: torch.Tensor) -> torch.Tensor:

@@ -15,9 +15,18 @@ from collections.abc import Callable, Sequence
 
 import torch
 
-from evomal_sr.losses.symbolic import CompiledLoss
 from evomal_sr.fit.optim import MaskedAdam
-from evomal_sr.fit.training import BatchSampler, Params, StackedModel, candidate_losses, masked_sum, rows_finite, task_loss
+from evomal_sr.fit.training import (
+    BatchSampler,
+    Params,
+    StackedModel,
+    candidate_losses,
+    masked_sum,
+    rows_finite,
+    task_loss,
+    train_population,
+)
+from evomal_sr.losses.symbolic import CompiledLoss
 
 
 def unrolled_meta_gradient(stacked: StackedModel, params: Params, losses: Sequence[CompiledLoss],
@@ -29,18 +38,15 @@ def unrolled_meta_gradient(stacked: StackedModel, params: Params, losses: Sequen
     inner loss, outer loss or gradient are marked not ``ok`` (their gradient is zero).
     """
     weights = weights.detach().requires_grad_(True)
-    K = len(losses)
-    ok = torch.ones(K, dtype=torch.bool, device=weights.device)
     theta = {k: v.detach().requires_grad_(True) for k, v in params.items()}
     x_tr, y_tr = train_batch
-    for _ in range(inner_steps):
-        inner = candidate_losses(losses, weights, stacked(theta, x_tr), y_tr, kind)
-        ok &= torch.isfinite(inner.detach())
-        if not ok.any():
-            break
-        grads = torch.autograd.grad(masked_sum(inner, ok), list(theta.values()), create_graph=True)
-        ok &= rows_finite([g.detach() for g in grads])
-        theta = {k: v - lr * g for (k, v), g in zip(theta.items(), grads)}
+
+    def unrolled_sgd(theta, grads, _active):  # differentiable: the graph reaches the weights
+        return {k: v - lr * g for (k, v), g in zip(theta.items(), grads)}
+
+    inner = train_population(theta, lambda th, _: candidate_losses(losses, weights, stacked(th, x_tr), y_tr, kind),
+                             unrolled_sgd, steps=inner_steps, create_graph=True)
+    theta, ok = inner.params, ~inner.diverged.to(weights.device)
     x_val, y_val = val_batch
     outer = task_loss(stacked(theta, x_val), y_val, kind)
     ok &= torch.isfinite(outer.detach())

@@ -14,9 +14,9 @@ from collections.abc import Sequence
 
 import torch
 
-from evomal_sr.losses.symbolic import CompiledLoss, reduce_loss
 from evomal_sr.fit.optim import MaskedAdam
-from evomal_sr.fit.training import candidate_losses, masked_sum, rows_finite, task_metric
+from evomal_sr.fit.training import candidate_losses, task_metric, train_population
+from evomal_sr.losses.symbolic import CompiledLoss, reduce_loss
 
 
 class ProbePoints:
@@ -112,15 +112,14 @@ def rejection_protocol(losses: Sequence[CompiledLoss], *, kind: str, targets: to
     weights = torch.ones(K, max(max(loss.n_weights for loss in losses), 1), device=targets.device)
     # eps well above float32 round-off: a loss whose true gradient is zero must not drift
     optimiser = MaskedAdam(raw.shape, lr=lr, eps=1e-6, device=targets.device)
-    finite = torch.ones(K, dtype=torch.bool, device=targets.device)
-    for _ in range(steps):
-        values = candidate_losses(losses, weights, raw, targets, kind)
-        finite &= torch.isfinite(values.detach())
-        if not finite.any():
-            break
-        (grad,) = torch.autograd.grad(masked_sum(values, finite), [raw])
-        finite &= rows_finite([grad])
-        optimiser.step(raw, grad, finite)
+
+    def adam_update(params, grads, active):
+        optimiser.step(params["raw"], grads[0], active)
+        return params
+
+    outcome = train_population({"raw": raw}, lambda p, _: candidate_losses(losses, weights, p["raw"], targets, kind),
+                               adam_update, steps=steps)
+    finite = ~outcome.diverged.to(targets.device)
     with torch.no_grad():
         initial = task_metric(start.unsqueeze(0), targets, kind)
         final = task_metric(raw.detach(), targets, kind)

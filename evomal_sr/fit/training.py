@@ -12,7 +12,7 @@ non-finite is masked out and its parameters frozen, never touching the others.
 from __future__ import annotations
 
 import copy
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -170,11 +170,60 @@ class BatchSampler:
 
 @dataclass
 class TrainingOutcome:
-    """What :func:`train_candidates` returns."""
+    """What :func:`train_population` returns."""
 
     params: Params
     diverged: torch.Tensor  # bool [K]: stopped at a non-finite loss or gradient
     steps_done: torch.Tensor  # long [K]
+
+
+#: ``update(params, grads, active) -> params``: one optimiser step of every active copy.
+Update = Callable[[Params, Sequence[torch.Tensor], torch.Tensor], Params]
+
+
+def train_population(params: Params, copy_losses: Callable[[Params, int], torch.Tensor], update: Update, *,
+                     steps: int, create_graph: bool = False, stop_when_done: bool = True,
+                     on_losses: Callable[[torch.Tensor, torch.Tensor], None] | None = None,
+                     after_step: Callable[[int, Params], None] | None = None) -> TrainingOutcome:
+    """The one masked population training loop: ``steps`` guarded gradient steps of ``K`` copies.
+
+    Every step computes ``copy_losses(params, step) -> [K]`` (``step`` counts from 1),
+    drops the copies whose loss or gradient is non-finite (they keep the parameters
+    they had; a dropped copy never contributes a gradient, not even a NaN), and
+    applies ``update`` to the rest. With ``create_graph`` the steps stay
+    differentiable (unrolled local search). ``on_losses(values, active)`` sees each
+    step's losses; ``after_step(step, params)`` runs after each step, also once every
+    copy has stopped when ``stop_when_done`` is false (curves keep their points).
+    """
+    first = next(iter(params.values()))
+    K = first.shape[0]
+    active = torch.ones(K, dtype=torch.bool, device=first.device)
+    steps_done = torch.zeros(K, dtype=torch.long)
+    for step in range(1, steps + 1):
+        if active.any():
+            values = copy_losses(params, step)
+            active = active & torch.isfinite(values.detach())
+            if on_losses is not None:
+                on_losses(values.detach(), active)
+            if active.any():
+                grads = torch.autograd.grad(masked_sum(values, active), list(params.values()),
+                                            create_graph=create_graph)
+                active = active & rows_finite([g.detach() for g in grads])
+                params = update(params, grads, active)
+                steps_done += active.cpu()
+        if stop_when_done and not active.any():
+            break
+        if after_step is not None:
+            after_step(step, params)
+    return TrainingOutcome(params, ~active.cpu(), steps_done)
+
+
+def sgd_update(lr: float) -> Update:
+    """In-place masked SGD (:func:`masked_sgd_step`) as an ``update`` for :func:`train_population`."""
+    def update(params, grads, active):
+        masked_sgd_step(params, grads, active, lr)
+        return params
+    return update
 
 
 def train_candidates(stacked: StackedModel, params: Params, losses: Sequence[CompiledLoss],
@@ -187,25 +236,16 @@ def train_candidates(stacked: StackedModel, params: Params, losses: Sequence[Com
     keeps the parameters it had. ``params`` itself is left unchanged.
     """
     X, Y = data
-    K = len(losses)
     weights = weights.detach()
-    params = {k: v.detach().clone().requires_grad_(True) for k, v in params.items()}  # never the caller's
-    active = torch.ones(K, dtype=torch.bool, device=X.device)
-    steps_done = torch.zeros(K, dtype=torch.long)
-    for _ in range(steps):
-        if not active.any():
-            break
+
+    def copy_losses(theta, _step):
         index = sampler.next().to(X.device)
-        outputs = stacked(params, X[index])
-        values = candidate_losses(losses, weights, outputs, Y[index], kind)
-        active &= torch.isfinite(values.detach())
-        if not active.any():
-            break
-        grads = torch.autograd.grad(masked_sum(values, active), list(params.values()))
-        active &= rows_finite(grads)
-        masked_sgd_step(params, grads, active, lr)
-        steps_done += active.cpu()
-    return TrainingOutcome({k: v.detach() for k, v in params.items()}, ~active.cpu(), steps_done)
+        return candidate_losses(losses, weights, stacked(theta, X[index]), Y[index], kind)
+
+    params = {k: v.detach().clone().requires_grad_(True) for k, v in params.items()}  # never the caller's
+    outcome = train_population(params, copy_losses, sgd_update(lr), steps=steps)
+    return TrainingOutcome({k: v.detach() for k, v in outcome.params.items()}, outcome.diverged,
+                           outcome.steps_done)
 
 
 def masked_sgd_step(params: Params, grads: Sequence[torch.Tensor], active: torch.Tensor, lr: float) -> None:

@@ -24,12 +24,12 @@ import torch
 import torch.nn.functional as F
 
 from evomal_sr._version import __version__
+from evomal_sr.core.fileio import atomic_write_json, is_finite_number, read_json
 from evomal_sr.errors import ConfigError, LossFileError
 from evomal_sr.grammar.expression import Expression
-from evomal_sr.core.fileio import atomic_write_json, is_finite_number, read_json
+from evomal_sr.grammar.nodes import CONST, VAR, Node
 from evomal_sr.losses.symbolic import FILE_FORMAT as LEARNED_FORMAT
 from evomal_sr.losses.symbolic import LearnedLoss, check_task_kind, prepare_inputs, reduce_loss
-from evomal_sr.grammar.nodes import CONST, VAR, Node
 
 _LAZY = {"ML3Loss": "ml3", "train_ml3": "ml3", "TaylorGLOLoss": "taylorglo", "train_taylorglo": "taylorglo"}
 

@@ -21,9 +21,9 @@ import time
 import torch
 import torch.nn.functional as F
 
-from evomal_sr.fit.local_search import local_search
 from evomal_sr.core.presets import Preset, resolve_preset
 from evomal_sr.core.seeding import derive_seed
+from evomal_sr.fit.local_search import local_search
 from evomal_sr.fit.training import BatchSampler, StackedModel, evaluate_metric, train_candidates
 from evomal_sr.losses.baselines import FlatParameterLoss
 

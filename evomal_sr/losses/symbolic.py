@@ -18,24 +18,18 @@ import torch
 import torch.nn.functional as F
 
 from evomal_sr._version import __version__
+from evomal_sr.core.fileio import atomic_write_json, is_finite_number, read_json
+from evomal_sr.core.kinds import TASK_KINDS, check_task_kind  # noqa: F401  (re-exported)
 from evomal_sr.errors import ConfigError, ExpressionError, LossFileError
 from evomal_sr.grammar.expression import Expression
-from evomal_sr.core.fileio import atomic_write_json, is_finite_number, read_json
 from evomal_sr.grammar.nodes import CONST, VAR, Node
 from evomal_sr.grammar.operators import OPERATORS
 
-TASK_KINDS = ("classification", "regression")
 FILE_FORMAT = "evomal-sr/learned-loss"
 FILE_VERSION = 1
 #: Scale of the noise added to the unit edge weights when local search starts.
 INIT_NOISE = 1e-3
 
-
-def check_task_kind(kind: str) -> str:
-    """Return ``kind`` if it is a known task kind, else raise :class:`ConfigError`."""
-    if kind not in TASK_KINDS:
-        raise ConfigError(f"unknown task kind {kind!r}; use one of {', '.join(TASK_KINDS)}")
-    return kind
 
 
 class CompiledLoss:

@@ -25,9 +25,9 @@ import time
 import numpy as np
 import torch
 
-from evomal_sr.errors import EngineUnavailableError
 from evomal_sr.core.presets import Preset, resolve_preset
 from evomal_sr.core.seeding import derive_seed
+from evomal_sr.errors import EngineUnavailableError
 from evomal_sr.fit.training import BatchSampler, StackedModel, evaluate_metric, train_candidates
 from evomal_sr.losses.baselines import FlatParameterLoss
 

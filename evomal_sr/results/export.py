@@ -14,9 +14,9 @@ import json
 
 from evomal_sr._version import __version__
 from evomal_sr.errors import ConfigError
-from evomal_sr.losses.symbolic import LearnedLoss
 from evomal_sr.grammar.nodes import CONST, VAR, Node
 from evomal_sr.grammar.operators import OPERATORS, PROTECTION_EPS
+from evomal_sr.losses.symbolic import LearnedLoss
 
 EXPORT_FORMATS = ("json", "torch", "sympy", "latex")
 

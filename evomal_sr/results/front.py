@@ -15,9 +15,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from evomal_sr._version import __version__
+from evomal_sr.core.fileio import (
+    atomic_write_json,
+    atomic_write_text,
+    float_from_json,
+    float_to_json,
+    is_number,
+    read_json,
+)
 from evomal_sr.errors import ConfigError, LossFileError
 from evomal_sr.grammar.expression import Expression
-from evomal_sr.core.fileio import atomic_write_json, atomic_write_text, float_from_json, float_to_json, is_number, read_json
 from evomal_sr.losses.symbolic import LearnedLoss, check_task_kind
 
 FRONT_FORMAT = "evomal-sr/pareto-front"

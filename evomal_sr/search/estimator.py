@@ -1,24 +1,33 @@
-"""The Python API of loss discovery: :class:`LossSearch`.
+"""The Python API of loss discovery: :class:`LossSearch`, a scikit-learn estimator.
 
-Follows scikit-learn's estimator contract: the constructor only stores its
-arguments; :meth:`LossSearch.fit` validates them, runs the chosen engine on the
-shared evaluator, and sets the fitted attributes ending in ``_``.
+The constructor only stores its arguments, every one an explicit keyword (the
+preset's fields too, ``None`` meaning "from the preset"), so ``get_params``,
+``set_params`` and :func:`sklearn.base.clone` work. :meth:`LossSearch.fit`
+validates them, runs the chosen engine on the shared evaluator, and sets the
+fitted attributes ending in ``_``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import platform
 
+from sklearn.base import BaseEstimator
+
 from evomal_sr._version import __version__
+from evomal_sr.core.presets import Preset, resolve_preset
+from evomal_sr.core.validation import check_seed
 from evomal_sr.engines import check_engine_name, get_engine
 from evomal_sr.engines.base import EngineContext
 from evomal_sr.errors import ConfigError
 from evomal_sr.evaluator import Evaluator
-from evomal_sr.core.presets import Preset, resolve_preset
 from evomal_sr.results.rundir import RunDir
 
+#: The preset fields that are also constructor keywords of :class:`LossSearch`.
+PRESET_FIELDS = tuple(f.name for f in dataclasses.fields(Preset))
 
-class LossSearch:
+
+class LossSearch(BaseEstimator):
     """Discover learned losses for a task; the result is a Pareto front.
 
     Parameters
@@ -44,8 +53,17 @@ class LossSearch:
         Continue from the checkpoint in ``out_dir``.
     engine_options : dict, optional
         Engine-specific options, e.g. ``{"deterministic": True}`` for PySR.
-    **overrides
-        Preset fields, e.g. ``population=10, generations=5``.
+    on_generation : callable, optional
+        Called in the driving process after every completed generation (native
+        engine) or PySR iteration, with that generation's
+        :class:`~evomal_sr.engines.base.GenerationRecord` (generation number from
+        0, best and median fitness, evaluations, cache hits, rejections, seconds,
+        and the evaluator's running ``totals``). It is called after the
+        checkpoint of that generation is written, so raising from it (for example
+        ``KeyboardInterrupt``) stops the run resumably.
+    population, generations, ..., meta_test_steps : optional
+        Every field of :class:`~evomal_sr.core.presets.Preset`; ``None`` (the
+        default) takes the preset's value.
 
     Attributes
     ----------
@@ -56,10 +74,14 @@ class LossSearch:
         Per generation: best and median fitness, evaluations, cache hits, rejections, seconds.
     hall_of_fame_ : HallOfFame
     evaluator_ : Evaluator
+    settings_ : Preset
+        The resolved settings the run used.
 
     Examples
     --------
     >>> import evomal_sr as es
+    >>> LossSearch(preset="tiny", population=7)
+    LossSearch(population=7, preset='tiny')
     >>> task = es.Task.builtin("iris", seed=0)
     >>> search = es.LossSearch(preset="tiny", seed=0).fit(task)  # doctest: +SKIP
     >>> search.pareto_front_.to_csv("pareto.csv")  # doctest: +SKIP
@@ -68,7 +90,13 @@ class LossSearch:
     def __init__(self, *, engine: str = "native", preset: str | Preset = "quick", seed: int = 0,
                  device: str = "cpu", guesses: list[str] | None = None, local_search: bool = True,
                  batched: bool = True, out_dir=None, resume: bool = False, engine_options: dict | None = None,
-                 on_generation=None, **overrides):
+                 on_generation=None,
+                 population=None, generations=None, init_min_height=None, init_max_height=None,
+                 crossover_prob=None, mutation_prob=None, mutation_min_height=None, mutation_max_height=None,
+                 tournament_size=None, height_limit=None, meta_iterations=None, meta_lr=None, inner_steps=None,
+                 train_steps=None, batch_size=None, lr=None, rejection_steps=None, rejection_lr=None,
+                 rejection_batch=None, rejection_margin=None, probe_points=None, equivalence_rtol=None,
+                 equivalence_atol=None, meta_test_steps=None):
         self.engine = engine
         self.preset = preset
         self.seed = seed
@@ -80,19 +108,35 @@ class LossSearch:
         self.resume = resume
         self.engine_options = engine_options
         self.on_generation = on_generation
-        self.overrides = overrides
+        given = locals()
+        for name in PRESET_FIELDS:
+            setattr(self, name, given[name])
+
+    @property
+    def overrides(self) -> dict:
+        """The preset fields set explicitly (not ``None``)."""
+        return {name: getattr(self, name) for name in PRESET_FIELDS if getattr(self, name) is not None}
 
     def _validated(self):
         engine = check_engine_name(self.engine)
         settings = resolve_preset(self.preset, **self.overrides)
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
-            raise ConfigError(f"seed must be a non-negative integer, got {self.seed!r}")
+        check_seed(self.seed)
         if self.resume and self.out_dir is None:
             raise ConfigError("resume=True needs out_dir: the folder holding the checkpoint")
         return engine, settings
 
-    def fit(self, task) -> LossSearch:
-        """Run the search on ``task`` (a :class:`~evomal_sr.data.tasks.Task`); returns ``self``."""
+    def fit(self, X, y=None) -> LossSearch:
+        """Run the search; returns ``self``.
+
+        Parameters
+        ----------
+        X : Task or array-like
+            A :class:`~evomal_sr.data.tasks.Task`, or the features of one built
+            with :meth:`~evomal_sr.data.tasks.Task.from_arrays` and its defaults.
+        y : array-like, optional
+            The targets, when ``X`` is an array.
+        """
+        task = _as_task(X, y)
         engine_name, settings = self._validated()
         engine_cls = get_engine(engine_name)
         engine_cls.check_available()
@@ -109,6 +153,7 @@ class LossSearch:
                             out_dir=rundir.path if rundir else None, resume=self.resume,
                             on_generation=self.on_generation, options=dict(self.engine_options or {}))
         result = engine_cls().run(ctx)
+        self.settings_ = settings
         self.evaluator_ = evaluator
         self.hall_of_fame_ = result.hall_of_fame
         self.history_ = [{**vars(r), "totals": dict(r.totals)} for r in result.history]
@@ -125,13 +170,25 @@ class LossSearch:
             "engine": engine_name,
             "preset": preset_name,
             "settings": settings.to_dict(),
-            "overrides": {k: v for k, v in self.overrides.items() if v is not None},
+            "overrides": self.overrides,
             "seed": self.seed,
             "device": str(self.device),
             "local_search": self.local_search,
             "task": task.describe(),
             "versions": _versions(),
         }
+
+
+def _as_task(X, y):
+    from evomal_sr.data.tasks import Task
+
+    if isinstance(X, Task):
+        if y is not None:
+            raise ConfigError("fit(task) takes no y: the task holds its targets")
+        return X
+    if y is None:
+        raise ConfigError("fit(X, y) needs y with arrays, or pass a Task: fit(es.Task.builtin('digits'))")
+    return Task.from_arrays(X, y)
 
 
 def _versions() -> dict:

@@ -1,0 +1,34 @@
+"""Checks of user-supplied settings shared by every layer, each raising one clear error.
+
+Examples
+--------
+>>> check_seed(3)
+3
+>>> check_positive_int("steps", 10)
+10
+"""
+
+from __future__ import annotations
+
+import numbers
+
+from evomal_sr.errors import ConfigError
+
+
+def is_index(value) -> bool:
+    """Whether ``value`` is a non-negative integer (not a bool)."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= 0
+
+
+def check_seed(seed, *, error: type[Exception] = ConfigError, name: str = "seed") -> int:
+    """Return ``seed`` as an int if it is a non-negative integer, else raise ``error``."""
+    if not is_index(seed):
+        raise error(f"{name} must be a non-negative integer, got {seed!r}")
+    return int(seed)
+
+
+def check_positive_int(name: str, value, *, error: type[Exception] = ConfigError) -> int:
+    """Return ``value`` if it is an integer >= 1 (not a bool), else raise ``error``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise error(f"{name} must be a positive integer, got {value!r}")
+    return int(value)
