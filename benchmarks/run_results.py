@@ -38,10 +38,11 @@ sys.path.insert(0, str(ROOT.parent))
 import torch  # noqa: E402
 
 from evomal_sr import LossSearch, Task  # noqa: E402
-from evomal_sr.losses.baselines import StandardLoss, train_ml3, train_taylorglo  # noqa: E402
 from evomal_sr.core.fileio import atomic_write_json, atomic_write_text, read_json  # noqa: E402
-from evomal_sr.evaluation.metatest import MetaTestReport, meta_test  # noqa: E402
 from evomal_sr.core.presets import Preset, resolve_preset  # noqa: E402
+from evomal_sr.evaluation.metatest import MetaTestReport, meta_test  # noqa: E402
+from evomal_sr.losses.standard import StandardLoss  # noqa: E402
+from evomal_sr.search.baselines import train_ml3, train_taylorglo  # noqa: E402
 
 #: Report name -> (built-in dataset, label noise); every task uses the MLP.
 TASKS = {

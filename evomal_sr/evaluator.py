@@ -25,9 +25,10 @@ from evomal_sr.core.fileio import float_from_json, float_to_json
 from evomal_sr.core.presets import Preset, resolve_preset
 from evomal_sr.core.seeding import derive_seed
 from evomal_sr.errors import LossFileError
+from evomal_sr.fit.fitness import FitnessSettings, partial_training_fitness
 from evomal_sr.fit.local_search import local_search
 from evomal_sr.fit.screening import EquivalenceIndex, ProbePoints, probe_gradients, rejection_protocol
-from evomal_sr.fit.training import BatchSampler, StackedModel, evaluate_metric, train_candidates
+from evomal_sr.fit.training import StackedModel
 from evomal_sr.grammar.expression import Expression
 from evomal_sr.losses.symbolic import CompiledLoss, LearnedLoss, initial_weights
 
@@ -337,12 +338,6 @@ class Evaluator:
         return self._meta_inits[iteration]
 
     def _partial_training(self, losses, weights):
-        s = self.settings
-        params = StackedModel.replicate(
-            {k: v.to(self.device) for k, v in self._stacked.initial_params().items()}, len(losses)
-        )
-        sampler = BatchSampler(self._data["train"][0].shape[0], s.batch_size, derive_seed(self.seed, "train"))
-        outcome = train_candidates(self._stacked, params, losses, weights, self._data["train"],
-                                   kind=self.task.kind, steps=s.train_steps, lr=s.lr, sampler=sampler)
-        metric = evaluate_metric(self._stacked, outcome.params, self._data["val"], kind=self.task.kind)
-        return metric.cpu().tolist(), outcome.diverged.tolist()
+        return partial_training_fitness(self._stacked, losses, weights, self._data["train"], self._data["val"],
+                                        kind=self.task.kind,
+                                        settings=FitnessSettings.from_preset(self.settings, self.seed))

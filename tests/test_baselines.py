@@ -10,10 +10,12 @@ import torch
 import torch.nn.functional as F
 
 from evomal_sr import EngineUnavailableError, LearnedLoss, LossFileError, Task
-from evomal_sr.losses.baselines import StandardLoss, load_loss, search_gplfl
-from evomal_sr.losses.ml3 import ML3Loss, initial_parameters, ml3_function, train_ml3
-from evomal_sr.losses.taylorglo import TaylorGLOLoss, taylor_function, train_taylorglo
 from evomal_sr.evaluation.metatest import meta_test
+from evomal_sr.losses.io import load_loss
+from evomal_sr.losses.ml3 import ML3Loss, initial_parameters, ml3_function
+from evomal_sr.losses.standard import StandardLoss
+from evomal_sr.losses.taylorglo import TaylorGLOLoss, taylor_function
+from evomal_sr.search.baselines import search_gplfl, train_ml3, train_taylorglo
 
 
 @pytest.fixture(scope="module")

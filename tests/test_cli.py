@@ -12,8 +12,8 @@ import pytest
 import torch
 from clihelpers import assert_one_line_error, invoke
 
-from evomal_sr.results.front import load_front
 from evomal_sr.losses.symbolic import LearnedLoss
+from evomal_sr.results.front import load_front
 
 COMMANDS = ["show", "search", "front", "export", "plot", "doctor"]
 TINY = ["--preset", "tiny", "--population", "4", "--generations", "2", "--seed", "0", "--quiet"]

@@ -16,10 +16,10 @@ from hypothesis import strategies as st
 from strategies import expressions
 
 from evomal_sr import ConfigError
-from evomal_sr.results.export import EXPORT_FORMATS, export_loss, torch_source
 from evomal_sr.grammar.expression import Expression
-from evomal_sr.losses.symbolic import LearnedLoss
 from evomal_sr.grammar.operators import OPERATORS, PROTECTION_EPS
+from evomal_sr.losses.symbolic import LearnedLoss
+from evomal_sr.results.export import EXPORT_FORMATS, export_loss, torch_source
 
 # Between them these use every operator of the registry (checked below).
 EXPRESSIONS = [

@@ -10,9 +10,9 @@ import pytest
 import torch
 
 from evomal_sr import ConfigError, LearnedLoss, Task
-from evomal_sr.losses.baselines import StandardLoss
-from evomal_sr.results.front import FrontEntry, ParetoFront
 from evomal_sr.evaluation.metatest import MetaTestReport, meta_test
+from evomal_sr.losses.standard import StandardLoss
+from evomal_sr.results.front import FrontEntry, ParetoFront
 
 STEPS = 30
 

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from evomal_sr.core.presets import resolve_preset
 from evomal_sr.engines import get_engine
 from evomal_sr.engines import pysr as engine_module
 from evomal_sr.engines.base import EngineContext
@@ -46,9 +47,8 @@ from evomal_sr.engines.pysr_bridge import (
 from evomal_sr.errors import ConfigError, EngineUnavailableError, ExpressionError
 from evomal_sr.evaluator import FitnessResult
 from evomal_sr.grammar.expression import Expression
-from evomal_sr.results.front import HallOfFame, ParetoFront
 from evomal_sr.grammar.operators import OPERATORS, searchable_operators
-from evomal_sr.core.presets import resolve_preset
+from evomal_sr.results.front import HallOfFame, ParetoFront
 
 JULIA_DIR = Path(__file__).resolve().parents[1] / "julia"
 
@@ -370,8 +370,8 @@ def test_on_batch_errors_are_kept_not_raised():
 
 @pytest.mark.slow
 def test_callback_with_the_real_evaluator():
-    from evomal_sr.evaluator import Evaluator
     from evomal_sr.data.tasks import Task
+    from evomal_sr.evaluator import Evaluator
 
     evaluator = Evaluator(Task.builtin("iris", seed=0), preset="tiny", repair=False)
     with LossCallback(evaluator) as callback:
@@ -639,8 +639,8 @@ needs_julia = pytest.mark.skipif(_julia_skip_reason() is not None, reason=_julia
 @needs_julia
 @pytest.mark.parametrize("options", [{"deterministic": True}, {"threads": 2, "populations": 2}])
 def test_real_pysr_search_on_a_tiny_budget(options, tmp_path):
-    from evomal_sr.evaluator import Evaluator
     from evomal_sr.data.tasks import Task
+    from evomal_sr.evaluator import Evaluator
 
     task = Task.builtin("iris", seed=0)
     settings = resolve_preset("tiny", generations=2)
@@ -661,8 +661,8 @@ def test_real_pysr_search_on_a_tiny_budget(options, tmp_path):
 @pytest.mark.julia
 @needs_julia
 def test_deterministic_pysr_search_is_reproducible():
-    from evomal_sr.search.estimator import LossSearch
     from evomal_sr.data.tasks import Task
+    from evomal_sr.search.estimator import LossSearch
 
     task = Task.builtin("iris", seed=0)
     fronts = [LossSearch(engine="pysr", preset="tiny", seed=1, engine_options={"deterministic": True})

@@ -13,9 +13,9 @@ from hypothesis import strategies as st
 from torch import nn
 
 from evomal_sr.data.datasets import DATASETS, MNIST1D_SAMPLES, get_dataset, infer_kind, read_csv
-from evomal_sr.errors import ConfigError, TaskError
 from evomal_sr.data.models import MODELS, build_model
 from evomal_sr.data.tasks import OUTLIER_RANGE, Task
+from evomal_sr.errors import ConfigError, TaskError
 
 
 # ------------------------------------------------------------------ helpers

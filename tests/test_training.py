@@ -12,9 +12,7 @@ import pytest
 import torch
 from torch import nn
 
-from evomal_sr.grammar.expression import Expression
 from evomal_sr.fit.local_search import local_search, unrolled_meta_gradient
-from evomal_sr.losses.symbolic import CompiledLoss, LearnedLoss
 from evomal_sr.fit.optim import MaskedAdam
 from evomal_sr.fit.screening import EquivalenceIndex, ProbePoints, probe_gradients, rejection_protocol
 from evomal_sr.fit.training import (
@@ -28,6 +26,8 @@ from evomal_sr.fit.training import (
     task_metric,
     train_candidates,
 )
+from evomal_sr.grammar.expression import Expression
+from evomal_sr.losses.symbolic import CompiledLoss, LearnedLoss
 
 CE = "-(y * log(fx))"
 SQ = "square(fx - y)"

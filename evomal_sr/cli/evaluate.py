@@ -107,7 +107,7 @@ def _load_source(path: Path, index: int | None):
         return front.best_loss("accuracy" if index is None else index), dict(front.config)
     if index is not None:
         raise ConfigError("--index picks a loss of a run's Pareto front; a loss file holds a single loss")
-    from evomal_sr.losses.baselines import load_loss
+    from evomal_sr.losses.io import load_loss
 
     loss = load_loss(path)
     return loss, dict(getattr(loss, "metadata", {}) or {})

@@ -91,3 +91,21 @@ def float_from_json(value) -> float:
 
 def _refuse_constant(name: str):
     raise ValueError(f"non-standard JSON constant {name}")
+
+
+def check_header(data: Any, fmt: str, version: int, *, what: str, error: type[Exception]) -> dict:
+    """Return ``data`` if it is a JSON object of format ``fmt`` and ``version``; else raise ``error``.
+
+    Every evomal-sr file (learned losses, baseline losses, fronts, meta-test
+    reports, checkpoints) starts with these two fields; this is their one check.
+
+    Examples
+    --------
+    >>> check_header({"format": "x", "version": 1}, "x", 1, what="thing", error=ValueError)["version"]
+    1
+    """
+    if not isinstance(data, dict) or data.get("format") != fmt:
+        raise error(f"not an evomal-sr {what} (expected format {fmt!r})")
+    if data.get("version") != version:
+        raise error(f"unsupported {what} version {data.get('version')!r}; this evomal-sr reads version {version}")
+    return data

@@ -14,7 +14,7 @@ import random
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from evomal_sr.core.fileio import atomic_write_json, float_from_json, float_to_json, read_json
+from evomal_sr.core.fileio import atomic_write_json, check_header, float_from_json, float_to_json, read_json
 from evomal_sr.engines.base import EngineContext, GenerationRecord
 from evomal_sr.errors import CheckpointError, EvomalError
 from evomal_sr.grammar.expression import Expression
@@ -96,11 +96,8 @@ def load_checkpoint(ctx: EngineContext, *, engine: str = "native") -> SearchStat
     if not path.exists():
         return None
     data = read_json(path, CheckpointError, "checkpoint")
-    if not isinstance(data, dict) or data.get("format") != CHECKPOINT_FORMAT:
-        raise CheckpointError(f"{str(path)!r} is not an evomal-sr checkpoint; remove it or choose another --out")
-    if data.get("version") != CHECKPOINT_VERSION:
-        raise CheckpointError(f"checkpoint {str(path)!r} has version {data.get('version')!r}; "
-                              f"this evomal-sr resumes version {CHECKPOINT_VERSION}")
+    check_header(data, CHECKPOINT_FORMAT, CHECKPOINT_VERSION, what=f"checkpoint in {str(path)!r} (remove it or "
+                 "choose another --out)", error=CheckpointError)
     expected = json.loads(json.dumps(run_signature(ctx, engine)))  # tuples become lists, as saved
     saved = data.get("signature")
     if saved != expected:

@@ -29,11 +29,12 @@ from pathlib import Path
 import torch
 
 from evomal_sr.core.devices import resolve_device
-from evomal_sr.core.fileio import atomic_write_json, atomic_write_text, read_json
+from evomal_sr.core.fileio import atomic_write_json, atomic_write_text, check_header, read_json
 from evomal_sr.core.presets import Preset, resolve_preset
 from evomal_sr.core.seeding import derive_seed
 from evomal_sr.core.validation import check_positive_int, check_seed, is_index
 from evomal_sr.errors import ConfigError, LossFileError
+from evomal_sr.evaluation.methods import resolve_loss
 from evomal_sr.fit.training import (
     BatchSampler,
     StackedModel,
@@ -42,14 +43,9 @@ from evomal_sr.fit.training import (
     sgd_update,
     train_population,
 )
-from evomal_sr.losses.baselines import (
-    FlatParameterLoss,
-    StandardLoss,
-    count_parameters,
-    describe_loss,
-    load_loss,
-    resolve_loss,
-)
+from evomal_sr.losses.flat import FlatParameterLoss
+from evomal_sr.losses.io import count_parameters, describe_loss, load_loss
+from evomal_sr.losses.standard import StandardLoss
 from evomal_sr.losses.symbolic import LearnedLoss, output_to_fx, target_to_y
 
 __all__ = ["MethodResult", "MetaTestReport", "StandardLoss", "count_parameters", "describe_loss", "load_loss",
@@ -220,8 +216,7 @@ class MetaTestReport:
 
     @classmethod
     def from_dict(cls, data) -> MetaTestReport:
-        if not isinstance(data, dict) or data.get("format") != REPORT_FORMAT:
-            raise LossFileError(f"not an evomal-sr meta-test report (expected format {REPORT_FORMAT!r})")
+        check_header(data, REPORT_FORMAT, 1, what="meta-test report", error=LossFileError)
         try:
             return cls(task=dict(data["task"]), metric=str(data["metric"]), steps=int(data["steps"]),
                        lr=float(data["lr"]), batch_size=int(data["batch_size"]), device=str(data["device"]),

@@ -16,9 +16,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch.func import functional_call, stack_module_state, vmap
 
+from evomal_sr.losses.standard import standard_loss_per_copy
 from evomal_sr.losses.symbolic import CompiledLoss, output_to_fx, target_to_y
 
 Params = dict[str, torch.Tensor]
@@ -87,18 +87,8 @@ def reduce_per_copy(values: torch.Tensor, kind: str) -> torch.Tensor:
     return values.mean(dim=tuple(range(1, values.ndim)))
 
 
-def task_loss(outputs: torch.Tensor, target: torch.Tensor, kind: str) -> torch.Tensor:
-    """Cross-entropy or MSE of each copy's outputs [K, batch, out] -> [K]."""
-    if kind == "classification":
-        n_classes = outputs.shape[-1]
-        if n_classes == 1:
-            t = target.to(outputs.dtype).reshape(1, -1, 1).expand_as(outputs)
-            return F.binary_cross_entropy_with_logits(outputs, t, reduction="none").mean(dim=(1, 2))
-        logp = torch.log_softmax(outputs, dim=-1)
-        picked = logp.gather(-1, target.long().reshape(1, -1, 1).expand(outputs.shape[0], -1, 1))
-        return -picked.squeeze(-1).mean(dim=1)
-    t = target.to(outputs.dtype).reshape(1, *outputs.shape[1:])
-    return ((outputs - t) ** 2).mean(dim=tuple(range(1, outputs.ndim)))
+#: Cross-entropy or MSE of each copy's outputs [K, batch, out] -> [K]: the task's standard loss.
+task_loss = standard_loss_per_copy
 
 
 def task_metric(outputs: torch.Tensor, target: torch.Tensor, kind: str) -> torch.Tensor:

@@ -16,16 +16,13 @@ batch, and an Adam step on the meta-loss parameters.
 from __future__ import annotations
 
 import math
-import time
 
 import torch
 import torch.nn.functional as F
 
-from evomal_sr.core.presets import Preset, resolve_preset
 from evomal_sr.core.seeding import derive_seed
-from evomal_sr.fit.local_search import local_search
 from evomal_sr.fit.training import BatchSampler, StackedModel, evaluate_metric, train_candidates
-from evomal_sr.losses.baselines import FlatParameterLoss
+from evomal_sr.losses.flat import FlatParameterLoss
 
 #: Width of both hidden layers.
 HIDDEN = 50
@@ -109,61 +106,6 @@ class ML3Loss(FlatParameterLoss):
     def describe(self) -> str:
         return f"ML3 network [p, y] -> {HIDDEN} -> {HIDDEN} -> softplus, no bias"
 
-
-def train_ml3(task, *, preset: str | Preset = "quick", seed: int = 0, iterations: int | None = None,
-              device: str = "cpu", **overrides) -> ML3Loss:
-    """Meta-train an ML3 loss on ``task`` by unrolled differentiation.
-
-    Parameters
-    ----------
-    task : Task
-        Inner steps use its training split, the outer task loss its validation split.
-    preset : str or Preset
-        Supplies ``meta_lr`` (Adam), ``lr`` (inner SGD), ``inner_steps``,
-        ``batch_size`` and, for the reported validation fitness, ``train_steps``.
-    seed : int
-        Seeds the meta-loss initialisation, the base-model initialisations and the batches.
-    iterations : int, optional
-        Meta-iterations; default ``meta_iterations * population`` of the preset,
-        the local-search budget of one generation of EvoMAL.
-    device : str
-    **overrides
-        Preset fields, e.g. ``meta_lr=1e-2``.
-
-    Returns
-    -------
-    ML3Loss
-        With ``metadata`` holding the validation ``fitness`` after partial training
-        (as the evaluator scores candidates), ``seconds`` and the settings.
-
-    Examples
-    --------
-    >>> import evomal_sr as es
-    >>> loss = train_ml3(es.Task.builtin("iris"), preset="tiny", iterations=2)
-    >>> loss.n_parameters
-    2650
-    """
-    settings = resolve_preset(preset, **overrides)
-    iterations = settings.meta_iterations * settings.population if iterations is None else int(iterations)
-    tick = time.perf_counter()
-    task = task.to(device)
-    stacked = StackedModel(task.make_model(seed=seed))
-    train, val = (task.X_train, task.y_train), (task.X_val, task.y_val)
-
-    def init_params(iteration: int):
-        model = task.make_model(seed=derive_seed(seed, "ml3-init", iteration))
-        return {k: v.detach() for k, v in model.named_parameters()}
-
-    weights = initial_parameters(seed=derive_seed(seed, "ml3-weights")).unsqueeze(0).to(task.device)
-    weights = local_search(stacked, [ML3Compiled()], weights, init_params=init_params, train_data=train,
-                           val_data=val, kind=task.kind, iterations=iterations, meta_lr=settings.meta_lr,
-                           lr=settings.lr, inner_steps=settings.inner_steps, batch_size=settings.batch_size,
-                           seed=derive_seed(seed, "ml3-batches"))
-    search_seconds = time.perf_counter() - tick
-    fitness = _partial_training_fitness(stacked, weights, task, settings, seed)
-    metadata = {"method": "ML3", "fitness": fitness, "seconds": search_seconds, "iterations": iterations,
-                "seed": seed, "task": task.describe(), "settings": settings.to_dict()}
-    return ML3Loss(task.kind, parameters=weights[0].cpu(), metadata=metadata)
 
 
 def _partial_training_fitness(stacked, weights, task, settings, seed) -> float | None:

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from evomal_sr._version import __version__
-from evomal_sr.core.fileio import atomic_write_json, is_finite_number, read_json
+from evomal_sr.core.fileio import atomic_write_json, check_header, is_finite_number, read_json
 from evomal_sr.core.kinds import TASK_KINDS, check_task_kind  # noqa: F401  (re-exported)
 from evomal_sr.errors import ConfigError, ExpressionError, LossFileError
 from evomal_sr.grammar.expression import Expression
@@ -224,11 +224,7 @@ class LearnedLoss(torch.nn.Module):
     @classmethod
     def from_dict(cls, data: Any) -> LearnedLoss:
         """Rebuild a loss from :meth:`to_dict` output, refusing anything malformed."""
-        if not isinstance(data, dict) or data.get("format") != FILE_FORMAT:
-            raise LossFileError(f"not an evomal-sr learned-loss record (expected format {FILE_FORMAT!r})")
-        if data.get("version") != FILE_VERSION:
-            raise LossFileError(f"unsupported learned-loss version {data.get('version')!r}; "
-                                f"this evomal-sr reads version {FILE_VERSION}")
+        check_header(data, FILE_FORMAT, FILE_VERSION, what="learned-loss record", error=LossFileError)
         weights = data.get("weights")
         if not isinstance(weights, list) or not all(map(is_finite_number, weights)):
             raise LossFileError("'weights' must be a list of finite numbers")

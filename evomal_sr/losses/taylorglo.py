@@ -19,17 +19,13 @@ population-batched program, from the same initialisation and minibatches.
 
 from __future__ import annotations
 
-import math
-import time
-
 import numpy as np
 import torch
 
-from evomal_sr.core.presets import Preset, resolve_preset
+from evomal_sr.core.presets import Preset
 from evomal_sr.core.seeding import derive_seed
-from evomal_sr.errors import EngineUnavailableError
 from evomal_sr.fit.training import BatchSampler, StackedModel, evaluate_metric, train_candidates
-from evomal_sr.losses.baselines import FlatParameterLoss
+from evomal_sr.losses.flat import FlatParameterLoss
 
 #: Number of parameters: centre (2) + six coefficients.
 N_PARAMETERS = 8
@@ -86,79 +82,6 @@ class TaylorGLOLoss(FlatParameterLoss):
         return f"TaylorGLO({values})"
 
 
-def _import_cma():
-    try:
-        import cma
-    except ImportError:
-        raise EngineUnavailableError("TaylorGLO needs the 'cma' package: pip install cma "
-                                     "(or pip install 'evomal-sr[baselines]')") from None
-    return cma
-
-
-def train_taylorglo(task, *, preset: str | Preset = "quick", seed: int = 0, generations: int | None = None,
-                    population: int = POPULATION, sigma: float = SIGMA, device: str = "cpu",
-                    **overrides) -> TaylorGLOLoss:
-    """Tune a TaylorGLO loss on ``task`` with CMA-ES.
-
-    Parameters
-    ----------
-    task : Task
-    preset : str or Preset
-        Supplies the partial training of the fitness (``train_steps``, ``lr``, ``batch_size``).
-    seed : int
-        Seeds CMA-ES's sampling, the base model's initialisation and the minibatches.
-    generations : int, optional
-        CMA-ES generations; default the preset's ``generations``.
-    population, sigma : int, float
-        CMA-ES population size and initial step size (the paper's 25 and 1.2).
-    device : str
-    **overrides
-        Preset fields, e.g. ``train_steps=100``.
-
-    Returns
-    -------
-    TaylorGLOLoss
-        The candidate with the lowest validation error seen, ``metadata`` holding
-        its ``fitness``, ``seconds``, ``generations`` and the settings.
-
-    Raises
-    ------
-    EngineUnavailableError
-        If ``cma`` is not installed.
-
-    Examples
-    --------
-    >>> import evomal_sr as es
-    >>> loss = train_taylorglo(es.Task.builtin("iris"), preset="tiny", generations=1, population=4)
-    >>> loss.n_parameters
-    8
-    """
-    cma = _import_cma()
-    settings = resolve_preset(preset, **overrides)
-    generations = settings.generations if generations is None else int(generations)
-    tick = time.perf_counter()
-    task = task.to(device)
-    fitness_of = _BatchFitness(task, settings, seed)
-    rng = np.random.default_rng(derive_seed(seed, "taylorglo-cma"))
-    options = {"popsize": int(population), "randn": lambda *shape: rng.standard_normal(shape),
-               "verbose": -9, "verb_log": 0, "verb_disp": 0, "CMA_diagonal": False}
-    state = np.random.get_state()  # cma may touch NumPy's global RNG; leave it as it was
-    try:
-        strategy = cma.CMAEvolutionStrategy(np.zeros(N_PARAMETERS), float(sigma), options)
-        best, best_fitness = np.zeros(N_PARAMETERS), math.inf
-        for _ in range(generations):
-            candidates = strategy.ask()
-            scores = fitness_of(np.asarray(candidates))
-            strategy.tell(candidates, [s if math.isfinite(s) else FAILED_FITNESS for s in scores])
-            k = int(np.argmin(scores))
-            if scores[k] < best_fitness:
-                best, best_fitness = np.asarray(candidates[k]), scores[k]
-    finally:
-        np.random.set_state(state)
-    metadata = {"method": "TaylorGLO", "fitness": best_fitness if math.isfinite(best_fitness) else None,
-                "seconds": time.perf_counter() - tick, "generations": generations, "population": population,
-                "sigma": sigma, "seed": seed, "task": task.describe(), "settings": settings.to_dict()}
-    return TaylorGLOLoss(task.kind, parameters=best.astype(np.float32), metadata=metadata)
 
 
 class _BatchFitness:

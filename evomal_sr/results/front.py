@@ -18,6 +18,7 @@ from evomal_sr._version import __version__
 from evomal_sr.core.fileio import (
     atomic_write_json,
     atomic_write_text,
+    check_header,
     float_from_json,
     float_to_json,
     is_number,
@@ -256,10 +257,7 @@ class ParetoFront:
 
     @classmethod
     def from_dict(cls, data) -> ParetoFront:
-        if not isinstance(data, dict) or data.get("format") != FRONT_FORMAT:
-            raise LossFileError(f"not an evomal-sr Pareto front (expected format {FRONT_FORMAT!r})")
-        if data.get("version") != FRONT_VERSION:
-            raise LossFileError(f"unsupported Pareto-front version {data.get('version')!r}")
+        check_header(data, FRONT_FORMAT, FRONT_VERSION, what="Pareto front", error=LossFileError)
         if not isinstance(data.get("entries"), list) or not isinstance(data.get("config", {}), dict):
             raise LossFileError("Pareto front needs an 'entries' list and a 'config' object")
         try:
