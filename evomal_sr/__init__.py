@@ -36,7 +36,9 @@ _LAZY = {
     "load_front": "results.front",
     "LossSearch": "search.estimator",
     "meta_test": "evaluation.metatest",
-    "MetaTestReport": "evaluation.metatest",
+    "MetaTestReport": "evaluation.report",
+    "known_loss": "losses.zoo",
+    "KNOWN_LOSSES": "losses.zoo",
 }
 
 __all__ = [

@@ -38,7 +38,7 @@ def test_evaluate_a_loss_file_writes_table_and_files(loss_file, tmp_path):
     assert result.exit_code == 0, result.stderr
     assert "learned" in result.stdout and "cross-entropy" in result.stdout and "±" in result.stdout
     assert "2 seeds x 10 SGD steps" in result.stdout
-    assert {p.name for p in out.iterdir()} == {"metatest.csv", "metatest.json", "curves.png"}
+    assert {p.name for p in out.iterdir()} == {"metatest.csv", "metatest.json", "curves.png", "report.md"}
     data = json.loads((out / "metatest.json").read_text())
     assert data["task"]["name"] == "iris" and data["steps"] == 10
     assert [m["method"] for m in data["methods"]] == ["learned", "cross-entropy"]
@@ -95,3 +95,41 @@ def test_help_has_examples():
     result = _invoke("--help")
     assert result.exit_code == 0
     assert "Examples:" in result.stdout and "--dataset wine --model linear" in result.stdout
+
+
+# -- the fair protocol from the command line --------------------------------------------------------
+
+def test_evaluate_zoo_tuned_writes_report_and_curves(run_dir, tmp_path):
+    out = tmp_path / "fair"
+    result = _invoke(run_dir, "--baselines", "zoo", "--tune-lr", "--seeds", "2", "--steps", "30",
+                     "--eval-every", "10", "--out", out)
+    assert result.exit_code == 0, result.stderr
+    for name in ("gce", "sce", "poly1", "squared-error", "learned"):
+        assert name in result.stdout
+    assert (out / "report.md").read_text().count("|") > 20
+    assert (out / "curves.png").stat().st_size > 5000
+    data = json.loads((out / "metatest.json").read_text())
+    assert all(m["lr"] in m["lr_grid"] and len(m["early_errors"]) == 2 for m in data["methods"])
+    assert "meta-test: selection run" in result.stderr  # a log line per phase when stderr is no terminal
+
+
+def test_evaluate_comma_list_of_baselines(run_dir):
+    result = _invoke(run_dir, "--baselines", "standard,gce", "--seeds", "1", "--steps", "10")
+    assert result.exit_code == 0, result.stderr
+    assert "gce" in result.stdout and "cross-entropy" in result.stdout and "mae" not in result.stdout
+
+
+@pytest.mark.parametrize(("args", "fragment"), [
+    (["--baselines", "hubert"], "cross-entropy, label-smoothing"),
+    (["--baselines", "huber"], "regression loss"),
+    (["--baselines", ","], "empty"),
+    (["--tune-lr", "--lr-grid", "0.1,-2"], "positive"),
+    (["--tune-lr", "--lr-grid", "a,b"], "comma list"),
+    (["--lr-grid", "0.1"], "needs --tune-lr"),
+    (["--steps", "10", "--eval-every", "20"], "eval-every"),
+])
+def test_evaluate_bad_fair_options(run_dir, tmp_path, args, fragment):
+    out = tmp_path / "never"
+    result = _invoke(run_dir, "--seeds", "1", "--steps", "10", *args, "--out", out)
+    assert_one_line_error(result, fragment)
+    assert not out.exists()

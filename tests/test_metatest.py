@@ -99,7 +99,7 @@ def test_accepts_path_front_entry_and_front(iris, tmp_path):
 
 def test_regression_uses_mse(sinusoid):
     report = meta_test(LearnedLoss("square(fx - y)", task="regression"), sinusoid, seeds=2, steps=STEPS)
-    assert report.metric == "MSE" and report.baseline.method == "MSE"
+    assert report.metric == "MSE" and report.baseline.method == "mse"
     learned, base = report["learned"], report.baseline
     assert np.allclose(learned.errors, base.errors, rtol=1e-4)  # square error is MSE
 
@@ -128,7 +128,7 @@ def test_report_files_and_table(iris, tmp_path):
     assert MetaTestReport.load(tmp_path / "r.json").to_dict() == json.loads((tmp_path / "r.json").read_text())
     report.to_csv(tmp_path / "r.csv")
     lines = (tmp_path / "r.csv").read_text().splitlines()
-    assert lines[0].startswith("method,baseline,seed,test_error") and len(lines) == 1 + 2 * 2
+    assert lines[0].startswith("method,baseline,seed,lr,test_error,early_stopped_test_error") and len(lines) == 1 + 2 * 2
     table = report.table()
     assert "a" in table and "cross-entropy" in table and "±" in table
     assert report.plot_curves(tmp_path / "curves.png").stat().st_size > 1000

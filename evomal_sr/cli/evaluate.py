@@ -1,4 +1,4 @@
-"""``evomal-sr evaluate``: meta-test a learned loss against the standard loss.
+"""``evomal-sr evaluate``: meta-test a learned loss against known losses, each tuned and early-stopped.
 
 Registered on the command group with ``cli.add_command(evaluate)``. Every user
 mistake raises a subclass of :class:`~evomal_sr.errors.EvomalError`, which the
@@ -16,7 +16,7 @@ import click
 from evomal_sr.errors import ConfigError, LossFileError
 
 #: Files ``--out`` writes.
-OUT_FILES = {"csv": "metatest.csv", "json": "metatest.json", "png": "curves.png"}
+OUT_FILES = {"csv": "metatest.csv", "json": "metatest.json", "png": "curves.png", "md": "report.md"}
 
 
 @click.command("evaluate", context_settings={"help_option_names": ["-h", "--help"]})
@@ -38,23 +38,36 @@ OUT_FILES = {"csv": "metatest.csv", "json": "metatest.json", "png": "curves.png"
 @click.option("--device", default="cpu", show_default=True, help="Torch device, e.g. cpu or cuda.")
 @click.option("--out", type=click.Path(file_okay=False), default=None,
               help="Folder for metatest.csv, metatest.json and curves.png.")
+@click.option("--baselines", default="standard", show_default=True,
+              help="What to compare with: 'standard', 'zoo' (every known loss of the task kind) or a comma list "
+                   "of known losses, e.g. 'standard,gce,mae'.")
+@click.option("--tune-lr", is_flag=True, help="Choose each method's SGD lr on validation from --lr-grid.")
+@click.option("--lr-grid", default=None,
+              help="Comma list of learning rates for --tune-lr [default: the preset's lr x 0.3, 1, 3, 10, 30].")
+@click.option("--eval-every", type=click.IntRange(min=1), default=None,
+              help="Steps between validation evaluations (early stopping) [default: steps / 50].")
 @click.option("--threads", type=click.IntRange(min=1), default=None,
               help="CPU threads for torch; 1 is often fastest for small models on a busy machine.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar and no header; only the table.")
-def evaluate(source, index, dataset, model, label_noise, seeds, steps, seed, preset, device, out, threads, quiet):
-    """Meta-test a learned loss: train fresh models with it and with the standard loss.
+def evaluate(source, index, dataset, model, label_noise, seeds, steps, seed, preset, device, out, baselines,
+             tune_lr, lr_grid, eval_every, threads, quiet):
+    """Meta-test a learned loss: train fresh models with it and with known losses.
 
     DIR is a search's output folder (with pareto.json) or LOSS.json a saved loss
     (learned, ML3 or TaylorGLO). Models train on training + validation rows and
     are scored on the test rows, over several seeds; every seed starts both
     losses from the same initialisation with the same minibatches. A loss can be
     transferred to another dataset or model of the same kind (classification or
-    regression).
+    regression). With --tune-lr every method gets its own lr, chosen on the
+    validation rows; every method is reported at its last step and early-stopped
+    (at the best validation step of a training-rows-only run).
 
     \b
     Examples:
       evomal-sr evaluate runs/digits
       evomal-sr evaluate runs/digits --index 0 --seeds 10 --out runs/digits/metatest
+      evomal-sr evaluate runs/digits --baselines zoo --tune-lr --seeds 5 --out runs/digits/fair
+      evomal-sr evaluate runs/digits --baselines standard,gce,sce --steps 3000
       evomal-sr evaluate runs/digits --dataset wine --model linear
       evomal-sr evaluate loss.json --dataset iris --steps 2000 --threads 1
     """
@@ -69,15 +82,21 @@ def evaluate(source, index, dataset, model, label_noise, seeds, steps, seed, pre
     loss = resolve_loss(loss, task.kind)  # refuses a transfer across task kinds before any work
     settings = _settings(origin, preset)
     n_steps = settings.meta_test_steps if steps is None else steps
+    options = {"baselines": _baseline_list(baselines), "tune_lr": tune_lr, "eval_every": eval_every,
+               "lr_grid": _lr_grid(lr_grid, tune_lr)}
+    if eval_every is not None and eval_every > n_steps:
+        raise ConfigError(f"--eval-every ({eval_every}) must not exceed --steps ({n_steps})")
     if not quiet:
         click.echo(f"loss:  {describe_loss(loss)} ({count_parameters(loss)} parameters)")
         click.echo(f"task:  {task!r}")
-        click.echo(f"train: {seeds} seeds x {n_steps} SGD steps, lr {settings.lr}, batch {settings.batch_size}, "
-                   f"on train + validation rows; test on {task.describe()['n_test']} rows")
+        lr_text = "tuned per method" if tune_lr else f"lr {settings.lr}"
+        click.echo(f"train: {seeds} seeds x {n_steps} SGD steps, {lr_text}, batch {settings.batch_size}; selection "
+                   f"run on training rows, final run on train + validation rows; test on "
+                   f"{task.describe()['n_test']} rows")
     bar = _progress(total=2 * n_steps, quiet=quiet)
     try:
         report = meta_test(loss, task, seeds=seeds, seed=seed, steps=n_steps, preset=settings, device=device,
-                           progress=bar.update)
+                           progress=bar.update, **options)
     finally:
         bar.close()
     click.echo(report.table())
@@ -85,7 +104,10 @@ def evaluate(source, index, dataset, model, label_noise, seeds, steps, seed, pre
         folder = Path(out)
         report.to_csv(folder / OUT_FILES["csv"])
         report.to_json(folder / OUT_FILES["json"])
-        report.plot_curves(folder / OUT_FILES["png"])
+        report.plot_curves(folder / OUT_FILES["png"], log_y=task.kind == "regression")
+        from evomal_sr.core.fileio import atomic_write_text
+
+        atomic_write_text(folder / OUT_FILES["md"], report.to_markdown())
         if not quiet:
             click.echo(f"wrote {', '.join(str(folder / name) for name in OUT_FILES.values())}")
 
@@ -148,8 +170,50 @@ def _settings(origin: dict, preset):
     return resolve_preset(name if name in PRESETS else "quick")
 
 
+def _baseline_list(text: str) -> list[str]:
+    names = [name.strip() for name in str(text).split(",") if name.strip()]
+    if not names:
+        raise ConfigError("--baselines is empty; give 'standard', 'zoo' or a comma list of known losses")
+    return names
+
+
+def _lr_grid(text, tune_lr: bool):
+    if text is None:
+        return None
+    if not tune_lr:
+        raise ConfigError("--lr-grid needs --tune-lr")
+    try:
+        return [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise ConfigError(f"--lr-grid must be a comma list of positive numbers, got {text!r}") from None
+
+
 def _progress(*, total: int, quiet: bool):
+    """A tqdm bar on a terminal; otherwise a line at each quarter of each of the two runs."""
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, desc="meta-test", unit="step", leave=False, file=sys.stderr,
-                disable=quiet or not sys.stderr.isatty())
+    if quiet or sys.stderr.isatty():
+        return tqdm(total=total, desc="meta-test", unit="step", leave=False, file=sys.stderr, disable=quiet)
+    return _LineProgress(total)
+
+
+class _LineProgress:
+    """Progress for logs: ``meta-test: selection run 25% (250/1000 steps), 3.1 s``."""
+
+    def __init__(self, total: int):
+        import time
+
+        self.total, self.done, self._clock, self._start = total, 0, time.perf_counter, time.perf_counter()
+        self._next = max(1, total // 8)
+
+    def update(self, n: int = 1) -> None:
+        self.done += n
+        if self.done >= self._next or self.done == self.total:
+            half = self.total // 2
+            phase, part = ("selection run", self.done) if self.done <= half else ("final run", self.done - half)
+            click.echo(f"meta-test: {phase} {100 * part // max(half, 1)}% ({part}/{half} steps), "
+                       f"{self._clock() - self._start:.1f} s", err=True)
+            self._next += max(1, self.total // 8)
+
+    def close(self) -> None:
+        pass

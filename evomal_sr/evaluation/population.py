@@ -1,0 +1,144 @@
+"""Many independent trainings of one model, run together on the stacked-model machinery.
+
+A meta-test trains ``methods x learning rates x seeds`` copies of the task's
+model. They differ in their loss, their learning rate and their minibatch
+order, but not in their architecture, so one ``vmap``-ped forward and backward
+serves all of them through the one training loop
+(:func:`~evomal_sr.fit.training.train_population`). For a given seed, every
+copy starts from the same initial parameters and sees the same minibatches.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+
+from evomal_sr.core.seeding import derive_seed
+from evomal_sr.errors import ConfigError
+from evomal_sr.fit.training import BatchSampler, StackedModel, evaluate_metric, reduce_per_copy, train_population
+from evomal_sr.losses.symbolic import output_to_fx, target_to_y
+
+
+@dataclass(frozen=True)
+class CopySpec:
+    """One training: which loss (an index into the loss list), which lr, which seed."""
+
+    loss: int
+    lr: float
+    seed: int
+
+
+@dataclass
+class PopulationRun:
+    """Per copy: the metric curve on the evaluation rows, the mean training loss per window, divergence."""
+
+    curve_steps: list[int]
+    curves: list[list[float]]  # [copy][point]
+    loss_curves: list[list[float]]  # [copy][point]
+    diverged: list[bool]
+
+
+def copy_losses(module: torch.nn.Module, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """The loss of each copy ``k`` of ``outputs [K, batch, out]`` on its own ``targets[k]`` -> ``[K]``.
+
+    Zoo and standard losses define ``per_copy``; symbolic and flat-parameter
+    losses have a known elementwise form; any other module is called per copy
+    and must return a scalar.
+    """
+    per_copy = getattr(module, "per_copy", None)
+    if callable(per_copy):
+        return per_copy(outputs, targets)
+    elementwise = getattr(module, "elementwise", None)
+    if callable(elementwise) and getattr(module, "task", None) in ("classification", "regression"):
+        kind, width = module.task, outputs.shape[-1]
+        fx = output_to_fx(outputs, kind)
+        y = target_to_y(targets.reshape(-1), width, kind, fx.dtype).reshape(fx.shape)
+        return reduce_per_copy(elementwise(y, fx), kind)
+    values = []
+    for k in range(outputs.shape[0]):
+        value = module(outputs[k], targets[k])
+        if not isinstance(value, torch.Tensor) or value.numel() != 1:
+            raise ConfigError(f"the loss {type(module).__name__} must return a scalar tensor, "
+                              f"got {getattr(value, 'shape', type(value).__name__)}")
+        values.append(value.reshape(()))
+    return torch.stack(values)
+
+
+def _per_copy_sgd(lrs: torch.Tensor):
+    def update(params, grads, active):
+        with torch.no_grad():
+            scale = active.to(lrs.dtype) * lrs
+            for p, g in zip(params.values(), grads):
+                p.sub_(torch.nan_to_num(g) * scale.reshape(-1, *([1] * (g.ndim - 1))))
+        return params
+    return update
+
+
+def train_copies(task, losses: Sequence[torch.nn.Module], copies: Sequence[CopySpec], train_data, eval_data, *,
+                 steps: int, every: int, batch_size: int,
+                 progress: Callable[[int], None] | None = None) -> PopulationRun:
+    """Train every copy with SGD for ``steps`` steps; the metric on ``eval_data`` every ``every`` steps."""
+    X, Y = train_data
+    models = [task.make_model(seed=derive_seed(c.seed, "meta-test-init")) for c in copies]
+    stacked = StackedModel(models[0])
+    params = {k: v.to(X.device).requires_grad_(True) for k, v in StackedModel.stack(models).items()}
+    samplers = [BatchSampler(X.shape[0], batch_size, derive_seed(c.seed, "meta-test-batches")) for c in copies]
+    lrs = torch.tensor([c.lr for c in copies], dtype=next(iter(params.values())).dtype, device=X.device)
+    groups = [(module, torch.tensor([k for k, c in enumerate(copies) if c.loss == i], device=X.device))
+              for i, module in enumerate(losses)]
+    groups = [(m, idx) for m, idx in groups if idx.numel()]
+    inverse = torch.argsort(torch.cat([idx for _, idx in groups]))
+    recorder = _Recorder(len(copies), evaluate_metric(stacked, params, eval_data, kind=task.kind))
+
+    def losses_of(theta, _step):
+        index = torch.stack([s.next() for s in samplers]).to(X.device)
+        outputs, targets = stacked.each(theta, X[index]), Y[index]
+        return torch.cat([copy_losses(m, outputs[idx], targets[idx]) for m, idx in groups])[inverse]
+
+    def after_step(step, theta):
+        if step % every == 0 or step == steps:
+            recorder.point(step, evaluate_metric(stacked, theta, eval_data, kind=task.kind))
+        if progress is not None:
+            progress(1)
+
+    outcome = train_population(params, losses_of, _per_copy_sgd(lrs), steps=steps, stop_when_done=False,
+                               on_losses=recorder.add_losses, after_step=after_step)
+    return PopulationRun(recorder.steps, recorder.by_copy(recorder.metric), recorder.by_copy(recorder.loss),
+                         outcome.diverged.tolist())
+
+
+class _Recorder:
+    """The metric per copy at a few steps, and the mean training loss over each window."""
+
+    def __init__(self, n_copies: int, initial: torch.Tensor):
+        self.steps = [0]
+        self.metric = [initial.cpu().tolist()]
+        self.loss: list[list[float]] = []
+        self._sum = torch.zeros(n_copies, dtype=torch.float64)
+        self._count = torch.zeros(n_copies, dtype=torch.float64)
+        self._first: list[float] | None = None
+
+    def add_losses(self, values: torch.Tensor, active: torch.Tensor) -> None:
+        values = values.detach().cpu().to(torch.float64)
+        active = active.cpu()
+        if self._first is None:
+            self._first = values.tolist()
+        self._sum += torch.where(active, values, torch.zeros_like(values))
+        self._count += active.to(torch.float64)
+
+    def point(self, step: int, metric: torch.Tensor) -> None:
+        self.steps.append(step)
+        self.metric.append(metric.cpu().tolist())
+        nan = torch.full_like(self._sum, float("nan"))
+        mean = torch.where(self._count > 0, self._sum / self._count.clamp(min=1), nan)
+        self.loss.append(mean.tolist())
+        self._sum.zero_()
+        self._count.zero_()
+
+    def by_copy(self, points: list[list[float]]) -> list[list[float]]:
+        if points is self.loss:
+            first = self._first if self._first is not None else [float("nan")] * len(self.metric[0])
+            points = [first, *self.loss]
+        return [list(col) for col in zip(*points)]

@@ -1,0 +1,311 @@
+"""The report of a meta-test: per method, tuned lr, final and early-stopped test errors, paired statistics."""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+from evomal_sr.core.fileio import atomic_write_json, atomic_write_text, check_header, read_json
+from evomal_sr.errors import LossFileError
+
+#: The ``format`` field of a saved report.
+REPORT_FORMAT = "evomal-sr/meta-test-report"
+REPORT_VERSION = 2
+
+
+def _stats(values: Sequence[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (0 for one value); inf if any value is."""
+    n = len(values)
+    if n == 0 or not all(math.isfinite(v) for v in values):
+        return math.inf, math.nan
+    mean = sum(values) / n
+    var = sum((v - mean) ** 2 for v in values) / (n - 1) if n > 1 else 0.0
+    return mean, math.sqrt(var)
+
+
+def paired_difference(values: Sequence[float], reference: Sequence[float]) -> tuple[float, float, str]:
+    """Mean of ``values - reference`` over seeds, its paired standard error, and a verdict.
+
+    The verdict is ``"better"`` (lower error) or ``"worse"`` when the mean lies
+    beyond two standard errors of zero, else ``"within noise"``; ``"n/a"`` with
+    one seed or a non-finite value.
+
+    Examples
+    --------
+    >>> paired_difference([0.1, 0.2, 0.3], [0.2, 0.3, 0.4])[2]
+    'better'
+    """
+    diffs = [a - b for a, b in zip(values, reference)]
+    mean, std = _stats(diffs)
+    if len(diffs) < 2 or not math.isfinite(mean):
+        return mean, math.nan, "n/a"
+    se = std / math.sqrt(len(diffs))
+    if se == 0.0:
+        verdict = "within noise" if mean == 0.0 else ("better" if mean < 0 else "worse")
+    else:
+        verdict = "better" if mean < -2 * se else "worse" if mean > 2 * se else "within noise"
+    return mean, se, verdict
+
+
+def _jsonable(value):
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, list):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    return value
+
+
+def _float(value) -> float:
+    return math.nan if value is None else float(value)
+
+
+@dataclass
+class MethodResult:
+    """One method's meta-test.
+
+    Attributes
+    ----------
+    method, loss, n_parameters : str, str, int
+        Name in the report, the loss in words, its learnable parameters.
+    seeds : list of int
+    lr : float
+        The SGD learning rate the method trained with (chosen on validation when tuned).
+    errors, early_errors : list of float
+        Per seed, the test error at the last step and at the early-stopping step.
+    stop_steps : list of int
+        Per seed, the step with the lowest validation error in the selection run.
+    diverged : list of bool
+        Per seed, whether the final training stopped at a non-finite loss or gradient.
+    lr_grid, lr_scores : list of float
+        The learning rates tried and each one's mean (over seeds) best validation error.
+    curve_steps : list of int
+        Steps of every curve (0 = initialisation).
+    val_curves, test_curves, loss_curves : list of list of float
+        Per seed: validation error of the selection run at the chosen lr; test
+        error and mean training loss of the final run.
+    seconds : float
+        This method's share of the wall time.
+    baseline : bool
+        Whether this row is the task's standard loss.
+    """
+
+    method: str
+    loss: str
+    n_parameters: int
+    seeds: list[int]
+    errors: list[float]
+    diverged: list[bool]
+    seconds: float
+    lr: float = math.nan
+    early_errors: list[float] = field(default_factory=list)
+    stop_steps: list[int] = field(default_factory=list)
+    lr_grid: list[float] = field(default_factory=list)
+    lr_scores: list[float] = field(default_factory=list)
+    curve_steps: list[int] = field(default_factory=list)
+    val_curves: list[list[float]] = field(default_factory=list)
+    test_curves: list[list[float]] = field(default_factory=list)
+    loss_curves: list[list[float]] = field(default_factory=list)
+    baseline: bool = False
+
+    @property
+    def mean(self) -> float:
+        """Mean final test error over seeds."""
+        return _stats(self.errors)[0]
+
+    @property
+    def std(self) -> float:
+        """Sample standard deviation of the final test error (0 for one seed)."""
+        return _stats(self.errors)[1]
+
+    @property
+    def early_mean(self) -> float:
+        """Mean early-stopped test error over seeds."""
+        return _stats(self.early_errors)[0]
+
+    @property
+    def early_std(self) -> float:
+        return _stats(self.early_errors)[1]
+
+    def to_dict(self) -> dict:
+        data = {k: _jsonable(v) for k, v in asdict(self).items()}
+        data.update(mean=_jsonable(self.mean), std=_jsonable(self.std), early_mean=_jsonable(self.early_mean))
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict) -> MethodResult:
+        names = {f.name for f in fields(cls)}
+        try:
+            values = {k: v for k, v in data.items() if k in names}
+            for key in ("errors", "early_errors", "lr_scores"):
+                values[key] = [_float(v) for v in values.get(key, [])]
+            for key in ("val_curves", "test_curves", "loss_curves"):
+                values[key] = [[_float(v) for v in row] for row in values.get(key, [])]
+            values["lr"] = _float(values.get("lr"))
+            return cls(**values)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise LossFileError(f"malformed meta-test record: {exc}") from None
+
+
+@dataclass
+class MetaTestReport:
+    """The outcome of :func:`~evomal_sr.evaluation.metatest.meta_test`; ``print(report)`` shows its table.
+
+    Examples
+    --------
+    >>> row = MethodResult("learned", "square(fx - y)", 3, [0, 1], [0.2, 0.4], [False, False], 1.0)
+    >>> report = MetaTestReport({"name": "toy"}, "MSE", 10, 0.01, 8, "cpu", [row])
+    >>> round(report["learned"].mean, 3), round(report["learned"].std, 3)
+    (0.3, 0.141)
+    """
+
+    task: dict
+    metric: str
+    steps: int
+    lr: float
+    batch_size: int
+    device: str
+    methods: list[MethodResult]
+    tune_lr: bool = False
+    eval_every: int = 0
+    seconds: float = 0.0
+
+    def __getitem__(self, method: str) -> MethodResult:
+        for row in self.methods:
+            if row.method == method:
+                return row
+        raise KeyError(f"no method {method!r} in this report; it has {[r.method for r in self.methods]}")
+
+    def __str__(self) -> str:
+        return self.table()
+
+    @property
+    def baseline(self) -> MethodResult | None:
+        """The standard-loss row, if one was trained."""
+        return next((r for r in self.methods if r.baseline), None)
+
+    def best(self) -> MethodResult:
+        """The tested (non-baseline) method with the lowest mean early-stopped test error."""
+        tested = [r for r in self.methods if not r.baseline] or self.methods
+        return min(tested, key=lambda r: (_primary(r), r.method))
+
+    def rows(self) -> list[dict]:
+        """One summary per method, sorted by early-stopped test error, with paired differences vs the baseline."""
+        base = self.baseline
+        out = []
+        for r in sorted(self.methods, key=lambda r: (_primary(r), r.method)):
+            row = {"method": r.method, "lr": r.lr, "mean": r.mean, "std": r.std, "early_mean": r.early_mean,
+                   "early_std": r.early_std, "seeds": len(r.seeds), "diverged": sum(r.diverged),
+                   "seconds": r.seconds, "n_parameters": r.n_parameters, "loss": r.loss, "baseline": r.baseline,
+                   "vs_baseline": None, "vs_baseline_se": None, "verdict": "",
+                   "early_vs_baseline": None, "early_vs_baseline_se": None, "early_verdict": ""}
+            if base is not None and not r.baseline:
+                row["vs_baseline"], row["vs_baseline_se"], row["verdict"] = paired_difference(r.errors, base.errors)
+                if r.early_errors and base.early_errors:
+                    row["early_vs_baseline"], row["early_vs_baseline_se"], row["early_verdict"] = \
+                        paired_difference(r.early_errors, base.early_errors)
+            out.append(row)
+        return out
+
+    def table(self) -> str:
+        """Plain text: per method lr, early-stopped and final test error, paired difference and verdict."""
+        rows = self.rows()
+        width = max([16, *(len(r["method"]) for r in rows)])
+        head = (f"{'method':<{width}} {'lr':>8} {'early-stopped ' + self.metric:>24} {'final ' + self.metric:>24} "
+                f"{'early vs base (±se)':>22} {'verdict':>13} {'seeds':>9}")
+        lines = [head, "-" * len(head)]
+        for r in rows:
+            delta = _delta(r["early_vs_baseline"], r["early_vs_baseline_se"])
+            seeds = f"{r['seeds']}" + (f" ({r['diverged']} div.)" if r["diverged"] else "")
+            lines.append(f"{r['method']:<{width}} {r['lr']:>8.3g} {_cell(r['early_mean'], r['early_std']):>24} "
+                         f"{_cell(r['mean'], r['std']):>24} {delta:>22} {r['early_verdict']:>13} {seeds:>9}")
+        return "\n".join(lines)
+
+    def to_markdown(self) -> str:
+        """A short report for people: settings, the table, the plot (``curves.png``)."""
+        tuned = "tuned per method on validation" if self.tune_lr else "the same for every method"
+        lines = [f"# Meta-test: {self.task.get('name', 'task')}", "",
+                 f"- {self.steps} SGD steps, batch {self.batch_size}, lr {tuned}; test {self.metric}.",
+                 f"- Early stopping: the step with the lowest validation error of a training-rows-only run "
+                 f"(every {self.eval_every} steps); the final models train on train + validation rows and are "
+                 "scored at that step and at the last.",
+                 "- vs base: paired mean difference over seeds ± its standard error; a verdict needs two "
+                 "standard errors.", "", "| " + " | ".join(
+                     ["method", "lr", f"early-stopped {self.metric}", f"final {self.metric}", "early vs base",
+                      "verdict", "seeds"]) + " |", "|---|---|---|---|---|---|---|"]
+        for r in self.rows():
+            lines.append(f"| {r['method']} | {r['lr']:.3g} | {_cell(r['early_mean'], r['early_std'])} | "
+                         f"{_cell(r['mean'], r['std'])} | {_delta(r['early_vs_baseline'], r['early_vs_baseline_se'])}"
+                         f" | {r['early_verdict']} | {r['seeds']} |")
+        lines += ["", "![validation curves](curves.png)", ""]
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict:
+        return {"format": REPORT_FORMAT, "version": REPORT_VERSION, "task": self.task, "metric": self.metric,
+                "steps": self.steps, "lr": self.lr, "batch_size": self.batch_size, "device": self.device,
+                "tune_lr": self.tune_lr, "eval_every": self.eval_every, "seconds": self.seconds,
+                "methods": [r.to_dict() for r in self.methods]}
+
+    @classmethod
+    def from_dict(cls, data) -> MetaTestReport:
+        check_header(data, REPORT_FORMAT, REPORT_VERSION, what="meta-test report", error=LossFileError)
+        try:
+            return cls(task=dict(data["task"]), metric=str(data["metric"]), steps=int(data["steps"]),
+                       lr=float(data["lr"]), batch_size=int(data["batch_size"]), device=str(data["device"]),
+                       methods=[MethodResult.from_dict(m) for m in data["methods"]],
+                       tune_lr=bool(data.get("tune_lr", False)), eval_every=int(data.get("eval_every", 0)),
+                       seconds=float(data.get("seconds", 0.0)))
+        except (KeyError, TypeError, ValueError, OverflowError) as exc:
+            raise LossFileError(f"malformed meta-test report: {exc}") from None
+
+    def to_json(self, path) -> Path:
+        """Everything, curves included, as JSON (written atomically)."""
+        return atomic_write_json(path, self.to_dict())
+
+    @classmethod
+    def load(cls, path) -> MetaTestReport:
+        """Read a report written by :meth:`to_json`."""
+        return cls.from_dict(read_json(path, LossFileError, "meta-test report"))
+
+    def to_csv(self, path) -> Path:
+        """One row per method and seed: lr, final and early-stopped test error, stop step (atomic)."""
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(["method", "baseline", "seed", "lr", "test_error", "early_stopped_test_error", "stop_step",
+                         "diverged", "n_parameters", "steps", "loss"])
+        for r in self.methods:
+            early = r.early_errors or [math.nan] * len(r.seeds)
+            stops = r.stop_steps or [self.steps] * len(r.seeds)
+            for s, err, e_err, stop, div in zip(r.seeds, r.errors, early, stops, r.diverged):
+                writer.writerow([r.method, int(r.baseline), s, repr(float(r.lr)), repr(float(err)),
+                                 repr(float(e_err)), stop, int(div), r.n_parameters, self.steps, r.loss])
+        return atomic_write_text(path, buffer.getvalue())
+
+    def plot_curves(self, path, **kwargs) -> Path:
+        """Validation error against step per method, early-stopping points marked (PNG/SVG/PDF)."""
+        from evomal_sr.evaluation.curves import plot_training_curves
+
+        return plot_training_curves(self, path, **kwargs)
+
+
+def _primary(r: MethodResult) -> float:
+    return r.early_mean if r.early_errors else r.mean
+
+
+def _cell(mean: float, std: float) -> str:
+    if not math.isfinite(mean):
+        return "inf"
+    return f"{mean:.4f} ± {std:.4f}" if math.isfinite(std) else f"{mean:.4f}"
+
+
+def _delta(mean, se) -> str:
+    if mean is None:
+        return ""
+    if se is None or not math.isfinite(se):
+        return f"{mean:+.4f}"
+    return f"{mean:+.4f} ± {se:.4f}"
