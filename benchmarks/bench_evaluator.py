@@ -12,7 +12,9 @@ evaluator on ``digits`` with the task's MLP (64-100-100-10):
 and, optionally (``--paper``), the evaluator's time per candidate at the
 ``paper`` preset's per-candidate settings on one random, unscreened generation
 (design.md section 8 quotes 2.68 s for the EvoMAL reference code on a 2-core
-machine).
+machine), the paper-search estimate derived from it (seconds per generation at
+population 25), and the side-by-side harness's three fixed trees evaluated one
+at a time and as one batch (seconds per tree).
 
 Candidates are random trees from the native engine's grammar (ramped
 half-and-half, heights 2-4, repaired), kept only if their probe gradients are
@@ -33,7 +35,9 @@ Usage::
 On a CPU shared with other busy processes, OpenMP's default spin-waiting makes
 every small parallel op wait for a descheduled thread (10-100x slower, mostly
 hurting the unbatched path); ``OMP_WAIT_POLICY=PASSIVE`` or ``--threads 1``
-avoids that.
+avoids that for the two phase measurements. The evaluator itself (``--paper``)
+needs neither: it runs small models with one torch thread
+(:mod:`evomal_sr.core.threads`).
 """
 
 from __future__ import annotations
@@ -175,6 +179,25 @@ def paper_per_candidate(task, candidates, device, seed=0) -> dict:
     return {"seconds": seconds, "per_candidate": seconds / len(candidates), "statuses": statuses}
 
 
+#: The side-by-side harness's fixed trees (../shared/bench/sidebyside): cross-entropy, squared
+#: error and a 12-node tree combining them.
+FIXED_TREES = ("-(y * log(fx))", "square(y - fx)", "(-(y * log(fx)) + tanh(square(y - fx)))")
+
+
+def fixed_trees(task, device, seed=0) -> dict:
+    """Evaluator seconds per tree at the paper preset: the fixed trees one at a time and as one batch."""
+    from evomal_sr.evaluator import Evaluator
+
+    figures = {}
+    for label, batched in (("one at a time", False), ("batch of 3", True)):
+        ev = Evaluator(task, preset="paper", device=str(device), seed=seed, batched=batched)
+        tick = time.perf_counter()
+        results = ev.evaluate(list(FIXED_TREES))
+        figures[label] = (time.perf_counter() - tick) / len(FIXED_TREES)
+        figures[label + " statuses"] = sorted({str(r.status) for r in results})
+    return figures
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--steps", type=int, default=50, help="training steps per candidate (default 50)")
@@ -212,7 +235,8 @@ def main(argv=None) -> int:
 
     print(f"evomal-sr evaluator benchmark: digits, MLP 64-100-100-10, {len(losses)} random candidates, "
           f"device {device}, torch {torch.__version__}, {torch.get_num_threads()} thread(s), "
-          f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')}")
+          f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')}; the evaluator (--paper) runs with "
+          "threads='auto', one thread on CPU for this model")
     sizes = [loss.expression.size for loss in losses]
     print(f"candidate sizes: min {min(sizes)}, mean {sum(sizes) / len(sizes):.1f}, max {max(sizes)}")
     # warm up both paths (lazy imports, allocator, first-call dispatch), not measured
@@ -253,6 +277,14 @@ def main(argv=None) -> int:
         report = paper_per_candidate(task, population, device)
         print(f"  evaluator: {report['seconds']:.1f} s, {report['per_candidate']:.3f} s per candidate "
               f"(reference EvoMAL code: 2.68 s per candidate); statuses {report['statuses']}")
+        per_generation = report["per_candidate"] * 25
+        print(f"  paper-search estimate: {per_generation:.1f} s per generation at population 25, so about "
+              f"{per_generation * 50 / 60:.1f} min for 25 x 50 (an upper bound: later generations reuse cached "
+              "and gradient-equivalent candidates)")
+        fixed = fixed_trees(task, device)
+        print(f"  fixed trees ({', '.join(FIXED_TREES)}): {fixed['one at a time']:.2f} s per tree one at a time, "
+              f"{fixed['batch of 3']:.2f} s per tree as a batch of 3 (statuses {fixed['one at a time statuses']}; "
+              "the reference EvoMAL code: see ../shared/bench/sidebyside)")
     print("summary: " + ", ".join(f"{phase} ratio {ratio:.2f}x" for phase, ratio in rows))
     return 0
 

@@ -24,7 +24,8 @@ from evomal_sr.core.devices import resolve_device
 from evomal_sr.core.fileio import float_from_json, float_to_json
 from evomal_sr.core.presets import Preset, resolve_preset
 from evomal_sr.core.seeding import derive_seed
-from evomal_sr.errors import LossFileError
+from evomal_sr.core.threads import auto_threads, torch_threads
+from evomal_sr.errors import ConfigError, LossFileError
 from evomal_sr.fit.fitness import FitnessSettings, partial_training_fitness
 from evomal_sr.fit.local_search import local_search
 from evomal_sr.fit.screening import EquivalenceIndex, ProbePoints, probe_gradients, rejection_protocol
@@ -137,6 +138,18 @@ class Evaluator:
         Learn edge weights before training (EvoMAL); ``False`` gives GP-LFL.
     repair : bool
         Repair trees lacking ``y`` or ``fx``; when ``False`` they are rejected.
+    threads : "auto", None or int
+        Torch threads while evaluating: ``"auto"`` (default) uses one on CPU for small
+        models (fastest, and immune to spinning OpenMP threads on a shared machine, see
+        :mod:`evomal_sr.core.threads`), ``None`` keeps torch's setting.
+    executor : object, optional
+        Where the unique new candidates are scored: ``None`` here, in this
+        process; otherwise an object with ``score_chunks(evaluator, chunks)``
+        (see :mod:`evomal_sr.parallel`). Caches and the equivalence index
+        always stay in this (the driving) process.
+    chunk_size : int, optional
+        Unique candidates per batch; ``None`` means the executor's default (the
+        whole generation in-process). Chunks are contiguous, in first-seen order.
     **overrides
         Any :class:`~evomal_sr.core.presets.Preset` field, e.g. ``train_steps=100``.
 
@@ -145,12 +158,18 @@ class Evaluator:
     >>> import evomal_sr as es
     >>> task = es.Task.builtin("iris", seed=0)
     >>> ev = es.Evaluator(task, preset="tiny")
-    >>> [r.status for r in ev.evaluate(["-(y * log(fx))", "(log(fx) * y)"])]
+    >>> [str(r.status) for r in ev.evaluate(["-(y * log(fx))", "(log(fx) * y)"])]
     ['ok', 'rejected']
     """
 
     def __init__(self, task, *, preset: str | Preset = "quick", device: str = "cpu", seed: int = 0,
-                 batched: bool = True, local_search: bool = True, repair: bool = True, **overrides):
+                 batched: bool = True, local_search: bool = True, repair: bool = True, threads="auto",
+                 executor=None, chunk_size: int | None = None, **overrides):
+        if chunk_size is not None and (isinstance(chunk_size, bool) or not isinstance(chunk_size, int)
+                                       or chunk_size < 1):
+            raise ConfigError(f"chunk_size must be a positive integer or None, got {chunk_size!r}")
+        self.executor = executor
+        self.chunk_size = chunk_size
         self.task = task
         self.settings = resolve_preset(preset, **overrides)
         self.device = resolve_device(device)
@@ -162,7 +181,9 @@ class Evaluator:
             split: (getattr(task, f"X_{split}").to(self.device), getattr(task, f"y_{split}").to(self.device))
             for split in ("train", "val")
         }
-        self._stacked = StackedModel(task.make_model(seed=self.seed).to(self.device))
+        self._stacked = StackedModel(task.make_model(seed=self.seed).to(self.device), seed=self.seed)
+        self._stacked.probe(self._data["train"][0][:4])  # batched, or one copy at a time (model_execution)
+        self._threads = auto_threads(threads, self._stacked.model, self.device)
         self._probes = ProbePoints(kind=task.kind, n_outputs=task.n_outputs,
                                    n_points=self.settings.probe_points, seed=derive_seed(self.seed, "probes"))
         self._meta_inits: dict[int, dict] = {}
@@ -184,7 +205,8 @@ class Evaluator:
         for _, expr in items:
             if str(expr) not in self._results:
                 new.setdefault(str(expr), expr)
-        self._score_new(new)
+        with torch_threads(self._threads):
+            self._score_new(new)
         fresh = set(new)  # the first occurrence of a newly scored expression is not a cache hit
         results = []
         for requested, expr in items:
@@ -201,6 +223,35 @@ class Evaluator:
                 results.append(replace(origin, requested=requested, status=Status.CACHED, reused_from=key,
                                        seconds={}))
         return results
+
+    def score_unique(self, expressions: Sequence[str]) -> list[FitnessResult]:
+        """Score distinct complete candidates as one batch, bypassing every cache (what a worker runs).
+
+        The driver has already repaired, deduplicated and screened them (exact
+        cache, gradient check, equivalence index); results are in the order
+        rejected-first, as the in-process path produces them, and nothing is
+        cached or counted here.
+
+        Examples
+        --------
+        >>> import evomal_sr as es
+        >>> ev = es.Evaluator(es.Task.builtin("iris", seed=0), preset="tiny")
+        >>> [str(r.status) for r in ev.score_unique(["-(y * log(fx))"])], ev.cache_size
+        (['ok'], 0)
+        """
+        group = []
+        for text in expressions:
+            expr = Expression.parse(text)
+            group.append((str(expr), expr, CompiledLoss(expr)))
+        if not group:
+            return []
+        with torch_threads(self._threads):
+            return self._score_group(group)
+
+    @property
+    def model_execution(self) -> dict:
+        """How the base model's copies run: ``{"execution": "batched" | "one-at-a-time", ...}``."""
+        return self._stacked.describe()
 
     @property
     def cache_size(self) -> int:
@@ -224,8 +275,9 @@ class Evaluator:
             expr = Expression.parse(key)
             if key not in self._results or not expr.is_complete():  # incomplete trees are never probed
                 continue
-            fingerprint = probe_gradients(CompiledLoss(expr), self._probes)
-            if torch.isfinite(fingerprint).all():
+            loss = CompiledLoss(expr)
+            fingerprint = probe_gradients(loss, self._probes)
+            if torch.isfinite(fingerprint).all() and self._finite_value(loss):
                 self._index.add(key, fingerprint)
         self.counters.update({k: int(v) for k, v in state["counters"].items() if k in self.counters})
 
@@ -246,26 +298,57 @@ class Evaluator:
             if not torch.isfinite(fingerprint).all():
                 self._store(key, expr, Status.REJECTED, reason="non-finite gradient at probe points")
                 continue
-            twin = self._index.find(fingerprint)
-            self._index.add(key, fingerprint)
+            twin = None
+            if self._finite_value(loss):  # an overflowing loss is scored on its own and is never a twin
+                twin = self._index.find(fingerprint)
+                self._index.add(key, fingerprint)
             candidates.append((key, expr, loss, twin))
         unique = [(key, expr, loss) for key, expr, loss, twin in candidates if twin is None]
-        groups = [unique] if self.batched else [[c] for c in unique]
-        for group in groups:
-            if group:
-                self._score_group(group)
+        for result in self._score_unique(unique):
+            self._keep(result)
         for key, expr, _, twin in candidates:
             if twin is not None:
                 self._store_equivalent(key, expr, twin)
 
-    def _store(self, key, expr, status, *, fitness=math.inf, weights=None, reason="", seconds=None):
+    def _finite_value(self, loss: CompiledLoss) -> bool:
+        """Whether the unit-weight loss is finite at the probe points in float32, the dtype it trains in.
+
+        Gradient twins share a fitness only when both can be trained: a loss
+        such as ``(-(y * log(fx)) + 1e39)`` has cross-entropy's gradient but an
+        infinite value, so it neither reuses nor lends a fitness, whatever the
+        order of evaluation.
+        """
+        probes = self._probes
+        with torch.no_grad():
+            value = loss(torch.ones(max(loss.n_weights, 1)), probes.y.float(), probes.fx.float())
+        return bool(torch.isfinite(value).all())
+
+    def _score_unique(self, unique) -> list[FitnessResult]:
+        """Score the unique new candidates chunk by chunk, here or on the executor's workers."""
+        size = 1 if not self.batched else (self.chunk_size or getattr(self.executor, "default_chunk_size", None))
+        size = size or max(len(unique), 1)  # None: the whole generation is one batch
+        chunks = [unique[i:i + size] for i in range(0, len(unique), size)]  # deterministic, in first-seen order
+        if self.executor is None:
+            return [result for chunk in chunks for result in self._score_group(chunk)]
+        scored = self.executor.score_chunks(self, [[key for key, _, _ in chunk] for chunk in chunks])
+        return [result for chunk in scored for result in chunk]
+
+    def _store(self, key, expr, status, **fields) -> None:
+        self._keep(self._result(key, expr, status, **fields))
+
+    def _result(self, key, expr, status, *, fitness=math.inf, weights=None, reason="", seconds=None):
         if weights is None:
             weights = (1.0,) * (expr.size - 1)
-        self._results[key] = FitnessResult(
+        return FitnessResult(
             expression=key, fitness=float(fitness), status=Status(status), weights=tuple(weights),
             complexity=expr.complexity, reason=reason, seconds=seconds or {},
         )
-        counter = {Status.REJECTED: "rejected", Status.DIVERGED: "diverged", Status.OK: "trained"}[Status(status)]
+
+    def _keep(self, result: FitnessResult) -> None:
+        """Cache a scored result and count it (driver side only)."""
+        self._results[result.expression] = result
+        status = result.status
+        counter = {Status.REJECTED: "rejected", Status.DIVERGED: "diverged", Status.OK: "trained"}[status]
         self.counters[counter] += 1
         if status == Status.DIVERGED:
             self.counters["trained"] += 1
@@ -278,8 +361,8 @@ class Evaluator:
             complexity=expr.complexity, reused_from=twin, reason=origin.reason,
         )
 
-    def _score_group(self, group) -> None:
-        """Rejection, local search and partial training for one batch of unique candidates."""
+    def _score_group(self, group) -> list[FitnessResult]:
+        """Rejection, local search and partial training for one batch of unique candidates (no caching)."""
         s = self.settings
         keys = [k for k, _, _ in group]
         losses = [loss for _, _, loss in group]
@@ -287,12 +370,11 @@ class Evaluator:
         passed = self._rejection(losses)
         seconds = {"rejection": (time.perf_counter() - tick) / len(group)}
         survivors = [i for i in range(len(group)) if passed[i]]
-        for i in range(len(group)):
-            if not passed[i]:
-                self._store(keys[i], group[i][1], Status.REJECTED, reason="rejection protocol: metric did not improve",
-                            seconds=dict(seconds))
+        scored = [self._result(keys[i], group[i][1], Status.REJECTED, seconds=dict(seconds),
+                               reason="rejection protocol: metric did not improve")
+                  for i in range(len(group)) if not passed[i]]
         if not survivors:
-            return
+            return scored
         kept = [losses[i] for i in survivors]
         weights = self._initial_weights([keys[i] for i in survivors], kept)
         tick = time.perf_counter()
@@ -310,7 +392,9 @@ class Evaluator:
         for j, i in enumerate(survivors):
             status = Status.DIVERGED if diverged[j] else Status.OK
             learned = weights[j, : losses[i].n_weights].tolist()
-            self._store(keys[i], group[i][1], status, fitness=fitness[j], weights=learned, seconds=dict(seconds))
+            scored.append(self._result(keys[i], group[i][1], status, fitness=fitness[j], weights=learned,
+                                       seconds=dict(seconds)))
+        return scored
 
     def _rejection(self, losses: Sequence[CompiledLoss]) -> list[bool]:
         s = self.settings

@@ -13,8 +13,9 @@
 #   4. turns every failure into `L(Inf)`, so a bad candidate never aborts the
 #      search.
 #
-# Why submit-and-poll instead of one blocking Python call: PySR (>= 2.2) runs the
-# search with Python's GIL released, so each Julia thread must take the GIL back
+# Why submit-and-poll instead of one blocking Python call: PySR (from 2.2.0, which
+# calls `equation_search._jl_call_nogil`) runs the search with Python's GIL
+# released, so each Julia thread must take the GIL back
 # (`PythonCall.GIL.@lock`) to call Python. A Julia thread that waits inside Python
 # for a long time cannot reach a GC safepoint, and a Julia thread blocked in
 # `PyGILState_Ensure` cannot either; if another thread then starts a garbage
@@ -25,6 +26,18 @@
 # Julia `sleep`, which lets the garbage collector and other tasks run. Meanwhile
 # the Python worker thread gathers the requests of all Julia threads into one
 # batched evaluation.
+#
+# The waiting is bounded: a request still unanswered after the callback's
+# candidate timeout is scored Inf, with a warning, so an evaluator that never
+# answers cannot block the search, or PySR's teardown, forever. The Python side
+# gives up first (`LossCallback.poll` answers Inf once the ticket is older than
+# its timeout); this loop stops on its own `POLL_LIMIT` as a backstop.
+#
+# In a serial search (one Julia task searching, so no other thread needs the GIL
+# or a safepoint from this one) each `poll` waits up to a quarter of a second in
+# Python, with the GIL released, for its answer: that keeps the Python worker
+# running even when PySR's search holds the GIL. A multithreaded search's polls
+# return at once.
 #
 # The Python callback reaches Julia through `install_callback`, which the engine
 # calls (via juliacall) before `PySRRegressor.fit`, and `remove_callback`, which
@@ -46,17 +59,22 @@ const MEMO_LOCK = ReentrantLock()
 # Polling starts at FIRST_POLL seconds and doubles up to LAST_POLL seconds.
 const FIRST_POLL = 0.001
 const LAST_POLL = 0.05
+# Seconds a request may be polled before it is scored Inf (set by `install_callback`).
+const POLL_LIMIT = Ref{Float64}(3600.0)
 
 """
-    install_callback(callback)
+    install_callback(callback, poll_limit=3600.0)
 
 Use the Python object `callback` (an `evomal_sr.engines.pysr_bridge.LossCallback`)
-for the next search, and forget the fitnesses memoised for the previous one.
+for the next search, and forget the fitnesses memoised for the previous one. A
+request still unanswered after `poll_limit` seconds is scored `Inf`.
 """
-function install_callback(callback)
+function install_callback(callback, poll_limit::Real=3600.0)
+    poll_limit > 0 || throw(ArgumentError("poll_limit must be positive, got $poll_limit"))
     lock(MEMO_LOCK) do
         empty!(MEMO)
     end
+    POLL_LIMIT[] = Float64(poll_limit)
     CALLBACK[] = Py(callback)
     return nothing
 end
@@ -70,13 +88,6 @@ function remove_callback()
     CALLBACK[] = nothing
     return nothing
 end
-
-"""
-    memo_size()
-
-Number of distinct expression strings scored since the last `install_callback`.
-"""
-memo_size() = lock(() -> length(MEMO), MEMO_LOCK)
 
 # Run `f()` holding the Julia-side lock, then the GIL. The GIL belongs to an OS
 # thread, so the task is pinned to its thread (made sticky) while it holds it
@@ -119,14 +130,16 @@ function memo_store!(text::String, value::Float64)
 end
 
 # Ask Python for the fitness of `text`, waiting between polls with `sleep`.
-# The callback answers NaN while the result is pending.
-function request_fitness(text::String)::Float64
+# The callback answers NaN while the result is pending; after `limit` seconds
+# of NaN the candidate is given up (Inf, with a warning).
+function request_fitness(text::String, limit::Float64=POLL_LIMIT[])::Float64
     try
         ticket = with_python() do
             callback = CALLBACK[]
             callback === nothing && error("evomal-sr: no Python callback is installed")
             pyconvert(Int, callback.submit(text))
         end
+        started = time()
         delay = FIRST_POLL
         while true
             value = with_python() do
@@ -135,6 +148,10 @@ function request_fitness(text::String)::Float64
                 pyconvert(Float64, callback.poll(ticket))
             end
             isnan(value) || return value
+            if time() - started > limit
+                @warn "evomal-sr: no fitness for $(repr(text)) after $(limit) s; scoring it Inf" maxlog=20
+                return Inf
+            end
             sleep(delay)
             delay = min(2 * delay, LAST_POLL)
         end

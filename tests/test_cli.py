@@ -55,7 +55,7 @@ def test_search_writes_results_and_prints_the_table(run_dir):
     front = load_front(out)
     assert f"{len(front)} losses on the front" in result.stdout
     for entry in front:
-        assert entry.expression in result.stdout
+        assert entry.equation() in result.stdout  # the table shows equations, weights to 4 digits
     assert (out / "pareto.csv").read_text().splitlines()[0] == "Complexity,Loss,Equation"
     assert len((out / "history.csv").read_text().splitlines()) == 3
     assert result.stderr == ""  # --quiet, and not a terminal anyway: no progress bar

@@ -138,7 +138,7 @@ def test_torch_source_values_match_learned_loss(expr, kind, seed, scale):
 
 def test_exported_module_is_differentiable_and_documented():
     loss = LearnedLoss("aq(y, fx)", task="classification", weights=[1.1, 0.9])
-    source = torch_source(loss, module_name="my_loss")
+    source = torch_source(loss, filename="my_loss.py")
     assert "from my_loss import LearnedLoss" in source
     assert "evomal_sr" not in source.replace("evomal-sr", "")
     module = _exec_module(source)

@@ -128,7 +128,8 @@ def test_report_files_and_table(iris, tmp_path):
     assert MetaTestReport.load(tmp_path / "r.json").to_dict() == json.loads((tmp_path / "r.json").read_text())
     report.to_csv(tmp_path / "r.csv")
     lines = (tmp_path / "r.csv").read_text().splitlines()
-    assert lines[0].startswith("method,baseline,seed,lr,test_error,early_stopped_test_error") and len(lines) == 1 + 2 * 2
+    assert lines[0].startswith("method,baseline,seed,lr,test_error,early_stopped_test_error")
+    assert len(lines) == 1 + 2 * 2
     table = report.table()
     assert "a" in table and "cross-entropy" in table and "±" in table
     assert report.plot_curves(tmp_path / "curves.png").stat().st_size > 1000

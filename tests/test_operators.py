@@ -27,7 +27,7 @@ from evomal_sr.grammar.operators import (
     searchable_operators,
 )
 
-# design.md section 2: the EvoMAL grammar.
+# The EvoMAL grammar (the paper's operator set).
 DESIGN_TABLE = {
     "+": 2, "-": 2, "*": 2, "aq": 2, "min": 2, "max": 2,
     "abs": 1, "square": 1, "tanh": 1, "sign": 1, "log": 1, "sqrt": 1,

@@ -11,7 +11,6 @@ import ast
 import importlib.util
 import math
 import re
-import subprocess
 import sys
 import threading
 import time
@@ -21,7 +20,6 @@ from pathlib import Path
 import pytest
 
 from evomal_sr.core.presets import resolve_preset
-from evomal_sr.engines import get_engine
 from evomal_sr.engines import pysr as engine_module
 from evomal_sr.engines.base import EngineContext
 from evomal_sr.engines.pysr import (
@@ -29,26 +27,20 @@ from evomal_sr.engines.pysr import (
     LOSS_FUNCTION,
     OBJECTIVE_FILE,
     PySREngine,
-    availability_problem,
     find_julia,
     julia_source_dir,
     operator_arguments,
     probe_dataset,
     search_budget,
 )
-from evomal_sr.engines.pysr_bridge import (
-    LossCallback,
+from evomal_sr.engines.pysr_bridge import CandidateTimeoutWarning, LossCallback
+from evomal_sr.engines.pysr_text import (
     canonical_expression,
-    front_entries,
-    normalize_equation,
-    read_hall_of_fame_csv,
-    to_pysr_equation,
 )
-from evomal_sr.errors import ConfigError, EngineUnavailableError, ExpressionError
+from evomal_sr.errors import ConfigError
 from evomal_sr.evaluator import FitnessResult
 from evomal_sr.grammar.expression import Expression
 from evomal_sr.grammar.operators import OPERATORS, searchable_operators
-from evomal_sr.results.front import HallOfFame, ParetoFront
 
 JULIA_DIR = Path(__file__).resolve().parents[1] / "julia"
 
@@ -209,225 +201,6 @@ def test_pysr_torch_export_covers_every_sympy_head():
     assert heads <= covered, f"add extra_torch_mappings for {sorted(heads - covered)}"
 
 
-# ------------------------------------------------------------------ equation text
-CANONICAL_PAIRS = [
-    ("y * plog(fx)", "(y * log(fx))"),
-    ("-1.0f0 * (y * plog(fx))", "(-1.0 * (y * log(fx)))"),
-    ("(y * -0.5f0) + 1.0f-7", "((y * -0.5) + 1e-07)"),
-    ("aq(y - fx, psqrt(fx))", "aq((y - fx), sqrt(fx))"),
-    ("square(fx - y)", "square((fx - y))"),
-    ("max(y, fx) - min(fx, 2.5e10)", "(max(y, fx) - min(fx, 25000000000.0))"),
-    ("((((y)))) * (fx - -1.0)", "(y * (fx - -1.0))"),
-    ("tanh(sign(abs(y))) * fx", "(tanh(sign(abs(y))) * fx)"),
-    ("x1 * plog(x2)", "(y * log(fx))"),
-    ("x\u2081 - x\u2082", "(y - fx)"),
-    ("aq(fx, (-1.0))", "aq(fx, -1.0)"),
-    ("3.0e-5 * y + 100.0f0 * fx", "((3e-05 * y) + (100.0 * fx))"),
-]
-
-
-@pytest.mark.parametrize(("printed", "canonical"), CANONICAL_PAIRS)
-def test_pysr_strings_parse_to_the_canonical_expression(printed, canonical):
-    assert canonical_expression(printed) == Expression.parse(canonical)
-    assert str(canonical_expression(printed)) == canonical
-
-
-@pytest.mark.parametrize("bad", ["Inf32 * y", "NaN", "{y * fx}", "y / fx", "y ^ 2", "exp(y)", "", "   ",
-                                 "__import__('os')", "y; fx", "x3 * y", "y.real", "y @ fx", "lambda: y",
-                                 "plog(fx, y)", "y fx", "2x"])
-def test_bad_strings_raise_expression_error(bad):
-    with pytest.raises(ExpressionError):
-        canonical_expression(bad)
-
-
-def test_normalize_equation_only_translates_numbers_and_feature_names():
-    assert normalize_equation("aq(x1, 1.5f0)") == "aq(y, 1.5e0)"
-    assert normalize_equation("plog(fx)") == "plog(fx)"
-    with pytest.raises(ExpressionError):
-        normalize_equation(42)
-
-
-@pytest.mark.parametrize("text", ["-(y * log(fx))", "aq(square((fx - y)), sqrt(y))", "max(-1.0, min(y, fx))",
-                                  "((y + 1e-07) * tanh(fx))", "-abs((y - fx))"])
-def test_guess_text_round_trips(text):
-    import numpy as np
-
-    original = Expression.parse(text)
-    guess = to_pysr_equation(original)
-    assert "log(" not in guess.replace("plog(", "") and "sqrt(" not in guess.replace("psqrt(", "")
-    back = canonical_expression(guess)
-    y, fx = np.linspace(-2, 2, 7), np.linspace(0.1, 0.9, 7)
-    np.testing.assert_allclose(back.evaluate_numpy(y, fx), original.evaluate_numpy(y, fx))
-
-
-# ------------------------------------------------------------------ the callback
-def test_callback_memoises_on_text_and_canonical_form():
-    evaluator = FakeEvaluator()
-    with LossCallback(evaluator) as callback:
-        first = callback("y * plog(fx)")
-        again = [callback("y * plog(fx)"), callback("(y * log(fx))"), callback("((y) * plog(fx))")]
-    assert evaluator.requested == ["(y * log(fx))"]
-    assert first == fake_fitness("(y * log(fx))") and again == [first] * 3
-    assert callback.stats.calls == 4 and callback.stats.memo_hits == 3 and callback.stats.batches == 1
-    assert callback.result_for("y * plog(fx)").weights == evaluator.result("(y * log(fx))").weights
-
-
-@pytest.mark.parametrize("kind", ["bad string", "incomplete", "evaluator raises", "nan fitness", "not a str"])
-def test_callback_returns_inf_on_every_failure(kind):
-    target = "(y * log(fx))"
-    evaluator = FakeEvaluator(fail_on={target} if kind == "evaluator raises" else (),
-                              nan_on={target} if kind == "nan fitness" else ())
-    text = {"bad string": "y / fx", "incomplete": "plog(fx)", "not a str": 3.5}.get(kind, "y * plog(fx)")
-    with LossCallback(evaluator) as callback:
-        assert callback(text) == math.inf
-        assert callback(text) == math.inf  # and memoised
-        assert callback("fx - y") == fake_fitness("(fx - y)")  # other candidates are unaffected
-    if kind in ("bad string", "incomplete", "not a str"):
-        assert target not in evaluator.requested
-
-
-def test_a_failing_batch_is_retried_one_by_one():
-    evaluator = FakeEvaluator(delay=0.05, fail_on={"(y * fx)"})
-    texts = ["y * fx", "y - fx", "y + fx", "aq(y, fx)"]
-    with LossCallback(evaluator, window=0.2) as callback:
-        tickets = [callback.submit(t) for t in texts]
-        deadline = time.monotonic() + 10
-        values = [math.nan] * len(texts)
-        while any(math.isnan(v) for v in values) and time.monotonic() < deadline:
-            values = [callback.poll(t) if math.isnan(v) else v for t, v in zip(tickets, values)]
-            time.sleep(0.01)
-    assert values[0] == math.inf
-    assert values[1:] == [fake_fitness(str(canonical_expression(t))) for t in texts[1:]]
-    assert evaluator.batches[0] == [str(canonical_expression(t)) for t in texts]
-
-
-def test_callback_survives_an_evaluator_returning_the_wrong_length():
-    class Short(FakeEvaluator):
-        def evaluate(self, expressions):
-            return super().evaluate(expressions)[:-1]
-
-    with LossCallback(Short()) as callback:
-        assert callback("y * fx") == math.inf
-
-
-EXPRESSIONS = [f"(y * {c}.0) - aq(fx, y)" for c in range(1, 33)]
-
-
-@pytest.mark.parametrize("use_tickets", [False, True])
-def test_concurrent_requests_are_served_in_batches(use_tickets):
-    evaluator = FakeEvaluator(delay=0.05)
-    answers: dict[int, float] = {}
-    start = threading.Barrier(len(EXPRESSIONS))
-
-    def worker(i, callback):
-        start.wait()
-        if not use_tickets:
-            answers[i] = callback(EXPRESSIONS[i])
-            return
-        ticket = callback.submit(EXPRESSIONS[i])  # how the Julia objective asks
-        while math.isnan(value := callback.poll(ticket)):
-            time.sleep(0.002)
-        answers[i] = value
-
-    with LossCallback(evaluator, window=0.02) as callback:
-        threads = [threading.Thread(target=worker, args=(i, callback)) for i in range(len(EXPRESSIONS))]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(timeout=30)
-    sizes = callback.stats.batch_sizes
-    assert sum(sizes) == len(EXPRESSIONS) and len(sizes) < len(EXPRESSIONS) / 2 and max(sizes) > 1
-    for i, text in enumerate(EXPRESSIONS):
-        assert answers[i] == fake_fitness(str(canonical_expression(text)))
-
-
-def test_poll_and_close_semantics():
-    evaluator = FakeEvaluator(delay=0.2)
-    callback = LossCallback(evaluator)
-    ticket = callback.submit("y * fx")
-    assert math.isnan(callback.poll(ticket))  # pending
-    assert callback.poll(10_000) == math.inf  # unknown ticket
-    callback.close()
-    assert callback.poll(ticket) == fake_fitness("(y * fx)")  # the batch in progress finished
-    assert callback("y - fx") == math.inf  # closed
-    assert not callback._worker.is_alive()
-
-
-def test_waiting_too_long_gives_inf():
-    with LossCallback(FakeEvaluator(delay=0.5)) as callback:
-        assert callback("y * fx", timeout=0.01) == math.inf
-        assert callback("y * fx") == fake_fitness("(y * fx)")
-
-
-def test_on_batch_errors_are_kept_not_raised():
-    def hook(results, seconds):
-        raise ValueError("progress bar broke")
-
-    with LossCallback(FakeEvaluator(), on_batch=hook) as callback:
-        assert callback("y * fx") == fake_fitness("(y * fx)")
-    assert isinstance(callback.error, ValueError)
-
-
-@pytest.mark.slow
-def test_callback_with_the_real_evaluator():
-    from evomal_sr.data.tasks import Task
-    from evomal_sr.evaluator import Evaluator
-
-    evaluator = Evaluator(Task.builtin("iris", seed=0), preset="tiny", repair=False)
-    with LossCallback(evaluator) as callback:
-        cross_entropy = callback("-1.0f0 * (y * plog(fx))")
-        assert math.isfinite(cross_entropy) and 0.0 <= cross_entropy <= 1.0
-        assert callback("plog(fx)") == math.inf  # lacks y: rejected before training
-    result = callback.result_for("(-1.0 * (y * log(fx)))")
-    assert result.trained and len(result.weights) == Expression.parse(result.expression).size - 1
-
-
-# ------------------------------------------------------------------ hall of fame import
-HALL_OF_FAME = '''Complexity,Loss,Equation
-1,Inf32,"fx"
-3,0.45f0,"y - fx"
-4,0.3f0,"square(fx - y)"
-5,0.5f0,"aq(y, fx) + -2.5f-1"
-6,0.25,"-1.0f0 * (y * plog(fx))"
-8,0.25f0,"(-1.0f0 * (y * plog(fx))) * 1.0f0"
-'''
-
-
-def test_hall_of_fame_csv_imports_into_a_pareto_front(tmp_path):
-    path = tmp_path / "hall_of_fame.csv"
-    path.write_text(HALL_OF_FAME, encoding="utf-8")
-    rows = read_hall_of_fame_csv(path)
-    assert [r.complexity for r in rows] == [1, 3, 4, 5, 6, 8]
-    assert rows[0].loss == math.inf and rows[2].loss == pytest.approx(0.3)
-
-    twin, copy = "(-1.0 * (y * log(fx)))", "((-1.0 * (y * log(fx))) * 1.0)"
-    evaluator = FakeEvaluator(fitness={"square((fx - y))": 0.3, twin: 0.25, "(aq(y, fx) + -0.25)": 0.5})
-    with LossCallback(evaluator) as callback:
-        for row in rows:
-            callback(row.equation)
-    results = callback.results()
-    # Let the complexity-8 row share the complexity-6 row's fitness, as the
-    # evaluator's gradient-equivalence cache would, and reject another.
-    results[copy] = FitnessResult(copy, 0.25, "equivalent", (1.0,) * 7, 8, reused_from=twin)
-    results["(y - fx)"] = FitnessResult("(y - fx)", math.inf, "rejected", (1.0, 1.0), 3)
-
-    entries = front_entries(rows, results.get)
-    assert [e.expression for e in entries] == ["square((fx - y))", "(aq(y, fx) + -0.25)", twin, twin]
-    for entry in entries:
-        assert entry.weights == results[entry.expression].weights  # learned, not unit, weights
-    front = ParetoFront(HallOfFame(entries).entries(), task_kind="classification")
-    assert [(e.complexity, e.expression, e.fitness) for e in front] == [
-        (4, "square((fx - y))", 0.3), (6, twin, 0.25)]
-    assert front.to_csv_text().startswith("Complexity,Loss,Equation\n")
-
-
-def test_hall_of_fame_csv_must_have_pysr_columns(tmp_path):
-    path = tmp_path / "hall_of_fame.csv"
-    path.write_text("a,b\n1,2\n", encoding="utf-8")
-    with pytest.raises(ValueError, match="Complexity"):
-        read_hall_of_fame_csv(path)
-
-
 def test_probe_dataset_is_fixed_and_fits_the_task_kind():
     X, y = probe_dataset("classification", 16, seed=0)
     assert X.shape == (16, 2) and y.shape == (16,)
@@ -438,20 +211,26 @@ def test_probe_dataset_is_fixed_and_fits_the_task_kind():
 
 
 # ------------------------------------------------------------------ run() with a simulated Julia
-PRINTED = ["-1.0f0 * (y * plog(fx))", "square(fx - y)", "plog(fx)", "aq(y, fx) + -2.5f-1", "y * fx",
-           "(y * plog(fx)) * -1.0f0", "max(y, fx) - fx", "square(fx - y)"]
+PRINTED = ["-1.0 * (y * plog(fx))", "square(fx - y)", "plog(fx)", "aq(y, fx) + -0.25", "y * fx",
+           "(y * plog(fx)) * -1.0f-7", "max(y, fx) - fx", "square(fx - y)"]
 
 
 class SimulatedJulia:
     """Stands for juliacall's ``Main``; its ``EvomalPySR`` keeps the installed callback."""
 
-    def __init__(self):
+    def __init__(self, threads=4):
         self.included: list[str] = []
+        self.poll_limits: list[float] = []
         self.EvomalPySR = types.SimpleNamespace(callback=None)
-        self.EvomalPySR.install_callback = lambda cb: setattr(self.EvomalPySR, "callback", cb)
+        self.EvomalPySR.install_callback = self._install
         self.EvomalPySR.remove_callback = lambda: setattr(self.EvomalPySR, "callback", None)
         self.Main = self
         self.Base = types.SimpleNamespace(include=lambda module, path: self.included.append(path))
+        self.Threads = types.SimpleNamespace(nthreads=lambda: threads)
+
+    def _install(self, callback, poll_limit):
+        self.EvomalPySR.callback = callback
+        self.poll_limits.append(poll_limit)
 
     def seval(self, code):
         assert code == f"isdefined(Main, :{JULIA_MODULE})"
@@ -491,19 +270,26 @@ def simulated_pysr(julia: SimulatedJulia, out_dir: Path):
     return types.SimpleNamespace(PySRRegressor=PySRRegressor)
 
 
-def test_run_drives_the_callback_and_imports_the_hall_of_fame(monkeypatch, tmp_path):
-    julia = SimulatedJulia()
+def simulate_julia(monkeypatch, tmp_path, julia=None) -> SimulatedJulia:
+    """Make ``PySREngine.run`` use a simulated PySR and Julia (and a found Julia)."""
+    julia = julia or SimulatedJulia()
     monkeypatch.setattr(engine_module, "availability_problem", lambda: None)
-    monkeypatch.setattr(engine_module, "import_pysr", lambda threads=None: simulated_pysr(julia, tmp_path))
+    monkeypatch.setattr(engine_module, "start_julia", lambda threads=None: simulated_pysr(julia, tmp_path))
     monkeypatch.setitem(sys.modules, "juliacall", types.SimpleNamespace(Main=julia))
+    return julia
+
+
+def test_run_drives_the_callback_and_imports_the_hall_of_fame(monkeypatch, tmp_path):
+    julia = simulate_julia(monkeypatch, tmp_path)
     records = []
-    context = make_context(batch_window=0.05)
+    context = make_context(batch_window=0.05, candidate_timeout=120)
     context.evaluator = FakeEvaluator(delay=0.05)
     context.on_generation = records.append
     result = PySREngine().run(context)
 
     assert julia.included == [str(julia_source_dir() / OBJECTIVE_FILE)]
     assert julia.EvomalPySR.callback is None  # removed after the search
+    assert julia.poll_limits == [120 + engine_module.JULIA_POLL_GRACE]  # the Julia loop is bounded too
     evaluated = context.evaluator.requested
     assert "log(fx)" not in evaluated and len(evaluated) == len(set(evaluated)) == 6
     assert len(context.evaluator.batches) < len(evaluated)
@@ -513,70 +299,50 @@ def test_run_drives_the_callback_and_imports_the_hall_of_fame(monkeypatch, tmp_p
     assert sum(r.evaluations for r in result.history) == 6 and records == result.history
 
 
-# ------------------------------------------------------------------ availability
-def test_engine_is_registered():
-    assert get_engine("pysr") is PySREngine and PySREngine.name == "pysr"
+def test_run_ends_when_the_evaluator_never_answers(monkeypatch, tmp_path):
+    from test_pysr_callback import NeverAnswers
+
+    simulate_julia(monkeypatch, tmp_path)
+    context = make_context(candidate_timeout=0.3)
+    context.evaluator = NeverAnswers()
+    tick = time.monotonic()
+    try:
+        with pytest.warns(CandidateTimeoutWarning) as caught:
+            result = PySREngine().run(context)
+    finally:
+        context.evaluator.release.set()
+    assert time.monotonic() - tick < 10
+    assert result.hall_of_fame.entries() == []
+    assert any("left running" in str(w.message) for w in caught)
 
 
-def assert_one_sentence(message: str):
-    assert "\n" not in message and message.endswith(".")
-    assert re.search(r"[.!?]\s+[A-Z]", message) is None, message
-    assert "pip install evomal-sr[pysr]" in message
+def test_run_logs_its_settings_and_counts(monkeypatch, tmp_path, caplog):
+    simulate_julia(monkeypatch, tmp_path, SimulatedJulia(threads=3))
+    caplog.set_level("INFO", logger="evomal_sr.engines.pysr")
+    PySREngine().run(make_context(threads=3, populations=2, candidate_timeout=90))
+    start, done = [r.getMessage() for r in caplog.records if r.name == "evomal_sr.engines.pysr"]
+    assert "3 Julia threads, parallelism=multithreading, 2 populations of" in start
+    assert "search releases the GIL: yes" in start and "candidate timeout 90 s" in start
+    assert re.search(r"done: 8 fitness requests \(1 memo hits, 1 invalid, 0 timed out\); 6 candidates", done), done
 
 
-def test_check_available_raises_one_sentence_here():
-    if find_julia() is not None and importlib.util.find_spec("pysr") is not None:
-        pytest.skip("Julia and pysr are installed here")
-    with pytest.raises(EngineUnavailableError) as info:
-        PySREngine.check_available()
-    assert_one_sentence(str(info.value))
-    ok, message = PySREngine.status()
-    assert ok is False and message == str(info.value)
+def test_a_multithreaded_run_on_one_julia_thread_warns(monkeypatch, tmp_path):
+    simulate_julia(monkeypatch, tmp_path, SimulatedJulia(threads=1))
+    with pytest.warns(UserWarning, match="only 1 Julia thread"):
+        PySREngine().run(make_context())
 
 
-@pytest.mark.parametrize("missing", ["pysr", "juliacall"])
-def test_missing_package_message(monkeypatch, missing):
-    real = importlib.util.find_spec
-    monkeypatch.setattr(engine_module.importlib.util, "find_spec",
-                        lambda name, *a: None if name == missing else real(name, *a))
-    message = availability_problem()
-    assert f"`{missing}`" in message
-    assert_one_sentence(message)
-
-
-def test_old_pysr_and_missing_julia_messages(monkeypatch):
-    monkeypatch.setattr(engine_module.importlib.util, "find_spec", lambda name, *a: object())
-    monkeypatch.setattr(engine_module.importlib.metadata, "version", lambda name: "2.1.0")
-    assert "pysr >= 2.2.0 (found 2.1.0)" in availability_problem()
-    assert_one_sentence(availability_problem())
-    monkeypatch.setattr(engine_module.importlib.metadata, "version", lambda name: "2.7.2")
-    monkeypatch.setattr(engine_module, "find_julia", lambda: None)
-    assert "needs Julia" in availability_problem()
-    assert_one_sentence(availability_problem())
-
-
-def test_find_julia_honours_pythons_juliapkg_exe(monkeypatch, tmp_path):
-    fake = tmp_path / "julia"
-    fake.write_text("#!/bin/sh\n", encoding="utf-8")
-    fake.chmod(0o755)
-    monkeypatch.setenv("PYTHON_JULIAPKG_EXE", str(fake))
-    assert find_julia() == str(fake)
-    monkeypatch.setenv("PYTHON_JULIAPKG_EXE", str(tmp_path / "absent"))
-    assert find_julia() is None
-
-
-def test_importing_the_engine_starts_no_julia():
-    code = ("import sys, evomal_sr.engines.pysr_bridge; assert 'torch' not in sys.modules; "
-            "import evomal_sr, evomal_sr.engines.pysr; "
-            "assert not {'pysr', 'juliacall'} & set(sys.modules), sorted({'pysr', 'juliacall'} & set(sys.modules))")
-    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
-
-
-def test_run_refuses_resume_and_missing_julia():
-    context = make_context()
-    context.resume = True
-    with pytest.raises((ConfigError, EngineUnavailableError)):
-        PySREngine().run(context)
+def test_log_to_stderr_writes_to_the_current_stderr_once(capsys):
+    logger = engine_module._LOG
+    handlers, level = list(logger.handlers), logger.level
+    try:
+        engine_module.log_to_stderr()
+        engine_module.log_to_stderr()
+        logger.info("hello %s", "there")
+        assert capsys.readouterr().err == "evomal-sr: hello there\n"
+    finally:
+        logger.handlers[:] = handlers
+        logger.setLevel(level)
 
 
 # ------------------------------------------------------------------ Julia sources
@@ -618,7 +384,9 @@ def test_julia_objective_matches_the_python_side():
     assert f"module {JULIA_MODULE}" in source
     for needle in ("function objective(tree, dataset::Dataset{T,L}, options)::L where {T,L}",
                    "PythonCall.GIL.@lock", "string_tree(", "ReentrantLock()", "L(Inf)",
-                   "function install_callback(", "function remove_callback(", ".submit(", ".poll("):
+                   "function install_callback(callback, poll_limit::Real=", "function remove_callback(",
+                   ".submit(", ".poll(", "POLL_LIMIT[] = Float64(poll_limit)",
+                   "if time() - started > limit", "@warn "):
         assert needle in source, needle
     assert callable(LossCallback.submit) and callable(LossCallback.poll)
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 import evomal_sr as es
-from evomal_sr import CheckpointError, LossSearch
+from evomal_sr import CheckpointError, ConfigError, LossSearch
 from evomal_sr.evaluator import Evaluator
 
 SMALL = {"preset": "tiny", "population": 4, "generations": 2}
@@ -150,10 +150,11 @@ def test_corrupt_checkpoint_is_an_error_not_a_restart(finished, task, tmp_path, 
     assert (run / "checkpoint.json").read_bytes() == broken  # left for the user to inspect
 
 
-def test_resume_without_checkpoint_starts_fresh(task, tmp_path):
-    search = LossSearch(seed=0, out_dir=tmp_path / "new", resume=True, preset="tiny", population=3,
-                        generations=1, train_steps=5, meta_iterations=1).fit(task)
-    assert len(search.history_) == 1 and (tmp_path / "new" / "checkpoint.json").exists()
+def test_resume_without_checkpoint_is_refused(task, tmp_path):
+    with pytest.raises(ConfigError, match="nothing to resume in"):
+        LossSearch(seed=0, out_dir=tmp_path / "new", resume=True, preset="tiny", population=3,
+                   generations=1, train_steps=5, meta_iterations=1).fit(task)
+    assert not (tmp_path / "new").exists()
 
 
 def test_stale_temporary_files_are_cleaned_on_resume(finished, task, tmp_path, monkeypatch):

@@ -25,7 +25,13 @@ OUT_FILES = {"csv": "metatest.csv", "json": "metatest.json", "png": "curves.png"
               help="Which loss of the run's Pareto front (0 = simplest); default the most accurate.")
 @click.option("--dataset", default=None,
               help="Built-in dataset to train on; default the run's own (needed for a loss file without one).")
-@click.option("--model", default=None, help="Base model (linear, mlp, cnn); default the run's own.")
+@click.option("--model", default=None, help="Base model (linear, mlp, cnn, lenet5, allcnnc, vgg11, vgg16, resnet18); "
+              "default the run's own.")
+@click.option("--csv", "csv_path", type=click.Path(dir_okay=False), default=None,
+              help="Transfer to the data of this CSV file (with --target) [default: the run's own data].")
+@click.option("--npz", "npz_path", type=click.Path(dir_okay=False), default=None,
+              help="Transfer to the arrays of this .npz file (X, y, optional X_test, y_test).")
+@click.option("--target", default=None, help="Target column(s) of --csv [default: the run's, for its own file].")
 @click.option("--label-noise", type=click.FloatRange(0.0, 1.0, max_open=True), default=None,
               help="Fraction of corrupted training labels; default the run's own (0 on another dataset).")
 @click.option("--seeds", type=click.IntRange(min=1), default=5, show_default=True,
@@ -50,7 +56,7 @@ OUT_FILES = {"csv": "metatest.csv", "json": "metatest.json", "png": "curves.png"
               help="CPU threads for torch; 1 is often fastest for small models on a busy machine.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar and no header; only the table.")
 def evaluate(source, index, dataset, model, label_noise, seeds, steps, seed, preset, device, out, baselines,
-             tune_lr, lr_grid, eval_every, threads, quiet):
+             tune_lr, lr_grid, eval_every, threads, quiet, **data):
     """Meta-test a learned loss: train fresh models with it and with known losses.
 
     DIR is a search's output folder (with pareto.json) or LOSS.json a saved loss
@@ -78,7 +84,7 @@ def evaluate(source, index, dataset, model, label_noise, seeds, steps, seed, pre
     if threads is not None:
         torch.set_num_threads(threads)
     loss, origin = _load_source(Path(source), index)
-    task = _build_task(origin.get("task") or {}, dataset=dataset, model=model, label_noise=label_noise)
+    task = _build_task(origin.get("task") or {}, dataset=dataset, model=model, label_noise=label_noise, **data)
     loss = resolve_loss(loss, task.kind)  # refuses a transfer across task kinds before any work
     settings = _settings(origin, preset)
     n_steps = settings.meta_test_steps if steps is None else steps
@@ -135,22 +141,60 @@ def _load_source(path: Path, index: int | None):
     return loss, dict(getattr(loss, "metadata", {}) or {})
 
 
-def _build_task(origin: dict, *, dataset, model, label_noise):
-    """The task to meta-test on: the run's own, or the one the options name."""
+def _build_task(origin: dict, *, dataset, model, label_noise, csv_path=None, npz_path=None, target=None):
+    """The task to meta-test on: the run's own data (its built-in dataset, or the CSV / npz file it
+    recorded, re-opened and checked), or the dataset / file the options name."""
     from evomal_sr.data.tasks import Task
 
-    name = dataset or origin.get("name")
-    if not name:
-        raise ConfigError("the loss file does not say which dataset it was learned on; pass --dataset NAME")
-    same = dataset is None or dataset == origin.get("name")
+    if sum(x is not None for x in (dataset, csv_path, npz_path)) > 1:
+        raise ConfigError("give at most one of --dataset, --csv and --npz")
+    if target is not None and csv_path is None:
+        raise ConfigError("--target chooses the column of --csv")
+    source = origin.get("source") if isinstance(origin.get("source"), dict) else None
+    own = dataset is None and csv_path is None and npz_path is None
     if model is None:
         model = origin.get("model")
         if model == "custom":
             raise ConfigError("the run used a custom model that cannot be rebuilt here; pass --model NAME")
     if label_noise is None:
-        label_noise = float(origin.get("label_noise", 0.0)) if same else 0.0
-    split_seed = int(origin.get("seed", 0)) if same else 0
+        label_noise = float(origin.get("label_noise", 0.0)) if own else 0.0
+    split_seed = int(origin.get("seed", 0)) if own else 0
+    options = {"seed": split_seed, "label_noise": label_noise, "model": model or "mlp"}
+    if own and source is not None:
+        return _reopen(source, origin, options)
+    if csv_path is not None:
+        if target is None:
+            raise ConfigError("--csv needs --target COLUMN naming the column to predict")
+        return Task.from_csv(csv_path, target=target, **options)
+    if npz_path is not None:
+        return Task.from_npz(npz_path, **options)
+    name = dataset or origin.get("name")
+    if not name:
+        raise ConfigError("the loss file does not say which dataset it was learned on; pass --dataset NAME")
     return Task.builtin(name, seed=split_seed, label_noise=label_noise, model=model)
+
+
+def _reopen(source: dict, origin: dict, options: dict):
+    """The run's own CSV / npz data, re-opened; an error if the file moved or changed (never a built-in)."""
+    from evomal_sr.data.tasks import Task
+
+    kind, path = source.get("type"), source.get("path")
+    if kind not in ("csv", "npz") or not isinstance(path, str):
+        raise ConfigError(f"the run's data source {source!r} cannot be re-opened; pass --dataset, --csv or --npz")
+    if not Path(path).is_file():
+        raise ConfigError(f"the run's data file {path!r} no longer exists (moved or deleted?); pass --csv PATH "
+                          "(with --target) or --npz PATH to evaluate on it where it is now")
+    if kind == "csv":
+        features = source.get("features")
+        task = Task.from_csv(path, target=str(source.get("target", "")).split(","), features=features,
+                             kind=source.get("kind"), **options)
+    else:
+        task = Task.from_npz(path, kind=origin.get("kind"), **options)
+    same_noise = options["label_noise"] == float(origin.get("label_noise", 0.0))  # noise is in the fingerprint
+    if same_noise and origin.get("fingerprint") and task.describe()["fingerprint"] != origin["fingerprint"]:
+        raise ConfigError(f"the run's data file {path!r} has changed since the search (its fingerprint differs); "
+                          "pass --csv/--npz explicitly to evaluate on the new contents")
+    return task
 
 
 def _settings(origin: dict, preset):
@@ -164,7 +208,7 @@ def _settings(origin: dict, preset):
         names = {f.name for f in dataclasses.fields(Preset)}
         try:
             return resolve_preset(Preset(), **{k: v for k, v in saved.items() if k in names})
-        except ConfigError as exc:
+        except (ConfigError, TypeError, ValueError, OverflowError) as exc:  # a hand-edited file's odd values
             raise LossFileError(f"the run's saved settings are invalid: {exc}") from None
     name = origin.get("preset")
     return resolve_preset(name if name in PRESETS else "quick")

@@ -6,6 +6,7 @@ Every error a user can cause ends the command with exit status 2 and one
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 import time
@@ -52,7 +53,22 @@ def cli():
     """
 
 
-@cli.command(context_settings={"ignore_unknown_options": True})
+class _ExpressionCommand(click.Command):
+    """A command whose one argument may start with ``-`` (``show "-(y * log(fx))"``).
+
+    Click would read ``-(tanh(fx) * y)`` as a cluster of short options, ``-h``
+    among them; an argument that starts with ``-`` and is not ``-h``,
+    ``--help`` or ``--`` is therefore passed after an implicit ``--``.
+    """
+
+    def parse_args(self, ctx, args):
+        args = list(args)
+        if args and args[0].startswith("-") and args[0] not in ("-h", "--help", "--"):
+            args.insert(0, "--")
+        return super().parse_args(ctx, args)
+
+
+@cli.command(cls=_ExpressionCommand)
 @click.argument("expression")
 def show(expression):
     """Print an expression's canonical form, complexity, depth, SymPy form and LaTeX.
@@ -61,6 +77,7 @@ def show(expression):
     Examples:
       evomal-sr show "aq(y, fx) + log(fx)"
       evomal-sr show "-(y * log(fx))"
+      evomal-sr show -- "-tanh((y - fx))"
     """
     from evomal_sr.grammar.expression import Expression
 
@@ -79,51 +96,150 @@ def show(expression):
 
 # -- search ---------------------------------------------------------------------------
 
-def _load_task(dataset, csv_path, target, kind, model, label_noise, seed):
+def _load_task(dataset, csv_path, target, kind, model, label_noise, seed, npz_path=None, features=None,
+               drop=None):
     from evomal_sr.data.tasks import Task
 
-    if (dataset is None) == (csv_path is None):
-        raise ConfigError("give exactly one of --dataset NAME or --csv PATH (with --target COLUMN)")
+    if sum(x is not None for x in (dataset, csv_path, npz_path)) != 1:
+        raise ConfigError("give exactly one of --dataset NAME, --csv PATH (with --target COLUMN) or --npz PATH")
+    if csv_path is None and (target or features or drop):
+        raise ConfigError("--target, --features and --drop choose columns of --csv")
     if csv_path is not None:
         if target is None:
             raise ConfigError("--csv needs --target COLUMN naming the column to predict")
         return Task.from_csv(csv_path, target=target, kind=kind, seed=seed, label_noise=label_noise,
-                             model=model or "mlp")
+                             model=model or "mlp", features=features, drop=drop)
+    if npz_path is not None:
+        return Task.from_npz(npz_path, kind=kind, seed=seed, label_noise=label_noise, model=model or "mlp")
     return Task.builtin(dataset, seed=seed, label_noise=label_noise, model=model)
 
 
-class _Progress:
-    """A tqdm bar over generations; silent when quiet or not attached to a terminal."""
+def _executor_setting(workers, scheduler, chunk_size):
+    """The ``executor`` of LossSearch for --workers / --scheduler, checked before any data is loaded."""
+    from evomal_sr.parallel import require_dask
 
-    def __init__(self, total: int, *, quiet: bool):
+    if workers is not None and scheduler is not None:
+        raise ConfigError("give --workers N (a local Dask cluster) or --scheduler ADDRESS (an existing one), "
+                          "not both")
+    if workers is not None and workers < 1:
+        raise ConfigError(f"--workers must be at least 1, got {workers}; leave it out to run in this process")
+    if chunk_size is not None and chunk_size < 1:
+        raise ConfigError(f"--chunk-size must be at least 1, got {chunk_size}")
+    if workers is None and scheduler is None:
+        return None
+    if scheduler is not None and ":" not in scheduler:
+        raise ConfigError(f"--scheduler needs a scheduler address such as tcp://10.0.0.5:8786, got {scheduler!r}")
+    require_dask()
+    return workers if workers is not None else scheduler
+
+
+class _Progress:
+    """Progress over generations: a tqdm bar on a terminal, else one line per generation; nothing when quiet.
+
+    A line reads ``generation 3/10  best so far 0.1234  evaluated 12  cache hits 3
+    rejected 2  elapsed 12.3 s  ETA 28.7 s`` (nohup, CI and log files get them as they happen).
+    """
+
+    def __init__(self, total: int, *, quiet: bool, stream=None):
         from tqdm import tqdm
 
-        self.bar = tqdm(total=total, desc="generations", unit="gen", file=sys.stderr,
-                        disable=quiet or not sys.stderr.isatty())
+        self.stream = stream or sys.stderr
+        self.total, self.quiet = total, quiet
+        self.lines = not quiet and not _is_terminal(self.stream)
+        self.bar = tqdm(total=total, desc="generations", unit="gen", file=self.stream,
+                        disable=quiet or self.lines)
+        self.start, self.first, self.best = time.perf_counter(), None, math.inf
+        self.done = 0  # generations completed, a resumed run's earlier ones included
 
     def __call__(self, record):
         totals = record.totals
-        self.bar.set_postfix(best=f"{record.best_fitness:.4f}",
+        self.best = min(self.best, record.best_fitness)
+        self.done = record.generation + 1
+        self.first = record.generation if self.first is None else self.first
+        if self.lines:
+            self._line(record)
+        self.bar.set_postfix(best=f"{self.best:.4f}",
                              cache=totals.get("exact_hits", 0) + totals.get("equivalent_hits", 0),
                              rejected=totals.get("rejected", 0))
         self.bar.update(record.generation + 1 - self.bar.n)  # a resumed run starts part-way
+
+    def _line(self, record):
+        elapsed = time.perf_counter() - self.start
+        per_generation = elapsed / (self.done - self.first)
+        eta = per_generation * (self.total - self.done)
+        click.echo(f"generation {self.done}/{self.total}  best so far {self.best:.4f}  "
+                   f"evaluated {record.evaluations}  cache hits {record.exact_hits + record.equivalent_hits}  "
+                   f"rejected {record.rejected}  elapsed {elapsed:.1f} s  ETA {eta:.1f} s",
+                   file=self.stream)
+        self.stream.flush()
 
     def close(self):
         self.bar.close()
 
 
+def _is_terminal(stream) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):  # a closed or unusual stream
+        return False
+
+
+def _resume_command(out_dir) -> str:
+    """The command line that continues this run: its own options (those not at their default), plus --resume."""
+    import shlex
+
+    from click.core import ParameterSource
+
+    ctx = click.get_current_context()
+    words = ["evomal-sr", ctx.info_name]
+    for param in ctx.command.params:
+        value = ctx.params.get(param.name)
+        given = ctx.get_parameter_source(param.name) in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)
+        if param.name in ("resume", "force", "quiet", "out_dir") or not given or value is None or value is False:
+            continue
+        flag = max(param.opts, key=len)
+        if getattr(param, "is_flag", False):
+            words.append(flag)
+        else:
+            for item in value if isinstance(value, (list, tuple)) else [value]:
+                words.extend([flag, str(item)])
+    words.extend(["--out", str(out_dir), "--resume"])
+    return shlex.join(words)
+
+
+def _interrupted(progress: _Progress, out_dir) -> None:
+    """Ctrl-C: say how far the run got and how to continue it; exit status 130."""
+    progress.close()
+    if progress.done:
+        click.echo(f"\nInterrupted after generation {progress.done} of {progress.total}; continue with:\n"
+                   f"  {_resume_command(out_dir)}", err=True)
+    elif os.path.isfile(os.path.join(out_dir, "checkpoint.json")):  # a resumed run stopped again
+        click.echo(f"\nInterrupted; continue with:\n  {_resume_command(out_dir)}", err=True)
+    else:
+        click.echo("\nInterrupted before the first generation finished; nothing was saved to resume.", err=True)
+    sys.exit(130)
+
+
 @cli.command()
 @click.option("--dataset", help="Built-in dataset: digits, breast_cancer, wine, iris, mnist1d, diabetes, "
               "friedman1, sinusoid.")
-@click.option("--csv", "csv_path", type=click.Path(dir_okay=False), help="Your own data as a CSV file.")
-@click.option("--target", help="Column of --csv to predict.")
-@click.option("--kind", type=click.Choice(["classification", "regression"]), help="Task kind for --csv "
+@click.option("--csv", "csv_path", type=click.Path(dir_okay=False), help="Your own data as a CSV file "
+              "(delimiter sniffed).")
+@click.option("--npz", "npz_path", type=click.Path(dir_okay=False), help="Your own arrays as an .npz file: X, y "
+              "(optional X_test, y_test); input_shape from X.")
+@click.option("--target", help="Column(s) of --csv to predict; several (y1,y2) mean multi-output regression.")
+@click.option("--features", help="Feature columns of --csv, comma-separated [default: all but the target(s)].")
+@click.option("--drop", help="Columns of --csv that are not features, e.g. an id column.")
+@click.option("--kind", type=click.Choice(["classification", "regression"]), help="Task kind for --csv/--npz "
               "(inferred when unambiguous).")
-@click.option("--model", help="linear, mlp or cnn (default: the dataset's).")
+@click.option("--model", help="linear, mlp, cnn, or the paper's lenet5, allcnnc, vgg11, vgg16, resnet18 "
+              "(image data; for a GPU) [default: the dataset's].")
 @click.option("--label-noise", type=float, default=0.0, show_default=True,
               help="Fraction of training labels to corrupt.")
 @click.option("--engine", default="native", show_default=True, help="native (DEAP) or pysr (needs Julia).")
-@click.option("--preset", default="quick", show_default=True, help="quick, paper or tiny.")
+@click.option("--preset", default="standard", show_default=True,
+              help="standard (recommended: each candidate at its best lr; a minute or two), quick (the paper's "
+                   "fitness, under a minute), paper (the paper's budget) or tiny.")
 @click.option("--population", type=int, help="Override the preset's population size.")
 @click.option("--generations", type=int, help="Override the preset's number of generations.")
 @click.option("--meta-iterations", type=int, help="Override the local-search iterations.")
@@ -135,10 +251,17 @@ class _Progress:
 @click.option("--device", default="cpu", show_default=True, help="Torch device, e.g. cpu or cuda.")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), help="Run folder [default: runs/NAME].")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its checkpoint.")
-@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
-def search(dataset, csv_path, target, kind, model, label_noise, engine, preset, population, generations,
+@click.option("--force", is_flag=True, help="Start over in an --out that holds a run (replaces only its files).")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar or per-generation lines.")
+@click.option("--workers", type=int, help="Score candidates on N local Dask worker processes (needs "
+              "evomal-sr[dask]); same front as without.")
+@click.option("--scheduler", help="Score candidates on an existing Dask cluster: its scheduler address, "
+              "e.g. tcp://10.0.0.5:8786.")
+@click.option("--chunk-size", type=int, help="Unique candidates per task sent to a worker [default: 8].")
+def search(dataset, csv_path, npz_path, target, features, drop, kind, model, label_noise, engine, preset, population,
+           generations,
            meta_iterations, train_steps, no_local_search, deterministic, threads, seed, device, out_dir, resume,
-           quiet):
+           quiet, workers, scheduler, chunk_size, force):
     """Discover learned losses for a dataset; writes the Pareto front to --out.
 
     \b
@@ -149,55 +272,92 @@ def search(dataset, csv_path, target, kind, model, label_noise, engine, preset, 
     Examples:
       evomal-sr search --dataset digits --preset quick --out runs/digits
       evomal-sr search --dataset digits --label-noise 0.4 --generations 10 --out runs/noisy
-      evomal-sr search --csv data.csv --target label --out runs/mine
+      evomal-sr search --csv data.csv --target label --drop id --out runs/mine
+      evomal-sr search --npz images.npz --model lenet5 --device cuda --out runs/img
       evomal-sr search --dataset digits --out runs/digits --resume
     """
     from evomal_sr.core.presets import resolve_preset
-    from evomal_sr.search.estimator import LossSearch
 
     overrides = {"population": population, "generations": generations, "meta_iterations": meta_iterations,
                  "train_steps": train_steps}
     settings = resolve_preset(preset, **overrides)  # validate before loading data
-    if engine == "pysr":  # PySR must start Julia before torch is imported
-        from evomal_sr.engines.pysr import PySREngine, import_pysr
+    executor = _executor_setting(workers, scheduler, chunk_size)
+    if engine == "pysr":  # Julia must start before anything imports torch (LossSearch, the task do)
+        from evomal_sr.engines.pysr import PySREngine, log_to_stderr
 
-        PySREngine.check_available()
-        import_pysr(threads)
-    task = _load_task(dataset, csv_path, target, kind, model, label_noise, seed)
+        PySREngine.prepare({"deterministic": deterministic, "threads": threads})
+        if not quiet:
+            log_to_stderr()
+    from evomal_sr.search.estimator import LossSearch
+
+    task = _load_task(dataset, csv_path, target, kind, model, label_noise, seed, npz_path, features, drop)
     out_dir = out_dir or f"runs/{task.name}"
     progress = _Progress(settings.generations, quiet=quiet)
     tick = time.perf_counter()
     try:
         fitted = LossSearch(engine=engine, preset=preset, seed=seed, device=device,
-                            local_search=not no_local_search, out_dir=out_dir, resume=resume,
+                            local_search=not no_local_search, out_dir=out_dir, resume=resume, force=force,
+                            executor=executor, chunk_size=chunk_size,
                             engine_options={"deterministic": deterministic, "threads": threads}, on_generation=progress,
                             **overrides).fit(task)
+    except KeyboardInterrupt:
+        _interrupted(progress, out_dir)
     finally:
         progress.close()
     front = fitted.pareto_front_
+    execution = fitted.evaluator_.model_execution
+    if execution["execution"] != "batched":
+        click.echo(f"note: the model ran one copy at a time (vmap could not batch it: "
+                   f"{execution['fallback_reason']})", err=True)
     click.echo(front.table())
     click.echo(f"\n{len(front)} losses on the front; {time.perf_counter() - tick:.1f} s; results in {out_dir}/")
 
 
 # -- reading results ------------------------------------------------------------------
 
+_INDEX_HELP = ("Entry of the front: 0 is the simplest, -1 the most complex (Python indexing) "
+               "[default: the most accurate].")
+
+
+def _load_front_noting_partial(run_dir):
+    """The run's front; a note on stderr when it is the partial front of an unfinished run."""
+    from evomal_sr.results.front import load_front
+
+    loaded = load_front(run_dir)
+    if loaded.partial:
+        done, total = loaded.partial.get("generation"), loaded.partial.get("generations")
+        click.echo(f"Note: partial front: the run stopped after generation {done} of {total}; continue it with "
+                   "`evomal-sr search ... --resume` (same options).", err=True)
+    return loaded
+
+
 @cli.command()
 @click.argument("run_dir", type=click.Path())
-def front(run_dir):
-    """Print the Pareto front of a finished run.
+@click.option("--index", type=int, default=None, help="Show this entry in full (exact weights). " + _INDEX_HELP)
+def front(run_dir, index):
+    """Print the Pareto front of a run (the # column is the --index of each loss).
 
     \b
     Examples:
       evomal-sr front runs/digits
+      evomal-sr front runs/digits --index -1
     """
-    from evomal_sr.results.front import load_front
-
-    click.echo(load_front(run_dir).table())
+    loaded = _load_front_noting_partial(run_dir)
+    if index is None:
+        click.echo(loaded.table())
+        return
+    position = loaded.select_index(index)
+    entry = loaded[position]
+    for key, value in (("index", position), ("complexity", entry.complexity), ("val. error", entry.fitness),
+                       ("score", loaded.scores()[position]), ("expression", entry.expression),
+                       ("weights", ", ".join(repr(w) for w in entry.weights)),
+                       ("equation", entry.equation(digits=None))):
+        click.echo(f"{key:<11} {value}")
 
 
 @cli.command()
 @click.argument("run_dir", type=click.Path())
-@click.option("--index", type=int, default=None, help="Entry of the front [default: the most accurate].")
+@click.option("--index", type=int, default=None, help=_INDEX_HELP)
 @click.option("--format", "fmt", type=click.Choice(["json", "torch", "sympy", "latex"]), default="json",
               show_default=True)
 @click.option("--output", "-o", type=click.Path(dir_okay=False), help="Write to this file instead of stdout.")
@@ -212,11 +372,10 @@ def export(run_dir, index, fmt, output):
     """
     from evomal_sr.core.fileio import atomic_write_text
     from evomal_sr.results.export import export_loss
-    from evomal_sr.results.front import load_front
 
-    loaded = load_front(run_dir)
+    loaded = _load_front_noting_partial(run_dir)
     loss = loaded.best_loss("accuracy" if index is None else index)
-    text = export_loss(loss, fmt)
+    text = export_loss(loss, fmt, filename=None if output is None else os.path.basename(output))
     if output is None:
         click.echo(text, nl=False)
     else:
@@ -237,11 +396,11 @@ def plot(run_dir, output):
     """
     from pathlib import Path
 
-    from evomal_sr.results.front import HallOfFame, load_front
+    from evomal_sr.results.front import HallOfFame
     from evomal_sr.results.rundir import RunDir
 
     rundir = RunDir(Path(run_dir).parent if Path(run_dir).is_file() else run_dir)  # RUN_DIR/pareto.json works too
-    loaded = load_front(run_dir)
+    loaded = _load_front_noting_partial(run_dir)
     others = None
     if rundir.hall_of_fame_json.exists():
         from evomal_sr.core.fileio import read_json
@@ -266,6 +425,7 @@ def doctor():
     import torch
 
     from evomal_sr.engines import ENGINES, get_engine
+    from evomal_sr.engines.pysr_runtime import describe_pysr  # reads PySR's source, starts no Julia
 
     click.echo(f"evomal-sr  {__version__}")
     click.echo(f"python     {platform.python_version()} ({platform.machine()})")
@@ -277,7 +437,8 @@ def doctor():
             ok, message = get_engine(name).status()
         except ImportError as exc:  # an engine module that cannot even be imported
             ok, message = False, str(exc)
-        click.echo(f"engine     {name}: {'ok' if ok else 'unavailable'} - {message}")
+        detail = f" [pysr {describe_pysr()}]" if name == "pysr" else ""  # version, GIL release
+        click.echo(f"engine     {name}: {'ok' if ok else 'unavailable'} - {message}{detail}")
 
 
 def _register_commands():

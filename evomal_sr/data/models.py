@@ -6,8 +6,21 @@
 ``[batch, n_outputs]``. :func:`build_model` accepts a registry name or any user
 callable returning an ``nn.Module`` and can initialise it deterministically.
 
-The built-in models hold no buffers, batch norm or dropout, so they work with
-``torch.func.functional_call`` / ``vmap`` over stacked parameters.
+``linear``, ``mlp`` and ``cnn`` hold no buffers, batch norm or dropout. The
+paper's image models (:mod:`evomal_sr.data.paper_models`: ``lenet5``,
+``allcnnc``, ``vgg11``, ``vgg16``, ``resnet18``) have BatchNorm or Dropout; any
+model works with the stacked training (per-copy running statistics, per-copy
+seeded dropout, see :mod:`evomal_sr.fit.stacked`).
+
+Model-factory convention
+------------------------
+A user factory is any callable returning a *new* ``nn.Module``. It is called with
+those of the keywords ``n_features`` (int), ``n_outputs`` (int: classes, or
+regression outputs) and ``input_shape`` (tuple: one example's shape before
+flattening) that it accepts (all of them with ``**kwargs``, none if it takes no
+parameters). The module must map float32 ``[batch, n_features]`` to
+``[batch, n_outputs]`` (logits for classification); this is checked once on a
+``[2, n_features]`` input.
 
 Examples
 --------
@@ -26,6 +39,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from evomal_sr.data.paper_models import PAPER_MODELS
 from evomal_sr.errors import TaskError
 
 #: Hidden layer widths of the ``mlp`` model (the paper's 64-100-100-10 on digits).
@@ -125,7 +139,7 @@ def build_cnn(*, n_features: int, n_outputs: int, input_shape: tuple = ()) -> nn
 
 
 #: The built-in model builders, by name.
-MODELS: dict[str, ModelBuilder] = {"linear": build_linear, "mlp": build_mlp, "cnn": build_cnn}
+MODELS: dict[str, ModelBuilder] = {"linear": build_linear, "mlp": build_mlp, "cnn": build_cnn, **PAPER_MODELS}
 
 
 def check_model(model) -> str | Callable:
@@ -214,7 +228,12 @@ def _call_builder(model, kwargs: dict) -> nn.Module:
     """Call a registry builder or a user factory; check what a factory returns."""
     if isinstance(model, str):
         return MODELS[model](**kwargs)
-    net = model(**_accepted_kwargs(model, kwargs))
+    try:
+        net = model(**_accepted_kwargs(model, kwargs))
+    except TaskError:
+        raise
+    except Exception as exc:
+        raise TaskError(f"the model factory {_name(model)} raised {type(exc).__name__}: {exc}") from exc
     if not isinstance(net, nn.Module):
         raise TaskError(f"the model factory {_name(model)} returned {type(net).__name__}, not a torch.nn.Module")
     _probe(net, kwargs["n_features"], kwargs["n_outputs"], model)
@@ -244,9 +263,10 @@ def _accepted_kwargs(factory: Callable, kwargs: dict) -> dict:
 
 
 def _probe(net: nn.Module, n_features: int, n_outputs: int, factory) -> None:
-    """Check a user model maps ``[2, n_features]`` to ``[2, n_outputs]``."""
+    """Check a user model maps ``[2, n_features]`` to ``[2, n_outputs]`` (its buffers are restored)."""
     param = next(iter(net.parameters()), None)
     device = param.device if param is not None else torch.device("cpu")
+    saved = {k: v.clone() for k, v in net.named_buffers()}
     with torch.random.fork_rng(devices=[]), torch.no_grad():
         try:
             out = net(torch.zeros(2, n_features, device=device))
@@ -254,6 +274,10 @@ def _probe(net: nn.Module, n_features: int, n_outputs: int, factory) -> None:
             raise TaskError(
                 f"the model from {_name(factory)} fails on a float32 [batch, {n_features}] input: {exc}"
             ) from exc
+        finally:
+            for k, v in net.named_buffers():
+                if k in saved and v.shape == saved[k].shape:
+                    v.copy_(saved[k])
     shape = tuple(getattr(out, "shape", ()))
     if shape != (2, n_outputs):
         raise TaskError(

@@ -5,28 +5,8 @@ stratified for classification) drawn from its seed, features standardised with
 training statistics, optional label noise on the training split only, and the
 name of (or factory for) the base model.
 
-Rules
------
-* **Splits.** ``sklearn.model_selection.train_test_split`` with
-  ``random_state=seed``: 20 % test, then 25 % of the rest as validation (20 % of
-  all rows), stratified on the class labels for classification. A task needs at
-  least :data:`MIN_ROWS` rows, at least 5 rows per class overall
-  (``5 * n_classes``) and :data:`MIN_PER_CLASS` rows of every class.
-* **Standardisation.** Features (and regression targets) are centred and scaled
-  with the mean / standard deviation of the (clean) training split; columns with
-  zero variance are only centred.
-* **Label noise.** Exactly ``round(label_noise * n_train)`` (Python's ``round``) training rows,
-  chosen with ``numpy.random.default_rng([seed, 1])``, are corrupted.
-  Classification: each chosen label moves to one of the *other* classes,
-  uniformly. Regression: each chosen (standardised) target becomes an outlier
-  ``+-U(5, 10)`` (random sign), :data:`OUTLIER_RANGE`. Validation and test are
-  never corrupted; :attr:`Task.noisy_mask` marks the corrupted training rows.
-* **Kind inference** (``kind=None``), on the target column: string or boolean
-  labels -> classification; any non-integer number -> regression; integer values
-  with exactly 2 distinct values, or at most 20 distinct values making up at most
-  5 % of the rows -> classification; more than 20 distinct values making up
-  more than 5 % of the rows -> regression; anything else is ambiguous and raises
-  :class:`TaskError` asking for ``kind=``.
+The rules of splits, standardisation and label noise are in :mod:`evomal_sr.data.splits`;
+kind inference in :func:`evomal_sr.data.arrays.infer_kind`.
 
 Examples
 --------
@@ -39,7 +19,6 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import numbers
 from collections.abc import Callable
 from pathlib import Path
 
@@ -48,22 +27,25 @@ import torch
 from torch import nn
 
 from evomal_sr.core.devices import resolve_device
-from evomal_sr.core.validation import check_seed
-from evomal_sr.data.datasets import get_dataset, read_csv, validate_arrays
+from evomal_sr.data.arrays import infer_kind, validate_arrays
+from evomal_sr.data.csv import read_csv
+from evomal_sr.data.datasets import get_dataset
 from evomal_sr.data.models import build_model, check_model, model_name
+from evomal_sr.data.sources import check_split
+from evomal_sr.data.splits import (
+    _SPLITS,
+    _check_noise,
+    _check_seed,
+    _corrupt,
+    _dataset_split,
+    _fingerprint,
+    _split,
+    _standardised,
+    _train_stats,
+)
 from evomal_sr.errors import TaskError
 
-#: Fractions of the rows in the train, validation and test splits.
-SPLIT_FRACTIONS = (0.6, 0.2, 0.2)
-#: Fewest rows a task may have.
-MIN_ROWS = 10
-#: Fewest rows of each class (so every split can hold one, stratified).
-MIN_PER_CLASS = 3
-#: Regression label noise: outliers of magnitude ``U(low, high)`` standardised units.
-OUTLIER_RANGE = (5.0, 10.0)
-
 BASELINES = {"classification": "-(y * log(fx))", "regression": "square(fx - y)"}
-_SPLITS = ("train", "val", "test")
 
 
 class Task:
@@ -117,8 +99,11 @@ class Task:
         model: str | Callable[..., nn.Module] = "mlp",
         input_shape: tuple | None = None,
         feature_names: list[str] | None = None,
+        split: tuple | None = None,
+        source: dict | None = None,
     ):
         self.name = str(name)
+        self.source = dict(source) if source else None
         self.seed = _check_seed(seed)
         self.label_noise = _check_noise(label_noise)
         self.model = check_model(model)
@@ -127,7 +112,7 @@ class Task:
         self.input_shape, self.feature_names = data.input_shape, data.feature_names
         self.n_features = X.shape[1]
         self.n_outputs = len(self.classes) if self.classes is not None else y.shape[1]
-        self.split_indices = _split(y, self.kind, self.seed)
+        self.split_indices = _split(y, self.kind, self.seed) if split is None else check_split(split, len(y))
         self._fingerprint = _fingerprint(X, y, self.split_indices)
         self._build_tensors(X, y)
 
@@ -171,7 +156,14 @@ class Task:
         is flattened and sets ``input_shape``. ``y`` is ``[N]`` (labels or values)
         or ``[N, k]`` (multi-output regression). ``kind=None`` infers the kind.
         ``options`` are :class:`Task`'s keywords (``kind``, ``name``, ``seed``,
-        ``label_noise``, ``model``, ``input_shape``, ``feature_names``).
+        ``label_noise``, ``model``, ``input_shape``, ``feature_names``) and
+        ``split=(train_idx, val_idx, test_idx)`` for one's own split (row indices,
+        non-empty, non-overlapping; standardisation uses the given train rows).
+
+        ``model`` is a registry name or a factory: a callable returning a new
+        ``nn.Module``, called with those of ``n_features``, ``n_outputs`` and
+        ``input_shape`` it accepts, mapping ``[batch, n_features]`` to
+        ``[batch, n_outputs]`` (BatchNorm, Dropout and other buffers are fine).
 
         Examples
         --------
@@ -183,20 +175,93 @@ class Task:
         return cls(X, y, **options)
 
     @classmethod
+    def from_npz(cls, path: str | Path, **options) -> Task:
+        """A task from an ``.npz`` file: arrays ``X``, ``y``, optionally ``X_test`` / ``y_test``.
+
+        ``input_shape`` is ``X.shape[1:]`` (e.g. ``(C, H, W)`` images). With a test
+        set, 25 % of the ``X`` rows (seeded, stratified) are held out for
+        validation; without one the usual 60/20/20 split applies. ``options`` are
+        :class:`Task`'s keywords; the name defaults to the file's stem.
+
+        Examples
+        --------
+        >>> import tempfile, os
+        >>> path = os.path.join(tempfile.mkdtemp(), "imgs.npz")
+        >>> rng = np.random.default_rng(0)
+        >>> np.savez(path, X=rng.normal(size=(40, 1, 4, 4)), y=np.arange(40) % 2)
+        >>> task = Task.from_npz(path, model="lenet5")
+        >>> task.name, task.input_shape, task.describe()["source"]["type"]
+        ('imgs', (1, 4, 4), 'npz')
+        """
+        from evomal_sr.data.sources import load_npz, split_off_val
+
+        arrays = load_npz(path)
+        X, y = arrays["X"], arrays["y"]
+        options.setdefault("name", Path(path).stem)
+        options.setdefault("source", {"type": "npz", "path": str(Path(path).resolve())})
+        if "X_test" in arrays:
+            n_fit, n_test = len(X), len(arrays["X_test"])
+            X, y = np.concatenate([X, arrays["X_test"]]), np.concatenate([y, arrays["y_test"]])
+            if "split" not in options:
+                kind = options.get("kind") or infer_kind(y)
+                encoded = np.unique(y.reshape(len(y), -1)[:, 0], return_inverse=True)[1]
+                options["split"] = split_off_val(n_fit, n_test, encoded, kind, _check_seed(options.get("seed", 0)))
+        return cls(X, y, **options)
+
+    @classmethod
+    def from_dataset(cls, train, val=None, test=None, **options) -> Task:
+        """A task from map-style torch ``Dataset`` objects whose items are ``(x, y)``.
+
+        The datasets are materialised in memory as arrays (no streamed path; too
+        large a dataset is refused with a :class:`TaskError`). Given ``val`` and
+        ``test`` are used as those splits; a missing one is drawn from ``train``
+        (seeded: 20 % for test, then 25 % of the rest for validation).
+        ``input_shape`` is one ``x``'s shape. ``options`` are :class:`Task`'s keywords.
+
+        Examples
+        --------
+        >>> import torch
+        >>> from torch.utils.data import TensorDataset
+        >>> gen = torch.Generator().manual_seed(0)
+        >>> train = TensorDataset(torch.randn(60, 3, generator=gen), torch.arange(60) % 2)
+        >>> test = TensorDataset(torch.randn(20, 3, generator=gen), torch.arange(20) % 2)
+        >>> task = Task.from_dataset(train, test=test)
+        >>> task.n_train, len(task.y_val), len(task.y_test)
+        (45, 15, 20)
+        """
+        from evomal_sr.data.sources import materialise
+
+        parts = [materialise(d, name) for d, name in ((train, "train"), (val, "val"), (test, "test"))
+                 if d is not None]
+        X = np.concatenate([p[0] for p in parts])
+        y = np.concatenate([p[1] for p in parts])
+        if "split" not in options and (val is not None or test is not None):
+            options["split"] = _dataset_split([len(p[0]) for p in parts], val is not None, test is not None,
+                                              y, options.get("kind"), _check_seed(options.get("seed", 0)))
+        options.setdefault("name", "dataset")
+        return cls(X, y, **options)
+
+    @classmethod
     def from_csv(
         cls,
         path: str | Path,
         *,
-        target: str,
+        target: str | list[str],
         kind: str | None = None,
         seed: int = 0,
         label_noise: float = 0.0,
         model: str | Callable[..., nn.Module] = "mlp",
+        features: list[str] | None = None,
+        drop: list[str] | None = None,
     ) -> Task:
-        """A task from a CSV file with a header row; ``target`` names the label column.
+        """A task from a CSV file with a header row; ``target`` names the label column(s).
 
-        Every other column is a numeric feature. String labels are classes,
-        encoded in sorted order. The task's name is the file's stem.
+        The delimiter is sniffed (``,``, ``;``, tab, ``|``). The features are
+        ``features`` if given, else every column but the target(s) and ``drop``
+        (e.g. an id column). Several targets mean multi-output regression.
+        String labels are classes, encoded in sorted order. The task's name is
+        the file's stem; :meth:`describe` records the file (``source``) so that
+        ``evomal-sr evaluate`` can re-open it.
 
         Examples
         --------
@@ -208,12 +273,15 @@ class Task:
         >>> task.name, task.kind, task.classes.tolist()
         ('toy', 'classification', ['a', 'b'])
         """
-        X, y, names = read_csv(path, target=target)
+        X, y, names = read_csv(path, target=target, features=features, drop=drop)
         if kind == "regression" and y.dtype.kind != "f":
             raise TaskError(
                 f"target column {target!r} is not numeric, so it cannot be a "
                 "regression target; use kind='classification'"
             )
+        source = {"type": "csv", "path": str(Path(path).resolve()),
+                  "target": target if isinstance(target, str) else ",".join(target),
+                  "features": names, **({"kind": kind} if kind else {})}
         return cls(
             X,
             y,
@@ -223,17 +291,19 @@ class Task:
             label_noise=label_noise,
             model=model,
             feature_names=names,
+            source=source,
         )
 
     # --------------------------------------------------------------- building
     def _build_tensors(self, X: np.ndarray, y: np.ndarray) -> None:
         idx = self.split_indices
         self.feature_mean, self.feature_std = _train_stats(X[idx["train"]])
-        Xs = (X - self.feature_mean) / self.feature_std
+        Xs = _standardised(X, self.feature_mean, self.feature_std, self.feature_names, "feature")
         self.target_mean = self.target_std = None
         if self.kind == "regression":
             self.target_mean, self.target_std = _train_stats(y[idx["train"]])
-            y = (y - self.target_mean) / self.target_std
+            names = [f"target {j}" for j in range(y.shape[1])]
+            y = _standardised(y, self.target_mean, self.target_std, names, "target")
         y_train_clean = y[idx["train"]]
         y_train, mask = _corrupt(
             y_train_clean, kind=self.kind, n_classes=self.n_outputs, fraction=self.label_noise, seed=self.seed
@@ -351,6 +421,7 @@ class Task:
             "n_val": len(self.split_indices["val"]),
             "n_test": len(self.split_indices["test"]),
             "fingerprint": hashlib.sha256(self._fingerprint + noisy.tobytes()).hexdigest()[:16],
+            **({"source": self.source} if self.source else {}),
         }
 
     def __repr__(self) -> str:
@@ -363,81 +434,3 @@ class Task:
         )
 
 
-# ---------------------------------------------------------------- validation
-def _check_seed(seed) -> int:
-    return check_seed(seed, error=TaskError)
-
-
-def _check_noise(label_noise) -> float:
-    if isinstance(label_noise, bool) or not isinstance(label_noise, numbers.Real):
-        raise TaskError(f"label_noise must be a number in [0, 1), got {label_noise!r}")
-    value = float(label_noise)
-    if not 0.0 <= value < 1.0:  # also rejects NaN
-        raise TaskError(f"label_noise must be in [0, 1) (a fraction of training labels), got {label_noise!r}")
-    return value
-
-
-def _split(y: np.ndarray, kind: str, seed: int) -> dict[str, np.ndarray]:
-    """Seeded train/val/test row indices, stratified for classification."""
-    from sklearn.model_selection import train_test_split
-
-    n = len(y)
-    if kind == "classification":
-        counts = np.bincount(y)
-        needed = max(MIN_ROWS, 5 * len(counts))
-        if counts.min() < MIN_PER_CLASS:
-            raise TaskError(
-                f"class index {int(counts.argmin())} has only {int(counts.min())} "
-                f"row(s); every class needs at least {MIN_PER_CLASS} for "
-                "stratified train/validation/test splits"
-            )
-    else:
-        needed = MIN_ROWS
-    if n < needed:
-        raise TaskError(f"too few rows: {n}; at least {needed} are needed for 60/20/20 train/validation/test splits")
-    strat = y if kind == "classification" else None
-    _, val_frac, test_frac = SPLIT_FRACTIONS
-    try:
-        rest, test = train_test_split(np.arange(n), test_size=test_frac, random_state=seed, stratify=strat)
-        train, val = train_test_split(
-            rest,
-            test_size=val_frac / (1 - test_frac),
-            random_state=seed,
-            stratify=None if strat is None else strat[rest],
-        )
-    except ValueError as exc:
-        raise TaskError(f"cannot split {n} rows into train/validation/test: {exc}") from None
-    return {"train": train, "val": val, "test": test}
-
-
-def _train_stats(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Column means and standard deviations (1 where a column is constant)."""
-    mean = a.mean(axis=0)
-    std = a.std(axis=0)
-    std[~(std > 1e-12 * np.maximum(1.0, np.abs(mean)))] = 1.0
-    return mean, std
-
-
-def _corrupt(y: np.ndarray, *, kind: str, n_classes: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Corrupt exactly ``round(fraction * len(y))`` rows; return them and the mask."""
-    rng = np.random.default_rng([seed, 1])
-    n = len(y)
-    chosen = rng.choice(n, size=int(round(fraction * n)), replace=False)
-    mask = np.zeros(n, dtype=bool)
-    mask[chosen] = True
-    y = y.copy()
-    if kind == "classification":
-        y[chosen] = (y[chosen] + rng.integers(1, n_classes, size=len(chosen))) % n_classes
-    else:
-        low, high = OUTLIER_RANGE
-        size = (len(chosen), y.shape[1])
-        sign = rng.choice([-1.0, 1.0], size=size)
-        y[chosen] = sign * rng.uniform(low, high, size=size)
-    return y, mask
-
-
-def _fingerprint(X: np.ndarray, y: np.ndarray, splits: dict[str, np.ndarray]) -> bytes:
-    h = hashlib.sha256()
-    for a in (X, y, *(splits[s] for s in _SPLITS)):
-        h.update(np.ascontiguousarray(a).tobytes())
-    return h.digest()

@@ -9,16 +9,19 @@ which the shared :class:`~evomal_sr.evaluator.Evaluator` computes in batches
 (local search of the edge weights, then partial training). PySR's hall of fame
 becomes the same :class:`~evomal_sr.results.front.HallOfFame` the native engine returns.
 
-Nothing here imports PySR or juliacall until :meth:`PySREngine.run`: ``import
-pysr`` starts Julia. Julia prefers to be loaded before torch; by the time an
-engine runs, the evaluator has usually imported torch already, so a program that
-knows it will use this engine may call :func:`import_pysr` first.
+Importing this module imports neither PySR, juliacall nor torch. Julia must be
+loaded before torch (:mod:`evomal_sr.engines.pysr_runtime` says why):
+``evomal-sr search --engine pysr`` starts it first thing, through
+:meth:`PySREngine.prepare`; a Python program calls :func:`start_julia` before
+anything imports torch (building a :class:`~evomal_sr.data.tasks.Task` does),
+or the engine starts Julia itself and warns.
 
 Engine options (``EngineContext.options``)
 ------------------------------------------
 deterministic : bool
     Serial, reproducible search (``parallelism="serial"``, ``deterministic=True``,
-    ``random_state=seed``). Default: multithreaded.
+    ``random_state=seed``). Default: multithreaded, which needs a PySR whose
+    search releases the GIL (see :func:`inspect_pysr`).
 threads : int
     Julia threads (``PYTHON_JULIACALL_THREADS``; only before Julia starts).
 populations, maxsize : int
@@ -27,7 +30,11 @@ populations, maxsize : int
 timeout : float
     PySR's ``timeout_in_seconds``.
 batch_window : float
-    Seconds the callback waits to gather concurrent requests into one batch.
+    Seconds the callback waits to gather concurrent requests into one batch
+    (multithreaded mode; a serial search sends each request at once).
+candidate_timeout : float
+    Seconds a candidate may wait for its fitness before it is scored ``inf``
+    with a warning (default 3600).
 precision : {32, 64}
     Float precision of the Julia search (32, the default, is precompiled).
 verbosity : int
@@ -46,47 +53,58 @@ Examples
 
 from __future__ import annotations
 
-import importlib.metadata
-import importlib.util
+import logging
 import math
-import os
-import re
-import shutil
 import statistics
 import sys
 import threading
 import time
 import warnings
-from collections.abc import Callable, Iterable
-from functools import partial
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import numpy as np
-
-from evomal_sr.core.seeding import derive_seed
-from evomal_sr.engines.base import EngineContext, EngineResult, GenerationRecord
-from evomal_sr.engines.pysr_bridge import (
-    HallOfFameRow,
-    LossCallback,
-    front_entries,
-    front_entry,
-    read_hall_of_fame_csv,
-    to_pysr_equation,
+from evomal_sr.engines.pysr_bridge import LossCallback
+from evomal_sr.engines.pysr_options import (  # noqa: F401  (re-exported)
+    DEFAULT_BATCH_WINDOW,
+    JULIA_MODULE,
+    LOSS_FUNCTION,
+    SERIAL_POLL_WAIT,
+    bridge_settings,
+    operator_arguments,
+    option_int,
+    probe_dataset,
+    regressor_kwargs,
+    search_budget,
 )
-from evomal_sr.errors import ConfigError, EngineUnavailableError, ExpressionError
-from evomal_sr.grammar.operators import OPERATORS, VARIABLES, searchable_operators
-from evomal_sr.results.front import HallOfFame
+from evomal_sr.engines.pysr_runtime import (  # noqa: F401  (re-exported: the engine's public helpers)
+    PYSR_FLOOR,
+    PySRInstall,
+    TorchBeforeJuliaWarning,
+    availability_problem,
+    describe_pysr,
+    find_julia,
+    import_pysr,
+    inspect_pysr,
+    julia_threads,
+    parallel_mode_problem,
+    start_julia,
+    unsupported_arguments,
+)
+from evomal_sr.engines.pysr_text import HallOfFameRow, front_entries, front_entry, read_hall_of_fame_csv
+from evomal_sr.errors import ConfigError, EngineUnavailableError
+from evomal_sr.grammar.operators import VARIABLES
 
-#: The Julia file holding the objective, and the objective's name once loaded.
+if TYPE_CHECKING:  # importing these at run time would import torch before Julia
+    from evomal_sr.engines.base import EngineContext, EngineResult, GenerationRecord
+
+#: The Julia file holding the objective (it defines the module :data:`JULIA_MODULE`).
 OBJECTIVE_FILE = "loss_objective.jl"
-JULIA_MODULE = "EvomalPySR"
-LOSS_FUNCTION = f"{JULIA_MODULE}.objective"
-#: First PySR that runs the search with the GIL released (``_jl_call_nogil``).
-MIN_PYSR_VERSION = (2, 2, 0)
-#: Operators SymbolicRegression.jl already exports: redefining them in ``Main`` would clash.
-SR_BUILTIN_OPERATORS = frozenset({"square"})
-DEFAULT_MAXSIZE = 30
-_INSTALL = "run `pip install evomal-sr[pysr]` on a machine with internet access"
+#: Seconds the Julia poll loop's own bound lies beyond the callback's candidate timeout.
+JULIA_POLL_GRACE = 30.0
+#: Seconds to wait for the evaluator's batch in progress when the search itself failed.
+CLOSE_AFTER_ERROR = 5.0
+_LOG = logging.getLogger(__name__)
 
 
 def julia_source_dir() -> Path:
@@ -109,213 +127,27 @@ def julia_source_dir() -> Path:
     )
 
 
-# -- availability (never starts Julia) ----------------------------------------------------
-def find_julia() -> str | None:
-    """Path of a Julia (or juliaup) that juliacall would use, without starting it."""
-    override = os.environ.get("PYTHON_JULIAPKG_EXE") or sys._xoptions.get("juliapkg-exe")
-    if override:
-        return shutil.which(override) or (override if Path(override).is_file() else None)
-    for name in ("julia", "juliaup"):
-        found = shutil.which(name)
-        if found:
-            return found
-    try:
-        from juliapkg.state import STATE  # pure Python: reads paths from the environment
-    except Exception:  # juliapkg missing or changed: nothing more to look at
-        return None
-    for candidate in (Path(STATE["install"]) / "bin" / "julia", _meta_executable(STATE.get("meta"))):
-        if candidate is not None and candidate.is_file():
-            return str(candidate)
-    return None
-
-
-def _meta_executable(meta_path) -> Path | None:
-    import json
-
-    try:
-        with open(meta_path, encoding="utf-8") as handle:
-            return Path(json.load(handle)["executable"])
-    except (OSError, TypeError, ValueError, KeyError):
-        return None
-
-
-def availability_problem() -> str | None:
-    """One sentence saying what the PySR engine lacks here, or ``None``."""
-    for module in ("pysr", "juliacall"):
-        if importlib.util.find_spec(module) is None:
-            return f"The PySR engine needs the `{module}` package, which is not installed: {_INSTALL}."
-    version = importlib.metadata.version("pysr")
-    if _version_tuple(version) < MIN_PYSR_VERSION:
-        minimum = ".".join(map(str, MIN_PYSR_VERSION))
-        return (f"The PySR engine needs pysr >= {minimum} (found {version}), which releases Python's GIL "
-                f"during the search: {_INSTALL}.")
-    if find_julia() is None:
-        return ("The PySR engine needs Julia, which is not installed (no `julia` or `juliaup` on PATH, "
-                f"no PYTHON_JULIAPKG_EXE): {_INSTALL}, then run `python -c \"import pysr\"` once so that "
-                "PySR installs Julia.")
-    return None
-
-
-def _version_tuple(text: str) -> tuple[int, ...]:
-    """``"2.7.2rc1"`` -> ``(2, 7, 2)``: leading digits of the first three parts."""
-    parts = [re.match(r"\d*", piece).group() for piece in text.split(".")[:3]]
-    return tuple(int(p) if p else 0 for p in parts)
-
-
-def import_pysr(threads: int | None = None):
-    """Import PySR (which starts Julia) with ``threads`` Julia threads; returns the module.
-
-    The thread count is read once, when Julia starts; later calls only warn if
-    it differs.
-    """
-    if threads is not None:
-        if "juliacall" in sys.modules:
-            if os.environ.get("PYTHON_JULIACALL_THREADS") != str(threads):
-                warnings.warn("Julia is already running, so the number of Julia threads cannot be changed",
-                              stacklevel=2)
-        else:
-            os.environ["PYTHON_JULIACALL_THREADS"] = str(threads)
-    try:
-        with warnings.catch_warnings():  # PySR warns whenever the thread count is not "auto"
-            warnings.filterwarnings("ignore", message="PYTHON_JULIACALL_THREADS")
-            import pysr
-    except Exception as exc:  # Julia failed to start or to install its packages
-        raise EngineUnavailableError(
-            f"PySR could not start Julia ({type(exc).__name__}: {exc}); {_INSTALL} and try again."
-        ) from exc
-    return pysr
-
-
 def load_objective(jl) -> None:
     """Include ``loss_objective.jl`` into Julia's ``Main`` (once per process)."""
     if not bool(jl.seval(f"isdefined(Main, :{JULIA_MODULE})")):
         jl.Base.include(jl.Main, str(julia_source_dir() / OBJECTIVE_FILE))
 
 
-# -- PySR's keyword arguments --------------------------------------------------------------
-def _sympy_operator(name: str, *args):
-    import sympy
+class _StderrHandler(logging.Handler):
+    """Writes records to whatever ``sys.stderr`` is at the time (Click's runner swaps it)."""
 
-    return OPERATORS[name].sympy(sympy, *args)
-
-
-def operator_arguments() -> dict:
-    """``binary_operators``, ``unary_operators``, ``extra_sympy_mappings`` from the registry.
-
-    Operators with a Julia definition are passed as that definition (PySR
-    evaluates it in ``Main``), except those SymbolicRegression.jl already
-    exports; every defined one gets a SymPy mapping. PySR's torch export already
-    maps every SymPy head these mappings produce, so no ``extra_torch_mappings``
-    are needed (evomal-sr's own torch modules come from the registry anyway).
-
-    Examples
-    --------
-    >>> args = operator_arguments()
-    >>> "aq(a, b) = a / sqrt(one(b) + b * b)" in args["binary_operators"]
-    True
-    >>> sorted(args["extra_sympy_mappings"])
-    ['aq', 'plog', 'psqrt']
-    """
-    lists: dict[int, list[str]] = {1: [], 2: []}
-    mappings, complexities = {}, {}
-    for op in searchable_operators():
-        if op.infix:
-            entry = op.infix
-        elif op.julia and op.julia_name not in SR_BUILTIN_OPERATORS:
-            entry = op.julia
-            mappings[op.julia_name] = partial(_sympy_operator, op.name)
-        else:
-            entry = op.julia_name
-        lists[op.arity].append(entry)
-        if op.complexity != 1:
-            complexities[op.infix or op.julia_name] = op.complexity
-    args = {"binary_operators": lists[2], "unary_operators": lists[1], "extra_sympy_mappings": mappings}
-    if complexities:
-        args["complexity_of_operators"] = complexities
-    return args
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            sys.stderr.write(f"evomal-sr: {self.format(record)}\n")
+        except Exception:  # a closed stream must not break the search
+            self.handleError(record)
 
 
-def _option_int(options: dict, key: str, minimum: int = 1) -> int | None:
-    value = options.get(key)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ConfigError(f"engine option {key!r} must be an integer >= {minimum}, got {value!r}")
-    return value
-
-
-def _option_seconds(options: dict, key: str, default: float | None = None) -> float | None:
-    value = options.get(key, default)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < math.inf:
-        raise ConfigError(f"engine option {key!r} must be a positive number of seconds, got {value!r}")
-    return float(value)
-
-
-def search_budget(settings, options: dict) -> dict:
-    """PySR's budget from a preset: about ``population * generations`` new candidates.
-
-    Each of ``populations`` islands holds ``settings.population`` members; one
-    iteration of an island makes about one generation of offspring (PySR makes
-    ``ceil(population / tournament)`` per cycle), so ``niterations`` is
-    ``generations / populations``. ``max_evals`` is a backstop at twice the
-    expected number of objective calls.
-
-    Examples
-    --------
-    >>> from evomal_sr.core.presets import resolve_preset
-    >>> search_budget(resolve_preset("paper"), {"populations": 5})["niterations"]
-    10
-    """
-    deterministic = bool(options.get("deterministic", False))
-    threads = _option_int(options, "threads") or os.cpu_count() or 1
-    default_islands = 2 if deterministic else min(8, max(2, threads))
-    populations = _option_int(options, "populations") or default_islands
-    population_size = max(int(settings.population), 2)
-    tournament = max(1, min(int(settings.tournament_size), population_size - 1))
-    offspring_per_cycle = math.ceil(population_size / tournament)
-    ncycles = max(1, math.ceil(population_size / offspring_per_cycle))
-    niterations = max(1, math.ceil(settings.generations / populations))
-    per_iteration = populations * (ncycles * offspring_per_cycle + population_size)
-    return {
-        "populations": populations,
-        "population_size": population_size,
-        "tournament_selection_n": tournament,
-        "ncycles_per_iteration": ncycles,
-        "niterations": niterations,
-        "max_evals": 2 * (populations * population_size + niterations * per_iteration),
-    }
-
-
-def _output_arguments(out_dir) -> dict:
-    if out_dir is None:
-        return {"temp_equation_file": True}
-    return {"output_directory": str(Path(out_dir) / "pysr"), "temp_equation_file": False}
-
-
-def _guesses(guesses: Iterable[str]) -> list[str] | None:
-    try:
-        converted = [to_pysr_equation(g) for g in guesses]
-    except ExpressionError as exc:
-        raise ConfigError(f"invalid guess for the PySR engine: {exc}") from None
-    return converted or None
-
-
-def probe_dataset(kind: str, n_points: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """The fixed data PySR sees: probe values of ``y`` and ``fx`` (columns) and a zero target.
-
-    The objective ignores them (fitness comes from training); PySR needs a
-    dataset to run. Classification probes have ``y`` in {0, 1} and ``fx`` in (0, 1).
-    """
-    rng = np.random.default_rng(derive_seed(seed, "pysr-probes"))
-    n = max(int(n_points), 4)
-    if kind == "classification":
-        y, fx = rng.integers(0, 2, n).astype(float), rng.uniform(0.01, 0.99, n)
-    else:
-        y = rng.normal(size=n)
-        fx = y + 0.5 * rng.normal(size=n)
-    return np.stack([y, fx], axis=1), np.zeros(n)
+def log_to_stderr() -> None:
+    """Show the engine's log lines (start-up settings, final counts) on stderr; the CLI calls it."""
+    if not any(isinstance(h, _StderrHandler) for h in _LOG.handlers):
+        _LOG.addHandler(_StderrHandler())
+    _LOG.setLevel(logging.INFO)
 
 
 class _History:
@@ -355,6 +187,8 @@ class _History:
         statuses = [r.status if r is not None else "rejected" for r in results]
         memo_hits = self.bridge.snapshot().memo_hits if self.bridge is not None else 0
         now = time.perf_counter()
+        from evomal_sr.engines.base import GenerationRecord
+
         record = GenerationRecord(
             generation=len(self.records), best_fitness=self._best[0],
             median_fitness=statistics.median(fitness) if fitness else math.inf,
@@ -394,7 +228,36 @@ class PySREngine:
         problem = availability_problem()
         if problem:
             return False, problem
-        return True, f"pysr {importlib.metadata.version('pysr')} with Julia at {find_julia()}."
+        install = inspect_pysr()
+        modes = "multithreaded and serial" if install is not None and install.releases_gil else "serial only"
+        return True, f"Julia at {find_julia()}; modes: {modes}."
+
+    @staticmethod
+    def prepare(options: dict | None = None, kwargs: dict | None = None):
+        """Check that the engine can run with ``options``, then start Julia; returns ``pysr``.
+
+        Call it before anything imports torch (``evomal-sr search`` does). The
+        multithreaded mode is refused when the installed PySR runs its search
+        holding the GIL; ``kwargs`` (PySR's, from :meth:`build_regressor_kwargs`)
+        are checked against the installed ``PySRRegressor``.
+
+        Raises
+        ------
+        EngineUnavailableError
+            In one sentence, if PySR, juliacall or Julia is missing, or the
+            installed PySR cannot run this search.
+        ConfigError
+            For an invalid ``threads`` option.
+        """
+        options = dict(options or {})
+        threads = option_int(options, "threads")
+        PySREngine.check_available()
+        install = inspect_pysr()
+        problem = parallel_mode_problem(bool(options.get("deterministic", False)), install)
+        problem = problem or (unsupported_arguments(kwargs, install) if kwargs else None)
+        if problem:
+            raise EngineUnavailableError(problem)
+        return start_julia(threads)
 
     @staticmethod
     def build_regressor_kwargs(context: EngineContext) -> dict:
@@ -405,64 +268,63 @@ class PySREngine:
         ConfigError
             For an invalid engine option or guess.
         """
-        options = dict(context.options or {})
-        settings = context.settings
-        deterministic = bool(options.get("deterministic", False))
-        maxsize = _option_int(options, "maxsize", minimum=7) or DEFAULT_MAXSIZE  # PySR needs >= 7
-        precision = options.get("precision", 32)
-        if precision not in (32, 64):
-            raise ConfigError(f"engine option 'precision' must be 32 or 64, got {precision!r}")
-        timeout = _option_seconds(options, "timeout")
-        return {
-            **operator_arguments(),
-            **search_budget(settings, options),
-            "loss_function": LOSS_FUNCTION,
-            "maxsize": maxsize,
-            "maxdepth": int(settings.height_limit) + 1,  # PySR counts a lone leaf as depth 1
-            "timeout_in_seconds": timeout,
-            "should_optimize_constants": False,  # the local search tunes the weights
-            "batching": False,
-            "annealing": True,  # keeps rejected (inf) offspring from displacing trained members
-            "parallelism": "serial" if deterministic else "multithreading",
-            "deterministic": deterministic,
-            "random_state": int(context.seed) if deterministic else None,
-            "guesses": _guesses(context.guesses),
-            "precision": precision,
-            "model_selection": "accuracy",
-            "verbosity": int(options.get("verbosity", 0)),
-            "progress": False,
-            "input_stream": "devnull",
-            **_output_arguments(context.out_dir),
-        }
+        return regressor_kwargs(context)
 
     def run(self, context: EngineContext) -> EngineResult:
         """Run PySR with the evaluator as its objective; returns the hall of fame and history."""
-        self.check_available()
         if context.resume:
             raise ConfigError("the PySR engine cannot resume a search; run it again without --resume")
         kwargs = self.build_regressor_kwargs(context)
-        window = _option_seconds(context.options, "batch_window", default=0.02)
-        pysr = import_pysr(_option_int(context.options, "threads"))
+        settings = bridge_settings(context.options or {})
+        pysr = self.prepare(context.options, kwargs)
         from juliacall import Main as jl
 
         load_objective(jl)
+        _log_start(jl, kwargs, settings)
         history = _History(context.settings.population, context.on_generation,
                            counters=lambda: getattr(context.evaluator, "counters", {}))
-        bridge = LossCallback(context.evaluator, window=window, on_batch=history.add_batch)
+        bridge = LossCallback(context.evaluator, on_batch=history.add_batch, **settings)
         history.bridge = bridge
         X, y = probe_dataset(context.task.kind, context.settings.probe_points, context.seed)
-        jl.EvomalPySR.install_callback(bridge)
+        jl.EvomalPySR.install_callback(bridge, bridge.timeout + JULIA_POLL_GRACE)
+        finished = False
         try:
             model = pysr.PySRRegressor(**kwargs)
             model.fit(X, y, variable_names=list(VARIABLES))
+            finished = True
         finally:
             jl.EvomalPySR.remove_callback()
-            bridge.close()
+            # the worker is idle by now unless the evaluator hangs: wait for it, but not forever
+            bridge.close(timeout=bridge.timeout if finished else CLOSE_AFTER_ERROR)
+        _log_end(bridge.snapshot())
         if bridge.error is not None:
             raise bridge.error
+        from evomal_sr.engines.base import EngineResult
+        from evomal_sr.results.front import HallOfFame
+
         hall_of_fame = HallOfFame(front_entries(_read_model_hall_of_fame(model), bridge.result_for))
         hall_of_fame.update(filter(None, map(front_entry, bridge.results().values())))
         return EngineResult(hall_of_fame=hall_of_fame, history=history.finish())
+
+
+def _log_start(jl, kwargs: dict, settings: dict) -> None:
+    threads = julia_threads(jl)
+    install = inspect_pysr()
+    if kwargs["parallelism"] == "multithreading" and threads == 1:
+        warnings.warn("the multithreaded PySR search has only 1 Julia thread, so candidates are scored one at a "
+                      "time; set engine option threads (--threads) or PYTHON_JULIACALL_THREADS", stacklevel=3)
+    _LOG.info("PySR search: pysr %s (search releases the GIL: %s), %s Julia threads, parallelism=%s, "
+              "%d populations of %d, batch window %g s, candidate timeout %g s",
+              install.version if install else "?", "yes" if install and install.releases_gil else "no",
+              threads if threads is not None else "?", kwargs["parallelism"], kwargs["populations"],
+              kwargs["population_size"], settings["window"], settings["timeout"])
+
+
+def _log_end(stats) -> None:
+    mean = stats.evaluated / stats.batches if stats.batches else 0.0
+    _LOG.info("PySR search done: %d fitness requests (%d memo hits, %d invalid, %d timed out); "
+              "%d candidates evaluated in %d batches (mean size %.1f)", stats.calls, stats.memo_hits,
+              stats.invalid, stats.expired, stats.evaluated, stats.batches, mean)
 
 
 def _read_model_hall_of_fame(model) -> list[HallOfFameRow]:

@@ -1,202 +1,41 @@
-"""The Python side of the PySR engine: equation text and the fitness callback.
-
-SymbolicRegression.jl prints candidate trees as Julia text (``string_tree``):
-Float32 constants such as ``1.5f0``, the registry's Julia operator names
-(``plog``, ``psqrt``, ``aq``), and ``x1``/``x2`` when no variable names were
-given. :func:`normalize_equation` turns such text into the package's infix
-syntax with a small, strict token translation (nothing is evaluated), and
-:func:`to_pysr_equation` goes the other way for PySR's ``guesses``.
+"""The Python side of the PySR engine's objective: the fitness callback.
 
 :class:`LossCallback` is what the Julia objective (``julia/loss_objective.jl``)
 calls: it memoises on the text, and coalesces the requests that several Julia
 threads make at once into one batched :meth:`Evaluator.evaluate
-<evomal_sr.evaluator.Evaluator.evaluate>` call, run on one worker thread.
-:func:`read_hall_of_fame_csv` and :func:`front_entries` bring PySR's hall of
-fame back as front entries carrying the evaluator's learned weights.
+<evomal_sr.evaluator.Evaluator.evaluate>` call, run on one worker thread. A
+request that waits longer than the candidate timeout is given up (``inf`` and
+a warning), so an evaluator that never answers cannot hold the search, or its
+teardown, forever. Equation text itself is handled in
+:mod:`evomal_sr.engines.pysr_text`.
 
 This module imports neither PySR, juliacall nor torch.
 """
 
 from __future__ import annotations
 
-import csv
 import itertools
 import math
 import queue
-import re
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+import warnings
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeoutError  # not the builtin on 3.10
+from concurrent.futures import wait as wait_for
 from dataclasses import dataclass, field, replace
 
+from evomal_sr.engines.pysr_text import canonical_expression
 from evomal_sr.errors import ExpressionError
 from evomal_sr.grammar.expression import Expression
-from evomal_sr.grammar.nodes import to_text
-from evomal_sr.grammar.operators import JULIA_ALIASES, OPERATORS, VARIABLES
 
-_TOKEN = re.compile(
-    r"(?P<space>[ \t]+)"
-    r"|(?P<number>(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eEf][+-]?[0-9]+)?)"
-    r"|(?P<name>[A-Za-z_][A-Za-z0-9_]*[\u2080-\u2089]*)"
-    r"|(?P<punct>[(),+\-*])"
-)
-_SUBSCRIPTS = str.maketrans("\u2080\u2081\u2082\u2083\u2084\u2085\u2086\u2087\u2088\u2089", "0123456789")
-#: Names SymbolicRegression uses for unnamed features, in :data:`VARIABLES` order.
-_FEATURE_NAMES = {f"x{i + 1}": name for i, name in enumerate(VARIABLES)}
-_KNOWN_NAMES = frozenset(VARIABLES) | frozenset(OPERATORS) | frozenset(JULIA_ALIASES)
+#: Default seconds a candidate may wait for its fitness before it is scored ``inf``.
+DEFAULT_CANDIDATE_TIMEOUT = 3600.0
 
 
-def normalize_equation(text: str) -> str:
-    """Translate an equation printed by SymbolicRegression.jl into this package's syntax.
-
-    Float32 literals (``1.5f0``, ``1.0f-7``) become Python floats, ``x1``/``x2``
-    (or ``x₁``/``x₂``) become ``y``/``fx``; Julia operator aliases such as
-    ``plog`` are kept (the parser accepts them). Anything else unexpected
-    (``Inf32``, ``NaN``, ``/``, ``^``, braces, unknown names) is refused.
-
-    Raises
-    ------
-    ExpressionError
-        Naming the offending character or name.
-
-    Examples
-    --------
-    >>> normalize_equation("-1.0f0 * (y * plog(fx))")
-    '-1.0e0 * (y * plog(fx))'
-    >>> normalize_equation("aq(x1 - x₂, 2.5e-3)")
-    'aq(y - fx, 2.5e-3)'
-    """
-    if not isinstance(text, str):
-        raise ExpressionError(f"expected equation text (str), got {type(text).__name__}")
-    out, pos = [], 0
-    while pos < len(text):
-        match = _TOKEN.match(text, pos)
-        if match is None:
-            raise ExpressionError(f"unexpected character {text[pos]!r} in equation {text!r}")
-        pos = match.end()
-        kind, token = match.lastgroup, match.group()
-        if kind == "number":
-            token = token.replace("f", "e")
-        elif kind == "name":
-            token = _normalize_name(token, text)
-        out.append(token)
-    return "".join(out)
-
-
-def _normalize_name(token: str, text: str) -> str:
-    plain = token.translate(_SUBSCRIPTS)
-    if plain in _FEATURE_NAMES:
-        return _FEATURE_NAMES[plain]
-    if token not in _KNOWN_NAMES:
-        raise ExpressionError(f"unknown name {token!r} in equation {text!r}")
-    return token
-
-
-def canonical_expression(text: str | Expression) -> Expression:
-    """Parse PySR-printed (or canonical) text into an :class:`Expression`.
-
-    Examples
-    --------
-    >>> str(canonical_expression("square(fx - y) + 1.0f-7"))
-    '(square((fx - y)) + 1e-07)'
-    """
-    if isinstance(text, Expression):
-        return text
-    return Expression.parse(normalize_equation(text))
-
-
-def to_pysr_equation(expression: str | Expression) -> str:
-    """The expression in the syntax SymbolicRegression.jl parses (for ``guesses``).
-
-    Operators take their Julia names and unary minus becomes ``(-1.0 * a)``,
-    since the search has no negation operator.
-
-    Examples
-    --------
-    >>> to_pysr_equation("-(y * log(fx))")
-    '(-1.0 * (y * plog(fx)))'
-    """
-
-    return to_text(Expression.parse(expression).root, julia=True)
-
-
-# -- PySR's hall of fame -------------------------------------------------------------------
-@dataclass(frozen=True)
-class HallOfFameRow:
-    """One line of PySR's ``hall_of_fame.csv`` (``Complexity,Loss,Equation``)."""
-
-    complexity: int
-    loss: float
-    equation: str
-
-
-_JULIA_SPECIAL = {"Inf": math.inf, "Inf32": math.inf, "Inf16": math.inf, "NaN": math.nan, "NaN32": math.nan}
-
-
-def _julia_float(text: str) -> float:
-    text = text.strip()
-    special = _JULIA_SPECIAL.get(text.lstrip("+-"))
-    if special is not None:
-        return -special if text.startswith("-") else special
-    return float(text.replace("f", "e"))
-
-
-def read_hall_of_fame_csv(path) -> list[HallOfFameRow]:
-    """Rows of a ``hall_of_fame.csv`` written by SymbolicRegression.jl.
-
-    Julia float spellings (``0.25f0``, ``Inf32``) are accepted.
-
-    Raises
-    ------
-    ValueError
-        If the file lacks the ``Complexity,Loss,Equation`` columns or holds an
-        unreadable number.
-    """
-    with open(path, newline="", encoding="utf-8") as handle:
-        reader = csv.DictReader(handle)
-        missing = {"Complexity", "Loss", "Equation"} - set(reader.fieldnames or ())
-        if missing:
-            raise ValueError(f"{path}: not a PySR hall of fame (missing {', '.join(sorted(missing))})")
-        return [HallOfFameRow(int(row["Complexity"]), _julia_float(row["Loss"]), row["Equation"].strip())
-                for row in reader]
-
-
-def front_entry(result):
-    """A :class:`~evomal_sr.results.front.FrontEntry` for a trained ``FitnessResult``, else ``None``."""
-    from evomal_sr.results.front import FrontEntry
-
-    if result is None or not result.trained:
-        return None
-    return FrontEntry.from_result(result)
-
-
-def front_entries(rows: Iterable[HallOfFameRow], lookup: Callable[[str], object]) -> list:
-    """Hall-of-fame rows as front entries carrying the evaluator's learned weights.
-
-    ``lookup(text)`` gives the evaluator's ``FitnessResult`` for an expression
-    (e.g. :meth:`LossCallback.result_for`). A row whose fitness was shared from a
-    gradient-equivalent expression is represented by that expression, whose
-    weights were trained; unparseable, rejected or unknown rows are skipped.
-
-    Examples
-    --------
-    >>> front_entries([HallOfFameRow(5, 0.3, "y * plog(fx)")], lambda text: None)
-    []
-    """
-    entries = []
-    for row in rows:
-        try:
-            result = lookup(str(canonical_expression(row.equation)))
-        except ExpressionError:
-            continue
-        if result is not None and result.status == "equivalent" and result.reused_from:
-            result = lookup(result.reused_from)
-        entry = front_entry(result)
-        if entry is not None:
-            entries.append(entry)
-    return entries
+class CandidateTimeoutWarning(RuntimeWarning):
+    """A candidate got no fitness within the candidate timeout and was scored ``inf``."""
 
 
 @dataclass
@@ -211,6 +50,8 @@ class BridgeStats:
         Requests answered from the memo or joined to an identical request in flight.
     invalid : int
         Requests refused without evaluation (unparseable, or lacking ``y`` or ``fx``).
+    expired : int
+        Requests given up after the candidate timeout.
     batches : int
         Calls made to the evaluator.
     batch_sizes : list of int
@@ -220,6 +61,7 @@ class BridgeStats:
     calls: int = 0
     memo_hits: int = 0
     invalid: int = 0
+    expired: int = 0
     batches: int = 0
     batch_sizes: list[int] = field(default_factory=list)
 
@@ -250,11 +92,12 @@ class LossCallback:
     """Fitness of PySR's candidates, memoised, batched and thread-safe.
 
     Every request is keyed on its text; the first request for an expression
-    (after :func:`canonical_expression`) is queued, and one worker thread hands
-    whatever has queued up within ``window`` seconds (or while it was busy) to
-    ``evaluator.evaluate`` as one batch. Any failure (unparseable text, an
-    expression lacking ``y`` or ``fx``, an evaluator exception, a NaN fitness)
-    gives ``inf``. Call :meth:`close` (or use ``with``) to stop the worker.
+    (after :func:`~evomal_sr.engines.pysr_text.canonical_expression`) is queued,
+    and one worker thread hands whatever has queued up within ``window``
+    seconds (or while it was busy) to ``evaluator.evaluate`` as one batch. Any
+    failure (unparseable text, an expression lacking ``y`` or ``fx``, an
+    evaluator exception, a NaN fitness, no answer within ``timeout``) gives
+    ``inf``. Call :meth:`close` (or use ``with``) to stop the worker.
 
     Parameters
     ----------
@@ -262,13 +105,23 @@ class LossCallback:
         Anything with ``evaluate(list[str]) -> list[FitnessResult]``, normally
         an :class:`~evomal_sr.evaluator.Evaluator` built with ``repair=False``.
     window : float
-        Seconds the worker waits for more requests after the first of a batch.
+        Seconds the worker waits for more requests after the first of a batch;
+        0 (for a serial search, where no second request can come) sends each
+        request at once.
     max_batch : int
         Largest batch handed to the evaluator.
     on_batch : callable, optional
         Called on the worker thread after each batch with the batch's
         ``FitnessResult`` objects (``None`` where the evaluator failed) and the
         seconds it took. An exception it raises is kept in :attr:`error`.
+    timeout : float
+        Seconds a request may wait for its fitness; after that :meth:`poll`
+        (and a direct call) gives ``inf`` with a :class:`CandidateTimeoutWarning`.
+    poll_wait : float
+        Seconds :meth:`poll` itself waits (with the GIL released) for a pending
+        result before answering NaN. 0 keeps every poll short, as a
+        multithreaded search needs; a serial search uses a positive wait so
+        that the worker thread runs even if the caller holds the GIL.
 
     Examples
     --------
@@ -284,17 +137,20 @@ class LossCallback:
     """
 
     def __init__(self, evaluator, *, window: float = 0.02, max_batch: int = 256,
-                 on_batch: Callable[[list, float], None] | None = None):
-        if max_batch < 1 or window < 0:
-            raise ValueError("max_batch must be >= 1 and window >= 0")
+                 on_batch: Callable[[list, float], None] | None = None,
+                 timeout: float = DEFAULT_CANDIDATE_TIMEOUT, poll_wait: float = 0.0):
+        if max_batch < 1 or window < 0 or poll_wait < 0 or not timeout > 0:
+            raise ValueError("max_batch must be >= 1, window and poll_wait >= 0, timeout > 0")
         self._evaluator = evaluator
-        self._window = float(window)
+        self.window = float(window)
+        self.timeout = float(timeout)
+        self.poll_wait = float(poll_wait)
         self._max_batch = int(max_batch)
         self._on_batch = on_batch
         self._lock = threading.Lock()
         self._by_text: dict[str, Future] = {}
         self._by_canonical: dict[str, Future] = {}
-        self._tickets: dict[int, Future] = {}
+        self._tickets: dict[int, tuple[Future, float, str]] = {}
         self._ticket_numbers = itertools.count(1)
         self._results: dict = {}
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
@@ -311,28 +167,40 @@ class LossCallback:
         future = self._future_for(text)
         with self._lock:
             ticket = next(self._ticket_numbers)
-            self._tickets[ticket] = future
+            self._tickets[ticket] = (future, time.monotonic(), str(text))
         return ticket
 
     def poll(self, ticket: int) -> float:
         """The fitness for ``ticket``, or NaN while it is still being computed.
 
-        An unknown ticket gives ``inf``; a ticket is forgotten once answered.
+        Waits up to ``poll_wait`` seconds for a pending result. An unknown
+        ticket gives ``inf``, and so does one older than ``timeout`` (with a
+        :class:`CandidateTimeoutWarning`); a ticket is forgotten once answered.
         """
         with self._lock:
-            future = self._tickets.get(ticket)
-            if future is None:
-                return math.inf
-            if not future.done():
+            entry = self._tickets.get(ticket)
+        if entry is None:
+            return math.inf
+        future, submitted, text = entry
+        if self.poll_wait > 0 and not future.done():
+            wait_for([future], timeout=self.poll_wait)  # blocks with the GIL released
+        with self._lock:
+            if future.done():
+                self._tickets.pop(ticket, None)
+                return future.result()
+            if time.monotonic() - submitted <= self.timeout:
                 return math.nan
-            del self._tickets[ticket]
-        return future.result()
+            self._tickets.pop(ticket, None)
+        self._expired(text, self.timeout)
+        return math.inf
 
     def __call__(self, text: str, timeout: float | None = None) -> float:
-        """The fitness of ``text``, waiting for it (``inf`` after ``timeout`` seconds)."""
+        """The fitness of ``text``, waiting for it (``inf`` after ``timeout``, default :attr:`timeout`)."""
+        seconds = self.timeout if timeout is None else timeout
         try:
-            return self._future_for(text).result(timeout)
+            return self._future_for(text).result(seconds)
         except FutureTimeoutError:
+            self._expired(str(text), seconds)
             return math.inf
 
     # -- results -----------------------------------------------------------------------
@@ -357,13 +225,21 @@ class LossCallback:
 
     # -- lifecycle ------------------------------------------------------------------------
     def close(self, timeout: float | None = None) -> None:
-        """Stop the worker after the batch in progress; later requests get ``inf``."""
+        """Stop the worker after the batch in progress; later requests get ``inf``.
+
+        Waits at most ``timeout`` seconds for that batch; if it is still running
+        then, warns and leaves the (daemon) worker behind.
+        """
         with self._lock:
             if self._closed:
                 return
             self._closed = True
         self._queue.put(_STOP)
         self._worker.join(timeout)
+        if timeout is not None and self._worker.is_alive():
+            warnings.warn(f"the evaluator did not finish its batch within {timeout:g} s of the end of the "
+                          "PySR search; its worker thread was left running", CandidateTimeoutWarning,
+                          stacklevel=2)
         self._fail_pending()
 
     def __enter__(self) -> LossCallback:
@@ -373,6 +249,12 @@ class LossCallback:
         self.close()
 
     # -- internals -------------------------------------------------------------------------
+    def _expired(self, text: str, seconds: float) -> None:
+        with self._lock:
+            self.stats.expired += 1
+        warnings.warn(f"no fitness for the PySR candidate {text!r} after {seconds:g} s (engine option "
+                      "candidate_timeout); it is scored inf", CandidateTimeoutWarning, stacklevel=3)
+
     def _future_for(self, text) -> Future:
         with self._lock:
             self.stats.calls += 1
@@ -425,10 +307,10 @@ class LossCallback:
         first = self._queue.get()
         if first is _STOP:
             return [], True
-        batch, deadline = [first], time.monotonic() + self._window
+        batch, deadline = [first], time.monotonic() + self.window
         while len(batch) < self._max_batch:
             remaining = deadline - time.monotonic()
-            try:
+            try:  # with no window left, take only what is queued already
                 item = self._queue.get(timeout=remaining) if remaining > 0 else self._queue.get_nowait()
             except queue.Empty:
                 break

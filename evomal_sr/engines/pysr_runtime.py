@@ -111,23 +111,32 @@ def inspect_pysr() -> PySRInstall | None:
     spec = importlib.util.find_spec("pysr")  # a top-level package: found, not executed
     if spec is None or not spec.submodule_search_locations:
         return None
-    try:
-        version = importlib.metadata.version("pysr")
-    except importlib.metadata.PackageNotFoundError:
-        version = "unknown"
+    version = _distribution_version("pysr") or "unknown"
     return read_pysr_source(Path(list(spec.submodule_search_locations)[0]) / "sr.py", version)
 
 
 def describe_pysr(install: PySRInstall | None = None) -> str:
-    """One line for ``evomal-sr doctor``: PySR's version and whether its search releases the GIL."""
+    """PySR's version and whether its search releases the GIL, for ``evomal-sr doctor``.
+
+    Examples
+    --------
+    >>> describe_pysr(PySRInstall("2.1.0", Path("sr.py"), False, frozenset())).endswith("GIL: no, serial mode only")
+    True
+    """
     install = inspect_pysr() if install is None else install
     if install is None:
         return "not installed"
+    version = f"{install.version} (juliacall {_distribution_version('juliacall') or 'not installed'})"
     if install.releases_gil:
-        return (f"{install.version}; search releases the GIL: yes "
-                "(equation_search._jl_call_nogil), multithreaded mode can run")
-    return (f"{install.version}; search releases the GIL: no (no equation_search._jl_call_nogil in "
-            f"{install.source}), serial mode only")
+        return f"{version}; search releases the GIL: yes"
+    return f"{version}; search releases the GIL: no, serial mode only"
+
+
+def _distribution_version(name: str) -> str | None:
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return None
 
 
 def parallel_mode_problem(deterministic: bool, install: PySRInstall | None = None) -> str | None:
@@ -237,8 +246,10 @@ def import_pysr(threads: int | None = None):
             warnings.filterwarnings("ignore", message="PYTHON_JULIACALL_THREADS")
             import pysr
     except Exception as exc:  # Julia failed to start or to install its packages
+        detail = " ".join(str(exc).split())  # Julia's errors span lines; the CLI prints one
+        detail = detail if len(detail) <= 300 else detail[:297] + "..."
         raise EngineUnavailableError(
-            f"PySR could not start Julia ({type(exc).__name__}: {exc}); {_INSTALL} and try again."
+            f"PySR could not start Julia ({type(exc).__name__}: {detail}); {_INSTALL} and try again."
         ) from exc
     return pysr
 

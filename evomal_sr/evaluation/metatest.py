@@ -34,6 +34,7 @@ import torch
 
 from evomal_sr.core.devices import resolve_device
 from evomal_sr.core.presets import Preset, resolve_preset
+from evomal_sr.core.threads import auto_threads, torch_threads
 from evomal_sr.core.validation import check_positive_int, check_seed, is_index
 from evomal_sr.errors import ConfigError
 from evomal_sr.evaluation.methods import Method, resolve_loss, resolve_methods
@@ -144,11 +145,12 @@ def meta_test(loss, task, *, seeds: int | Sequence[int] = 5, steps: int | None =
     task = task.to(dev)
     modules = [_frozen_copy(m.module, dev) for m in methods]
     tick = time.perf_counter()
-    chosen, stops, selection = _select(task, modules, grid, seed_list, steps=steps, every=every,
-                                       batch_size=batch_size, progress=progress)
-    copies = [CopySpec(i, chosen[i], s) for i in range(len(methods)) for s in seed_list]
-    final = train_copies(task, modules, copies, task.train_and_val(), (task.X_test, task.y_test), steps=steps,
-                         every=every, batch_size=batch_size, progress=progress)
+    with torch_threads(auto_threads("auto", task.make_model(seed=0), dev)):  # one thread for small models
+        chosen, stops, selection = _select(task, modules, grid, seed_list, steps=steps, every=every,
+                                           batch_size=batch_size, progress=progress)
+        copies = [CopySpec(i, chosen[i], s) for i in range(len(methods)) for s in seed_list]
+        final = train_copies(task, modules, copies, task.train_and_val(), (task.X_test, task.y_test), steps=steps,
+                             every=every, batch_size=batch_size, progress=progress)
     seconds = time.perf_counter() - tick
     rows = [_method_result(m, i, seed_list, chosen, stops, selection, final, grid, seconds / len(methods))
             for i, m in enumerate(methods)]

@@ -17,7 +17,14 @@ import torch
 
 from evomal_sr.core.seeding import derive_seed
 from evomal_sr.errors import ConfigError
-from evomal_sr.fit.training import BatchSampler, StackedModel, evaluate_metric, reduce_per_copy, train_population
+from evomal_sr.fit.training import (
+    BatchSampler,
+    StackedModel,
+    evaluate_metric,
+    per_copy_sgd_update,
+    reduce_per_copy,
+    train_population,
+)
 from evomal_sr.losses.symbolic import output_to_fx, target_to_y
 
 
@@ -66,16 +73,6 @@ def copy_losses(module: torch.nn.Module, outputs: torch.Tensor, targets: torch.T
     return torch.stack(values)
 
 
-def _per_copy_sgd(lrs: torch.Tensor):
-    def update(params, grads, active):
-        with torch.no_grad():
-            scale = active.to(lrs.dtype) * lrs
-            for p, g in zip(params.values(), grads):
-                p.sub_(torch.nan_to_num(g) * scale.reshape(-1, *([1] * (g.ndim - 1))))
-        return params
-    return update
-
-
 def train_copies(task, losses: Sequence[torch.nn.Module], copies: Sequence[CopySpec], train_data, eval_data, *,
                  steps: int, every: int, batch_size: int,
                  progress: Callable[[int], None] | None = None) -> PopulationRun:
@@ -103,7 +100,7 @@ def train_copies(task, losses: Sequence[torch.nn.Module], copies: Sequence[CopyS
         if progress is not None:
             progress(1)
 
-    outcome = train_population(params, losses_of, _per_copy_sgd(lrs), steps=steps, stop_when_done=False,
+    outcome = train_population(params, losses_of, per_copy_sgd_update(lrs), steps=steps, stop_when_done=False,
                                on_losses=recorder.add_losses, after_step=after_step)
     return PopulationRun(recorder.steps, recorder.by_copy(recorder.metric), recorder.by_copy(recorder.loss),
                          outcome.diverged.tolist())

@@ -4,6 +4,17 @@ One function serves EvoMAL's evaluator, ML3 and TaylorGLO, so every method is
 scored identically: the same initial parameters for every candidate (the
 stacked model's own), the same seeded minibatch stream, SGD with the loss
 frozen, then the validation metric (error rate or MSE; ``inf`` if non-finite).
+
+Two settings make the fitness judge a loss the way the fair meta-test does:
+
+* ``lr_factors``: each candidate trains at every ``lr * factor`` (``K x G``
+  stacked copies) and keeps its best. A loss cannot win by being larger, which
+  is only a larger step size: the grid gives every loss its own best step size.
+* ``eval_every``: the validation error is measured every that many steps and
+  the fitness is its minimum along the run (early stopping), so a loss that
+  learns fast and then memorises noisy labels is scored at its best, as a
+  practitioner would stop it, and a loss still improving at the end is not
+  scored below one that peaked early. ``0`` scores the last step (the paper's).
 """
 
 from __future__ import annotations
@@ -14,7 +25,16 @@ from dataclasses import dataclass
 import torch
 
 from evomal_sr.core.seeding import derive_seed
-from evomal_sr.fit.training import BatchSampler, StackedModel, evaluate_metric, train_candidates
+from evomal_sr.fit.training import (
+    BatchSampler,
+    StackedModel,
+    candidate_losses,
+    evaluate_metric,
+    per_copy_sgd_update,
+    train_candidates,
+    train_population,
+)
+from evomal_sr.losses.symbolic import target_to_y
 
 
 @dataclass(frozen=True)
@@ -25,10 +45,15 @@ class FitnessSettings:
     lr: float
     batch_size: int
     seed: int
+    lr_factors: tuple[float, ...] = (1.0,)
+    eval_every: int = 0
 
     @classmethod
     def from_preset(cls, preset, seed: int) -> FitnessSettings:
-        return cls(steps=preset.train_steps, lr=preset.lr, batch_size=preset.batch_size, seed=seed)
+        size, ratio = int(getattr(preset, "fitness_lr_grid", 1)), float(getattr(preset, "fitness_lr_ratio", 1.0))
+        return cls(steps=preset.train_steps, lr=preset.lr, batch_size=preset.batch_size, seed=seed,
+                   lr_factors=tuple(ratio ** j for j in range(size)),
+                   eval_every=int(getattr(preset, "fitness_eval_every", 0)))
 
 
 def partial_training_fitness(stacked: StackedModel, losses: Sequence, weights: torch.Tensor, train_data, val_data,
@@ -52,6 +77,8 @@ def partial_training_fitness(stacked: StackedModel, losses: Sequence, weights: t
     >>> len(fitness), diverged
     (1, [False])
     """
+    if settings.lr_factors != (1.0,) or settings.eval_every:
+        return _grid_fitness(stacked, losses, weights, train_data, val_data, kind=kind, settings=settings)
     device = train_data[0].device
     params = StackedModel.replicate({k: v.to(device) for k, v in stacked.initial_params().items()}, len(losses))
     sampler = BatchSampler(train_data[0].shape[0], settings.batch_size, derive_seed(settings.seed, "train"))
@@ -59,3 +86,40 @@ def partial_training_fitness(stacked: StackedModel, losses: Sequence, weights: t
                                lr=settings.lr, sampler=sampler)
     metric = evaluate_metric(stacked, outcome.params, val_data, kind=kind)
     return metric.cpu().tolist(), outcome.diverged.tolist()
+
+
+def _grid_fitness(stacked, losses, weights, train_data, val_data, *, kind, settings):
+    """Every loss at every lr of the grid (``K x G`` copies), scored at its best (lr, evaluation step)."""
+    (X, Y), G = train_data, len(settings.lr_factors)
+    copies = [loss for loss in losses for _ in range(G)]
+    copy_weights = weights.detach().repeat_interleave(G, dim=0)
+    lrs = torch.tensor([settings.lr * f for _ in losses for f in settings.lr_factors], device=X.device)
+    params = StackedModel.replicate({k: v.to(X.device) for k, v in stacked.initial_params().items()}, len(copies))
+    params = {k: v.requires_grad_(True) for k, v in params.items()}
+    lrs = lrs.to(next(iter(params.values())).dtype)
+    sampler = BatchSampler(X.shape[0], settings.batch_size, derive_seed(settings.seed, "train"))
+    targets: list[torch.Tensor] = []
+    best = torch.full((len(copies),), float("inf"), dtype=torch.float64)
+
+    def copy_losses(theta, _step):
+        index = sampler.next().to(X.device)
+        outputs = stacked(theta, X[index])
+        if not targets:
+            targets.append(target_to_y(Y, outputs.shape[-1], kind, outputs.dtype))
+        return candidate_losses(copies, copy_weights, outputs, targets[0][index], kind)
+
+    def score(theta):
+        metric = evaluate_metric(stacked, {k: v.detach() for k, v in theta.items()}, val_data, kind=kind)
+        torch.minimum(best, metric.cpu().to(torch.float64), out=best)
+
+    def after_step(step, theta):
+        if settings.eval_every and step % settings.eval_every == 0 and step < settings.steps:
+            score(theta)
+
+    outcome = train_population(params, copy_losses, per_copy_sgd_update(lrs), steps=settings.steps,
+                               stop_when_done=False, after_step=after_step)
+    score(outcome.params)  # the last step always counts
+    per_loss = best.reshape(len(losses), G)
+    chosen = per_loss.argmin(dim=1)
+    diverged = outcome.diverged.reshape(len(losses), G).gather(1, chosen.unsqueeze(1)).squeeze(1)
+    return per_loss.min(dim=1).values.tolist(), diverged.tolist()

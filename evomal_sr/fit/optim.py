@@ -25,9 +25,12 @@ class MaskedAdam:
         self.t = torch.zeros(shape[0], dtype=dtype, device=device)
 
     def step(self, params: torch.Tensor, grad: torch.Tensor, active: torch.Tensor) -> None:
-        rows = active.nonzero().squeeze(-1)
-        if rows.numel() == 0:
-            return
+        if bool(active.all()):  # the usual case: views of every row instead of gathered copies
+            rows = slice(None)  # (elementwise arithmetic, so the same values as indexing every row)
+        else:
+            rows = active.nonzero().squeeze(-1)
+            if rows.numel() == 0:
+                return
         g = grad[rows]
         self.t[rows] += 1
         t = self.t[rows].reshape(-1, *([1] * (params.ndim - 1)))

@@ -16,7 +16,7 @@ import torch
 
 from evomal_sr.fit.optim import MaskedAdam
 from evomal_sr.fit.training import candidate_losses, task_metric, train_population
-from evomal_sr.losses.symbolic import CompiledLoss, reduce_loss
+from evomal_sr.losses.symbolic import CompiledLoss, reduce_loss, target_to_y
 
 
 class ProbePoints:
@@ -117,7 +117,8 @@ def rejection_protocol(losses: Sequence[CompiledLoss], *, kind: str, targets: to
         optimiser.step(params["raw"], grads[0], active)
         return params
 
-    outcome = train_population({"raw": raw}, lambda p, _: candidate_losses(losses, weights, p["raw"], targets, kind),
+    y = target_to_y(targets, n_outputs, kind, raw.dtype)  # one-hot once, not at every step
+    outcome = train_population({"raw": raw}, lambda p, _: candidate_losses(losses, weights, p["raw"], y, kind),
                                adam_update, steps=steps)
     finite = ~outcome.diverged.to(targets.device)
     with torch.no_grad():

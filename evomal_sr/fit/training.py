@@ -11,64 +11,15 @@ non-finite is masked out and its parameters frozen, never touching the others.
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
-from torch.func import functional_call, stack_module_state, vmap
 
+from evomal_sr.fit.captured import can_capture, train_captured
+from evomal_sr.fit.stacked import Params, StackedModel  # StackedModel lives in fit/stacked.py
 from evomal_sr.losses.standard import standard_loss_per_copy
 from evomal_sr.losses.symbolic import CompiledLoss, output_to_fx, target_to_y
-
-Params = dict[str, torch.Tensor]
-
-
-class StackedModel:
-    """``K`` copies of a model evaluated together as a functional program.
-
-    Examples
-    --------
-    >>> import torch
-    >>> net = torch.nn.Linear(3, 2)
-    >>> stacked = StackedModel(net)
-    >>> params = stacked.replicate(stacked.initial_params(), 4)
-    >>> stacked(params, torch.randn(5, 3)).shape
-    torch.Size([4, 5, 2])
-    """
-
-    def __init__(self, model: torch.nn.Module):
-        self.model = model
-        self._base = copy.deepcopy(model).to("meta")
-        self._buffers = {k: v for k, v in model.named_buffers()}
-        self._forward = vmap(self._call_one, in_dims=(0, None))
-        self._forward_each = vmap(self._call_one, in_dims=(0, 0))
-
-    def _call_one(self, params: Params, x: torch.Tensor) -> torch.Tensor:
-        return functional_call(self._base, (params, self._buffers), (x,))
-
-    def initial_params(self) -> Params:
-        """The wrapped model's parameters, detached."""
-        return {k: v.detach() for k, v in self.model.named_parameters()}
-
-    @staticmethod
-    def replicate(params: Params, copies: int) -> Params:
-        """Stack ``copies`` identical copies of ``params`` (a fresh leaf per tensor)."""
-        return {k: v.unsqueeze(0).expand(copies, *v.shape).clone() for k, v in params.items()}
-
-    @staticmethod
-    def stack(models: Sequence[torch.nn.Module]) -> Params:
-        """Stack the parameters of distinct models (``torch.func.stack_module_state``)."""
-        params, _ = stack_module_state(list(models))
-        return {k: v.detach() for k, v in params.items()}
-
-    def __call__(self, params: Params, x: torch.Tensor) -> torch.Tensor:
-        """Outputs ``[K, batch, outputs]`` of every copy on the same inputs ``x``."""
-        return self._forward(params, x)
-
-    def each(self, params: Params, xs: torch.Tensor) -> torch.Tensor:
-        """Outputs ``[K, batch, outputs]`` of copy ``k`` on its own inputs ``xs[k]``."""
-        return self._forward_each(params, xs)
 
 
 def candidate_losses(losses: Sequence[CompiledLoss], weights: torch.Tensor, outputs: torch.Tensor,
@@ -76,7 +27,10 @@ def candidate_losses(losses: Sequence[CompiledLoss], weights: torch.Tensor, outp
     """The loss of every candidate on its own slice of ``outputs`` ([K, batch, out]) -> [K]."""
     fx = output_to_fx(outputs, kind)  # softmax and one-hot once for all candidates
     y = target_to_y(target, outputs.shape[-1], kind, fx.dtype)
-    return reduce_per_copy(torch.stack([loss(weights[k], y, fx[k]) for k, loss in enumerate(losses)]), kind)
+    if len(losses) == 1:  # the one-at-a-time path: no stacking (the same values)
+        return reduce_per_copy(losses[0](weights[0], y, fx[0]).unsqueeze(0), kind)
+    rows, slices = weights.unbind(0), fx.unbind(0)  # one call each instead of one per candidate
+    return reduce_per_copy(torch.stack([loss(rows[k], y, slices[k]) for k, loss in enumerate(losses)]), kind)
 
 
 def reduce_per_copy(values: torch.Tensor, kind: str) -> torch.Tensor:
@@ -184,28 +138,53 @@ def train_population(params: Params, copy_losses: Callable[[Params, int], torch.
     differentiable (unrolled local search). ``on_losses(values, active)`` sees each
     step's losses; ``after_step(step, params)`` runs after each step, also once every
     copy has stopped when ``stop_when_done`` is false (curves keep their points).
+
+    While every copy is still active (the usual case) a step reads two flags from
+    the device, one for the losses and one for the gradients, and needs no mask:
+    the sum of all losses has the same value and gradient as the masked sum. Only
+    after a copy stops does a step pay for masking (:func:`masked_sum`, :func:`rows_finite`).
     """
     first = next(iter(params.values()))
     K = first.shape[0]
     active = torch.ones(K, dtype=torch.bool, device=first.device)
-    steps_done = torch.zeros(K, dtype=torch.long)
+    masked_steps = torch.zeros(K, dtype=torch.long, device=first.device)  # steps done once a copy stopped
+    clean_steps = 0  # steps done while every copy was active
+    all_active = any_active = True
     for step in range(1, steps + 1):
-        if active.any():
+        if any_active:
             values = copy_losses(params, step)
-            active = active & torch.isfinite(values.detach())
+            detached = values.detach()
+            if not (all_active and bool(torch.isfinite(detached).all())):
+                active, all_active = active & torch.isfinite(detached), False
             if on_losses is not None:
-                on_losses(values.detach(), active)
-            if active.any():
-                grads = torch.autograd.grad(masked_sum(values, active), list(params.values()),
-                                            create_graph=create_graph)
-                active = active & rows_finite([g.detach() for g in grads])
+                on_losses(detached, active)
+            if all_active or bool(active.any()):
+                total = values.sum() if all_active else masked_sum(values, active)
+                grads = torch.autograd.grad(total, list(params.values()), create_graph=create_graph)
+                if not (all_active and _all_finite(grads)):
+                    active = active & rows_finite([g.detach() for g in grads])
+                    all_active = all_active and bool(active.all())
                 params = update(params, grads, active)
-                steps_done += active.cpu()
-        if stop_when_done and not active.any():
+                if all_active:
+                    clean_steps += 1
+                else:
+                    masked_steps += active
+            any_active = all_active or bool(active.any())
+        if stop_when_done and not any_active:
             break
         if after_step is not None:
             after_step(step, params)
-    return TrainingOutcome(params, ~active.cpu(), steps_done)
+    return TrainingOutcome(params, ~active.cpu(), (masked_steps + clean_steps).cpu())
+
+
+def _all_finite(tensors: Sequence[torch.Tensor]) -> bool:
+    """Whether every entry of every tensor is finite, read from one scalar (one host sync).
+
+    A finite total means every entry is finite (NaN and inf propagate); a
+    non-finite one may be an overflow, which :func:`rows_finite` then sorts out.
+    """
+    with torch.no_grad():
+        return bool(torch.isfinite(torch.stack([t.sum() for t in tensors]).sum()))
 
 
 def sgd_update(lr: float) -> Update:
@@ -218,19 +197,33 @@ def sgd_update(lr: float) -> Update:
 
 def train_candidates(stacked: StackedModel, params: Params, losses: Sequence[CompiledLoss],
                      weights: torch.Tensor, data, *, kind: str, steps: int, lr: float,
-                     sampler: BatchSampler) -> TrainingOutcome:
+                     sampler: BatchSampler, cuda_graph: bool = False) -> TrainingOutcome:
     """Train every copy with SGD on its own (frozen) loss for ``steps`` minibatches.
 
     ``data`` is ``(X, y)`` on the model's device; every candidate sees the same
     minibatch sequence. A copy stops at its first non-finite loss or gradient and
-    keeps the parameters it had. ``params`` itself is left unchanged.
+    keeps the parameters it had. ``params`` itself is left unchanged. With
+    ``cuda_graph`` the step is captured once and replayed
+    (:mod:`evomal_sr.fit.captured`) where that is possible (CUDA, a model without
+    buffers or random modules); elsewhere the eager loop runs.
     """
     X, Y = data
     weights = weights.detach()
+    targets: list[torch.Tensor] = []  # Y as the losses see it (one-hot labels), made once, not per step
+
+    def values_at(theta, index):
+        outputs = stacked(theta, X[index])
+        if not targets:
+            targets.append(target_to_y(Y, outputs.shape[-1], kind, outputs.dtype))
+        return candidate_losses(losses, weights, outputs, targets[0][index], kind)
+
+    if cuda_graph and can_capture(stacked, X.device):
+        theta, diverged, done = train_captured(params, values_at, lambda: sampler.next().to(X.device),
+                                               steps=steps, lr=lr)
+        return TrainingOutcome({k: v.detach() for k, v in theta.items()}, diverged.cpu(), done.cpu())
 
     def copy_losses(theta, _step):
-        index = sampler.next().to(X.device)
-        return candidate_losses(losses, weights, stacked(theta, X[index]), Y[index], kind)
+        return values_at(theta, sampler.next().to(X.device))
 
     params = {k: v.detach().clone().requires_grad_(True) for k, v in params.items()}  # never the caller's
     outcome = train_population(params, copy_losses, sgd_update(lr), steps=steps)
@@ -242,8 +235,8 @@ def masked_sgd_step(params: Params, grads: Sequence[torch.Tensor], active: torch
     """One SGD step of every active copy, in place; inactive copies keep their parameters."""
     with torch.no_grad():
         if bool(active.all()):  # every gradient is finite: skip the masking (same arithmetic)
-            for p, g in zip(params.values(), grads):
-                p.sub_(g * lr)
+            # the same two kernels per tensor as p.sub_(g * lr), dispatched as one call each
+            torch._foreach_sub_(list(params.values()), torch._foreach_mul(list(grads), lr))
             return
         dtype = next(iter(params.values())).dtype
         scale = active.to(dtype) * lr  # not (lr * active): that rounds lr to float32 first
@@ -253,8 +246,23 @@ def masked_sgd_step(params: Params, grads: Sequence[torch.Tensor], active: torch
 
 def evaluate_metric(stacked: StackedModel, params: Params, data, *, kind: str,
                     chunk: int = 4096) -> torch.Tensor:
-    """Validation metric of every copy on all rows of ``data`` -> [K] (inf if non-finite)."""
+    """Validation metric of every copy on all rows of ``data`` -> [K] (inf if non-finite).
+
+    The copies run in eval mode (:meth:`StackedModel.evaluate`): BatchNorm uses each
+    copy's running statistics, dropout is off.
+    """
     X, Y = data
     with torch.no_grad():
-        outputs = torch.cat([stacked(params, X[i:i + chunk]) for i in range(0, X.shape[0], chunk)], dim=1)
+        outputs = torch.cat([stacked.evaluate(params, X[i:i + chunk]) for i in range(0, X.shape[0], chunk)], dim=1)
         return task_metric(outputs, Y, kind)
+
+
+def per_copy_sgd_update(lrs: torch.Tensor) -> Update:
+    """Masked SGD with its own learning rate per copy (``lrs [K]``), as an ``update`` for :func:`train_population`."""
+    def update(params, grads, active):
+        with torch.no_grad():
+            scale = active.to(lrs.dtype) * lrs
+            for p, g in zip(params.values(), grads):
+                p.sub_(torch.nan_to_num(g) * scale.reshape(-1, *([1] * (g.ndim - 1))))
+        return params
+    return update

@@ -17,6 +17,7 @@ from evomal_sr.errors import ExpressionError
 from evomal_sr.grammar.nodes import CONST, OP, VAR, Node, replace_at, to_text
 from evomal_sr.grammar.operators import OPERATORS, VARIABLES
 from evomal_sr.grammar.parser import MAX_DEPTH, parse_tree
+from evomal_sr.grammar.simplify import simplify_node
 
 #: Operators used to splice ``op(y, fx)`` into a tree that lacks a variable.
 REPAIR_OPERATORS = ("+", "-", "*", "aq")
@@ -161,6 +162,30 @@ class Expression:
         op = rng.choice(REPAIR_OPERATORS)
         splice = Node.apply(op, (Node.variable("y"), Node.variable("fx")))
         return Expression(replace_at(self.root, rng.choice(leaves), splice))
+
+    # -- readable forms ----------------------------------------------------------------
+    def simplified(self) -> Expression:
+        """The same function with constant subtrees folded and redundant operators dropped.
+
+        For display only: the simplified tree has other edges, so learned weights
+        do not carry over. See :mod:`evomal_sr.grammar.simplify`.
+
+        Examples
+        --------
+        >>> str(Expression.parse("tanh(-1.0) * abs(abs(y - fx))").simplified())
+        '(-0.7615941559557649 * abs((y - fx)))'
+        """
+        return Expression(simplify_node(self.root))
+
+    def format(self, digits: int | None = 4) -> str:
+        """The text with constants shown to ``digits`` significant digits (``None``: exact).
+
+        Examples
+        --------
+        >>> Expression.parse("(0.98765 * log(fx)) * y").format()
+        '((0.9877 * log(fx)) * y)'
+        """
+        return to_text(self.root, digits=digits)
 
     # -- exports ---------------------------------------------------------------------
     def to_sympy(self, *, simplify: bool = False):

@@ -77,19 +77,34 @@ class Node:
         return to_text(self)
 
 
-def to_text(node: Node, *, julia: bool = False) -> str:
+def format_constant(value: float, digits: int | None = None) -> str:
+    """``repr(value)``, or ``value`` to ``digits`` significant digits, always readable as a float.
+
+    Examples
+    --------
+    >>> format_constant(0.123456789, 4), format_constant(2.0, 4), format_constant(1.5e-7, 4)
+    ('0.1235', '2.0', '1.5e-07')
+    """
+    if digits is None:
+        return repr(value)
+    text = f"{value:.{digits}g}"
+    return text if any(c in text for c in ".en") else text + ".0"
+
+
+def to_text(node: Node, *, julia: bool = False, digits: int | None = None) -> str:
     """Canonical PySR-style text: binary infix fully parenthesised, calls by name.
 
     With ``julia=True``, the text SymbolicRegression.jl parses: operators take
     their Julia names and unary minus becomes ``(-1.0 * a)`` (Julia's search has
-    no negation operator).
+    no negation operator). ``digits`` rounds constants for display (the text
+    then no longer round-trips exactly).
     """
     if node.kind == VAR:
         return node.value
     if node.kind == CONST:
-        return repr(node.value)
+        return format_constant(node.value, digits)
     op = OPERATORS[node.value]
-    args = [to_text(c, julia=julia) for c in node.children]
+    args = [to_text(c, julia=julia, digits=digits) for c in node.children]
     if op.infix:
         return f"({args[0]} {op.infix} {args[1]})"
     if op.name == "neg":

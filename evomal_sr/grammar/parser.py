@@ -5,6 +5,11 @@ numeric literals, the variables ``y``/``fx``, ``+ - *`` and unary minus, and
 calls of registry operators by name. Nothing is ever evaluated; every other
 node type is refused with :class:`~evomal_sr.errors.ExpressionError` naming the
 offending text.
+
+Only ASCII text is accepted. Python's parser would NFKC-normalise lookalike
+identifiers (fullwidth ``ｙ``, math-italic ``𝑓𝑥``, ``ⅼog`` with a small-roman
+numeral), so a loss could be written in characters that merely look like the
+grammar's; such text is refused, naming the first non-ASCII character.
 """
 
 from __future__ import annotations
@@ -54,6 +59,10 @@ def parse_tree(text: str):
         )
     if "\n" in stripped or "\r" in stripped:
         raise ExpressionError("expression must be on a single line")
+    if not stripped.isascii():
+        column, char = next((i, c) for i, c in enumerate(stripped, 1) if not c.isascii())
+        raise ExpressionError(f"non-ASCII character {char!r} (U+{ord(char):04X}) at column {column}; "
+                              "write y, fx, numbers and operator names in plain ASCII")
     try:
         module = ast.parse(stripped, mode="eval")
     except SyntaxError as exc:

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 
 from evomal_sr._version import __version__
-from evomal_sr.core.fileio import atomic_write_json, check_header, is_finite_number, read_json
+from evomal_sr.core.fileio import atomic_write_json, check_header, check_origin, is_finite_number, read_json
 from evomal_sr.core.kinds import check_task_kind
 from evomal_sr.errors import LossFileError
 from evomal_sr.losses.symbolic import prepare_inputs, reduce_loss
@@ -69,9 +69,9 @@ class FlatParameterLoss(torch.nn.Module):
         values = data.get("parameters")
         if not isinstance(values, list) or not all(map(is_finite_number, values)):
             raise LossFileError("'parameters' must be a list of finite numbers")
-        metadata = data.get("metadata", {})
-        if not isinstance(metadata, dict) or data.get("task") not in ("classification", "regression"):
-            raise LossFileError("'metadata' must be an object and 'task' 'classification' or 'regression'")
+        metadata = check_origin(data.get("metadata", {}), error=LossFileError, what="loss 'metadata'")
+        if data.get("task") not in ("classification", "regression"):
+            raise LossFileError("'task' must be 'classification' or 'regression'")
         return cls(data["task"], parameters=values, metadata=metadata)
 
     def save(self, path) -> Path:

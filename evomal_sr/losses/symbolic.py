@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from evomal_sr._version import __version__
-from evomal_sr.core.fileio import atomic_write_json, check_header, is_finite_number, read_json
+from evomal_sr.core.fileio import atomic_write_json, check_header, check_origin, is_finite_number, read_json
 from evomal_sr.core.kinds import TASK_KINDS, check_task_kind  # noqa: F401  (re-exported)
 from evomal_sr.errors import ConfigError, ExpressionError, LossFileError
 from evomal_sr.grammar.expression import Expression
@@ -55,14 +55,16 @@ class CompiledLoss:
         self.n_weights = self.expression.size - 1
 
     def __call__(self, weights: torch.Tensor, y: torch.Tensor, fx: torch.Tensor) -> torch.Tensor:
-        out = self._fn(weights, y, fx)
+        # one unbind instead of a select per edge, forward and backward (the same values)
+        out = self._fn(weights.unbind(0) if self.n_weights else (), y, fx)
         if not isinstance(out, torch.Tensor) or out.shape != fx.shape:
             out = torch.broadcast_to(torch.as_tensor(out, dtype=fx.dtype), fx.shape)
         return out
 
 
 def _compile(node: Node, counter) -> Callable:
-    """Closure for ``node``; ``counter`` yields preorder indices minus one."""
+    """Closure ``(w, y, fx)`` for ``node``, ``w`` the edge weights as a sequence of scalars;
+    ``counter`` yields preorder indices minus one."""
     index = next(counter)  # -1 for the root, which carries no weight
 
     def weighted(fn):
@@ -228,9 +230,7 @@ class LearnedLoss(torch.nn.Module):
         weights = data.get("weights")
         if not isinstance(weights, list) or not all(map(is_finite_number, weights)):
             raise LossFileError("'weights' must be a list of finite numbers")
-        metadata = data.get("metadata", {})
-        if not isinstance(metadata, dict):
-            raise LossFileError("'metadata' must be an object")
+        metadata = check_origin(data.get("metadata", {}), error=LossFileError, what="loss 'metadata'")
         try:
             return cls(data.get("expression"), task=data.get("task"), weights=weights, metadata=metadata)
         except (ExpressionError, ConfigError) as exc:

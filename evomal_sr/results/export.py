@@ -25,7 +25,7 @@ _PREAMBLE = '''"""A learned loss exported by evomal-sr {version}; needs only tor
 Expression (edge weights w[i] in preorder): {expression}
 Task: {task}
 
-Usage::
+{where}
 
     from {module} import LearnedLoss
     loss = LearnedLoss()
@@ -74,14 +74,28 @@ class LearnedLoss(torch.nn.Module):
 '''
 
 
-def torch_source(loss: LearnedLoss, *, module_name: str = "learned_loss") -> str:
+def _usage(filename: str | None) -> tuple[str, str]:
+    """The usage sentence and the module name for a module saved as ``filename`` (``None``: not yet saved)."""
+    stem = filename[:-3] if filename and filename.endswith(".py") else None
+    if stem and stem.isascii() and stem.isidentifier():
+        return f"Saved as {stem}.py; usage::", stem
+    if filename:  # not importable under its own name (or not a .py file): say so rather than guess
+        return ("Usage (this file's name is not a Python module name: copy it to learned_loss.py "
+                "first)::"), "learned_loss"
+    return "Usage (save this text as learned_loss.py)::", "learned_loss"
+
+
+def torch_source(loss: LearnedLoss, *, filename: str | None = None) -> str:
     """Python source of a standalone module defining ``LearnedLoss`` for ``loss``.
+
+    ``filename`` is the name the module is written to (``export -o my_loss.py``);
+    the docstring's usage example imports it under that name.
 
     Examples
     --------
-    >>> src = torch_source(LearnedLoss("square(fx - y)", task="regression"))
-    >>> "class LearnedLoss(torch.nn.Module)" in src
-    True
+    >>> src = torch_source(LearnedLoss("square(fx - y)", task="regression"), filename="my_loss.py")
+    >>> "class LearnedLoss(torch.nn.Module)" in src, "from my_loss import LearnedLoss" in src
+    (True, True)
     """
     weights = [float(w) for w in loss.weights.detach().cpu().tolist()]
     used = sorted({n.value for n in loss.expression.root.iter_preorder() if n.kind == "op"})
@@ -97,8 +111,9 @@ def torch_source(loss: LearnedLoss, *, module_name: str = "learned_loss") -> str
         # as LearnedLoss does: a constant beyond fx's dtype range becomes inf instead of raising
         body = f"(torch.zeros_like(fx) + {loss.expression.root.value!r})"
     call = "loss(logits, labels)" if loss.task == "classification" else "loss(prediction, target)"
+    where, module_name = _usage(filename)
     text = _PREAMBLE.format(version=__version__, expression=str(loss.expression), task=loss.task,
-                            module=module_name, call=call, eps=PROTECTION_EPS, weights=json.dumps(weights))
+                            where=where, module=module_name, call=call, eps=PROTECTION_EPS, weights=json.dumps(weights))
     text += "\n" + "\n\n".join(helpers)
     text += f"\n\ndef _expression(w, y, fx):\n    return {body}\n" + _MODULE
     return text
@@ -120,18 +135,25 @@ def _source(node: Node, counter) -> str:
     return code if index < 0 else f"({code} * w[{index}])"
 
 
-def export_loss(loss: LearnedLoss, fmt: str) -> str:
+def export_loss(loss: LearnedLoss, fmt: str, *, filename: str | None = None) -> str:
     """The loss in one of :data:`EXPORT_FORMATS` as text.
 
-    ``json`` is :meth:`LearnedLoss.save`'s content, ``torch`` a standalone module,
-    ``sympy``/``latex`` the expression with its weights folded in.
+    ``json`` is :meth:`LearnedLoss.save`'s content (exact weights), ``torch`` a
+    standalone module (``filename``: the file it is written to, named in its
+    docstring), ``sympy``/``latex`` the expression with its weights folded in,
+    constant subtrees folded, then simplified by SymPy.
+
+    Examples
+    --------
+    >>> print(export_loss(LearnedLoss("sqrt(1.0 + 1.0) * square(fx - y)", task="regression"), "sympy"), end="")
+    1.4142135623731*(fx - y)**2
     """
     if fmt == "json":
         return json.dumps(loss.to_dict(), indent=2) + "\n"
     if fmt == "torch":
-        return torch_source(loss)
+        return torch_source(loss, filename=filename)
     if fmt == "sympy":
-        return str(loss.expression_with_weights().to_sympy(simplify=True)) + "\n"
+        return str(loss.expression_with_weights().simplified().to_sympy(simplify=True)) + "\n"
     if fmt == "latex":
-        return loss.expression_with_weights().to_latex() + "\n"
+        return loss.expression_with_weights().simplified().to_latex() + "\n"
     raise ConfigError(f"unknown export format {fmt!r}; choose one of {', '.join(EXPORT_FORMATS)}")

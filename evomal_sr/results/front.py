@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,7 @@ from evomal_sr.core.fileio import (
     atomic_write_json,
     atomic_write_text,
     check_header,
+    check_origin,
     float_from_json,
     float_to_json,
     is_number,
@@ -32,6 +34,12 @@ FRONT_FORMAT = "evomal-sr/pareto-front"
 FRONT_VERSION = 1
 #: PySR's rule for "best": among losses within this factor of the most accurate.
 KNEE_LOSS_FACTOR = 1.5
+#: How a loss is picked from a front, as PySR's ``model_selection``.
+SELECTION_RULES = ("accuracy", "best", "score")
+#: Significant digits of the constants in equations people read (pareto.csv, ``front``).
+EQUATION_DIGITS = 4
+#: Largest magnitude of a weight (float32, in which losses compute).
+MAX_WEIGHT = 3.4028234663852886e38
 
 
 @dataclass(frozen=True)
@@ -64,9 +72,14 @@ class FrontEntry:
         """The :class:`~evomal_sr.losses.symbolic.LearnedLoss` of this entry."""
         return LearnedLoss(self.expression, task=task_kind, weights=list(self.weights), metadata=metadata)
 
-    def equation(self) -> str:
-        """The expression with its weights folded in (what PySR's ``Equation`` column holds)."""
-        return str(LearnedLoss(self.expression, weights=list(self.weights)).expression_with_weights())
+    def equation(self, digits: int | None = EQUATION_DIGITS) -> str:
+        """The expression with its weights folded in and simplified (PySR's ``Equation`` column).
+
+        Constants are shown to ``digits`` significant digits (``None``: exact);
+        the exact weights stay in :attr:`weights` and the JSON files.
+        """
+        folded = LearnedLoss(self.expression, weights=list(self.weights)).expression_with_weights()
+        return folded.simplified().format(digits)
 
     def to_dict(self) -> dict:
         return {"expression": self.expression, "weights": list(self.weights),
@@ -82,10 +95,12 @@ class FrontEntry:
                 raise ValueError(f"'fitness' must be a number or null, got {data['fitness']!r:.40}")
             weights = tuple(float(w) for w in data["weights"])
             fitness = float_from_json(data["fitness"])
-            if len(weights) != expr.size - 1 or not all(map(math.isfinite, weights)):
-                raise ValueError(f"{expr} needs {expr.size - 1} finite weights, got {len(weights)}")
-            if math.isnan(fitness):
-                raise ValueError("'fitness' must not be NaN")
+            if len(weights) != expr.size - 1 or not all(abs(w) <= MAX_WEIGHT for w in weights):
+                raise ValueError(f"{expr} needs {expr.size - 1} finite weights of at most {MAX_WEIGHT:.4g} "
+                                 f"in magnitude, got {len(weights)}")
+            if data["fitness"] is not None and not 0.0 <= fitness < math.inf:
+                raise ValueError(f"'fitness' must be a finite error >= 0 (or null for a rejected loss), "
+                                 f"got {data['fitness']!r:.40}")
             return cls(str(expr), weights, fitness, expr.complexity)
         except (KeyError, TypeError, ValueError, OverflowError) as exc:
             raise LossFileError(f"malformed front entry: {exc}") from None
@@ -169,6 +184,12 @@ class ParetoFront:
         self.task_kind = check_task_kind(task_kind)
         self.config = dict(config or {})
 
+    @property
+    def partial(self) -> dict | None:
+        """``{"generation": n, "generations": m}`` for the front of a run still going (or interrupted)."""
+        marker = self.config.get("partial")
+        return marker if isinstance(marker, dict) else None
+
     def __len__(self) -> int:
         return len(self.entries)
 
@@ -180,39 +201,48 @@ class ParetoFront:
 
     # -- choosing a loss -------------------------------------------------------------
     def select(self, rule: str | int = "best") -> FrontEntry:
-        """Pick a loss: ``"accuracy"`` (lowest error), ``"best"`` (PySR's knee rule) or an index.
+        """Pick a loss by a rule of :data:`SELECTION_RULES` or by index.
 
-        ``"best"``: among losses whose error is within 1.5x of the lowest, the one
-        with the steepest drop in log-error per unit of complexity from its
-        simpler neighbour on the front.
+        ``"accuracy"``: the lowest error. ``"score"``: the highest :meth:`scores`.
+        ``"best"`` (PySR's default): the highest score among losses whose error
+        is within 1.5x of the lowest. An integer index works as Python indexing:
+        ``0`` is the simplest loss, ``-1`` the most complex (and most accurate).
         """
-        if not self.entries:
+        return self.entries[self.select_index(rule)]
+
+    def select_index(self, rule: str | int = "best") -> int:
+        """The position on the front :meth:`select` picks (an index is returned non-negative)."""
+        n = len(self.entries)
+        if not n:
             raise ConfigError("the Pareto front is empty: no candidate was trained successfully")
         if isinstance(rule, int) and not isinstance(rule, bool):
-            if not -len(self.entries) <= rule < len(self.entries):
-                raise ConfigError(f"index {rule} out of range: the front has {len(self.entries)} losses "
-                                  f"(0 to {len(self.entries) - 1})")
-            return self.entries[rule]
+            if not -n <= rule < n:
+                raise ConfigError(f"index {rule} out of range: the front has {n} losses (0 to {n - 1}, or "
+                                  f"-{n} to -1 counting from the most complex)")
+            return rule % n
         if rule == "accuracy":
-            return min(self.entries, key=lambda e: e.fitness)
+            return min(range(n), key=lambda i: self.entries[i].fitness)
+        scores = self.scores()
+        if rule == "score":
+            return max(range(n), key=lambda i: (scores[i], -i))
         if rule == "best":
-            return self.entries[self._knee_index()]
-        raise ConfigError(f"unknown selection {rule!r}; use 'best', 'accuracy' or an index")
+            lowest = min(e.fitness for e in self.entries)
+            eligible = [i for i, e in enumerate(self.entries) if e.fitness <= KNEE_LOSS_FACTOR * lowest]
+            return max(eligible, key=lambda i: (scores[i], -i))
+        raise ConfigError(f"unknown selection {rule!r}; use 'accuracy', 'best', 'score' or an index")
 
-    def _knee_index(self) -> int:
-        floor = 1e-12  # an error rate of 0 must not break the logarithm
-        lowest = min(e.fitness for e in self.entries)
-        scores = []
-        for i, entry in enumerate(self.entries):
-            if i == 0:
-                score = 0.0
-            else:
-                prev = self.entries[i - 1]
-                drop = math.log(max(prev.fitness, floor)) - math.log(max(entry.fitness, floor))
-                score = drop / max(entry.complexity - prev.complexity, 1)
-            scores.append(score)
-        eligible = [i for i, e in enumerate(self.entries) if e.fitness <= KNEE_LOSS_FACTOR * lowest]
-        return max(eligible, key=lambda i: (scores[i], -i))
+    def scores(self) -> list[float]:
+        """PySR's score: the drop in log validation error per unit of complexity from the simpler neighbour.
+
+        The simplest entry scores 0. Errors of 0 are floored at 1e-12 for the logarithm.
+        """
+        floor = 1e-12
+        scores = [0.0] * len(self.entries)
+        for i in range(1, len(self.entries)):
+            prev, entry = self.entries[i - 1], self.entries[i]
+            drop = math.log(max(prev.fitness, floor)) - math.log(max(entry.fitness, floor))
+            scores[i] = drop / max(entry.complexity - prev.complexity, 1)
+        return scores
 
     def best_loss(self, rule: str | int = "accuracy") -> LearnedLoss:
         """The selected entry as a :class:`LearnedLoss` carrying this front's metadata."""
@@ -224,14 +254,23 @@ class ParetoFront:
 
     # -- exports ---------------------------------------------------------------------------
     def rows(self) -> list[dict]:
-        """One dict per entry: index, complexity, fitness, expression, equation."""
-        return [{"index": i, "complexity": e.complexity, "loss": e.fitness, "expression": e.expression,
-                 "equation": e.equation()} for i, e in enumerate(self.entries)]
+        """One dict per entry: index, complexity, loss (fitness), score, expression, equation."""
+        scores = self.scores()
+        return [{"index": i, "complexity": e.complexity, "loss": e.fitness, "score": scores[i],
+                 "expression": e.expression, "equation": e.equation()} for i, e in enumerate(self.entries)]
 
     def to_dataframe(self):
-        """A pandas DataFrame of :meth:`rows`."""
-        import pandas as pd
+        """A pandas DataFrame of :meth:`rows` (needs the optional extra: ``pip install 'evomal-sr[pandas]'``).
 
+        Raises
+        ------
+        ImportError
+            In one line naming the extra, when pandas is not installed.
+        """
+        try:
+            import pandas as pd
+        except ImportError:
+            raise ImportError("ParetoFront.to_dataframe needs pandas: pip install 'evomal-sr[pandas]'") from None
         return pd.DataFrame(self.rows())
 
     def to_csv_text(self) -> str:
@@ -264,6 +303,7 @@ class ParetoFront:
             kind = check_task_kind(data.get("task_kind"))
         except ConfigError as exc:
             raise LossFileError(str(exc)) from None
+        check_origin(data.get("config", {}), error=LossFileError, what="Pareto front 'config'")
         return cls([FrontEntry.from_dict(d) for d in data["entries"]], task_kind=kind,
                    config=data.get("config", {}))
 
@@ -274,10 +314,21 @@ class ParetoFront:
         return plot_front(self, path, **kwargs)
 
     def table(self) -> str:
-        """A plain-text table of the front for terminals."""
-        lines = [f"{'#':>3}  {'complexity':>10}  {'val. error':>10}  expression"]
-        for i, e in enumerate(self.entries):
-            lines.append(f"{i:>3}  {e.complexity:>10}  {e.fitness:>10.4f}  {e.expression}")
+        """A plain-text table of the front for terminals.
+
+        ``#`` is the ``--index`` that selects a row; ``pick`` marks the most
+        accurate loss (``accuracy``) and PySR's ``best``; ``score`` is
+        :meth:`scores`; equations show weights to 4 significant digits.
+        """
+        lines = [f"{'#':>3}  {'complexity':>10}  {'val. error':>10}  {'score':>7}  {'pick':<13}  equation"]
+        if not self.entries:
+            return lines[0]
+        picks = {}
+        for rule in ("accuracy", "best"):
+            picks.setdefault(self.select_index(rule), []).append(rule)
+        for i, (e, score) in enumerate(zip(self.entries, self.scores())):
+            pick = ",".join(picks.get(i, [])) or "-"
+            lines.append(f"{i:>3}  {e.complexity:>10}  {e.fitness:>10.4f}  {score:>7.4f}  {pick:<13}  {e.equation()}")
         return "\n".join(lines)
 
 
@@ -292,6 +343,10 @@ def load_front(path) -> ParetoFront:
     path = Path(path)
     if path.is_dir():
         path = path / "pareto.json"
-    if not path.exists():
-        raise LossFileError(f"no Pareto front at {str(path)!r}; run `evomal-sr search --out DIR` first")
+    if not os.path.lexists(path):
+        if (path.parent / "checkpoint.json").exists():
+            raise LossFileError(f"no Pareto front at {str(path)!r} yet: the run was interrupted; continue it "
+                                f"with `evomal-sr search ... --out {str(path.parent)} --resume`")
+        raise LossFileError(f"no Pareto front at {str(path)!r}; run `evomal-sr search --out DIR` first "
+                            "(or add --resume to continue an interrupted run)")
     return ParetoFront.from_dict(read_json(path, LossFileError, "Pareto-front file"))

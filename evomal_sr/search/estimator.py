@@ -21,6 +21,8 @@ from evomal_sr.engines import check_engine_name, get_engine
 from evomal_sr.engines.base import EngineContext
 from evomal_sr.errors import ConfigError
 from evomal_sr.evaluator import Evaluator
+from evomal_sr.parallel import executor_kind, open_executor, require_dask
+from evomal_sr.results.front import SELECTION_RULES
 from evomal_sr.results.rundir import RunDir
 
 #: The preset fields that are also constructor keywords of :class:`LossSearch`.
@@ -34,7 +36,7 @@ class LossSearch(BaseEstimator):
     ----------
     engine : {"native", "pysr"}
         ``native`` (DEAP genetic programming, runs anywhere) or ``pysr`` (needs Julia).
-    preset : {"quick", "paper", "tiny"} or Preset
+    preset : {"quick", "standard", "paper", "tiny"} or Preset
         Budget and algorithm settings; see :mod:`evomal_sr.core.presets`.
     seed : int
         Seed of the whole run: same seed, same front.
@@ -50,7 +52,16 @@ class LossSearch(BaseEstimator):
     out_dir : str or Path, optional
         Folder for checkpoints and results (``pareto.csv``/``.json``/``.png``, ``history.csv``).
     resume : bool
-        Continue from the checkpoint in ``out_dir``.
+        Continue from the checkpoint in ``out_dir`` (an error if it holds none).
+    force : bool
+        Start over in an ``out_dir`` that already holds a run, replacing the
+        run's own files (others in the folder stay). Without it (or ``resume``)
+        such a folder is refused. A folder another search is writing to is
+        always refused (a lock file; a killed run's lock is detected as stale).
+    model_selection : {"accuracy", "best", "score"}
+        Which loss of the front becomes ``best_loss_``, as in PySR: the most
+        accurate, PySR's ``best`` (highest score among losses within 1.5x of the
+        lowest error), or the highest score (see ``ParetoFront.scores``).
     engine_options : dict, optional
         Engine-specific options, e.g. ``{"deterministic": True}`` for PySR.
     on_generation : callable, optional
@@ -61,6 +72,14 @@ class LossSearch(BaseEstimator):
         and the evaluator's running ``totals``). It is called after the
         checkpoint of that generation is written, so raising from it (for example
         ``KeyboardInterrupt``) stops the run resumably.
+    executor : None, "in-process", "local", "local:N", int, str or dask.distributed.Client
+        Where candidates are scored (see :mod:`evomal_sr.parallel`): in this
+        process (default), on ``N`` local Dask worker processes started and
+        closed by :meth:`fit`, on the cluster whose scheduler has this address,
+        or through a passed client (left open). The front is the same for all.
+    chunk_size : int, optional
+        Unique candidates per batch sent to a worker; ``None`` means 8 on Dask and
+        the whole generation in-process.
     population, generations, ..., meta_test_steps : optional
         Every field of :class:`~evomal_sr.core.presets.Preset`; ``None`` (the
         default) takes the preset's value.
@@ -69,7 +88,7 @@ class LossSearch(BaseEstimator):
     ----------
     pareto_front_ : ParetoFront
     best_loss_ : LearnedLoss
-        The most accurate loss of the front.
+        The loss of the front that ``model_selection`` picks (the most accurate by default).
     history_ : list of dict
         Per generation: best and median fitness, evaluations, cache hits, rejections, seconds.
     hall_of_fame_ : HallOfFame
@@ -87,14 +106,16 @@ class LossSearch(BaseEstimator):
     >>> search.pareto_front_.to_csv("pareto.csv")  # doctest: +SKIP
     """
 
-    def __init__(self, *, engine: str = "native", preset: str | Preset = "quick", seed: int = 0,
+    def __init__(self, *, engine: str = "native", preset: str | Preset = "standard", seed: int = 0,
                  device: str = "cpu", guesses: list[str] | None = None, local_search: bool = True,
-                 batched: bool = True, out_dir=None, resume: bool = False, engine_options: dict | None = None,
-                 on_generation=None,
+                 batched: bool = True, out_dir=None, resume: bool = False, force: bool = False,
+                 model_selection: str = "accuracy", engine_options: dict | None = None,
+                 on_generation=None, executor=None, chunk_size=None,
                  population=None, generations=None, init_min_height=None, init_max_height=None,
                  crossover_prob=None, mutation_prob=None, mutation_min_height=None, mutation_max_height=None,
                  tournament_size=None, height_limit=None, meta_iterations=None, meta_lr=None, inner_steps=None,
-                 train_steps=None, batch_size=None, lr=None, rejection_steps=None, rejection_lr=None,
+                 train_steps=None, batch_size=None, lr=None, fitness_lr_grid=None, fitness_lr_ratio=None,
+                 fitness_eval_every=None, rejection_steps=None, rejection_lr=None,
                  rejection_batch=None, rejection_margin=None, probe_points=None, equivalence_rtol=None,
                  equivalence_atol=None, meta_test_steps=None):
         self.engine = engine
@@ -106,8 +127,12 @@ class LossSearch(BaseEstimator):
         self.batched = batched
         self.out_dir = out_dir
         self.resume = resume
+        self.force = force
+        self.model_selection = model_selection
         self.engine_options = engine_options
         self.on_generation = on_generation
+        self.executor = executor
+        self.chunk_size = chunk_size
         given = locals()
         for name in PRESET_FIELDS:
             setattr(self, name, given[name])
@@ -121,8 +146,15 @@ class LossSearch(BaseEstimator):
         engine = check_engine_name(self.engine)
         settings = resolve_preset(self.preset, **self.overrides)
         check_seed(self.seed)
+        if executor_kind(self.executor)[0] in ("local", "scheduler", "client"):
+            require_dask()  # before any data is touched: one error naming the extra
         if self.resume and self.out_dir is None:
             raise ConfigError("resume=True needs out_dir: the folder holding the checkpoint")
+        if self.resume and self.force:
+            raise ConfigError("resume=True continues the run in out_dir and force=True replaces it; choose one")
+        if self.model_selection not in SELECTION_RULES:
+            raise ConfigError(f"model_selection must be one of {', '.join(SELECTION_RULES)}, "
+                              f"got {self.model_selection!r}")
         return engine, settings
 
     def fit(self, X, y=None) -> LossSearch:
@@ -138,28 +170,37 @@ class LossSearch(BaseEstimator):
         """
         task = _as_task(X, y)
         engine_name, settings = self._validated()
+        if self.out_dir is None:
+            return self._fit(task, engine_name, settings, None)
+        rundir = RunDir(self.out_dir)
+        with rundir.claim(resume=self.resume, force=self.force):  # one search per folder; no run overwritten
+            return self._fit(task, engine_name, settings, rundir)
+
+    def _fit(self, task, engine_name: str, settings: Preset, rundir: RunDir | None) -> LossSearch:
         engine_cls = get_engine(engine_name)
         engine_cls.check_available()
         evaluator = Evaluator(task, preset=settings, device=self.device, seed=self.seed, batched=self.batched,
-                              local_search=self.local_search,
+                              local_search=self.local_search, chunk_size=self.chunk_size,
                               # engines hand in complete trees: the native engine repairs its own
                               # population (as EvoMAL does), and PySR could not adopt a repaired tree
                               repair=False)
         guesses = [task.baseline_expression] if self.guesses is None else list(self.guesses)
-        rundir = RunDir(self.out_dir) if self.out_dir is not None else None
-        if rundir is not None:
-            rundir.remove_stale_temp_files()  # left by a run killed mid-write
         ctx = EngineContext(task=task, evaluator=evaluator, settings=settings, seed=self.seed, guesses=guesses,
                             out_dir=rundir.path if rundir else None, resume=self.resume,
                             on_generation=self.on_generation, options=dict(self.engine_options or {}))
-        result = engine_cls().run(ctx)
+        with open_executor(self.executor) as executor:  # a cluster started here is closed on the way out
+            evaluator.executor = executor
+            try:
+                result = engine_cls().run(ctx)
+            finally:
+                evaluator.executor = None  # the fitted evaluator_ scores in-process from now on
         self.settings_ = settings
         self.evaluator_ = evaluator
         self.hall_of_fame_ = result.hall_of_fame
         self.history_ = [{**vars(r), "totals": dict(r.totals)} for r in result.history]
         self.pareto_front_ = result.hall_of_fame.front(task_kind=task.kind,
                                                       config=self._config(task, engine_name, settings))
-        self.best_loss_ = self.pareto_front_.best_loss("accuracy") if len(self.pareto_front_) else None
+        self.best_loss_ = self.pareto_front_.best_loss(self.model_selection) if len(self.pareto_front_) else None
         if rundir is not None:
             rundir.write_results(self.pareto_front_, self.hall_of_fame_, result.history)
         return self

@@ -1,0 +1,162 @@
+"""Splits, standardisation and label corruption of a task's rows.
+
+Rules
+-----
+* **Splits.** ``sklearn.model_selection.train_test_split`` with
+  ``random_state=seed``: 20 % test, then 25 % of the rest as validation (20 % of
+  all rows), stratified on the class labels for classification. A task needs at
+  least :data:`MIN_ROWS` rows, at least 5 rows per class overall
+  (``5 * n_classes``) and :data:`MIN_PER_CLASS` rows of every class.
+* **Standardisation.** Features (and regression targets) are centred and scaled
+  with the mean / standard deviation of the (clean) training split; columns with
+  zero variance are only centred.
+* **Label noise.** Exactly ``round(label_noise * n_train)`` (Python's ``round``) training rows,
+  chosen with ``numpy.random.default_rng([seed, 1])``, are corrupted.
+  Classification: each chosen label moves to one of the *other* classes,
+  uniformly. Regression: each chosen (standardised) target becomes an outlier
+  ``+-U(5, 10)`` (random sign), :data:`OUTLIER_RANGE`. Validation and test are
+  never corrupted; :attr:`Task.noisy_mask` marks the corrupted training rows.
+* **Kind inference** (``kind=None``), on the target column: string or boolean
+  labels -> classification; any non-integer number -> regression; integer values
+  with exactly 2 distinct values, or at most 20 distinct values making up at most
+  5 % of the rows -> classification; more than 20 distinct values making up
+  more than 5 % of the rows -> regression; anything else is ambiguous and raises
+  :class:`TaskError` asking for ``kind=``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import numbers
+
+import numpy as np
+
+from evomal_sr.core.validation import check_seed
+from evomal_sr.data.arrays import infer_kind
+from evomal_sr.errors import TaskError
+
+
+# ---------------------------------------------------------------- validation
+def _check_seed(seed) -> int:
+    return check_seed(seed, error=TaskError)
+
+#: Fractions of the rows in the train, validation and test splits.
+SPLIT_FRACTIONS = (0.6, 0.2, 0.2)
+#: Fewest rows a task may have.
+MIN_ROWS = 10
+#: Fewest rows of each class (so every split can hold one, stratified).
+MIN_PER_CLASS = 3
+#: Regression label noise: outliers of magnitude ``U(low, high)`` standardised units.
+OUTLIER_RANGE = (5.0, 10.0)
+_SPLITS = ("train", "val", "test")
+
+
+
+def _check_noise(label_noise) -> float:
+    if isinstance(label_noise, bool) or not isinstance(label_noise, numbers.Real):
+        raise TaskError(f"label_noise must be a number in [0, 1), got {label_noise!r}")
+    value = float(label_noise)
+    if not 0.0 <= value < 1.0:  # also rejects NaN
+        raise TaskError(f"label_noise must be in [0, 1) (a fraction of training labels), got {label_noise!r}")
+    return value
+
+
+def _split(y: np.ndarray, kind: str, seed: int) -> dict[str, np.ndarray]:
+    """Seeded train/val/test row indices, stratified for classification."""
+    from sklearn.model_selection import train_test_split
+
+    n = len(y)
+    if kind == "classification":
+        counts = np.bincount(y)
+        needed = max(MIN_ROWS, 5 * len(counts))
+        if counts.min() < MIN_PER_CLASS:
+            raise TaskError(
+                f"class index {int(counts.argmin())} has only {int(counts.min())} "
+                f"row(s); every class needs at least {MIN_PER_CLASS} for "
+                "stratified train/validation/test splits"
+            )
+    else:
+        needed = MIN_ROWS
+    if n < needed:
+        raise TaskError(f"too few rows: {n}; at least {needed} are needed for 60/20/20 train/validation/test splits")
+    strat = y if kind == "classification" else None
+    _, val_frac, test_frac = SPLIT_FRACTIONS
+    try:
+        rest, test = train_test_split(np.arange(n), test_size=test_frac, random_state=seed, stratify=strat)
+        train, val = train_test_split(
+            rest,
+            test_size=val_frac / (1 - test_frac),
+            random_state=seed,
+            stratify=None if strat is None else strat[rest],
+        )
+    except ValueError as exc:
+        raise TaskError(f"cannot split {n} rows into train/validation/test: {exc}") from None
+    return {"train": train, "val": val, "test": test}
+
+
+def _standardised(a: np.ndarray, mean: np.ndarray, std: np.ndarray, names: list[str], what: str) -> np.ndarray:
+    """``(a - mean) / std``; :class:`TaskError` naming the column if that is not finite (e.g. values near 1e308)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        out = (a - mean) / std
+    bad = ~np.isfinite(out).all(axis=0) | ~np.isfinite(mean) | ~np.isfinite(std)
+    if bad.any():
+        column = names[int(np.flatnonzero(bad)[0])]
+        raise TaskError(f"{what} {column!r} cannot be standardised: its values are too large (the mean or "
+                        "spread overflows); rescale that column first")
+    return out
+
+
+def _train_stats(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Column means and standard deviations (1 where a column is constant)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        mean = a.mean(axis=0)
+        std = a.std(axis=0)
+    std[~(std > 1e-12 * np.maximum(1.0, np.abs(mean)))] = 1.0
+    return mean, std
+
+
+def _corrupt(y: np.ndarray, *, kind: str, n_classes: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Corrupt exactly ``round(fraction * len(y))`` rows; return them and the mask."""
+    rng = np.random.default_rng([seed, 1])
+    n = len(y)
+    chosen = rng.choice(n, size=int(round(fraction * n)), replace=False)
+    mask = np.zeros(n, dtype=bool)
+    mask[chosen] = True
+    y = y.copy()
+    if kind == "classification":
+        y[chosen] = (y[chosen] + rng.integers(1, n_classes, size=len(chosen))) % n_classes
+    else:
+        low, high = OUTLIER_RANGE
+        size = (len(chosen), y.shape[1])
+        sign = rng.choice([-1.0, 1.0], size=size)
+        y[chosen] = sign * rng.uniform(low, high, size=size)
+    return y, mask
+
+
+def _dataset_split(sizes: list[int], has_val: bool, has_test: bool, y: np.ndarray, kind, seed: int) -> tuple:
+    """Split indices of concatenated ``train (+ val) (+ test)`` datasets; missing parts come from train."""
+    from sklearn.model_selection import train_test_split
+
+    n_train = sizes[0]
+    offset = np.cumsum([0, *sizes])
+    val = np.arange(offset[1], offset[2]) if has_val else None
+    test = np.arange(offset[-2], offset[-1]) if has_test else None
+    kind = kind or infer_kind(y)
+    codes = np.unique(y.reshape(len(y), -1)[:, 0], return_inverse=True)[1]
+    rows = np.arange(n_train)
+    fraction = 0.2 if test is None else 0.25 if val is None else 0.0
+    if fraction:
+        strat = codes[rows] if kind == "classification" else None
+        try:
+            rows, held = train_test_split(rows, test_size=fraction, random_state=seed, stratify=strat)
+        except ValueError as exc:
+            raise TaskError(f"cannot split {n_train} training rows: {exc}") from None
+        test, val = (held, val) if test is None else (test, held)
+    return rows, val, test
+
+
+def _fingerprint(X: np.ndarray, y: np.ndarray, splits: dict[str, np.ndarray]) -> bytes:
+    h = hashlib.sha256()
+    for a in (X, y, *(splits[s] for s in _SPLITS)):
+        h.update(np.ascontiguousarray(a).tobytes())
+    return h.digest()

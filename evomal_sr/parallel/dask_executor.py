@@ -1,0 +1,224 @@
+"""Scoring chunks of candidates on Dask distributed workers.
+
+Imported only when an executor other than in-process is asked for; it needs
+``dask[distributed]`` (the ``evomal-sr[dask]`` extra).
+
+How the work is split: the driver sends the task and settings to every worker
+once, as a :class:`EvaluatorPlugin` (Dask hands it to workers that join later,
+such as the replacement of a killed one); the plugin builds an evaluator on the
+worker and keeps it between generations. Each chunk is then one small task:
+the plugin's name and a list of candidate texts in, a list of
+:class:`~evomal_sr.evaluator.FitnessResult` out. A chunk lost with its worker is
+rescheduled by Dask; since a result depends only on the expression, the task,
+the settings and the seed, the answer is the same.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import uuid
+from dataclasses import dataclass
+
+from distributed import Client, LocalCluster, get_worker
+from distributed.diagnostics.plugin import WorkerPlugin
+
+from evomal_sr._version import __version__
+from evomal_sr.errors import EngineUnavailableError
+from evomal_sr.parallel import DEFAULT_CHUNK_SIZE
+
+
+@dataclass(frozen=True)
+class ScorerSpec:
+    """What a worker needs to build an evaluator equal to the driver's (task, settings, seed, ...)."""
+
+    task: object
+    settings: object
+    device: str
+    seed: int
+    batched: bool
+    local_search: bool
+
+    @classmethod
+    def from_evaluator(cls, evaluator) -> ScorerSpec:
+        return cls(task=evaluator.task, settings=evaluator.settings, device=str(evaluator.device),
+                   seed=evaluator.seed, batched=evaluator.batched, local_search=evaluator.local_search)
+
+    def build(self):
+        """An evaluator for this spec (its caches stay empty: workers only score)."""
+        from evomal_sr.evaluator import Evaluator
+
+        return Evaluator(self.task, preset=self.settings, device=self.device, seed=self.seed, batched=self.batched,
+                         local_search=self.local_search, repair=False)
+
+
+class EvaluatorPlugin(WorkerPlugin):
+    """Builds the worker's evaluator once, when the worker starts or joins.
+
+    Parameters
+    ----------
+    spec : ScorerSpec
+    torch_threads : int, optional
+        ``torch.set_num_threads`` on the worker; ``None`` keeps the worker's setting.
+    """
+
+    def __init__(self, spec: ScorerSpec, torch_threads: int | None = None):
+        self.spec = spec
+        self.torch_threads = torch_threads
+        self.evaluator = None
+
+    def setup(self, worker) -> None:
+        if self.torch_threads:
+            import torch
+
+            torch.set_num_threads(self.torch_threads)
+        self.evaluator = self.spec.build()
+
+
+def score_chunk(plugin_name: str, expressions: list[str]) -> list:
+    """Run on a worker: score one chunk with the evaluator its plugin built."""
+    plugin = get_worker().plugins.get(plugin_name)
+    if plugin is None or plugin.evaluator is None:
+        raise RuntimeError(f"this worker has no evaluator {plugin_name!r}; was the plugin registered?")
+    return plugin.evaluator.score_unique(expressions)
+
+
+def _version_probe():
+    """A function pickled by value, so that it runs even where evomal_sr cannot be imported."""
+    def probe():
+        try:
+            import evomal_sr
+        except ImportError as exc:
+            return f"missing: {exc}"
+        return str(evomal_sr.__version__)
+    return probe
+
+
+def check_workers(client) -> int:
+    """Check every worker imports this version of evomal-sr; returns the number of workers.
+
+    Examples
+    --------
+    >>> class Fake:
+    ...     def run(self, function, on_error):
+    ...         return {"tcp://w1:1": __version__}
+    >>> check_workers(Fake())
+    1
+    """
+    answers = client.run(_version_probe(), on_error="return")
+    for address, answer in sorted(answers.items()):
+        if isinstance(answer, BaseException) or str(answer).startswith("missing"):
+            raise EngineUnavailableError(f"Dask worker {address} cannot import evomal_sr ({answer}); install "
+                                         f"evomal-sr {__version__} on every worker: pip install 'evomal-sr[dask]'")
+        if answer != __version__:
+            raise EngineUnavailableError(f"Dask worker {address} has evomal-sr {answer}, this process "
+                                         f"{__version__}; install the same version everywhere")
+    if not answers:
+        raise EngineUnavailableError("the Dask cluster has no workers; start some (dask worker ADDRESS)")
+    return len(answers)
+
+
+class DaskExecutor:
+    """Scores chunks of unique candidates on the workers of a Dask client.
+
+    Parameters
+    ----------
+    client : dask.distributed.Client
+        Left open on :meth:`close` unless this executor created it.
+    torch_threads : int, optional
+        Torch threads per worker (``None``: the worker's own setting).
+    default_chunk_size : int
+        Chunk size when the evaluator sets none.
+
+    Examples
+    --------
+    >>> with DaskExecutor.local(2) as executor:  # doctest: +SKIP
+    ...     ev = Evaluator(task, preset="tiny", executor=executor)
+    ...     results = ev.evaluate(candidates)
+    """
+
+    kind = "dask"
+
+    def __init__(self, client, *, torch_threads: int | None = None, default_chunk_size: int = DEFAULT_CHUNK_SIZE,
+                 owned=()):
+        self.client = client
+        self.torch_threads = torch_threads
+        self.default_chunk_size = default_chunk_size
+        self._owned = tuple(owned)  # what close() shuts down: the client and cluster made here
+        self._plugins: dict[int, tuple[object, str]] = {}
+        try:
+            self.n_workers = check_workers(client)
+        except BaseException:
+            self.close()
+            raise
+
+    @classmethod
+    def local(cls, n_workers: int, **options) -> DaskExecutor:
+        """A LocalCluster of ``n_workers`` processes, one thread each, ``cores // n`` torch threads."""
+        threads = max(1, (os.cpu_count() or 1) // n_workers)
+        cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True, dashboard_address=":0",
+                               silence_logs=logging.ERROR, env={"OMP_WAIT_POLICY": "PASSIVE"})
+        try:
+            client = Client(cluster)
+        except BaseException:
+            cluster.close()
+            raise
+        return cls(client, torch_threads=threads, owned=(client, cluster), **options)
+
+    @classmethod
+    def connect(cls, address: str, *, timeout: float, **options) -> DaskExecutor:
+        """A client of the scheduler at ``address``; one clear error when it is not reachable in ``timeout`` s."""
+        try:
+            client = Client(address, timeout=timeout, set_as_default=False)
+        except (OSError, TimeoutError, ValueError) as exc:
+            raise EngineUnavailableError(f"cannot reach the Dask scheduler at {address} within {timeout:g} s "
+                                         f"({type(exc).__name__}); check the address and that "
+                                         "`dask scheduler` is running") from None
+        return cls(client, owned=(client,), **options)
+
+    def __enter__(self) -> DaskExecutor:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def score_chunks(self, evaluator, chunks: list[list[str]]) -> list[list]:
+        """One list of results per chunk, in order; the chunks run in parallel on the workers."""
+        from distributed import KilledWorker
+
+        name = self._plugin_for(evaluator)
+        futures = [self.client.submit(score_chunk, name, list(chunk), pure=False) for chunk in chunks]
+        try:
+            scored = self.client.gather(futures)
+        except KilledWorker as exc:
+            raise EngineUnavailableError(f"a chunk of candidates kept killing Dask workers ({exc}); "
+                                         "see the workers' logs (memory limit?)") from None
+        for chunk, results in zip(chunks, scored):
+            if sorted(r.expression for r in results) != sorted(chunk):
+                raise RuntimeError("a worker returned results for other candidates than it was sent")
+        return scored
+
+    def _plugin_for(self, evaluator) -> str:
+        """Register the evaluator's plugin on first use (sends task and settings once per worker)."""
+        known = self._plugins.get(id(evaluator))
+        if known is not None and known[0] is evaluator:
+            return known[1]
+        name = f"evomal-sr-evaluator-{uuid.uuid4().hex}"
+        plugin = EvaluatorPlugin(ScorerSpec.from_evaluator(evaluator), self.torch_threads)
+        register = getattr(self.client, "register_plugin", None) or self.client.register_worker_plugin  # < 2023.9
+        register(plugin, name=name)
+        self._plugins[id(evaluator)] = (evaluator, name)
+        return name
+
+    def close(self) -> None:
+        """Remove this executor's plugins; shut down the client and cluster it created."""
+        plugins, self._plugins = list(self._plugins.values()), {}
+        if not self._owned:
+            for _, name in plugins:
+                try:
+                    self.client.unregister_worker_plugin(name)
+                except Exception:  # a client already closed by its owner: nothing left to remove
+                    pass
+        for resource in self._owned:
+            resource.close()
+        self._owned = ()

@@ -1,0 +1,62 @@
+"""The partial-training fitness: the paper's (last step, one lr) and the fair one (lr grid, best along the run)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+
+import evomal_sr as es
+from evomal_sr.core.presets import resolve_preset
+from evomal_sr.fit.fitness import FitnessSettings, partial_training_fitness
+from evomal_sr.fit.training import StackedModel
+from evomal_sr.grammar.expression import Expression
+from evomal_sr.losses.symbolic import CompiledLoss
+
+EXPRESSIONS = ["square((fx - y))", "(10.0 * square((fx - y)))", "abs((fx - y))"]
+
+
+@pytest.fixture(scope="module")
+def setup():
+    task = es.Task.builtin("friedman1", seed=0, label_noise=0.2, model="linear")
+    stacked = StackedModel(task.make_model(seed=0))
+    losses = [CompiledLoss(Expression.parse(e)) for e in EXPRESSIONS]
+    weights = torch.ones(len(losses), max(loss.n_weights for loss in losses))
+    data = ((task.X_train, task.y_train), (task.X_val, task.y_val))
+    return stacked, losses, weights, data
+
+
+def _fitness(setup, **changes):
+    stacked, losses, weights, (train, val) = setup
+    settings = dataclasses.replace(FitnessSettings(steps=60, lr=0.01, batch_size=32, seed=3), **changes)
+    return partial_training_fitness(stacked, losses, weights, train, val, kind="regression", settings=settings)
+
+
+def test_grid_fitness_is_the_best_single_lr_run(setup):
+    factors = (1.0, 3.0, 10.0)
+    grid, _ = _fitness(setup, lr_factors=factors)
+    singles = [_fitness(setup, lr=0.01 * f)[0] for f in factors]
+    for k in range(len(EXPRESSIONS)):
+        assert grid[k] == pytest.approx(min(s[k] for s in singles), rel=1e-5)
+
+
+def test_a_larger_loss_is_only_a_larger_step_size(setup):
+    # 10 x square at lr is square at 10 lr: at one lr the scale changes the fitness, on a grid it is a shift
+    plain, _ = _fitness(setup)
+    assert plain[1] != pytest.approx(plain[0], rel=1e-3)
+    scaled, _ = _fitness(setup, lr_factors=(1.0, 10.0))
+    shape, _ = _fitness(setup, lr_factors=(10.0, 100.0))
+    assert scaled[1] == pytest.approx(shape[0], rel=1e-4)
+
+
+def test_best_along_the_run_is_at_most_the_last_step(setup):
+    last, _ = _fitness(setup)
+    best, _ = _fitness(setup, eval_every=10)
+    assert all(b <= a + 1e-7 for a, b in zip(last, best))
+
+
+def test_paper_and_quick_keep_the_paper_fitness():
+    for name in ("paper", "quick"):
+        settings = FitnessSettings.from_preset(resolve_preset(name), 0)
+        assert settings.lr_factors == (1.0,) and settings.eval_every == 0
