@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -94,7 +95,8 @@ def main(argv=None) -> int:
     modes = ["cli", "api torch-first", "api evomal-first"]
     print(f"API vs CLI: {args.dataset}, preset {args.preset}, seed {args.seed}, {os.cpu_count()} CPUs, "
           f"{args.load} competing busy process(es), load average at start {os.getloadavg()[0]:.2f}; "
-          f"OMP_WAIT_POLICY unset in every child")
+          f"OMP_WAIT_POLICY unset in every child", flush=True)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # a timeout still stops the busy processes
     load = [subprocess.Popen([sys.executable, "-c", BUSY]) for _ in range(args.load)]
     times: dict[str, list[float]] = {m: [] for m in modes}
     try:
@@ -104,6 +106,7 @@ def main(argv=None) -> int:
                 order = modes if r % 2 == 0 else modes[::-1]
                 for mode in order:
                     times[mode].append(run_once(mode, args, workdir, r))
+                    print(f"    {mode}: {times[mode][-1]:.1f} s", flush=True)
                 print(f"  round {r}: " + ", ".join(f"{m} {times[m][-1]:.1f} s" for m in modes))
             fronts = {m: front_columns(workdir / f"{m.replace(' ', '_')}_0" / "pareto.csv") for m in modes}
     finally:

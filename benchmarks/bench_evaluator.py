@@ -279,8 +279,8 @@ def main(argv=None) -> int:
               f"(reference EvoMAL code: 2.68 s per candidate); statuses {report['statuses']}")
         per_generation = report["per_candidate"] * 25
         print(f"  paper-search estimate: {per_generation:.1f} s per generation at population 25, so about "
-              f"{per_generation * 50 / 60:.1f} min for 25 x 50 (an upper bound: later generations reuse cached "
-              "and gradient-equivalent candidates)")
+              f"{per_generation * 50 / 60:.1f} min for 25 x 50 (from a random first generation: later ones train "
+              "more survivors but also reuse cached and gradient-equivalent candidates)")
         fixed = fixed_trees(task, device)
         print(f"  fixed trees ({', '.join(FIXED_TREES)}): {fixed['one at a time']:.2f} s per tree one at a time, "
               f"{fixed['batch of 3']:.2f} s per tree as a batch of 3 (statuses {fixed['one at a time statuses']}; "

@@ -107,14 +107,18 @@ def test_malformed_loss_files_raise_loss_file_error(tmp_path):
 
 
 def test_standard_loss_is_cross_entropy_bce_or_mse():
-    logits, labels = torch.randn(5, 4), torch.tensor([0, 3, 1, 2, 0])
-    assert torch.equal(StandardLoss("classification")(logits, labels), F.cross_entropy(logits, labels))
-    one = torch.randn(5, 1)
+    # one definition (the batched standard loss) computed in float64 against torch's own, to round-off
+    g = torch.Generator().manual_seed(0)
+    logits, labels = torch.randn(5, 4, generator=g, dtype=torch.float64), torch.tensor([0, 3, 1, 2, 0])
+    assert torch.allclose(StandardLoss("classification")(logits, labels), F.cross_entropy(logits, labels),
+                          rtol=0, atol=1e-12)
+    one = torch.randn(5, 1, generator=g, dtype=torch.float64)
     binary = torch.tensor([0, 1, 1, 0, 1])
     assert torch.allclose(StandardLoss("classification")(one, binary),
-                          F.binary_cross_entropy_with_logits(one, binary.float().reshape(5, 1)))
-    pred, target = torch.randn(5, 2), torch.randn(5, 2)
-    assert torch.equal(StandardLoss("regression")(pred, target), F.mse_loss(pred, target))
+                          F.binary_cross_entropy_with_logits(one, binary.double().reshape(5, 1)), rtol=0, atol=1e-12)
+    pred, target = torch.randn(5, 2, generator=g, dtype=torch.float64), torch.randn(5, 2, generator=g)
+    assert torch.allclose(StandardLoss("regression")(pred, target), F.mse_loss(pred, target.double()),
+                          rtol=0, atol=1e-12)
 
 
 def test_baseline_loss_file_with_an_overflowing_integer_is_refused():

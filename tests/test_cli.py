@@ -244,7 +244,7 @@ def test_export_to_unwritable_place(run_dir, tmp_path):
 def test_progress_bar_counts_generations_of_a_resumed_run(monkeypatch):
     import sys
 
-    from evomal_sr.cli.main import _Progress
+    from evomal_sr.cli.progress import SearchProgress
     from evomal_sr.engines.base import GenerationRecord
 
     class Terminal(io.StringIO):
@@ -253,12 +253,12 @@ def test_progress_bar_counts_generations_of_a_resumed_run(monkeypatch):
 
     terminal = Terminal()
     monkeypatch.setattr(sys, "stderr", terminal)
-    progress = _Progress(4, quiet=False)
+    progress = SearchProgress(4, quiet=False)
     for generation in (2, 3):  # generations 0 and 1 came from the checkpoint
         progress(GenerationRecord(generation, 0.25, 0.5, 1, 0, 0, 0, 0.1, totals={"exact_hits": 2}))
     assert progress.bar.n == 4
     progress.close()
     assert "4/4" in terminal.getvalue() and "best=0.2500" in terminal.getvalue()
-    quiet = _Progress(4, quiet=True)
+    quiet = SearchProgress(4, quiet=True)
     assert quiet.bar.disable
     quiet.close()

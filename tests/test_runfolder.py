@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from clihelpers import assert_one_line_error, invoke
 
-from evomal_sr.cli.main import _Progress
+from evomal_sr.cli.progress import SearchProgress
 from evomal_sr.engines.base import GenerationRecord
 from evomal_sr.errors import ConfigError
 from evomal_sr.results.front import load_front
@@ -156,7 +156,7 @@ def _record(generation, best):
 
 def test_progress_lines_report_best_so_far():
     stream = io.StringIO()
-    progress = _Progress(3, quiet=False, stream=stream)
+    progress = SearchProgress(3, quiet=False, stream=stream)
     for generation, best in enumerate((0.5, 0.7, 0.2)):
         progress(_record(generation, best))
     progress.close()

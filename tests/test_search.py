@@ -231,3 +231,7 @@ def test_fit_accepts_arrays(tmp_path):
     assert search.pareto_front_.task_kind == "classification"
     with pytest.raises(ConfigError, match="needs y"):
         LossSearch(preset="tiny").fit(X)
+
+
+def test_config_records_how_the_model_ran(fitted):
+    assert fitted.pareto_front_.config["model_execution"]["execution"] in ("batched", "one-at-a-time")

@@ -6,7 +6,6 @@ Every error a user can cause ends the command with exit status 2 and one
 
 from __future__ import annotations
 
-import math
 import os
 import sys
 import time
@@ -14,6 +13,10 @@ import time
 import click
 
 from evomal_sr._version import __version__
+from evomal_sr.cli.progress import (
+    SearchProgress,
+    report_interrupted,
+)
 from evomal_sr.errors import ConfigError, EvomalError, LossFileError
 
 
@@ -133,91 +136,6 @@ def _executor_setting(workers, scheduler, chunk_size):
     return workers if workers is not None else scheduler
 
 
-class _Progress:
-    """Progress over generations: a tqdm bar on a terminal, else one line per generation; nothing when quiet.
-
-    A line reads ``generation 3/10  best so far 0.1234  evaluated 12  cache hits 3
-    rejected 2  elapsed 12.3 s  ETA 28.7 s`` (nohup, CI and log files get them as they happen).
-    """
-
-    def __init__(self, total: int, *, quiet: bool, stream=None):
-        from tqdm import tqdm
-
-        self.stream = stream or sys.stderr
-        self.total, self.quiet = total, quiet
-        self.lines = not quiet and not _is_terminal(self.stream)
-        self.bar = tqdm(total=total, desc="generations", unit="gen", file=self.stream,
-                        disable=quiet or self.lines)
-        self.start, self.first, self.best = time.perf_counter(), None, math.inf
-        self.done = 0  # generations completed, a resumed run's earlier ones included
-
-    def __call__(self, record):
-        totals = record.totals
-        self.best = min(self.best, record.best_fitness)
-        self.done = record.generation + 1
-        self.first = record.generation if self.first is None else self.first
-        if self.lines:
-            self._line(record)
-        self.bar.set_postfix(best=f"{self.best:.4f}",
-                             cache=totals.get("exact_hits", 0) + totals.get("equivalent_hits", 0),
-                             rejected=totals.get("rejected", 0))
-        self.bar.update(record.generation + 1 - self.bar.n)  # a resumed run starts part-way
-
-    def _line(self, record):
-        elapsed = time.perf_counter() - self.start
-        per_generation = elapsed / (self.done - self.first)
-        eta = per_generation * (self.total - self.done)
-        click.echo(f"generation {self.done}/{self.total}  best so far {self.best:.4f}  "
-                   f"evaluated {record.evaluations}  cache hits {record.exact_hits + record.equivalent_hits}  "
-                   f"rejected {record.rejected}  elapsed {elapsed:.1f} s  ETA {eta:.1f} s",
-                   file=self.stream)
-        self.stream.flush()
-
-    def close(self):
-        self.bar.close()
-
-
-def _is_terminal(stream) -> bool:
-    try:
-        return stream.isatty()
-    except (AttributeError, ValueError):  # a closed or unusual stream
-        return False
-
-
-def _resume_command(out_dir) -> str:
-    """The command line that continues this run: its own options (those not at their default), plus --resume."""
-    import shlex
-
-    from click.core import ParameterSource
-
-    ctx = click.get_current_context()
-    words = ["evomal-sr", ctx.info_name]
-    for param in ctx.command.params:
-        value = ctx.params.get(param.name)
-        given = ctx.get_parameter_source(param.name) in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT)
-        if param.name in ("resume", "force", "quiet", "out_dir") or not given or value is None or value is False:
-            continue
-        flag = max(param.opts, key=len)
-        if getattr(param, "is_flag", False):
-            words.append(flag)
-        else:
-            for item in value if isinstance(value, (list, tuple)) else [value]:
-                words.extend([flag, str(item)])
-    words.extend(["--out", str(out_dir), "--resume"])
-    return shlex.join(words)
-
-
-def _interrupted(progress: _Progress, out_dir) -> None:
-    """Ctrl-C: say how far the run got and how to continue it; exit status 130."""
-    progress.close()
-    if progress.done:
-        click.echo(f"\nInterrupted after generation {progress.done} of {progress.total}; continue with:\n"
-                   f"  {_resume_command(out_dir)}", err=True)
-    elif os.path.isfile(os.path.join(out_dir, "checkpoint.json")):  # a resumed run stopped again
-        click.echo(f"\nInterrupted; continue with:\n  {_resume_command(out_dir)}", err=True)
-    else:
-        click.echo("\nInterrupted before the first generation finished; nothing was saved to resume.", err=True)
-    sys.exit(130)
 
 
 @cli.command()
@@ -292,7 +210,7 @@ def search(dataset, csv_path, npz_path, target, features, drop, kind, model, lab
 
     task = _load_task(dataset, csv_path, target, kind, model, label_noise, seed, npz_path, features, drop)
     out_dir = out_dir or f"runs/{task.name}"
-    progress = _Progress(settings.generations, quiet=quiet)
+    progress = SearchProgress(settings.generations, quiet=quiet)
     tick = time.perf_counter()
     try:
         fitted = LossSearch(engine=engine, preset=preset, seed=seed, device=device,
@@ -301,7 +219,7 @@ def search(dataset, csv_path, npz_path, target, features, drop, kind, model, lab
                             engine_options={"deterministic": deterministic, "threads": threads}, on_generation=progress,
                             **overrides).fit(task)
     except KeyboardInterrupt:
-        _interrupted(progress, out_dir)
+        report_interrupted(progress, out_dir)
     finally:
         progress.close()
     front = fitted.pareto_front_

@@ -199,13 +199,13 @@ class LossSearch(BaseEstimator):
         self.hall_of_fame_ = result.hall_of_fame
         self.history_ = [{**vars(r), "totals": dict(r.totals)} for r in result.history]
         self.pareto_front_ = result.hall_of_fame.front(task_kind=task.kind,
-                                                      config=self._config(task, engine_name, settings))
+                                                      config=self._config(task, engine_name, settings, evaluator))
         self.best_loss_ = self.pareto_front_.best_loss(self.model_selection) if len(self.pareto_front_) else None
         if rundir is not None:
             rundir.write_results(self.pareto_front_, self.hall_of_fame_, result.history)
         return self
 
-    def _config(self, task, engine_name: str, settings: Preset) -> dict:
+    def _config(self, task, engine_name: str, settings: Preset, evaluator: Evaluator) -> dict:
         preset_name = self.preset if isinstance(self.preset, str) else "custom"
         return {
             "engine": engine_name,
@@ -216,6 +216,7 @@ class LossSearch(BaseEstimator):
             "device": str(self.device),
             "local_search": self.local_search,
             "task": task.describe(),
+            "model_execution": evaluator.model_execution,  # batched, or the one-at-a-time fallback
             "versions": _versions(),
         }
 
