@@ -235,3 +235,7 @@ def test_fit_accepts_arrays(tmp_path):
 
 def test_config_records_how_the_model_ran(fitted):
     assert fitted.pareto_front_.config["model_execution"]["execution"] in ("batched", "one-at-a-time")
+
+
+def test_best_loss_is_frozen(fitted):
+    assert all(not p.requires_grad for p in fitted.best_loss_.parameters())

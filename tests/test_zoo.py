@@ -107,3 +107,17 @@ def test_bad_names_and_kinds():
         es.known_loss("mse", "ranking")
     with pytest.raises(ConfigError, match="parameter"):
         es.known_loss("gce", "classification", gamma=3)
+
+
+def test_every_loss_of_the_package_is_a_loss_module():
+    from evomal_sr.losses.base import ElementwiseLoss, LossModule, PopulationLoss
+    from evomal_sr.losses.ml3 import ML3Loss
+    from evomal_sr.losses.standard import StandardLoss
+    from evomal_sr.losses.taylorglo import TaylorGLOLoss
+
+    learned = es.LearnedLoss("-(y * log(fx))")
+    flat = [ML3Loss("classification"), TaylorGLOLoss("classification", parameters=[0.0] * 8)]
+    assert all(isinstance(m, ElementwiseLoss) for m in [learned, *flat])
+    assert all(isinstance(es.known_loss(n, k), PopulationLoss) for k in es.KNOWN_LOSSES for n in es.KNOWN_LOSSES[k])
+    assert isinstance(StandardLoss("regression"), PopulationLoss)
+    assert all(isinstance(m, LossModule) for m in [learned, *flat, StandardLoss("classification")])

@@ -135,10 +135,7 @@ def load_mnist1d(seed: int) -> tuple[np.ndarray, np.ndarray]:
 
 @functools.lru_cache(maxsize=4)
 def _mnist1d_cached(seed: int) -> tuple[np.ndarray, np.ndarray]:
-    try:
-        from mnist1d.data import get_dataset_args, make_dataset
-    except ImportError as exc:  # pragma: no cover - mnist1d is a dependency
-        raise TaskError("the mnist1d dataset needs the 'mnist1d' package: pip install mnist1d") from exc
+    from mnist1d.data import get_dataset_args, make_dataset  # a dependency; imported only when used
     args = get_dataset_args()
     args.num_samples = MNIST1D_SAMPLES
     args.seed = seed

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import torch
 
+from evomal_sr.core.kinds import TASK_KINDS
 from evomal_sr.core.seeding import derive_seed
 from evomal_sr.errors import ConfigError
 from evomal_sr.fit.training import (
@@ -25,6 +26,7 @@ from evomal_sr.fit.training import (
     reduce_per_copy,
     train_population,
 )
+from evomal_sr.losses.base import ElementwiseLoss, LossModule, PopulationLoss
 from evomal_sr.losses.symbolic import output_to_fx, target_to_y
 
 
@@ -47,22 +49,20 @@ class PopulationRun:
     diverged: list[bool]
 
 
-def copy_losses(module: torch.nn.Module, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+def copy_losses(module: LossModule, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """The loss of each copy ``k`` of ``outputs [K, batch, out]`` on its own ``targets[k]`` -> ``[K]``.
 
     Zoo and standard losses define ``per_copy``; symbolic and flat-parameter
     losses have a known elementwise form; any other module is called per copy
     and must return a scalar.
     """
-    per_copy = getattr(module, "per_copy", None)
-    if callable(per_copy):
-        return per_copy(outputs, targets)
-    elementwise = getattr(module, "elementwise", None)
-    if callable(elementwise) and getattr(module, "task", None) in ("classification", "regression"):
+    if isinstance(module, PopulationLoss):
+        return module.per_copy(outputs, targets)
+    if isinstance(module, ElementwiseLoss) and module.task in TASK_KINDS:
         kind, width = module.task, outputs.shape[-1]
         fx = output_to_fx(outputs, kind)
         y = target_to_y(targets.reshape(-1), width, kind, fx.dtype).reshape(fx.shape)
-        return reduce_per_copy(elementwise(y, fx), kind)
+        return reduce_per_copy(module.elementwise(y, fx), kind)
     values = []
     for k in range(outputs.shape[0]):
         value = module(outputs[k], targets[k])

@@ -88,7 +88,9 @@ class LossSearch(BaseEstimator):
     ----------
     pareto_front_ : ParetoFront
     best_loss_ : LearnedLoss
-        The loss of the front that ``model_selection`` picks (the most accurate by default).
+        The loss of the front that ``model_selection`` picks (the most accurate by default),
+        frozen (``requires_grad=False``); ``best_loss_.requires_grad_(True)`` makes its
+        edge weights trainable again.
     history_ : list of dict
         Per generation: best and median fitness, evaluations, cache hits, rejections, seconds.
     hall_of_fame_ : HallOfFame
@@ -201,6 +203,8 @@ class LossSearch(BaseEstimator):
         self.pareto_front_ = result.hall_of_fame.front(task_kind=task.kind,
                                                       config=self._config(task, engine_name, settings, evaluator))
         self.best_loss_ = self.pareto_front_.best_loss(self.model_selection) if len(self.pareto_front_) else None
+        if self.best_loss_ is not None:
+            self.best_loss_.requires_grad_(False)  # a finished loss: training a model must not train it too
         if rundir is not None:
             rundir.write_results(self.pareto_front_, self.hall_of_fame_, result.history)
         return self
