@@ -315,3 +315,17 @@ def test_plot_bad_suffix(real_front, tmp_path, name):
         real_front.plot(tmp_path / name)
     assert not (tmp_path / name).exists()
     assert len(plt.get_fignums()) == before  # the figure was closed, not leaked
+
+
+def test_selection_tolerance_prefers_the_simplest_loss_within_it():
+    entries = [FrontEntry("square((fx - y))", (1.0, 1.0, 1.0), 0.50, 4),
+               FrontEntry("abs((fx - y))", (1.0, 1.0, 1.0), 0.49, 5),
+               FrontEntry("sqrt(abs((fx - y)))", (1.0, 1.0, 1.0, 1.0), 0.40, 6)]
+    plain = ParetoFront(entries, task_kind="regression")
+    assert plain.select("accuracy").complexity == 6 and plain.selection_tolerance == 0.0
+    close = ParetoFront(entries[:2], task_kind="regression", config={"settings": {"selection_tolerance": 0.05}})
+    assert close.select("accuracy").complexity == 4  # 0.50 is within 5% of 0.49
+    far = ParetoFront(entries, task_kind="regression", config={"settings": {"selection_tolerance": 0.05}})
+    assert far.select("accuracy").complexity == 6  # 0.49 is not within 5% of 0.40
+    bad = ParetoFront(entries, task_kind="regression", config={"settings": {"selection_tolerance": "x"}})
+    assert bad.selection_tolerance == 0.0

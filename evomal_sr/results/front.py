@@ -23,6 +23,7 @@ from evomal_sr.core.fileio import (
     check_origin,
     float_from_json,
     float_to_json,
+    is_finite_number,
     is_number,
     read_json,
 )
@@ -203,7 +204,12 @@ class ParetoFront:
     def select(self, rule: str | int = "best") -> FrontEntry:
         """Pick a loss by a rule of :data:`SELECTION_RULES` or by index.
 
-        ``"accuracy"``: the lowest error. ``"score"``: the highest :meth:`scores`.
+        ``"accuracy"``: the lowest error; with the run's ``selection_tolerance``
+        setting ``t > 0`` (the ``standard`` preset: 0.05), the simplest loss whose
+        error is within ``(1 + t)`` times the lowest, so that a more complex loss
+        must beat a simpler one by more than validation noise (on small validation
+        splits the most accurate of many candidates is often lucky).
+        ``"score"``: the highest :meth:`scores`.
         ``"best"`` (PySR's default): the highest score among losses whose error
         is within 1.5x of the lowest. An integer index works as Python indexing:
         ``0`` is the simplest loss, ``-1`` the most complex (and most accurate).
@@ -221,7 +227,9 @@ class ParetoFront:
                                   f"-{n} to -1 counting from the most complex)")
             return rule % n
         if rule == "accuracy":
-            return min(range(n), key=lambda i: self.entries[i].fitness)
+            lowest = min(e.fitness for e in self.entries)
+            bound = lowest * (1.0 + self.selection_tolerance)
+            return min(i for i, e in enumerate(self.entries) if e.fitness <= bound or e.fitness == lowest)
         scores = self.scores()
         if rule == "score":
             return max(range(n), key=lambda i: (scores[i], -i))
@@ -230,6 +238,13 @@ class ParetoFront:
             eligible = [i for i, e in enumerate(self.entries) if e.fitness <= KNEE_LOSS_FACTOR * lowest]
             return max(eligible, key=lambda i: (scores[i], -i))
         raise ConfigError(f"unknown selection {rule!r}; use 'accuracy', 'best', 'score' or an index")
+
+    @property
+    def selection_tolerance(self) -> float:
+        """The run's ``selection_tolerance`` setting (0 when the config has none: the most accurate)."""
+        settings = self.config.get("settings") if isinstance(self.config, dict) else None
+        value = settings.get("selection_tolerance", 0.0) if isinstance(settings, dict) else 0.0
+        return float(value) if is_finite_number(value) and value >= 0 else 0.0
 
     def scores(self) -> list[float]:
         """PySR's score: the drop in log validation error per unit of complexity from the simpler neighbour.

@@ -117,7 +117,7 @@ class LossSearch(BaseEstimator):
                  crossover_prob=None, mutation_prob=None, mutation_min_height=None, mutation_max_height=None,
                  tournament_size=None, height_limit=None, meta_iterations=None, meta_lr=None, inner_steps=None,
                  train_steps=None, batch_size=None, lr=None, fitness_lr_grid=None, fitness_lr_ratio=None,
-                 fitness_eval_every=None, rejection_steps=None, rejection_lr=None,
+                 fitness_eval_every=None, selection_tolerance=None, rejection_steps=None, rejection_lr=None,
                  rejection_batch=None, rejection_margin=None, probe_points=None, equivalence_rtol=None,
                  equivalence_atol=None, meta_test_steps=None):
         self.engine = engine
