@@ -110,7 +110,7 @@ def search_all(key: str, task: Task, folder: Path, args) -> dict:
     for name, options in variants.items():
         options = {**options, "preset": "tiny"} if args.fast else options
         tick = time.perf_counter()
-        search = LossSearch(seed=args.seed, out_dir=folder / _slug(name), **options).fit(task)
+        search = LossSearch(seed=args.seed, out_dir=folder / _slug(name), force=True, **options).fit(task)
         seconds = time.perf_counter() - tick
         (folder / _slug(name) / "checkpoint.json").unlink(missing_ok=True)  # resume state only
         if search.best_loss_ is None:

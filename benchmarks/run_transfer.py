@@ -54,7 +54,7 @@ def main(argv=None) -> int:
             report.to_json(folder / "metatest.json")
             report.plot_curves(folder / "curves.png")
             atomic_write_json(folder / "run.json", {"seconds": time.perf_counter() - tick, "task": key,
-                                                    "model": model, "loss": loss.expression})
+                                                    "model": model, "loss": str(loss.expression)})
             print(f"[{key} -> {model}] {time.perf_counter() - tick:.0f} s\n{report}", flush=True)
     return 0
 
