@@ -18,10 +18,10 @@ from strategies import expressions
 
 from evomal_sr import ConfigError, Expression, ExpressionError, LearnedLoss, LossFileError
 from evomal_sr.core.fileio import MAX_JSON_BYTES
+from evomal_sr.core.kinds import TASK_KINDS
 from evomal_sr.losses.symbolic import (
     FILE_FORMAT,
     FILE_VERSION,
-    TASK_KINDS,
     CompiledLoss,
     initial_weights,
     prepare_inputs,

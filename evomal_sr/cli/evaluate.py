@@ -8,11 +8,11 @@ group prints as one ``Error: ...`` line with exit status 2.
 from __future__ import annotations
 
 import dataclasses
-import sys
 from pathlib import Path
 
 import click
 
+from evomal_sr.cli.progress import meta_test_progress
 from evomal_sr.errors import ConfigError, LossFileError
 
 #: Files ``--out`` writes.
@@ -99,7 +99,7 @@ def evaluate(source, index, dataset, model, label_noise, seeds, steps, seed, pre
         click.echo(f"train: {seeds} seeds x {n_steps} SGD steps, {lr_text}, batch {settings.batch_size}; selection "
                    f"run on training rows, final run on train + validation rows; test on "
                    f"{task.describe()['n_test']} rows")
-    bar = _progress(total=2 * n_steps, quiet=quiet)
+    bar = meta_test_progress(total=2 * n_steps, quiet=quiet)
     try:
         report = meta_test(loss, task, seeds=seeds, seed=seed, steps=n_steps, preset=settings, device=device,
                            progress=bar.update, **options)
@@ -230,34 +230,3 @@ def _lr_grid(text, tune_lr: bool):
         return [float(v) for v in text.split(",") if v.strip()]
     except ValueError:
         raise ConfigError(f"--lr-grid must be a comma list of positive numbers, got {text!r}") from None
-
-
-def _progress(*, total: int, quiet: bool):
-    """A tqdm bar on a terminal; otherwise a line at each quarter of each of the two runs."""
-    from tqdm.auto import tqdm
-
-    if quiet or sys.stderr.isatty():
-        return tqdm(total=total, desc="meta-test", unit="step", leave=False, file=sys.stderr, disable=quiet)
-    return _LineProgress(total)
-
-
-class _LineProgress:
-    """Progress for logs: ``meta-test: selection run 25% (250/1000 steps), 3.1 s``."""
-
-    def __init__(self, total: int):
-        import time
-
-        self.total, self.done, self._clock, self._start = total, 0, time.perf_counter, time.perf_counter()
-        self._next = max(1, total // 8)
-
-    def update(self, n: int = 1) -> None:
-        self.done += n
-        if self.done >= self._next or self.done == self.total:
-            half = self.total // 2
-            phase, part = ("selection run", self.done) if self.done <= half else ("final run", self.done - half)
-            click.echo(f"meta-test: {phase} {100 * part // max(half, 1)}% ({part}/{half} steps), "
-                       f"{self._clock() - self._start:.1f} s", err=True)
-            self._next += max(1, self.total // 8)
-
-    def close(self) -> None:
-        pass

@@ -1,4 +1,4 @@
-"""Progress of a search: a bar on a terminal, a line per generation otherwise; the resume hint after Ctrl-C."""
+"""Progress of a search or a meta-test: a bar on a terminal, log lines otherwise; the resume hint after Ctrl-C."""
 
 from __future__ import annotations
 
@@ -95,3 +95,32 @@ def report_interrupted(progress: SearchProgress, out_dir) -> None:
     else:
         click.echo("\nInterrupted before the first generation finished; nothing was saved to resume.", err=True)
     sys.exit(130)
+
+
+def meta_test_progress(*, total: int, quiet: bool):
+    """A tqdm bar on a terminal; otherwise a line at each quarter of each of the meta-test's two runs."""
+    from tqdm.auto import tqdm
+
+    if quiet or sys.stderr.isatty():
+        return tqdm(total=total, desc="meta-test", unit="step", leave=False, file=sys.stderr, disable=quiet)
+    return MetaTestLines(total)
+
+
+class MetaTestLines:
+    """Progress for logs: ``meta-test: selection run 25% (250/1000 steps), 3.1 s``."""
+
+    def __init__(self, total: int):
+        self.total, self.done, self._clock, self._start = total, 0, time.perf_counter, time.perf_counter()
+        self._next = max(1, total // 8)
+
+    def update(self, n: int = 1) -> None:
+        self.done += n
+        if self.done >= self._next or self.done == self.total:
+            half = self.total // 2
+            phase, part = ("selection run", self.done) if self.done <= half else ("final run", self.done - half)
+            click.echo(f"meta-test: {phase} {100 * part // max(half, 1)}% ({part}/{half} steps), "
+                       f"{self._clock() - self._start:.1f} s", err=True)
+            self._next += max(1, self.total // 8)
+
+    def close(self) -> None:
+        pass

@@ -29,6 +29,7 @@ import math
 import numbers
 import time
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 
 import torch
 
@@ -146,49 +147,60 @@ def meta_test(loss, task, *, seeds: int | Sequence[int] = 5, steps: int | None =
     modules = [_frozen_copy(m.module, dev) for m in methods]
     tick = time.perf_counter()
     with torch_threads(auto_threads("auto", task.make_model(seed=0), dev)):  # one thread for small models
-        chosen, stops, selection = _select(task, modules, grid, seed_list, steps=steps, every=every,
-                                           batch_size=batch_size, progress=progress)
-        copies = [CopySpec(i, chosen[i], s) for i in range(len(methods)) for s in seed_list]
+        chosen = _select(task, modules, grid, seed_list, steps=steps, every=every, batch_size=batch_size,
+                         progress=progress)
+        copies = [CopySpec(i, chosen.lr[i], s) for i in range(len(methods)) for s in seed_list]
         final = train_copies(task, modules, copies, task.train_and_val(), (task.X_test, task.y_test), steps=steps,
                              every=every, batch_size=batch_size, progress=progress)
     seconds = time.perf_counter() - tick
-    rows = [_method_result(m, i, seed_list, chosen, stops, selection, final, grid, seconds / len(methods))
-            for i, m in enumerate(methods)]
+    per_seed = len(seed_list)  # the final run holds each method's seeds contiguously, in seed order
+    rows = [_method_result(m, i, seed_list, chosen, final, list(range(i * per_seed, (i + 1) * per_seed)), grid,
+                           seconds / len(methods)) for i, m in enumerate(methods)]
     return MetaTestReport(task=task.describe(), metric="error rate" if task.kind == "classification" else "MSE",
                           steps=steps, lr=lr, batch_size=batch_size, device=str(dev), methods=rows, tune_lr=tune_lr,
                           eval_every=every, seconds=seconds)
 
 
-def _select(task, modules, grid, seeds, *, steps, every, batch_size, progress):
+@dataclass
+class _Selection:
+    """What the selection run decided, per method ``i`` (and seed ``s``)."""
+
+    lr: dict[int, float] = field(default_factory=dict)
+    scores: dict[int, list[float]] = field(default_factory=dict)  # mean best validation error per lr
+    stops: dict[tuple[int, int], int] = field(default_factory=dict)  # early-stopping step
+    val_curves: dict[tuple[int, int], list[float]] = field(default_factory=dict)  # at the chosen lr
+
+
+def _select(task, modules, grid, seeds, *, steps, every, batch_size, progress) -> _Selection:
     """The selection run: per method the chosen lr, per seed the early-stopping step."""
     copies = [CopySpec(i, lr, s) for i in range(len(modules)) for lr in grid for s in seeds]
     run = train_copies(task, modules, copies, (task.X_train, task.y_train), (task.X_val, task.y_val), steps=steps,
                        every=every, batch_size=batch_size, progress=progress)
-    best_val = {c: min((v for v in run.curves[k] if math.isfinite(v)), default=math.inf)
-                for k, c in enumerate(copies)}
-    chosen, stops, selection = {}, {}, {"run": run, "copies": copies, "scores": {}}
+    curves = dict(zip(copies, run.curves))
+    best_val = {c: min((v for v in curve if math.isfinite(v)), default=math.inf) for c, curve in curves.items()}
+    chosen = _Selection()
     for i in range(len(modules)):
         scores = [sum(best_val[CopySpec(i, lr, s)] for s in seeds) / len(seeds) for lr in grid]
-        selection["scores"][i] = scores
-        chosen[i] = grid[min(range(len(grid)), key=lambda g: (scores[g], g))]
+        chosen.scores[i] = scores
+        chosen.lr[i] = grid[min(range(len(grid)), key=lambda g: (scores[g], g))]
         for s in seeds:
-            curve = run.curves[copies.index(CopySpec(i, chosen[i], s))]
+            curve = chosen.val_curves[i, s] = curves[CopySpec(i, chosen.lr[i], s)]
             finite = [(v, j) for j, v in enumerate(curve) if math.isfinite(v)]
-            stops[i, s] = run.curve_steps[min(finite)[1]] if finite else steps
-    return chosen, stops, selection
+            chosen.stops[i, s] = run.curve_steps[min(finite)[1]] if finite else steps
+    return chosen
 
 
-def _method_result(method: Method, i, seeds, chosen, stops, selection, final, grid, seconds) -> MethodResult:
-    run, copies = selection["run"], selection["copies"]
-    rows = [k for k, c in enumerate([CopySpec(j, chosen[j], s) for j in chosen for s in seeds]) if c.loss == i]
+def _method_result(method: Method, i: int, seeds, chosen: _Selection, final, rows: list[int], grid,
+                   seconds: float) -> MethodResult:
+    """One method's row; ``rows`` are its copies' positions in the final run, in seed order."""
     test = [final.curves[k] for k in rows]
-    early = [curve[final.curve_steps.index(stops[i, s])] for curve, s in zip(test, seeds)]
+    early = [curve[final.curve_steps.index(chosen.stops[i, s])] for curve, s in zip(test, seeds)]
     return MethodResult(
         method=method.name, loss=describe_loss(method.module), n_parameters=count_parameters(method.module),
         seeds=list(seeds), errors=[curve[-1] for curve in test], diverged=[final.diverged[k] for k in rows],
-        seconds=seconds, lr=chosen[i], early_errors=early, stop_steps=[stops[i, s] for s in seeds],
-        lr_grid=list(grid), lr_scores=selection["scores"][i], curve_steps=list(final.curve_steps),
-        val_curves=[run.curves[copies.index(CopySpec(i, chosen[i], s))] for s in seeds], test_curves=test,
+        seconds=seconds, lr=chosen.lr[i], early_errors=early, stop_steps=[chosen.stops[i, s] for s in seeds],
+        lr_grid=list(grid), lr_scores=chosen.scores[i], curve_steps=list(final.curve_steps),
+        val_curves=[chosen.val_curves[i, s] for s in seeds], test_curves=test,
         loss_curves=[final.loss_curves[k] for k in rows], baseline=method.baseline)
 
 

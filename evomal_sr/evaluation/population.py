@@ -22,8 +22,8 @@ from evomal_sr.fit.training import (
     BatchSampler,
     StackedModel,
     evaluate_metric,
-    per_copy_sgd_update,
     reduce_per_copy,
+    sgd_update,
     train_population,
 )
 from evomal_sr.losses.base import ElementwiseLoss, LossModule, PopulationLoss
@@ -49,28 +49,34 @@ class PopulationRun:
     diverged: list[bool]
 
 
-def copy_losses(module: LossModule, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """The loss of each copy ``k`` of ``outputs [K, batch, out]`` on its own ``targets[k]`` -> ``[K]``.
+def batched_loss(module: LossModule) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """``f(outputs [K, batch, out], targets [K, batch]) -> [K]``: the loss of each copy on its own targets.
 
     Zoo and standard losses define ``per_copy``; symbolic and flat-parameter
     losses have a known elementwise form; any other module is called per copy
-    and must return a scalar.
+    and must return a scalar. The form is chosen once per method, not per step.
     """
     if isinstance(module, PopulationLoss):
-        return module.per_copy(outputs, targets)
+        return module.per_copy
     if isinstance(module, ElementwiseLoss) and module.task in TASK_KINDS:
-        kind, width = module.task, outputs.shape[-1]
-        fx = output_to_fx(outputs, kind)
-        y = target_to_y(targets.reshape(-1), width, kind, fx.dtype).reshape(fx.shape)
-        return reduce_per_copy(module.elementwise(y, fx), kind)
-    values = []
-    for k in range(outputs.shape[0]):
-        value = module(outputs[k], targets[k])
-        if not isinstance(value, torch.Tensor) or value.numel() != 1:
-            raise ConfigError(f"the loss {type(module).__name__} must return a scalar tensor, "
-                              f"got {getattr(value, 'shape', type(value).__name__)}")
-        values.append(value.reshape(()))
-    return torch.stack(values)
+        kind = module.task
+
+        def elementwise(outputs, targets):
+            fx = output_to_fx(outputs, kind)
+            y = target_to_y(targets.reshape(-1), outputs.shape[-1], kind, fx.dtype).reshape(fx.shape)
+            return reduce_per_copy(module.elementwise(y, fx), kind)
+        return elementwise
+
+    def one_at_a_time(outputs, targets):
+        values = []
+        for k in range(outputs.shape[0]):
+            value = module(outputs[k], targets[k])
+            if not isinstance(value, torch.Tensor) or value.numel() != 1:
+                raise ConfigError(f"the loss {type(module).__name__} must return a scalar tensor, "
+                                  f"got {getattr(value, 'shape', type(value).__name__)}")
+            values.append(value.reshape(()))
+        return torch.stack(values)
+    return one_at_a_time
 
 
 def train_copies(task, losses: Sequence[torch.nn.Module], copies: Sequence[CopySpec], train_data, eval_data, *,
@@ -83,7 +89,7 @@ def train_copies(task, losses: Sequence[torch.nn.Module], copies: Sequence[CopyS
     params = {k: v.to(X.device).requires_grad_(True) for k, v in StackedModel.stack(models).items()}
     samplers = [BatchSampler(X.shape[0], batch_size, derive_seed(c.seed, "meta-test-batches")) for c in copies]
     lrs = torch.tensor([c.lr for c in copies], dtype=next(iter(params.values())).dtype, device=X.device)
-    groups = [(module, torch.tensor([k for k, c in enumerate(copies) if c.loss == i], device=X.device))
+    groups = [(batched_loss(module), torch.tensor([k for k, c in enumerate(copies) if c.loss == i], device=X.device))
               for i, module in enumerate(losses)]
     groups = [(m, idx) for m, idx in groups if idx.numel()]
     inverse = torch.argsort(torch.cat([idx for _, idx in groups]))
@@ -92,7 +98,7 @@ def train_copies(task, losses: Sequence[torch.nn.Module], copies: Sequence[CopyS
     def losses_of(theta, _step):
         index = torch.stack([s.next() for s in samplers]).to(X.device)
         outputs, targets = stacked.each(theta, X[index]), Y[index]
-        return torch.cat([copy_losses(m, outputs[idx], targets[idx]) for m, idx in groups])[inverse]
+        return torch.cat([loss(outputs[idx], targets[idx]) for loss, idx in groups])[inverse]
 
     def after_step(step, theta):
         if step % every == 0 or step == steps:
@@ -100,7 +106,7 @@ def train_copies(task, losses: Sequence[torch.nn.Module], copies: Sequence[CopyS
         if progress is not None:
             progress(1)
 
-    outcome = train_population(params, losses_of, per_copy_sgd_update(lrs), steps=steps, stop_when_done=False,
+    outcome = train_population(params, losses_of, sgd_update(lrs), steps=steps, stop_when_done=False,
                                on_losses=recorder.add_losses, after_step=after_step)
     return PopulationRun(recorder.steps, recorder.by_copy(recorder.metric), recorder.by_copy(recorder.loss),
                          outcome.diverged.tolist())

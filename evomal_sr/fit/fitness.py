@@ -28,13 +28,9 @@ from evomal_sr.core.seeding import derive_seed
 from evomal_sr.fit.training import (
     BatchSampler,
     StackedModel,
-    candidate_losses,
     evaluate_metric,
-    per_copy_sgd_update,
     train_candidates,
-    train_population,
 )
-from evomal_sr.losses.symbolic import target_to_y
 
 
 @dataclass(frozen=True)
@@ -50,10 +46,9 @@ class FitnessSettings:
 
     @classmethod
     def from_preset(cls, preset, seed: int) -> FitnessSettings:
-        size, ratio = int(getattr(preset, "fitness_lr_grid", 1)), float(getattr(preset, "fitness_lr_ratio", 1.0))
         return cls(steps=preset.train_steps, lr=preset.lr, batch_size=preset.batch_size, seed=seed,
-                   lr_factors=tuple(ratio ** j for j in range(size)),
-                   eval_every=int(getattr(preset, "fitness_eval_every", 0)))
+                   lr_factors=tuple(preset.fitness_lr_ratio ** j for j in range(preset.fitness_lr_grid)),
+                   eval_every=preset.fitness_eval_every)
 
 
 def partial_training_fitness(stacked: StackedModel, losses: Sequence, weights: torch.Tensor, train_data, val_data,
@@ -90,23 +85,14 @@ def partial_training_fitness(stacked: StackedModel, losses: Sequence, weights: t
 
 def _grid_fitness(stacked, losses, weights, train_data, val_data, *, kind, settings):
     """Every loss at every lr of the grid (``K x G`` copies), scored at its best (lr, evaluation step)."""
-    (X, Y), G = train_data, len(settings.lr_factors)
+    X, G = train_data[0], len(settings.lr_factors)
     copies = [loss for loss in losses for _ in range(G)]
-    copy_weights = weights.detach().repeat_interleave(G, dim=0)
-    lrs = torch.tensor([settings.lr * f for _ in losses for f in settings.lr_factors], device=X.device)
-    params = StackedModel.replicate({k: v.to(X.device) for k, v in stacked.initial_params().items()}, len(copies))
-    params = {k: v.requires_grad_(True) for k, v in params.items()}
-    lrs = lrs.to(next(iter(params.values())).dtype)
+    initial = {k: v.to(X.device) for k, v in stacked.initial_params().items()}
+    params = StackedModel.replicate(initial, len(copies))
+    lrs = torch.tensor([settings.lr * f for _ in losses for f in settings.lr_factors],
+                       dtype=next(iter(initial.values())).dtype, device=X.device)
     sampler = BatchSampler(X.shape[0], settings.batch_size, derive_seed(settings.seed, "train"))
-    targets: list[torch.Tensor] = []
     best = torch.full((len(copies),), float("inf"), dtype=torch.float64)
-
-    def copy_losses(theta, _step):
-        index = sampler.next().to(X.device)
-        outputs = stacked(theta, X[index])
-        if not targets:
-            targets.append(target_to_y(Y, outputs.shape[-1], kind, outputs.dtype))
-        return candidate_losses(copies, copy_weights, outputs, targets[0][index], kind)
 
     def score(theta):
         metric = evaluate_metric(stacked, {k: v.detach() for k, v in theta.items()}, val_data, kind=kind)
@@ -116,9 +102,9 @@ def _grid_fitness(stacked, losses, weights, train_data, val_data, *, kind, setti
         if settings.eval_every and step % settings.eval_every == 0 and step < settings.steps:
             score(theta)
 
-    outcome = train_population(params, copy_losses, per_copy_sgd_update(lrs), steps=settings.steps,
-                               stop_when_done=False, after_step=after_step)
-    score(outcome.params)  # the last step always counts
+    outcome = train_candidates(stacked, params, copies, weights.repeat_interleave(G, dim=0), train_data, kind=kind,
+                               steps=settings.steps, lr=lrs, sampler=sampler, after_step=after_step)
+    score(outcome.params)  # the last step always counts (a copy that stopped early keeps its parameters)
     per_loss = best.reshape(len(losses), G)
     chosen = per_loss.argmin(dim=1)
     diverged = outcome.diverged.reshape(len(losses), G).gather(1, chosen.unsqueeze(1)).squeeze(1)

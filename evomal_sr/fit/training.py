@@ -187,8 +187,11 @@ def _all_finite(tensors: Sequence[torch.Tensor]) -> bool:
         return bool(torch.isfinite(torch.stack([t.sum() for t in tensors]).sum()))
 
 
-def sgd_update(lr: float) -> Update:
-    """In-place masked SGD (:func:`masked_sgd_step`) as an ``update`` for :func:`train_population`."""
+def sgd_update(lr: float | torch.Tensor) -> Update:
+    """In-place masked SGD (:func:`masked_sgd_step`) as an ``update`` for :func:`train_population`.
+
+    ``lr`` is one learning rate for every copy, or a tensor ``[K]`` with one per copy.
+    """
     def update(params, grads, active):
         masked_sgd_step(params, grads, active, lr)
         return params
@@ -196,13 +199,16 @@ def sgd_update(lr: float) -> Update:
 
 
 def train_candidates(stacked: StackedModel, params: Params, losses: Sequence[CompiledLoss],
-                     weights: torch.Tensor, data, *, kind: str, steps: int, lr: float,
-                     sampler: BatchSampler, cuda_graph: bool = False) -> TrainingOutcome:
+                     weights: torch.Tensor, data, *, kind: str, steps: int, lr: float | torch.Tensor,
+                     sampler: BatchSampler, cuda_graph: bool = False,
+                     after_step: Callable[[int, Params], None] | None = None) -> TrainingOutcome:
     """Train every copy with SGD on its own (frozen) loss for ``steps`` minibatches.
 
     ``data`` is ``(X, y)`` on the model's device; every candidate sees the same
     minibatch sequence. A copy stops at its first non-finite loss or gradient and
-    keeps the parameters it had. ``params`` itself is left unchanged. With
+    keeps the parameters it had. ``params`` itself is left unchanged. ``lr`` is
+    one learning rate or one per copy (``[K]``); ``after_step(step, params)`` is
+    called after every step (see :func:`train_population`). With
     ``cuda_graph`` the step is captured once and replayed
     (:mod:`evomal_sr.fit.captured`) where that is possible (CUDA, a model without
     buffers or random modules); elsewhere the eager loop runs.
@@ -217,7 +223,7 @@ def train_candidates(stacked: StackedModel, params: Params, losses: Sequence[Com
             targets.append(target_to_y(Y, outputs.shape[-1], kind, outputs.dtype))
         return candidate_losses(losses, weights, outputs, targets[0][index], kind)
 
-    if cuda_graph and can_capture(stacked, X.device):
+    if cuda_graph and can_capture(stacked, X.device) and not isinstance(lr, torch.Tensor) and after_step is None:
         theta, diverged, done = train_captured(params, values_at, lambda: sampler.next().to(X.device),
                                                steps=steps, lr=lr)
         return TrainingOutcome({k: v.detach() for k, v in theta.items()}, diverged.cpu(), done.cpu())
@@ -226,17 +232,25 @@ def train_candidates(stacked: StackedModel, params: Params, losses: Sequence[Com
         return values_at(theta, sampler.next().to(X.device))
 
     params = {k: v.detach().clone().requires_grad_(True) for k, v in params.items()}  # never the caller's
-    outcome = train_population(params, copy_losses, sgd_update(lr), steps=steps)
+    outcome = train_population(params, copy_losses, sgd_update(lr), steps=steps, after_step=after_step)
     return TrainingOutcome({k: v.detach() for k, v in outcome.params.items()}, outcome.diverged,
                            outcome.steps_done)
 
 
-def masked_sgd_step(params: Params, grads: Sequence[torch.Tensor], active: torch.Tensor, lr: float) -> None:
-    """One SGD step of every active copy, in place; inactive copies keep their parameters."""
+def masked_sgd_step(params: Params, grads: Sequence[torch.Tensor], active: torch.Tensor,
+                    lr: float | torch.Tensor) -> None:
+    """One SGD step of every active copy, in place; inactive copies keep their parameters.
+
+    ``lr`` is a number (every copy) or a tensor ``[K]`` (one learning rate per copy).
+    """
+    per_copy = isinstance(lr, torch.Tensor)
     with torch.no_grad():
         if bool(active.all()):  # every gradient is finite: skip the masking (same arithmetic)
-            # the same two kernels per tensor as p.sub_(g * lr), dispatched as one call each
-            torch._foreach_sub_(list(params.values()), torch._foreach_mul(list(grads), lr))
+            if not per_copy:  # the same two kernels per tensor as p.sub_(g * lr), one call each
+                torch._foreach_sub_(list(params.values()), torch._foreach_mul(list(grads), lr))
+                return
+            for p, g in zip(params.values(), grads):
+                p.sub_(g * lr.reshape(-1, *([1] * (g.ndim - 1))))
             return
         dtype = next(iter(params.values())).dtype
         scale = active.to(dtype) * lr  # not (lr * active): that rounds lr to float32 first
@@ -256,13 +270,3 @@ def evaluate_metric(stacked: StackedModel, params: Params, data, *, kind: str,
         outputs = torch.cat([stacked.evaluate(params, X[i:i + chunk]) for i in range(0, X.shape[0], chunk)], dim=1)
         return task_metric(outputs, Y, kind)
 
-
-def per_copy_sgd_update(lrs: torch.Tensor) -> Update:
-    """Masked SGD with its own learning rate per copy (``lrs [K]``), as an ``update`` for :func:`train_population`."""
-    def update(params, grads, active):
-        with torch.no_grad():
-            scale = active.to(lrs.dtype) * lrs
-            for p, g in zip(params.values(), grads):
-                p.sub_(torch.nan_to_num(g) * scale.reshape(-1, *([1] * (g.ndim - 1))))
-        return params
-    return update

@@ -42,6 +42,11 @@ class FlatParameterLoss(torch.nn.Module):
     def function(theta: torch.Tensor, y: torch.Tensor, fx: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
+    @classmethod
+    def compiled(cls) -> FlatCompiled:
+        """This loss in the evaluator's ``(weights, y, fx) -> elementwise`` form (see ``CompiledLoss``)."""
+        return FlatCompiled(cls.function, cls.N_PARAMETERS)
+
     @property
     def n_parameters(self) -> int:
         """Number of learnable parameters."""
@@ -81,3 +86,13 @@ class FlatParameterLoss(torch.nn.Module):
     @classmethod
     def load(cls, path):
         return cls.from_dict(read_json(path, LossFileError, f"{cls.method_name} loss file"))
+
+
+class FlatCompiled:
+    """A flat-parameter function as a compiled loss: the first ``n_weights`` weights are its parameters."""
+
+    def __init__(self, function, n_weights: int):
+        self.function, self.n_weights = function, int(n_weights)
+
+    def __call__(self, weights: torch.Tensor, y: torch.Tensor, fx: torch.Tensor) -> torch.Tensor:
+        return self.function(weights[: self.n_weights], y, fx)

@@ -20,8 +20,6 @@ import math
 import torch
 import torch.nn.functional as F
 
-from evomal_sr.core.seeding import derive_seed
-from evomal_sr.fit.training import BatchSampler, StackedModel, evaluate_metric, train_candidates
 from evomal_sr.losses.flat import FlatParameterLoss
 
 #: Width of both hidden layers.
@@ -61,15 +59,6 @@ def initial_parameters(*, seed: int) -> torch.Tensor:
     return torch.cat(parts)
 
 
-class ML3Compiled:
-    """ML3 in the evaluator's ``(weights, y, fx) -> elementwise`` form (see ``CompiledLoss``)."""
-
-    n_weights = N_PARAMETERS
-
-    def __call__(self, weights: torch.Tensor, y: torch.Tensor, fx: torch.Tensor) -> torch.Tensor:
-        return ml3_function(weights[:N_PARAMETERS], y, fx)
-
-
 class ML3Loss(FlatParameterLoss):
     """The ML3 meta-loss network as a training loss: ``loss(output, target)``.
 
@@ -105,14 +94,3 @@ class ML3Loss(FlatParameterLoss):
 
     def describe(self) -> str:
         return f"ML3 network [p, y] -> {HIDDEN} -> {HIDDEN} -> softplus, no bias"
-
-
-
-def _partial_training_fitness(stacked, weights, task, settings, seed) -> float | None:
-    """Validation error after ``train_steps`` of training with the learned ML3 (as the evaluator scores)."""
-    params = StackedModel.replicate(stacked.initial_params(), 1)
-    sampler = BatchSampler(task.X_train.shape[0], settings.batch_size, derive_seed(seed, "train"))
-    outcome = train_candidates(stacked, params, [ML3Compiled()], weights, (task.X_train, task.y_train),
-                               kind=task.kind, steps=settings.train_steps, lr=settings.lr, sampler=sampler)
-    value = float(evaluate_metric(stacked, outcome.params, (task.X_val, task.y_val), kind=task.kind)[0])
-    return value if math.isfinite(value) else None

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 
 from evomal_sr._version import __version__
 from evomal_sr.core.fileio import atomic_write_json, check_header, check_origin, is_finite_number, read_json
-from evomal_sr.core.kinds import TASK_KINDS, check_task_kind  # noqa: F401  (re-exported)
+from evomal_sr.core.kinds import check_task_kind
 from evomal_sr.errors import ConfigError, ExpressionError, LossFileError
 from evomal_sr.grammar.expression import Expression
 from evomal_sr.grammar.nodes import CONST, VAR, Node

@@ -19,12 +19,8 @@ population-batched program, from the same initialisation and minibatches.
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 
-from evomal_sr.core.presets import Preset
-from evomal_sr.core.seeding import derive_seed
-from evomal_sr.fit.training import BatchSampler, StackedModel, evaluate_metric, train_candidates
 from evomal_sr.losses.flat import FlatParameterLoss
 
 #: Number of parameters: centre (2) + six coefficients.
@@ -32,8 +28,6 @@ N_PARAMETERS = 8
 #: CMA-ES settings of the TaylorGLO paper.
 SIGMA = 1.2
 POPULATION = 25
-#: Fitness CMA-ES sees for a candidate whose training failed (error rates are <= 1).
-FAILED_FITNESS = 1e6
 
 
 def taylor_function(theta: torch.Tensor, y: torch.Tensor, fx: torch.Tensor) -> torch.Tensor:
@@ -48,15 +42,6 @@ def taylor_function(theta: torch.Tensor, y: torch.Tensor, fx: torch.Tensor) -> t
     e, d = y - theta[0], fx - theta[1]
     return (theta[2] * d + theta[3] * d * d / 2 + theta[4] * d * d * d / 6
             + theta[5] * e * d + theta[6] * e * d * d / 2 + theta[7] * e * e * d / 2)
-
-
-class TaylorCompiled:
-    """TaylorGLO in the evaluator's ``(weights, y, fx) -> elementwise`` form."""
-
-    n_weights = N_PARAMETERS
-
-    def __call__(self, weights: torch.Tensor, y: torch.Tensor, fx: torch.Tensor) -> torch.Tensor:
-        return taylor_function(weights, y, fx)
 
 
 class TaylorGLOLoss(FlatParameterLoss):
@@ -80,24 +65,3 @@ class TaylorGLOLoss(FlatParameterLoss):
     def describe(self) -> str:
         values = ", ".join(f"{v:.3g}" for v in self.theta.detach().cpu().tolist())
         return f"TaylorGLO({values})"
-
-
-
-
-class _BatchFitness:
-    """Validation error after partial training, for a population of parameter vectors at once."""
-
-    def __init__(self, task, settings: Preset, seed: int):
-        self.task, self.settings, self.seed = task, settings, seed
-        self.stacked = StackedModel(task.make_model(seed=seed))
-
-    def __call__(self, thetas: np.ndarray) -> list[float]:
-        s, task = self.settings, self.task
-        weights = torch.as_tensor(thetas, dtype=torch.float32, device=task.device)
-        params = StackedModel.replicate(self.stacked.initial_params(), len(thetas))
-        sampler = BatchSampler(task.X_train.shape[0], s.batch_size, derive_seed(self.seed, "train"))
-        outcome = train_candidates(self.stacked, params, [TaylorCompiled()] * len(thetas), weights,
-                                   (task.X_train, task.y_train), kind=task.kind, steps=s.train_steps,
-                                   lr=s.lr, sampler=sampler)
-        metric = evaluate_metric(self.stacked, outcome.params, (task.X_val, task.y_val), kind=task.kind)
-        return [float(v) for v in metric.cpu().tolist()]

@@ -27,9 +27,10 @@ from evomal_sr.core.fileio import (
     is_number,
     read_json,
 )
+from evomal_sr.core.kinds import check_task_kind
 from evomal_sr.errors import ConfigError, LossFileError
 from evomal_sr.grammar.expression import Expression
-from evomal_sr.losses.symbolic import LearnedLoss, check_task_kind
+from evomal_sr.losses.symbolic import LearnedLoss
 
 FRONT_FORMAT = "evomal-sr/pareto-front"
 FRONT_VERSION = 1
@@ -229,7 +230,7 @@ class ParetoFront:
         if rule == "accuracy":
             lowest = min(e.fitness for e in self.entries)
             bound = lowest * (1.0 + self.selection_tolerance)
-            return min(i for i, e in enumerate(self.entries) if e.fitness <= bound or e.fitness == lowest)
+            return min(i for i, e in enumerate(self.entries) if e.fitness <= bound)
         scores = self.scores()
         if rule == "score":
             return max(range(n), key=lambda i: (scores[i], -i))

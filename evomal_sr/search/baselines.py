@@ -25,9 +25,12 @@ from evomal_sr.errors import EngineUnavailableError
 from evomal_sr.fit.fitness import FitnessSettings, partial_training_fitness
 from evomal_sr.fit.local_search import local_search
 from evomal_sr.fit.training import StackedModel
-from evomal_sr.losses.ml3 import ML3Compiled, ML3Loss, initial_parameters
-from evomal_sr.losses.taylorglo import FAILED_FITNESS, N_PARAMETERS, POPULATION, SIGMA, TaylorCompiled, TaylorGLOLoss
+from evomal_sr.losses.ml3 import ML3Loss, initial_parameters
+from evomal_sr.losses.taylorglo import N_PARAMETERS, POPULATION, SIGMA, TaylorGLOLoss
 from evomal_sr.search.estimator import LossSearch
+
+#: Fitness CMA-ES sees for a candidate whose training failed (error rates are <= 1).
+FAILED_FITNESS = 1e6
 
 
 def train_ml3(task, *, preset: str | Preset = "quick", seed: int = 0, iterations: int | None = None,
@@ -75,7 +78,7 @@ def train_ml3(task, *, preset: str | Preset = "quick", seed: int = 0, iterations
         return {k: v.detach() for k, v in model.named_parameters()}
 
     weights = initial_parameters(seed=derive_seed(seed, "ml3-weights")).unsqueeze(0).to(task.device)
-    weights = local_search(stacked, [ML3Compiled()], weights, init_params=init_params, train_data=train,
+    weights = local_search(stacked, [ML3Loss.compiled()], weights, init_params=init_params, train_data=train,
                            val_data=val, kind=task.kind, iterations=iterations, meta_lr=settings.meta_lr,
                            lr=settings.lr, inner_steps=settings.inner_steps, batch_size=settings.batch_size,
                            seed=derive_seed(seed, "ml3-batches"))
@@ -88,7 +91,7 @@ def train_ml3(task, *, preset: str | Preset = "quick", seed: int = 0, iterations
 
 def _ml3_fitness(stacked, weights, task, settings, seed) -> float | None:
     """Validation error after ``train_steps`` of training with the learned ML3 (as the evaluator scores)."""
-    fitness, _ = partial_training_fitness(stacked, [ML3Compiled()], weights, (task.X_train, task.y_train),
+    fitness, _ = partial_training_fitness(stacked, [ML3Loss.compiled()], weights, (task.X_train, task.y_train),
                                           (task.X_val, task.y_val), kind=task.kind,
                                           settings=FitnessSettings.from_preset(settings, seed))
     return fitness[0] if math.isfinite(fitness[0]) else None
@@ -179,7 +182,7 @@ class _BatchFitness:
     def __call__(self, thetas: np.ndarray) -> list[float]:
         task = self.task
         weights = torch.as_tensor(thetas, dtype=torch.float32, device=task.device)
-        fitness, _ = partial_training_fitness(self.stacked, [TaylorCompiled()] * len(thetas), weights,
+        fitness, _ = partial_training_fitness(self.stacked, [TaylorGLOLoss.compiled()] * len(thetas), weights,
                                               (task.X_train, task.y_train), (task.X_val, task.y_val), kind=task.kind,
                                               settings=FitnessSettings.from_preset(self.settings, self.seed))
         return [float(v) for v in fitness]
