@@ -17,7 +17,7 @@ from strategies import expressions
 
 from evomal_sr import ConfigError
 from evomal_sr.grammar.expression import Expression
-from evomal_sr.grammar.operators import OPERATORS, PROTECTION_EPS
+from evomal_sr.grammar.operators import EXP_CAP, OPERATORS, PROTECTION_EPS
 from evomal_sr.losses.symbolic import LearnedLoss
 from evomal_sr.results.export import EXPORT_FORMATS, export_loss, torch_source
 
@@ -31,6 +31,8 @@ EXPRESSIONS = [
     "(sign((y - fx)) * (fx - y))",
     "((2.5 * y) + aq(-1.0, fx))",
     "log(-(fx))",
+    "-(y * exp((0.7 * log(fx))))",
+    "exp((30.0 * fx))",
     "fx",
     "y",
     "1.5",
@@ -155,7 +157,7 @@ _SPECIAL = [0.0, -0.0, 1e-8, -1e-8, 1e-7, 0.5, -2.0, 3.0, 1e30, -1e30, math.inf,
 def test_operator_torch_source_agrees_with_torch(name):
     op = OPERATORS[name]
     args = ", ".join("ab"[: op.arity])
-    namespace = {"torch": torch, "PROTECTION_EPS": PROTECTION_EPS}
+    namespace = {"torch": torch, "PROTECTION_EPS": PROTECTION_EPS, "EXP_CAP": EXP_CAP}
     exec(f"def f({args}):\n    return {op.torch_source}\n", namespace)
     values = torch.tensor(_SPECIAL, dtype=torch.float64)
     gen = torch.Generator().manual_seed(0)

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from evomal_sr.errors import ExpressionError
 from evomal_sr.grammar.operators import (
+    EXP_CAP,
     INFIX,
     JULIA_ALIASES,
     OPERATORS,
@@ -32,7 +33,7 @@ DESIGN_TABLE = {
     "+": 2, "-": 2, "*": 2, "aq": 2, "min": 2, "max": 2,
     "abs": 1, "square": 1, "tanh": 1, "sign": 1, "log": 1, "sqrt": 1,
 }
-PROTECTED = ("aq", "log", "sqrt")
+PROTECTED = ("aq", "log", "sqrt", "exp")
 # Names Julia (Base) already defines; every other operator needs a Julia definition.
 JULIA_BUILTINS = {"+", "-", "*", "min", "max", "abs", "tanh", "sign"}
 
@@ -98,12 +99,29 @@ def test_entry_is_consistent(name):
 def test_lookup_and_aliases():
     assert get_operator("plog") is OPERATORS["log"]
     assert get_operator("psqrt") is OPERATORS["sqrt"]
-    assert JULIA_ALIASES == {"plog": "log", "psqrt": "sqrt"}
+    assert JULIA_ALIASES == {"plog": "log", "psqrt": "sqrt", "pexp": "exp"}
     assert set(INFIX) == {"+", "-", "*"}
     assert VARIABLES == ("y", "fx")
     assert SEARCH_CONSTANTS == (1.0, -1.0)
-    with pytest.raises(ExpressionError, match="exp"):
-        get_operator("exp")
+    assert get_operator("pexp") is OPERATORS["exp"]
+    with pytest.raises(ExpressionError, match="cosh"):
+        get_operator("cosh")
+
+
+def test_operator_sets():
+    from evomal_sr.core.presets import CHOICES
+    from evomal_sr.grammar.operators import OPERATOR_SETS, check_operator_set, searchable_operators
+
+    assert set(OPERATOR_SETS) == set(CHOICES["operators"])
+    paper = [op.name for op in searchable_operators("paper")]
+    assert paper == ["+", "-", "*", "aq", "min", "max", "abs", "square", "tanh", "sign", "log", "sqrt"]
+    assert [op.name for op in searchable_operators("extended")] == [*paper, "exp"]
+    with pytest.raises(ExpressionError, match="'big'.*paper, extended"):
+        check_operator_set("big")
+    # exp is protected: capped at EXP_CAP, so the loss stays finite where it would overflow
+    import torch
+    value = OPERATORS["exp"].torch(torch.tensor([100.0, 0.0]))
+    assert torch.isfinite(value).all() and float(value[1]) == 1.0
     with pytest.raises(ValueError, match="__import__"):
         get_operator("__import__")
 
@@ -128,7 +146,7 @@ def test_julia_definitions(name):
 # -- definitions -------------------------------------------------------------------------
 
 def test_protected_values():
-    aq, log, sqrt = (OPERATORS[n].numpy for n in PROTECTED)
+    aq, log, sqrt, exp = (OPERATORS[n].numpy for n in PROTECTED)
     assert float(aq(3.0, 0.0)) == 3.0
     assert float(aq(2.0, math.sqrt(3.0))) == pytest.approx(1.0)
     with np.errstate(over="ignore"):
@@ -136,6 +154,7 @@ def test_protected_values():
     assert float(log(0.0)) == pytest.approx(math.log(PROTECTION_EPS))
     assert float(log(-math.e)) == pytest.approx(1.0)
     assert float(sqrt(-4.0)) == pytest.approx(2.0)
+    assert float(exp(1e6)) == pytest.approx(math.exp(EXP_CAP)) and float(exp(-1.0)) == pytest.approx(math.exp(-1))
     assert float(sqrt(0.0)) == pytest.approx(math.sqrt(PROTECTION_EPS))
     for name in PROTECTED:
         op = OPERATORS[name]
@@ -201,10 +220,11 @@ NICE = [-9.5, -2.0, -0.7, -1e-2, 1e-2, 0.3, 1.0, 4.25, 30.0]
 
 @pytest.mark.parametrize("name", ALL)
 def test_sympy_agrees_with_numpy(name):
-    """Away from the 1e-7 guard the SymPy display form is the same function."""
+    """Away from the 1e-7 guard (and exp's cap) the SymPy display form is the same function."""
     op = OPERATORS[name]
+    nice = [a for a in NICE if a < EXP_CAP] if name == "exp" else NICE
     for args in (
-        [(a,) for a in NICE] if op.arity == 1 else [(a, b) for a in NICE for b in NICE[::2]]
+        [(a,) for a in nice] if op.arity == 1 else [(a, b) for a in nice for b in nice[::2]]
     ):
         value = complex(op.sympy(sp, *(sp.Float(x) for x in args)).evalf())
         assert value.imag == 0

@@ -49,7 +49,7 @@ def test_pysr_strings_parse_to_the_canonical_expression(printed, canonical):
 
 
 @pytest.mark.parametrize("bad", ["Inf * y", "fx - -Inf", "NaN * fx", "NaN", "Inf32 * y",
-                                 "{y * fx}", "y / fx", "y ^ 2", "exp(y)", "", "   ",
+                                 "{y * fx}", "y / fx", "y ^ 2", "cosh(y)", "", "   ",
                                  "__import__('os')", "y; fx", "x3 * y", "y.real", "y @ fx", "lambda: y",
                                  "plog(fx, y)", "y fx", "2x"])
 def test_bad_strings_raise_expression_error(bad):

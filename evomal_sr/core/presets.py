@@ -71,11 +71,21 @@ class Preset:
     equivalence_atol: float = 1e-7
     # meta-testing: final training from scratch
     meta_test_steps: int = 5000
+    # the grammar: "paper" (EvoMAL's operators) or "extended" (adds exp; see grammar.operators)
+    operators: str = "paper"
+    # scale invariance by normalisation: "none", or "grad_norm" (each candidate's loss times
+    # the constant that gives it the standard loss's mean gradient norm w.r.t. the model output
+    # on a fixed probe batch at initialisation; see fit.scaling)
+    loss_scaling: str = "none"
 
     def validate(self) -> Preset:
         """Return self, or raise :class:`ConfigError` naming the bad setting."""
         for field in dataclasses.fields(self):
             value = getattr(self, field.name)
+            if field.name in CHOICES:
+                if value not in CHOICES[field.name]:
+                    raise ConfigError(f"{field.name} must be one of {', '.join(CHOICES[field.name])}, got {value!r}")
+                continue
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise ConfigError(f"{field.name} must be a number, got {value!r}")
             if not math.isfinite(value):  # NaN would slip through every comparison below
@@ -103,6 +113,9 @@ class Preset:
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
+
+#: The settings that take a name, and the names they take.
+CHOICES: dict[str, tuple[str, ...]] = {"operators": ("paper", "extended"), "loss_scaling": ("none", "grad_norm")}
 
 #: The paper's 250 local-search steps at lr 1e-3 compressed into 20 steps at lr 1e-2.
 _QUICK = Preset(

@@ -20,6 +20,7 @@ import time
 
 from deap import base, gp, tools
 
+from evomal_sr.errors import ConfigError
 from evomal_sr.core.seeding import derive_seed
 from evomal_sr.engines.base import EngineContext, EngineResult, GenerationRecord
 from evomal_sr.engines.checkpoint import SearchState, load_checkpoint, save_checkpoint
@@ -66,11 +67,12 @@ class LossGrammar:
 
     _SAFE_NAMES = {"+": "add", "-": "sub", "*": "mul"}
 
-    def __init__(self):
+    def __init__(self, operator_set: str = "paper"):
+        self.operator_set = operator_set
         self.pset = gp.PrimitiveSet("LOSS", len(VARIABLES))
         self.pset.renameArguments(**{f"ARG{i}": name for i, name in enumerate(VARIABLES)})
         self._op_by_deap: dict[str, str] = {}
-        for op in searchable_operators():
+        for op in searchable_operators(operator_set):
             deap_name = self._SAFE_NAMES.get(op.name, op.name)
             self.pset.addPrimitive(_unused, op.arity, name=deap_name)
             self._op_by_deap[deap_name] = op.name
@@ -109,6 +111,9 @@ class LossGrammar:
             return [term if term is not None else gp.Terminal(node.value, False, self.pset.ret)]
         if node.value == "neg":
             return [self._primitive["*"], self._terminal[-1.0], *self._flatten(node.children[0])]
+        if node.value not in self._primitive:
+            raise ConfigError(f"the guess uses {node.value!r}, which operator set {self.operator_set!r} lacks; "
+                              f"use operators='extended' (--operators extended) or drop it")
         items = [self._primitive[node.value]]
         for child in node.children:
             items.extend(self._flatten(child))
@@ -134,7 +139,7 @@ class NativeEngine:
 
     def run(self, ctx: EngineContext) -> EngineResult:
         self.ctx = ctx
-        self.grammar = LossGrammar()
+        self.grammar = LossGrammar(ctx.settings.operators)
         s = ctx.settings
         state = load_checkpoint(ctx) if ctx.resume else None
         if state is None:

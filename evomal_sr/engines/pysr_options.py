@@ -39,7 +39,7 @@ def _sympy_operator(name: str, *args):
     return OPERATORS[name].sympy(sympy, *args)
 
 
-def operator_arguments() -> dict:
+def operator_arguments(operator_set: str = "paper") -> dict:
     """``binary_operators``, ``unary_operators``, ``extra_sympy_mappings`` from the registry.
 
     Operators with a Julia definition are passed as that definition (PySR
@@ -58,7 +58,7 @@ def operator_arguments() -> dict:
     """
     lists: dict[int, list[str]] = {1: [], 2: []}
     mappings, complexities = {}, {}
-    for op in searchable_operators():
+    for op in searchable_operators(operator_set):
         if op.infix:
             entry = op.infix
         elif op.julia and op.julia_name not in SR_BUILTIN_OPERATORS:
@@ -198,7 +198,7 @@ def regressor_kwargs(context) -> dict:
         raise ConfigError(f"engine option 'precision' must be 32 or 64, got {precision!r}")
     timeout = option_seconds(options, "timeout")
     return {
-        **operator_arguments(),
+        **operator_arguments(settings.operators),
         **search_budget(settings, options),
         "loss_function": LOSS_FUNCTION,
         "maxsize": maxsize,

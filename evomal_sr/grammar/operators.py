@@ -10,7 +10,15 @@ The protected operators are total on the reals (EvoMAL's convention):
 
 * ``aq(a, b) = a / sqrt(1 + b^2)``, the analytic quotient;
 * ``log(a) = log(max(|a|, 1e-7))``;
-* ``sqrt(a) = sqrt(max(|a|, 1e-7))``.
+* ``sqrt(a) = sqrt(max(|a|, 1e-7))``;
+* ``exp(a) = exp(min(a, 20))`` (``extended`` set only).
+
+Operator sets (:data:`OPERATOR_SETS`, the ``operators`` setting of a search):
+``paper`` is EvoMAL's grammar; ``extended`` adds ``exp``, with which the
+search can write a power with a learnable exponent, ``exp(w * log(fx)) =
+fx^w`` (generalised cross-entropy needs one), or a softmax-free margin.
+Every operator parses whatever the set; the set only limits what the search
+may place in a tree.
 
 Torch definitions use tensor methods only, so this module (and the expression
 layer above it) never imports torch. ``|a|`` is written ``a * a.sign()``: the
@@ -38,6 +46,10 @@ from evomal_sr.errors import ExpressionError
 
 #: Lower bound on ``|x|`` inside the protected ``log`` and ``sqrt``.
 PROTECTION_EPS = 1e-7
+#: Upper bound on the argument of the protected ``exp`` (``exp(20)`` is about 4.9e8).
+EXP_CAP = 20.0
+#: Operator set name -> the groups of operators it holds (:attr:`Operator.group`).
+OPERATOR_SETS: dict[str, tuple[str, ...]] = {"paper": ("paper",), "extended": ("paper", "extended")}
 
 
 @dataclass(frozen=True)
@@ -70,6 +82,8 @@ class Operator:
         The torch definition as Python source over arguments ``a`` (and ``b``),
         written into exported loss modules; it must compute exactly what
         ``torch`` computes (a test checks this).
+    group : str
+        ``"paper"`` (EvoMAL's grammar) or ``"extended"``; see :data:`OPERATOR_SETS`.
     """
 
     name: str
@@ -83,6 +97,7 @@ class Operator:
     complexity: int = 1
     searchable: bool = True
     torch_source: str = ""
+    group: str = "paper"
 
 
 def _np_protect(a):
@@ -163,6 +178,15 @@ OPERATORS: dict[str, Operator] = {
             torch_source="(a * a.sign()).clamp_min(PROTECTION_EPS).sqrt()",
         ),
         Operator(
+            # SymPy form drops the cap so displays stay readable.
+            "exp", 1,
+            lambda a: a.clamp_max(EXP_CAP).exp(),
+            lambda a: np.exp(np.minimum(a, EXP_CAP)),
+            lambda sp, a: sp.exp(a),
+            "pexp(x) = exp(min(x, oftype(x, 20)))", "pexp",
+            torch_source="a.clamp_max(EXP_CAP).exp()", group="extended",
+        ),
+        Operator(
             # Unary minus: lets `-(y * log(fx))` parse; not part of EvoMAL's grammar.
             "neg", 1, lambda a: -a, np.negative, lambda sp, a: -a,
             "", "-", searchable=False,
@@ -204,6 +228,22 @@ def get_operator(name: str) -> Operator:
         raise ExpressionError(f"unknown operator {name!r}; known operators: {known}") from None
 
 
-def searchable_operators() -> list[Operator]:
-    """Operators the genetic search may place in a tree, in registry order."""
-    return [op for op in OPERATORS.values() if op.searchable]
+def searchable_operators(operator_set: str = "paper") -> list[Operator]:
+    """Operators the genetic search may place in a tree, in registry order.
+
+    Examples
+    --------
+    >>> [op.name for op in searchable_operators("extended")][-1]
+    'exp'
+    """
+    groups = check_operator_set(operator_set)
+    return [op for op in OPERATORS.values() if op.searchable and op.group in groups]
+
+
+def check_operator_set(operator_set: str) -> tuple[str, ...]:
+    """The groups of ``operator_set``, or :class:`ExpressionError` naming the valid sets."""
+    try:
+        return OPERATOR_SETS[operator_set]
+    except (KeyError, TypeError):
+        raise ExpressionError(f"unknown operator set {operator_set!r}; choose one of "
+                              f"{', '.join(OPERATOR_SETS)}") from None

@@ -15,7 +15,7 @@ import json
 from evomal_sr._version import __version__
 from evomal_sr.errors import ConfigError
 from evomal_sr.grammar.nodes import CONST, VAR, Node
-from evomal_sr.grammar.operators import OPERATORS, PROTECTION_EPS
+from evomal_sr.grammar.operators import EXP_CAP, OPERATORS, PROTECTION_EPS
 from evomal_sr.losses.symbolic import LearnedLoss
 
 EXPORT_FORMATS = ("json", "torch", "sympy", "latex")
@@ -35,6 +35,7 @@ Task: {task}
 import torch
 
 PROTECTION_EPS = {eps!r}
+EXP_CAP = {exp_cap!r}
 TASK = {task!r}
 EXPRESSION = {expression!r}
 WEIGHTS = {weights}
@@ -113,7 +114,8 @@ def torch_source(loss: LearnedLoss, *, filename: str | None = None) -> str:
     call = "loss(logits, labels)" if loss.task == "classification" else "loss(prediction, target)"
     where, module_name = _usage(filename)
     text = _PREAMBLE.format(version=__version__, expression=str(loss.expression), task=loss.task,
-                            where=where, module=module_name, call=call, eps=PROTECTION_EPS, weights=json.dumps(weights))
+                            where=where, module=module_name, call=call, eps=PROTECTION_EPS, exp_cap=EXP_CAP,
+                            weights=json.dumps(weights))
     text += "\n" + "\n\n".join(helpers)
     text += f"\n\ndef _expression(w, y, fx):\n    return {body}\n" + _MODULE
     return text

@@ -119,7 +119,7 @@ class LossSearch(BaseEstimator):
                  train_steps=None, batch_size=None, lr=None, fitness_lr_grid=None, fitness_lr_ratio=None,
                  fitness_eval_every=None, selection_tolerance=None, rejection_steps=None, rejection_lr=None,
                  rejection_batch=None, rejection_margin=None, probe_points=None, equivalence_rtol=None,
-                 equivalence_atol=None, meta_test_steps=None):
+                 equivalence_atol=None, meta_test_steps=None, operators=None, loss_scaling=None):
         self.engine = engine
         self.preset = preset
         self.seed = seed
