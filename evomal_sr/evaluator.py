@@ -28,6 +28,7 @@ from evomal_sr.core.threads import auto_threads, torch_threads
 from evomal_sr.errors import ConfigError, LossFileError
 from evomal_sr.fit.fitness import FitnessSettings, partial_training_fitness
 from evomal_sr.fit.local_search import local_search
+from evomal_sr.fit.scaling import ScaleProbe, probe_scales
 from evomal_sr.fit.screening import EquivalenceIndex, ProbePoints, probe_gradients, rejection_protocol
 from evomal_sr.fit.training import StackedModel
 from evomal_sr.grammar.expression import Expression
@@ -75,6 +76,8 @@ class FitnessResult:
         Why a candidate was rejected, empty otherwise.
     seconds : dict
         Time spent per phase, the batch's time shared among its members.
+    scale : float
+        The constant the loss is multiplied by (``loss_scaling="grad_norm"``; 1 otherwise).
     """
 
     expression: str
@@ -86,6 +89,7 @@ class FitnessResult:
     reused_from: str | None = None
     reason: str = ""
     seconds: dict = field(default_factory=dict)
+    scale: float = 1.0
 
     def __post_init__(self):
         object.__setattr__(self, "status", Status(self.status))  # accepts the plain text too
@@ -97,13 +101,16 @@ class FitnessResult:
 
     def to_loss(self, task_kind: str, *, metadata: dict | None = None) -> LearnedLoss:
         """The learned loss this result describes."""
-        return LearnedLoss(self.expression, task=task_kind, weights=list(self.weights), metadata=metadata)
+        return LearnedLoss(self.expression, task=task_kind, weights=list(self.weights), metadata=metadata,
+                           scale=self.scale)
 
     def to_dict(self) -> dict:
         data = asdict(self)
         data["weights"] = list(self.weights)
         data["fitness"] = float_to_json(self.fitness)
         data["status"] = self.status.value
+        if self.scale == 1.0:  # written only when used: checkpoints without scaling keep their bytes
+            del data["scale"]
         return data
 
     @classmethod
@@ -187,6 +194,7 @@ class Evaluator:
         self._probes = ProbePoints(kind=task.kind, n_outputs=task.n_outputs,
                                    n_points=self.settings.probe_points, seed=derive_seed(self.seed, "probes"))
         self._meta_inits: dict[int, dict] = {}
+        self._probe: ScaleProbe | None = None
         self._results: dict[str, FitnessResult] = {}
         self._index = EquivalenceIndex(rtol=self.settings.equivalence_rtol, atol=self.settings.equivalence_atol)
         self.counters = dict.fromkeys(
@@ -336,12 +344,12 @@ class Evaluator:
     def _store(self, key, expr, status, **fields) -> None:
         self._keep(self._result(key, expr, status, **fields))
 
-    def _result(self, key, expr, status, *, fitness=math.inf, weights=None, reason="", seconds=None):
+    def _result(self, key, expr, status, *, fitness=math.inf, weights=None, reason="", seconds=None, scale=1.0):
         if weights is None:
             weights = (1.0,) * (expr.size - 1)
         return FitnessResult(
             expression=key, fitness=float(fitness), status=Status(status), weights=tuple(weights),
-            complexity=expr.complexity, reason=reason, seconds=seconds or {},
+            complexity=expr.complexity, reason=reason, seconds=seconds or {}, scale=scale,
         )
 
     def _keep(self, result: FitnessResult) -> None:
@@ -377,23 +385,25 @@ class Evaluator:
             return scored
         kept = [losses[i] for i in survivors]
         weights = self._initial_weights([keys[i] for i in survivors], kept)
+        probe = self._scale_probe() if s.loss_scaling == "grad_norm" else None
         tick = time.perf_counter()
         if self.local_search and s.meta_iterations:
             weights = local_search(
                 self._stacked, kept, weights, init_params=self._meta_init, train_data=self._data["train"],
                 val_data=self._data["val"], kind=self.task.kind, iterations=s.meta_iterations,
                 meta_lr=s.meta_lr, lr=s.lr, inner_steps=s.inner_steps, batch_size=s.batch_size,
-                seed=derive_seed(self.seed, "meta-batches"),
+                seed=derive_seed(self.seed, "meta-batches"), probe=probe,
             )
+        scales = None if probe is None else probe_scales(kept, weights, probe).detach()
         seconds["local_search"] = (time.perf_counter() - tick) / len(kept)
         tick = time.perf_counter()
-        fitness, diverged = self._partial_training(kept, weights)
+        fitness, diverged = self._partial_training(kept, weights, scales)
         seconds["training"] = (time.perf_counter() - tick) / len(kept)
         for j, i in enumerate(survivors):
             status = Status.DIVERGED if diverged[j] else Status.OK
             learned = weights[j, : losses[i].n_weights].tolist()
             scored.append(self._result(keys[i], group[i][1], status, fitness=fitness[j], weights=learned,
-                                       seconds=dict(seconds)))
+                                       seconds=dict(seconds), scale=1.0 if scales is None else float(scales[j])))
         return scored
 
     def _rejection(self, losses: Sequence[CompiledLoss]) -> list[bool]:
@@ -421,7 +431,19 @@ class Evaluator:
             self._meta_inits[iteration] = {k: v.detach().to(self.device) for k, v in model.named_parameters()}
         return self._meta_inits[iteration]
 
-    def _partial_training(self, losses, weights):
+    def _partial_training(self, losses, weights, scales=None):
         return partial_training_fitness(self._stacked, losses, weights, self._data["train"], self._data["val"],
-                                        kind=self.task.kind,
+                                        kind=self.task.kind, scales=scales,
                                         settings=FitnessSettings.from_preset(self.settings, self.seed))
+
+    def _scale_probe(self) -> ScaleProbe:
+        """The fixed probe of ``grad_norm`` scaling: an initial model's outputs on seeded training rows."""
+        if self._probe is None:
+            X, Y = self._data["train"]
+            rows = torch.randperm(Y.shape[0], generator=torch.Generator().manual_seed(derive_seed(self.seed, "scale")))
+            rows = rows[: self.settings.batch_size].to(Y.device)
+            params = StackedModel.replicate(self._meta_init(0), 1)
+            with torch.no_grad():
+                outputs = self._stacked.evaluate(params, X[rows])[0]
+            self._probe = ScaleProbe(outputs, Y[rows], self.task.kind)
+        return self._probe

@@ -123,9 +123,9 @@ def _exec_module(source: str) -> types.ModuleType:
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(expr=expressions(max_depth=5), kind=st.sampled_from(KINDS), seed=st.integers(0, 2**31 - 1),
-       scale=st.sampled_from([0.5, 1.0, 10.0]))
-def test_torch_source_values_match_learned_loss(expr, kind, seed, scale):
-    loss = LearnedLoss(expr, task=kind, weights=_weights(expr.size - 1, seed))
+       scale=st.sampled_from([0.5, 1.0, 10.0]), loss_scale=st.sampled_from([1.0, 0.37]))
+def test_torch_source_values_match_learned_loss(expr, kind, seed, scale, loss_scale):
+    loss = LearnedLoss(expr, task=kind, weights=_weights(expr.size - 1, seed), scale=loss_scale)
     module = _exec_module(torch_source(loss))
     gen = torch.Generator().manual_seed(seed)
     output = scale * torch.randn(6, 3, generator=gen)

@@ -162,6 +162,10 @@ def _executor_setting(workers, scheduler, chunk_size):
 @click.option("--generations", type=int, help="Override the preset's number of generations.")
 @click.option("--meta-iterations", type=int, help="Override the local-search iterations.")
 @click.option("--train-steps", type=int, help="Override the partial-training steps of the fitness.")
+@click.option("--operators", type=click.Choice(["paper", "extended"]),
+              help="Operator set: paper (EvoMAL's) or extended (adds exp) [default: the preset's].")
+@click.option("--loss-scaling", type=click.Choice(["none", "grad_norm"]),
+              help="Normalise each candidate's gradient norm on a probe batch [default: the preset's].")
 @click.option("--no-local-search", is_flag=True, help="Do not learn edge weights (the GP-LFL method).")
 @click.option("--deterministic", is_flag=True, help="PySR engine: serial, reproducible search.")
 @click.option("--threads", type=int, help="PySR engine: Julia threads [default: PySR's choice].")
@@ -178,7 +182,7 @@ def _executor_setting(workers, scheduler, chunk_size):
 @click.option("--chunk-size", type=int, help="Unique candidates per task sent to a worker [default: 8].")
 def search(dataset, csv_path, npz_path, target, features, drop, kind, model, label_noise, engine, preset, population,
            generations,
-           meta_iterations, train_steps, no_local_search, deterministic, threads, seed, device, out_dir, resume,
+           meta_iterations, train_steps, operators, loss_scaling, no_local_search, deterministic, threads, seed, device, out_dir, resume,
            quiet, workers, scheduler, chunk_size, force):
     """Discover learned losses for a dataset; writes the Pareto front to --out.
 
@@ -197,7 +201,7 @@ def search(dataset, csv_path, npz_path, target, features, drop, kind, model, lab
     from evomal_sr.core.presets import resolve_preset
 
     overrides = {"population": population, "generations": generations, "meta_iterations": meta_iterations,
-                 "train_steps": train_steps}
+                 "train_steps": train_steps, "operators": operators, "loss_scaling": loss_scaling}
     settings = resolve_preset(preset, **overrides)  # validate before loading data
     executor = _executor_setting(workers, scheduler, chunk_size)
     if engine == "pysr":  # Julia must start before anything imports torch (LossSearch, the task do)

@@ -167,7 +167,8 @@ def _fitness_result(value, where) -> None:
              "status": _of_type(str, "a status"), "weights": _list(_number()),
              "complexity": _int(1), "requested": _of_type(str, "text"),
              "reused_from": _of_type(str, "text or null", nullable=True), "reason": _of_type(str, "text"),
-             "seconds": _mapping(_number(low=0.0))})(value, where)
+             "seconds": _mapping(_number(low=0.0)), "scale": _number(low=0.0)},
+            optional=("scale",))(value, where)
     edges = Expression.parse(value["expression"]).size - 1
     if len(value["weights"]) != edges:
         raise CheckpointError(f"{where}.weights must hold {edges} weights (one per edge), "

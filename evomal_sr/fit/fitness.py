@@ -52,12 +52,14 @@ class FitnessSettings:
 
 
 def partial_training_fitness(stacked: StackedModel, losses: Sequence, weights: torch.Tensor, train_data, val_data,
-                             *, kind: str, settings: FitnessSettings) -> tuple[list[float], list[bool]]:
+                             *, kind: str, settings: FitnessSettings,
+                             scales: torch.Tensor | None = None) -> tuple[list[float], list[bool]]:
     """Validation metric and divergence flag of each loss after ``settings.steps`` SGD steps.
 
     ``losses`` are compiled losses ``(weights, y, fx) -> elementwise`` and
     ``weights`` their padded weights ``[K, E]``; the copies start from
-    ``stacked``'s initial parameters.
+    ``stacked``'s initial parameters. ``scales`` ``[K]`` multiplies each loss
+    (:mod:`evomal_sr.fit.scaling`).
 
     Examples
     --------
@@ -73,17 +75,18 @@ def partial_training_fitness(stacked: StackedModel, losses: Sequence, weights: t
     (1, [False])
     """
     if settings.lr_factors != (1.0,) or settings.eval_every:
-        return _grid_fitness(stacked, losses, weights, train_data, val_data, kind=kind, settings=settings)
+        return _grid_fitness(stacked, losses, weights, train_data, val_data, kind=kind, settings=settings,
+                             scales=scales)
     device = train_data[0].device
     params = StackedModel.replicate({k: v.to(device) for k, v in stacked.initial_params().items()}, len(losses))
     sampler = BatchSampler(train_data[0].shape[0], settings.batch_size, derive_seed(settings.seed, "train"))
     outcome = train_candidates(stacked, params, losses, weights, train_data, kind=kind, steps=settings.steps,
-                               lr=settings.lr, sampler=sampler)
+                               lr=settings.lr, sampler=sampler, scales=scales)
     metric = evaluate_metric(stacked, outcome.params, val_data, kind=kind)
     return metric.cpu().tolist(), outcome.diverged.tolist()
 
 
-def _grid_fitness(stacked, losses, weights, train_data, val_data, *, kind, settings):
+def _grid_fitness(stacked, losses, weights, train_data, val_data, *, kind, settings, scales=None):
     """Every loss at every lr of the grid (``K x G`` copies), scored at its best (lr, evaluation step)."""
     X, G = train_data[0], len(settings.lr_factors)
     copies = [loss for loss in losses for _ in range(G)]
@@ -103,7 +106,8 @@ def _grid_fitness(stacked, losses, weights, train_data, val_data, *, kind, setti
             score(theta)
 
     outcome = train_candidates(stacked, params, copies, weights.repeat_interleave(G, dim=0), train_data, kind=kind,
-                               steps=settings.steps, lr=lrs, sampler=sampler, after_step=after_step)
+                               steps=settings.steps, lr=lrs, sampler=sampler, after_step=after_step,
+                               scales=None if scales is None else scales.repeat_interleave(G))
     score(outcome.params)  # the last step always counts (a copy that stopped early keeps its parameters)
     per_loss = best.reshape(len(losses), G)
     chosen = per_loss.argmin(dim=1)

@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 import torch
 
 from evomal_sr.fit.optim import MaskedAdam
+from evomal_sr.fit.scaling import ScaleProbe, probe_scales
 from evomal_sr.fit.training import (
     BatchSampler,
     Params,
@@ -31,20 +32,22 @@ from evomal_sr.losses.symbolic import CompiledLoss
 
 def unrolled_meta_gradient(stacked: StackedModel, params: Params, losses: Sequence[CompiledLoss],
                            weights: torch.Tensor, train_batch, val_batch, *, kind: str, lr: float,
-                           inner_steps: int = 1):
+                           inner_steps: int = 1, probe: ScaleProbe | None = None):
     """Validation task loss after ``inner_steps`` SGD steps, and its gradient w.r.t. ``weights``.
 
-    Returns ``(outer_losses [K], grad [K, E], ok [K])``; rows with a non-finite
+    With ``probe`` each loss is normalised by :func:`~evomal_sr.fit.scaling.probe_scales`,
+    differentiated through. Returns ``(outer_losses [K], grad [K, E], ok [K])``; rows with a non-finite
     inner loss, outer loss or gradient are marked not ``ok`` (their gradient is zero).
     """
     weights = weights.detach().requires_grad_(True)
     theta = {k: v.detach().requires_grad_(True) for k, v in params.items()}
     x_tr, y_tr = train_batch
+    scales = None if probe is None else probe_scales(losses, weights, probe)
 
     def unrolled_sgd(theta, grads, _active):  # differentiable: the graph reaches the weights
         return {k: v - lr * g for (k, v), g in zip(theta.items(), grads)}
 
-    inner = train_population(theta, lambda th, _: candidate_losses(losses, weights, stacked(th, x_tr), y_tr, kind),
+    inner = train_population(theta, lambda th, _: candidate_losses(losses, weights, stacked(th, x_tr), y_tr, kind, scales),
                              unrolled_sgd, steps=inner_steps, create_graph=True)
     theta, ok = inner.params, ~inner.diverged.to(weights.device)
     x_val, y_val = val_batch
@@ -62,10 +65,11 @@ def unrolled_meta_gradient(stacked: StackedModel, params: Params, losses: Sequen
 def local_search(stacked: StackedModel, losses: Sequence[CompiledLoss], weights: torch.Tensor, *,
                  init_params: Callable[[int], Params], train_data, val_data, kind: str,
                  iterations: int, meta_lr: float, lr: float, inner_steps: int, batch_size: int,
-                 seed: int) -> torch.Tensor:
+                 seed: int, probe: ScaleProbe | None = None) -> torch.Tensor:
     """Tune the padded edge weights ``[K, E_max]`` of ``losses``; returns the learned weights.
 
-    ``init_params(i)`` gives the (unstacked) base-model parameters of meta-iteration ``i``.
+    ``init_params(i)`` gives the (unstacked) base-model parameters of meta-iteration ``i``;
+    ``probe`` normalises every loss's scale (:mod:`evomal_sr.fit.scaling`).
     """
     K = len(losses)
     weights = weights.detach().clone()
@@ -78,7 +82,7 @@ def local_search(stacked: StackedModel, losses: Sequence[CompiledLoss], weights:
         _, grad, ok = unrolled_meta_gradient(
             stacked, params, losses, weights,
             (train_data[0][tr], train_data[1][tr]), (val_data[0][va], val_data[1][va]),
-            kind=kind, lr=lr, inner_steps=inner_steps,
+            kind=kind, lr=lr, inner_steps=inner_steps, probe=probe,
         )
         optimiser.step(weights, grad, ok)
     return weights

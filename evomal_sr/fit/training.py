@@ -23,14 +23,19 @@ from evomal_sr.losses.symbolic import CompiledLoss, output_to_fx, target_to_y
 
 
 def candidate_losses(losses: Sequence[CompiledLoss], weights: torch.Tensor, outputs: torch.Tensor,
-                     target: torch.Tensor, kind: str) -> torch.Tensor:
-    """The loss of every candidate on its own slice of ``outputs`` ([K, batch, out]) -> [K]."""
+                     target: torch.Tensor, kind: str, scales: torch.Tensor | None = None) -> torch.Tensor:
+    """The loss of every candidate on its own slice of ``outputs`` ([K, batch, out]) -> [K].
+
+    ``scales`` ``[K]``, when given, multiplies each candidate's loss (see :mod:`evomal_sr.fit.scaling`).
+    """
     fx = output_to_fx(outputs, kind)  # softmax and one-hot once for all candidates
     y = target_to_y(target, outputs.shape[-1], kind, fx.dtype)
     if len(losses) == 1:  # the one-at-a-time path: no stacking (the same values)
-        return reduce_per_copy(losses[0](weights[0], y, fx[0]).unsqueeze(0), kind)
-    rows, slices = weights.unbind(0), fx.unbind(0)  # one call each instead of one per candidate
-    return reduce_per_copy(torch.stack([loss(rows[k], y, slices[k]) for k, loss in enumerate(losses)]), kind)
+        values = reduce_per_copy(losses[0](weights[0], y, fx[0]).unsqueeze(0), kind)
+    else:
+        rows, slices = weights.unbind(0), fx.unbind(0)  # one call each instead of one per candidate
+        values = reduce_per_copy(torch.stack([loss(rows[k], y, slices[k]) for k, loss in enumerate(losses)]), kind)
+    return values if scales is None else values * scales
 
 
 def reduce_per_copy(values: torch.Tensor, kind: str) -> torch.Tensor:
@@ -200,14 +205,15 @@ def sgd_update(lr: float | torch.Tensor) -> Update:
 
 def train_candidates(stacked: StackedModel, params: Params, losses: Sequence[CompiledLoss],
                      weights: torch.Tensor, data, *, kind: str, steps: int, lr: float | torch.Tensor,
-                     sampler: BatchSampler, cuda_graph: bool = False,
+                     sampler: BatchSampler, cuda_graph: bool = False, scales: torch.Tensor | None = None,
                      after_step: Callable[[int, Params], None] | None = None) -> TrainingOutcome:
     """Train every copy with SGD on its own (frozen) loss for ``steps`` minibatches.
 
     ``data`` is ``(X, y)`` on the model's device; every candidate sees the same
     minibatch sequence. A copy stops at its first non-finite loss or gradient and
     keeps the parameters it had. ``params`` itself is left unchanged. ``lr`` is
-    one learning rate or one per copy (``[K]``); ``after_step(step, params)`` is
+    one learning rate or one per copy (``[K]``); ``scales`` (``[K]``, frozen)
+    multiplies each copy's loss; ``after_step(step, params)`` is
     called after every step (see :func:`train_population`). With
     ``cuda_graph`` the step is captured once and replayed
     (:mod:`evomal_sr.fit.captured`) where that is possible (CUDA, a model without
@@ -215,13 +221,14 @@ def train_candidates(stacked: StackedModel, params: Params, losses: Sequence[Com
     """
     X, Y = data
     weights = weights.detach()
+    scales = None if scales is None else scales.detach()
     targets: list[torch.Tensor] = []  # Y as the losses see it (one-hot labels), made once, not per step
 
     def values_at(theta, index):
         outputs = stacked(theta, X[index])
         if not targets:
             targets.append(target_to_y(Y, outputs.shape[-1], kind, outputs.dtype))
-        return candidate_losses(losses, weights, outputs, targets[0][index], kind)
+        return candidate_losses(losses, weights, outputs, targets[0][index], kind, scales)
 
     if cuda_graph and can_capture(stacked, X.device) and not isinstance(lr, torch.Tensor) and after_step is None:
         theta, diverged, done = train_captured(params, values_at, lambda: sampler.next().to(X.device),

@@ -151,6 +151,9 @@ class LearnedLoss(torch.nn.Module):
         One weight per edge in preorder; all ones (the symbolic loss) by default.
     metadata : dict, optional
         Free-form JSON-ready information saved with the loss.
+    scale : float
+        A positive constant the loss is multiplied by (1: none). Searches with
+        ``loss_scaling="grad_norm"`` store their normalisation here.
 
     Examples
     --------
@@ -162,8 +165,9 @@ class LearnedLoss(torch.nn.Module):
     """
 
     def __init__(self, expression: Expression | str, task: str = "classification", *,
-                 weights=None, metadata: dict | None = None):
+                 weights=None, metadata: dict | None = None, scale: float = 1.0):
         super().__init__()
+        self.scale = check_scale(scale, error=ExpressionError)
         self.expression = Expression.parse(expression)
         self.task = check_task_kind(task)
         self.metadata = dict(metadata or {})
@@ -189,8 +193,9 @@ class LearnedLoss(torch.nn.Module):
         self._compiled = CompiledLoss(self.expression)
 
     def elementwise(self, y: torch.Tensor, fx: torch.Tensor) -> torch.Tensor:
-        """The weighted expression on already-prepared ``y`` and ``fx`` (no reduction)."""
-        return self._compiled(self.weights, y, fx)
+        """The weighted (and scaled) expression on already-prepared ``y`` and ``fx`` (no reduction)."""
+        values = self._compiled(self.weights, y, fx)
+        return values if self.scale == 1.0 else values * self.scale
 
     def forward(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         y, fx = prepare_inputs(output, target, self.task)
@@ -198,7 +203,8 @@ class LearnedLoss(torch.nn.Module):
                            self.task)
 
     def extra_repr(self) -> str:
-        return f"expression={str(self.expression)!r}, task={self.task!r}"
+        scale = "" if self.scale == 1.0 else f", scale={self.scale!r}"
+        return f"expression={str(self.expression)!r}, task={self.task!r}{scale}"
 
     @property
     def n_parameters(self) -> int:
@@ -206,14 +212,15 @@ class LearnedLoss(torch.nn.Module):
         return self.weights.numel()
 
     def expression_with_weights(self) -> Expression:
-        """The expression with each edge weight folded in as a constant factor."""
+        """The expression with each edge weight (and the scale) folded in as a constant factor."""
         values = [float(v) for v in self.weights.detach().cpu().tolist()]
         counter = iter(range(-1, len(values)))
-        return Expression(_fold(self.expression.root, values, counter))
+        root = _fold(self.expression.root, values, counter)
+        return Expression(root if self.scale == 1.0 else Node.apply("*", (Node.constant(self.scale), root)))
 
     # -- persistence -------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data = {
             "format": FILE_FORMAT,
             "version": FILE_VERSION,
             "expression": str(self.expression),
@@ -222,6 +229,9 @@ class LearnedLoss(torch.nn.Module):
             "evomal_sr_version": __version__,
             "metadata": self.metadata,
         }
+        if self.scale != 1.0:  # written only when used: unscaled files keep their bytes
+            data["scale"] = self.scale
+        return data
 
     @classmethod
     def from_dict(cls, data: Any) -> LearnedLoss:
@@ -232,7 +242,8 @@ class LearnedLoss(torch.nn.Module):
             raise LossFileError("'weights' must be a list of finite numbers")
         metadata = check_origin(data.get("metadata", {}), error=LossFileError, what="loss 'metadata'")
         try:
-            return cls(data.get("expression"), task=data.get("task"), weights=weights, metadata=metadata)
+            return cls(data.get("expression"), task=data.get("task"), weights=weights, metadata=metadata,
+                       scale=data.get("scale", 1.0))
         except (ExpressionError, ConfigError) as exc:
             raise LossFileError(f"invalid learned loss: {exc}") from None
 
@@ -244,6 +255,13 @@ class LearnedLoss(torch.nn.Module):
     def load(cls, path) -> LearnedLoss:
         """Read a loss written by :meth:`save`; raises :class:`LossFileError` on bad files."""
         return cls.from_dict(read_json(path, LossFileError, "learned-loss file"))
+
+
+def check_scale(value, *, error=LossFileError) -> float:
+    """A loss scale: a finite positive number (``error`` otherwise, naming the value)."""
+    if not is_finite_number(value) or value <= 0:
+        raise error(f"a loss scale must be a finite number > 0, got {value!r:.40}")
+    return float(value)
 
 
 def _fold(node: Node, weights: list[float], counter) -> Node:

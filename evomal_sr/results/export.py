@@ -39,6 +39,7 @@ EXP_CAP = {exp_cap!r}
 TASK = {task!r}
 EXPRESSION = {expression!r}
 WEIGHTS = {weights}
+SCALE = {scale!r}  # the loss's constant factor (its gradient-norm normalisation; 1.0: none)
 
 '''
 
@@ -52,7 +53,11 @@ class LearnedLoss(torch.nn.Module):
         self.weights = torch.nn.Parameter(torch.tensor(WEIGHTS, dtype=torch.float32))
 
     def elementwise(self, y, fx):
-        return _expression(self.weights, y, fx)
+        value = _expression(self.weights, y, fx)
+        if SCALE == 1.0:
+            return value
+        # a full tensor of fx's dtype first, then the scale in that dtype (as evomal-sr computes it)
+        return torch.broadcast_to(torch.as_tensor(value, dtype=fx.dtype), fx.shape) * SCALE
 
     def forward(self, output, target):
         if output.ndim == 1:
@@ -115,7 +120,7 @@ def torch_source(loss: LearnedLoss, *, filename: str | None = None) -> str:
     where, module_name = _usage(filename)
     text = _PREAMBLE.format(version=__version__, expression=str(loss.expression), task=loss.task,
                             where=where, module=module_name, call=call, eps=PROTECTION_EPS, exp_cap=EXP_CAP,
-                            weights=json.dumps(weights))
+                            weights=json.dumps(weights), scale=float(loss.scale))
     text += "\n" + "\n\n".join(helpers)
     text += f"\n\ndef _expression(w, y, fx):\n    return {body}\n" + _MODULE
     return text

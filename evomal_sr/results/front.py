@@ -30,7 +30,7 @@ from evomal_sr.core.fileio import (
 from evomal_sr.core.kinds import check_task_kind
 from evomal_sr.errors import ConfigError, LossFileError
 from evomal_sr.grammar.expression import Expression
-from evomal_sr.losses.symbolic import LearnedLoss
+from evomal_sr.losses.symbolic import LearnedLoss, check_scale
 
 FRONT_FORMAT = "evomal-sr/pareto-front"
 FRONT_VERSION = 1
@@ -58,21 +58,26 @@ class FrontEntry:
         Validation error rate or MSE under partial training.
     complexity : int
         The expression's complexity.
+    scale : float
+        The constant factor of the loss (``loss_scaling="grad_norm"``; 1 otherwise).
     """
 
     expression: str
     weights: tuple[float, ...]
     fitness: float
     complexity: int
+    scale: float = 1.0
 
     @classmethod
     def from_result(cls, result) -> FrontEntry:
         """The entry of an evaluator :class:`~evomal_sr.evaluator.FitnessResult`."""
-        return cls(result.expression, tuple(result.weights), float(result.fitness), result.complexity)
+        return cls(result.expression, tuple(result.weights), float(result.fitness), result.complexity,
+                   float(getattr(result, "scale", 1.0)))
 
     def loss(self, task_kind: str, *, metadata: dict | None = None) -> LearnedLoss:
         """The :class:`~evomal_sr.losses.symbolic.LearnedLoss` of this entry."""
-        return LearnedLoss(self.expression, task=task_kind, weights=list(self.weights), metadata=metadata)
+        return LearnedLoss(self.expression, task=task_kind, weights=list(self.weights), metadata=metadata,
+                           scale=self.scale)
 
     def equation(self, digits: int | None = EQUATION_DIGITS) -> str:
         """The expression with its weights folded in and simplified (PySR's ``Equation`` column).
@@ -80,12 +85,15 @@ class FrontEntry:
         Constants are shown to ``digits`` significant digits (``None``: exact);
         the exact weights stay in :attr:`weights` and the JSON files.
         """
-        folded = LearnedLoss(self.expression, weights=list(self.weights)).expression_with_weights()
+        folded = LearnedLoss(self.expression, weights=list(self.weights), scale=self.scale).expression_with_weights()
         return folded.simplified().format(digits)
 
     def to_dict(self) -> dict:
-        return {"expression": self.expression, "weights": list(self.weights),
+        data = {"expression": self.expression, "weights": list(self.weights),
                 "fitness": float_to_json(self.fitness), "complexity": self.complexity}
+        if self.scale != 1.0:  # written only when used: fronts without scaling keep their bytes
+            data["scale"] = self.scale
+        return data
 
     @classmethod
     def from_dict(cls, data) -> FrontEntry:
@@ -103,7 +111,7 @@ class FrontEntry:
             if data["fitness"] is not None and not 0.0 <= fitness < math.inf:
                 raise ValueError(f"'fitness' must be a finite error >= 0 (or null for a rejected loss), "
                                  f"got {data['fitness']!r:.40}")
-            return cls(str(expr), weights, fitness, expr.complexity)
+            return cls(str(expr), weights, fitness, expr.complexity, check_scale(data.get("scale", 1.0)))
         except (KeyError, TypeError, ValueError, OverflowError) as exc:
             raise LossFileError(f"malformed front entry: {exc}") from None
 
