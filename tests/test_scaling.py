@@ -144,3 +144,19 @@ def test_cli_search_with_extended_operators_and_grad_norm(tmp_path):
     front = es.load_front(out)
     loss = front.select("accuracy").loss(front.task_kind)
     assert loss.scale == next(e.scale for e in front.entries if e.expression == str(loss.expression))
+
+
+def test_initial_losses_zoo_seeds_the_search_with_the_known_losses():
+    from evomal_sr.core.presets import resolve_preset
+    from evomal_sr.losses.zoo import zoo_expressions
+    from evomal_sr.search.estimator import initial_guesses
+
+    task = es.Task.builtin("iris", seed=0)
+    assert initial_guesses(task, resolve_preset("standard")) == ["-(y * log(fx))"]
+    zoo = initial_guesses(task, resolve_preset("standard", initial_losses="zoo"))
+    assert zoo[0] == "-(y * log(fx))" and set(zoo) == set(zoo_expressions("classification"))
+    extended = initial_guesses(task, resolve_preset("standard", initial_losses="zoo", operators="extended"))
+    assert any("exp" in text for text in extended) and len(extended) == len(zoo) + 1
+    search = es.LossSearch(preset="tiny", population=8, generations=1, initial_losses="zoo").fit(task)
+    scored = set(search.evaluator_._results)  # neg(x) is searched as (-1.0 * x)
+    assert {"abs((fx - y))", "square((fx - y))", "((-1.0 * (y * log(fx))) + abs((fx - y)))"} <= scored

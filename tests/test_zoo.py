@@ -121,3 +121,38 @@ def test_every_loss_of_the_package_is_a_loss_module():
     assert all(isinstance(es.known_loss(n, k), PopulationLoss) for k in es.KNOWN_LOSSES for n in es.KNOWN_LOSSES[k])
     assert isinstance(StandardLoss("regression"), PopulationLoss)
     assert all(isinstance(m, LossModule) for m in [learned, *flat, StandardLoss("classification")])
+
+
+@pytest.mark.parametrize("kind", ["classification", "regression"])
+def test_zoo_expressions_compute_their_zoo_loss_up_to_factor_and_constant(kind):
+    """Each expression's loss is a * zoo + b with a > 0 (so the same SGD path at a rescaled lr)."""
+    from evomal_sr.grammar.expression import Expression
+    from evomal_sr.losses.symbolic import LearnedLoss
+    from evomal_sr.losses.zoo import ZOO_EXPRESSIONS, known_loss, zoo_expressions
+
+    gen = torch.Generator().manual_seed(0)
+    tested = 0
+    for name, (text, _) in ZOO_EXPRESSIONS[kind].items():
+        Expression.parse(text)
+        zoo_name = {"pseudo-huber": None}.get(name, name)
+        if zoo_name is None or (kind == "classification" and name == "sce"):
+            continue  # pseudo-Huber is not in the zoo; SCE's mixing weights differ (edge weights learn them)
+        learned = LearnedLoss(text, task=kind).double()
+        zoo = known_loss(zoo_name, kind)
+        pairs = []
+        for _ in range(6):
+            out = torch.randn(1, 4, generator=gen, dtype=torch.float64)
+            target = torch.randint(0, 4, (1,), generator=gen) if kind == "classification" else \
+                torch.randn(1, 4, generator=gen, dtype=torch.float64)
+            with torch.no_grad():
+                pairs.append((float(zoo(out, target)), float(learned(out, target))))
+        (z0, l0), (z1, l1) = pairs[0], pairs[1]
+        a = (l1 - l0) / (z1 - z0)
+        b = l0 - a * z0
+        assert a > 0, name
+        for z, value in pairs:
+            assert value == pytest.approx(a * z + b, rel=1e-6, abs=1e-9), name
+        tested += 1
+    assert tested >= 3
+    assert all(text in zoo_expressions(kind, "extended") for text, _ in ZOO_EXPRESSIONS[kind].values())
+    assert "exp" not in " ".join(zoo_expressions(kind, "paper"))

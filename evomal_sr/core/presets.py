@@ -77,6 +77,10 @@ class Preset:
     # the constant that gives it the standard loss's mean gradient norm w.r.t. the model output
     # on a fixed probe batch at initialisation; see fit.scaling)
     loss_scaling: str = "none"
+    # the initial population's guesses: "baseline" (the task's standard loss, EvoMAL's) or "zoo"
+    # (every known loss the operator set can write, losses.zoo.ZOO_EXPRESSIONS); an explicit
+    # LossSearch(guesses=...) replaces either
+    initial_losses: str = "baseline"
 
     def validate(self) -> Preset:
         """Return self, or raise :class:`ConfigError` naming the bad setting."""
@@ -115,7 +119,8 @@ class Preset:
 
 
 #: The settings that take a name, and the names they take.
-CHOICES: dict[str, tuple[str, ...]] = {"operators": ("paper", "extended"), "loss_scaling": ("none", "grad_norm")}
+CHOICES: dict[str, tuple[str, ...]] = {"operators": ("paper", "extended"), "loss_scaling": ("none", "grad_norm"),
+                                       "initial_losses": ("baseline", "zoo")}
 
 #: The paper's 250 local-search steps at lr 1e-3 compressed into 20 steps at lr 1e-2.
 _QUICK = Preset(

@@ -55,7 +55,8 @@ def unrolled_meta_gradient(stacked: StackedModel, params: Params, losses: Sequen
     ok &= torch.isfinite(outer.detach())
     if not ok.any():
         return outer.detach(), torch.zeros_like(weights), ok
-    (grad,) = torch.autograd.grad(masked_sum(outer, ok), [weights], allow_unused=True)
+    total = outer.sum() if bool(ok.all()) else masked_sum(outer, ok)  # the same gradient when every row is ok
+    (grad,) = torch.autograd.grad(total, [weights], allow_unused=True)
     if grad is None:  # no candidate's loss depends on its weights (e.g. all constant)
         grad = torch.zeros_like(weights)
     ok &= rows_finite([grad])

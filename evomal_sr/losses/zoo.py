@@ -294,3 +294,38 @@ def known_loss(name: str, task_kind: str, **params) -> KnownLoss:
         return _ZOO[kind][name](**params)
     except TypeError:
         raise ConfigError(f"{name} takes no parameter(s) {', '.join(sorted(params))}") from None
+
+
+#: Known losses written in the loss grammar (``fx`` the softmax or prediction, ``y`` the one-hot
+#: labels or target; the elementwise value summed over classes): name -> (expression, operator set).
+#: Each computes its zoo loss up to a positive factor and an additive constant, which an SGD
+#: learning rate and the edge weights absorb; ``initial_losses="zoo"`` seeds a search with them.
+ZOO_EXPRESSIONS: dict[str, dict[str, tuple[str, str]]] = {
+    "classification": {
+        "cross-entropy": ("-(y * log(fx))", "paper"),
+        "mae": ("abs((fx - y))", "paper"),  # 2 (1 - p_y)
+        "sce": ("(-(y * log(fx)) + abs((fx - y)))", "paper"),  # CE + 0.5 x MAE: alpha 1, beta A
+        "squared-error": ("square((fx - y))", "paper"),
+        "poly1": ("(-(y * log(fx)) + (y * (1.0 - fx)))", "paper"),
+        "focal": ("-((y * square((1.0 - fx))) * log(fx))", "paper"),
+        "gce": ("(y * (1.0 - exp((0.7 * log(fx)))))", "extended"),  # q (1 - p_y^q) / q
+    },
+    "regression": {
+        "mse": ("square((fx - y))", "paper"),
+        "mae": ("abs((fx - y))", "paper"),
+        "pseudo-huber": ("sqrt((1.0 + square((fx - y))))", "paper"),
+        "log-cosh": ("log((exp((fx - y)) + exp((y - fx))))", "extended"),  # log 2 + log cosh
+    },
+}
+
+
+def zoo_expressions(task_kind: str, operator_set: str = "paper") -> list[str]:
+    """The known losses of ``task_kind`` that ``operator_set`` can write, as expression texts.
+
+    Examples
+    --------
+    >>> zoo_expressions("regression")
+    ['square((fx - y))', 'abs((fx - y))', 'sqrt((1.0 + square((fx - y))))']
+    """
+    allowed = ("paper",) if operator_set == "paper" else ("paper", operator_set)
+    return [text for text, needs in ZOO_EXPRESSIONS[check_task_kind(task_kind)].values() if needs in allowed]

@@ -21,6 +21,8 @@ from evomal_sr.engines import check_engine_name, get_engine
 from evomal_sr.engines.base import EngineContext
 from evomal_sr.errors import ConfigError
 from evomal_sr.evaluator import Evaluator
+from evomal_sr.grammar.expression import Expression
+from evomal_sr.losses.zoo import zoo_expressions
 from evomal_sr.parallel import executor_kind, open_executor, require_dask
 from evomal_sr.results.front import SELECTION_RULES
 from evomal_sr.results.rundir import RunDir
@@ -119,7 +121,8 @@ class LossSearch(BaseEstimator):
                  train_steps=None, batch_size=None, lr=None, fitness_lr_grid=None, fitness_lr_ratio=None,
                  fitness_eval_every=None, selection_tolerance=None, rejection_steps=None, rejection_lr=None,
                  rejection_batch=None, rejection_margin=None, probe_points=None, equivalence_rtol=None,
-                 equivalence_atol=None, meta_test_steps=None, operators=None, loss_scaling=None):
+                 equivalence_atol=None, meta_test_steps=None, operators=None, loss_scaling=None,
+                 initial_losses=None):
         self.engine = engine
         self.preset = preset
         self.seed = seed
@@ -186,7 +189,7 @@ class LossSearch(BaseEstimator):
                               # engines hand in complete trees: the native engine repairs its own
                               # population (as EvoMAL does), and PySR could not adopt a repaired tree
                               repair=False)
-        guesses = [task.baseline_expression] if self.guesses is None else list(self.guesses)
+        guesses = initial_guesses(task, settings) if self.guesses is None else list(self.guesses)
         ctx = EngineContext(task=task, evaluator=evaluator, settings=settings, seed=self.seed, guesses=guesses,
                             out_dir=rundir.path if rundir else None, resume=self.resume,
                             on_generation=self.on_generation, options=dict(self.engine_options or {}))
@@ -242,3 +245,19 @@ def _versions() -> dict:
 
     return {"evomal_sr": __version__, "torch": torch.__version__.split("+")[0],
             "python": platform.python_version()}
+
+
+def initial_guesses(task, settings: Preset) -> list[str]:
+    """The initial population's guesses of ``settings.initial_losses``: the standard loss, or the zoo.
+
+    Examples
+    --------
+    >>> import evomal_sr as es
+    >>> from evomal_sr.core.presets import resolve_preset
+    >>> initial_guesses(es.Task.builtin("diabetes"), resolve_preset("standard", initial_losses="zoo"))[:2]
+    ['square((fx - y))', 'abs((fx - y))']
+    """
+    if settings.initial_losses == "baseline":
+        return [task.baseline_expression]
+    baseline = str(Expression.parse(task.baseline_expression))
+    return [baseline, *(text for text in zoo_expressions(task.kind, settings.operators) if text != baseline)]
