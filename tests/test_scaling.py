@@ -153,9 +153,9 @@ def test_initial_losses_zoo_seeds_the_search_with_the_known_losses():
 
     task = es.Task.builtin("iris", seed=0)
     assert initial_guesses(task, resolve_preset("standard")) == ["-(y * log(fx))"]
-    zoo = initial_guesses(task, resolve_preset("standard", initial_losses="zoo"))
+    zoo = initial_guesses(task, resolve_preset("quick", initial_losses="zoo"))
     assert zoo[0] == "-(y * log(fx))" and set(zoo) == set(zoo_expressions("classification"))
-    extended = initial_guesses(task, resolve_preset("standard", initial_losses="zoo", operators="extended"))
+    extended = initial_guesses(task, resolve_preset("quick", initial_losses="zoo", operators="extended"))
     assert any("exp" in text for text in extended) and len(extended) == len(zoo) + 1
     search = es.LossSearch(preset="tiny", population=8, generations=1, initial_losses="zoo").fit(task)
     scored = set(search.evaluator_._results)  # neg(x) is searched as (-1.0 * x)
