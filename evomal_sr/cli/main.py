@@ -181,9 +181,8 @@ def _executor_setting(workers, scheduler, chunk_size):
               "e.g. tcp://10.0.0.5:8786.")
 @click.option("--chunk-size", type=int, help="Unique candidates per task sent to a worker [default: 8].")
 def search(dataset, csv_path, npz_path, target, features, drop, kind, model, label_noise, engine, preset, population,
-           generations,
-           meta_iterations, train_steps, operators, loss_scaling, no_local_search, deterministic, threads, seed, device, out_dir, resume,
-           quiet, workers, scheduler, chunk_size, force):
+           generations, meta_iterations, train_steps, operators, loss_scaling, no_local_search, deterministic,
+           threads, seed, device, out_dir, resume, quiet, workers, scheduler, chunk_size, force):
     """Discover learned losses for a dataset; writes the Pareto front to --out.
 
     \b

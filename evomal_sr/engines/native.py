@@ -20,10 +20,10 @@ import time
 
 from deap import base, gp, tools
 
-from evomal_sr.errors import ConfigError
 from evomal_sr.core.seeding import derive_seed
 from evomal_sr.engines.base import EngineContext, EngineResult, GenerationRecord
 from evomal_sr.engines.checkpoint import SearchState, load_checkpoint, save_checkpoint
+from evomal_sr.errors import ConfigError
 from evomal_sr.grammar.expression import Expression
 from evomal_sr.grammar.nodes import CONST, VAR, Node
 from evomal_sr.grammar.operators import SEARCH_CONSTANTS, VARIABLES, searchable_operators

@@ -47,8 +47,10 @@ def unrolled_meta_gradient(stacked: StackedModel, params: Params, losses: Sequen
     def unrolled_sgd(theta, grads, _active):  # differentiable: the graph reaches the weights
         return {k: v - lr * g for (k, v), g in zip(theta.items(), grads)}
 
-    inner = train_population(theta, lambda th, _: candidate_losses(losses, weights, stacked(th, x_tr), y_tr, kind, scales),
-                             unrolled_sgd, steps=inner_steps, create_graph=True)
+    def inner_losses(th, _step):
+        return candidate_losses(losses, weights, stacked(th, x_tr), y_tr, kind, scales)
+
+    inner = train_population(theta, inner_losses, unrolled_sgd, steps=inner_steps, create_graph=True)
     theta, ok = inner.params, ~inner.diverged.to(weights.device)
     x_val, y_val = val_batch
     outer = task_loss(stacked(theta, x_val), y_val, kind)

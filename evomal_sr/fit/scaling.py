@@ -66,7 +66,7 @@ def probe_scales(losses: Sequence[CompiledLoss], weights: torch.Tensor, probe: S
     >>> from evomal_sr.grammar.expression import Expression
     >>> probe = ScaleProbe(torch.randn(8, 3), torch.randint(0, 3, (8,)), "classification")
     >>> losses = [CompiledLoss(Expression.parse(t)) for t in ("-(y * log(fx))", "-((10.0 * y) * log(fx))")]
-    >>> [round(float(s), 4) for s in probe_scales(losses, torch.ones(2, 4), probe)]
+    >>> [round(float(s), 4) for s in probe_scales(losses, torch.ones(2, 6), probe)]
     [1.0, 0.1]
     """
     kind = probe.kind
