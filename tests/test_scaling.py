@@ -152,7 +152,8 @@ def test_initial_losses_zoo_seeds_the_search_with_the_known_losses():
     from evomal_sr.search.estimator import initial_guesses
 
     task = es.Task.builtin("iris", seed=0)
-    assert initial_guesses(task, resolve_preset("standard")) == ["-(y * log(fx))"]
+    assert initial_guesses(task, resolve_preset("quick")) == ["-(y * log(fx))"]
+    assert resolve_preset("standard").initial_losses == "zoo" and resolve_preset("paper").initial_losses == "baseline"
     zoo = initial_guesses(task, resolve_preset("quick", initial_losses="zoo"))
     assert zoo[0] == "-(y * log(fx))" and set(zoo) == set(zoo_expressions("classification"))
     extended = initial_guesses(task, resolve_preset("quick", initial_losses="zoo", operators="extended"))
