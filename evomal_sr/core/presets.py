@@ -1,11 +1,12 @@
-"""Search presets: every numeric setting of EvoMAL in one place.
+"""Search presets: every setting of EvoMAL in one place.
 
-``paper`` holds the settings of the EvoMAL paper (and stays faithful to it);
-``quick`` finishes a search on a built-in dataset in about a minute on two CPU
-cores with the paper's fitness; ``standard``, the one to use, scores every
-candidate at its own best learning rate and early-stopped (see
-:mod:`evomal_sr.fit.fitness`) in a few minutes; ``tiny`` exists for tests and
-smoke runs. Any field can be overridden by keyword.
+``paper`` holds the settings of the EvoMAL paper (and stays faithful to it:
+its operators, its single baseline guess, its fitness); ``quick`` finishes a
+search on a built-in dataset in well under a minute on two CPU cores with the
+paper's fitness; ``standard``, the one to use, scores every candidate at its
+own best learning rate (see :mod:`evomal_sr.fit.fitness`) from a first
+population seeded with the zoo's losses, in under a minute; ``tiny`` exists
+for tests and smoke runs. Any field can be overridden by keyword.
 
 Examples
 --------
