@@ -5,16 +5,16 @@ the batch window. The Julia side of the bound runs only where Julia is installed
 
 from __future__ import annotations
 
-import importlib.util
 import math
 import threading
 import time
 import warnings
 
 import pytest
+from juliahelpers import julia_skip_reason
 from test_pysr_engine import FakeEvaluator, fake_fitness
 
-from evomal_sr.engines.pysr import bridge_settings, find_julia
+from evomal_sr.engines.pysr import bridge_settings
 from evomal_sr.engines.pysr_bridge import CandidateTimeoutWarning, LossCallback
 from evomal_sr.engines.pysr_text import canonical_expression
 from evomal_sr.errors import ConfigError
@@ -288,16 +288,10 @@ def test_callback_with_the_real_evaluator():
 
 
 # ------------------------------------------------------------------ the Julia side (needs Julia)
-def _no_julia() -> str | None:
-    if importlib.util.find_spec("pysr") is None:
-        return "pysr is not installed"
-    if find_julia() is None:
-        return "Julia is not installed"
-    return None
 
 
 @pytest.mark.julia
-@pytest.mark.skipif(_no_julia() is not None, reason=_no_julia() or "")
+@pytest.mark.skipif(julia_skip_reason() is not None, reason=julia_skip_reason() or "")
 def test_the_julia_poll_loop_gives_up_after_its_limit():
     from evomal_sr.engines.pysr import load_objective, start_julia
 

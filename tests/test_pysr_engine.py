@@ -18,6 +18,7 @@ import types
 from pathlib import Path
 
 import pytest
+from juliahelpers import julia_skip_reason
 
 from evomal_sr.core.presets import resolve_preset
 from evomal_sr.engines import pysr as engine_module
@@ -27,7 +28,6 @@ from evomal_sr.engines.pysr import (
     LOSS_FUNCTION,
     OBJECTIVE_FILE,
     PySREngine,
-    find_julia,
     julia_source_dir,
     operator_arguments,
     probe_dataset,
@@ -392,15 +392,7 @@ def test_julia_objective_matches_the_python_side():
 
 
 # ------------------------------------------------------------------ real searches (Julia)
-def _julia_skip_reason() -> str | None:
-    if importlib.util.find_spec("pysr") is None:
-        return "pysr is not installed"
-    if find_julia() is None:
-        return "Julia is not installed"
-    return None
-
-
-needs_julia = pytest.mark.skipif(_julia_skip_reason() is not None, reason=_julia_skip_reason() or "")
+needs_julia = pytest.mark.skipif(julia_skip_reason() is not None, reason=julia_skip_reason() or "")
 
 
 @pytest.mark.julia

@@ -46,9 +46,10 @@ def test_reference_norm_is_the_hand_written_mean_row_gradient_norm():
     rows = [torch.autograd.grad(torch.nn.functional.cross_entropy(z[b:b + 1], probe.targets[b:b + 1]), z)[0][b]
             for b in range(z.shape[0])]
     expected = torch.stack([r.norm() for r in rows]).mean()
-    got = mean_gradient_norm(lambda out: standard_loss_per_copy(out, probe.targets, probe.kind), probe, 1,
+    got = mean_gradient_norm(lambda out: standard_loss_per_copy(out, probe.targets, probe.kind), probe.outputs, 1,
                              create_graph=False)
     torch.testing.assert_close(got, expected.reshape(1), rtol=1e-12, atol=0)
+    torch.testing.assert_close(probe.reference, expected.reshape(1), rtol=1e-12, atol=0)
 
 
 def test_scale_gradient_matches_finite_differences_in_float64():

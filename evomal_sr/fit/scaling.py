@@ -18,7 +18,7 @@ loss computes exactly what was scored.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -30,29 +30,39 @@ from evomal_sr.losses.symbolic import CompiledLoss
 FLAT_GRADIENT = 1e-12
 
 
-@dataclass(frozen=True)
-class ScaleProbe:
-    """The fixed probe batch: base-model outputs ``[batch, out]`` and their targets ``[batch]``."""
-
-    outputs: torch.Tensor
-    targets: torch.Tensor
-    kind: str
-
-
-def mean_gradient_norm(values_of, probe: ScaleProbe, copies: int, *, create_graph: bool) -> torch.Tensor:
-    """``[K]`` mean over probe rows of ``||d loss_b / d z_b||``, with ``values_of(z [K, B, out]) -> [K]``.
+def mean_gradient_norm(values_of, outputs: torch.Tensor, copies: int, *, create_graph: bool) -> torch.Tensor:
+    """``[K]`` mean over rows of ``||d loss_b / d z_b||`` at ``z = outputs``, ``values_of(z [K, B, out]) -> [K]``.
 
     The per-copy losses are means over the rows, so each row's gradient is the
     batch gradient times the number of rows.
     """
-    z = probe.outputs.detach().unsqueeze(0).expand(copies, *probe.outputs.shape).clone().requires_grad_(True)
-    total = values_of(z).sum()
-    if not total.requires_grad:  # no loss depends on the outputs
-        return torch.zeros(copies, dtype=z.dtype, device=z.device)
-    (grad,) = torch.autograd.grad(total, [z], create_graph=create_graph, allow_unused=True)
+    z = outputs.detach().unsqueeze(0).expand(copies, *outputs.shape).clone().requires_grad_(True)
+    with torch.enable_grad():
+        total = values_of(z).sum()
+        if not total.requires_grad:  # no loss depends on the outputs
+            return torch.zeros(copies, dtype=z.dtype, device=z.device)
+        (grad,) = torch.autograd.grad(total, [z], create_graph=create_graph, allow_unused=True)
     if grad is None:
         return torch.zeros(copies, dtype=z.dtype, device=z.device)
-    return (grad * probe.outputs.shape[0]).norm(dim=-1).mean(dim=-1)
+    return (grad * outputs.shape[0]).norm(dim=-1).mean(dim=-1)
+
+
+@dataclass(frozen=True)
+class ScaleProbe:
+    """The fixed probe batch: base-model outputs ``[batch, out]`` and their targets ``[batch]``.
+
+    ``reference`` (set on creation) is the standard loss's mean gradient norm there, ``[1]``.
+    """
+
+    outputs: torch.Tensor
+    targets: torch.Tensor
+    kind: str
+    reference: torch.Tensor = field(init=False, repr=False)
+
+    def __post_init__(self):
+        norm = mean_gradient_norm(lambda z: standard_loss_per_copy(z, self.targets, self.kind), self.outputs, 1,
+                                  create_graph=False)
+        object.__setattr__(self, "reference", norm.detach())
 
 
 def probe_scales(losses: Sequence[CompiledLoss], weights: torch.Tensor, probe: ScaleProbe) -> torch.Tensor:
@@ -69,12 +79,8 @@ def probe_scales(losses: Sequence[CompiledLoss], weights: torch.Tensor, probe: S
     >>> [round(float(s), 4) for s in probe_scales(losses, torch.ones(2, 6), probe)]
     [1.0, 0.1]
     """
-    kind = probe.kind
-    with torch.enable_grad():
-        norms = mean_gradient_norm(lambda z: candidate_losses(losses, weights, z, probe.targets, kind), probe,
-                                   len(losses), create_graph=weights.requires_grad)
-        reference = mean_gradient_norm(lambda z: standard_loss_per_copy(z, probe.targets, kind), probe, 1,
-                                       create_graph=False).detach()
+    norms = mean_gradient_norm(lambda z: candidate_losses(losses, weights, z, probe.targets, probe.kind),
+                               probe.outputs, len(losses), create_graph=weights.requires_grad)
     usable = torch.isfinite(norms) & (norms > FLAT_GRADIENT)
     safe = torch.where(usable, norms, torch.ones_like(norms))
-    return torch.where(usable, reference / safe, torch.ones_like(norms))
+    return torch.where(usable, probe.reference / safe, torch.ones_like(norms))

@@ -30,6 +30,7 @@ import torch.nn.functional as F
 
 from evomal_sr.core.kinds import check_task_kind
 from evomal_sr.errors import ConfigError
+from evomal_sr.grammar.operators import check_operator_set
 
 
 class KnownLoss(torch.nn.Module):
@@ -327,5 +328,5 @@ def zoo_expressions(task_kind: str, operator_set: str = "paper") -> list[str]:
     >>> zoo_expressions("regression")
     ['square((fx - y))', 'abs((fx - y))', 'sqrt((1.0 + square((fx - y))))']
     """
-    allowed = ("paper",) if operator_set == "paper" else ("paper", operator_set)
-    return [text for text, needs in ZOO_EXPRESSIONS[check_task_kind(task_kind)].values() if needs in allowed]
+    groups = check_operator_set(operator_set)
+    return [text for text, needs in ZOO_EXPRESSIONS[check_task_kind(task_kind)].values() if needs in groups]

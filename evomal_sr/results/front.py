@@ -72,7 +72,7 @@ class FrontEntry:
     def from_result(cls, result) -> FrontEntry:
         """The entry of an evaluator :class:`~evomal_sr.evaluator.FitnessResult`."""
         return cls(result.expression, tuple(result.weights), float(result.fitness), result.complexity,
-                   float(getattr(result, "scale", 1.0)))
+                   float(result.scale))
 
     def loss(self, task_kind: str, *, metadata: dict | None = None) -> LearnedLoss:
         """The :class:`~evomal_sr.losses.symbolic.LearnedLoss` of this entry."""
