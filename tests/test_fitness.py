@@ -60,3 +60,34 @@ def test_paper_and_quick_keep_the_paper_fitness():
     for name in ("paper", "quick"):
         settings = FitnessSettings.from_preset(resolve_preset(name), 0)
         assert settings.lr_factors == (1.0,) and settings.eval_every == 0
+
+
+def test_standard_scores_at_the_best_step_along_a_longer_horizon():
+    standard, quick = resolve_preset("standard"), resolve_preset("quick")
+    settings = FitnessSettings.from_preset(standard, 0)
+    assert settings.steps == 500 > quick.train_steps and settings.eval_every == 50
+    assert len(settings.lr_factors) == 4
+
+
+def test_best_along_the_run_equals_the_minimum_of_the_shorter_runs(setup):
+    # the best along 60 steps (every 20) is the best of the 20-, 40- and 60-step runs
+    best, _ = _fitness(setup, eval_every=20)
+    runs = [_fitness(setup, steps=n)[0] for n in (20, 40, 60)]
+    for k in range(len(EXPRESSIONS)):
+        assert best[k] == pytest.approx(min(r[k] for r in runs), rel=1e-5)
+
+
+def test_cli_fitness_eval_every(tmp_path):
+    import json
+
+    from clihelpers import invoke
+
+    out = tmp_path / "run"
+    result = invoke("search", "--dataset", "iris", "--preset", "tiny", "--fitness-eval-every", "5",
+                    "--out", str(out), "-q")
+    assert result.exit_code == 0, result.output
+    assert json.loads((out / "pareto.json").read_text())["config"]["settings"]["fitness_eval_every"] == 5
+    bad = invoke("search", "--dataset", "iris", "--preset", "tiny", "--fitness-eval-every", "-1",
+                 "--out", str(tmp_path / "bad"), "-q")
+    assert bad.exit_code != 0 and "fitness_eval_every must be >= 0, got -1" in bad.output
+    assert not (tmp_path / "bad" / "pareto.csv").exists()

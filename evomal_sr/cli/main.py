@@ -156,12 +156,14 @@ def _executor_setting(workers, scheduler, chunk_size):
               help="Fraction of training labels to corrupt.")
 @click.option("--engine", default="native", show_default=True, help="native (DEAP) or pysr (needs Julia).")
 @click.option("--preset", default="standard", show_default=True,
-              help="standard (recommended: each candidate at its best lr; a minute or two), quick (the paper's "
-                   "fitness, under a minute), paper (the paper's budget) or tiny.")
+              help="standard (recommended: each candidate at its best lr and best step along 500; a minute or "
+                   "two), quick (the paper's fitness, under a minute), paper (the paper's budget) or tiny.")
 @click.option("--population", type=int, help="Override the preset's population size.")
 @click.option("--generations", type=int, help="Override the preset's number of generations.")
 @click.option("--meta-iterations", type=int, help="Override the local-search iterations.")
 @click.option("--train-steps", type=int, help="Override the partial-training steps of the fitness.")
+@click.option("--fitness-eval-every", type=int, help="Score each candidate at its best validation step, checked "
+              "every N training steps (0: the last step, the paper's) [default: the preset's].")
 @click.option("--operators", type=click.Choice(["paper", "extended"]),
               help="Operator set: paper (EvoMAL's) or extended (adds exp) [default: the preset's].")
 @click.option("--loss-scaling", type=click.Choice(["none", "grad_norm"]),
@@ -181,7 +183,8 @@ def _executor_setting(workers, scheduler, chunk_size):
               "e.g. tcp://10.0.0.5:8786.")
 @click.option("--chunk-size", type=int, help="Unique candidates per task sent to a worker [default: 8].")
 def search(dataset, csv_path, npz_path, target, features, drop, kind, model, label_noise, engine, preset, population,
-           generations, meta_iterations, train_steps, operators, loss_scaling, no_local_search, deterministic,
+           generations, meta_iterations, train_steps, fitness_eval_every, operators, loss_scaling, no_local_search,
+           deterministic,
            threads, seed, device, out_dir, resume, quiet, workers, scheduler, chunk_size, force):
     """Discover learned losses for a dataset; writes the Pareto front to --out.
 
@@ -200,7 +203,8 @@ def search(dataset, csv_path, npz_path, target, features, drop, kind, model, lab
     from evomal_sr.core.presets import resolve_preset
 
     overrides = {"population": population, "generations": generations, "meta_iterations": meta_iterations,
-                 "train_steps": train_steps, "operators": operators, "loss_scaling": loss_scaling}
+                 "train_steps": train_steps, "fitness_eval_every": fitness_eval_every, "operators": operators,
+                 "loss_scaling": loss_scaling}
     settings = resolve_preset(preset, **overrides)  # validate before loading data
     executor = _executor_setting(workers, scheduler, chunk_size)
     if engine == "pysr":  # Julia must start before anything imports torch (LossSearch, the task do)
