@@ -24,8 +24,9 @@ class MaskedAdam:
         self.v = torch.zeros(shape, dtype=dtype, device=device)
         self.t = torch.zeros(shape[0], dtype=dtype, device=device)
 
-    def step(self, params: torch.Tensor, grad: torch.Tensor, active: torch.Tensor) -> None:
-        if bool(active.all()):  # the usual case: views of every row instead of gathered copies
+    def step(self, params: torch.Tensor, grad: torch.Tensor, active: torch.Tensor | None) -> None:
+        """Update the active rows of ``params`` in place (``active`` bool ``[K]``; ``None``: every row)."""
+        if active is None or bool(active.all()):  # the usual case: views of every row instead of gathered copies
             rows = slice(None)  # (elementwise arithmetic, so the same values as indexing every row)
         else:
             rows = active.nonzero().squeeze(-1)

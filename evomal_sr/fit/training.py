@@ -126,8 +126,9 @@ class TrainingOutcome:
     steps_done: torch.Tensor  # long [K]
 
 
-#: ``update(params, grads, active) -> params``: one optimiser step of every active copy.
-Update = Callable[[Params, Sequence[torch.Tensor], torch.Tensor], Params]
+#: ``update(params, grads, active) -> params``: one optimiser step of every active copy;
+#: ``active`` is ``None`` while every copy is active (known without reading the device).
+Update = Callable[[Params, Sequence[torch.Tensor], torch.Tensor | None], Params]
 
 
 def train_population(params: Params, copy_losses: Callable[[Params, int], torch.Tensor], update: Update, *,
@@ -169,7 +170,7 @@ def train_population(params: Params, copy_losses: Callable[[Params, int], torch.
                 if not (all_active and _all_finite(grads)):
                     active = active & rows_finite([g.detach() for g in grads])
                     all_active = all_active and bool(active.all())
-                params = update(params, grads, active)
+                params = update(params, grads, None if all_active else active)
                 if all_active:
                     clean_steps += 1
                 else:
@@ -244,15 +245,16 @@ def train_candidates(stacked: StackedModel, params: Params, losses: Sequence[Com
                            outcome.steps_done)
 
 
-def masked_sgd_step(params: Params, grads: Sequence[torch.Tensor], active: torch.Tensor,
+def masked_sgd_step(params: Params, grads: Sequence[torch.Tensor], active: torch.Tensor | None,
                     lr: float | torch.Tensor) -> None:
     """One SGD step of every active copy, in place; inactive copies keep their parameters.
 
-    ``lr`` is a number (every copy) or a tensor ``[K]`` (one learning rate per copy).
+    ``active`` is bool ``[K]``, or ``None`` for every copy; ``lr`` is a number (every
+    copy) or a tensor ``[K]`` (one learning rate per copy).
     """
     per_copy = isinstance(lr, torch.Tensor)
     with torch.no_grad():
-        if bool(active.all()):  # every gradient is finite: skip the masking (same arithmetic)
+        if active is None or bool(active.all()):  # every gradient is finite: no masking (same arithmetic)
             if not per_copy:  # the same two kernels per tensor as p.sub_(g * lr), one call each
                 torch._foreach_sub_(list(params.values()), torch._foreach_mul(list(grads), lr))
                 return
