@@ -26,18 +26,26 @@ class MaskedAdam:
 
     def step(self, params: torch.Tensor, grad: torch.Tensor, active: torch.Tensor | None) -> None:
         """Update the active rows of ``params`` in place (``active`` bool ``[K]``; ``None``: every row)."""
-        if active is None or bool(active.all()):  # the usual case: views of every row instead of gathered copies
-            rows = slice(None)  # (elementwise arithmetic, so the same values as indexing every row)
-        else:
-            rows = active.nonzero().squeeze(-1)
-            if rows.numel() == 0:
-                return
+        if active is None or bool(active.all()):  # the usual case: whole tensors, no indexing
+            self.t += 1
+            self.m = self.beta1 * self.m + (1 - self.beta1) * grad
+            self.v = self.beta2 * self.v + (1 - self.beta2) * grad * grad
+            with torch.no_grad():
+                params -= self._direction(self.m, self.v, self.t, params.ndim)
+            return
+        rows = active.nonzero().squeeze(-1)
+        if rows.numel() == 0:
+            return
         g = grad[rows]
         self.t[rows] += 1
-        t = self.t[rows].reshape(-1, *([1] * (params.ndim - 1)))
         self.m[rows] = self.beta1 * self.m[rows] + (1 - self.beta1) * g
         self.v[rows] = self.beta2 * self.v[rows] + (1 - self.beta2) * g * g
-        m_hat = self.m[rows] / (1 - self.beta1**t)
-        v_hat = self.v[rows] / (1 - self.beta2**t)
         with torch.no_grad():
-            params[rows] -= self.lr * m_hat / (v_hat.sqrt() + self.eps)
+            params[rows] -= self._direction(self.m[rows], self.v[rows], self.t[rows], params.ndim)
+
+    def _direction(self, m: torch.Tensor, v: torch.Tensor, t: torch.Tensor, ndim: int) -> torch.Tensor:
+        """``lr * m_hat / (sqrt(v_hat) + eps)`` of the given rows (elementwise: rows do not interact)."""
+        t = t.reshape(-1, *([1] * (ndim - 1)))
+        m_hat = m / (1 - self.beta1**t)
+        v_hat = v / (1 - self.beta2**t)
+        return self.lr * m_hat / (v_hat.sqrt() + self.eps)

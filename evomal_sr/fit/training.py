@@ -30,8 +30,8 @@ def candidate_losses(losses: Sequence[CompiledLoss], weights: torch.Tensor, outp
     """
     fx = output_to_fx(outputs, kind)  # softmax and one-hot once for all candidates
     y = target_to_y(target, outputs.shape[-1], kind, fx.dtype)
-    if len(losses) == 1:  # the one-at-a-time path: no stacking (the same values)
-        values = reduce_per_copy(losses[0](weights[0], y, fx[0]).unsqueeze(0), kind)
+    if len(losses) == 1:  # the one-at-a-time path: no stacking; squeeze, not [0], whose backward copies
+        values = reduce_per_copy(losses[0](weights.squeeze(0), y, fx.squeeze(0)).unsqueeze(0), kind)
     else:
         rows, slices = weights.unbind(0), fx.unbind(0)  # one call each instead of one per candidate
         values = reduce_per_copy(torch.stack([loss(rows[k], y, slices[k]) for k, loss in enumerate(losses)]), kind)
