@@ -23,7 +23,7 @@ from evomal_sr.core.devices import resolve_device
 from evomal_sr.core.presets import Preset, resolve_preset
 from evomal_sr.core.seeding import derive_seed
 from evomal_sr.core.threads import auto_threads, torch_threads
-from evomal_sr.errors import ConfigError
+from evomal_sr.core.validation import BALANCED_CHUNKS, check_chunk_size
 from evomal_sr.fit.fitness import FitnessSettings, partial_training_fitness
 from evomal_sr.fit.local_search import local_search
 from evomal_sr.fit.records import TRAINED_STATUSES, FitnessResult, Status  # noqa: F401 (public here too)
@@ -62,9 +62,12 @@ class Evaluator:
         process; otherwise an object with ``score_chunks(evaluator, chunks)``
         (see :mod:`evomal_sr.parallel`). Caches and the equivalence index
         always stay in this (the driving) process.
-    chunk_size : int, optional
+    chunk_size : int or "balanced", optional
         Unique candidates per batch; ``None`` means the executor's default (the
-        whole generation in-process). Chunks are contiguous, in first-seen order.
+        whole generation in-process); ``"balanced"`` splits each generation into
+        one near-equal chunk per worker (``executor.n_workers``), so no worker
+        waits for another's second chunk. Chunks are contiguous, in first-seen
+        order. On CPU the results do not depend on the chunks (``docs/scaling.md``).
     **overrides
         Any :class:`~evomal_sr.core.presets.Preset` field, e.g. ``train_steps=100``.
 
@@ -79,12 +82,9 @@ class Evaluator:
 
     def __init__(self, task, *, preset: str | Preset = "quick", device: str = "cpu", seed: int = 0,
                  batched: bool = True, local_search: bool = True, repair: bool = True, threads="auto",
-                 executor=None, chunk_size: int | None = None, **overrides):
-        if chunk_size is not None and (isinstance(chunk_size, bool) or not isinstance(chunk_size, int)
-                                       or chunk_size < 1):
-            raise ConfigError(f"chunk_size must be a positive integer or None, got {chunk_size!r}")
+                 executor=None, chunk_size: int | str | None = None, **overrides):
         self.executor = executor
-        self.chunk_size = chunk_size
+        self.chunk_size = check_chunk_size(chunk_size)
         self.task = task
         self.settings = resolve_preset(preset, **overrides)
         self.device = resolve_device(device)
@@ -242,6 +242,8 @@ class Evaluator:
     def _score_unique(self, unique) -> list[FitnessResult]:
         """Score the unique new candidates chunk by chunk, here or on the executor's workers."""
         size = 1 if not self.batched else (self.chunk_size or getattr(self.executor, "default_chunk_size", None))
+        if size == BALANCED_CHUNKS:  # one chunk per worker (a single one in this process)
+            size = -(-len(unique) // max(int(getattr(self.executor, "n_workers", 1) or 1), 1))
         size = size or max(len(unique), 1)  # None: the whole generation is one batch
         chunks = [unique[i:i + size] for i in range(0, len(unique), size)]  # deterministic, in first-seen order
         if self.executor is None:

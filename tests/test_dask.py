@@ -95,8 +95,32 @@ def test_chunking_does_not_change_a_single_bit(task, size):
 
 
 def test_bad_chunk_size_is_rejected(task):
-    with pytest.raises(ConfigError, match="chunk_size"):
-        Evaluator(task, preset="tiny", chunk_size=0)
+    for bad in (0, -1, 2.5, True, "half"):
+        with pytest.raises(ConfigError, match="chunk_size must be a positive integer or 'balanced'"):
+            Evaluator(task, preset="tiny", chunk_size=bad)
+
+
+class _CountingExecutor(InProcessExecutor):
+    """In-process scoring that records the chunk sizes it was handed, as if it had ``n_workers``."""
+
+    def __init__(self, n_workers):
+        self.n_workers, self.sizes = n_workers, []
+
+    def score_chunks(self, evaluator, chunks):
+        self.sizes.append([len(c) for c in chunks])
+        return super().score_chunks(evaluator, chunks)
+
+
+@pytest.mark.parametrize("workers, sizes", [(1, [8]), (2, [4, 4]), (3, [3, 3, 2]), (20, [1] * 8)])
+def test_balanced_chunks_are_one_per_worker_and_change_no_bit(task, workers, sizes):
+    whole = Evaluator(task, preset="tiny").evaluate(CANDIDATES)
+    executor = _CountingExecutor(workers)
+    balanced = Evaluator(task, preset="tiny", chunk_size="balanced", executor=executor).evaluate(CANDIDATES)
+    # 8 unique candidates (the last is the first, reordered): ceil(8 / workers) each, at most one per worker
+    assert executor.sizes == [sizes]
+    assert _same(whole, balanced)
+    alone = Evaluator(task, preset="tiny", chunk_size="balanced").evaluate(CANDIDATES)  # no executor: one batch
+    assert _same(whole, alone)
 
 
 # -- on workers -------------------------------------------------------------------------------------
@@ -121,6 +145,15 @@ def test_same_pareto_csv_on_a_passed_client(task, client, reference, tmp_path):
     LossSearch(out_dir=tmp_path, executor=client, **SMALL).fit(task)
     assert (tmp_path / "pareto.csv").read_bytes() == reference
     assert client.status == "running"  # a passed client is not closed by the search
+
+
+def test_cli_balanced_chunks_on_two_workers_give_the_same_pareto_csv(client, tmp_path):
+    args = ["search", "--dataset", "iris", "--preset", "tiny", "--population", "6", "--seed", "1", "-q"]
+    here = invoke(*args, "--out", tmp_path / "here")
+    there = invoke(*args, "--scheduler", client.scheduler.address, "--chunk-size", "balanced",
+                   "--out", tmp_path / "there")
+    assert here.exit_code == 0 and there.exit_code == 0, there.stderr
+    assert (tmp_path / "there" / "pareto.csv").read_bytes() == (tmp_path / "here" / "pareto.csv").read_bytes()
 
 
 @pytest.mark.slow
@@ -191,7 +224,8 @@ def test_an_unreachable_scheduler_is_one_error_within_the_timeout(monkeypatch):
 @pytest.mark.parametrize("args, fragment", [
     (["--workers", "0"], "--workers must be at least 1"),
     (["--workers", "2", "--scheduler", "tcp://127.0.0.1:8786"], "not both"),
-    (["--workers", "2", "--chunk-size", "0"], "--chunk-size must be at least 1"),
+    (["--workers", "2", "--chunk-size", "0"], "--chunk-size must be a positive integer or 'balanced'"),
+    (["--workers", "2", "--chunk-size", "even"], "got 'even'"),
     (["--scheduler", "nowhere"], "scheduler address"),
 ])
 def test_cli_bad_executor_options(args, fragment):
@@ -219,6 +253,22 @@ def test_a_worker_without_evomal_sr_is_named(answers, fragment):
 
 def test_real_workers_pass_the_check(client):
     assert check_workers(client) == 2
+
+
+def test_local_workers_keep_glibcs_default_memory_trimming(tmp_path):
+    # Dask's nannies would start workers with MALLOC_TRIM_THRESHOLD_=65536 (costly page faults for
+    # the evaluator's short-lived tensors); a fresh process, since a nanny leaks it into its parent.
+    script = tmp_path / "env.py"
+    script.write_text(
+        "import os\n"
+        "from evomal_sr.parallel.dask_executor import DaskExecutor\n"
+        "if __name__ == '__main__':\n"
+        "    with DaskExecutor.local(1) as ex:\n"
+        "        print(sorted(set(ex.client.run(lambda: str(os.environ.get('MALLOC_TRIM_THRESHOLD_'))).values())))\n")
+    env = {k: v for k, v in os.environ.items() if k != "MALLOC_TRIM_THRESHOLD_"}
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "['None']"
 
 
 def test_open_executor_closes_what_it_started():

@@ -17,6 +17,7 @@ from evomal_sr.cli.progress import (
     SearchProgress,
     report_interrupted,
 )
+from evomal_sr.core.validation import check_chunk_size
 from evomal_sr.errors import ConfigError, EvomalError, LossFileError
 
 
@@ -126,8 +127,7 @@ def _executor_setting(workers, scheduler, chunk_size):
                           "not both")
     if workers is not None and workers < 1:
         raise ConfigError(f"--workers must be at least 1, got {workers}; leave it out to run in this process")
-    if chunk_size is not None and chunk_size < 1:
-        raise ConfigError(f"--chunk-size must be at least 1, got {chunk_size}")
+    check_chunk_size(chunk_size, name="--chunk-size")
     if workers is None and scheduler is None:
         return None
     if scheduler is not None and ":" not in scheduler:
@@ -181,7 +181,8 @@ def _executor_setting(workers, scheduler, chunk_size):
               "evomal-sr[dask]); same front as without.")
 @click.option("--scheduler", help="Score candidates on an existing Dask cluster: its scheduler address, "
               "e.g. tcp://10.0.0.5:8786.")
-@click.option("--chunk-size", type=int, help="Unique candidates per task sent to a worker [default: 8].")
+@click.option("--chunk-size", help="Unique candidates per task sent to a worker, or 'balanced': one chunk per "
+              "worker each generation [default: 8].")
 def search(dataset, csv_path, npz_path, target, features, drop, kind, model, label_noise, engine, preset, population,
            generations, meta_iterations, train_steps, fitness_eval_every, operators, loss_scaling, no_local_search,
            deterministic,
@@ -222,7 +223,7 @@ def search(dataset, csv_path, npz_path, target, features, drop, kind, model, lab
     try:
         fitted = LossSearch(engine=engine, preset=preset, seed=seed, device=device,
                             local_search=not no_local_search, out_dir=out_dir, resume=resume, force=force,
-                            executor=executor, chunk_size=chunk_size,
+                            executor=executor, chunk_size=check_chunk_size(chunk_size, name="--chunk-size"),
                             engine_options={"deterministic": deterministic, "threads": threads}, on_generation=progress,
                             **overrides).fit(task)
     except KeyboardInterrupt:

@@ -32,3 +32,25 @@ def check_positive_int(name: str, value, *, error: type[Exception] = ConfigError
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
         raise error(f"{name} must be a positive integer, got {value!r}")
     return int(value)
+
+
+#: The ``chunk_size`` that splits each generation into one near-equal chunk per worker.
+BALANCED_CHUNKS = "balanced"
+
+
+def check_chunk_size(value, *, name: str = "chunk_size") -> int | str | None:
+    """Return a valid ``chunk_size``: ``None``, a positive integer or ``"balanced"``.
+
+    Examples
+    --------
+    >>> check_chunk_size("balanced"), check_chunk_size(4), check_chunk_size(None)
+    ('balanced', 4, None)
+    """
+    if value is None or value == BALANCED_CHUNKS:
+        return value
+    if isinstance(value, str) and value.strip().isdigit():  # from the command line
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ConfigError(f"{name} must be a positive integer or {BALANCED_CHUNKS!r} (one chunk per worker), "
+                          f"got {value!r}")
+    return int(value)

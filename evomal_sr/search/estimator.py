@@ -79,9 +79,10 @@ class LossSearch(BaseEstimator):
         process (default), on ``N`` local Dask worker processes started and
         closed by :meth:`fit`, on the cluster whose scheduler has this address,
         or through a passed client (left open). The front is the same for all.
-    chunk_size : int, optional
+    chunk_size : int or "balanced", optional
         Unique candidates per batch sent to a worker; ``None`` means 8 on Dask and
-        the whole generation in-process.
+        the whole generation in-process; ``"balanced"`` one near-equal chunk per
+        worker each generation (the fastest on a few workers).
     population, generations, ..., meta_test_steps : optional
         Every field of :class:`~evomal_sr.core.presets.Preset`; ``None`` (the
         default) takes the preset's value.
