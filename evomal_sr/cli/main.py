@@ -185,8 +185,7 @@ def _executor_setting(workers, scheduler, chunk_size):
               "worker each generation [default: 8].")
 def search(dataset, csv_path, npz_path, target, features, drop, kind, model, label_noise, engine, preset, population,
            generations, meta_iterations, train_steps, fitness_eval_every, operators, loss_scaling, no_local_search,
-           deterministic,
-           threads, seed, device, out_dir, resume, quiet, workers, scheduler, chunk_size, force):
+           deterministic, threads, seed, device, out_dir, resume, quiet, workers, scheduler, chunk_size, force):
     """Discover learned losses for a dataset; writes the Pareto front to --out.
 
     \b
@@ -208,6 +207,7 @@ def search(dataset, csv_path, npz_path, target, features, drop, kind, model, lab
                  "loss_scaling": loss_scaling}
     settings = resolve_preset(preset, **overrides)  # validate before loading data
     executor = _executor_setting(workers, scheduler, chunk_size)
+    chunk_size = check_chunk_size(chunk_size, name="--chunk-size")  # an int or "balanced" from the text
     if engine == "pysr":  # Julia must start before anything imports torch (LossSearch, the task do)
         from evomal_sr.engines.pysr import PySREngine, log_to_stderr
 
@@ -223,7 +223,7 @@ def search(dataset, csv_path, npz_path, target, features, drop, kind, model, lab
     try:
         fitted = LossSearch(engine=engine, preset=preset, seed=seed, device=device,
                             local_search=not no_local_search, out_dir=out_dir, resume=resume, force=force,
-                            executor=executor, chunk_size=check_chunk_size(chunk_size, name="--chunk-size"),
+                            executor=executor, chunk_size=chunk_size,
                             engine_options={"deterministic": deterministic, "threads": threads}, on_generation=progress,
                             **overrides).fit(task)
     except KeyboardInterrupt:
