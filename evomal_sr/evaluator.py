@@ -243,7 +243,7 @@ class Evaluator:
         """Score the unique new candidates chunk by chunk, here or on the executor's workers."""
         size = 1 if not self.batched else (self.chunk_size or getattr(self.executor, "default_chunk_size", None))
         if size == BALANCED_CHUNKS:  # one chunk per worker (a single one in this process)
-            size = -(-len(unique) // max(int(getattr(self.executor, "n_workers", 1) or 1), 1))
+            size = math.ceil(len(unique) / (getattr(self.executor, "n_workers", None) or 1))
         size = size or max(len(unique), 1)  # None: the whole generation is one batch
         chunks = [unique[i:i + size] for i in range(0, len(unique), size)]  # deterministic, in first-seen order
         if self.executor is None:

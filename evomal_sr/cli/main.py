@@ -118,7 +118,7 @@ def _load_task(dataset, csv_path, target, kind, model, label_noise, seed, npz_pa
     return Task.builtin(dataset, seed=seed, label_noise=label_noise, model=model)
 
 
-def _executor_setting(workers, scheduler, chunk_size):
+def _executor_setting(workers, scheduler):
     """The ``executor`` of LossSearch for --workers / --scheduler, checked before any data is loaded."""
     from evomal_sr.parallel import require_dask
 
@@ -127,7 +127,6 @@ def _executor_setting(workers, scheduler, chunk_size):
                           "not both")
     if workers is not None and workers < 1:
         raise ConfigError(f"--workers must be at least 1, got {workers}; leave it out to run in this process")
-    check_chunk_size(chunk_size, name="--chunk-size")
     if workers is None and scheduler is None:
         return None
     if scheduler is not None and ":" not in scheduler:
@@ -206,8 +205,8 @@ def search(dataset, csv_path, npz_path, target, features, drop, kind, model, lab
                  "train_steps": train_steps, "fitness_eval_every": fitness_eval_every, "operators": operators,
                  "loss_scaling": loss_scaling}
     settings = resolve_preset(preset, **overrides)  # validate before loading data
-    executor = _executor_setting(workers, scheduler, chunk_size)
     chunk_size = check_chunk_size(chunk_size, name="--chunk-size")  # an int or "balanced" from the text
+    executor = _executor_setting(workers, scheduler)
     if engine == "pysr":  # Julia must start before anything imports torch (LossSearch, the task do)
         from evomal_sr.engines.pysr import PySREngine, log_to_stderr
 
