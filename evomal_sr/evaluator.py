@@ -68,6 +68,12 @@ class Evaluator:
         one near-equal chunk per worker (``executor.n_workers``), so no worker
         waits for another's second chunk. Chunks are contiguous, in first-seen
         order. On CPU the results do not depend on the chunks (``docs/scaling.md``).
+    cuda_graph : bool
+        On CUDA, record each batch's training step (forward, losses, backward,
+        guarded SGD) once as a CUDA graph and replay it for every step
+        (:mod:`evomal_sr.fit.captured`): the same results, far fewer kernel
+        launches. Ignored on CPU and for models with buffers or random modules.
+        Off by default: not yet measured on a GPU in this project.
     **overrides
         Any :class:`~evomal_sr.core.presets.Preset` field, e.g. ``train_steps=100``.
 
@@ -82,8 +88,9 @@ class Evaluator:
 
     def __init__(self, task, *, preset: str | Preset = "quick", device: str = "cpu", seed: int = 0,
                  batched: bool = True, local_search: bool = True, repair: bool = True, threads="auto",
-                 executor=None, chunk_size: int | str | None = None, **overrides):
+                 executor=None, chunk_size: int | str | None = None, cuda_graph: bool = False, **overrides):
         self.executor = executor
+        self.cuda_graph = bool(cuda_graph)
         self.chunk_size = check_chunk_size(chunk_size)
         self.task = task
         self.settings = resolve_preset(preset, **overrides)
@@ -344,7 +351,8 @@ class Evaluator:
     def _partial_training(self, losses, weights, scales=None):
         return partial_training_fitness(self._stacked, losses, weights, self._data["train"], self._data["val"],
                                         kind=self.task.kind, scales=scales,
-                                        settings=FitnessSettings.from_preset(self.settings, self.seed))
+                                        settings=FitnessSettings.from_preset(self.settings, self.seed,
+                                                                             cuda_graph=self.cuda_graph))
 
     def _scale_probe(self) -> ScaleProbe:
         """The fixed probe of ``grad_norm`` scaling: an initial model's outputs on seeded training rows."""

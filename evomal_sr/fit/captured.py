@@ -10,8 +10,10 @@ from the batch, which gives every copy the same parameters, divergence flag and
 step count as the eager loop (:func:`~evomal_sr.fit.training.train_population`).
 
 Only used on CUDA, for models without buffers or random modules
-(:func:`can_capture`); everything else runs eagerly. Not measured on a GPU in
-this project yet (see ``benchmarks/PERFORMANCE.md``).
+(:func:`can_capture`), when asked for (``Evaluator(cuda_graph=True)``,
+``--cuda-graph``); everything else runs eagerly. Not measured on a GPU in this
+project yet (see ``benchmarks/PERFORMANCE.md``; ``benchmarks/bench_cuda_graph.py``
+is the prepared check).
 """
 
 from __future__ import annotations
@@ -31,12 +33,13 @@ def can_capture(stacked, device) -> bool:
 
 
 def masked_static_step(params: Params, values_fn: ValuesFn, index: torch.Tensor, active: torch.Tensor,
-                       steps_done: torch.Tensor, lr: float) -> None:
+                       steps_done: torch.Tensor, lr: float | torch.Tensor) -> None:
     """One guarded SGD step of every copy, in place, with no host synchronisation.
 
     Copies that are inactive, or whose loss or gradient is non-finite now, keep
     their parameters; ``active`` and ``steps_done`` are updated in place. For an
-    active copy the update is ``p - g * lr``, the eager loop's arithmetic.
+    active copy the update is ``p - g * lr``, the eager loop's arithmetic; ``lr``
+    is one learning rate or a tensor ``[K]`` with one per copy.
 
     Examples
     --------
@@ -56,18 +59,25 @@ def masked_static_step(params: Params, values_fn: ValuesFn, index: torch.Tensor,
         for g in grads:
             ok = ok & torch.isfinite(g.reshape(g.shape[0], -1)).all(dim=1)
         for p, g in zip(params.values(), grads):
-            p.copy_(torch.where(ok.reshape(-1, *([1] * (g.ndim - 1))), p - g * lr, p))
+            shape = (-1, *([1] * (g.ndim - 1)))
+            step = g * (lr.reshape(shape) if isinstance(lr, torch.Tensor) else lr)
+            p.copy_(torch.where(ok.reshape(shape), p - step, p))
         active.copy_(ok)
         steps_done.add_(ok)
 
 
 def train_captured(params: Params, values_fn: ValuesFn, next_index: Callable[[], torch.Tensor], *,
-                   steps: int, lr: float, warmup: int = 3) -> tuple[Params, torch.Tensor, torch.Tensor]:
+                   steps: int, lr: float | torch.Tensor, warmup: int = 3,
+                   after_step: Callable[[int, Params], None] | None = None,
+                   ) -> tuple[Params, torch.Tensor, torch.Tensor]:
     """``steps`` guarded SGD steps replayed from one CUDA graph; returns ``(params, diverged, steps_done)``.
 
     ``next_index()`` gives each step's minibatch rows on the device (same size
-    every step). The warm-up before capture runs on scratch copies, so it uses
-    no minibatch of the run and changes none of its parameters.
+    every step). ``lr`` is one learning rate or one per copy (``[K]``).
+    ``after_step(step, params)`` runs after every replay, outside the graph, also
+    once every copy has stopped (they keep their parameters, so reading them then
+    gives what the last step left). The warm-up before capture runs on scratch
+    copies, so it uses no minibatch of the run and changes none of its parameters.
     """
     first = next(iter(params.values()))
     K, device = first.shape[0], first.device
@@ -87,8 +97,20 @@ def train_captured(params: Params, values_fn: ValuesFn, next_index: Callable[[],
     graph = torch.cuda.CUDAGraph()
     with torch.cuda.graph(graph):  # recorded, not run
         masked_static_step(params, values_fn, static_index, active, steps_done, lr)
-    for step in range(steps):
-        if step:
-            static_index.copy_(next_index())
-        graph.replay()
+    replay_steps(graph.replay, next_index, static_index, params, steps=steps, after_step=after_step)
     return params, ~active, steps_done
+
+
+def replay_steps(run_step: Callable[[], None], next_index: Callable[[], torch.Tensor], static_index: torch.Tensor,
+                 params: Params, *, steps: int, after_step: Callable[[int, Params], None] | None = None) -> None:
+    """Run a recorded step ``steps`` times, loading each step's minibatch rows into ``static_index`` first.
+
+    ``static_index`` already holds the first step's rows. ``run_step`` is
+    ``graph.replay`` (or, in tests on CPU, the step run eagerly).
+    """
+    for step in range(1, steps + 1):
+        if step > 1:
+            static_index.copy_(next_index())
+        run_step()
+        if after_step is not None:
+            after_step(step, params)

@@ -43,12 +43,13 @@ class FitnessSettings:
     seed: int
     lr_factors: tuple[float, ...] = (1.0,)
     eval_every: int = 0
+    cuda_graph: bool = False  # replay the training step from a CUDA graph where possible (same results)
 
     @classmethod
-    def from_preset(cls, preset, seed: int) -> FitnessSettings:
+    def from_preset(cls, preset, seed: int, *, cuda_graph: bool = False) -> FitnessSettings:
         return cls(steps=preset.train_steps, lr=preset.lr, batch_size=preset.batch_size, seed=seed,
                    lr_factors=tuple(preset.fitness_lr_ratio ** j for j in range(preset.fitness_lr_grid)),
-                   eval_every=preset.fitness_eval_every)
+                   eval_every=preset.fitness_eval_every, cuda_graph=cuda_graph)
 
 
 def partial_training_fitness(stacked: StackedModel, losses: Sequence, weights: torch.Tensor, train_data, val_data,
@@ -81,7 +82,7 @@ def partial_training_fitness(stacked: StackedModel, losses: Sequence, weights: t
     params = StackedModel.replicate({k: v.to(device) for k, v in stacked.initial_params().items()}, len(losses))
     sampler = BatchSampler(train_data[0].shape[0], settings.batch_size, derive_seed(settings.seed, "train"))
     outcome = train_candidates(stacked, params, losses, weights, train_data, kind=kind, steps=settings.steps,
-                               lr=settings.lr, sampler=sampler, scales=scales)
+                               lr=settings.lr, sampler=sampler, scales=scales, cuda_graph=settings.cuda_graph)
     metric = evaluate_metric(stacked, outcome.params, val_data, kind=kind)
     return metric.cpu().tolist(), outcome.diverged.tolist()
 
@@ -107,7 +108,8 @@ def _grid_fitness(stacked, losses, weights, train_data, val_data, *, kind, setti
 
     outcome = train_candidates(stacked, params, copies, weights.repeat_interleave(G, dim=0), train_data, kind=kind,
                                steps=settings.steps, lr=lrs, sampler=sampler, after_step=after_step,
-                               scales=None if scales is None else scales.repeat_interleave(G))
+                               scales=None if scales is None else scales.repeat_interleave(G),
+                               cuda_graph=settings.cuda_graph)
     score(outcome.params)  # the last step always counts (a copy that stopped early keeps its parameters)
     per_loss = best.reshape(len(losses), G)
     chosen = per_loss.argmin(dim=1)

@@ -231,9 +231,9 @@ def train_candidates(stacked: StackedModel, params: Params, losses: Sequence[Com
             targets.append(target_to_y(Y, outputs.shape[-1], kind, outputs.dtype))
         return candidate_losses(losses, weights, outputs, targets[0][index], kind, scales)
 
-    if cuda_graph and can_capture(stacked, X.device) and not isinstance(lr, torch.Tensor) and after_step is None:
+    if cuda_graph and can_capture(stacked, X.device):
         theta, diverged, done = train_captured(params, values_at, lambda: sampler.next().to(X.device),
-                                               steps=steps, lr=lr)
+                                               steps=steps, lr=lr, after_step=after_step)
         return TrainingOutcome({k: v.detach() for k, v in theta.items()}, diverged.cpu(), done.cpu())
 
     def copy_losses(theta, _step):

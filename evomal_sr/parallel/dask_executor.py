@@ -39,18 +39,20 @@ class ScorerSpec:
     seed: int
     batched: bool
     local_search: bool
+    cuda_graph: bool = False
 
     @classmethod
     def from_evaluator(cls, evaluator) -> ScorerSpec:
         return cls(task=evaluator.task, settings=evaluator.settings, device=str(evaluator.device),
-                   seed=evaluator.seed, batched=evaluator.batched, local_search=evaluator.local_search)
+                   seed=evaluator.seed, batched=evaluator.batched, local_search=evaluator.local_search,
+                   cuda_graph=evaluator.cuda_graph)
 
     def build(self):
         """An evaluator for this spec (its caches stay empty: workers only score)."""
         from evomal_sr.evaluator import Evaluator
 
         return Evaluator(self.task, preset=self.settings, device=self.device, seed=self.seed, batched=self.batched,
-                         local_search=self.local_search, repair=False)
+                         local_search=self.local_search, repair=False, cuda_graph=self.cuda_graph)
 
 
 class EvaluatorPlugin(WorkerPlugin):

@@ -51,6 +51,9 @@ class LossSearch(BaseEstimator):
         Learn edge weights by unrolled differentiation (EvoMAL); ``False`` is GP-LFL.
     batched : bool
         Train each generation's candidates together (faster, same results).
+    cuda_graph : bool
+        On CUDA, replay each batch's training step from one CUDA graph (the
+        same results, fewer kernel launches; see :class:`~evomal_sr.evaluator.Evaluator`).
     out_dir : str or Path, optional
         Folder for checkpoints and results (``pareto.csv``/``.json``/``.png``, ``history.csv``).
     resume : bool
@@ -115,7 +118,7 @@ class LossSearch(BaseEstimator):
                  device: str = "cpu", guesses: list[str] | None = None, local_search: bool = True,
                  batched: bool = True, out_dir=None, resume: bool = False, force: bool = False,
                  model_selection: str = "accuracy", engine_options: dict | None = None,
-                 on_generation=None, executor=None, chunk_size=None,
+                 on_generation=None, executor=None, chunk_size=None, cuda_graph: bool = False,
                  population=None, generations=None, init_min_height=None, init_max_height=None,
                  crossover_prob=None, mutation_prob=None, mutation_min_height=None, mutation_max_height=None,
                  tournament_size=None, height_limit=None, meta_iterations=None, meta_lr=None, inner_steps=None,
@@ -139,6 +142,7 @@ class LossSearch(BaseEstimator):
         self.on_generation = on_generation
         self.executor = executor
         self.chunk_size = chunk_size
+        self.cuda_graph = cuda_graph
         given = locals()
         for name in PRESET_FIELDS:
             setattr(self, name, given[name])
@@ -187,6 +191,7 @@ class LossSearch(BaseEstimator):
         engine_cls.check_available()
         evaluator = Evaluator(task, preset=settings, device=self.device, seed=self.seed, batched=self.batched,
                               local_search=self.local_search, chunk_size=self.chunk_size,
+                              cuda_graph=bool(self.cuda_graph),
                               # engines hand in complete trees: the native engine repairs its own
                               # population (as EvoMAL does), and PySR could not adopt a repaired tree
                               repair=False)
