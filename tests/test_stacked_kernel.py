@@ -20,6 +20,10 @@ def _models():
     }
 
 
+#: Models whose second derivatives differ from the vmap path's in the last bits (see below).
+SECOND_ORDER_ROUND_OFF = {"tanh-no-bias"}
+
+
 def _pair(model):
     fast, general = StackedModel(model), StackedModel(model)
     general._mlp = None  # the vmap(functional_call) path
@@ -52,7 +56,15 @@ def test_direct_mlp_kernel_is_bit_identical_to_vmap(name, K, dtype):
     assert all(torch.equal(u, v) for u, v in zip(ga, gb))
     ha = torch.autograd.grad(sum(g.square().sum() for g in ga), list(params.values()))
     hb = torch.autograd.grad(sum(g.square().sum() for g in gb), list(params.values()))
-    assert all(torch.equal(u, v) for u, v in zip(ha, hb))
+    if name in SECOND_ORDER_ROUND_OFF:
+        # A second derivative sums several paths in the order autograd's engine reaches them,
+        # and matmul's no-op views (on the vmap path, not in the direct kernel's bmm) change
+        # that order here: the first layer's weight differs in the last bits (1.7e-7 relative
+        # in float32, 2.7e-16 in float64, measured).
+        tolerance = {torch.float32: 1e-5, torch.float64: 1e-13}[dtype]
+        assert all(torch.allclose(u, v, rtol=tolerance, atol=0) for u, v in zip(ha, hb))
+    else:
+        assert all(torch.equal(u, v) for u, v in zip(ha, hb))
 
 
 def test_only_plain_mlps_take_the_direct_kernel():

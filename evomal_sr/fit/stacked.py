@@ -31,7 +31,11 @@ random:
   out as the batched matrix products ``vmap`` itself lowers ``linear`` to, so the
   outputs and gradients (also with ``create_graph``) are bit-identical, without
   ``vmap``'s and ``functional_call``'s per-call Python cost (about half of a
-  one-copy training step of the digits MLP on CPU).
+  one-copy training step of the digits MLP on CPU). Second derivatives (the
+  local search's) are sums over several paths, which autograd adds in the order
+  its engine reaches them; that order depends on the graph's no-op view nodes,
+  so it can differ from the ``vmap`` path's in the last bits
+  (``tests/test_stacked_kernel.py`` says where).
 * **Fallback.** When ``vmap`` cannot run the model (data-dependent control flow,
   ``.item()``, unsupported operators), the copies are run one at a time with
   the same semantics; the choice is made automatically on the first call (or by
@@ -276,14 +280,18 @@ def _mlp_layers(model: nn.Module) -> list | None:
 def _mlp_forward(layers: list, params: Params, x: torch.Tensor) -> torch.Tensor:
     """``[K, batch, out]`` of a plain MLP: ``x`` is shared ``[batch, in]`` or per copy ``[K, batch, in]``.
 
-    The same ops as ``vmap(functional_call)`` (a batched ``matmul``, then the bias
-    added), hence the same bits.
+    The same kernels as ``vmap(functional_call)`` (a batched matrix product, then
+    the bias added), hence the same outputs and gradients. ``torch.bmm`` is called
+    directly: it is what ``matmul`` lowers to here, without ``matmul``'s expand
+    and reshape views, which cost autograd five no-op nodes per layer in every
+    backward (about 10% of a one-copy candidate of the digits MLP).
     """
     h = x
     for layer in layers:
         if isinstance(layer, tuple):
             weight, bias = layer
-            h = torch.matmul(h, params[weight].transpose(1, 2))
+            w = params[weight]
+            h = torch.bmm(h if h.ndim == 3 else h.expand(w.shape[0], *h.shape), w.transpose(1, 2))
             if bias is not None:
                 h = h + params[bias].unsqueeze(1)
         else:
