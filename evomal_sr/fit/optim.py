@@ -28,8 +28,7 @@ class MaskedAdam:
         """Update the active rows of ``params`` in place (``active`` bool ``[K]``; ``None``: every row)."""
         if active is None or bool(active.all()):  # the usual case: whole tensors, no indexing
             self.t += 1
-            self.m = self.beta1 * self.m + (1 - self.beta1) * grad
-            self.v = self.beta2 * self.v + (1 - self.beta2) * grad * grad
+            self.m, self.v = self._moments(self.m, self.v, grad)
             with torch.no_grad():
                 params -= self._direction(self.m, self.v, self.t, params.ndim)
             return
@@ -38,10 +37,13 @@ class MaskedAdam:
             return
         g = grad[rows]
         self.t[rows] += 1
-        self.m[rows] = self.beta1 * self.m[rows] + (1 - self.beta1) * g
-        self.v[rows] = self.beta2 * self.v[rows] + (1 - self.beta2) * g * g
+        self.m[rows], self.v[rows] = self._moments(self.m[rows], self.v[rows], g)
         with torch.no_grad():
             params[rows] -= self._direction(self.m[rows], self.v[rows], self.t[rows], params.ndim)
+
+    def _moments(self, m: torch.Tensor, v: torch.Tensor, g: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The updated first and second moments of the given rows."""
+        return self.beta1 * m + (1 - self.beta1) * g, self.beta2 * v + (1 - self.beta2) * g * g
 
     def _direction(self, m: torch.Tensor, v: torch.Tensor, t: torch.Tensor, ndim: int) -> torch.Tensor:
         """``lr * m_hat / (sqrt(v_hat) + eps)`` of the given rows (elementwise: rows do not interact)."""

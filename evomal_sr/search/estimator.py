@@ -191,7 +191,7 @@ class LossSearch(BaseEstimator):
         engine_cls.check_available()
         evaluator = Evaluator(task, preset=settings, device=self.device, seed=self.seed, batched=self.batched,
                               local_search=self.local_search, chunk_size=self.chunk_size,
-                              cuda_graph=bool(self.cuda_graph),
+                              cuda_graph=self.cuda_graph,
                               # engines hand in complete trees: the native engine repairs its own
                               # population (as EvoMAL does), and PySR could not adopt a repaired tree
                               repair=False)
