@@ -9,7 +9,7 @@ project root on the CUDA machine::
 On ``digits`` with the task's MLP (64-100-100-10) it prints:
 
 * **training**: 500 SGD steps (batch 128, lr 0.01) of ``K`` = 1, 12 and 25 screened
-  random candidates, all ``K`` copies together (:func:`~evomal_sr.fit.training.train_candidates`),
+  random candidates, all ``K`` copies together (:func:`~evomal_sr.training.loop.train_candidates`),
   eager and with ``cuda_graph=True``, best of ``--repeat`` interleaved rounds, and
   whether parameters, divergence flags and step counts are bit-identical;
 * **evaluator**: seconds per candidate at the ``paper`` preset for one batch of
@@ -43,7 +43,7 @@ def synchronize(device: torch.device) -> None:
 
 def timed_training(stacked, losses, data, *, steps, cuda_graph):
     """Seconds and outcome of training every loss's copy together, eager or replayed."""
-    from evomal_sr.fit.training import BatchSampler, StackedModel, train_candidates
+    from evomal_sr.training.loop import BatchSampler, StackedModel, train_candidates
 
     params = StackedModel.replicate(stacked.initial_params(), len(losses))
     weights = torch.ones(len(losses), max(max(loss.n_weights for loss in losses), 1), device=data[0].device)
@@ -61,7 +61,7 @@ def same_outcome(a, b) -> bool:
 
 
 def training_rows(task, candidates, *, device, steps, repeat) -> list[dict]:
-    from evomal_sr.fit.training import StackedModel
+    from evomal_sr.training.loop import StackedModel
     from evomal_sr.grammar.expression import Expression
     from evomal_sr.losses.symbolic import CompiledLoss
 
@@ -83,7 +83,7 @@ def training_rows(task, candidates, *, device, steps, repeat) -> list[dict]:
 
 
 def evaluator_row(task, candidates, *, device) -> dict:
-    from evomal_sr.evaluator import Evaluator
+    from evomal_sr.scoring.evaluator import Evaluator
 
     row, results = {}, {}
     for graph in (False, True):

@@ -3,10 +3,10 @@
 Measures, in one run and side by side, the two expensive phases of the
 evaluator on ``digits`` with the task's MLP (64-100-100-10):
 
-* **partial training** (:func:`evomal_sr.fit.training.train_candidates`): the
+* **partial training** (:func:`evomal_sr.training.loop.train_candidates`): the
   candidates trained one after another (``K = 1`` each) and all at once
   (``K = candidates``), reported as candidate-training-steps per second;
-* **local search** (:func:`evomal_sr.fit.local_search.local_search`, unrolled
+* **local search** (:func:`evomal_sr.training.local_search.local_search`, unrolled
   differentiation), likewise as candidate-meta-iterations per second;
 
 and, optionally (``--paper``), the evaluator's time per candidate at the
@@ -68,7 +68,7 @@ def random_trees(n: int, rng: random.Random) -> list:
 
 def random_candidates(n: int, task, settings, seed: int) -> list[str]:
     """``n`` distinct random candidates that the evaluator would train (screened)."""
-    from evomal_sr.fit.screening import ProbePoints, probe_gradients, rejection_protocol
+    from evomal_sr.training.screening import ProbePoints, probe_gradients, rejection_protocol
     from evomal_sr.losses.symbolic import CompiledLoss
 
     rng = random.Random(seed)
@@ -97,7 +97,7 @@ def random_candidates(n: int, task, settings, seed: int) -> list[str]:
 
 def bench_training(stacked, losses, data, *, kind, steps, lr, batch_size, device, batched, seed=0):
     """Seconds and candidate-steps done training ``losses`` (all together or one by one)."""
-    from evomal_sr.fit.training import BatchSampler, StackedModel, train_candidates
+    from evomal_sr.training.loop import BatchSampler, StackedModel, train_candidates
 
     init = stacked.initial_params()
     groups = [list(range(len(losses)))] if batched else [[i] for i in range(len(losses))]
@@ -118,7 +118,7 @@ def bench_training(stacked, losses, data, *, kind, steps, lr, batch_size, device
 
 def bench_local_search(stacked, losses, task, *, iterations, settings, device, batched, seed=0):
     """Seconds and candidate-meta-iterations of local search (all together or one by one)."""
-    from evomal_sr.fit.local_search import local_search
+    from evomal_sr.training.local_search import local_search
 
     inits = {}
 
@@ -147,7 +147,7 @@ def bench_local_search(stacked, losses, task, *, iterations, settings, device, b
 
 def plain_cross_entropy_loop(task, device, steps=500, batch_size=128, lr=0.01) -> float:
     """Seconds of a plain PyTorch SGD loop with cross-entropy (design.md: 0.41 s for the reference)."""
-    from evomal_sr.fit.training import BatchSampler
+    from evomal_sr.training.loop import BatchSampler
 
     net = task.make_model(seed=0).to(device)
     X, y = task.X_train.to(device), task.y_train.to(device)
@@ -167,7 +167,7 @@ def plain_cross_entropy_loop(task, device, steps=500, batch_size=128, lr=0.01) -
 
 def paper_per_candidate(task, candidates, device, seed=0) -> dict:
     """Evaluator seconds per candidate at the ``paper`` per-candidate settings."""
-    from evomal_sr.evaluator import Evaluator
+    from evomal_sr.scoring.evaluator import Evaluator
 
     ev = Evaluator(task, preset="paper", device=str(device), seed=seed)
     tick = time.perf_counter()
@@ -186,7 +186,7 @@ FIXED_TREES = ("-(y * log(fx))", "square(y - fx)", "(-(y * log(fx)) + tanh(squar
 
 def fixed_trees(task, device, seed=0) -> dict:
     """Evaluator seconds per tree at the paper preset: the fixed trees one at a time and as one batch."""
-    from evomal_sr.evaluator import Evaluator
+    from evomal_sr.scoring.evaluator import Evaluator
 
     figures = {}
     for label, batched in (("one at a time", False), ("batch of 3", True)):
@@ -220,7 +220,7 @@ def main(argv=None) -> int:
     import evomal_sr as es
     from evomal_sr.core.devices import resolve_device
     from evomal_sr.core.presets import resolve_preset
-    from evomal_sr.fit.training import StackedModel
+    from evomal_sr.training.loop import StackedModel
     from evomal_sr.losses.symbolic import CompiledLoss
 
     device = resolve_device(args.device)

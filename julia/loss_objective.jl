@@ -9,7 +9,7 @@
 #      named `y` and `fx` through the dataset's variable names);
 #   2. looks the string up in a memo shared by all Julia threads;
 #   3. otherwise hands the string to the Python callback (`LossCallback` in
-#      `evomal_sr/engines/pysr_bridge.py`) and polls it for the fitness;
+#      `evomal_sr/engines/pysr/bridge.py`) and polls it for the fitness;
 #   4. turns every failure into `L(Inf)`, so a bad candidate never aborts the
 #      search.
 #
@@ -65,7 +65,7 @@ const POLL_LIMIT = Ref{Float64}(3600.0)
 """
     install_callback(callback, poll_limit=3600.0)
 
-Use the Python object `callback` (an `evomal_sr.engines.pysr_bridge.LossCallback`)
+Use the Python object `callback` (an `evomal_sr.engines.pysr.bridge.LossCallback`)
 for the next search, and forget the fitnesses memoised for the previous one. A
 request still unanswered after `poll_limit` seconds is scored `Inf`.
 """

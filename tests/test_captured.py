@@ -1,4 +1,4 @@
-"""The CUDA-graph training path (:mod:`evomal_sr.fit.captured`) gives the eager loop's numbers.
+"""The CUDA-graph training path (:mod:`evomal_sr.training.captured`) gives the eager loop's numbers.
 
 A graph can only be recorded on CUDA, so on CPU the recorded step is run eagerly:
 the step itself, the replay loop (per-copy learning rates, a scoring callback
@@ -13,9 +13,9 @@ import torch
 from clihelpers import invoke
 
 import evomal_sr as es
-import evomal_sr.fit.fitness as fitness_module
-from evomal_sr.fit.captured import masked_static_step, replay_steps
-from evomal_sr.fit.training import BatchSampler, StackedModel, candidate_losses, evaluate_metric, train_candidates
+import evomal_sr.training.fitness as fitness_module
+from evomal_sr.training.captured import masked_static_step, replay_steps
+from evomal_sr.training.loop import BatchSampler, StackedModel, candidate_losses, evaluate_metric, train_candidates
 from evomal_sr.grammar.expression import Expression
 from evomal_sr.losses.symbolic import CompiledLoss, target_to_y
 

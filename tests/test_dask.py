@@ -23,7 +23,7 @@ import evomal_sr as es  # noqa: E402
 import evomal_sr.parallel as parallel  # noqa: E402
 from evomal_sr import ConfigError, LossSearch  # noqa: E402
 from evomal_sr.errors import EngineUnavailableError  # noqa: E402
-from evomal_sr.evaluator import Evaluator  # noqa: E402
+from evomal_sr.scoring.evaluator import Evaluator  # noqa: E402
 from evomal_sr.parallel import InProcessExecutor, executor_kind, open_executor  # noqa: E402
 from evomal_sr.parallel.dask_executor import DaskExecutor, check_workers  # noqa: E402
 
@@ -282,7 +282,7 @@ def test_open_executor_closes_what_it_started():
 def test_pysr_callback_batches_go_through_the_executor(task, client):
     from concurrent.futures import ThreadPoolExecutor
 
-    from evomal_sr.engines.pysr_bridge import LossCallback
+    from evomal_sr.engines.pysr.bridge import LossCallback
 
     texts = ["(y * plog(fx))", "((fx - y) * (fx - y))", "(y + fx)", "aq(y, fx)", "(y * psqrt(fx))"]
     sent = []

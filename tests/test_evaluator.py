@@ -15,7 +15,7 @@ import torch
 from evomal_sr import ConfigError, LossFileError
 from evomal_sr.core.seeding import derive_seed
 from evomal_sr.data.tasks import Task
-from evomal_sr.evaluator import Evaluator, FitnessResult, Status
+from evomal_sr.scoring.evaluator import Evaluator, FitnessResult, Status
 from evomal_sr.grammar.expression import Expression
 from evomal_sr.losses.symbolic import initial_weights
 

@@ -15,10 +15,10 @@ from juliahelpers import julia_skip_reason
 from test_pysr_engine import FakeEvaluator, fake_fitness
 
 from evomal_sr.engines.pysr import bridge_settings
-from evomal_sr.engines.pysr_bridge import CandidateTimeoutWarning, LossCallback
-from evomal_sr.engines.pysr_text import canonical_expression
+from evomal_sr.engines.pysr.bridge import CandidateTimeoutWarning, LossCallback
+from evomal_sr.engines.pysr.text import canonical_expression
 from evomal_sr.errors import ConfigError
-from evomal_sr.evaluator import FitnessResult
+from evomal_sr.scoring.evaluator import FitnessResult
 from evomal_sr.grammar.expression import Expression
 
 
@@ -276,7 +276,7 @@ def test_on_batch_errors_are_kept_not_raised():
 @pytest.mark.slow
 def test_callback_with_the_real_evaluator():
     from evomal_sr.data.tasks import Task
-    from evomal_sr.evaluator import Evaluator
+    from evomal_sr.scoring.evaluator import Evaluator
 
     evaluator = Evaluator(Task.builtin("iris", seed=0), preset="tiny", repair=False)
     with LossCallback(evaluator) as callback:

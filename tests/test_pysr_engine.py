@@ -21,7 +21,7 @@ import pytest
 from juliahelpers import julia_skip_reason
 
 from evomal_sr.core.presets import resolve_preset
-from evomal_sr.engines import pysr as engine_module
+from evomal_sr.engines.pysr import engine as engine_module
 from evomal_sr.engines.base import EngineContext
 from evomal_sr.engines.pysr import (
     JULIA_MODULE,
@@ -33,12 +33,12 @@ from evomal_sr.engines.pysr import (
     probe_dataset,
     search_budget,
 )
-from evomal_sr.engines.pysr_bridge import CandidateTimeoutWarning, LossCallback
-from evomal_sr.engines.pysr_text import (
+from evomal_sr.engines.pysr.bridge import CandidateTimeoutWarning, LossCallback
+from evomal_sr.engines.pysr.text import (
     canonical_expression,
 )
 from evomal_sr.errors import ConfigError
-from evomal_sr.evaluator import FitnessResult
+from evomal_sr.scoring.evaluator import FitnessResult
 from evomal_sr.grammar.expression import Expression
 from evomal_sr.grammar.operators import OPERATORS, searchable_operators
 
@@ -318,9 +318,9 @@ def test_run_ends_when_the_evaluator_never_answers(monkeypatch, tmp_path):
 
 def test_run_logs_its_settings_and_counts(monkeypatch, tmp_path, caplog):
     simulate_julia(monkeypatch, tmp_path, SimulatedJulia(threads=3))
-    caplog.set_level("INFO", logger="evomal_sr.engines.pysr")
+    caplog.set_level("INFO", logger="evomal_sr.engines.pysr.engine")
     PySREngine().run(make_context(threads=3, populations=2, candidate_timeout=90))
-    start, done = [r.getMessage() for r in caplog.records if r.name == "evomal_sr.engines.pysr"]
+    start, done = [r.getMessage() for r in caplog.records if r.name == "evomal_sr.engines.pysr.engine"]
     assert "3 Julia threads, parallelism=multithreading, 2 populations of" in start
     assert "search releases the GIL: yes" in start and "candidate timeout 90 s" in start
     assert re.search(r"done: 8 fitness requests \(1 memo hits, 1 invalid, 0 timed out\); 6 candidates", done), done
@@ -400,7 +400,7 @@ needs_julia = pytest.mark.skipif(julia_skip_reason() is not None, reason=julia_s
 @pytest.mark.parametrize("options", [{"deterministic": True}, {"threads": 2, "populations": 2}])
 def test_real_pysr_search_on_a_tiny_budget(options, tmp_path):
     from evomal_sr.data.tasks import Task
-    from evomal_sr.evaluator import Evaluator
+    from evomal_sr.scoring.evaluator import Evaluator
 
     task = Task.builtin("iris", seed=0)
     settings = resolve_preset("tiny", generations=2)

@@ -21,10 +21,10 @@ from pathlib import Path
 import pytest
 
 from evomal_sr.engines import get_engine
-from evomal_sr.engines import pysr as engine_module
-from evomal_sr.engines import pysr_runtime as runtime
+from evomal_sr.engines.pysr import engine as engine_module
+from evomal_sr.engines.pysr import runtime as runtime
 from evomal_sr.engines.pysr import PySREngine
-from evomal_sr.engines.pysr_runtime import (
+from evomal_sr.engines.pysr.runtime import (
     PYSR_FLOOR,
     PySRInstall,
     availability_problem,

@@ -8,8 +8,8 @@ import math
 import pytest
 from test_pysr_engine import FakeEvaluator
 
-from evomal_sr.engines.pysr_bridge import LossCallback
-from evomal_sr.engines.pysr_text import (
+from evomal_sr.engines.pysr.bridge import LossCallback
+from evomal_sr.engines.pysr.text import (
     canonical_expression,
     front_entries,
     julia_float,
@@ -18,7 +18,7 @@ from evomal_sr.engines.pysr_text import (
     to_pysr_equation,
 )
 from evomal_sr.errors import ExpressionError
-from evomal_sr.evaluator import FitnessResult
+from evomal_sr.scoring.evaluator import FitnessResult
 from evomal_sr.grammar.expression import Expression
 from evomal_sr.results.front import HallOfFame, ParetoFront
 

@@ -15,7 +15,7 @@ import pytest
 
 import evomal_sr as es
 from evomal_sr import CheckpointError, ConfigError, LossSearch
-from evomal_sr.evaluator import Evaluator
+from evomal_sr.scoring.evaluator import Evaluator
 
 SMALL = {"preset": "tiny", "population": 4, "generations": 2}
 CLI = [sys.executable, "-c", "import sys; from evomal_sr.cli.main import main; sys.argv[0] = 'evomal-sr'; main()"]

@@ -9,9 +9,9 @@ import torch
 
 import evomal_sr as es
 from evomal_sr.errors import ConfigError, ExpressionError, LossFileError
-from evomal_sr.fit.fitness import FitnessSettings, partial_training_fitness
-from evomal_sr.fit.scaling import ScaleProbe, mean_gradient_norm, probe_scales
-from evomal_sr.fit.stacked import StackedModel
+from evomal_sr.training.fitness import FitnessSettings, partial_training_fitness
+from evomal_sr.training.scaling import ScaleProbe, mean_gradient_norm, probe_scales
+from evomal_sr.training.stacked import StackedModel
 from evomal_sr.grammar.expression import Expression
 from evomal_sr.losses.standard import standard_loss_per_copy
 from evomal_sr.losses.symbolic import CompiledLoss, LearnedLoss
@@ -113,7 +113,7 @@ def test_evaluator_with_grad_norm_stores_the_scale_and_the_loss_reproduces_it(tm
 
 
 def FitnessResult_round_trip(result) -> bool:
-    from evomal_sr.evaluator import FitnessResult
+    from evomal_sr.scoring.evaluator import FitnessResult
     return FitnessResult.from_dict(json.loads(json.dumps(result.to_dict()))) == result
 
 

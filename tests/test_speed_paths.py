@@ -11,8 +11,8 @@ import torch
 
 from evomal_sr.core.threads import SMALL_MODEL_PARAMETERS, auto_threads, check_threads, torch_threads
 from evomal_sr.errors import ConfigError
-from evomal_sr.fit.optim import MaskedAdam
-from evomal_sr.fit.training import (
+from evomal_sr.training.optim import MaskedAdam
+from evomal_sr.training.loop import (
     BatchSampler,
     StackedModel,
     candidate_losses,

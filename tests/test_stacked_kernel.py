@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from evomal_sr.fit.stacked import StackedModel
+from evomal_sr.training.stacked import StackedModel
 
 
 def _models():

@@ -12,10 +12,10 @@ import pytest
 import torch
 from torch import nn
 
-from evomal_sr.fit.local_search import local_search, unrolled_meta_gradient
-from evomal_sr.fit.optim import MaskedAdam
-from evomal_sr.fit.screening import EquivalenceIndex, ProbePoints, probe_gradients, rejection_protocol
-from evomal_sr.fit.training import (
+from evomal_sr.training.local_search import local_search, unrolled_meta_gradient
+from evomal_sr.training.optim import MaskedAdam
+from evomal_sr.training.screening import EquivalenceIndex, ProbePoints, probe_gradients, rejection_protocol
+from evomal_sr.training.loop import (
     BatchSampler,
     StackedModel,
     candidate_losses,

@@ -353,7 +353,7 @@ def doctor():
     import torch
 
     from evomal_sr.engines import ENGINES, get_engine
-    from evomal_sr.engines.pysr_runtime import describe_pysr  # reads PySR's source, starts no Julia
+    from evomal_sr.engines.pysr.runtime import describe_pysr  # reads PySR's source, starts no Julia
 
     click.echo(f"evomal-sr  {__version__}")
     click.echo(f"python     {platform.python_version()} ({platform.machine()})")

@@ -5,7 +5,7 @@ its operators, its single baseline guess, its fitness); ``quick`` finishes a
 search on a built-in dataset in well under a minute on two CPU cores with the
 paper's fitness; ``standard``, the one to use, scores every candidate at its
 own best learning rate and at its best validation step along 500 steps (see
-:mod:`evomal_sr.fit.fitness`) from a first population seeded with the zoo's
+:mod:`evomal_sr.training.fitness`) from a first population seeded with the zoo's
 losses, in one to three minutes; ``tiny`` exists
 for tests and smoke runs. Any field can be overridden by keyword.
 

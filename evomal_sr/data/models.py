@@ -10,7 +10,7 @@ callable returning an ``nn.Module`` and can initialise it deterministically.
 paper's image models (:mod:`evomal_sr.data.paper_models`: ``lenet5``,
 ``allcnnc``, ``vgg11``, ``vgg16``, ``resnet18``) have BatchNorm or Dropout; any
 model works with the stacked training (per-copy running statistics, per-copy
-seeded dropout, see :mod:`evomal_sr.fit.stacked`).
+seeded dropout, see :mod:`evomal_sr.training.stacked`).
 
 Model-factory convention
 ------------------------

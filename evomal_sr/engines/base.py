@@ -1,7 +1,7 @@
 """What every search engine receives and returns.
 
 An engine drives the structure search and hands candidate expressions to the
-shared :class:`~evomal_sr.evaluator.Evaluator`; it returns the run's hall of
+shared :class:`~evomal_sr.scoring.evaluator.Evaluator`; it returns the run's hall of
 fame (best trained loss per complexity) and a per-generation history.
 """
 
@@ -17,7 +17,7 @@ from evomal_sr.core.fileio import float_from_json, float_to_json
 if TYPE_CHECKING:  # at run time these would import torch, which the PySR engine must load after Julia
     from evomal_sr.core.presets import Preset
     from evomal_sr.data.tasks import Task
-    from evomal_sr.evaluator import Evaluator
+    from evomal_sr.scoring.evaluator import Evaluator
     from evomal_sr.results.front import HallOfFame
 
 

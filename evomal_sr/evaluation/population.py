@@ -4,7 +4,7 @@ A meta-test trains ``methods x learning rates x seeds`` copies of the task's
 model. They differ in their loss, their learning rate and their minibatch
 order, but not in their architecture, so one ``vmap``-ped forward and backward
 serves all of them through the one training loop
-(:func:`~evomal_sr.fit.training.train_population`). For a given seed, every
+(:func:`~evomal_sr.training.loop.train_population`). For a given seed, every
 copy starts from the same initial parameters and sees the same minibatches.
 """
 
@@ -18,7 +18,7 @@ import torch
 from evomal_sr.core.kinds import TASK_KINDS
 from evomal_sr.core.seeding import derive_seed
 from evomal_sr.errors import ConfigError
-from evomal_sr.fit.training import (
+from evomal_sr.training.loop import (
     BatchSampler,
     StackedModel,
     evaluate_metric,

@@ -7,7 +7,7 @@ classes and averaged over the batch, exactly like a learned symbolic loss. It ha
 ``2*50 + 50*50 + 50*1 = 2,650`` parameters.
 
 Training reuses EvoMAL's local search unchanged
-(:func:`evomal_sr.fit.local_search.local_search`): each meta-iteration takes a fresh
+(:func:`evomal_sr.training.local_search.local_search`): each meta-iteration takes a fresh
 base-model initialisation, ``inner_steps`` differentiable SGD steps on a training
 batch with the meta-loss, the task loss of the updated model on a validation
 batch, and an Adam step on the meta-loss parameters.

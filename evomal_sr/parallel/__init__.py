@@ -1,9 +1,9 @@
 """Where the evaluator's expensive work runs: the executor registry.
 
 The driving process keeps the caches and the equivalence index (see
-:class:`~evomal_sr.evaluator.Evaluator`); an executor scores chunks of unique
+:class:`~evomal_sr.scoring.evaluator.Evaluator`); an executor scores chunks of unique
 candidate expressions with the same batched code and returns their
-:class:`~evomal_sr.evaluator.FitnessResult` records, in order. Three kinds:
+:class:`~evomal_sr.scoring.evaluator.FitnessResult` records, in order. Three kinds:
 
 ``"in-process"`` (or ``None``)
     Everything in this process, as without an executor.

@@ -8,7 +8,7 @@ once, as a :class:`EvaluatorPlugin` (Dask hands it to workers that join later,
 such as the replacement of a killed one); the plugin builds an evaluator on the
 worker and keeps it between generations. Each chunk is then one small task:
 the plugin's name and a list of candidate texts in, a list of
-:class:`~evomal_sr.evaluator.FitnessResult` out. A chunk lost with its worker is
+:class:`~evomal_sr.scoring.evaluator.FitnessResult` out. A chunk lost with its worker is
 rescheduled by Dask; since a result depends only on the expression, the task,
 the settings and the seed, the answer is the same.
 """
@@ -49,7 +49,7 @@ class ScorerSpec:
 
     def build(self):
         """An evaluator for this spec (its caches stay empty: workers only score)."""
-        from evomal_sr.evaluator import Evaluator
+        from evomal_sr.scoring.evaluator import Evaluator
 
         return Evaluator(self.task, preset=self.settings, device=self.device, seed=self.seed, batched=self.batched,
                          local_search=self.local_search, repair=False, cuda_graph=self.cuda_graph)

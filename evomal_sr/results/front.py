@@ -70,7 +70,7 @@ class FrontEntry:
 
     @classmethod
     def from_result(cls, result) -> FrontEntry:
-        """The entry of an evaluator :class:`~evomal_sr.evaluator.FitnessResult`."""
+        """The entry of an evaluator :class:`~evomal_sr.scoring.evaluator.FitnessResult`."""
         return cls(result.expression, tuple(result.weights), float(result.fitness), result.complexity,
                    float(result.scale))
 

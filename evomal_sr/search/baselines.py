@@ -8,7 +8,7 @@
 
 Each returns losses that :func:`~evomal_sr.evaluation.metatest.meta_test`
 accepts; all three score candidates with the one partial-training fitness
-(:mod:`evomal_sr.fit.fitness`).
+(:mod:`evomal_sr.training.fitness`).
 """
 
 from __future__ import annotations
@@ -22,9 +22,9 @@ import torch
 from evomal_sr.core.presets import Preset, resolve_preset
 from evomal_sr.core.seeding import derive_seed
 from evomal_sr.errors import EngineUnavailableError
-from evomal_sr.fit.fitness import FitnessSettings, partial_training_fitness
-from evomal_sr.fit.local_search import local_search
-from evomal_sr.fit.training import StackedModel
+from evomal_sr.training.fitness import FitnessSettings, partial_training_fitness
+from evomal_sr.training.local_search import local_search
+from evomal_sr.training.loop import StackedModel
 from evomal_sr.losses.ml3 import ML3Loss, initial_parameters
 from evomal_sr.losses.taylorglo import N_PARAMETERS, POPULATION, SIGMA, TaylorGLOLoss
 from evomal_sr.search.estimator import LossSearch

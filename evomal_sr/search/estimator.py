@@ -20,7 +20,7 @@ from evomal_sr.core.validation import check_seed
 from evomal_sr.engines import check_engine_name, get_engine
 from evomal_sr.engines.base import EngineContext
 from evomal_sr.errors import ConfigError
-from evomal_sr.evaluator import Evaluator
+from evomal_sr.scoring.evaluator import Evaluator
 from evomal_sr.grammar.expression import Expression
 from evomal_sr.losses.zoo import zoo_expressions
 from evomal_sr.parallel import executor_kind, open_executor, require_dask
@@ -53,7 +53,7 @@ class LossSearch(BaseEstimator):
         Train each generation's candidates together (faster, same results).
     cuda_graph : bool
         On CUDA, replay each batch's training step from one CUDA graph (the
-        same results, fewer kernel launches; see :class:`~evomal_sr.evaluator.Evaluator`).
+        same results, fewer kernel launches; see :class:`~evomal_sr.scoring.evaluator.Evaluator`).
     out_dir : str or Path, optional
         Folder for checkpoints and results (``pareto.csv``/``.json``/``.png``, ``history.csv``).
     resume : bool

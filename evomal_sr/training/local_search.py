@@ -15,9 +15,9 @@ from collections.abc import Callable, Sequence
 
 import torch
 
-from evomal_sr.fit.optim import MaskedAdam
-from evomal_sr.fit.scaling import ScaleProbe, probe_scales
-from evomal_sr.fit.training import (
+from evomal_sr.training.optim import MaskedAdam
+from evomal_sr.training.scaling import ScaleProbe, probe_scales
+from evomal_sr.training.loop import (
     BatchSampler,
     Params,
     StackedModel,
@@ -35,7 +35,7 @@ def unrolled_meta_gradient(stacked: StackedModel, params: Params, losses: Sequen
                            inner_steps: int = 1, probe: ScaleProbe | None = None):
     """Validation task loss after ``inner_steps`` SGD steps, and its gradient w.r.t. ``weights``.
 
-    With ``probe`` each loss is normalised by :func:`~evomal_sr.fit.scaling.probe_scales`,
+    With ``probe`` each loss is normalised by :func:`~evomal_sr.training.scaling.probe_scales`,
     differentiated through. Returns ``(outer_losses [K], grad [K, E], ok [K])``; rows with a non-finite
     inner loss, outer loss or gradient are marked not ``ok`` (their gradient is zero).
     """
@@ -72,7 +72,7 @@ def local_search(stacked: StackedModel, losses: Sequence[CompiledLoss], weights:
     """Tune the padded edge weights ``[K, E_max]`` of ``losses``; returns the learned weights.
 
     ``init_params(i)`` gives the (unstacked) base-model parameters of meta-iteration ``i``;
-    ``probe`` normalises every loss's scale (:mod:`evomal_sr.fit.scaling`).
+    ``probe`` normalises every loss's scale (:mod:`evomal_sr.training.scaling`).
     """
     K = len(losses)
     weights = weights.detach().clone()

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import torch
 
 from evomal_sr.core.seeding import derive_seed
-from evomal_sr.fit.training import (
+from evomal_sr.training.loop import (
     BatchSampler,
     StackedModel,
     evaluate_metric,
@@ -60,7 +60,7 @@ def partial_training_fitness(stacked: StackedModel, losses: Sequence, weights: t
     ``losses`` are compiled losses ``(weights, y, fx) -> elementwise`` and
     ``weights`` their padded weights ``[K, E]``; the copies start from
     ``stacked``'s initial parameters. ``scales`` ``[K]`` multiplies each loss
-    (:mod:`evomal_sr.fit.scaling`).
+    (:mod:`evomal_sr.training.scaling`).
 
     Examples
     --------

@@ -3,11 +3,11 @@
 :class:`LossCallback` is what the Julia objective (``julia/loss_objective.jl``)
 calls: it memoises on the text, and coalesces the requests that several Julia
 threads make at once into one batched :meth:`Evaluator.evaluate
-<evomal_sr.evaluator.Evaluator.evaluate>` call, run on one worker thread. A
+<evomal_sr.scoring.evaluator.Evaluator.evaluate>` call, run on one worker thread. A
 request that waits longer than the candidate timeout is given up (``inf`` and
 a warning), so an evaluator that never answers cannot hold the search, or its
 teardown, forever. Equation text itself is handled in
-:mod:`evomal_sr.engines.pysr_text`.
+:mod:`evomal_sr.engines.pysr.text`.
 
 This module imports neither PySR, juliacall nor torch.
 """
@@ -26,7 +26,7 @@ from concurrent.futures import TimeoutError as FutureTimeoutError  # not the bui
 from concurrent.futures import wait as wait_for
 from dataclasses import dataclass, field, replace
 
-from evomal_sr.engines.pysr_text import canonical_expression
+from evomal_sr.engines.pysr.text import canonical_expression
 from evomal_sr.errors import ExpressionError
 from evomal_sr.grammar.expression import Expression
 
@@ -92,7 +92,7 @@ class LossCallback:
     """Fitness of PySR's candidates, memoised, batched and thread-safe.
 
     Every request is keyed on its text; the first request for an expression
-    (after :func:`~evomal_sr.engines.pysr_text.canonical_expression`) is queued,
+    (after :func:`~evomal_sr.engines.pysr.text.canonical_expression`) is queued,
     and one worker thread hands whatever has queued up within ``window``
     seconds (or while it was busy) to ``evaluator.evaluate`` as one batch. Any
     failure (unparseable text, an expression lacking ``y`` or ``fx``, an
@@ -103,7 +103,7 @@ class LossCallback:
     ----------
     evaluator : object
         Anything with ``evaluate(list[str]) -> list[FitnessResult]``, normally
-        an :class:`~evomal_sr.evaluator.Evaluator` built with ``repair=False``.
+        an :class:`~evomal_sr.scoring.evaluator.Evaluator` built with ``repair=False``.
     window : float
         Seconds the worker waits for more requests after the first of a batch;
         0 (for a serial search, where no second request can come) sends each

@@ -7,7 +7,7 @@ copying only the next minibatch's row indices in between. The captured step,
 :func:`masked_static_step`, reads nothing back to the host: a copy whose loss or
 gradient goes non-finite is frozen with ``torch.where`` instead of being dropped
 from the batch, which gives every copy the same parameters, divergence flag and
-step count as the eager loop (:func:`~evomal_sr.fit.training.train_population`).
+step count as the eager loop (:func:`~evomal_sr.training.loop.train_population`).
 
 Only used on CUDA, for models without buffers or random modules
 (:func:`can_capture`), when asked for (``Evaluator(cuda_graph=True)``,

@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from evomal_sr.core.seeding import derive_seed
-from evomal_sr.engines.pysr_bridge import DEFAULT_CANDIDATE_TIMEOUT
-from evomal_sr.engines.pysr_text import to_pysr_equation
+from evomal_sr.engines.pysr.bridge import DEFAULT_CANDIDATE_TIMEOUT
+from evomal_sr.engines.pysr.text import to_pysr_equation
 from evomal_sr.errors import ConfigError, ExpressionError
 from evomal_sr.grammar.operators import OPERATORS, searchable_operators
 

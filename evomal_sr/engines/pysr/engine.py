@@ -4,13 +4,13 @@ PySR's :class:`pysr.PySRRegressor` evolves expression trees over the variables
 ``y`` and ``fx`` with the registry's operators (``aq``, protected ``log`` and
 ``sqrt`` as one-line Julia definitions). Its objective is the full-objective
 Julia function in ``julia/loss_objective.jl``: it prints each tree and asks the
-Python :class:`~evomal_sr.engines.pysr_bridge.LossCallback` for the fitness,
-which the shared :class:`~evomal_sr.evaluator.Evaluator` computes in batches
+Python :class:`~evomal_sr.engines.pysr.bridge.LossCallback` for the fitness,
+which the shared :class:`~evomal_sr.scoring.evaluator.Evaluator` computes in batches
 (local search of the edge weights, then partial training). PySR's hall of fame
 becomes the same :class:`~evomal_sr.results.front.HallOfFame` the native engine returns.
 
 Importing this module imports neither PySR, juliacall nor torch. Julia must be
-loaded before torch (:mod:`evomal_sr.engines.pysr_runtime` says why):
+loaded before torch (:mod:`evomal_sr.engines.pysr.runtime` says why):
 ``evomal-sr search --engine pysr`` starts it first thing, through
 :meth:`PySREngine.prepare`; a Python program calls :func:`start_julia` before
 anything imports torch (building a :class:`~evomal_sr.data.tasks.Task` does),
@@ -64,8 +64,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from evomal_sr.engines.pysr_bridge import LossCallback
-from evomal_sr.engines.pysr_options import (  # noqa: F401  (re-exported)
+from evomal_sr.engines.pysr.bridge import LossCallback
+from evomal_sr.engines.pysr.options import (  # noqa: F401  (monkeypatched by tests)
     DEFAULT_BATCH_WINDOW,
     JULIA_MODULE,
     LOSS_FUNCTION,
@@ -77,7 +77,7 @@ from evomal_sr.engines.pysr_options import (  # noqa: F401  (re-exported)
     regressor_kwargs,
     search_budget,
 )
-from evomal_sr.engines.pysr_runtime import (  # noqa: F401  (re-exported: the engine's public helpers)
+from evomal_sr.engines.pysr.runtime import (  # noqa: F401  (used here; tests patch them on this module)
     PYSR_FLOOR,
     PySRInstall,
     TorchBeforeJuliaWarning,
@@ -91,7 +91,7 @@ from evomal_sr.engines.pysr_runtime import (  # noqa: F401  (re-exported: the en
     start_julia,
     unsupported_arguments,
 )
-from evomal_sr.engines.pysr_text import HallOfFameRow, front_entries, front_entry, read_hall_of_fame_csv
+from evomal_sr.engines.pysr.text import HallOfFameRow, front_entries, front_entry, read_hall_of_fame_csv
 from evomal_sr.errors import ConfigError, EngineUnavailableError
 from evomal_sr.grammar.operators import VARIABLES
 
@@ -118,7 +118,7 @@ def julia_source_dir() -> Path:
     >>> (julia_source_dir() / OBJECTIVE_FILE).is_file()
     True
     """
-    package = Path(__file__).resolve().parents[1]
+    package = Path(__file__).resolve().parents[2]  # evomal_sr/
     for candidate in (package / "julia", package.parent / "julia"):
         if (candidate / OBJECTIVE_FILE).is_file():
             return candidate

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 
 import torch
 
-from evomal_sr.fit.captured import can_capture, train_captured
-from evomal_sr.fit.stacked import Params, StackedModel  # StackedModel lives in fit/stacked.py
+from evomal_sr.training.captured import can_capture, train_captured
+from evomal_sr.training.stacked import Params, StackedModel  # StackedModel lives in fit/stacked.py
 from evomal_sr.losses.standard import standard_loss_per_copy
 from evomal_sr.losses.symbolic import CompiledLoss, output_to_fx, target_to_y
 
@@ -26,7 +26,7 @@ def candidate_losses(losses: Sequence[CompiledLoss], weights: torch.Tensor, outp
                      target: torch.Tensor, kind: str, scales: torch.Tensor | None = None) -> torch.Tensor:
     """The loss of every candidate on its own slice of ``outputs`` ([K, batch, out]) -> [K].
 
-    ``scales`` ``[K]``, when given, multiplies each candidate's loss (see :mod:`evomal_sr.fit.scaling`).
+    ``scales`` ``[K]``, when given, multiplies each candidate's loss (see :mod:`evomal_sr.training.scaling`).
     """
     fx = output_to_fx(outputs, kind)  # softmax and one-hot once for all candidates
     y = target_to_y(target, outputs.shape[-1], kind, fx.dtype)
@@ -217,7 +217,7 @@ def train_candidates(stacked: StackedModel, params: Params, losses: Sequence[Com
     multiplies each copy's loss; ``after_step(step, params)`` is
     called after every step (see :func:`train_population`). With
     ``cuda_graph`` the step is captured once and replayed
-    (:mod:`evomal_sr.fit.captured`) where that is possible (CUDA, a model without
+    (:mod:`evomal_sr.training.captured`) where that is possible (CUDA, a model without
     buffers or random modules); elsewhere the eager loop runs.
     """
     X, Y = data

@@ -178,7 +178,7 @@ def front_entries(rows: Iterable[HallOfFameRow], lookup: Callable[[str], object]
     """Hall-of-fame rows as front entries carrying the evaluator's learned weights.
 
     ``lookup(text)`` gives the evaluator's ``FitnessResult`` for an expression
-    (e.g. :meth:`~evomal_sr.engines.pysr_bridge.LossCallback.result_for`). A row
+    (e.g. :meth:`~evomal_sr.engines.pysr.bridge.LossCallback.result_for`). A row
     whose fitness was shared from a gradient-equivalent expression is
     represented by that expression, whose weights were trained; unparseable,
     rejected or unknown rows are skipped.

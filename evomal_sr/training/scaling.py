@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from evomal_sr.fit.training import candidate_losses
+from evomal_sr.training.loop import candidate_losses
 from evomal_sr.losses.standard import standard_loss_per_copy
 from evomal_sr.losses.symbolic import CompiledLoss
 
