@@ -61,9 +61,9 @@ def same_outcome(a, b) -> bool:
 
 
 def training_rows(task, candidates, *, device, steps, repeat) -> list[dict]:
-    from evomal_sr.training.loop import StackedModel
     from evomal_sr.grammar.expression import Expression
     from evomal_sr.losses.symbolic import CompiledLoss
+    from evomal_sr.training.loop import StackedModel
 
     stacked = StackedModel(task.make_model(seed=0).to(device))
     data = (task.X_train.to(device), task.y_train.to(device))

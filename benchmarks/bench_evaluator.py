@@ -68,8 +68,8 @@ def random_trees(n: int, rng: random.Random) -> list:
 
 def random_candidates(n: int, task, settings, seed: int) -> list[str]:
     """``n`` distinct random candidates that the evaluator would train (screened)."""
-    from evomal_sr.training.screening import ProbePoints, probe_gradients, rejection_protocol
     from evomal_sr.losses.symbolic import CompiledLoss
+    from evomal_sr.training.screening import ProbePoints, probe_gradients, rejection_protocol
 
     rng = random.Random(seed)
     probes = ProbePoints(kind=task.kind, n_outputs=task.n_outputs, n_points=16, seed=seed)
@@ -220,8 +220,8 @@ def main(argv=None) -> int:
     import evomal_sr as es
     from evomal_sr.core.devices import resolve_device
     from evomal_sr.core.presets import resolve_preset
-    from evomal_sr.training.loop import StackedModel
     from evomal_sr.losses.symbolic import CompiledLoss
+    from evomal_sr.training.loop import StackedModel
 
     device = resolve_device(args.device)
     settings = resolve_preset("paper")

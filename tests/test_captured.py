@@ -14,10 +14,10 @@ from clihelpers import invoke
 
 import evomal_sr as es
 import evomal_sr.training.fitness as fitness_module
-from evomal_sr.training.captured import masked_static_step, replay_steps
-from evomal_sr.training.loop import BatchSampler, StackedModel, candidate_losses, evaluate_metric, train_candidates
 from evomal_sr.grammar.expression import Expression
 from evomal_sr.losses.symbolic import CompiledLoss, target_to_y
+from evomal_sr.training.captured import masked_static_step, replay_steps
+from evomal_sr.training.loop import BatchSampler, StackedModel, candidate_losses, evaluate_metric, train_candidates
 
 TREES = ["-(y * log(fx))", "square(y - fx)", "(-(y * log(fx)) + tanh(square(y - fx)))"]
 #: One learning rate for every copy, or one per copy (the fitness's lr grid).

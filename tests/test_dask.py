@@ -23,9 +23,9 @@ import evomal_sr as es  # noqa: E402
 import evomal_sr.parallel as parallel  # noqa: E402
 from evomal_sr import ConfigError, LossSearch  # noqa: E402
 from evomal_sr.errors import EngineUnavailableError  # noqa: E402
-from evomal_sr.scoring.evaluator import Evaluator  # noqa: E402
 from evomal_sr.parallel import InProcessExecutor, executor_kind, open_executor  # noqa: E402
 from evomal_sr.parallel.dask_executor import DaskExecutor, check_workers  # noqa: E402
+from evomal_sr.scoring.evaluator import Evaluator  # noqa: E402
 
 SMALL = {"preset": "tiny", "population": 6, "generations": 2, "seed": 1}
 CANDIDATES = ["-(y * log(fx))", "square(fx - y)", "aq(y, fx)", "-(y * sqrt(fx))", "(y + fx)",

@@ -15,9 +15,9 @@ import torch
 from evomal_sr import ConfigError, LossFileError
 from evomal_sr.core.seeding import derive_seed
 from evomal_sr.data.tasks import Task
-from evomal_sr.scoring.evaluator import Evaluator, FitnessResult, Status
 from evomal_sr.grammar.expression import Expression
 from evomal_sr.losses.symbolic import initial_weights
+from evomal_sr.scoring.evaluator import Evaluator, FitnessResult, Status
 
 CE = "-(y * log(fx))"
 SQ = "square(fx - y)"

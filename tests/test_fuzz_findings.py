@@ -13,8 +13,8 @@ import evomal_sr as es
 from evomal_sr import CheckpointError, Expression, LossSearch
 from evomal_sr.core.fileio import read_json, read_regular_bytes
 from evomal_sr.errors import ExpressionError, LossFileError, TaskError
-from evomal_sr.scoring.evaluator import Evaluator
 from evomal_sr.results.front import FrontEntry, ParetoFront
+from evomal_sr.scoring.evaluator import Evaluator
 
 SMALL = {"preset": "tiny", "population": 4, "generations": 2}
 

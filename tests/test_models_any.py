@@ -8,10 +8,10 @@ import torch
 from torch import nn
 
 import evomal_sr as es
-from evomal_sr.training.stacked import StackedModel
-from evomal_sr.training.loop import BatchSampler, evaluate_metric, train_candidates
 from evomal_sr.grammar.expression import Expression
 from evomal_sr.losses.symbolic import CompiledLoss
+from evomal_sr.training.loop import BatchSampler, evaluate_metric, train_candidates
+from evomal_sr.training.stacked import StackedModel
 
 
 def bn_dropout_mlp(n_features, n_outputs):

@@ -22,11 +22,11 @@ from evomal_sr.engines import ENGINES, get_engine
 from evomal_sr.engines.base import EngineContext
 from evomal_sr.engines.checkpoint import SearchState
 from evomal_sr.engines.native import LossGrammar, NativeEngine, scoped_random
-from evomal_sr.scoring.evaluator import FitnessResult
 from evomal_sr.grammar.expression import Expression
 from evomal_sr.grammar.nodes import Node
 from evomal_sr.grammar.operators import searchable_operators
 from evomal_sr.results.front import HallOfFame
+from evomal_sr.scoring.evaluator import FitnessResult
 
 
 class FakeEvaluator:

@@ -18,8 +18,8 @@ from evomal_sr.engines.pysr import bridge_settings
 from evomal_sr.engines.pysr.bridge import CandidateTimeoutWarning, LossCallback
 from evomal_sr.engines.pysr.text import canonical_expression
 from evomal_sr.errors import ConfigError
-from evomal_sr.scoring.evaluator import FitnessResult
 from evomal_sr.grammar.expression import Expression
+from evomal_sr.scoring.evaluator import FitnessResult
 
 
 class Instant:

@@ -21,7 +21,6 @@ import pytest
 from juliahelpers import julia_skip_reason
 
 from evomal_sr.core.presets import resolve_preset
-from evomal_sr.engines.pysr import engine as engine_module
 from evomal_sr.engines.base import EngineContext
 from evomal_sr.engines.pysr import (
     JULIA_MODULE,
@@ -33,14 +32,15 @@ from evomal_sr.engines.pysr import (
     probe_dataset,
     search_budget,
 )
+from evomal_sr.engines.pysr import engine as engine_module
 from evomal_sr.engines.pysr.bridge import CandidateTimeoutWarning, LossCallback
 from evomal_sr.engines.pysr.text import (
     canonical_expression,
 )
 from evomal_sr.errors import ConfigError
-from evomal_sr.scoring.evaluator import FitnessResult
 from evomal_sr.grammar.expression import Expression
 from evomal_sr.grammar.operators import OPERATORS, searchable_operators
+from evomal_sr.scoring.evaluator import FitnessResult
 
 JULIA_DIR = Path(__file__).resolve().parents[1] / "julia"
 

@@ -21,9 +21,9 @@ from pathlib import Path
 import pytest
 
 from evomal_sr.engines import get_engine
+from evomal_sr.engines.pysr import PySREngine
 from evomal_sr.engines.pysr import engine as engine_module
 from evomal_sr.engines.pysr import runtime as runtime
-from evomal_sr.engines.pysr import PySREngine
 from evomal_sr.engines.pysr.runtime import (
     PYSR_FLOOR,
     PySRInstall,

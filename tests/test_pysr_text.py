@@ -18,9 +18,9 @@ from evomal_sr.engines.pysr.text import (
     to_pysr_equation,
 )
 from evomal_sr.errors import ExpressionError
-from evomal_sr.scoring.evaluator import FitnessResult
 from evomal_sr.grammar.expression import Expression
 from evomal_sr.results.front import HallOfFame, ParetoFront
+from evomal_sr.scoring.evaluator import FitnessResult
 
 # ------------------------------------------------------------------ equation text
 CANONICAL_PAIRS = [  # as string_tree prints them: constants in string(::Float32) form

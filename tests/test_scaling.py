@@ -9,13 +9,13 @@ import torch
 
 import evomal_sr as es
 from evomal_sr.errors import ConfigError, ExpressionError, LossFileError
-from evomal_sr.training.fitness import FitnessSettings, partial_training_fitness
-from evomal_sr.training.scaling import ScaleProbe, mean_gradient_norm, probe_scales
-from evomal_sr.training.stacked import StackedModel
 from evomal_sr.grammar.expression import Expression
 from evomal_sr.losses.standard import standard_loss_per_copy
 from evomal_sr.losses.symbolic import CompiledLoss, LearnedLoss
 from evomal_sr.results.front import FrontEntry
+from evomal_sr.training.fitness import FitnessSettings, partial_training_fitness
+from evomal_sr.training.scaling import ScaleProbe, mean_gradient_norm, probe_scales
+from evomal_sr.training.stacked import StackedModel
 
 
 def _probe(kind="classification", dtype=torch.float32, seed=0):

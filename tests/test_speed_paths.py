@@ -11,7 +11,8 @@ import torch
 
 from evomal_sr.core.threads import SMALL_MODEL_PARAMETERS, auto_threads, check_threads, torch_threads
 from evomal_sr.errors import ConfigError
-from evomal_sr.training.optim import MaskedAdam
+from evomal_sr.grammar.expression import Expression
+from evomal_sr.losses.symbolic import CompiledLoss, target_to_y
 from evomal_sr.training.loop import (
     BatchSampler,
     StackedModel,
@@ -22,8 +23,7 @@ from evomal_sr.training.loop import (
     train_candidates,
     train_population,
 )
-from evomal_sr.grammar.expression import Expression
-from evomal_sr.losses.symbolic import CompiledLoss, target_to_y
+from evomal_sr.training.optim import MaskedAdam
 
 TREES = ["-(y * log(fx))", "square(y - fx)", "(-(y * log(fx)) + tanh(square(y - fx)))", "(aq(fx, y) * 2.5)"]
 

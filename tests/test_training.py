@@ -12,9 +12,9 @@ import pytest
 import torch
 from torch import nn
 
+from evomal_sr.grammar.expression import Expression
+from evomal_sr.losses.symbolic import CompiledLoss, LearnedLoss
 from evomal_sr.training.local_search import local_search, unrolled_meta_gradient
-from evomal_sr.training.optim import MaskedAdam
-from evomal_sr.training.screening import EquivalenceIndex, ProbePoints, probe_gradients, rejection_protocol
 from evomal_sr.training.loop import (
     BatchSampler,
     StackedModel,
@@ -26,8 +26,8 @@ from evomal_sr.training.loop import (
     task_metric,
     train_candidates,
 )
-from evomal_sr.grammar.expression import Expression
-from evomal_sr.losses.symbolic import CompiledLoss, LearnedLoss
+from evomal_sr.training.optim import MaskedAdam
+from evomal_sr.training.screening import EquivalenceIndex, ProbePoints, probe_gradients, rejection_protocol
 
 CE = "-(y * log(fx))"
 SQ = "square(fx - y)"

@@ -18,6 +18,8 @@ import torch
 from evomal_sr.core.kinds import TASK_KINDS
 from evomal_sr.core.seeding import derive_seed
 from evomal_sr.errors import ConfigError
+from evomal_sr.losses.base import ElementwiseLoss, LossModule, PopulationLoss
+from evomal_sr.losses.symbolic import output_to_fx, target_to_y
 from evomal_sr.training.loop import (
     BatchSampler,
     StackedModel,
@@ -26,8 +28,6 @@ from evomal_sr.training.loop import (
     sgd_update,
     train_population,
 )
-from evomal_sr.losses.base import ElementwiseLoss, LossModule, PopulationLoss
-from evomal_sr.losses.symbolic import output_to_fx, target_to_y
 
 
 @dataclass(frozen=True)

@@ -22,12 +22,12 @@ import torch
 from evomal_sr.core.presets import Preset, resolve_preset
 from evomal_sr.core.seeding import derive_seed
 from evomal_sr.errors import EngineUnavailableError
-from evomal_sr.training.fitness import FitnessSettings, partial_training_fitness
-from evomal_sr.training.local_search import local_search
-from evomal_sr.training.loop import StackedModel
 from evomal_sr.losses.ml3 import ML3Loss, initial_parameters
 from evomal_sr.losses.taylorglo import N_PARAMETERS, POPULATION, SIGMA, TaylorGLOLoss
 from evomal_sr.search.estimator import LossSearch
+from evomal_sr.training.fitness import FitnessSettings, partial_training_fitness
+from evomal_sr.training.local_search import local_search
+from evomal_sr.training.loop import StackedModel
 
 #: Fitness CMA-ES sees for a candidate whose training failed (error rates are <= 1).
 FAILED_FITNESS = 1e6

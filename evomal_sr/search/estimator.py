@@ -20,12 +20,12 @@ from evomal_sr.core.validation import check_seed
 from evomal_sr.engines import check_engine_name, get_engine
 from evomal_sr.engines.base import EngineContext
 from evomal_sr.errors import ConfigError
-from evomal_sr.scoring.evaluator import Evaluator
 from evomal_sr.grammar.expression import Expression
 from evomal_sr.losses.zoo import zoo_expressions
 from evomal_sr.parallel import executor_kind, open_executor, require_dask
 from evomal_sr.results.front import SELECTION_RULES
 from evomal_sr.results.rundir import RunDir
+from evomal_sr.scoring.evaluator import Evaluator
 
 #: The preset fields that are also constructor keywords of :class:`LossSearch`.
 PRESET_FIELDS = tuple(f.name for f in dataclasses.fields(Preset))

@@ -15,8 +15,7 @@ from collections.abc import Callable, Sequence
 
 import torch
 
-from evomal_sr.training.optim import MaskedAdam
-from evomal_sr.training.scaling import ScaleProbe, probe_scales
+from evomal_sr.losses.symbolic import CompiledLoss
 from evomal_sr.training.loop import (
     BatchSampler,
     Params,
@@ -27,7 +26,8 @@ from evomal_sr.training.loop import (
     task_loss,
     train_population,
 )
-from evomal_sr.losses.symbolic import CompiledLoss
+from evomal_sr.training.optim import MaskedAdam
+from evomal_sr.training.scaling import ScaleProbe, probe_scales
 
 
 def unrolled_meta_gradient(stacked: StackedModel, params: Params, losses: Sequence[CompiledLoss],

@@ -16,10 +16,10 @@ from dataclasses import dataclass
 
 import torch
 
-from evomal_sr.training.captured import can_capture, train_captured
-from evomal_sr.training.stacked import Params, StackedModel  # StackedModel lives in fit/stacked.py
 from evomal_sr.losses.standard import standard_loss_per_copy
 from evomal_sr.losses.symbolic import CompiledLoss, output_to_fx, target_to_y
+from evomal_sr.training.captured import can_capture, train_captured
+from evomal_sr.training.stacked import Params, StackedModel  # StackedModel lives in fit/stacked.py
 
 
 def candidate_losses(losses: Sequence[CompiledLoss], weights: torch.Tensor, outputs: torch.Tensor,

@@ -22,9 +22,9 @@ from dataclasses import dataclass, field
 
 import torch
 
-from evomal_sr.training.loop import candidate_losses
 from evomal_sr.losses.standard import standard_loss_per_copy
 from evomal_sr.losses.symbolic import CompiledLoss
+from evomal_sr.training.loop import candidate_losses
 
 #: Below this mean gradient norm a loss counts as flat at the probe: its scale is 1.
 FLAT_GRADIENT = 1e-12

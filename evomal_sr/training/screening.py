@@ -14,9 +14,9 @@ from collections.abc import Sequence
 
 import torch
 
-from evomal_sr.training.optim import MaskedAdam
-from evomal_sr.training.loop import candidate_losses, task_metric, train_population
 from evomal_sr.losses.symbolic import CompiledLoss, reduce_loss, target_to_y
+from evomal_sr.training.loop import candidate_losses, task_metric, train_population
+from evomal_sr.training.optim import MaskedAdam
 
 
 class ProbePoints:
