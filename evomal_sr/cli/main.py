@@ -167,6 +167,9 @@ def _executor_setting(workers, scheduler):
               help="Operator set: paper (EvoMAL's) or extended (adds exp) [default: the preset's].")
 @click.option("--loss-scaling", type=click.Choice(["none", "grad_norm"]),
               help="Normalise each candidate's gradient norm on a probe batch [default: the preset's].")
+@click.option("--final-selection", type=click.Choice(["none", "fair"]),
+              help="After the search, re-score the front's best losses and the known losses on folds of the "
+              "training + validation rows and return the winner (fair), or not (none) [default: the preset's].")
 @click.option("--no-local-search", is_flag=True, help="Do not learn edge weights (the GP-LFL method).")
 @click.option("--deterministic", is_flag=True, help="PySR engine: serial, reproducible search.")
 @click.option("--threads", type=int, help="PySR engine: Julia threads [default: PySR's choice].")
@@ -185,7 +188,8 @@ def _executor_setting(workers, scheduler):
 @click.option("--chunk-size", help="Unique candidates per task sent to a worker, or 'balanced': one chunk per "
               "worker each generation [default: 8].")
 def search(dataset, csv_path, npz_path, target, features, drop, kind, model, label_noise, engine, preset, population,
-           generations, meta_iterations, train_steps, fitness_eval_every, operators, loss_scaling, no_local_search,
+           generations, meta_iterations, train_steps, fitness_eval_every, operators, loss_scaling, final_selection,
+           no_local_search,
            deterministic, threads, seed, device, cuda_graph, out_dir, resume, quiet, workers, scheduler, chunk_size,
            force):
     """Discover learned losses for a dataset; writes the Pareto front to --out.
@@ -206,7 +210,7 @@ def search(dataset, csv_path, npz_path, target, features, drop, kind, model, lab
 
     overrides = {"population": population, "generations": generations, "meta_iterations": meta_iterations,
                  "train_steps": train_steps, "fitness_eval_every": fitness_eval_every, "operators": operators,
-                 "loss_scaling": loss_scaling}
+                 "loss_scaling": loss_scaling, "final_selection": final_selection}
     settings = resolve_preset(preset, **overrides)  # validate before loading data
     chunk_size = check_chunk_size(chunk_size, name="--chunk-size")  # an int or "balanced" from the text
     executor = _executor_setting(workers, scheduler)
@@ -238,6 +242,8 @@ def search(dataset, csv_path, npz_path, target, features, drop, kind, model, lab
         click.echo(f"note: the model ran one copy at a time (vmap could not batch it: "
                    f"{execution['fallback_reason']})", err=True)
     click.echo(front.table())
+    if fitted.selection_ is not None:
+        click.echo(f"\n{fitted.selection_}")
     click.echo(f"\n{len(front)} losses on the front; {time.perf_counter() - tick:.1f} s; results in {out_dir}/")
 
 

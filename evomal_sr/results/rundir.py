@@ -28,7 +28,8 @@ from evomal_sr.results.lock import RunLock
 HISTORY_COLUMNS = ("generation", "best_so_far", "best_of_generation", "median_fitness", "evaluations",
                    "exact_hits", "equivalent_hits", "rejected", "seconds", "best_expression")
 #: The files a run writes (what ``--force`` replaces; anything else in the folder stays).
-RUN_FILES = ("pareto.csv", "pareto.json", "pareto.png", "hall_of_fame.json", "history.csv", "checkpoint.json")
+RUN_FILES = ("pareto.csv", "pareto.json", "pareto.png", "hall_of_fame.json", "history.csv", "checkpoint.json",
+             "selection.json")
 
 
 class RunDir:
@@ -135,6 +136,11 @@ class RunDir:
         atomic_write_json(self.hall_of_fame_json, hall_of_fame.to_list())
         self.write_history(history)
         front.plot(self.pareto_png, hall_of_fame=hall_of_fame.entries())
+
+    def write_selection(self, summary: dict) -> Path:
+        """Write ``selection.json``: the final selection's short list, fold errors and verdict."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        return atomic_write_json(self.path / "selection.json", summary)
 
 
 def _cell(value):

@@ -93,7 +93,15 @@ class LossSearch(BaseEstimator):
     Attributes
     ----------
     pareto_front_ : ParetoFront
-    best_loss_ : LearnedLoss
+    best_loss_ : LearnedLoss or KnownLoss
+        With ``final_selection="fair"`` (the ``standard`` preset) the winner of the final
+        selection (:mod:`evomal_sr.evaluation.selection`): a learned loss of the front, or the
+        known loss of the zoo that no learned loss beat; ``selection_`` says which and why.
+        Otherwise the front's loss that ``model_selection`` picks.
+    best_learned_loss_ : LearnedLoss
+        The front's loss that ``model_selection`` picks (``best_loss_`` without the final selection).
+    selection_ : SelectionResult or None
+        The final selection's short list, fold errors and verdict (``None`` when it did not run).
         The loss of the front that ``model_selection`` picks (the most accurate by default),
         frozen (``requires_grad=False``); ``best_loss_.requires_grad_(True)`` makes its
         edge weights trainable again.
@@ -126,7 +134,8 @@ class LossSearch(BaseEstimator):
                  fitness_eval_every=None, selection_tolerance=None, rejection_steps=None, rejection_lr=None,
                  rejection_batch=None, rejection_margin=None, probe_points=None, equivalence_rtol=None,
                  equivalence_atol=None, meta_test_steps=None, operators=None, loss_scaling=None,
-                 initial_losses=None):
+                 initial_losses=None, final_selection=None, selection_shortlist=None, selection_folds=None,
+                 selection_steps=None, selection_margin=None):
         self.engine = engine
         self.preset = preset
         self.seed = seed
@@ -212,11 +221,24 @@ class LossSearch(BaseEstimator):
         self.pareto_front_ = result.hall_of_fame.front(task_kind=task.kind,
                                                       config=self._config(task, engine_name, settings, evaluator))
         self.best_loss_ = self.pareto_front_.best_loss(self.model_selection) if len(self.pareto_front_) else None
+        self.best_learned_loss_, self.selection_ = self.best_loss_, None
+        if settings.final_selection == "fair":
+            self.selection_ = self._final_selection(task, settings)
+            self.best_loss_ = self.selection_.module
+            if rundir is not None:
+                rundir.write_selection(self.selection_.to_dict())
         if self.best_loss_ is not None:
             self.best_loss_.requires_grad_(False)  # a finished loss: training a model must not train it too
         if rundir is not None:
             rundir.write_results(self.pareto_front_, self.hall_of_fame_, result.history)
         return self
+
+    def _final_selection(self, task, settings: Preset):
+        from evomal_sr.evaluation.selection import select_final
+
+        return select_final(self.pareto_front_, task, shortlist=settings.selection_shortlist,
+                            folds=settings.selection_folds, steps=settings.selection_steps,
+                            margin=settings.selection_margin, seed=self.seed, preset=settings, device=self.device)
 
     def _config(self, task, engine_name: str, settings: Preset, evaluator: Evaluator) -> dict:
         preset_name = self.preset if isinstance(self.preset, str) else "custom"

@@ -1,0 +1,226 @@
+"""The final selection: after the evolution, which loss would the fair meta-test pick?
+
+The search's own verdict (one seed, one split, a short horizon) is a noisy
+predictor of the long, tuned, early-stopped test a user relies on. So the search
+ends by re-scoring a short list, the front's most accurate few and every known
+loss of the task's kind, with :func:`~evomal_sr.evaluation.metatest.meta_test`'s
+own protocol (each loss at its own tuned lr, early-stopped), on the training and
+validation rows only: they are pooled and split into ``folds`` rotations
+(fold ``k`` tests on part ``k``, selects lr and stopping step on part ``k + 1``,
+trains on the rest), one seed per fold. The test split is never touched.
+
+A learned loss is returned only when it beats the best known loss on these folds
+by more than ``margin`` paired standard errors: the short list was chosen on the
+validation rows, so a learned loss starts with an optimistic bias there, and
+returning a known loss that is as good is the honest answer.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+
+from evomal_sr.core.seeding import derive_seed
+from evomal_sr.errors import ConfigError
+from evomal_sr.evaluation.metatest import meta_test
+from evomal_sr.evaluation.report import paired_difference
+from evomal_sr.losses.zoo import KNOWN_LOSSES, known_loss
+
+#: Which candidates the selection treats as learned (from the front) or known (the zoo).
+LEARNED, KNOWN = "learned", "known"
+
+
+@dataclass
+class SelectionRow:
+    """One candidate of the short list and its errors on the folds (early-stopped, lower is better)."""
+
+    name: str
+    kind: str
+    loss: str
+    errors: list[float]
+    search_fitness: float | None = None
+
+    @property
+    def mean(self) -> float:
+        finite = [e for e in self.errors if math.isfinite(e)]
+        return sum(finite) / len(finite) if len(finite) == len(self.errors) and finite else math.inf
+
+
+@dataclass
+class SelectionResult:
+    """What the final selection compared and what it returned.
+
+    Attributes
+    ----------
+    winner : str
+        Name of the returned loss (a short-list row).
+    winner_kind : {"learned", "known"}
+    module : torch.nn.Module
+        The returned loss.
+    best_known, best_learned : str or None
+        The lowest-error known and learned rows.
+    difference, standard_error : float
+        Best learned minus best known, mean over folds, and its paired standard error.
+    verdict : str
+        One sentence a user can read.
+    rows : list of SelectionRow
+    folds, steps : int
+    seconds : float
+    """
+
+    winner: str
+    winner_kind: str
+    module: torch.nn.Module
+    best_known: str | None
+    best_learned: str | None
+    difference: float
+    standard_error: float
+    verdict: str
+    rows: list[SelectionRow] = field(default_factory=list)
+    folds: int = 0
+    steps: int = 0
+    margin: float = 1.0
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict:
+        """JSON-ready summary (non-finite numbers become ``None``)."""
+
+        def num(v):
+            return v if isinstance(v, (int, float)) and math.isfinite(v) else None
+
+        return {"winner": self.winner, "winner_kind": self.winner_kind, "best_known": self.best_known,
+                "best_learned": self.best_learned, "difference": num(self.difference),
+                "standard_error": num(self.standard_error), "verdict": self.verdict, "folds": self.folds,
+                "steps": self.steps, "margin": self.margin, "seconds": self.seconds,
+                "rows": [{"name": r.name, "kind": r.kind, "loss": r.loss, "errors": [num(e) for e in r.errors],
+                          "mean": num(r.mean), "search_fitness": num(r.search_fitness)} for r in self.rows]}
+
+    def __str__(self) -> str:
+        lines = [f"final selection ({self.folds} folds of the training + validation rows, {self.steps} steps, "
+                 f"lr tuned, early-stopped; {self.seconds:.0f} s)"]
+        for r in sorted(self.rows, key=lambda r: r.mean):
+            mark = " <- returned" if r.name == self.winner else ""
+            lines.append(f"  {r.kind:8s} {r.mean:9.4f}  {r.name}: {r.loss}{mark}")
+        return "\n".join(lines + [self.verdict])
+
+
+def fold_tasks(task, folds: int, seed: int) -> list:
+    """``folds`` copies of ``task`` re-split from its training + validation rows; the test split unused.
+
+    Fold ``k`` tests on part ``k`` of a seeded permutation of the pooled rows, validates on
+    part ``k + 1`` and trains on the others. Labels are the user's (noise included).
+
+    Examples
+    --------
+    >>> import evomal_sr as es
+    >>> task = es.Task.builtin("iris", seed=0)
+    >>> [(len(t.X_train), len(t.X_val), len(t.X_test)) for t in fold_tasks(task, 3, seed=0)]
+    [(40, 40, 40), (40, 40, 40), (40, 40, 40)]
+    """
+    if isinstance(folds, bool) or not isinstance(folds, int) or folds < 3:
+        raise ConfigError(f"selection_folds must be an integer >= 3 (test, validation and training parts), "
+                          f"got {folds!r}")
+    X, y = task.train_and_val()
+    if len(y) < 2 * folds:
+        raise ConfigError(f"the final selection needs at least {2 * folds} training + validation rows for "
+                          f"{folds} folds, got {len(y)}; use fewer folds or final_selection='none'")
+    generator = torch.Generator().manual_seed(derive_seed(seed, "selection-folds"))
+    order = torch.randperm(len(y), generator=generator).to(y.device)
+    parts = list(torch.tensor_split(order, folds))
+    out = []
+    for k in range(folds):
+        test, val = parts[k], parts[(k + 1) % folds]
+        train = torch.cat([p for j, p in enumerate(parts) if j not in (k, (k + 1) % folds)])
+        fold = copy.copy(task)
+        fold.X_train, fold.y_train, fold.y_train_clean = X[train], y[train], y[train]
+        fold.X_val, fold.y_val, fold.X_test, fold.y_test = X[val], y[val], X[test], y[test]
+        fold.noisy_mask = torch.zeros(len(train), dtype=torch.bool, device=y.device)  # unknown here
+        out.append(fold)
+    return out
+
+
+def select_final(front, task, *, shortlist: int = 3, folds: int = 3, steps: int = 1000, margin: float = 1.0,
+                 seed: int = 0, preset="quick", device: str = "cpu",
+                 progress: Callable[[int], None] | None = None) -> SelectionResult:
+    """Re-score the front's best ``shortlist`` losses and the zoo on folds; return the winner.
+
+    Parameters
+    ----------
+    front : ParetoFront
+        The search's front (may be empty: then only known losses compete).
+    task : Task
+    shortlist : int
+        How many of the front's most accurate losses compete.
+    folds, steps : int
+        Folds of the training + validation rows, SGD steps per run.
+    margin : float
+        Paired standard errors by which a learned loss must beat the best known loss.
+    seed : int
+    preset, device
+        Where the meta-test takes its lr, batch size and device.
+
+    Examples
+    --------
+    >>> import evomal_sr as es
+    >>> from evomal_sr.results.front import FrontEntry, ParetoFront
+    >>> task = es.Task.builtin("iris", seed=0, model="linear")
+    >>> front = ParetoFront([FrontEntry("-(y * log(fx))", (1.0,) * 4, 0.1, 5)], task_kind="classification")
+    >>> result = select_final(front, task, steps=20)
+    >>> result.winner_kind in ("learned", "known")
+    True
+    """
+    tick = time.perf_counter()
+    entries = sorted(front, key=lambda e: (e.fitness, e.complexity))[:shortlist]
+    learned = {f"learned #{i + 1}": e.loss(task.kind, metadata={"fitness": e.fitness}) for i, e in enumerate(entries)}
+    fitness = {f"learned #{i + 1}": e.fitness for i, e in enumerate(entries)}
+    errors: dict[str, list[float]] = {}
+    descriptions: dict[str, str] = {}
+    for k, fold in enumerate(fold_tasks(task, folds, seed)):
+        report = meta_test(learned or None, fold, seeds=[derive_seed(seed, "selection", k) % 2**31], steps=steps,
+                           baselines="zoo", tune_lr=True, preset=preset, device=device, progress=progress)
+        for row in report.methods:
+            errors.setdefault(row.method, []).append(row.early_errors[0])
+            descriptions[row.method] = row.loss
+    rows = [SelectionRow(name, LEARNED if name in learned else KNOWN, descriptions[name], errs, fitness.get(name))
+            for name, errs in errors.items()]
+    return _decide(rows, learned, task.kind, margin, folds=folds, steps=steps, seconds=time.perf_counter() - tick)
+
+
+def _decide(rows: list[SelectionRow], learned: dict, kind: str, margin: float, **info) -> SelectionResult:
+    """The winner: the best learned row if it beats the best known by ``margin`` paired SEs, else the best known."""
+    known_rows = [r for r in rows if r.kind == KNOWN]
+    learned_rows = [r for r in rows if r.kind == LEARNED]
+    best_known = min(known_rows, key=lambda r: r.mean)
+    best_learned = min(learned_rows, key=lambda r: r.mean) if learned_rows else None
+    diff, se = math.nan, math.nan
+    if best_learned is not None:
+        diff, se, _ = paired_difference(best_learned.errors, best_known.errors)
+    wins = best_learned is not None and math.isfinite(diff) and diff < 0 and \
+        (diff < -margin * se if math.isfinite(se) and se > 0 else True)
+    if wins:
+        assert best_learned is not None
+        winner, module = best_learned, learned[best_learned.name]
+        verdict = (f"{best_learned.name} ({best_learned.loss}) beat the best known loss, {best_known.name}, "
+                   f"on the folds by {-diff:.4f} ± {se:.4f}; returning the learned loss.")
+    else:
+        winner, module = best_known, known_loss(_zoo_name(best_known.name, kind), kind)
+        why = "no learned loss on the front" if best_learned is None else (
+            f"no learned loss beat {best_known.name} by {margin:g} paired standard error(s) on the folds "
+            f"(best learned {best_learned.name}: {diff:+.4f} ± {se:.4f})")
+        verdict = f"{why}; returning {best_known.name}."
+    return SelectionResult(winner=winner.name, winner_kind=winner.kind, module=module, best_known=best_known.name,
+                           best_learned=best_learned.name if best_learned else None, difference=diff,
+                           standard_error=se, verdict=verdict, rows=rows, margin=margin, **info)
+
+
+def _zoo_name(method: str, kind: str) -> str:
+    """The zoo name behind a meta-test method name (the report may suffix repeats with ``#2``)."""
+    base = method.split(" #")[0]
+    if base not in KNOWN_LOSSES[kind]:
+        raise ConfigError(f"{method!r} is not a known {kind} loss")
+    return base
