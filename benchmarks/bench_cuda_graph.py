@@ -43,7 +43,8 @@ def synchronize(device: torch.device) -> None:
 
 def timed_training(stacked, losses, data, *, steps, cuda_graph):
     """Seconds and outcome of training every loss's copy together, eager or replayed."""
-    from evomal_sr.training.loop import BatchSampler, StackedModel, train_candidates
+    from evomal_sr.training.loop import BatchSampler, train_candidates
+    from evomal_sr.training.stacked import StackedModel
 
     params = StackedModel.replicate(stacked.initial_params(), len(losses))
     weights = torch.ones(len(losses), max(max(loss.n_weights for loss in losses), 1), device=data[0].device)
@@ -63,7 +64,7 @@ def same_outcome(a, b) -> bool:
 def training_rows(task, candidates, *, device, steps, repeat) -> list[dict]:
     from evomal_sr.grammar.expression import Expression
     from evomal_sr.losses.symbolic import CompiledLoss
-    from evomal_sr.training.loop import StackedModel
+    from evomal_sr.training.stacked import StackedModel
 
     stacked = StackedModel(task.make_model(seed=0).to(device))
     data = (task.X_train.to(device), task.y_train.to(device))

@@ -97,7 +97,8 @@ def random_candidates(n: int, task, settings, seed: int) -> list[str]:
 
 def bench_training(stacked, losses, data, *, kind, steps, lr, batch_size, device, batched, seed=0):
     """Seconds and candidate-steps done training ``losses`` (all together or one by one)."""
-    from evomal_sr.training.loop import BatchSampler, StackedModel, train_candidates
+    from evomal_sr.training.loop import BatchSampler, train_candidates
+    from evomal_sr.training.stacked import StackedModel
 
     init = stacked.initial_params()
     groups = [list(range(len(losses)))] if batched else [[i] for i in range(len(losses))]
@@ -221,7 +222,7 @@ def main(argv=None) -> int:
     from evomal_sr.core.devices import resolve_device
     from evomal_sr.core.presets import resolve_preset
     from evomal_sr.losses.symbolic import CompiledLoss
-    from evomal_sr.training.loop import StackedModel
+    from evomal_sr.training.stacked import StackedModel
 
     device = resolve_device(args.device)
     settings = resolve_preset("paper")

@@ -15,9 +15,11 @@ from clihelpers import invoke
 import evomal_sr as es
 import evomal_sr.training.fitness as fitness_module
 from evomal_sr.grammar.expression import Expression
+from evomal_sr.losses.base import same_targets
 from evomal_sr.losses.symbolic import CompiledLoss, target_to_y
 from evomal_sr.training.captured import masked_static_step, replay_steps
-from evomal_sr.training.loop import BatchSampler, StackedModel, candidate_losses, evaluate_metric, train_candidates
+from evomal_sr.training.loop import BatchSampler, CandidateLosses, evaluate_metric, train_candidates
+from evomal_sr.training.stacked import StackedModel
 
 TREES = ["-(y * log(fx))", "square(y - fx)", "(-(y * log(fx)) + tanh(square(y - fx)))"]
 #: One learning rate for every copy, or one per copy (the fitness's lr grid).
@@ -42,7 +44,8 @@ def _capturable_state(stacked, losses, weights, data, params):
     active, done = torch.ones(4, dtype=torch.bool), torch.zeros(4, dtype=torch.long)
 
     def values_fn(p, index):
-        return candidate_losses(losses, weights, stacked(p, X[index]), target[index], "classification")
+        return CandidateLosses(losses, weights, "classification").per_copy(stacked(p, X[index]),
+                                                                          same_targets(target[index], 4))
     return theta, active, done, values_fn
 
 

@@ -12,7 +12,7 @@ from evomal_sr.core.presets import resolve_preset
 from evomal_sr.grammar.expression import Expression
 from evomal_sr.losses.symbolic import CompiledLoss
 from evomal_sr.training.fitness import FitnessSettings, partial_training_fitness
-from evomal_sr.training.loop import StackedModel
+from evomal_sr.training.stacked import StackedModel
 
 EXPRESSIONS = ["square((fx - y))", "(10.0 * square((fx - y)))", "abs((fx - y))"]
 

@@ -12,11 +12,11 @@ import torch
 from evomal_sr.core.threads import SMALL_MODEL_PARAMETERS, auto_threads, check_threads, torch_threads
 from evomal_sr.errors import ConfigError
 from evomal_sr.grammar.expression import Expression
+from evomal_sr.losses.base import PopulationLoss, same_targets
 from evomal_sr.losses.symbolic import CompiledLoss, target_to_y
 from evomal_sr.training.loop import (
     BatchSampler,
-    StackedModel,
-    candidate_losses,
+    CandidateLosses,
     masked_sum,
     rows_finite,
     sgd_update,
@@ -24,6 +24,7 @@ from evomal_sr.training.loop import (
     train_population,
 )
 from evomal_sr.training.optim import MaskedAdam
+from evomal_sr.training.stacked import StackedModel
 
 TREES = ["-(y * log(fx))", "square(y - fx)", "(-(y * log(fx)) + tanh(square(y - fx)))", "(aq(fx, y) * 2.5)"]
 
@@ -66,7 +67,8 @@ def _setup(blow_up_at=None):
 
     def copy_losses(theta, step):
         rows = slice((step * 7) % 30, (step * 7) % 30 + 10)
-        values = candidate_losses([loss] * 3, torch.ones(3, 4), stacked(theta, X[rows]), Y[rows], "classification")
+        values = CandidateLosses([loss] * 3, torch.ones(3, 4), "classification").per_copy(
+            stacked(theta, X[rows]), same_targets(Y[rows], 3))
         if blow_up_at is not None and step >= blow_up_at:
             values = values * torch.tensor([1.0, math.inf, 1.0])
         return values
@@ -121,7 +123,7 @@ def test_unrolled_steps_give_the_same_meta_gradient_as_the_masked_loop():
     weights = (1 + 0.01 * torch.randn(3, 12)).requires_grad_(True)
 
     def copy_losses(theta, _):
-        return candidate_losses(losses, weights, stacked(theta, X), Y, "classification")
+        return CandidateLosses(losses, weights, "classification").per_copy(stacked(theta, X), same_targets(Y, 3))
 
     def unrolled(theta, grads, _active):
         return {k: v - 0.1 * g for (k, v), g in zip(theta.items(), grads)}
@@ -150,7 +152,8 @@ def test_train_candidates_with_prepared_targets_matches_per_step_one_hot():
 
     def copy_losses(theta, _):
         index = sampler.next()
-        return candidate_losses(losses, weights, stacked(theta, X[index]), Y[index], "classification")
+        return CandidateLosses(losses, weights, "classification").per_copy(stacked(theta, X[index]),
+                                                                          same_targets(Y[index], 4))
     theta = {k: v.clone().requires_grad_(True) for k, v in params.items()}
     plain, _, _ = plain_train_population(theta, copy_losses, plain_sgd(0.1), steps=15)
     assert all(torch.equal(fast.params[k], plain[k].detach()) for k in plain)
@@ -162,12 +165,14 @@ def test_candidate_losses_equal_each_loss_on_its_own_slice():
     outputs = torch.randn(4, 6, 3, requires_grad=True)
     weights = (1 + 0.1 * torch.randn(4, 12)).requires_grad_(True)
     target = torch.randint(3, (6,))
-    values = candidate_losses(losses, weights, outputs, target, "classification")
+    population = CandidateLosses(losses, weights, "classification")
+    assert isinstance(population, PopulationLoss)
+    values = population.per_copy(outputs, same_targets(target, 4))
     fx = torch.softmax(outputs, dim=-1)
     y = target_to_y(target, 3, "classification", fx.dtype)
     expected = torch.stack([loss(weights[k], y, fx[k]).sum(-1).mean() for k, loss in enumerate(losses)])
     assert torch.equal(values, expected)
-    one = candidate_losses(losses[2:3], weights[2:3], outputs[2:3], target, "classification")
+    one = CandidateLosses(losses[2:3], weights[2:3], "classification").per_copy(outputs[2:3], target.unsqueeze(0))
     assert torch.equal(one, expected[2:3])
     grads = torch.autograd.grad(values.sum(), [outputs, weights])
     want = torch.autograd.grad(expected.sum(), [outputs, weights])
@@ -232,3 +237,20 @@ def test_evaluator_results_do_not_depend_on_its_thread_setting():
         assert torch.get_num_threads() == 2  # restored after evaluate
         torch_own = es.Evaluator(task, preset="tiny", seed=1, threads=None).evaluate(candidates)
     assert [(r.fitness, r.weights, r.status) for r in auto] == [(r.fitness, r.weights, r.status) for r in torch_own]
+
+
+def test_candidate_losses_take_each_copys_own_targets():
+    """The population-loss contract: copy ``k`` on ``targets[k]``, shared rows or not."""
+    torch.manual_seed(4)
+    losses = [CompiledLoss(Expression.parse(t)) for t in TREES]
+    outputs, weights = torch.randn(4, 6, 3), 1 + 0.1 * torch.randn(4, 12)
+    targets = torch.randint(3, (4, 6))
+    population = CandidateLosses(losses, weights, "classification")
+    values = population.per_copy(outputs, targets)
+    alone = [CandidateLosses(losses[k:k + 1], weights[k:k + 1], "classification").per_copy(outputs[k:k + 1],
+                                                                                          targets[k:k + 1])
+             for k in range(4)]
+    assert torch.equal(values, torch.cat(alone))
+    shared = population.per_copy(outputs, same_targets(targets[1], 4))
+    assert torch.equal(shared, population.per_copy(outputs, targets[1].repeat(4, 1)))  # a real copy, not a view
+    assert not torch.equal(shared, values)

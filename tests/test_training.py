@@ -13,12 +13,12 @@ import torch
 from torch import nn
 
 from evomal_sr.grammar.expression import Expression
+from evomal_sr.losses.base import same_targets
 from evomal_sr.losses.symbolic import CompiledLoss, LearnedLoss
 from evomal_sr.training.local_search import local_search, unrolled_meta_gradient
 from evomal_sr.training.loop import (
     BatchSampler,
-    StackedModel,
-    candidate_losses,
+    CandidateLosses,
     evaluate_metric,
     masked_sum,
     rows_finite,
@@ -28,6 +28,7 @@ from evomal_sr.training.loop import (
 )
 from evomal_sr.training.optim import MaskedAdam
 from evomal_sr.training.screening import EquivalenceIndex, ProbePoints, probe_gradients, rejection_protocol
+from evomal_sr.training.stacked import StackedModel
 
 CE = "-(y * log(fx))"
 SQ = "square(fx - y)"
@@ -92,7 +93,7 @@ def test_candidate_losses_agree_with_learned_loss_and_task_loss():
     outputs = torch.randn(3, 8, 4)
     labels = torch.randint(4, (8,))
     losses = compiled(CE, SQ, "aq(y, fx)")
-    values = candidate_losses(losses, padded_ones(losses), outputs, labels, "classification")
+    values = CandidateLosses(losses, padded_ones(losses), "classification").per_copy(outputs, same_targets(labels, 3))
     for k, loss in enumerate(losses):
         expected = LearnedLoss(loss.expression, task="classification")(outputs[k], labels)
         torch.testing.assert_close(values[k], expected)
@@ -104,7 +105,7 @@ def test_candidate_losses_agree_with_learned_loss_and_task_loss():
     reg = torch.randn(2, 8, 2)
     torch.testing.assert_close(task_loss(reg, target, "regression"),
                                torch.stack([nn.functional.mse_loss(r, target) for r in reg]))
-    values = candidate_losses(compiled(SQ), torch.ones(1, 3), reg[:1], target, "regression")
+    values = CandidateLosses(compiled(SQ), torch.ones(1, 3), "regression").per_copy(reg[:1], target.unsqueeze(0))
     torch.testing.assert_close(values[0], nn.functional.mse_loss(reg[0], target))
 
 
@@ -220,7 +221,8 @@ def test_training_step_is_plain_sgd_in_float64(blobs, with_diverged_mate):
                                sampler=BatchSampler(X.shape[0], 32, seed=3))
     index = BatchSampler(X.shape[0], 32, seed=3).next()
     params = {k: v[:1].clone().requires_grad_(True) for k, v in start.items()}
-    value = candidate_losses(losses[:1], weights[:1], stacked(params, X[index]), labels[index], "classification")
+    value = CandidateLosses(losses[:1], weights[:1], "classification").per_copy(stacked(params, X[index]),
+                                                                           labels[index].unsqueeze(0))
     grads = torch.autograd.grad(value.sum(), list(params.values()))
     for name, g in zip(params, grads):
         # the exact float64 learning rate, not one rounded to float32 on the way

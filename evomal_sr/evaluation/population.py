@@ -22,12 +22,12 @@ from evomal_sr.losses.base import ElementwiseLoss, LossModule, PopulationLoss
 from evomal_sr.losses.symbolic import output_to_fx, target_to_y
 from evomal_sr.training.loop import (
     BatchSampler,
-    StackedModel,
     evaluate_metric,
     reduce_per_copy,
     sgd_update,
     train_population,
 )
+from evomal_sr.training.stacked import StackedModel
 
 
 @dataclass(frozen=True)

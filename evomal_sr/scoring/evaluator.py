@@ -28,10 +28,10 @@ from evomal_sr.grammar.expression import Expression
 from evomal_sr.losses.symbolic import CompiledLoss, initial_weights
 from evomal_sr.training.fitness import FitnessSettings, partial_training_fitness
 from evomal_sr.training.local_search import local_search
-from evomal_sr.training.loop import StackedModel
 from evomal_sr.training.records import TRAINED_STATUSES, FitnessResult, Status  # noqa: F401 (public here too)
 from evomal_sr.training.scaling import ScaleProbe, probe_scales
 from evomal_sr.training.screening import EquivalenceIndex, ProbePoints, probe_gradients, rejection_protocol
+from evomal_sr.training.stacked import StackedModel
 
 
 class Evaluator:

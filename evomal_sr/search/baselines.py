@@ -27,7 +27,7 @@ from evomal_sr.losses.taylorglo import N_PARAMETERS, POPULATION, SIGMA, TaylorGL
 from evomal_sr.search.estimator import LossSearch
 from evomal_sr.training.fitness import FitnessSettings, partial_training_fitness
 from evomal_sr.training.local_search import local_search
-from evomal_sr.training.loop import StackedModel
+from evomal_sr.training.stacked import StackedModel
 
 #: Fitness CMA-ES sees for a candidate whose training failed (error rates are <= 1).
 FAILED_FITNESS = 1e6

@@ -22,7 +22,8 @@ from collections.abc import Callable
 
 import torch
 
-Params = dict[str, torch.Tensor]
+from evomal_sr.training.stacked import Params
+
 #: ``values_fn(params, index) -> [K]``: every copy's loss on the minibatch rows ``index``.
 ValuesFn = Callable[[Params, torch.Tensor], torch.Tensor]
 

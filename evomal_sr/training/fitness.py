@@ -25,12 +25,8 @@ from dataclasses import dataclass
 import torch
 
 from evomal_sr.core.seeding import derive_seed
-from evomal_sr.training.loop import (
-    BatchSampler,
-    StackedModel,
-    evaluate_metric,
-    train_candidates,
-)
+from evomal_sr.training.loop import BatchSampler, evaluate_metric, train_candidates
+from evomal_sr.training.stacked import StackedModel
 
 
 @dataclass(frozen=True)

@@ -15,12 +15,11 @@ from collections.abc import Callable, Sequence
 
 import torch
 
+from evomal_sr.losses.base import same_targets
 from evomal_sr.losses.symbolic import CompiledLoss
 from evomal_sr.training.loop import (
     BatchSampler,
-    Params,
-    StackedModel,
-    candidate_losses,
+    CandidateLosses,
     masked_sum,
     rows_finite,
     task_loss,
@@ -28,6 +27,7 @@ from evomal_sr.training.loop import (
 )
 from evomal_sr.training.optim import MaskedAdam
 from evomal_sr.training.scaling import ScaleProbe, probe_scales
+from evomal_sr.training.stacked import Params, StackedModel
 
 
 def unrolled_meta_gradient(stacked: StackedModel, params: Params, losses: Sequence[CompiledLoss],
@@ -43,12 +43,13 @@ def unrolled_meta_gradient(stacked: StackedModel, params: Params, losses: Sequen
     theta = {k: v.detach().requires_grad_(True) for k, v in params.items()}
     x_tr, y_tr = train_batch
     scales = None if probe is None else probe_scales(losses, weights, probe)
+    population, shared = CandidateLosses(losses, weights, kind, scales), same_targets(y_tr, len(losses))
 
     def unrolled_sgd(theta, grads, _active):  # differentiable: the graph reaches the weights
         return {k: v - lr * g for (k, v), g in zip(theta.items(), grads)}
 
     def inner_losses(th, _step):
-        return candidate_losses(losses, weights, stacked(th, x_tr), y_tr, kind, scales)
+        return population.per_copy(stacked(th, x_tr), shared)
 
     inner = train_population(theta, inner_losses, unrolled_sgd, steps=inner_steps, create_graph=True)
     theta, ok = inner.params, ~inner.diverged.to(weights.device)

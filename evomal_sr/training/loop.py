@@ -1,12 +1,15 @@
-"""Population-batched functional training of one model per candidate loss.
+"""The one masked population training loop, and the training of the search's candidates with it.
 
-The parameters of ``K`` copies of a model are stacked along a leading axis
-(``torch.func.stack_module_state``) and run with ``vmap`` over
-``functional_call``: one forward and one backward serve every candidate. The
-candidate losses differ in structure, so each is applied to its own slice of the
-stacked output; since the copies share no parameters, the gradient of the sum of
-losses is each copy's own gradient. A candidate whose loss or gradient goes
-non-finite is masked out and its parameters frozen, never touching the others.
+:func:`train_population` takes guarded gradient steps of ``K`` copies of a model
+whose parameters are stacked along a leading axis (run by
+:class:`~evomal_sr.training.stacked.StackedModel`): since the copies share no
+parameters, the gradient of the sum of their losses is each copy's own
+gradient, and a copy whose loss or gradient goes non-finite is masked out with
+its parameters frozen, never touching the others. The search's candidates
+differ in structure; :class:`CandidateLosses` applies each to its own slice of
+the stacked output (the population-loss contract of
+:class:`~evomal_sr.losses.base.PopulationLoss`), and :func:`train_candidates`
+trains them with SGD on one shared minibatch sequence.
 """
 
 from __future__ import annotations
@@ -16,26 +19,59 @@ from dataclasses import dataclass
 
 import torch
 
+from evomal_sr.losses.base import same_targets
 from evomal_sr.losses.standard import standard_loss_per_copy
 from evomal_sr.losses.symbolic import CompiledLoss, output_to_fx, target_to_y
 from evomal_sr.training.captured import can_capture, train_captured
-from evomal_sr.training.stacked import Params, StackedModel  # StackedModel lives in fit/stacked.py
+from evomal_sr.training.stacked import Params, StackedModel
 
 
-def candidate_losses(losses: Sequence[CompiledLoss], weights: torch.Tensor, outputs: torch.Tensor,
-                     target: torch.Tensor, kind: str, scales: torch.Tensor | None = None) -> torch.Tensor:
-    """The loss of every candidate on its own slice of ``outputs`` ([K, batch, out]) -> [K].
+@dataclass(frozen=True)
+class CandidateLosses:
+    """The search's candidates as one :class:`~evomal_sr.losses.base.PopulationLoss`: copy ``k`` uses ``losses[k]``.
 
-    ``scales`` ``[K]``, when given, multiplies each candidate's loss (see :mod:`evomal_sr.training.scaling`).
+    Candidate ``k`` is the compiled tree ``losses[k]`` with the edge weights
+    ``weights[k]`` (a padded ``[K, E_max]`` tensor, differentiable when it requires
+    grad), times ``scales[k]`` when ``scales`` ``[K]`` is given (see
+    :mod:`evomal_sr.training.scaling`).
+
+    Examples
+    --------
+    >>> import torch
+    >>> from evomal_sr.grammar.expression import Expression
+    >>> from evomal_sr.losses.base import same_targets
+    >>> from evomal_sr.losses.symbolic import CompiledLoss
+    >>> losses = [CompiledLoss(Expression.parse(t)) for t in ("-(y * log(fx))", "square(fx - y)")]
+    >>> population = CandidateLosses(losses, torch.ones(2, 6), "classification")
+    >>> outputs, labels = torch.randn(2, 5, 3), torch.tensor([0, 1, 2, 0, 1])
+    >>> population.per_copy(outputs, same_targets(labels, 2)).shape
+    torch.Size([2])
     """
-    fx = output_to_fx(outputs, kind)  # softmax and one-hot once for all candidates
-    y = target_to_y(target, outputs.shape[-1], kind, fx.dtype)
-    if len(losses) == 1:  # the one-at-a-time path: no stacking; squeeze, not [0], whose backward copies
-        values = reduce_per_copy(losses[0](weights.squeeze(0), y, fx.squeeze(0)).unsqueeze(0), kind)
-    else:
-        rows, slices = weights.unbind(0), fx.unbind(0)  # one call each instead of one per candidate
-        values = reduce_per_copy(torch.stack([loss(rows[k], y, slices[k]) for k, loss in enumerate(losses)]), kind)
-    return values if scales is None else values * scales
+
+    losses: Sequence[CompiledLoss]
+    weights: torch.Tensor
+    kind: str
+    scales: torch.Tensor | None = None
+
+    def per_copy(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """The loss of every candidate on its own slice of ``outputs`` ``[K, batch, out]`` -> ``[K]``.
+
+        ``targets`` has the copies' axis in front; shared rows
+        (:func:`~evomal_sr.losses.base.same_targets`) are converted to ``y`` once.
+        """
+        kind, losses, weights = self.kind, self.losses, self.weights
+        fx = output_to_fx(outputs, kind)  # softmax once for all candidates
+        if targets.shape[0] == 1 or targets.stride(0) == 0:  # one-hot once, shared by every candidate
+            ys = [target_to_y(targets[0], outputs.shape[-1], kind, fx.dtype)] * len(losses)
+        else:
+            ys = [target_to_y(t, outputs.shape[-1], kind, fx.dtype) for t in targets.unbind(0)]
+        if len(losses) == 1:  # the one-at-a-time path: no stacking; squeeze, not [0], whose backward copies
+            values = reduce_per_copy(losses[0](weights.squeeze(0), ys[0], fx.squeeze(0)).unsqueeze(0), kind)
+        else:
+            rows, slices = weights.unbind(0), fx.unbind(0)  # one call each instead of one per candidate
+            values = reduce_per_copy(torch.stack([loss(rows[k], ys[k], slices[k]) for k, loss in enumerate(losses)]),
+                                     kind)
+        return values if self.scales is None else values * self.scales
 
 
 def reduce_per_copy(values: torch.Tensor, kind: str) -> torch.Tensor:
@@ -221,15 +257,14 @@ def train_candidates(stacked: StackedModel, params: Params, losses: Sequence[Com
     buffers or random modules); elsewhere the eager loop runs.
     """
     X, Y = data
-    weights = weights.detach()
-    scales = None if scales is None else scales.detach()
+    population = CandidateLosses(losses, weights.detach(), kind, None if scales is None else scales.detach())
     targets: list[torch.Tensor] = []  # Y as the losses see it (one-hot labels), made once, not per step
 
     def values_at(theta, index):
         outputs = stacked(theta, X[index])
         if not targets:
             targets.append(target_to_y(Y, outputs.shape[-1], kind, outputs.dtype))
-        return candidate_losses(losses, weights, outputs, targets[0][index], kind, scales)
+        return population.per_copy(outputs, same_targets(targets[0][index], len(losses)))
 
     if cuda_graph and can_capture(stacked, X.device):
         theta, diverged, done = train_captured(params, values_at, lambda: sampler.next().to(X.device),

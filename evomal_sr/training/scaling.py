@@ -22,9 +22,10 @@ from dataclasses import dataclass, field
 
 import torch
 
+from evomal_sr.losses.base import same_targets
 from evomal_sr.losses.standard import standard_loss_per_copy
 from evomal_sr.losses.symbolic import CompiledLoss
-from evomal_sr.training.loop import candidate_losses
+from evomal_sr.training.loop import CandidateLosses
 
 #: Below this mean gradient norm a loss counts as flat at the probe: its scale is 1.
 FLAT_GRADIENT = 1e-12
@@ -79,7 +80,8 @@ def probe_scales(losses: Sequence[CompiledLoss], weights: torch.Tensor, probe: S
     >>> [round(float(s), 4) for s in probe_scales(losses, torch.ones(2, 6), probe)]
     [1.0, 0.1]
     """
-    norms = mean_gradient_norm(lambda z: candidate_losses(losses, weights, z, probe.targets, probe.kind),
+    population, shared = CandidateLosses(losses, weights, probe.kind), same_targets(probe.targets, len(losses))
+    norms = mean_gradient_norm(lambda z: population.per_copy(z, shared),
                                probe.outputs, len(losses), create_graph=weights.requires_grad)
     usable = torch.isfinite(norms) & (norms > FLAT_GRADIENT)
     safe = torch.where(usable, norms, torch.ones_like(norms))

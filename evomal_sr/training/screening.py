@@ -14,8 +14,9 @@ from collections.abc import Sequence
 
 import torch
 
+from evomal_sr.losses.base import same_targets
 from evomal_sr.losses.symbolic import CompiledLoss, reduce_loss, target_to_y
-from evomal_sr.training.loop import candidate_losses, task_metric, train_population
+from evomal_sr.training.loop import CandidateLosses, task_metric, train_population
 from evomal_sr.training.optim import MaskedAdam
 
 
@@ -117,8 +118,9 @@ def rejection_protocol(losses: Sequence[CompiledLoss], *, kind: str, targets: to
         optimiser.step(params["raw"], grads[0], active)
         return params
 
-    y = target_to_y(targets, n_outputs, kind, raw.dtype)  # one-hot once, not at every step
-    outcome = train_population({"raw": raw}, lambda p, _: candidate_losses(losses, weights, p["raw"], y, kind),
+    y = same_targets(target_to_y(targets, n_outputs, kind, raw.dtype), K)  # one-hot once, not at every step
+    population = CandidateLosses(losses, weights, kind)
+    outcome = train_population({"raw": raw}, lambda p, _: population.per_copy(p["raw"], y),
                                adam_update, steps=steps)
     finite = ~outcome.diverged.to(targets.device)
     with torch.no_grad():
