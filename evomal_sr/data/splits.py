@@ -10,12 +10,19 @@ Rules
 * **Standardisation.** Features (and regression targets) are centred and scaled
   with the mean / standard deviation of the (clean) training split; columns with
   zero variance are only centred.
-* **Label noise.** Exactly ``round(label_noise * n_train)`` (Python's ``round``) training rows,
-  chosen with ``numpy.random.default_rng([seed, 1])``, are corrupted.
-  Classification: each chosen label moves to one of the *other* classes,
-  uniformly. Regression: each chosen (standardised) target becomes an outlier
-  ``+-U(5, 10)`` (random sign), :data:`OUTLIER_RANGE`. Validation and test are
-  never corrupted; :attr:`Task.noisy_mask` marks the corrupted training rows.
+* **Label noise.** Exactly ``round(label_noise * n)`` (Python's ``round``) rows of each
+  corrupted split (``noisy_splits``: the training split by default, optionally the
+  validation split too; test labels never), chosen with
+  ``numpy.random.default_rng([seed, stream])`` (stream 1 for training, 2 for
+  validation), are corrupted. Classification, ``noise="symmetric"`` (default): each
+  chosen label moves to one of the *other* classes, uniformly; ``noise="pair"``: class
+  ``c`` moves to ``(c + 1) mod C``; a transition matrix ``T`` (``C x C``, rows summing
+  to 1) instead redraws *every* label of the split, class ``c`` becoming ``j`` with
+  probability ``T[c, j]`` (``label_noise`` must then be 0). Regression: each chosen
+  (standardised) target becomes an outlier ``+-U(5, 10)`` (random sign),
+  :data:`OUTLIER_RANGE`; ``target_noise="student_t"`` adds heavy-tailed noise to every
+  row (see :mod:`evomal_sr.data.noise`). :attr:`Task.noisy_mask` marks the corrupted
+  training rows, :attr:`Task.noisy_mask_val` the corrupted validation rows.
 * **Kind inference** (``kind=None``), on the target column: string or boolean
   labels -> classification; any non-integer number -> regression; integer values
   with exactly 2 distinct values, or at most 20 distinct values making up at most
@@ -37,7 +44,14 @@ from evomal_sr.errors import TaskError
 
 
 # ---------------------------------------------------------------- validation
-def _check_seed(seed) -> int:
+def check_task_seed(seed) -> int:
+    """A task's seed as an int, or :class:`TaskError` naming the bad value.
+
+    Examples
+    --------
+    >>> check_task_seed(3)
+    3
+    """
     return check_seed(seed, error=TaskError)
 
 #: Fractions of the rows in the train, validation and test splits.
@@ -48,11 +62,18 @@ MIN_ROWS = 10
 MIN_PER_CLASS = 3
 #: Regression label noise: outliers of magnitude ``U(low, high)`` standardised units.
 OUTLIER_RANGE = (5.0, 10.0)
-_SPLITS = ("train", "val", "test")
+SPLITS = ("train", "val", "test")
 
 
 
-def _check_noise(label_noise) -> float:
+def check_label_noise(label_noise) -> float:
+    """``label_noise`` as a float in ``[0, 1)``, or :class:`TaskError` naming the bad value.
+
+    Examples
+    --------
+    >>> check_label_noise(0.2)
+    0.2
+    """
     if isinstance(label_noise, bool) or not isinstance(label_noise, numbers.Real):
         raise TaskError(f"label_noise must be a number in [0, 1), got {label_noise!r}")
     value = float(label_noise)
@@ -61,8 +82,15 @@ def _check_noise(label_noise) -> float:
     return value
 
 
-def _split(y: np.ndarray, kind: str, seed: int) -> dict[str, np.ndarray]:
-    """Seeded train/val/test row indices, stratified for classification."""
+def split_rows(y: np.ndarray, kind: str, seed: int) -> dict[str, np.ndarray]:
+    """Seeded train/val/test row indices (60/20/20), stratified for classification.
+
+    Examples
+    --------
+    >>> parts = split_rows(np.arange(20) % 2, "classification", seed=0)
+    >>> [len(parts[s]) for s in SPLITS]
+    [12, 4, 4]
+    """
     from sklearn.model_selection import train_test_split
 
     n = len(y)
@@ -94,8 +122,14 @@ def _split(y: np.ndarray, kind: str, seed: int) -> dict[str, np.ndarray]:
     return {"train": train, "val": val, "test": test}
 
 
-def _standardised(a: np.ndarray, mean: np.ndarray, std: np.ndarray, names: list[str], what: str) -> np.ndarray:
-    """``(a - mean) / std``; :class:`TaskError` naming the column if that is not finite (e.g. values near 1e308)."""
+def standardise(a: np.ndarray, mean: np.ndarray, std: np.ndarray, names: list[str], what: str) -> np.ndarray:
+    """``(a - mean) / std``; :class:`TaskError` naming the column if that is not finite (e.g. values near 1e308).
+
+    Examples
+    --------
+    >>> standardise(np.array([[1.0], [3.0]]), np.array([2.0]), np.array([1.0]), ["a"], "feature").ravel()
+    array([-1.,  1.])
+    """
     with np.errstate(over="ignore", invalid="ignore"):
         out = (a - mean) / std
     bad = ~np.isfinite(out).all(axis=0) | ~np.isfinite(mean) | ~np.isfinite(std)
@@ -106,8 +140,14 @@ def _standardised(a: np.ndarray, mean: np.ndarray, std: np.ndarray, names: list[
     return out
 
 
-def _train_stats(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Column means and standard deviations (1 where a column is constant)."""
+def train_stats(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Column means and standard deviations (1 where a column is constant).
+
+    Examples
+    --------
+    >>> train_stats(np.array([[1.0, 5.0], [3.0, 5.0]]))
+    (array([2., 5.]), array([1., 1.]))
+    """
     with np.errstate(over="ignore", invalid="ignore"):
         mean = a.mean(axis=0)
         std = a.std(axis=0)
@@ -115,16 +155,36 @@ def _train_stats(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return mean, std
 
 
-def _corrupt(y: np.ndarray, *, kind: str, n_classes: int, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Corrupt exactly ``round(fraction * len(y))`` rows; return them and the mask."""
-    rng = np.random.default_rng([seed, 1])
+def corrupt_labels(y: np.ndarray, *, kind: str, n_classes: int, fraction: float, seed: int, noise="symmetric",
+                   stream: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """Corrupt exactly ``round(fraction * len(y))`` rows (module rules); return the labels and the mask.
+
+    ``noise`` is ``"symmetric"``, ``"pair"`` or a checked ``C x C`` transition
+    matrix (then every row is redrawn and ``fraction`` is ignored); ``stream``
+    tells the splits' random streams apart (1: training, 2: validation). The
+    mask is True exactly where a label changed.
+
+    Examples
+    --------
+    >>> y, mask = corrupt_labels(np.arange(10) % 2, kind="classification", n_classes=2, fraction=0.3, seed=0)
+    >>> int(mask.sum()), bool(((y != np.arange(10) % 2) == mask).all())
+    (3, True)
+    """
+    rng = np.random.default_rng([seed, stream])
+    y = y.copy()
+    if not isinstance(noise, str):  # a transition matrix: every label redrawn from its class's row
+        cumulative = np.cumsum(noise, axis=1)[y]
+        drawn = (rng.random(len(y))[:, None] >= cumulative).sum(axis=1)
+        drawn = np.minimum(drawn, n_classes - 1)
+        mask = drawn != y
+        return drawn.astype(y.dtype), mask
     n = len(y)
     chosen = rng.choice(n, size=int(round(fraction * n)), replace=False)
     mask = np.zeros(n, dtype=bool)
     mask[chosen] = True
-    y = y.copy()
     if kind == "classification":
-        y[chosen] = (y[chosen] + rng.integers(1, n_classes, size=len(chosen))) % n_classes
+        step = 1 if noise == "pair" else rng.integers(1, n_classes, size=len(chosen))
+        y[chosen] = (y[chosen] + step) % n_classes
     else:
         low, high = OUTLIER_RANGE
         size = (len(chosen), y.shape[1])
@@ -133,8 +193,15 @@ def _corrupt(y: np.ndarray, *, kind: str, n_classes: int, fraction: float, seed:
     return y, mask
 
 
-def _dataset_split(sizes: list[int], has_val: bool, has_test: bool, y: np.ndarray, kind, seed: int) -> tuple:
-    """Split indices of concatenated ``train (+ val) (+ test)`` datasets; missing parts come from train."""
+def dataset_split(sizes: list[int], has_val: bool, has_test: bool, y: np.ndarray, kind, seed: int) -> tuple:
+    """Split indices of concatenated ``train (+ val) (+ test)`` datasets; missing parts come from train.
+
+    Examples
+    --------
+    >>> train, val, test = dataset_split([8, 2], False, True, np.arange(10) % 2, "classification", 0)
+    >>> len(train), len(val), test.tolist()
+    (6, 2, [8, 9])
+    """
     from sklearn.model_selection import train_test_split
 
     n_train = sizes[0]
@@ -155,8 +222,15 @@ def _dataset_split(sizes: list[int], has_val: bool, has_test: bool, y: np.ndarra
     return rows, val, test
 
 
-def _fingerprint(X: np.ndarray, y: np.ndarray, splits: dict[str, np.ndarray]) -> bytes:
+def data_fingerprint(X: np.ndarray, y: np.ndarray, splits: dict[str, np.ndarray]) -> bytes:
+    """SHA-256 digest of the raw data and the split indices (the noise pattern is added by the task).
+
+    Examples
+    --------
+    >>> len(data_fingerprint(np.zeros((2, 1)), np.zeros(2), {"train": [0], "val": [1], "test": []}))
+    32
+    """
     h = hashlib.sha256()
-    for a in (X, y, *(splits[s] for s in _SPLITS)):
+    for a in (X, y, *(splits[s] for s in SPLITS)):
         h.update(np.ascontiguousarray(a).tobytes())
     return h.digest()

@@ -2,10 +2,12 @@
 
 A :class:`Task` holds fixed train / validation / test splits (60 / 20 / 20,
 stratified for classification) drawn from its seed, features standardised with
-training statistics, optional label noise on the training split only, and the
-name of (or factory for) the base model.
+training statistics, optional label noise (on the training split by default, on
+the validation split too if asked; never on the test split), optional class
+imbalance, and the name of (or factory for) the base model.
 
-The rules of splits, standardisation and label noise are in :mod:`evomal_sr.data.splits`;
+The rules of splits, standardisation and label noise are in :mod:`evomal_sr.data.splits`,
+the noise models and imbalance in :mod:`evomal_sr.data.noise`;
 kind inference in :func:`evomal_sr.data.arrays.infer_kind`.
 
 Examples
@@ -31,17 +33,18 @@ from evomal_sr.data.arrays import infer_kind, validate_arrays
 from evomal_sr.data.csv import read_csv
 from evomal_sr.data.datasets import get_dataset
 from evomal_sr.data.models import build_model, check_model, model_name
+from evomal_sr.data.noise import NOISE_STREAMS, NoiseOptions, add_target_noise, imbalanced_rows
 from evomal_sr.data.sources import check_split
 from evomal_sr.data.splits import (
-    _SPLITS,
-    _check_noise,
-    _check_seed,
-    _corrupt,
-    _dataset_split,
-    _fingerprint,
-    _split,
-    _standardised,
-    _train_stats,
+    SPLITS,
+    check_label_noise,
+    check_task_seed,
+    corrupt_labels,
+    data_fingerprint,
+    dataset_split,
+    split_rows,
+    standardise,
+    train_stats,
 )
 from evomal_sr.errors import TaskError
 
@@ -62,15 +65,22 @@ class Task:
     y_train, y_val, y_test : torch.Tensor
         int64 ``[n]`` class indices ``0..C-1`` (classification) or float32
         ``[n, n_outputs]`` standardised targets (regression). ``y_train`` carries
-        the label noise; ``y_train_clean`` is the same split without it.
+        the label noise; ``y_train_clean`` is the same split without it (and
+        ``y_val`` / ``y_val_clean`` likewise; they are equal unless ``noisy_splits``
+        holds ``"val"``). ``y_test`` is never corrupted.
     kind, name, seed, label_noise, model
         As given; ``model`` is a name of :data:`~evomal_sr.data.models.MODELS` or a factory.
+    noise_options : NoiseOptions
+        The validated ``noise``, ``noisy_splits``, ``target_noise``, ``noise_df``,
+        ``noise_scale`` and ``imbalance`` (see :mod:`evomal_sr.data.noise`).
     n_features, n_outputs : int
         Input width; classes (always >= 2) or regression outputs.
     input_shape : tuple of int
         Shape of one example before flattening (used by the CNN).
     noisy_mask : torch.Tensor
-        bool ``[n_train]``, True where the training label was corrupted.
+        bool ``[n_train]``, True exactly where the training label was corrupted.
+    noisy_mask_val : torch.Tensor
+        bool ``[n_val]``, True exactly where the validation label was corrupted.
     split_indices : dict of str to numpy.ndarray
         Row indices into the original data of ``"train"``, ``"val"``, ``"test"``.
     classes : numpy.ndarray or None
@@ -101,19 +111,34 @@ class Task:
         feature_names: list[str] | None = None,
         split: tuple | None = None,
         source: dict | None = None,
+        noise="symmetric",
+        noisy_splits: tuple[str, ...] = ("train",),
+        target_noise: str | None = None,
+        noise_df: float = 3.0,
+        noise_scale: float = 1.0,
+        imbalance: float | None = None,
     ):
         self.name = str(name)
         self.source = dict(source) if source else None
-        self.seed = _check_seed(seed)
-        self.label_noise = _check_noise(label_noise)
+        self.seed = check_task_seed(seed)
+        self.label_noise = check_label_noise(label_noise)
         self.model = check_model(model)
         data = validate_arrays(X, y, kind=kind, input_shape=input_shape, feature_names=feature_names)
         X, y, self.kind, self.classes = data.X, data.y, data.kind, data.classes
         self.input_shape, self.feature_names = data.input_shape, data.feature_names
         self.n_features = X.shape[1]
         self.n_outputs = len(self.classes) if self.classes is not None else y.shape[1]
-        self.split_indices = _split(y, self.kind, self.seed) if split is None else check_split(split, len(y))
-        self._fingerprint = _fingerprint(X, y, self.split_indices)
+        self.noise_options = NoiseOptions.check(
+            kind=self.kind, n_classes=self.n_outputs, noise=noise, noisy_splits=noisy_splits,
+            target_noise=target_noise, noise_df=noise_df, noise_scale=noise_scale, imbalance=imbalance,
+            label_noise=self.label_noise,
+        )
+        self.split_indices = split_rows(y, self.kind, self.seed) if split is None else check_split(split, len(y))
+        if imbalance is not None:
+            train = self.split_indices["train"]
+            self.split_indices["train"] = imbalanced_rows(train, y[train], self.n_outputs,
+                                                          self.noise_options.imbalance, self.seed)
+        self._fingerprint = data_fingerprint(X, y, self.split_indices)
         self._build_tensors(X, y)
 
     # ------------------------------------------------------------ constructors
@@ -125,18 +150,24 @@ class Task:
         seed: int = 0,
         label_noise: float = 0.0,
         model: str | Callable[..., nn.Module] | None = None,
+        **options,
     ) -> Task:
         """A task on a built-in dataset (see :data:`~evomal_sr.data.datasets.DATASETS`).
 
-        ``model=None`` uses the dataset's default model (``mlp``).
+        ``model=None`` uses the dataset's default model (``mlp``). ``options`` are
+        :class:`Task`'s noise and imbalance keywords: ``noise``, ``noisy_splits``,
+        ``target_noise``, ``noise_df``, ``noise_scale``, ``imbalance``.
 
         Examples
         --------
         >>> Task.builtin("digits", seed=0, model="cnn").input_shape
         (8, 8)
+        >>> task = Task.builtin("iris", label_noise=0.2, noise="pair", noisy_splits=("train", "val"))
+        >>> int(task.noisy_mask.sum()), int(task.noisy_mask_val.sum())
+        (18, 6)
         """
         spec = get_dataset(name)
-        X, y = spec.load(seed=_check_seed(seed))
+        X, y = spec.load(seed=check_task_seed(seed))
         return cls(
             X,
             y,
@@ -146,6 +177,7 @@ class Task:
             label_noise=label_noise,
             model=spec.default_model if model is None else model,
             input_shape=spec.input_shape,
+            **options,
         )
 
     @classmethod
@@ -156,7 +188,8 @@ class Task:
         is flattened and sets ``input_shape``. ``y`` is ``[N]`` (labels or values)
         or ``[N, k]`` (multi-output regression). ``kind=None`` infers the kind.
         ``options`` are :class:`Task`'s keywords (``kind``, ``name``, ``seed``,
-        ``label_noise``, ``model``, ``input_shape``, ``feature_names``) and
+        ``label_noise``, ``model``, ``input_shape``, ``feature_names``, the noise
+        and imbalance keywords of :mod:`evomal_sr.data.noise`) and
         ``split=(train_idx, val_idx, test_idx)`` for one's own split (row indices,
         non-empty, non-overlapping; standardisation uses the given train rows).
 
@@ -205,7 +238,7 @@ class Task:
             if "split" not in options:
                 kind = options.get("kind") or infer_kind(y)
                 encoded = np.unique(y.reshape(len(y), -1)[:, 0], return_inverse=True)[1]
-                options["split"] = split_off_val(n_fit, n_test, encoded, kind, _check_seed(options.get("seed", 0)))
+                options["split"] = split_off_val(n_fit, n_test, encoded, kind, check_task_seed(options.get("seed", 0)))
         return cls(X, y, **options)
 
     @classmethod
@@ -236,8 +269,8 @@ class Task:
         X = np.concatenate([p[0] for p in parts])
         y = np.concatenate([p[1] for p in parts])
         if "split" not in options and (val is not None or test is not None):
-            options["split"] = _dataset_split([len(p[0]) for p in parts], val is not None, test is not None,
-                                              y, options.get("kind"), _check_seed(options.get("seed", 0)))
+            options["split"] = dataset_split([len(p[0]) for p in parts], val is not None, test is not None,
+                                              y, options.get("kind"), check_task_seed(options.get("seed", 0)))
         options.setdefault("name", "dataset")
         return cls(X, y, **options)
 
@@ -253,6 +286,7 @@ class Task:
         model: str | Callable[..., nn.Module] = "mlp",
         features: list[str] | None = None,
         drop: list[str] | None = None,
+        **options,
     ) -> Task:
         """A task from a CSV file with a header row; ``target`` names the label column(s).
 
@@ -261,7 +295,8 @@ class Task:
         (e.g. an id column). Several targets mean multi-output regression.
         String labels are classes, encoded in sorted order. The task's name is
         the file's stem; :meth:`describe` records the file (``source``) so that
-        ``evomal-sr evaluate`` can re-open it.
+        ``evomal-sr evaluate`` can re-open it. ``options`` are :class:`Task`'s
+        noise and imbalance keywords (``noise``, ``noisy_splits``, ...).
 
         Examples
         --------
@@ -292,31 +327,45 @@ class Task:
             model=model,
             feature_names=names,
             source=source,
+            **options,
         )
 
     # --------------------------------------------------------------- building
     def _build_tensors(self, X: np.ndarray, y: np.ndarray) -> None:
         idx = self.split_indices
-        self.feature_mean, self.feature_std = _train_stats(X[idx["train"]])
-        Xs = _standardised(X, self.feature_mean, self.feature_std, self.feature_names, "feature")
+        self.feature_mean, self.feature_std = train_stats(X[idx["train"]])
+        Xs = standardise(X, self.feature_mean, self.feature_std, self.feature_names, "feature")
         self.target_mean = self.target_std = None
         if self.kind == "regression":
-            self.target_mean, self.target_std = _train_stats(y[idx["train"]])
+            self.target_mean, self.target_std = train_stats(y[idx["train"]])
             names = [f"target {j}" for j in range(y.shape[1])]
-            y = _standardised(y, self.target_mean, self.target_std, names, "target")
-        y_train_clean = y[idx["train"]]
-        y_train, mask = _corrupt(
-            y_train_clean, kind=self.kind, n_classes=self.n_outputs, fraction=self.label_noise, seed=self.seed
-        )
+            y = standardise(y, self.target_mean, self.target_std, names, "target")
+        y_train_clean, y_val_clean = y[idx["train"]], y[idx["val"]]
+        y_train, mask = self._corrupted(y_train_clean, "train")
+        y_val, mask_val = self._corrupted(y_val_clean, "val")
         ydtype = torch.int64 if self.kind == "classification" else torch.float32
 
         def tensor(a, dtype):
             return torch.as_tensor(np.ascontiguousarray(a), dtype=dtype)
 
-        self.X_train, self.X_val, self.X_test = (tensor(Xs[idx[s]], torch.float32) for s in _SPLITS)
+        self.X_train, self.X_val, self.X_test = (tensor(Xs[idx[s]], torch.float32) for s in SPLITS)
         self.y_train, self.y_train_clean = tensor(y_train, ydtype), tensor(y_train_clean, ydtype)
-        self.y_val, self.y_test = tensor(y[idx["val"]], ydtype), tensor(y[idx["test"]], ydtype)
+        self.y_val, self.y_val_clean = tensor(y_val, ydtype), tensor(y_val_clean, ydtype)
+        self.y_test = tensor(y[idx["test"]], ydtype)
         self.noisy_mask = torch.as_tensor(mask, dtype=torch.bool)
+        self.noisy_mask_val = torch.as_tensor(mask_val, dtype=torch.bool)
+
+    def _corrupted(self, clean: np.ndarray, split: str) -> tuple[np.ndarray, np.ndarray]:
+        """The labels of ``split`` with its noise (unchanged if the split is not noisy), and the mask."""
+        options = self.noise_options
+        if split not in options.noisy_splits:
+            return clean, np.zeros(len(clean), dtype=bool)
+        labels, mask = corrupt_labels(clean, kind=self.kind, n_classes=self.n_outputs, fraction=self.label_noise,
+                                      seed=self.seed, noise=options.model, stream=NOISE_STREAMS[split])
+        if options.target_noise is not None:
+            labels = add_target_noise(labels, options, seed=self.seed, split=split)
+            mask = mask | (labels != clean).any(axis=1)
+        return labels, mask
 
     # ----------------------------------------------------------------- public
     @property
@@ -377,9 +426,11 @@ class Task:
             "y_train_clean",
             "X_val",
             "y_val",
+            "y_val_clean",
             "X_test",
             "y_test",
             "noisy_mask",
+            "noisy_mask_val",
         ):
             setattr(moved, attr, getattr(self, attr).to(device))
         return moved
@@ -400,6 +451,8 @@ class Task:
 
         ``fingerprint`` hashes the raw data, the split indices and the noise
         pattern, so two tasks with the same description hold the same data.
+        Noise and imbalance options other than the defaults are recorded too
+        (:meth:`NoiseOptions.describe`), so the task can be rebuilt.
 
         Examples
         --------
@@ -407,12 +460,17 @@ class Task:
         >>> d["name"], d["model"], d["n_train"], d["n_val"], d["n_test"]
         ('iris', 'mlp', 90, 30, 30)
         """
-        noisy = np.flatnonzero(self.noisy_mask.cpu().numpy())
+        noisy = np.flatnonzero(self.noisy_mask.cpu().numpy()).tobytes()
+        options = self.noise_options.describe()
+        if options:  # the defaults keep the fingerprint of before these options existed
+            noisy += b"val" + np.flatnonzero(self.noisy_mask_val.cpu().numpy()).tobytes()
+            noisy += self.y_train.cpu().numpy().tobytes() + self.y_val.cpu().numpy().tobytes()
         return {
             "name": self.name,
             "kind": self.kind,
             "seed": self.seed,
             "label_noise": self.label_noise,
+            **options,
             "model": model_name(self.model),
             "n_features": self.n_features,
             "n_outputs": self.n_outputs,
@@ -420,7 +478,7 @@ class Task:
             "n_train": self.n_train,
             "n_val": len(self.split_indices["val"]),
             "n_test": len(self.split_indices["test"]),
-            "fingerprint": hashlib.sha256(self._fingerprint + noisy.tobytes()).hexdigest()[:16],
+            "fingerprint": hashlib.sha256(self._fingerprint + noisy).hexdigest()[:16],
             **({"source": self.source} if self.source else {}),
         }
 
@@ -428,7 +486,9 @@ class Task:
         d = self.describe()
         return (
             f"Task(name={d['name']!r}, kind={d['kind']!r}, seed={d['seed']}, "
-            f"label_noise={d['label_noise']}, model={d['model']!r}, "
+            f"label_noise={d['label_noise']}, "
+            + "".join(f"{k}={d[k]!r}, " for k in self.noise_options.describe())
+            + f"model={d['model']!r}, "
             f"n_features={d['n_features']}, n_outputs={d['n_outputs']}, "
             f"splits={d['n_train']}/{d['n_val']}/{d['n_test']})"
         )
