@@ -17,7 +17,7 @@ from evomal_sr.errors import ConfigError
 
 def is_index(value) -> bool:
     """Whether ``value`` is a non-negative integer (not a bool)."""
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool) and value >= 0
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool) and int(value) >= 0
 
 
 def check_seed(seed, *, error: type[Exception] = ConfigError, name: str = "seed") -> int:

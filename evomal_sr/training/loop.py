@@ -287,10 +287,9 @@ def masked_sgd_step(params: Params, grads: Sequence[torch.Tensor], active: torch
     ``active`` is bool ``[K]``, or ``None`` for every copy; ``lr`` is a number (every
     copy) or a tensor ``[K]`` (one learning rate per copy).
     """
-    per_copy = isinstance(lr, torch.Tensor)
     with torch.no_grad():
         if active is None or bool(active.all()):  # every gradient is finite: no masking (same arithmetic)
-            if not per_copy:  # the same two kernels per tensor as p.sub_(g * lr), one call each
+            if not isinstance(lr, torch.Tensor):  # the same two kernels per tensor as p.sub_(g * lr), one call each
                 torch._foreach_sub_(list(params.values()), torch._foreach_mul(list(grads), lr))
                 return
             for p, g in zip(params.values(), grads):

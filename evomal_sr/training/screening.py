@@ -89,7 +89,7 @@ class EquivalenceIndex:
 
     def find(self, fingerprint: torch.Tensor) -> str | None:
         """Key of the first stored fingerprint equal to ``fingerprint`` within tolerance."""
-        if not self._keys:
+        if not self._keys or self._matrix is None:
             return None
         stored = self._matrix[: len(self._keys)]
         close = (stored - fingerprint).abs() <= self.atol + self.rtol * fingerprint.abs()

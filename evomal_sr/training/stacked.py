@@ -244,7 +244,7 @@ class StackedModel:
         first = next(iter(params.values()), None)
         key = first.untyped_storage() if first is not None else None
         state = self._states.get(key) if key is not None else None
-        if state is not None and _copies(params, state.buffers) == first.shape[0]:
+        if state is not None and first is not None and _copies(params, state.buffers) == first.shape[0]:
             return state
         latest = self._latest
         if first is not None and first.grad_fn is not None and latest is not None \
