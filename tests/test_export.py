@@ -33,6 +33,8 @@ EXPRESSIONS = [
     "log(-(fx))",
     "-(y * exp((0.7 * log(fx))))",
     "exp((30.0 * fx))",
+    "(y * (1.0 - pow(fx, 0.7)))",
+    "huber((pow((fx - y), 1.5) - y))",
     "fx",
     "y",
     "1.5",

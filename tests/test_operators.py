@@ -99,7 +99,7 @@ def test_entry_is_consistent(name):
 def test_lookup_and_aliases():
     assert get_operator("plog") is OPERATORS["log"]
     assert get_operator("psqrt") is OPERATORS["sqrt"]
-    assert JULIA_ALIASES == {"plog": "log", "psqrt": "sqrt", "pexp": "exp"}
+    assert JULIA_ALIASES == {"plog": "log", "psqrt": "sqrt", "pexp": "exp", "ppow": "pow"}
     assert set(INFIX) == {"+", "-", "*"}
     assert VARIABLES == ("y", "fx")
     assert SEARCH_CONSTANTS == (1.0, -1.0)

@@ -163,8 +163,9 @@ def _executor_setting(workers, scheduler):
 @click.option("--train-steps", type=int, help="Override the partial-training steps of the fitness.")
 @click.option("--fitness-eval-every", type=int, help="Score each candidate at its best validation step, checked "
               "every N training steps (0: the last step, the paper's) [default: the preset's].")
-@click.option("--operators", type=click.Choice(["paper", "extended"]),
-              help="Operator set: paper (EvoMAL's) or extended (adds exp) [default: the preset's].")
+@click.option("--operators", type=click.Choice(["paper", "extended", "robust"]),
+              help="Operator set: paper (EvoMAL's), extended (adds exp) or robust (adds exp, pow, huber) "
+                   "[default: the preset's].")
 @click.option("--loss-scaling", type=click.Choice(["none", "grad_norm"]),
               help="Normalise each candidate's gradient norm on a probe batch [default: the preset's].")
 @click.option("--final-selection", type=click.Choice(["none", "fair"]),

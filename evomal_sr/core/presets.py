@@ -73,7 +73,8 @@ class Preset:
     equivalence_atol: float = 1e-7
     # meta-testing: final training from scratch
     meta_test_steps: int = 5000
-    # the grammar: "paper" (EvoMAL's operators) or "extended" (adds exp; see grammar.operators)
+    # the grammar: "paper" (EvoMAL's operators), "extended" (adds exp) or "robust" (adds exp, pow and
+    # huber, so generalised cross-entropy and Huber are one or two nodes deep; see grammar.operators)
     operators: str = "paper"
     # scale invariance by normalisation: "none", or "grad_norm" (each candidate's loss times
     # the constant that gives it the standard loss's mean gradient norm w.r.t. the model output
@@ -91,7 +92,7 @@ class Preset:
     final_selection: str = "none"
     selection_shortlist: int = 3
     selection_folds: int = 3
-    selection_steps: int = 1000
+    selection_steps: int = 600
     selection_margin: float = 1.0
 
     def validate(self) -> Preset:
@@ -135,7 +136,8 @@ class Preset:
 
 
 #: The settings that take a name, and the names they take.
-CHOICES: dict[str, tuple[str, ...]] = {"operators": ("paper", "extended"), "loss_scaling": ("none", "grad_norm"),
+CHOICES: dict[str, tuple[str, ...]] = {"operators": ("paper", "extended", "robust"),
+                                       "loss_scaling": ("none", "grad_norm"),
                                        "initial_losses": ("baseline", "zoo"), "final_selection": ("none", "fair")}
 
 #: The paper's 250 local-search steps at lr 1e-3 compressed into 20 steps at lr 1e-2.

@@ -11,14 +11,23 @@ The protected operators are total on the reals (EvoMAL's convention):
 * ``aq(a, b) = a / sqrt(1 + b^2)``, the analytic quotient;
 * ``log(a) = log(max(|a|, 1e-7))``;
 * ``sqrt(a) = sqrt(max(|a|, 1e-7))``;
-* ``exp(a) = exp(min(a, 20))`` (``extended`` set only).
+* ``exp(a) = exp(min(a, 20))`` (``extended`` and ``robust`` sets);
+* ``pow(a, b) = exp(min(clip(b, -4, 4) * log(max(|a|, 1e-7)), 20))``, i.e.
+  ``|a|^b`` with the exponent clipped to ``[-4, 4]``, ``log``'s guard and
+  ``exp``'s cap (``robust`` set);
+* ``huber(a) = min(|a|, 1)^2 / 2 + max(|a| - 1, 0)``, the Huber function with
+  threshold 1 (``robust`` set; total without protection).
 
 Operator sets (:data:`OPERATOR_SETS`, the ``operators`` setting of a search):
 ``paper`` is EvoMAL's grammar; ``extended`` adds ``exp``, with which the
 search can write a power with a learnable exponent, ``exp(w * log(fx)) =
-fx^w`` (generalised cross-entropy needs one), or a softmax-free margin.
-Every operator parses whatever the set; the set only limits what the search
-may place in a tree.
+fx^w`` (generalised cross-entropy needs one), or a softmax-free margin;
+``robust`` adds ``exp``, ``pow`` and ``huber`` so that the known robust losses
+are one or two nodes deep: generalised cross-entropy ``y * (1 - pow(fx, q)) / q``,
+Huber ``huber(fx - y)`` (threshold ``d``: ``d^2 * huber((fx - y) / d)``, which
+the edge weights reach), ``|r|^p`` residual powers (symmetric cross-entropy is
+cross-entropy plus a multiple of ``abs(fx - y)``, in every set). Every operator
+parses whatever the set; the set only limits what the search may place in a tree.
 
 Torch definitions use tensor methods only, so this module (and the expression
 layer above it) never imports torch. ``|a|`` is written ``a * a.sign()``: the
@@ -48,8 +57,11 @@ from evomal_sr.errors import ExpressionError
 PROTECTION_EPS = 1e-7
 #: Upper bound on the argument of the protected ``exp`` (``exp(20)`` is about 4.9e8).
 EXP_CAP = 20.0
+#: Bound on ``|b|``, the exponent of the protected ``pow(a, b)``.
+POW_CAP = 4.0
 #: Operator set name -> the groups of operators it holds (:attr:`Operator.group`).
-OPERATOR_SETS: dict[str, tuple[str, ...]] = {"paper": ("paper",), "extended": ("paper", "extended")}
+OPERATOR_SETS: dict[str, tuple[str, ...]] = {"paper": ("paper",), "extended": ("paper", "extended"),
+                                             "robust": ("paper", "extended", "robust")}
 
 
 @dataclass(frozen=True)
@@ -83,7 +95,7 @@ class Operator:
         written into exported loss modules; it must compute exactly what
         ``torch`` computes (a test checks this).
     group : str
-        ``"paper"`` (EvoMAL's grammar) or ``"extended"``; see :data:`OPERATOR_SETS`.
+        ``"paper"`` (EvoMAL's grammar), ``"extended"`` or ``"robust"``; see :data:`OPERATOR_SETS`.
     """
 
     name: str
@@ -102,6 +114,14 @@ class Operator:
 
 def _np_protect(a):
     return np.maximum(np.abs(a), PROTECTION_EPS)
+
+
+def _np_pow(a, b):
+    return np.exp(np.minimum(np.log(_np_protect(a)) * np.clip(b, -POW_CAP, POW_CAP), EXP_CAP))
+
+
+def _np_huber(a):
+    return 0.5 * np.square(np.minimum(np.abs(a), 1.0)) + np.maximum(np.abs(a) - 1.0, 0.0)
 
 
 OPERATORS: dict[str, Operator] = {
@@ -185,6 +205,28 @@ OPERATORS: dict[str, Operator] = {
             lambda sp, a: sp.exp(a),
             "pexp(x) = exp(min(x, oftype(x, 20)))", "pexp",
             torch_source="a.clamp_max(EXP_CAP).exp()", group="extended",
+        ),
+        Operator(
+            # |a|^b: log's guard, the exponent clipped, exp's cap; SymPy drops the guard and cap.
+            "pow", 2,
+            lambda a, b: ((a * a.sign()).clamp_min(PROTECTION_EPS).log() * b.clamp(-POW_CAP, POW_CAP))
+            .clamp_max(EXP_CAP).exp(),
+            _np_pow,
+            lambda sp, a, b: sp.Abs(a) ** sp.Max(-POW_CAP, sp.Min(b, POW_CAP)),
+            f"ppow(a, b) = exp(min(clamp(b, oftype(b, {-POW_CAP}), oftype(b, {POW_CAP})) * "
+            f"log(max(abs(a), oftype(a, 1e-7))), oftype(a, {EXP_CAP})))", "ppow",
+            torch_source=f"((a * a.sign()).clamp_min(PROTECTION_EPS).log() * b.clamp({-POW_CAP!r}, {POW_CAP!r}))"
+                         ".clamp_max(EXP_CAP).exp()",
+            group="robust",
+        ),
+        Operator(
+            "huber", 1,
+            lambda a: 0.5 * (a * a.sign()).clamp_max(1.0).square() + ((a * a.sign()) - 1.0).clamp_min(0.0),
+            _np_huber,
+            lambda sp, a: sp.Rational(1, 2) * sp.Min(sp.Abs(a), 1) ** 2 + sp.Max(sp.Abs(a) - 1, 0),
+            "huber(x) = oftype(x, 0.5) * min(abs(x), one(x))^2 + max(abs(x) - one(x), zero(x))", "huber",
+            torch_source="0.5 * (a * a.sign()).clamp_max(1.0).square() + ((a * a.sign()) - 1.0).clamp_min(0.0)",
+            group="robust",
         ),
         Operator(
             # Unary minus: lets `-(y * log(fx))` parse; not part of EvoMAL's grammar.
