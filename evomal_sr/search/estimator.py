@@ -38,7 +38,7 @@ class LossSearch(BaseEstimator):
     ----------
     engine : {"native", "pysr"}
         ``native`` (DEAP genetic programming, runs anywhere) or ``pysr`` (needs Julia).
-    preset : {"quick", "standard", "paper", "tiny"} or Preset
+    preset : {"standard", "quick", "paper", "tiny"} or Preset
         Budget and algorithm settings; see :mod:`evomal_sr.core.presets`.
     seed : int
         Seed of the whole run: same seed, same front.
