@@ -144,7 +144,7 @@ def fold_tasks(task, folds: int, seed: int) -> list:
     return out
 
 
-def select_final(front, task, *, shortlist: int = 3, folds: int = 3, steps: int = 1000, margin: float = 1.0,
+def select_final(front, task, *, shortlist: int = 3, folds: int = 3, steps: int = 600, margin: float = 1.0,
                  seed: int = 0, preset="quick", device: str = "cpu",
                  progress: Callable[[int], None] | None = None) -> SelectionResult:
     """Re-score the front's best ``shortlist`` losses and the zoo on folds; return the winner.

@@ -1,0 +1,202 @@
+"""RESULTS.md from the per-task files ``run_results.py`` writes: both halves, targets, ablation, rank agreement."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from suite import DEVELOPMENT, EVALUATION, TASKS
+
+from evomal_sr.core.fileio import atomic_write_text, read_json
+from evomal_sr.evaluation.report import MetaTestReport, paired_difference
+from evomal_sr.losses.zoo import KNOWN_LOSSES
+
+RETURNED, FRONT_PICK = "returned (default search)", "front's pick (no final selection)"
+BUDGET_SECONDS = 300.0
+
+
+def _fmt(value, digits: int = 4) -> str:
+    return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else \
+        "inf" if not math.isfinite(value) else f"{value:.{digits}f}"
+
+
+def spearman(a: list[float], b: list[float]) -> float:
+    """Spearman's rank correlation (average ranks for ties); NaN for fewer than 3 pairs or a constant side."""
+
+    def ranks(values):
+        order = sorted(range(len(values)), key=lambda i: values[i])
+        out = [0.0] * len(values)
+        i = 0
+        while i < len(order):
+            j = i
+            while j + 1 < len(order) and values[order[j + 1]] == values[order[i]]:
+                j += 1
+            for k in range(i, j + 1):
+                out[order[k]] = (i + j) / 2.0
+            i = j + 1
+        return out
+
+    if len(a) < 3:
+        return math.nan
+    ra, rb = ranks(a), ranks(b)
+    ma, mb = sum(ra) / len(ra), sum(rb) / len(rb)
+    cov = sum((x - ma) * (y - mb) for x, y in zip(ra, rb))
+    va, vb = sum((x - ma) ** 2 for x in ra), sum((y - mb) ** 2 for y in rb)
+    return cov / math.sqrt(va * vb) if va > 0 and vb > 0 else math.nan
+
+
+class TaskResult:
+    """One task's saved files, read back, and the comparisons the report needs."""
+
+    def __init__(self, folder: Path):
+        self.key = folder.name
+        self.report = MetaTestReport.load(folder / "metatest.json")
+        self.info = read_json(folder / "search.json", ValueError, "search summary")
+        self.rows = {r.method: r for r in self.report.methods}
+        kind = "classification" if self.report.metric == "error rate" else "regression"
+        self.known = [self.rows[n] for n in KNOWN_LOSSES[kind] if n in self.rows]
+        self.best_known = min(self.known, key=lambda r: r.early_mean)
+        self.base = self.report.baseline
+        selection = self.info["selection"]
+        self.returned = self.rows[selection["winner"]]
+        self.returned_kind = selection["winner_kind"]
+        self.front_pick = self.rows[FRONT_PICK]
+
+    @property
+    def spec(self):
+        return TASKS[self.key]
+
+    def change(self, row) -> float:
+        return (row.early_mean - self.base.early_mean) / self.base.early_mean if self.base.early_mean else 0.0
+
+    def vs_best_known(self, row) -> tuple[float, float, str]:
+        return paired_difference(row.early_errors, self.best_known.early_errors)
+
+    def rank_agreement(self) -> tuple[float, float, int, int]:
+        """Spearman of the search's score and of the selection's score against the fair test, over the short list."""
+        selection = {r["name"]: r["mean"] for r in self.info["selection"]["rows"] if r["mean"] is not None}
+        before = self.info.get("search_scores", {})
+        fair = {name: self.rows[name].early_mean for name in selection if name in self.rows}
+        names_b = [n for n in fair if n in before and before[n] is not None and math.isfinite(before[n])]
+        names_a = list(fair)
+        return (spearman([before[n] for n in names_b], [fair[n] for n in names_b]),
+                spearman([selection[n] for n in names_a], [fair[n] for n in names_a]), len(names_b), len(names_a))
+
+
+def _verdict_table(results: list[TaskResult]) -> list[str]:
+    lines = ["| task | returned (kind) | early-stopped error | tuned standard | change | best known | returned vs best "
+             "known (paired ± se) | search + selection (s) |", "|---|---|---|---|---|---|---|---|"]
+    for t in results:
+        diff, se, verdict = t.vs_best_known(t.returned)
+        lines.append(f"| {t.spec.title} | {t.returned.method} ({t.returned_kind}) | {_fmt(t.returned.early_mean)} | "
+                     f"{_fmt(t.base.early_mean)} | {t.change(t.returned):+.0%} | {t.best_known.method} "
+                     f"{_fmt(t.best_known.early_mean)} | {diff:+.4f} ± {_fmt(se)} ({verdict}) | "
+                     f"{t.info['search_seconds']:.0f} ({t.info['selection']['seconds']:.0f}) |")
+    return lines + [""]
+
+
+def _targets(results: list[TaskResult]) -> list[str]:
+    noisy = [t for t in results if t.spec.noisy]
+    worse = [t.key for t in results if t.vs_best_known(t.returned)[2] == "worse"]
+    short = [t.key for t in noisy if t.change(t.returned) > -0.20]
+    learned_wins = [t.key for t in noisy if t.returned_kind == "learned" and t.vs_best_known(t.returned)[2] == "better"]
+    slow = [t.key for t in results if t.info["search_seconds"] > BUDGET_SECONDS]
+    third = math.ceil(len(noisy) / 3) if noisy else 0
+    rows = [
+        ("never worse than the best known loss beyond two paired SEs, on any task",
+         f"worse on {len(worse)} of {len(results)}" + (f" ({', '.join(worse)})" if worse else ""), not worse),
+        (">= 20% lower early-stopped error than the tuned standard loss on every noisy task",
+         f"met on {len(noisy) - len(short)} of {len(noisy)}" + (f"; not on {', '.join(short)}" if short else ""),
+         noisy and not short),
+        ("a learned loss strictly better than the best known (2 SEs) on >= 1/3 of the noisy tasks",
+         f"{len(learned_wins)} of {len(noisy)} (needs {third})" + (f": {', '.join(learned_wins)}"
+                                                                   if learned_wins else ""),
+         noisy and len(learned_wins) >= third),
+        ("default search + selection <= 5 min per task (2 cores)",
+         f"max {max((t.info['search_seconds'] for t in results), default=0):.0f} s" +
+         (f"; over on {', '.join(slow)}" if slow else ""), not slow),
+    ]
+    lines = ["| target | reached | met |", "|---|---|---|"]
+    lines += [f"| {name} | {reached} | {'**yes**' if met else '**no**'} |" for name, reached, met in rows]
+    return lines + [""]
+
+
+def _ablation(results: list[TaskResult]) -> list[str]:
+    lines = ["| task | half | front's pick, no selection (change vs standard) | returned, with selection | "
+             "returned minus front's pick (paired ± se) |", "|---|---|---|---|---|"]
+    for t in results:
+        diff, se, verdict = paired_difference(t.returned.early_errors, t.front_pick.early_errors)
+        lines.append(f"| {t.spec.title} | {t.spec.half} | {_fmt(t.front_pick.early_mean)} "
+                     f"({t.change(t.front_pick):+.0%}) | {_fmt(t.returned.early_mean)} ({t.change(t.returned):+.0%})"
+                     f" | {diff:+.4f} ± {_fmt(se)} ({verdict}) |")
+    return lines + [""]
+
+
+def _ranks(results: list[TaskResult]) -> list[str]:
+    lines = ["| task | half | search's score vs fair test (n) | selection's score vs fair test (n) |",
+             "|---|---|---|---|"]
+    before, after = [], []
+    for t in results:
+        b, a, nb, na = t.rank_agreement()
+        before += [b] if math.isfinite(b) else []
+        after += [a] if math.isfinite(a) else []
+        lines.append(f"| {t.spec.title} | {t.spec.half} | {_fmt(b, 2)} ({nb}) | {_fmt(a, 2)} ({na}) |")
+    mean = lambda v: sum(v) / len(v) if v else math.nan  # noqa: E731
+    lines.append(f"| **mean** | | {_fmt(mean(before), 2)} ({len(before)} tasks) | "
+                 f"{_fmt(mean(after), 2)} ({len(after)} tasks) |")
+    return lines + [""]
+
+
+def _details(t: TaskResult) -> list[str]:
+    r = t.report
+    lines = [f"### {t.spec.title} ({t.spec.half})", "",
+             f"Test {r.metric}, {len(r.methods[0].seeds)} seeds x {r.steps} steps; meta-test {r.seconds:.0f} s. "
+             f"Selection: {t.info['selection']['verdict']}", "",
+             "| method | lr | early-stopped | final | early vs standard (± se) | verdict |",
+             "|---|---|---|---|---|---|"]
+    for row in r.rows():
+        delta = "" if row["early_vs_baseline"] is None else \
+            f"{row['early_vs_baseline']:+.4f} ± {_fmt(row['early_vs_baseline_se'])}"
+        lines.append(f"| {row['method']} | {row['lr']:.3g} | {_fmt(row['early_mean'])} ± {_fmt(row['early_std'])} | "
+                     f"{_fmt(row['mean'])} ± {_fmt(row['std'])} | {delta} | {row['early_verdict']} |")
+    lines += ["", *(f"- {m.method}: `{m.loss}`" for m in r.methods if m.method.startswith("learned")), ""]
+    return lines
+
+
+def write_report(out: Path, path: Path) -> None:
+    """Write ``path`` from every task folder under ``out``."""
+    results = [TaskResult(out / key) for key in TASKS if (out / key / "metatest.json").exists()]
+    halves = {h: [t for t in results if t.spec.half == h] for h in (EVALUATION, DEVELOPMENT)}
+    machines = {(t.info["machine"]["commit"], t.info["command"]) for t in results}
+    head = ["# Results: does the learned loss hold up on tasks it was not chosen on?", "",
+            "Generated by `benchmarks/run_results.py` (tasks in `benchmarks/suite.py`); every number is read back "
+            "from `results/suite/<task>/metatest.json` and `search.json`.", "",
+            *(f"- Commit `{c}`: `{cmd}`" for c, cmd in sorted(machines)),
+            *(f"- `{t.key}`: load average at start {', '.join(f'{v:.1f}' for v in t.info['machine']['load'] or [])};"
+              f" {t.info['machine']['cpus']} CPUs, torch {t.info['machine']['torch']}" for t in results),
+            "- The default search is `LossSearch(seed=0)`: the `standard` preset, whose final selection re-scores "
+            "the front's best three and every known loss on three folds of the training + validation rows "
+            "(the meta-test's protocol, 600 steps, one seed per fold) and returns a learned loss only if it beats "
+            "the best known loss there by one paired standard error.",
+            "- Meta-test: `meta_test(..., baselines='zoo', tune_lr=True)`: every method, learned or known, at its "
+            "own lr of the grid 0.003-0.3 chosen on validation, early-stopped, the same seeds, initialisations and "
+            "minibatches; paired verdicts at two standard errors. The test split is used only here.",
+            "- The **development** half is where the defaults were chosen; the **evaluation** half is reported only.",
+            ""]
+    body = []
+    for name, tasks in halves.items():
+        if tasks:
+            body += [f"## {name.capitalize()} half", "", *_verdict_table(tasks), f"### Targets ({name} half)", "",
+                     *_targets(tasks)]
+    body += ["## Ablation: the final selection on and off", "",
+             "The front's pick is what the search returned before this round (the simplest loss within 5% of the "
+             "lowest validation error); the returned loss is the final selection's winner.", "",
+             *_ablation(results),
+             "## Rank agreement: does the search's score predict the fair test?", "",
+             "Spearman correlation, over the short list (the front's best three and the known losses), between each "
+             "score and the fair meta-test's early-stopped test error. Before: the search's own fitness (validation "
+             "error of partial training; known losses only where the grammar writes them). After: the final "
+             "selection's mean fold error.", "", *_ranks(results), "## Per task", ""]
+    for t in results:
+        body += _details(t)
+    atomic_write_text(path, "\n".join(head + body).rstrip() + "\n")
