@@ -316,6 +316,7 @@ ZOO_EXPRESSIONS: dict[str, dict[str, tuple[str, str]]] = {
         "mae": ("abs((fx - y))", "paper"),
         "pseudo-huber": ("sqrt((1.0 + square((fx - y))))", "paper"),
         "log-cosh": ("log((exp((fx - y)) + exp((y - fx))))", "extended"),  # log 2 + log cosh
+        "huber": ("huber((fx - y))", "robust"),  # delta 1 exactly
     },
 }
 
