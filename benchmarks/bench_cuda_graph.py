@@ -1,6 +1,6 @@
 """GPU check of the CUDA-graph training path: eager against replayed, side by side in one run.
 
-Issue 14, item 4. Prepared for a session that is lent a GPU; run it once from the
+Prepared for a machine with a CUDA GPU (none was available when the path was written); run it once from the
 project root on the CUDA machine::
 
     python benchmarks/bench_cuda_graph.py                 # about 2-4 minutes on one GPU

@@ -1,4 +1,4 @@
-"""Scale-out on Dask (issue 12): same front in-process, on 1-3 workers, after a resume or a killed worker.
+"""Scale-out on Dask: same front in-process, on 1-3 workers, after a resume or a killed worker.
 
 The tests start their own LocalCluster (worker processes); everything uses the
 ``tiny`` preset on iris.

@@ -1,4 +1,4 @@
-"""Tests of the evaluator: fitness of batches of candidate losses (issue 3).
+"""Tests of the evaluator: fitness of batches of candidate losses.
 
 All evaluations use the ``tiny`` preset (or smaller overrides) on small tasks,
 so the whole file runs in well under a minute on two CPU cores.

@@ -1,4 +1,4 @@
-"""One test per finding of the fuzz and fault run (issue 15, robustness)."""
+"""One test per finding of a fuzz and fault-injection run over the public API and the CLI (robustness)."""
 
 from __future__ import annotations
 

@@ -22,7 +22,7 @@ def tuned(iris):
                         baselines=["mae", "gce"], eval_every=20)
 
 
-def test_the_issue_example_carries_lr_and_both_errors(tuned):
+def test_a_tuned_meta_test_carries_lr_and_both_errors(tuned):
     assert [r.method for r in tuned.methods] == ["cross-entropy", "mae", "gce"]
     for row in tuned.methods:
         assert row.lr in row.lr_grid and len(row.lr_grid) == 5

@@ -388,6 +388,7 @@ _register_commands()
 def main():
     """Console-script entry point."""
     # OpenMP threads that spin while waiting make the many tiny ops of a search
-    # up to 10x slower when another process shares the cores; must precede torch.
+    # much slower when another process shares the cores (benchmarks/PERFORMANCE.md);
+    # must precede torch.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     cli(prog_name="evomal-sr")

@@ -23,11 +23,12 @@ import torch
 
 from evomal_sr.errors import ConfigError
 
-#: Models with fewer parameters than this train on one CPU thread. On the digits MLP
-#: 64-100-100-10 (17k parameters), an idle 2-core machine ran the evaluator about
-#: twice as fast with one thread as with two (issue 14), and under a competing load
-#: the API went from 4.5x slower than the CLI to on par (benchmarks/PERFORMANCE.md).
-#: The bound itself is a judgement: larger models were not measured.
+#: Models with fewer parameters than this train on one CPU thread: for a small model the
+#: threads' synchronisation costs more than they save. On the digits MLP 64-100-100-10
+#: (17k parameters) one thread ran the evaluator faster than two on an idle 2-core
+#: machine, and under a competing load it brought the API on par with the CLI (the
+#: figures are in benchmarks/PERFORMANCE.md). The bound itself is a judgement: larger
+#: models were not measured.
 SMALL_MODEL_PARAMETERS = 1_000_000
 
 

@@ -223,7 +223,7 @@ def build_model(
     with torch.random.fork_rng(devices=[]):
         if torch.cuda.is_initialized():  # a factory may build on the GPU
             torch.manual_seed(int(seed))
-        else:  # the CPU generator alone: torch.manual_seed's lazy CUDA seeding costs ~0.5 ms a call
+        else:  # the CPU generator alone: torch.manual_seed also seeds CUDA lazily, a cost on every call
             torch.default_generator.manual_seed(int(seed))
         return _call_builder(model, kwargs)
 

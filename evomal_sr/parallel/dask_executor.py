@@ -160,9 +160,9 @@ class DaskExecutor:
         """A LocalCluster of ``n_workers`` processes, one thread each, ``cores // n`` torch threads."""
         threads = max(1, (os.cpu_count() or 1) // n_workers)
         # Dask's nannies start workers with MALLOC_TRIM_THRESHOLD_=65536 (glibc hands freed memory
-        # back at once); the evaluator's many short-lived tensors then cost page faults: 6.6x the
-        # system time and 17% of the wall time of a digits paper search on two workers (5:18 against
-        # 4:24). Unset, glibc keeps its default, as in a plain process.
+        # back at once); the evaluator's many short-lived tensors then cost page faults and a
+        # visible share of a search's wall time (benchmarks/PERFORMANCE.md has the figures).
+        # Unset, glibc keeps its default, as in a plain process.
         with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}):
             cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
                                    dashboard_address=":0", silence_logs=logging.ERROR,

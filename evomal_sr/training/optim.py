@@ -2,7 +2,7 @@
 
 ``torch.optim.Adam`` would do, but it cannot skip rows (a candidate whose
 gradient went non-finite must keep its moments untouched), and its first use
-imports TorchDynamo, which costs seconds per process.
+imports TorchDynamo, a slow import in every process that uses it.
 """
 
 from __future__ import annotations

@@ -30,8 +30,9 @@ random:
   elementwise activations, no buffers) skip ``vmap``: their forward is written
   out as the batched matrix products ``vmap`` itself lowers ``linear`` to, so the
   outputs and gradients (also with ``create_graph``) are bit-identical, without
-  ``vmap``'s and ``functional_call``'s per-call Python cost (about half of a
-  one-copy training step of the digits MLP on CPU). Second derivatives (the
+  ``vmap``'s and ``functional_call``'s per-call Python cost, a large share of a
+  one-copy training step of a small MLP on CPU (``benchmarks/PERFORMANCE.md``
+  has the figures). Second derivatives (the
   local search's) are sums over several paths, which autograd adds in the order
   its engine reaches them; that order depends on the graph's no-op view nodes,
   so it can differ from the ``vmap`` path's in the last bits
@@ -284,7 +285,7 @@ def _mlp_forward(layers: list, params: Params, x: torch.Tensor) -> torch.Tensor:
     the bias added), hence the same outputs and gradients. ``torch.bmm`` is called
     directly: it is what ``matmul`` lowers to here, without ``matmul``'s expand
     and reshape views, which cost autograd five no-op nodes per layer in every
-    backward (about 10% of a one-copy candidate of the digits MLP).
+    backward (measured in ``benchmarks/PERFORMANCE.md``).
     """
     h = x
     for layer in layers:
