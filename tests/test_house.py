@@ -59,3 +59,14 @@ def test_every_tool_ci_runs_is_in_the_dev_extra():
             if command == "mkdocs" and not (ROOT / "mkdocs.yml").exists():
                 continue
             assert package in dev, f"{command} runs in .ci/run but {package} is not in the dev extra"
+
+
+def test_a_nodes_name_and_number_are_typed_and_refuse_the_other_kind():
+    from evomal_sr.grammar.nodes import Node
+
+    product = Node.apply("*", (Node.variable("y"), Node.constant(2)))
+    assert product.name == "*" and product.children[0].name == "y" and product.children[1].number == 2.0
+    with pytest.raises(TypeError, match="has no name"):
+        _ = product.children[1].name
+    with pytest.raises(TypeError, match="not a constant"):
+        _ = product.number

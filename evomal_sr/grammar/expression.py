@@ -47,6 +47,8 @@ class Expression:
     """
 
     __slots__ = ("root", "_text")
+    root: Node
+    _text: str
 
     def __init__(self, root: Node):
         if not isinstance(root, Node):
@@ -102,7 +104,7 @@ class Expression:
     def complexity(self) -> int:
         """Node count, each operator weighted by its registry complexity."""
         return sum(
-            OPERATORS[n.value].complexity if n.kind == OP else 1 for n in self.root.iter_preorder()
+            OPERATORS[n.name].complexity if n.kind == OP else 1 for n in self.root.iter_preorder()
         )
 
     @property
@@ -118,7 +120,7 @@ class Expression:
     @property
     def variables(self) -> frozenset[str]:
         """The variables the expression uses."""
-        return frozenset(n.value for n in self.root.iter_preorder() if n.kind == VAR)
+        return frozenset(n.name for n in self.root.iter_preorder() if n.kind == VAR)
 
     def nodes(self) -> list[Node]:
         """All nodes in preorder (the order edge weights follow)."""
@@ -131,10 +133,10 @@ class Expression:
 
         def walk(node: Node):
             if node.kind == VAR:
-                return env[node.value]
+                return env[node.name]
             if node.kind == CONST:
-                return np.float64(node.value)
-            return OPERATORS[node.value].numpy(*(walk(c) for c in node.children))
+                return np.float64(node.number)
+            return OPERATORS[node.name].numpy(*(walk(c) for c in node.children))
 
         with np.errstate(all="ignore"):
             return np.broadcast_to(walk(self.root), np.broadcast(env["y"], env["fx"]).shape)
@@ -196,11 +198,11 @@ class Expression:
 
         def walk(node: Node):
             if node.kind == VAR:
-                return symbols[node.value]
+                return symbols[node.name]
             if node.kind == CONST:
-                value = node.value
+                value = node.number
                 return sp.Integer(int(value)) if value.is_integer() else sp.Float(value)
-            return OPERATORS[node.value].sympy(sp, *(walk(c) for c in node.children))
+            return OPERATORS[node.name].sympy(sp, *(walk(c) for c in node.children))
 
         expr = walk(self.root)
         if simplify and self.size <= 60:  # simplify is slow on big trees

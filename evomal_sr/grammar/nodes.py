@@ -27,8 +27,22 @@ class Node:
     """
 
     kind: str
-    value: str | float
+    value: str | float  # a variable's or operator's name (str), or a constant (float)
     children: tuple[Node, ...] = ()
+
+    @property
+    def name(self) -> str:
+        """The variable's or operator's name; a constant has none (``TypeError``)."""
+        if isinstance(self.value, str):
+            return self.value
+        raise TypeError(f"a constant node ({self.value!r}) has no name")
+
+    @property
+    def number(self) -> float:
+        """The constant's value; a variable or an operator has none (``TypeError``)."""
+        if isinstance(self.value, float):
+            return self.value
+        raise TypeError(f"the {self.kind} node {self.value!r} is not a constant")
 
     @staticmethod
     def variable(name: str) -> Node:
@@ -57,7 +71,7 @@ class Node:
         if not all(isinstance(c, Node) for c in children):
             raise ExpressionError(f"arguments of {op.name} must be expression nodes")
         if op.name == "neg" and children[0].kind == CONST:
-            return Node.constant(-children[0].value)
+            return Node.constant(-children[0].number)
         return Node(OP, op.name, children)
 
     # -- structure -----------------------------------------------------------------
@@ -100,10 +114,10 @@ def to_text(node: Node, *, julia: bool = False, digits: int | None = None) -> st
     then no longer round-trips exactly).
     """
     if node.kind == VAR:
-        return node.value
+        return node.name
     if node.kind == CONST:
-        return format_constant(node.value, digits)
-    op = OPERATORS[node.value]
+        return format_constant(node.number, digits)
+    op = OPERATORS[node.name]
     args = [to_text(c, julia=julia, digits=digits) for c in node.children]
     if op.infix:
         return f"({args[0]} {op.infix} {args[1]})"
@@ -122,6 +136,6 @@ def replace_at(node: Node, index: int, new: Node) -> Node:
         if index < offset + size:
             children = list(node.children)
             children[position] = replace_at(child, index - offset, new)
-            return Node.apply(node.value, tuple(children))
+            return Node.apply(node.name, tuple(children))
         offset += size
     raise IndexError(f"node index {index} out of range")

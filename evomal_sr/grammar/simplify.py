@@ -36,10 +36,10 @@ def simplify_node(node: Node) -> Node:
     children = tuple(simplify_node(c) for c in node.children)
     if all(c.kind == CONST for c in children):
         with np.errstate(all="ignore"):
-            value = float(OPERATORS[node.value].numpy(*(np.float64(c.value) for c in children)))
+            value = float(OPERATORS[node.name].numpy(*(np.float64(c.number) for c in children)))
         if math.isfinite(value):
             return Node.constant(value)
-    name, first = node.value, children[0]
+    name, first = node.name, children[0]
     if name in _IDEMPOTENT and first.kind == OP and first.value == name:
         return first
     if name in _EVEN and first.kind == OP and first.value == "neg":
@@ -56,18 +56,18 @@ def simplify_node(node: Node) -> Node:
 def _split_factor(node: Node) -> tuple[float, Node | None]:
     """``node`` as ``coefficient * rest`` (``rest`` is ``None`` for a constant)."""
     if node.kind == CONST:
-        return node.value, None
+        return node.number, None
     if node.kind == OP and node.value == "*":
         a, b = node.children
         if a.kind == CONST:
-            return a.value, b
+            return a.number, b
         if b.kind == CONST:
-            return b.value, a
+            return b.number, a
     return 1.0, node
 
 
-def _merge_factors(children: tuple[Node, Node]) -> Node:
-    """``(c1 * a) * (c2 * b)`` -> ``(c1*c2) * (a * b)``; ``1 * a`` -> ``a``."""
+def _merge_factors(children: tuple[Node, ...]) -> Node:
+    """The product of the two ``children``: ``(c1 * a) * (c2 * b)`` -> ``(c1*c2) * (a * b)``; ``1 * a`` -> ``a``."""
     (ca, ra), (cb, rb) = _split_factor(children[0]), _split_factor(children[1])
     coefficient = ca * cb
     if not math.isfinite(coefficient):

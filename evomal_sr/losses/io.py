@@ -8,11 +8,12 @@ from evomal_sr.core.fileio import read_json
 from evomal_sr.errors import LossFileError
 from evomal_sr.grammar.expression import Expression
 from evomal_sr.grammar.nodes import CONST, VAR, Node
+from evomal_sr.losses.flat import FlatParameterLoss
 from evomal_sr.losses.symbolic import FILE_FORMAT as LEARNED_FORMAT
 from evomal_sr.losses.symbolic import LearnedLoss
 
 
-def baseline_formats() -> dict[str, type]:
+def baseline_formats() -> dict[str, type[FlatParameterLoss]]:
     """``format`` field -> class, for the saved baseline losses."""
     from evomal_sr.losses.ml3 import ML3Loss
     from evomal_sr.losses.taylorglo import TaylorGLOLoss
@@ -66,10 +67,10 @@ def describe_loss(module: torch.nn.Module) -> str:
 def _rounded(node: Node) -> Node:
     """``node`` with every constant rounded to 4 significant digits (float32 weights print long)."""
     if node.kind == CONST:
-        return Node.constant(float(f"{node.value:.4g}"))
+        return Node.constant(float(f"{node.number:.4g}"))
     if node.kind == VAR:
         return node
-    return Node.apply(node.value, tuple(_rounded(c) for c in node.children))
+    return Node.apply(node.name, tuple(_rounded(c) for c in node.children))
 
 
 def count_parameters(module: torch.nn.Module) -> int:

@@ -75,12 +75,12 @@ def _compile(node: Node, counter) -> Callable:
     if node.kind == VAR:
         return weighted((lambda w, y, fx: y) if node.value == "y" else (lambda w, y, fx: fx))
     if node.kind == CONST:
-        value = node.value
+        value = node.number
         if index < 0:
             # not full_like: a constant beyond fx's dtype range must become inf, not raise
             return lambda w, y, fx: torch.zeros_like(fx) + value
         return lambda w, y, fx: w[index] * value
-    op = OPERATORS[node.value].torch
+    op = OPERATORS[node.name].torch
     children = [_compile(c, counter) for c in node.children]
     if len(children) == 1:
         (a,) = children
@@ -267,11 +267,11 @@ def check_scale(value, *, error=LossFileError) -> float:
 def _fold(node: Node, weights: list[float], counter) -> Node:
     index = next(counter)
     if node.kind == CONST:
-        return Node.constant(node.value * (weights[index] if index >= 0 else 1.0))
+        return Node.constant(node.number * (weights[index] if index >= 0 else 1.0))
     if node.kind == VAR:
         folded = node
     else:
-        folded = Node.apply(node.value, tuple(_fold(c, weights, counter) for c in node.children))
+        folded = Node.apply(node.name, tuple(_fold(c, weights, counter) for c in node.children))
     if index < 0 or weights[index] == 1.0:
         return folded
     return Node.apply("*", (Node.constant(weights[index]), folded))
