@@ -234,3 +234,34 @@ def test_to_moves_the_validation_mask():
 def test_noise_options_describe_only_what_differs():
     assert NoiseOptions.check(kind="classification", n_classes=3).describe() == {}
     assert NoiseOptions.check(kind="classification", n_classes=3, imbalance=2).describe() == {"imbalance": 2.0}
+
+
+# -- recorded with a run, and rebuilt from the record ---------------------------------------
+
+@pytest.mark.slow
+def test_options_recorded_in_a_runs_pareto_json_and_rebuilt(tmp_path):
+    import evomal_sr as es
+    from evomal_sr.cli.evaluate import _build_task
+
+    task = Task.builtin("iris", seed=1, model="linear", label_noise=0.2, noise="pair", noisy_splits=("train", "val"))
+    es.LossSearch(preset="tiny", population=4, generations=1, out_dir=tmp_path / "run").fit(task)
+    recorded = json.loads((tmp_path / "run" / "pareto.json").read_text())["config"]["task"]
+    assert recorded["noise"] == "pair" and recorded["noisy_splits"] == ["train", "val"]
+    rebuilt = _build_task(recorded, dataset=None, model=None, label_noise=None)
+    assert rebuilt.describe() == task.describe() and torch.equal(rebuilt.y_val, task.y_val)
+    # --label-noise redefines the noise: the recorded kind is dropped
+    assert _build_task(recorded, dataset=None, model=None, label_noise=0.1).describe().get("noise") is None
+
+
+def test_csv_task_with_options_reopens_without_a_false_changed_file(tmp_path):
+    from evomal_sr.cli.evaluate import _build_task
+
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(120, 2))
+    path = tmp_path / "d.csv"
+    path.write_text("a,b,t\n" + "".join(f"{a},{b},{int(a > 0)}\n" for a, b in X))
+    T = [[0.7, 0.3], [0.1, 0.9]]
+    task = Task.from_csv(path, target="t", seed=2, noise=T, imbalance=3.0, noisy_splits=("train", "val"))
+    rebuilt = _build_task(task.describe(), dataset=None, model=None, label_noise=None)
+    assert rebuilt.describe()["fingerprint"] == task.describe()["fingerprint"]
+    assert torch.equal(rebuilt.y_train, task.y_train)

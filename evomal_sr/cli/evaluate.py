@@ -144,6 +144,7 @@ def _load_source(path: Path, index: int | None):
 def _build_task(origin: dict, *, dataset, model, label_noise, csv_path=None, npz_path=None, target=None):
     """The task to meta-test on: the run's own data (its built-in dataset, or the CSV / npz file it
     recorded, re-opened and checked), or the dataset / file the options name."""
+    from evomal_sr.data.noise import recorded_options
     from evomal_sr.data.tasks import Task
 
     if sum(x is not None for x in (dataset, csv_path, npz_path)) > 1:
@@ -156,10 +157,12 @@ def _build_task(origin: dict, *, dataset, model, label_noise, csv_path=None, npz
         model = origin.get("model")
         if model == "custom":
             raise ConfigError("the run used a custom model that cannot be rebuilt here; pass --model NAME")
+    # the run's own noise and imbalance options (noisy_splits, noise=..., ...) unless --label-noise redefines the noise
+    noise = recorded_options(origin) if own and label_noise is None else {}
     if label_noise is None:
         label_noise = float(origin.get("label_noise", 0.0)) if own else 0.0
     split_seed = int(origin.get("seed", 0)) if own else 0
-    options = {"seed": split_seed, "label_noise": label_noise, "model": model or "mlp"}
+    options = {"seed": split_seed, "label_noise": label_noise, "model": model or "mlp", **noise}
     if own and source is not None:
         return _reopen(source, origin, options)
     if csv_path is not None:
@@ -171,11 +174,12 @@ def _build_task(origin: dict, *, dataset, model, label_noise, csv_path=None, npz
     name = dataset or origin.get("name")
     if not name:
         raise ConfigError("the loss file does not say which dataset it was learned on; pass --dataset NAME")
-    return Task.builtin(name, seed=split_seed, label_noise=label_noise, model=model)
+    return Task.builtin(name, seed=split_seed, label_noise=label_noise, model=model, **noise)
 
 
 def _reopen(source: dict, origin: dict, options: dict):
     """The run's own CSV / npz data, re-opened; an error if the file moved or changed (never a built-in)."""
+    from evomal_sr.data.noise import recorded_options
     from evomal_sr.data.tasks import Task
 
     kind, path = source.get("type"), source.get("path")
@@ -190,7 +194,8 @@ def _reopen(source: dict, origin: dict, options: dict):
                              kind=source.get("kind"), **options)
     else:
         task = Task.from_npz(path, kind=origin.get("kind"), **options)
-    same_noise = options["label_noise"] == float(origin.get("label_noise", 0.0))  # noise is in the fingerprint
+    same_noise = options["label_noise"] == float(origin.get("label_noise", 0.0)) and all(
+        options.get(key) == value for key, value in recorded_options(origin).items())  # noise is in the fingerprint
     if same_noise and origin.get("fingerprint") and task.describe()["fingerprint"] != origin["fingerprint"]:
         raise ConfigError(f"the run's data file {path!r} has changed since the search (its fingerprint differs); "
                           "pass --csv/--npz explicitly to evaluate on the new contents")

@@ -132,6 +132,25 @@ class NoiseOptions:
         return out
 
 
+def recorded_options(description: dict) -> dict:
+    """The noise and imbalance keywords a task's :meth:`~evomal_sr.data.tasks.Task.describe` recorded.
+
+    Only the keys present are returned (none for a task with the defaults), as
+    :class:`~evomal_sr.data.tasks.Task` takes them; they are validated when the
+    task is rebuilt.
+
+    Examples
+    --------
+    >>> recorded_options({"name": "iris", "noise": "pair", "noisy_splits": ["train", "val"]})
+    {'noise': 'pair', 'noisy_splits': ('train', 'val')}
+    """
+    keys = ("noise", "noisy_splits", "target_noise", "noise_df", "noise_scale", "imbalance")
+    options = {key: description[key] for key in keys if key in description}
+    if isinstance(options.get("noisy_splits"), list):
+        options["noisy_splits"] = tuple(options["noisy_splits"])
+    return options
+
+
 def check_transition_matrix(matrix, n_classes: int) -> np.ndarray:
     """``matrix`` as a float64 ``C x C`` row-stochastic array, or :class:`TaskError` saying what is wrong.
 
