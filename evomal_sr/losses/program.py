@@ -123,7 +123,7 @@ def _encode_tree(node: Node, slot: int, k: int, ops, children, constants, height
     if node.kind == CONST:
         ops[k, slot], constants[k, slot], heights[k, slot] = CONST_LEAF, node.value, 0
         return slot + 1
-    ops[k, slot] = OP_CODES[node.value]
+    ops[k, slot] = OP_CODES[node.name]
     following = slot + 1
     for position, child in enumerate(node.children):
         children[k, slot, position] = following
@@ -172,7 +172,9 @@ def _schedule(t: ProgramTensors) -> tuple[tuple[_Step, ...], torch.Tensor, torch
     for position in (0, 1):
         has = children[rows, slots, position] >= 0
         parent_level[rows[has], children[rows[has], slots[has], position]] = heights[rows[has], slots[has]]
-    steps, order, pieces_of = [], [], {}  # order: (row, slot) of every weight consumed, in step order
+    steps: list[_Step] = []
+    order: list[tuple[int, int]] = []  # (row, slot) of every weight consumed, in step order
+    pieces_of: dict[int, dict[int, list[tuple[int, int]]]] = {}  # level -> consumer level -> nodes
     for h in range(1, top + 2):
         leaf_rows, leaf_slots = np.nonzero((heights == 0) & (parent_level == h))
         key = np.lexsort((leaf_slots, leaf_rows, ops[leaf_rows, leaf_slots]))
@@ -191,11 +193,13 @@ def _schedule(t: ProgramTensors) -> tuple[tuple[_Step, ...], torch.Tensor, torch
             node_rows, node_slots, codes = np.arange(ops.shape[0]), np.zeros(ops.shape[0], dtype=np.int64), None
         nodes = list(zip(node_rows.tolist(), node_slots.tolist()))
         leaf_codes = ops[leaf_rows, leaf_slots]
+        groups: tuple[tuple[int, int], ...] = ()  # (operator code, count) of this level's nodes
+        pieces: tuple[int, ...] = ()
         start = len(order)
         order.extend(inputs[:len(leaf_rows)])  # the leaves were sorted y, fx, constants
         if codes is None:
             child0 = [where[node] for node in nodes]
-            child1, groups, consumers, pieces = [], (), None, ()
+            child1, consumers = [], None
         else:
             order.extend(nodes)
             child0 = [where[(k, children[k, s, 0])] for k, s in nodes]
@@ -301,6 +305,8 @@ class LossProgram(Sequence):
                 if step.consumers is not None:
                     done = done.index_select(0, step.consumers)
                 pieces[h] = done.split(step.pieces)
+        if out is None:  # every program has a root step; this names the broken invariant
+            raise RuntimeError("the program has no steps")
         return out
 
 
