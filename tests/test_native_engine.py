@@ -87,7 +87,7 @@ def run_engine(*, seed=0, guesses=("-(y * log(fx))",), out_dir=None, resume=Fals
 @settings(max_examples=200, deadline=None)
 @given(searchable_expressions(max_depth=6))
 def test_grammar_round_trip(expr):
-    grammar = LossGrammar("extended")
+    grammar = LossGrammar("robust")  # the set holding every searchable operator
     tree = grammar.to_deap(expr.root)
     assert isinstance(tree, gp.PrimitiveTree)
     assert len(tree) == expr.size

@@ -26,7 +26,7 @@ from evomal_sr.engines.checkpoint import SearchState, load_checkpoint, save_chec
 from evomal_sr.errors import ConfigError
 from evomal_sr.grammar.expression import Expression
 from evomal_sr.grammar.nodes import CONST, VAR, Node
-from evomal_sr.grammar.operators import SEARCH_CONSTANTS, VARIABLES, searchable_operators
+from evomal_sr.grammar.operators import OPERATOR_SETS, OPERATORS, SEARCH_CONSTANTS, VARIABLES, searchable_operators
 from evomal_sr.results.front import FrontEntry, HallOfFame
 
 
@@ -112,8 +112,9 @@ class LossGrammar:
         if node.value == "neg":
             return [self._primitive["*"], self._terminal[-1.0], *self._flatten(node.children[0])]
         if node.value not in self._primitive:
+            need = next(name for name, groups in OPERATOR_SETS.items() if OPERATORS[node.value].group in groups)
             raise ConfigError(f"the guess uses {node.value!r}, which operator set {self.operator_set!r} lacks; "
-                              f"use operators='extended' (--operators extended) or drop it")
+                              f"use operators={need!r} (--operators {need}) or drop it")
         items = [self._primitive[node.value]]
         for child in node.children:
             items.extend(self._flatten(child))
