@@ -30,8 +30,9 @@ FRESH = ("ok", "diverged", "rejected")  # statuses of candidates actually scored
 
 
 def result_record(r):
-    return {"expression": r.expression, "status": getattr(r.status, "value", r.status), "fitness": r.fitness if r.fitness == r.fitness and
-            abs(r.fitness) != float("inf") else None, "size": len(r.weights) + 1, "seconds": dict(r.seconds),
+    finite = r.fitness == r.fitness and abs(r.fitness) != float("inf")
+    return {"expression": r.expression, "status": getattr(r.status, "value", r.status),
+            "fitness": r.fitness if finite else None, "size": len(r.weights) + 1, "seconds": dict(r.seconds),
             "reason": r.reason}
 
 
