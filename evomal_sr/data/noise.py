@@ -37,11 +37,13 @@ Examples
 
 from __future__ import annotations
 
+import math
 import numbers
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from evomal_sr.data.splits import corrupt_labels
 from evomal_sr.errors import TaskError
 
 #: The classification noise models by name (a transition matrix is the third form).
@@ -181,6 +183,30 @@ def check_transition_matrix(matrix, n_classes: int) -> np.ndarray:
     return T
 
 
+def corrupt_split(clean: np.ndarray, split: str, options: NoiseOptions, *, kind: str, n_classes: int,
+                  label_noise: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """The labels of ``split`` with its noise (a copy; ``clean`` itself if the split is not noisy) and the mask.
+
+    The mask is True exactly where a label (any output of a target) changed.
+
+    Examples
+    --------
+    >>> options = NoiseOptions.check(kind="classification", n_classes=2, noisy_splits=("train", "val"))
+    >>> labels, mask = corrupt_split(np.arange(10) % 2, "val", options, kind="classification", n_classes=2,
+    ...                              label_noise=0.2, seed=0)
+    >>> int(mask.sum())
+    2
+    """
+    if split not in options.noisy_splits:
+        return clean, np.zeros(len(clean), dtype=bool)
+    labels, mask = corrupt_labels(clean, kind=kind, n_classes=n_classes, fraction=label_noise, seed=seed,
+                                  noise=options.model, stream=NOISE_STREAMS[split])
+    if options.target_noise is not None:
+        labels = add_target_noise(labels, options, seed=seed, split=split)
+        mask = mask | (labels != clean).any(axis=1)
+    return labels, mask
+
+
 def add_target_noise(y: np.ndarray, options: NoiseOptions, *, seed: int, split: str) -> np.ndarray:
     """``y`` plus ``noise_scale * t(noise_df)`` on every row (a copy), seeded per split.
 
@@ -232,7 +258,7 @@ def _check_splits(noisy_splits) -> tuple[str, ...]:
 
 
 def _positive(value, name: str, *, low: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not np.isfinite(value) or value < low or (
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) or value < low or (
         low == 0.0 and value <= 0
     ):
         bound = "> 0" if low == 0.0 else f">= {low:g}"

@@ -23,6 +23,7 @@ import copy
 import hashlib
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -33,13 +34,12 @@ from evomal_sr.data.arrays import infer_kind, validate_arrays
 from evomal_sr.data.csv import read_csv
 from evomal_sr.data.datasets import get_dataset
 from evomal_sr.data.models import build_model, check_model, model_name
-from evomal_sr.data.noise import NOISE_STREAMS, NoiseOptions, add_target_noise, imbalanced_rows
+from evomal_sr.data.noise import NoiseOptions, corrupt_split, imbalanced_rows
 from evomal_sr.data.sources import check_split
 from evomal_sr.data.splits import (
     SPLITS,
     check_label_noise,
     check_task_seed,
-    corrupt_labels,
     data_fingerprint,
     dataset_split,
     split_rows,
@@ -134,10 +134,10 @@ class Task:
             label_noise=self.label_noise,
         )
         self.split_indices = split_rows(y, self.kind, self.seed) if split is None else check_split(split, len(y))
-        if imbalance is not None:
+        ratio = self.noise_options.imbalance
+        if ratio is not None:
             train = self.split_indices["train"]
-            self.split_indices["train"] = imbalanced_rows(train, y[train], self.n_outputs,
-                                                          self.noise_options.imbalance, self.seed)
+            self.split_indices["train"] = imbalanced_rows(train, y[train], self.n_outputs, ratio, self.seed)
         self._fingerprint = data_fingerprint(X, y, self.split_indices)
         self._build_tensors(X, y)
 
@@ -341,8 +341,10 @@ class Task:
             names = [f"target {j}" for j in range(y.shape[1])]
             y = standardise(y, self.target_mean, self.target_std, names, "target")
         y_train_clean, y_val_clean = y[idx["train"]], y[idx["val"]]
-        y_train, mask = self._corrupted(y_train_clean, "train")
-        y_val, mask_val = self._corrupted(y_val_clean, "val")
+        noisy: dict[str, Any] = {"kind": self.kind, "n_classes": self.n_outputs, "label_noise": self.label_noise,
+                                 "seed": self.seed}
+        y_train, mask = corrupt_split(y_train_clean, "train", self.noise_options, **noisy)
+        y_val, mask_val = corrupt_split(y_val_clean, "val", self.noise_options, **noisy)
         ydtype = torch.int64 if self.kind == "classification" else torch.float32
 
         def tensor(a, dtype):
@@ -354,18 +356,6 @@ class Task:
         self.y_test = tensor(y[idx["test"]], ydtype)
         self.noisy_mask = torch.as_tensor(mask, dtype=torch.bool)
         self.noisy_mask_val = torch.as_tensor(mask_val, dtype=torch.bool)
-
-    def _corrupted(self, clean: np.ndarray, split: str) -> tuple[np.ndarray, np.ndarray]:
-        """The labels of ``split`` with its noise (unchanged if the split is not noisy), and the mask."""
-        options = self.noise_options
-        if split not in options.noisy_splits:
-            return clean, np.zeros(len(clean), dtype=bool)
-        labels, mask = corrupt_labels(clean, kind=self.kind, n_classes=self.n_outputs, fraction=self.label_noise,
-                                      seed=self.seed, noise=options.model, stream=NOISE_STREAMS[split])
-        if options.target_noise is not None:
-            labels = add_target_noise(labels, options, seed=self.seed, split=split)
-            mask = mask | (labels != clean).any(axis=1)
-        return labels, mask
 
     # ----------------------------------------------------------------- public
     @property
