@@ -1,37 +1,36 @@
-"""The evaluator: fitness of a batch of candidate losses.
+"""The evaluator: fitness of a batch of candidate losses, with caches.
 
 Per candidate, in order: repair -> exact cache -> gradient-equivalence cache ->
-gradient check and rejection protocol -> local search (unrolled
-differentiation) -> partial training with the learned loss -> validation metric.
-The expensive phases run for the whole batch at once (see
-:mod:`evomal_sr.training.loop`); ``batched=False`` runs the same computation one
-candidate at a time. Every candidate's result depends only on its own
-expression, the task, the preset and the seed, never on its batch mates.
+gradient check, then the unique new candidates go to the pure
+:class:`~evomal_sr.scoring.scorer.Scorer` (rejection protocol, local search,
+partial training, validation metric), here or on an executor's workers. The
+:class:`Evaluator` is the driver: it keeps the caches, the equivalence index and
+the counters, and splits the work into chunks; the executor is an argument of
+each call (:meth:`Evaluator.evaluate`), never state set around one. The expensive
+phases run for a whole batch at once (see :mod:`evomal_sr.training.loop`);
+``batched=False`` runs the same computation one candidate at a time. Every
+candidate's result depends only on its own expression, the task, the preset and
+the seed, never on its batch mates.
 """
 
 from __future__ import annotations
 
 import math
 import random
-import time
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
 
 import torch
 
-from evomal_sr.core.devices import resolve_device
 from evomal_sr.core.presets import Preset, resolve_preset
 from evomal_sr.core.seeding import derive_seed
-from evomal_sr.core.threads import auto_threads, torch_threads
+from evomal_sr.core.threads import torch_threads
 from evomal_sr.core.validation import BALANCED_CHUNKS, check_chunk_size
 from evomal_sr.grammar.expression import Expression
-from evomal_sr.losses.symbolic import CompiledLoss, initial_weights
-from evomal_sr.training.fitness import FitnessSettings, partial_training_fitness
-from evomal_sr.training.local_search import local_search
+from evomal_sr.losses.symbolic import CompiledLoss
+from evomal_sr.scoring.scorer import Scorer, result
 from evomal_sr.training.records import TRAINED_STATUSES, FitnessResult, Status  # noqa: F401 (public here too)
-from evomal_sr.training.scaling import ScaleProbe, probe_scales
-from evomal_sr.training.screening import EquivalenceIndex, ProbePoints, probe_gradients, rejection_protocol
-from evomal_sr.training.stacked import StackedModel
+from evomal_sr.training.screening import EquivalenceIndex, ProbePoints, probe_gradients
 
 
 class Evaluator:
@@ -58,10 +57,10 @@ class Evaluator:
         models (fastest, and immune to spinning OpenMP threads on a shared machine, see
         :mod:`evomal_sr.core.threads`), ``None`` keeps torch's setting.
     executor : object, optional
-        Where the unique new candidates are scored: ``None`` here, in this
-        process; otherwise an object with ``score_chunks(evaluator, chunks)``
-        (see :mod:`evomal_sr.parallel`). Caches and the equivalence index
-        always stay in this (the driving) process.
+        The default of :meth:`evaluate`'s ``executor``: where the unique new
+        candidates are scored, ``None`` here, in this process; otherwise an
+        object with ``score_chunks(scorer, chunks)`` (see :mod:`evomal_sr.parallel`).
+        Caches and the equivalence index always stay in this (the driving) process.
     chunk_size : int or "balanced", optional
         Unique candidates per batch; ``None`` means the executor's default (the
         whole generation in-process); ``"balanced"`` splits each generation into
@@ -74,6 +73,11 @@ class Evaluator:
         (:mod:`evomal_sr.training.captured`): the same results, far fewer kernel
         launches. Ignored on CPU and for models with buffers or random modules.
         Off by default: not yet measured on a GPU in this project.
+    program : {"per-tree", "tensor"}
+        How a batch's losses are computed: one compiled tree per candidate (default), or
+        the population interpreter of :mod:`evomal_sr.losses.program` (equal within
+        float round-off, not bit-identical; opt-in: on CPU it is slower below ~25
+        candidates, and it never ran on a GPU in this project).
     **overrides
         Any :class:`~evomal_sr.core.presets.Preset` field, e.g. ``train_steps=100``.
 
@@ -88,37 +92,53 @@ class Evaluator:
 
     def __init__(self, task, *, preset: str | Preset = "quick", device: str = "cpu", seed: int = 0,
                  batched: bool = True, local_search: bool = True, repair: bool = True, threads="auto",
-                 executor=None, chunk_size: int | str | None = None, cuda_graph: bool = False, **overrides):
-        self.executor = executor
-        self.cuda_graph = bool(cuda_graph)
+                 executor=None, chunk_size: int | str | None = None, cuda_graph: bool = False,
+                 program: str = "per-tree", **overrides):
+        self.executor = executor  # the default of evaluate(executor=...); never changed by a call
         self.chunk_size = check_chunk_size(chunk_size)
-        self.task = task
-        self.settings = resolve_preset(preset, **overrides)
-        self.device = resolve_device(device)
-        self.seed = int(seed)
-        self.batched = bool(batched)
-        self.local_search = bool(local_search)
         self.repair = bool(repair)
-        self._data = {
-            split: (getattr(task, f"X_{split}").to(self.device), getattr(task, f"y_{split}").to(self.device))
-            for split in ("train", "val")
-        }
-        self._stacked = StackedModel(task.make_model(seed=self.seed).to(self.device), seed=self.seed)
-        self._stacked.probe(self._data["train"][0][:4])  # batched, or one copy at a time (model_execution)
-        self._threads = auto_threads(threads, self._stacked.model, self.device)
+        self.scorer = Scorer(task, resolve_preset(preset, **overrides), device=device, seed=seed, batched=batched,
+                             local_search=local_search, threads=threads, cuda_graph=cuda_graph, program=program)
         self._probes = ProbePoints(kind=task.kind, n_outputs=task.n_outputs,
                                    n_points=self.settings.probe_points, seed=derive_seed(self.seed, "probes"))
-        self._meta_inits: dict[int, dict] = {}
-        self._probe: ScaleProbe | None = None
         self._results: dict[str, FitnessResult] = {}
         self._index = EquivalenceIndex(rtol=self.settings.equivalence_rtol, atol=self.settings.equivalence_atol)
         self.counters = dict.fromkeys(
             ("requested", "exact_hits", "equivalent_hits", "rejected", "trained", "diverged"), 0
         )
 
+    # the scorer's settings, read by engines, the search and executors (ScorerSpec)
+    task = property(lambda self: self.scorer.task)
+    settings = property(lambda self: self.scorer.settings)
+    device = property(lambda self: self.scorer.device)
+    seed = property(lambda self: self.scorer.seed)
+    batched = property(lambda self: self.scorer.batched)
+    local_search = property(lambda self: self.scorer.local_search)
+    cuda_graph = property(lambda self: self.scorer.cuda_graph)
+    program = property(lambda self: self.scorer.program)
+    _stacked = property(lambda self: self.scorer.stacked)
+
+    def on(self, executor) -> BoundEvaluator:
+        """This evaluator with ``executor`` as the argument of every :meth:`evaluate` call (for engines).
+
+        Examples
+        --------
+        >>> import evomal_sr as es
+        >>> from evomal_sr.parallel import InProcessExecutor
+        >>> ev = es.Evaluator(es.Task.builtin("iris", seed=0), preset="tiny")
+        >>> bound = ev.on(InProcessExecutor())
+        >>> [str(r.status) for r in bound.evaluate(["-(y * log(fx))"])], ev.executor is None, bound.cache_size
+        (['ok'], True, 1)
+        """
+        return BoundEvaluator(self, executor)
+
     # -- public ------------------------------------------------------------------
-    def evaluate(self, expressions: Iterable[str | Expression]) -> list[FitnessResult]:
-        """Fitness of every candidate, in order (a list of :class:`FitnessResult`)."""
+    def evaluate(self, expressions: Iterable[str | Expression], *, executor=None) -> list[FitnessResult]:
+        """Fitness of every candidate, in order (a list of :class:`FitnessResult`).
+
+        ``executor`` scores the unique new candidates (``None``: the one given to the
+        constructor, by default this process); see :mod:`evomal_sr.parallel`.
+        """
         items = []
         for item in expressions:
             expr = Expression.parse(item)
@@ -128,8 +148,8 @@ class Evaluator:
         for _, expr in items:
             if str(expr) not in self._results:
                 new.setdefault(str(expr), expr)
-        with torch_threads(self._threads):
-            self._score_new(new)
+        with torch_threads(self.scorer.threads):
+            self._score_new(new, self.executor if executor is None else executor)
         fresh = set(new)  # the first occurrence of a newly scored expression is not a cache hit
         results = []
         for requested, expr in items:
@@ -162,19 +182,12 @@ class Evaluator:
         >>> [str(r.status) for r in ev.score_unique(["-(y * log(fx))"])], ev.cache_size
         (['ok'], 0)
         """
-        group = []
-        for text in expressions:
-            expr = Expression.parse(text)
-            group.append((str(expr), expr, CompiledLoss(expr)))
-        if not group:
-            return []
-        with torch_threads(self._threads):
-            return self._score_group(group)
+        return self.scorer.score_unique(expressions)
 
     @property
     def model_execution(self) -> dict:
         """How the base model's copies run: ``{"execution": "batched" | "one-at-a-time", ...}``."""
-        return self._stacked.describe()
+        return self.scorer.model_execution
 
     @property
     def cache_size(self) -> int:
@@ -210,7 +223,7 @@ class Evaluator:
             return expr
         return expr.repair(random.Random(derive_seed(self.seed, "repair", str(expr))))
 
-    def _score_new(self, new: dict[str, Expression]) -> None:
+    def _score_new(self, new: dict[str, Expression], executor) -> None:
         candidates = []
         for key, expr in new.items():
             loss = CompiledLoss(expr)
@@ -227,8 +240,8 @@ class Evaluator:
                 self._index.add(key, fingerprint)
             candidates.append((key, expr, loss, twin))
         unique = [(key, expr, loss) for key, expr, loss, twin in candidates if twin is None]
-        for result in self._score_unique(unique):
-            self._keep(result)
+        for scored in self._score_unique(unique, executor):
+            self._keep(scored)
         for key, expr, _, twin in candidates:
             if twin is not None:
                 self._store_equivalent(key, expr, twin)
@@ -246,28 +259,20 @@ class Evaluator:
             value = loss(torch.ones(max(loss.n_weights, 1)), probes.y.float(), probes.fx.float())
         return bool(torch.isfinite(value).all())
 
-    def _score_unique(self, unique) -> list[FitnessResult]:
-        """Score the unique new candidates chunk by chunk, here or on the executor's workers."""
-        size = 1 if not self.batched else (self.chunk_size or getattr(self.executor, "default_chunk_size", None))
+    def _score_unique(self, unique, executor) -> list[FitnessResult]:
+        """Score the unique new candidates chunk by chunk, here or on ``executor``'s workers."""
+        size = 1 if not self.batched else (self.chunk_size or getattr(executor, "default_chunk_size", None))
         if size == BALANCED_CHUNKS:  # one chunk per worker (a single one in this process)
-            size = math.ceil(len(unique) / (getattr(self.executor, "n_workers", None) or 1))
+            size = math.ceil(len(unique) / (getattr(executor, "n_workers", None) or 1))
         size = size or max(len(unique), 1)  # None: the whole generation is one batch
         chunks = [unique[i:i + size] for i in range(0, len(unique), size)]  # deterministic, in first-seen order
-        if self.executor is None:
-            return [result for chunk in chunks for result in self._score_group(chunk)]
-        scored = self.executor.score_chunks(self, [[key for key, _, _ in chunk] for chunk in chunks])
-        return [result for chunk in scored for result in chunk]
+        if executor is None:
+            return [scored for chunk in chunks for scored in self.scorer.score(chunk)]
+        results = executor.score_chunks(self.scorer, [[key for key, _, _ in chunk] for chunk in chunks])
+        return [scored for chunk in results for scored in chunk]
 
     def _store(self, key, expr, status, **fields) -> None:
-        self._keep(self._result(key, expr, status, **fields))
-
-    def _result(self, key, expr, status, *, fitness=math.inf, weights=None, reason="", seconds=None, scale=1.0):
-        if weights is None:
-            weights = (1.0,) * (expr.size - 1)
-        return FitnessResult(
-            expression=key, fitness=float(fitness), status=Status(status), weights=tuple(weights),
-            complexity=expr.complexity, reason=reason, seconds=seconds or {}, scale=scale,
-        )
+        self._keep(result(key, expr, status, **fields))
 
     def _keep(self, result: FitnessResult) -> None:
         """Cache a scored result and count it (driver side only)."""
@@ -286,82 +291,22 @@ class Evaluator:
             complexity=expr.complexity, reused_from=twin, reason=origin.reason,
         )
 
-    def _score_group(self, group) -> list[FitnessResult]:
-        """Rejection, local search and partial training for one batch of unique candidates (no caching)."""
-        s = self.settings
-        keys = [k for k, _, _ in group]
-        losses = [loss for _, _, loss in group]
-        tick = time.perf_counter()
-        passed = self._rejection(losses)
-        seconds = {"rejection": (time.perf_counter() - tick) / len(group)}
-        survivors = [i for i in range(len(group)) if passed[i]]
-        scored = [self._result(keys[i], group[i][1], Status.REJECTED, seconds=dict(seconds),
-                               reason="rejection protocol: metric did not improve")
-                  for i in range(len(group)) if not passed[i]]
-        if not survivors:
-            return scored
-        kept = [losses[i] for i in survivors]
-        weights = self._initial_weights([keys[i] for i in survivors], kept)
-        probe = self._scale_probe() if s.loss_scaling == "grad_norm" else None
-        tick = time.perf_counter()
-        if self.local_search and s.meta_iterations:
-            weights = local_search(
-                self._stacked, kept, weights, init_params=self._meta_init, train_data=self._data["train"],
-                val_data=self._data["val"], kind=self.task.kind, iterations=s.meta_iterations,
-                meta_lr=s.meta_lr, lr=s.lr, inner_steps=s.inner_steps, batch_size=s.batch_size,
-                seed=derive_seed(self.seed, "meta-batches"), probe=probe,
-            )
-        scales = None if probe is None else probe_scales(kept, weights, probe).detach()
-        seconds["local_search"] = (time.perf_counter() - tick) / len(kept)
-        tick = time.perf_counter()
-        fitness, diverged = self._partial_training(kept, weights, scales)
-        seconds["training"] = (time.perf_counter() - tick) / len(kept)
-        for j, i in enumerate(survivors):
-            status = Status.DIVERGED if diverged[j] else Status.OK
-            learned = weights[j, : losses[i].n_weights].tolist()
-            scored.append(self._result(keys[i], group[i][1], status, fitness=fitness[j], weights=learned,
-                                       seconds=dict(seconds), scale=1.0 if scales is None else float(scales[j])))
-        return scored
 
-    def _rejection(self, losses: Sequence[CompiledLoss]) -> list[bool]:
-        s = self.settings
-        X, Y = self._data["train"]
-        rows = torch.randperm(Y.shape[0], generator=torch.Generator().manual_seed(derive_seed(self.seed, "rej")))
-        targets = Y[rows[: s.rejection_batch].to(Y.device)]
-        passed = rejection_protocol(losses, kind=self.task.kind, targets=targets, n_outputs=self.task.n_outputs,
-                                    steps=s.rejection_steps, lr=s.rejection_lr, margin=s.rejection_margin,
-                                    seed=derive_seed(self.seed, "rejection"))
-        return passed.tolist()
+class BoundEvaluator:
+    """An :class:`Evaluator` whose :meth:`evaluate` calls all get one executor (see :meth:`Evaluator.on`).
 
-    def _initial_weights(self, keys: Sequence[str], losses: Sequence[CompiledLoss]) -> torch.Tensor:
-        width = max(max(loss.n_weights for loss in losses), 1)
-        weights = torch.ones(len(losses), width)
-        noise = 1e-3 if (self.local_search and self.settings.meta_iterations) else 0.0
-        for k, (key, loss) in enumerate(zip(keys, losses)):
-            generator = torch.Generator().manual_seed(derive_seed(self.seed, "edge-init", key))
-            weights[k, : loss.n_weights] = initial_weights(loss.n_weights, generator=generator, noise=noise)
-        return weights.to(self.device)
+    Everything else (caches, counters, ``state_dict``, settings) is the evaluator's own.
+    """
 
-    def _meta_init(self, iteration: int) -> dict:
-        if iteration not in self._meta_inits:
-            model = self.task.make_model(seed=derive_seed(self.seed, "meta-init", iteration))
-            self._meta_inits[iteration] = {k: v.detach().to(self.device) for k, v in model.named_parameters()}
-        return self._meta_inits[iteration]
+    def __init__(self, evaluator: Evaluator, executor):
+        self.evaluator = evaluator
+        self.executor = executor
 
-    def _partial_training(self, losses, weights, scales=None):
-        return partial_training_fitness(self._stacked, losses, weights, self._data["train"], self._data["val"],
-                                        kind=self.task.kind, scales=scales,
-                                        settings=FitnessSettings.from_preset(self.settings, self.seed,
-                                                                             cuda_graph=self.cuda_graph))
+    def evaluate(self, expressions: Iterable[str | Expression]) -> list[FitnessResult]:
+        """:meth:`Evaluator.evaluate` with this executor."""
+        return self.evaluator.evaluate(expressions, executor=self.executor)
 
-    def _scale_probe(self) -> ScaleProbe:
-        """The fixed probe of ``grad_norm`` scaling: an initial model's outputs on seeded training rows."""
-        if self._probe is None:
-            X, Y = self._data["train"]
-            rows = torch.randperm(Y.shape[0], generator=torch.Generator().manual_seed(derive_seed(self.seed, "scale")))
-            rows = rows[: self.settings.batch_size].to(Y.device)
-            params = StackedModel.replicate(self._meta_init(0), 1)
-            with torch.no_grad():
-                outputs = self._stacked.evaluate(params, X[rows])[0]
-            self._probe = ScaleProbe(outputs, Y[rows], self.task.kind)
-        return self._probe
+    def __getattr__(self, name):  # only for names not set in __init__
+        if name in ("evaluator", "executor"):  # not yet set (unpickling): no recursion
+            raise AttributeError(name)
+        return getattr(self.evaluator, name)

@@ -5,17 +5,21 @@ preset's fields too, ``None`` meaning "from the preset"), so ``get_params``,
 ``set_params`` and :func:`sklearn.base.clone` work. :meth:`LossSearch.fit`
 validates them, runs the chosen engine on the shared evaluator, and sets the
 fitted attributes ending in ``_``.
+
+A fitted search pickles (``pickle``, ``joblib``); see the Notes of :class:`LossSearch`.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import platform
+import warnings
 
 from sklearn.base import BaseEstimator
 
 from evomal_sr._version import __version__
 from evomal_sr.core.presets import Preset, resolve_preset
+from evomal_sr.core.progress import GenerationProgress, check_verbose
 from evomal_sr.core.validation import check_seed
 from evomal_sr.engines import check_engine_name, get_engine
 from evomal_sr.engines.base import EngineContext
@@ -77,6 +81,10 @@ class LossSearch(BaseEstimator):
         and the evaluator's running ``totals``). It is called after the
         checkpoint of that generation is written, so raising from it (for example
         ``KeyboardInterrupt``) stops the run resumably.
+    verbose : int
+        1 (default): a progress bar on stderr (``tqdm.auto``: a widget in a
+        notebook) and a log record per generation (logger ``evomal_sr.search``,
+        level INFO); 0: nothing. See :mod:`evomal_sr.core.progress`.
     executor : None, "in-process", "local", "local:N", int, str or dask.distributed.Client
         Where candidates are scored (see :mod:`evomal_sr.parallel`): in this
         process (default), on ``N`` local Dask worker processes started and
@@ -109,8 +117,22 @@ class LossSearch(BaseEstimator):
         Per generation: best and median fitness, evaluations, cache hits, rejections, seconds.
     hall_of_fame_ : HallOfFame
     evaluator_ : Evaluator
+        The run's evaluator, its caches full (scores in this process). After
+        unpickling it is rebuilt on first use (see Notes).
     settings_ : Preset
         The resolved settings the run used.
+
+    Notes
+    -----
+    A fitted search pickles with ``pickle`` or ``joblib``; the reloaded search
+    has the same ``best_loss_``, ``pareto_front_``, ``hall_of_fame_``,
+    ``history_`` and ``settings_``, exports the same files, and can ``fit``
+    again. Its ``evaluator_`` is not pickled (its compiled, vmapped model cannot
+    be) but rebuilt, caches and counters included, the first time it is read; so
+    the pickle holds the task's data (on the CPU), and the rebuild needs the
+    device the search ran on. Constructor arguments are pickled as given: an
+    ``on_generation`` lambda or an open ``dask.distributed.Client`` as
+    ``executor`` cannot be (``set_params(on_generation=None)`` first).
 
     Examples
     --------
@@ -120,6 +142,9 @@ class LossSearch(BaseEstimator):
     >>> task = es.Task.builtin("iris", seed=0)
     >>> search = es.LossSearch(preset="tiny", seed=0).fit(task)  # doctest: +SKIP
     >>> search.pareto_front_.to_csv("pareto.csv")  # doctest: +SKIP
+    >>> import joblib  # doctest: +SKIP
+    >>> joblib.dump(search, "search.joblib")  # doctest: +SKIP
+    >>> joblib.load("search.joblib").best_loss_  # doctest: +SKIP
     """
 
     def __init__(self, *, engine: str = "native", preset: str | Preset = "standard", seed: int = 0,
@@ -135,7 +160,7 @@ class LossSearch(BaseEstimator):
                  rejection_batch=None, rejection_margin=None, probe_points=None, equivalence_rtol=None,
                  equivalence_atol=None, meta_test_steps=None, operators=None, loss_scaling=None,
                  initial_losses=None, final_selection=None, selection_shortlist=None, selection_folds=None,
-                 selection_steps=None, selection_margin=None):
+                 selection_steps=None, selection_margin=None, verbose: int = 1):
         self.engine = engine
         self.preset = preset
         self.seed = seed
@@ -152,6 +177,7 @@ class LossSearch(BaseEstimator):
         self.executor = executor
         self.chunk_size = chunk_size
         self.cuda_graph = cuda_graph
+        self.verbose = verbose
         given = locals()
         for name in PRESET_FIELDS:
             setattr(self, name, given[name])
@@ -165,6 +191,7 @@ class LossSearch(BaseEstimator):
         engine = check_engine_name(self.engine)
         settings = resolve_preset(self.preset, **self.overrides)
         check_seed(self.seed)
+        check_verbose(self.verbose)
         if executor_kind(self.executor)[0] in ("local", "scheduler", "client"):
             require_dask()  # before any data is touched: one error naming the extra
         if self.resume and self.out_dir is None:
@@ -196,6 +223,13 @@ class LossSearch(BaseEstimator):
             return self._fit(task, engine_name, settings, rundir)
 
     def _fit(self, task, engine_name: str, settings: Preset, rundir: RunDir | None) -> LossSearch:
+        progress = GenerationProgress(settings.generations, verbose=self.verbose)
+        try:
+            return self._run(task, engine_name, settings, rundir, progress)
+        finally:
+            progress.close()
+
+    def _run(self, task, engine_name: str, settings: Preset, rundir: RunDir | None, progress) -> LossSearch:
         engine_cls = get_engine(engine_name)
         engine_cls.check_available()
         evaluator = Evaluator(task, preset=settings, device=self.device, seed=self.seed, batched=self.batched,
@@ -207,13 +241,11 @@ class LossSearch(BaseEstimator):
         guesses = initial_guesses(task, settings) if self.guesses is None else list(self.guesses)
         ctx = EngineContext(task=task, evaluator=evaluator, settings=settings, seed=self.seed, guesses=guesses,
                             out_dir=rundir.path if rundir else None, resume=self.resume,
-                            on_generation=self.on_generation, options=dict(self.engine_options or {}))
+                            on_generation=_chain(progress, self.on_generation),
+                            options=dict(self.engine_options or {}))
         with open_executor(self.executor) as executor:  # a cluster started here is closed on the way out
-            evaluator.executor = executor
-            try:
-                result = engine_cls().run(ctx)
-            finally:
-                evaluator.executor = None  # the fitted evaluator_ scores in-process from now on
+            # the executor is an argument of the engine's evaluate calls; evaluator_ itself scores in-process
+            result = engine_cls().run(dataclasses.replace(ctx, evaluator=evaluator.on(executor)))
         self.settings_ = settings
         self.evaluator_ = evaluator
         self.hall_of_fame_ = result.hall_of_fame
@@ -240,6 +272,33 @@ class LossSearch(BaseEstimator):
                             folds=settings.selection_folds, steps=settings.selection_steps,
                             margin=settings.selection_margin, seed=self.seed, preset=settings, device=self.device)
 
+    def __getstate__(self) -> dict:
+        """The pickled state: ``evaluator_`` becomes a recipe that rebuilds it on first use."""
+        state = dict(super().__getstate__())
+        evaluator = state.pop("evaluator_", None)
+        if evaluator is not None:
+            state["_evaluator_recipe"] = _EvaluatorRecipe.of(evaluator)
+        state["_evomal_sr_version"] = __version__
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        state = dict(state)
+        saved = state.pop("_evomal_sr_version", None)
+        if saved is not None and saved != __version__:
+            warnings.warn(f"this LossSearch was pickled by evomal-sr {saved}; this is {__version__}; its results "
+                          "load, but refit to be sure of them", UserWarning, stacklevel=2)
+        super().__setstate__(state)
+
+    def __getattr__(self, name: str):
+        # only called when normal lookup fails: the evaluator_ of an unpickled search, built on first use
+        recipe = self.__dict__.get("_evaluator_recipe")
+        if name == "evaluator_" and recipe is not None:
+            evaluator = recipe.build()
+            self.__dict__["evaluator_"] = evaluator
+            del self.__dict__["_evaluator_recipe"]
+            return evaluator
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
     def _config(self, task, engine_name: str, settings: Preset, evaluator: Evaluator) -> dict:
         preset_name = self.preset if isinstance(self.preset, str) else "custom"
         return {
@@ -254,6 +313,38 @@ class LossSearch(BaseEstimator):
             "model_execution": evaluator.model_execution,  # batched, or the one-at-a-time fallback
             "versions": _versions(),
         }
+
+
+@dataclasses.dataclass(frozen=True)
+class _EvaluatorRecipe:
+    """What rebuilds a fitted search's evaluator after unpickling: its arguments and its caches."""
+
+    task: object
+    arguments: dict
+    state: dict
+
+    @classmethod
+    def of(cls, evaluator: Evaluator) -> _EvaluatorRecipe:
+        task = evaluator.task.to("cpu") if hasattr(evaluator.task, "to") else evaluator.task
+        arguments = {"preset": evaluator.settings, "device": str(evaluator.device), "seed": evaluator.seed,
+                     "batched": evaluator.batched, "local_search": evaluator.local_search,
+                     "chunk_size": evaluator.chunk_size, "cuda_graph": evaluator.cuda_graph, "repair": False}
+        return cls(task, arguments, evaluator.state_dict())
+
+    def build(self) -> Evaluator:
+        evaluator = Evaluator(self.task, **self.arguments)
+        evaluator.load_state_dict(self.state)
+        return evaluator
+
+
+def _chain(*callbacks):
+    """One callback calling each of ``callbacks`` (``None`` skipped) in order."""
+    given = [c for c in callbacks if c is not None]
+
+    def call(record):
+        for callback in given:
+            callback(record)
+    return call
 
 
 def _as_task(X, y):
