@@ -171,6 +171,7 @@ PRESETS: dict[str, Preset] = {
     "tiny": Preset(
         population=4, generations=2, init_max_height=3, meta_iterations=3, train_steps=20,
         batch_size=32, rejection_steps=30, rejection_batch=32, probe_points=8, meta_test_steps=50,
+        selection_steps=30,
     ),
 }
 

@@ -1,0 +1,137 @@
+"""The final selection: folds of the training + validation rows, the decision rule, the search's use of it."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+from clihelpers import invoke
+
+import evomal_sr as es
+from evomal_sr.errors import ConfigError
+from evomal_sr.evaluation.selection import KNOWN, LEARNED, SelectionRow, _decide, fold_tasks, select_final
+from evomal_sr.losses.zoo import KnownLoss
+from evomal_sr.results.front import FrontEntry, ParetoFront
+
+FAIR = {"preset": "tiny", "final_selection": "fair", "selection_steps": 30}
+
+
+@pytest.fixture(scope="module")
+def iris():
+    return es.Task.builtin("iris", seed=0, model="linear", label_noise=0.2, noisy_splits=("train", "val"))
+
+
+@pytest.fixture(scope="module")
+def distinct():
+    X = np.random.default_rng(0).normal(size=(150, 4))  # every row distinct, so rows can be told apart by value
+    return es.Task.from_arrays(X, X[:, 0] > 0, seed=0, model="linear")
+
+
+def _rows_of(t):
+    return {tuple(r.tolist()) for r in t}
+
+
+def test_folds_partition_the_training_and_validation_rows_and_never_touch_the_test_split(distinct):
+    iris = distinct
+    X, y = iris.train_and_val()
+    folds = fold_tasks(iris, 3, seed=0)
+    pool = _rows_of(X)
+    tests = [_rows_of(f.X_test) for f in folds]
+    assert set().union(*tests) == pool and sum(map(len, tests)) == len(X)  # every row tested exactly once
+    for k, f in enumerate(folds):
+        parts = [_rows_of(f.X_train), _rows_of(f.X_val), _rows_of(f.X_test)]
+        assert sum(map(len, parts)) == len(X) and set().union(*parts) == pool  # disjoint, covering
+        assert _rows_of(f.X_val) == tests[(k + 1) % 3]
+        assert not _rows_of(f.X_test) & _rows_of(iris.X_test)
+        assert torch.equal(f.X_train[:0], X[:0])
+    assert iris.X_train.shape[0] == 90  # the task itself is unchanged
+
+
+def test_folds_follow_the_seed(iris):
+    a, b, c = (fold_tasks(iris, 3, seed=s)[0].X_test for s in (0, 0, 1))
+    assert torch.equal(a, b) and not torch.equal(a, c)
+
+
+@pytest.mark.parametrize("folds", [2, 0, True, 2.5])
+def test_too_few_folds_are_refused(iris, folds):
+    with pytest.raises(ConfigError, match="selection_folds"):
+        fold_tasks(iris, folds, seed=0)
+
+
+def _row(name, kind, errors):
+    return SelectionRow(name, kind, name, list(errors))
+
+
+def test_a_learned_loss_is_returned_only_when_it_beats_the_best_known_by_the_margin():
+    learned = {"learned #1": es.LearnedLoss("-(y * log(fx))")}
+    clear = [_row("learned #1", LEARNED, [0.10, 0.11, 0.09]), _row("sce", KNOWN, [0.20, 0.22, 0.21]),
+             _row("mae", KNOWN, [0.30, 0.30, 0.30])]
+    result = _decide(clear, learned, "classification", 1.0, folds=3, steps=10, seconds=0.0)
+    assert (result.winner, result.winner_kind, result.best_known) == ("learned #1", "learned", "sce")
+    assert result.module is learned["learned #1"] and "returning the learned loss" in result.verdict
+    noisy = [_row("learned #1", LEARNED, [0.10, 0.30, 0.14]), _row("sce", KNOWN, [0.20, 0.22, 0.21])]
+    result = _decide(noisy, learned, "classification", 1.0, folds=3, steps=10, seconds=0.0)
+    assert (result.winner, result.winner_kind) == ("sce", "known")
+    assert isinstance(result.module, KnownLoss) and result.module.name == "sce"
+    assert result.verdict.startswith("no learned loss beat sce") and result.verdict.endswith("returning sce.")
+    zero_margin = _decide(noisy, learned, "classification", 0.0, folds=3, steps=10, seconds=0.0)
+    assert zero_margin.winner == "learned #1"  # lower mean, no margin asked
+
+
+def test_without_a_learned_loss_the_best_known_is_returned():
+    rows = [_row("mse", KNOWN, [1.0, 1.1, 0.9]), _row("huber", KNOWN, [0.5, 0.6, 0.4])]
+    result = _decide(rows, {}, "regression", 1.0, folds=3, steps=10, seconds=0.0)
+    assert result.winner == "huber" and result.best_learned is None and math.isnan(result.difference)
+    assert result.verdict == "no learned loss on the front; returning huber."
+
+
+def test_select_final_scores_the_short_list_and_every_known_loss(iris):
+    entries = [FrontEntry("square((fx - y))", (1.0,) * 3, 0.3, 4), FrontEntry("-(y * log(fx))", (1.0,) * 4, 0.2, 5),
+               FrontEntry("(-(y * log(fx)) + abs((fx - y)))", (1.0,) * 9, 0.1, 10)]
+    front = ParetoFront(entries, task_kind="classification")
+    result = select_final(front, iris, shortlist=2, steps=20, seed=0)
+    names = {r.name: r for r in result.rows}
+    assert {n for n, r in names.items() if r.kind == LEARNED} == {"learned #1", "learned #2"}
+    assert names["learned #1"].loss.startswith("(-(y * log(fx)) + abs")  # the most accurate first
+    assert {n for n, r in names.items() if r.kind == KNOWN} == set(es.KNOWN_LOSSES["classification"])
+    assert all(len(r.errors) == 3 for r in result.rows)
+    again = select_final(front, iris, shortlist=2, steps=20, seed=0)
+    assert again.to_dict()["rows"] == result.to_dict()["rows"]  # deterministic
+    assert json.dumps(result.to_dict())  # JSON-ready
+
+
+@pytest.mark.slow
+def test_the_search_returns_the_selection_winner_and_writes_it(iris, tmp_path):
+    search = es.LossSearch(seed=0, out_dir=tmp_path / "run", population=4, **FAIR).fit(iris)
+    assert search.selection_ is not None
+    assert search.best_loss_ is search.selection_.module
+    assert isinstance(search.best_learned_loss_, es.LearnedLoss)
+    saved = json.loads((tmp_path / "run" / "selection.json").read_text())
+    assert saved["winner"] == search.selection_.winner and saved["winner_kind"] in ("learned", "known")
+    report = es.meta_test(search.best_loss_, iris, seeds=2, steps=20)  # the returned loss meta-tests as is
+    assert len(report.methods) == 2
+
+
+def test_without_final_selection_best_loss_is_the_fronts_pick(iris):
+    search = es.LossSearch(seed=0, preset="tiny", population=4).fit(iris)
+    assert search.selection_ is None and search.best_loss_ is search.best_learned_loss_
+
+
+@pytest.mark.slow
+def test_cli_flag_runs_the_selection_and_prints_its_verdict(tmp_path):
+    out = tmp_path / "run"
+    result = invoke("search", "--dataset", "iris", "--preset", "tiny", "--final-selection", "fair", "--model", "linear",
+                    "--out", out, "--quiet")
+    assert result.exit_code == 0, result.stderr
+    assert "final selection (3 folds" in result.stdout and "returning" in result.stdout
+    assert (out / "selection.json").exists()
+
+
+def test_bad_selection_settings_are_refused():
+    with pytest.raises(ConfigError, match="final_selection"):
+        es.LossSearch(preset="tiny", final_selection="maybe").fit(es.Task.builtin("iris"))
+    with pytest.raises(ConfigError, match="selection_folds"):
+        es.LossSearch(preset="tiny", selection_folds=2).fit(es.Task.builtin("iris"))
