@@ -39,7 +39,7 @@ from evomal_sr.engines.pysr.text import (
 )
 from evomal_sr.errors import ConfigError
 from evomal_sr.grammar.expression import Expression
-from evomal_sr.grammar.operators import OPERATORS, searchable_operators
+from evomal_sr.grammar.operators import OPERATOR_SETS, OPERATORS, searchable_operators
 from evomal_sr.scoring.evaluator import FitnessResult
 
 JULIA_DIR = Path(__file__).resolve().parents[1] / "julia"
@@ -375,8 +375,9 @@ def test_julia_files_parse_without_errors(path):
 
 
 def test_registry_julia_definitions_parse():
-    for entry in operator_arguments()["binary_operators"] + operator_arguments()["unary_operators"]:
-        assert _syntax_problems(entry.encode()) == [], entry
+    for args in map(operator_arguments, OPERATOR_SETS):  # every set's, the robust set's pow and huber included
+        for entry in args["binary_operators"] + args["unary_operators"]:
+            assert _syntax_problems(entry.encode()) == [], entry
 
 
 def test_julia_objective_matches_the_python_side():
