@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import torch
 
 from evomal_sr.core.seeding import derive_seed
+from evomal_sr.losses.program import LossProgram
 from evomal_sr.training.loop import BatchSampler, evaluate_metric, train_candidates
 from evomal_sr.training.stacked import StackedModel
 
@@ -86,7 +87,7 @@ def partial_training_fitness(stacked: StackedModel, losses: Sequence, weights: t
 def _grid_fitness(stacked, losses, weights, train_data, val_data, *, kind, settings, scales=None):
     """Every loss at every lr of the grid (``K x G`` copies), scored at its best (lr, evaluation step)."""
     X, G = train_data[0], len(settings.lr_factors)
-    copies = [loss for loss in losses for _ in range(G)]
+    copies = losses.repeat_interleave(G) if isinstance(losses, LossProgram) else [c for c in losses for _ in range(G)]
     initial = {k: v.to(X.device) for k, v in stacked.initial_params().items()}
     params = StackedModel.replicate(initial, len(copies))
     lrs = torch.tensor([settings.lr * f for _ in losses for f in settings.lr_factors],

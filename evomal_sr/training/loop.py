@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import torch
 
 from evomal_sr.losses.base import same_targets
+from evomal_sr.losses.program import LossProgram
 from evomal_sr.losses.standard import standard_loss_per_copy
 from evomal_sr.losses.symbolic import CompiledLoss, output_to_fx, target_to_y
 from evomal_sr.training.captured import can_capture, train_captured
@@ -65,7 +66,10 @@ class CandidateLosses:
             ys = [target_to_y(targets[0], outputs.shape[-1], kind, fx.dtype)] * len(losses)
         else:
             ys = [target_to_y(t, outputs.shape[-1], kind, fx.dtype) for t in targets.unbind(0)]
-        if len(losses) == 1:  # the one-at-a-time path: no stacking; squeeze, not [0], whose backward copies
+        if isinstance(losses, LossProgram):  # the population interpreter: every candidate in one program
+            shared = len(ys) == 1 or ys[1] is ys[0]
+            values = reduce_per_copy(losses(weights, ys[0] if shared else torch.stack(ys), fx), kind)
+        elif len(losses) == 1:  # the one-at-a-time path: no stacking; squeeze, not [0], whose backward copies
             values = reduce_per_copy(losses[0](weights.squeeze(0), ys[0], fx.squeeze(0)).unsqueeze(0), kind)
         else:
             rows, slices = weights.unbind(0), fx.unbind(0)  # one call each instead of one per candidate
