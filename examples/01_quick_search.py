@@ -11,8 +11,9 @@ What it shows
 
 How long
 --------
-About 10-25 s on two CPU cores (preset ``quick`` on ``digits``); ``--tiny`` (preset
-``tiny``, used by the tests) a few seconds.
+About half a minute on two idle CPU cores (preset ``quick`` on ``digits``: 23 s of CPU
+time; one minute on a busy machine); ``--tiny`` (preset ``tiny``, used by the tests) a few
+seconds.
 
 Run::
 

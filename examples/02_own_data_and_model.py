@@ -14,7 +14,8 @@ The data: two interleaved noisy spirals (three classes), 15% of the training lab
 
 How long
 --------
-About 20-40 s on two CPU cores (preset ``quick``); ``--tiny`` a few seconds.
+About 20 s on two idle CPU cores (preset ``quick``: 17 s of CPU time; 50 s on a busy
+machine); ``--tiny`` a few seconds.
 
 Run::
 

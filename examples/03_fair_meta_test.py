@@ -12,8 +12,9 @@ What it shows
 
 How long
 --------
-About 1-2 min on two CPU cores (``quick`` search, then 3 seeds x 1000 steps against four
-known losses); ``--tiny`` a few seconds. ``baselines="zoo"`` (every known loss) and 5 seeds x
+About a minute and a half on two idle CPU cores (``quick`` search, then 3 seeds x 1000
+steps against four known losses: 66 s of CPU time; 2.5 min on a busy machine); ``--tiny`` a
+few seconds. ``baselines="zoo"`` (every known loss) and 5 seeds x
 5000 steps is what ``benchmarks/RESULTS.md`` uses.
 
 Run::

@@ -13,8 +13,10 @@ Needs the ``dask`` extra: ``pip install "evomal-sr[dask]"``.
 
 How long
 --------
-About 30-60 s on two CPU cores (preset ``quick`` on ``iris``, run twice: on the cluster and
-in-process); ``--tiny`` about 10-20 s, most of it starting the worker processes.
+One to two minutes on two CPU cores (preset ``quick`` on ``iris``, run twice: on the cluster
+and in-process; 1 min 54 s on a busy machine, where two workers gained nothing over one
+process); ``--tiny`` about 10-20 s, most of it starting the worker processes. Workers pay off
+with more cores than workers and with larger models or populations.
 
 Run::
 
