@@ -14,9 +14,9 @@ Needs the ``dask`` extra: ``pip install "evomal-sr[dask]"``.
 How long
 --------
 One to two minutes on two CPU cores (preset ``quick`` on ``iris``, run twice: on the cluster
-and in-process; 1 min 54 s on a busy machine, where two workers gained nothing over one
-process); ``--tiny`` about 10-20 s, most of it starting the worker processes. Workers pay off
-with more cores than workers and with larger models or populations.
+and in-process; 1 min 54 s on a busy two-core machine, where the Dask run took 64 s and the
+in-process one 30 s); ``--tiny`` about 10-20 s, most of it starting the worker processes.
+Workers pay off with idle cores to spare and with larger models or populations.
 
 Run::
 
