@@ -191,6 +191,63 @@ def _check_finite(X: np.ndarray, names: list[str]) -> None:
         )
 
 
+def class_names(classes: np.ndarray | None) -> list | None:
+    """The original labels of the class indices, JSON-ready, or ``None`` when they are just ``0..C-1``.
+
+    Examples
+    --------
+    >>> class_names(np.array(["cat", "dog"])), class_names(np.array([0.0, 1.0])), class_names(np.array([1.0, 3.0]))
+    (['cat', 'dog'], None, [1, 3])
+    """
+    if classes is None or (classes.dtype.kind in "biuf" and np.array_equal(classes, np.arange(len(classes)))):
+        return None
+    if classes.dtype.kind in "iuf":
+        return [int(c) if float(c).is_integer() else float(c) for c in classes]
+    return [str(c) for c in classes]
+
+
+#: Data rows named in an error message, at most.
+ROWS_SHOWN = 5
+
+
+def check_float32_splits(a: np.ndarray, splits: dict, names: list[str], what: str) -> None:
+    """Refuse standardised values that become infinite as float32, in any split; the column and rows are named.
+
+    ``a`` is ``[N, columns]`` float64 (all data rows, standardised), ``splits``
+    maps a split's name to its row indices. A value beyond float32's range
+    (about 3.4e38) would silently become ``inf`` in the task's tensors, in a
+    validation or test row as much as in a training row.
+
+    Raises
+    ------
+    TaskError
+        Naming the column, the (0-based) data rows and their split.
+
+    Examples
+    --------
+    >>> a = np.array([[0.0], [1e39], [2.0]])
+    >>> try:
+    ...     check_float32_splits(a, {"train": [0, 2], "val": [1], "test": []}, ["x0"], "feature")
+    ... except TaskError as exc:
+    ...     print(str(exc).split(": ")[1])
+    data row 1 (val split); rescale that column or fix those values
+    """
+    for split, rows in splits.items():
+        rows = np.asarray(rows, dtype=np.int64)
+        with np.errstate(over="ignore", invalid="ignore"):
+            bad = ~np.isfinite(a[rows].astype(np.float32))
+        if not bad.any():
+            continue
+        column = int(np.flatnonzero(bad.any(axis=0))[0])
+        hit = rows[bad[:, column]]
+        shown = ", ".join(str(int(r)) for r in hit[:ROWS_SHOWN]) + (", ..." if len(hit) > ROWS_SHOWN else "")
+        raise TaskError(
+            f"{what} {names[column]!r} has {len(hit)} value(s) that overflow float32 (beyond +-3.4e38 once "
+            f"standardised with the training rows' mean and spread): data row{'s' * (len(hit) > 1)} {shown} "
+            f"({split} split); rescale that column or fix those values"
+        )
+
+
 def _encode_target(y: np.ndarray, kind: str) -> tuple[np.ndarray, np.ndarray | None]:
     """Class indices ``0..C-1`` and the sorted labels, or float64 ``[N, k]`` targets."""
     if kind == "regression":

@@ -79,8 +79,14 @@ def read_csv(path: str | Path, *, target: str | Sequence[str], features: Sequenc
     X, labels = _parse_rows(rows, header=header, features=[header.index(n) for n in names],
                             targets=[header.index(t) for t in targets], where=str(path))
     if len(targets) == 1:
-        return X, _parse_target([row[0] for row in labels]), names
-    return X, _numeric_targets(labels, targets, str(path)), names
+        y = _parse_target([row[0] for row in labels])
+    else:
+        y = _numeric_targets(labels, targets, str(path))
+    if y.dtype.kind == "f":
+        values = y.reshape(len(y), -1)
+        for r, j in zip(*np.nonzero(~(np.abs(values) <= FLOAT32_MAX))):
+            _check_number(values[r, j], labels[r][j], f"{path}, line {rows[r][0]}", f"target {targets[j]!r}")
+    return X, y, names
 
 
 #: File suffixes whose header names may be echoed in an error message.
@@ -147,7 +153,21 @@ def _parse_rows(rows, *, header: list[str], features: list[int], targets: list[i
                     f"{where}, line {line}: non-numeric value {_quote(cells[j])} in feature column "
                     f"{header[j]!r}; features must be numbers (encode categories first)"
                 ) from None
+            _check_number(X[r, c], cells[j], f"{where}, line {line}", f"feature {header[j]!r}")
     return X, labels
+
+
+#: Largest magnitude a value may have: the tensors a task trains on are float32.
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
+def _check_number(value: float, cell: str, at: str, column: str) -> None:
+    """Refuse a NaN, an infinity or a value beyond float32's range, naming the file line and column."""
+    if not np.isfinite(value):
+        raise TaskError(f"{at}: {column} has a NaN or infinite value ({_quote(cell)}); drop or fill that row")
+    if abs(value) > FLOAT32_MAX:
+        raise TaskError(f"{at}: {column} has the value {_quote(cell)}, beyond the +-3.4e38 range of the float32 "
+                        "tensors a task trains on; rescale that column or fix the value")
 
 
 def _numeric_targets(labels: list[list[str]], targets: list[str], where: str) -> np.ndarray:

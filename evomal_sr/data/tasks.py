@@ -30,7 +30,7 @@ import torch
 from torch import nn
 
 from evomal_sr.core.devices import resolve_device
-from evomal_sr.data.arrays import infer_kind, validate_arrays
+from evomal_sr.data.arrays import check_float32_splits, class_names, infer_kind, validate_arrays
 from evomal_sr.data.csv import read_csv
 from evomal_sr.data.datasets import get_dataset
 from evomal_sr.data.models import build_model, check_model, model_name
@@ -335,11 +335,13 @@ class Task:
         idx = self.split_indices
         self.feature_mean, self.feature_std = train_stats(X[idx["train"]])
         Xs = standardise(X, self.feature_mean, self.feature_std, self.feature_names, "feature")
+        check_float32_splits(Xs, idx, self.feature_names, "feature")  # no split may hold an inf once float32
         self.target_mean = self.target_std = None
         if self.kind == "regression":
             self.target_mean, self.target_std = train_stats(y[idx["train"]])
             names = [f"target {j}" for j in range(y.shape[1])]
             y = standardise(y, self.target_mean, self.target_std, names, "target")
+            check_float32_splits(y, idx, names, "target")
         y_train_clean, y_val_clean = y[idx["train"]], y[idx["val"]]
         noisy: dict[str, Any] = {"kind": self.kind, "n_classes": self.n_outputs, "label_noise": self.label_noise,
                                  "seed": self.seed}
@@ -469,6 +471,7 @@ class Task:
             "n_val": len(self.split_indices["val"]),
             "n_test": len(self.split_indices["test"]),
             "fingerprint": hashlib.sha256(self._fingerprint + noisy).hexdigest()[:16],
+            **({"classes": class_names(self.classes)} if class_names(self.classes) else {}),  # labels not 0..C-1
             **({"source": self.source} if self.source else {}),
         }
 
