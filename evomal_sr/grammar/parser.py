@@ -19,7 +19,7 @@ import math
 
 from evomal_sr.errors import ExpressionError
 from evomal_sr.grammar.nodes import Node
-from evomal_sr.grammar.operators import INFIX, JULIA_ALIASES, OPERATORS, VARIABLES
+from evomal_sr.grammar.operators import INFIX, JULIA_ALIASES, OPERATOR_SETS, OPERATORS, VARIABLES
 
 #: Longest text accepted by :func:`parse_tree`.
 MAX_TEXT_LENGTH = 200_000
@@ -134,8 +134,7 @@ class _Walker:
         name = JULIA_ALIASES.get(node.func.id, node.func.id)
         op = OPERATORS.get(name)
         if op is None or op.infix is not None:
-            known = ", ".join(sorted(n for n, o in OPERATORS.items() if o.infix is None))
-            raise ExpressionError(f"unknown operator {node.func.id!r}; known operators: {known}")
+            raise ExpressionError(f"unknown operator {node.func.id!r}; {_known_operators()}")
         bad = node.keywords + [a for a in node.args if isinstance(a, ast.Starred)]
         if bad:
             raise ExpressionError(
@@ -148,3 +147,22 @@ class _Walker:
                 f"got {len(node.args)} in {_describe(node, self.text)}"
             )
         return Node.apply(name, tuple(self.visit(a, depth + 1) for a in node.args))
+
+
+def _known_operators() -> str:
+    """The function-form operators, by operator set: the default (paper) grammar's, then what each set adds.
+
+    Examples
+    --------
+    >>> _known_operators()  # doctest: +ELLIPSIS
+    'the default (paper) grammar has abs, aq, log, ...; the extended set adds exp; the robust set adds huber, pow'
+    """
+    parts, seen = [], set()
+    for name, groups in OPERATOR_SETS.items():
+        names = sorted(n for n, op in OPERATORS.items() if op.infix is None and op.searchable
+                       and op.group in groups and n not in seen)
+        seen.update(names)
+        if names:
+            what = "the default (paper) grammar has" if not parts else f"the {name} set adds"
+            parts.append(f"{what} {', '.join(names)}")
+    return "; ".join(parts)
