@@ -157,7 +157,8 @@ def _known_operators() -> str:
     >>> _known_operators()  # doctest: +ELLIPSIS
     'the default (paper) grammar has abs, aq, log, ...; the extended set adds exp; the robust set adds huber, pow'
     """
-    parts, seen = [], set()
+    parts: list[str] = []
+    seen: set[str] = set()
     for name, groups in OPERATOR_SETS.items():
         names = sorted(n for n, op in OPERATORS.items() if op.infix is None and op.searchable
                        and op.group in groups and n not in seen)
