@@ -49,7 +49,9 @@ def test_same_seeds_same_minibatches_same_numbers(iris):
     assert tested.errors == base.errors and tested.early_errors == base.early_errors
     row = next(r for r in report.rows() if r["method"] == "copy")
     assert row["early_vs_baseline"] == 0.0 and row["early_verdict"] == "within noise"
-    assert "copy" in str(report) and str(report) == report.table()
+    assert "copy" in str(report) and report.table() in str(report)
+    assert str(report).startswith(report.protocol()) and str(report).endswith(report.comparison())
+    assert "copy vs the best known loss (cross-entropy): early-stopped error rate +0.0000" in report.comparison()
 
 
 def test_tuning_never_looks_at_test_rows(iris):

@@ -44,6 +44,16 @@ def _bar(total: int, desc: str, unit: str, verbose: int, stream=None):
                 dynamic_ncols=True)
 
 
+def _log(logger: logging.Logger, bar, message: str, *args) -> None:
+    """``logger.info`` with console handlers going through ``tqdm.write``, so that the line and the bar do not mix."""
+    if not logger.isEnabledFor(logging.INFO):
+        return
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
+    with logging_redirect_tqdm(loggers=[logging.root], tqdm_class=type(bar)):  # the handlers basicConfig adds
+        logger.info(message, *args)
+
+
 class GenerationProgress:
     """A search's progress: called with each :class:`~evomal_sr.engines.base.GenerationRecord`.
 
@@ -88,19 +98,19 @@ class GenerationProgress:
         self.bar.update(max(0, self.done - self.bar.n))
         elapsed = time.perf_counter() - self.start
         eta = elapsed / (self.done - self.first) * max(0, self.total - self.done)
-        SEARCH_LOG.info("generation %d/%d  best so far %.4f  evaluated %d  cache hits %d  rejected %d  "
-                        "elapsed %.1f s  ETA %.1f s", self.done, self.total, self.best, record.evaluations, hits,
-                        record.rejected, elapsed, eta)
+        _log(SEARCH_LOG, self.bar, "generation %d/%d  best so far %.4f  evaluated %d  cache hits %d  rejected %d  "
+             "elapsed %.1f s  ETA %.1f s", self.done, self.total, self.best, record.evaluations, hits,
+             record.rejected, elapsed, eta)
 
     def close(self) -> None:
         self.bar.close()
 
 
 class StepProgress:
-    """A meta-test's progress over its training steps (selection run, then final run).
+    """Progress over training steps split into equal ``phases`` (a meta-test's selection run, then final run).
 
-    ``update(n)`` is the ``progress`` callback of the training loop; a log line
-    marks the end of each run.
+    ``update(n)`` is the ``progress`` callback of the training loop; a log
+    record marks the end of each phase.
 
     Examples
     --------
@@ -111,14 +121,17 @@ class StepProgress:
     >>> progress.close()
     """
 
-    def __init__(self, total: int, *, verbose: int = 1, stream=None):
+    def __init__(self, total: int, *, verbose: int = 1, desc: str = "meta-test",
+                 phases: tuple[str, ...] = ("selection run", "final run"), stream=None):
         self.total, self.verbose, self.done = total, check_verbose(verbose), 0
-        self.bar = _bar(total, "meta-test", "step", self.verbose, stream)
+        self.desc, self.phases = desc, phases
+        self.bar = _bar(total, desc, "step", self.verbose, stream)
         self.start = time.perf_counter()
 
     @property
     def phase(self) -> str:
-        return "selection run" if self.done < self.total // 2 else "final run"
+        size = max(1, self.total // len(self.phases))
+        return self.phases[min(self.done // size, len(self.phases) - 1)]
 
     def update(self, n: int = 1) -> None:
         before = self.phase
@@ -126,9 +139,9 @@ class StepProgress:
         if not self.verbose:
             return
         self.bar.update(n)
-        if before != self.phase or self.done >= self.total:
-            METATEST_LOG.info("meta-test: %s done (%d steps), %.1f s", before, self.total // 2,
-                              time.perf_counter() - self.start)
+        if before != self.phase or self.done == self.total:
+            _log(METATEST_LOG, self.bar, "%s: %s done (%d/%d steps), %.1f s", self.desc, before,
+                 min(self.done, self.total), self.total, time.perf_counter() - self.start)
 
     def close(self) -> None:
         self.bar.close()

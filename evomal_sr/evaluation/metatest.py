@@ -35,6 +35,7 @@ import torch
 
 from evomal_sr.core.devices import resolve_device
 from evomal_sr.core.presets import Preset, resolve_preset
+from evomal_sr.core.progress import StepProgress, check_verbose
 from evomal_sr.core.threads import auto_threads, torch_threads
 from evomal_sr.core.validation import check_positive_int, check_seed, is_index
 from evomal_sr.errors import ConfigError
@@ -87,7 +88,8 @@ def meta_test(loss, task, *, seeds: int | Sequence[int] = 5, steps: int | None =
               baseline: bool = True, tune_lr: bool = False, lr_grid: Sequence[float] | None = None,
               eval_every: int | None = None, device: str = "cpu", lr: float | None = None,
               batch_size: int | None = None, preset: str | Preset = "quick", seed: int = 0, method: str | None = None,
-              curve_points: int = CURVE_POINTS, progress: Callable[[int], None] | None = None) -> MetaTestReport:
+              curve_points: int = CURVE_POINTS, progress: Callable[[int], None] | None = None,
+              verbose: int = 1) -> MetaTestReport:
     """Train fresh models with ``loss`` (frozen) and with known losses; compare test errors fairly.
 
     Parameters
@@ -116,6 +118,10 @@ def meta_test(loss, task, *, seeds: int | Sequence[int] = 5, steps: int | None =
         defaults come from; the first seed; the tested loss's name in the report.
     progress : callable, optional
         Called with the number of training steps just done (``tqdm.update``).
+    verbose : int
+        1 (default): a progress bar over the ``2 * steps`` steps on stderr
+        (``tqdm.auto``) and a log record per run (logger ``evomal_sr.evaluation``,
+        level INFO); 0: nothing. See :mod:`evomal_sr.core.progress`.
 
     Returns
     -------
@@ -125,7 +131,7 @@ def meta_test(loss, task, *, seeds: int | Sequence[int] = 5, steps: int | None =
     --------
     >>> import evomal_sr as es
     >>> task = es.Task.builtin("iris", seed=0, model="linear")
-    >>> report = meta_test(es.LearnedLoss("-(y * log(fx))"), task, seeds=2, steps=20)
+    >>> report = meta_test(es.LearnedLoss("-(y * log(fx))"), task, seeds=2, steps=20, verbose=0)
     >>> [row.method for row in report.methods]
     ['learned', 'cross-entropy']
     >>> len(report["learned"].early_errors)
@@ -141,17 +147,18 @@ def meta_test(loss, task, *, seeds: int | Sequence[int] = 5, steps: int | None =
     if every > steps:
         raise ConfigError(f"eval_every ({every}) must not exceed steps ({steps}): nothing would be evaluated")
     seed_list = _seed_list(seeds, seed)
+    verbose = check_verbose(verbose)
     methods = resolve_methods(loss, task.kind, method=method, baselines=baselines if baseline else ())
     dev = resolve_device(device)
     task = task.to(dev)
     modules = [_frozen_copy(m.module, dev) for m in methods]
     tick = time.perf_counter()
-    with torch_threads(auto_threads("auto", task.make_model(seed=0), dev)):  # one thread for small models
-        chosen = _select(task, modules, grid, seed_list, steps=steps, every=every, batch_size=batch_size,
-                         progress=progress)
-        copies = [CopySpec(i, chosen.lr[i], s) for i in range(len(methods)) for s in seed_list]
-        final = train_copies(task, modules, copies, task.train_and_val(), (task.X_test, task.y_test), steps=steps,
-                             every=every, batch_size=batch_size, progress=progress)
+    bar = StepProgress(2 * steps, verbose=verbose)
+    try:
+        chosen, final = _train(task, modules, grid, seed_list, steps=steps, every=every, batch_size=batch_size,
+                               progress=_both(bar.update, progress))
+    finally:
+        bar.close()
     seconds = time.perf_counter() - tick
     per_seed = len(seed_list)  # the final run holds each method's seeds contiguously, in seed order
     rows = [_method_result(m, i, seed_list, chosen, final, list(range(i * per_seed, (i + 1) * per_seed)), grid,
@@ -159,6 +166,27 @@ def meta_test(loss, task, *, seeds: int | Sequence[int] = 5, steps: int | None =
     return MetaTestReport(task=task.describe(), metric="error rate" if task.kind == "classification" else "MSE",
                           steps=steps, lr=lr, batch_size=batch_size, device=str(dev), methods=rows, tune_lr=tune_lr,
                           eval_every=every, seconds=seconds)
+
+
+def _train(task, modules, grid, seed_list, *, steps, every, batch_size, progress):
+    """The selection run, then the final run at each method's chosen lr."""
+    with torch_threads(auto_threads("auto", task.make_model(seed=0), task.device)):  # one thread for small models
+        chosen = _select(task, modules, grid, seed_list, steps=steps, every=every, batch_size=batch_size,
+                         progress=progress)
+        copies = [CopySpec(i, chosen.lr[i], s) for i in range(len(modules)) for s in seed_list]
+        final = train_copies(task, modules, copies, task.train_and_val(), (task.X_test, task.y_test), steps=steps,
+                             every=every, batch_size=batch_size, progress=progress)
+    return chosen, final
+
+
+def _both(first: Callable[[int], None], second: Callable[[int], None] | None) -> Callable[[int], None]:
+    if second is None:
+        return first
+
+    def call(n: int) -> None:
+        first(n)
+        second(n)
+    return call
 
 
 @dataclass
@@ -201,7 +229,7 @@ def _method_result(method: Method, i: int, seeds, chosen: _Selection, final, row
         seconds=seconds, lr=chosen.lr[i], early_errors=early, stop_steps=[chosen.stops[i, s] for s in seeds],
         lr_grid=list(grid), lr_scores=chosen.scores[i], curve_steps=list(final.curve_steps),
         val_curves=[chosen.val_curves[i, s] for s in seeds], test_curves=test,
-        loss_curves=[final.loss_curves[k] for k in rows], baseline=method.baseline)
+        loss_curves=[final.loss_curves[k] for k in rows], baseline=method.baseline, known=method.known)
 
 
 def _frozen_copy(module: torch.nn.Module, device: torch.device) -> torch.nn.Module:

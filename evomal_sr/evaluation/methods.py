@@ -62,11 +62,16 @@ def resolve_loss(loss, task_kind: str) -> torch.nn.Module:
 
 @dataclass(frozen=True)
 class Method:
-    """One row of a meta-test: its name, its loss module, whether it is the standard-loss baseline."""
+    """One row of a meta-test: its name, its loss module, whether it is the standard-loss baseline or known.
+
+    ``known`` marks every row that came from ``baselines`` (the zoo, the
+    standard loss, saved or passed loss modules), as against the losses tested.
+    """
 
     name: str
     module: torch.nn.Module
     baseline: bool = False
+    known: bool = False
 
 
 def _method_name(module: torch.nn.Module) -> str:
@@ -83,18 +88,18 @@ def _baseline_methods(baselines, kind: str) -> list[Method]:
     out: list[Method] = []
     for item in baselines:
         if isinstance(item, Mapping):
-            out += [Method(str(k), resolve_loss(v, kind)) for k, v in item.items()]
+            out += [Method(str(k), resolve_loss(v, kind), known=True) for k, v in item.items()]
         elif item == "standard":
-            out.append(Method(standard, known_loss(standard, kind), True))
+            out.append(Method(standard, known_loss(standard, kind), True, known=True))
         elif item == "zoo":
-            out += [Method(name, known_loss(name, kind), name == standard) for name in KNOWN_LOSSES[kind]]
+            out += [Method(name, known_loss(name, kind), name == standard, known=True) for name in KNOWN_LOSSES[kind]]
         elif isinstance(item, str) and item in KNOWN_LOSSES[kind]:
-            out.append(Method(item, known_loss(item, kind), item == standard))
+            out.append(Method(item, known_loss(item, kind), item == standard, known=True))
         elif isinstance(item, str) and not Path(item).exists():
             known_loss(item, kind)  # raises the ConfigError listing the valid names
         else:
             module = resolve_loss(item, kind)
-            out.append(Method(_method_name(module), module))
+            out.append(Method(_method_name(module), module, known=True))
     return out
 
 
@@ -136,5 +141,5 @@ def resolve_methods(loss, kind: str, *, method: str | None = None, baselines=("s
     for row in rows:
         counts[row.name] = counts.get(row.name, 0) + 1
         name = row.name if counts[row.name] == 1 else f"{row.name} #{counts[row.name]}"
-        unique.append(Method(name, row.module, row.baseline))
+        unique.append(Method(name, row.module, row.baseline, row.known))
     return unique

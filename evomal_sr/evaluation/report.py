@@ -10,7 +10,9 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from evomal_sr.core.fileio import atomic_write_json, atomic_write_text, check_header, read_json
+from evomal_sr.core.tables import html_table
 from evomal_sr.errors import LossFileError
+from evomal_sr.losses.zoo import KNOWN_LOSSES
 
 #: The ``format`` field of a saved report.
 REPORT_FORMAT = "evomal-sr/meta-test-report"
@@ -93,6 +95,8 @@ class MethodResult:
         This method's share of the wall time.
     baseline : bool
         Whether this row is the task's standard loss.
+    known : bool
+        Whether this row is a known loss (one of ``baselines``), not a tested one.
     """
 
     method: str
@@ -112,6 +116,7 @@ class MethodResult:
     test_curves: list[list[float]] = field(default_factory=list)
     loss_curves: list[list[float]] = field(default_factory=list)
     baseline: bool = False
+    known: bool = False
 
     @property
     def mean(self) -> float:
@@ -147,6 +152,9 @@ class MethodResult:
             for key in ("val_curves", "test_curves", "loss_curves"):
                 values[key] = [[_float(v) for v in row] for row in values.get(key, [])]
             values["lr"] = _float(values.get("lr"))
+            if "known" not in values:  # a report saved before the field: the zoo's names and the standard loss
+                zoo = {name for names in KNOWN_LOSSES.values() for name in names}
+                values["known"] = bool(values.get("baseline")) or str(values["method"]).split(" #")[0] in zoo
             return cls(**values)
         except (KeyError, TypeError, ValueError) as exc:
             raise LossFileError(f"malformed meta-test record: {exc}") from None
@@ -154,7 +162,11 @@ class MethodResult:
 
 @dataclass
 class MetaTestReport:
-    """The outcome of :func:`~evomal_sr.evaluation.metatest.meta_test`; ``print(report)`` shows its table.
+    """The outcome of :func:`~evomal_sr.evaluation.metatest.meta_test`.
+
+    ``print(report)`` shows the protocol (seeds x steps, learning rates, early
+    stopping), the table (:meth:`table`) and the tested loss against the best
+    known loss (:meth:`comparison`); in a notebook the report is an HTML table.
 
     Examples
     --------
@@ -162,6 +174,10 @@ class MetaTestReport:
     >>> report = MetaTestReport({"name": "toy"}, "MSE", 10, 0.01, 8, "cpu", [row])
     >>> round(report["learned"].mean, 3), round(report["learned"].std, 3)
     (0.3, 0.141)
+    >>> print(report.protocol())
+    Meta-test on toy: 2 seeds x 10 SGD steps, batch 8, cpu; test MSE.
+    Learning rate: 0.01 for every method (not tuned).
+    Early stopping: none recorded; the final models train on train + validation rows and are tested at the last step.
     """
 
     task: dict
@@ -182,7 +198,7 @@ class MetaTestReport:
         raise KeyError(f"no method {method!r} in this report; it has {[r.method for r in self.methods]}")
 
     def __str__(self) -> str:
-        return self.table()
+        return "\n\n".join(part for part in (self.protocol(), self.table(), self.comparison()) if part)
 
     @property
     def baseline(self) -> MethodResult | None:
@@ -190,9 +206,46 @@ class MetaTestReport:
         return next((r for r in self.methods if r.baseline), None)
 
     def best(self) -> MethodResult:
-        """The tested (non-baseline) method with the lowest mean early-stopped test error."""
-        tested = [r for r in self.methods if not r.baseline] or self.methods
+        """The tested (not known) method with the lowest mean early-stopped test error."""
+        tested = [r for r in self.methods if not (r.known or r.baseline)] or self.methods
         return min(tested, key=lambda r: (_primary(r), r.method))
+
+    def best_known(self) -> MethodResult | None:
+        """The known loss (of ``baselines``) with the lowest mean early-stopped test error, if any was trained."""
+        known = [r for r in self.methods if r.known or r.baseline]
+        return min(known, key=lambda r: (_primary(r), r.method)) if known else None
+
+    def protocol(self) -> str:
+        """How the methods were trained and compared, in three lines: seeds x steps, lr, early stopping."""
+        task = self.task.get("name", "task") + (f" ({self.task['model']} model)" if self.task.get("model") else "")
+        seeds = len(self.methods[0].seeds) if self.methods else 0
+        grid = self.methods[0].lr_grid if self.methods else []
+        lr = (f"tuned per method on the validation rows from {', '.join(f'{v:g}' for v in grid)}"
+              if self.tune_lr else f"{self.lr:g} for every method (not tuned)")
+        every = "at every step" if self.eval_every == 1 else f"every {self.eval_every} steps"
+        stop = (f"the step with the lowest validation error (checked {every}) of a run on "
+                "the training rows; the final models train on train + validation rows and are tested at that "
+                "step (early-stopped) and at the last (final)" if self.eval_every else
+                "none recorded; the final models train on train + validation rows and are tested at the last step")
+        return (f"Meta-test on {task}: {seeds} seed{'s' * (seeds != 1)} x {self.steps} SGD steps, batch "
+                f"{self.batch_size}, {self.device}; test {self.metric}.\nLearning rate: {lr}.\n"
+                f"Early stopping: {stop}.")
+
+    def comparison(self) -> str:
+        """The best tested loss against the best known loss, paired over seeds, and the verdict ("" without both).
+
+        The verdict follows :func:`paired_difference`: ``better`` or ``worse``
+        beyond two paired standard errors of zero, else ``within noise``.
+        """
+        tested, known = self.best(), self.best_known()
+        if known is None or tested is known or tested.known or tested.baseline:
+            return ""
+        early = bool(tested.early_errors and known.early_errors)
+        mean, se, verdict = paired_difference(*((tested.early_errors, known.early_errors) if early else
+                                                (tested.errors, known.errors)))
+        what = f"{'early-stopped' if early else 'final'} {self.metric}"
+        return (f"{tested.method} vs the best known loss ({known.method}): {what} {_delta(mean, se)}, paired over "
+                f"{len(tested.seeds)} seeds: {verdict} (a verdict needs two standard errors).")
 
     def rows(self) -> list[dict]:
         """One summary per method, sorted by early-stopped test error, with paired differences vs the baseline."""
@@ -226,6 +279,15 @@ class MetaTestReport:
                          f"{_cell(r['mean'], r['std']):>24} {delta:>22} {r['early_verdict']:>13} {seeds:>9}")
         return "\n".join(lines)
 
+    def _repr_html_(self) -> str:
+        """The protocol, the table and the comparison as HTML, for notebooks."""
+        head = ["method", "lr", f"early-stopped {self.metric}", f"final {self.metric}", "early vs base (±se)",
+                "verdict", "seeds"]
+        body = [[r["method"], f"{r['lr']:.3g}", _cell(r["early_mean"], r["early_std"]), _cell(r["mean"], r["std"]),
+                 _delta(r["early_vs_baseline"], r["early_vs_baseline_se"]), r["early_verdict"],
+                 f"{r['seeds']}" + (f" ({r['diverged']} div.)" if r["diverged"] else "")] for r in self.rows()]
+        return html_table(head, body, before=self.protocol().splitlines(), after=[self.comparison()])
+
     def to_markdown(self) -> str:
         """A short report for people: settings, the table, the plot (``curves.png``)."""
         tuned = "tuned per method on validation" if self.tune_lr else "the same for every method"
@@ -242,6 +304,8 @@ class MetaTestReport:
             lines.append(f"| {r['method']} | {r['lr']:.3g} | {_cell(r['early_mean'], r['early_std'])} | "
                          f"{_cell(r['mean'], r['std'])} | {_delta(r['early_vs_baseline'], r['early_vs_baseline_se'])}"
                          f" | {r['early_verdict']} | {r['seeds']} |")
+        if self.comparison():
+            lines += ["", self.comparison()]
         lines += ["", "![validation curves](curves.png)", ""]
         return "\n".join(lines)
 

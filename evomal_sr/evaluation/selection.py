@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from evomal_sr.core.progress import StepProgress
 from evomal_sr.core.seeding import derive_seed
 from evomal_sr.errors import ConfigError
 from evomal_sr.evaluation.metatest import meta_test
@@ -146,7 +147,7 @@ def fold_tasks(task, folds: int, seed: int) -> list:
 
 def select_final(front, task, *, shortlist: int = 3, folds: int = 3, steps: int = 600, margin: float = 1.0,
                  seed: int = 0, preset="quick", device: str = "cpu",
-                 progress: Callable[[int], None] | None = None) -> SelectionResult:
+                 progress: Callable[[int], None] | None = None, verbose: int = 1) -> SelectionResult:
     """Re-score the front's best ``shortlist`` losses and the zoo on folds; return the winner.
 
     Parameters
@@ -163,6 +164,10 @@ def select_final(front, task, *, shortlist: int = 3, folds: int = 3, steps: int 
     seed : int
     preset, device
         Where the meta-test takes its lr, batch size and device.
+    progress : callable, optional
+        Called with the number of training steps just done.
+    verbose : int
+        1: a progress bar over every fold's steps and a log record per fold; 0: nothing.
 
     Examples
     --------
@@ -170,7 +175,7 @@ def select_final(front, task, *, shortlist: int = 3, folds: int = 3, steps: int 
     >>> from evomal_sr.results.front import FrontEntry, ParetoFront
     >>> task = es.Task.builtin("iris", seed=0, model="linear")
     >>> front = ParetoFront([FrontEntry("-(y * log(fx))", (1.0,) * 4, 0.1, 5)], task_kind="classification")
-    >>> result = select_final(front, task, steps=20)
+    >>> result = select_final(front, task, steps=20, verbose=0)
     >>> result.winner_kind in ("learned", "known")
     True
     """
@@ -180,12 +185,20 @@ def select_final(front, task, *, shortlist: int = 3, folds: int = 3, steps: int 
     fitness = {f"learned #{i + 1}": e.fitness for i, e in enumerate(entries)}
     errors: dict[str, list[float]] = {}
     descriptions: dict[str, str] = {}
-    for k, fold in enumerate(fold_tasks(task, folds, seed)):
-        report = meta_test(learned or None, fold, seeds=[derive_seed(seed, "selection", k) % 2**31], steps=steps,
-                           baselines="zoo", tune_lr=True, preset=preset, device=device, progress=progress)
-        for row in report.methods:
-            errors.setdefault(row.method, []).append(row.early_errors[0])
-            descriptions[row.method] = row.loss
+    tasks = fold_tasks(task, folds, seed)
+    bar = StepProgress(2 * steps * folds, verbose=verbose, desc="final selection",
+                       phases=tuple(f"fold {k + 1}/{folds}" for k in range(folds)))
+    advance = bar.update if progress is None else lambda n: (bar.update(n), progress(n))
+    try:
+        for k, fold in enumerate(tasks):
+            report = meta_test(learned or None, fold, seeds=[derive_seed(seed, "selection", k) % 2**31],
+                               steps=steps, baselines="zoo", tune_lr=True, preset=preset, device=device,
+                               progress=advance, verbose=0)
+            for row in report.methods:
+                errors.setdefault(row.method, []).append(row.early_errors[0])
+                descriptions[row.method] = row.loss
+    finally:
+        bar.close()
     rows = [SelectionRow(name, LEARNED if name in learned else KNOWN, descriptions[name], errs, fitness.get(name))
             for name, errs in errors.items()]
     return _decide(rows, learned, task.kind, margin, folds=folds, steps=steps, seconds=time.perf_counter() - tick)

@@ -11,12 +11,20 @@ the plugin's name and a list of candidate texts in, a list of
 :class:`~evomal_sr.scoring.evaluator.FitnessResult` out. A chunk lost with its worker is
 rescheduled by Dask; since a result depends only on the expression, the task,
 the settings and the seed, the answer is the same.
+
+Ctrl-C: the worker processes of a LocalCluster started here share the
+terminal's process group, so a Ctrl-C reaches them too. They ignore SIGINT
+(inherited at spawn, and set again by the plugin on a replacement worker); the
+driver alone gets the ``KeyboardInterrupt`` and shuts them down on its way out.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import signal
+import threading
 import uuid
 from dataclasses import dataclass
 
@@ -63,14 +71,20 @@ class EvaluatorPlugin(WorkerPlugin):
     spec : ScorerSpec
     torch_threads : int, optional
         ``torch.set_num_threads`` on the worker; ``None`` keeps the worker's setting.
+    ignore_sigint : bool
+        Make the worker process ignore SIGINT (only on a cluster this process
+        started: its Ctrl-C is the driver's to handle).
     """
 
-    def __init__(self, spec: ScorerSpec, torch_threads: int | None = None):
+    def __init__(self, spec: ScorerSpec, torch_threads: int | None = None, ignore_sigint: bool = False):
         self.spec = spec
         self.torch_threads = torch_threads
+        self.ignore_sigint = ignore_sigint
         self.evaluator = None
 
     def setup(self, worker) -> None:
+        if self.ignore_sigint and threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, signal.SIG_IGN)  # a replacement worker, spawned after start-up
         if self.torch_threads:
             import torch
 
@@ -84,6 +98,30 @@ def score_chunk(plugin_name: str, expressions: list[str]) -> list:
     if plugin is None or plugin.evaluator is None:
         raise RuntimeError(f"this worker has no evaluator {plugin_name!r}; was the plugin registered?")
     return plugin.evaluator.score_unique(expressions)
+
+
+@contextlib.contextmanager
+def sigint_ignored_by_children():
+    """Ignore SIGINT while worker processes are spawned, so that they inherit it ignored.
+
+    An ignored signal stays ignored across ``exec``, and Python keeps it so; the
+    driver's own handler is back when the block ends. Off the main thread
+    (where signals cannot be set) this does nothing.
+
+    Examples
+    --------
+    >>> with sigint_ignored_by_children():
+    ...     signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    True
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _version_probe():
@@ -143,9 +181,10 @@ class DaskExecutor:
     kind = "dask"
 
     def __init__(self, client, *, torch_threads: int | None = None, default_chunk_size: int = DEFAULT_CHUNK_SIZE,
-                 owned=()):
+                 owned=(), ignore_sigint: bool = False):
         self.client = client
         self.torch_threads = torch_threads
+        self.ignore_sigint = ignore_sigint  # workers of a LocalCluster started here
         self.default_chunk_size = default_chunk_size
         self._owned = tuple(owned)  # what close() shuts down: the client and cluster made here
         self._plugins: dict[int, tuple[object, str]] = {}
@@ -163,7 +202,8 @@ class DaskExecutor:
         # back at once); the evaluator's many short-lived tensors then cost page faults and a
         # visible share of a search's wall time (benchmarks/PERFORMANCE.md has the figures).
         # Unset, glibc keeps its default, as in a plain process.
-        with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}):
+        with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}), \
+                sigint_ignored_by_children():  # Ctrl-C stops the driver, which closes the workers
             cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
                                    dashboard_address=":0", silence_logs=logging.ERROR,
                                    env={"OMP_WAIT_POLICY": "PASSIVE"})
@@ -172,7 +212,7 @@ class DaskExecutor:
         except BaseException:
             cluster.close()
             raise
-        return cls(client, torch_threads=threads, owned=(client, cluster), **options)
+        return cls(client, torch_threads=threads, owned=(client, cluster), ignore_sigint=True, **options)
 
     @classmethod
     def connect(cls, address: str, *, timeout: float, **options) -> DaskExecutor:
@@ -193,10 +233,18 @@ class DaskExecutor:
 
     def score_chunks(self, evaluator, chunks: list[list[str]]) -> list[list]:
         """One list of results per chunk, in order; the chunks run in parallel on the workers."""
-        from distributed import KilledWorker
+        from distributed import KilledWorker, wait
 
         name = self._plugin_for(evaluator)
         futures = [self.client.submit(score_chunk, name, list(chunk), pure=False) for chunk in chunks]
+        try:
+            # wait first, then gather what is ready: a Ctrl-C during a gather orphans its waiting tasks, and
+            # closing the client then logs "Task exception was never retrieved" tracebacks
+            wait(futures)
+        except KeyboardInterrupt:
+            with contextlib.suppress(Exception):  # a passed client's workers stop this generation's chunks
+                self.client.cancel(futures)
+            raise
         try:
             scored = self.client.gather(futures)
         except KilledWorker as exc:
@@ -213,7 +261,7 @@ class DaskExecutor:
         if known is not None and known[0] is evaluator:
             return known[1]
         name = f"evomal-sr-evaluator-{uuid.uuid4().hex}"
-        plugin = EvaluatorPlugin(ScorerSpec.from_evaluator(evaluator), self.torch_threads)
+        plugin = EvaluatorPlugin(ScorerSpec.from_evaluator(evaluator), self.torch_threads, self.ignore_sigint)
         register = getattr(self.client, "register_plugin", None) or self.client.register_worker_plugin  # < 2023.9
         register(plugin, name=name)
         self._plugins[id(evaluator)] = (evaluator, name)

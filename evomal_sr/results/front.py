@@ -28,6 +28,7 @@ from evomal_sr.core.fileio import (
     read_json,
 )
 from evomal_sr.core.kinds import check_task_kind
+from evomal_sr.core.tables import html_table
 from evomal_sr.errors import ConfigError, LossFileError
 from evomal_sr.grammar.expression import Expression
 from evomal_sr.losses.symbolic import LearnedLoss, check_scale
@@ -354,6 +355,19 @@ class ParetoFront:
             pick = ",".join(picks.get(i, [])) or "-"
             lines.append(f"{i:>3}  {e.complexity:>10}  {e.fitness:>10.4f}  {score:>7.4f}  {pick:<13}  {e.equation()}")
         return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        """The :meth:`table` as HTML, for notebooks (as PySR shows its equations)."""
+        picks: dict[int, list[str]] = {}
+        if self.entries:
+            for rule in ("accuracy", "best"):
+                picks.setdefault(self.select_index(rule), []).append(rule)
+        body = [[i, e.complexity, f"{e.fitness:.4f}", f"{score:.4f}", ",".join(picks.get(i, [])) or "-", e.equation()]
+                for i, (e, score) in enumerate(zip(self.entries, self.scores()))]
+        note = f"Pareto front of {len(self)} {self.task_kind} loss{'es' * (len(self) != 1)}"
+        if self.partial:
+            note += f" (partial: the run stopped after generation {self.partial.get('generation')})"
+        return html_table(["#", "complexity", "val. error", "score", "pick", "equation"], body, before=[note + "."])
 
 
 def load_front(path) -> ParetoFront:

@@ -246,6 +246,7 @@ class LossSearch(BaseEstimator):
         with open_executor(self.executor) as executor:  # a cluster started here is closed on the way out
             # the executor is an argument of the engine's evaluate calls; evaluator_ itself scores in-process
             result = engine_cls().run(dataclasses.replace(ctx, evaluator=evaluator.on(executor)))
+        progress.close()  # the generations are done; the final selection has its own bar
         self.settings_ = settings
         self.evaluator_ = evaluator
         self.hall_of_fame_ = result.hall_of_fame
@@ -270,7 +271,8 @@ class LossSearch(BaseEstimator):
 
         return select_final(self.pareto_front_, task, shortlist=settings.selection_shortlist,
                             folds=settings.selection_folds, steps=settings.selection_steps,
-                            margin=settings.selection_margin, seed=self.seed, preset=settings, device=self.device)
+                            margin=settings.selection_margin, seed=self.seed, preset=settings, device=self.device,
+                            verbose=self.verbose)
 
     def __getstate__(self) -> dict:
         """The pickled state: ``evaluator_`` becomes a recipe that rebuilds it on first use."""
