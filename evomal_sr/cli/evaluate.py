@@ -102,10 +102,12 @@ def evaluate(source, index, dataset, model, label_noise, seeds, steps, seed, pre
     bar = meta_test_progress(total=2 * n_steps, quiet=quiet)
     try:
         report = meta_test(loss, task, seeds=seeds, seed=seed, steps=n_steps, preset=settings, device=device,
-                           progress=bar.update, **options)
+                           progress=bar.update, verbose=0, **options)
     finally:
         bar.close()
     click.echo(report.table())
+    if not quiet and report.comparison():
+        click.echo(f"\n{report.comparison()}")
     if out is not None:
         folder = Path(out)
         report.to_csv(folder / OUT_FILES["csv"])

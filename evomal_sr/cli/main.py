@@ -232,6 +232,7 @@ def search(dataset, csv_path, npz_path, target, features, drop, kind, model, lab
                             local_search=not no_local_search, out_dir=out_dir, resume=resume, force=force,
                             executor=executor, chunk_size=chunk_size, cuda_graph=cuda_graph,
                             engine_options={"deterministic": deterministic, "threads": threads}, on_generation=progress,
+                            verbose=0,
                             **overrides).fit(task)
     except KeyboardInterrupt:
         report_interrupted(progress, out_dir)
