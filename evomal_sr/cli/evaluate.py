@@ -80,6 +80,7 @@ def evaluate(source, index, dataset, model, label_noise, seeds, steps, seed, pre
     import torch
 
     from evomal_sr.evaluation.metatest import count_parameters, describe_loss, meta_test, resolve_loss
+    from evomal_sr.evaluation.methods import resolve_methods
 
     if threads is not None:
         torch.set_num_threads(threads)
@@ -92,6 +93,7 @@ def evaluate(source, index, dataset, model, label_noise, seeds, steps, seed, pre
                "lr_grid": _lr_grid(lr_grid, tune_lr)}
     if eval_every is not None and eval_every > n_steps:
         raise ConfigError(f"--eval-every ({eval_every}) must not exceed --steps ({n_steps})")
+    resolve_methods(loss, task.kind, baselines=options["baselines"])  # an unknown baseline: refused before the header
     if not quiet:
         click.echo(f"loss:  {describe_loss(loss)} ({count_parameters(loss)} parameters)")
         click.echo(f"task:  {task!r}")

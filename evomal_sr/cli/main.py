@@ -13,10 +13,12 @@ import time
 import click
 
 from evomal_sr._version import __version__
+from evomal_sr.cli.messages import class_names_line, cli_words, os_error_text
 from evomal_sr.cli.progress import (
     SearchProgress,
     report_interrupted,
 )
+from evomal_sr.cli.runfolder import resume_or_restart, write_failure_message
 from evomal_sr.core.validation import check_chunk_size
 from evomal_sr.errors import ConfigError, EvomalError, LossFileError
 
@@ -34,10 +36,10 @@ class _Group(click.Group):
             click.echo(f"Error: {exc.format_message()}", err=True)
             sys.exit(exc.exit_code)
         except EvomalError as exc:
-            click.echo(f"Error: {exc}", err=True)
+            click.echo(f"Error: {cli_words(str(exc))}", err=True)
             sys.exit(2)
         except OSError as exc:  # an unwritable --out or -o, a full disk: the user's to fix, not a traceback
-            click.echo(f"Error: {exc}", err=True)
+            click.echo(f"Error: {os_error_text(exc)}", err=True)
             sys.exit(2)
         if not standalone_mode:
             return result
@@ -225,6 +227,8 @@ def search(dataset, csv_path, npz_path, target, features, drop, kind, model, lab
 
     task = _load_task(dataset, csv_path, target, kind, model, label_noise, seed, npz_path, features, drop)
     out_dir = out_dir or f"runs/{task.name}"
+    if resume and not force:  # a run killed before its first checkpoint starts again from the beginning
+        resume, force = resume_or_restart(out_dir)
     progress = SearchProgress(settings.generations, quiet=quiet)
     tick = time.perf_counter()
     try:
@@ -236,6 +240,10 @@ def search(dataset, csv_path, npz_path, target, features, drop, kind, model, lab
                             **overrides).fit(task)
     except KeyboardInterrupt:
         report_interrupted(progress, out_dir)
+    except OSError as exc:  # a full disk: which file, and whether --resume can continue
+        progress.close()
+        click.echo(f"Error: {write_failure_message(exc, out_dir)}", err=True)
+        sys.exit(2)
     finally:
         progress.close()
     front = fitted.pareto_front_
@@ -279,6 +287,9 @@ def front(run_dir, index):
       evomal-sr front runs/digits --index -1
     """
     loaded = _load_front_noting_partial(run_dir)
+    classes = class_names_line(loaded.config)
+    if classes:
+        click.echo(classes)
     if index is None:
         click.echo(loaded.table())
         return

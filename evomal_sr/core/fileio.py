@@ -49,6 +49,10 @@ def plain_open_mode(path: str | os.PathLike) -> int:
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     """Write ``data`` to ``path`` atomically; returns the path.
 
+    On any failure (a full disk, say) the old file at ``path`` is left as it
+    was and the temporary file is removed; the :class:`OSError` raised names
+    ``path`` (``exc.filename``), not the temporary file.
+
     Examples
     --------
     >>> import tempfile, pathlib
@@ -59,18 +63,30 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     mode = plain_open_mode(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    tmp = None
     try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
+        _write_file(fd, tmp, data)
         os.replace(tmp, path)
+    except OSError as exc:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        # ENOSPC and the like: name the file that could not be written, not the temporary one
+        raise OSError(exc.errno, exc.strerror or str(exc), str(path)) from exc
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def _write_file(fd: int, tmp: str, data: bytes) -> None:
+    """Write ``data`` through ``fd`` (the temporary file ``tmp``), flush it to disk and close it."""
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:

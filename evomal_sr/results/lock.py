@@ -1,7 +1,8 @@
 """A lock file that keeps two searches out of one run folder.
 
-The lock is created with ``O_EXCL`` and records the holder's process id, host
-and process start time. A lock whose holder is gone (a killed run) is stale:
+The lock is created with ``O_EXCL`` and records the holder's process id, host,
+process start time, command line (``argv``) and working folder (``cwd``; these
+two tell whether a killed run was started by the same command). A lock whose holder is gone (a killed run) is stale:
 on the same host a process that no longer exists, or one with the same id but
 a different start time (the id was reused), does not keep the folder locked.
 A lock from another host cannot be checked and is respected; the message says
@@ -13,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import sys
 import time
 from pathlib import Path
 
@@ -76,7 +78,8 @@ class RunLock:
 
     def _me(self) -> dict:
         pid = os.getpid()
-        return {"pid": pid, "host": socket.gethostname(), "start": _process_start(pid), "since": time.time()}
+        return {"pid": pid, "host": socket.gethostname(), "start": _process_start(pid), "since": time.time(),
+                "argv": [str(a) for a in sys.argv], "cwd": os.getcwd()}
 
     def acquire(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -103,6 +106,24 @@ class RunLock:
         if self._holder() == self._token:
             self.path.unlink(missing_ok=True)
         self._token = None
+
+    def stale_holder(self) -> dict | None:
+        """The record of a lock left by a killed run (its holder is gone), or ``None``.
+
+        ``None`` also when there is no lock, its holder is alive (or on another
+        host), or the lock cannot be read.
+        """
+        if not self.path.exists():
+            return None
+        holder = self._holder()
+        return holder if holder is not None and self._is_stale(holder) else None
+
+    def live_holder_message(self) -> str | None:
+        """Why the folder is busy (the message :meth:`acquire` would raise), or ``None`` if it is not."""
+        if not self.path.exists():
+            return None
+        holder = self._holder()
+        return None if self._is_stale(holder) else self._held_message(holder)
 
     def _holder(self) -> dict | None:
         try:

@@ -78,19 +78,51 @@ class RunDir:
         Raises
         ------
         ConfigError
-            In one line naming the way on (``--resume`` or ``--force``).
+            In one line naming the way on (``resume=True`` or ``force=True``;
+            the command line says ``--resume`` or ``--force``).
         """
         if resume and not self.checkpoint.is_file():
-            raise ConfigError(f"nothing to resume in {str(self.path)!r}: it holds no checkpoint.json; "
-                              "start the run without --resume")
+            raise ConfigError(self._nothing_to_resume())
         with self.lock():
             if not resume and self.has_run():
                 if not force:
-                    raise ConfigError(f"{str(self.path)!r} already holds a run; add --resume (resume=True) to "
-                                      "continue it or --force (force=True) to start it over")
+                    raise ConfigError(f"{str(self.path)!r} already holds a run; add resume=True to continue it "
+                                      "or force=True to start it over")
                 self.remove_run_files()
             self.remove_stale_temp_files()  # left by a run killed mid-write
             yield self
+
+    def killed_run(self) -> dict | None:
+        """The lock record (``pid``, ``argv``, ``cwd``, ...) of a run killed while it held this folder, or ``None``.
+
+        Examples
+        --------
+        >>> import tempfile
+        >>> RunDir(tempfile.mkdtemp()).killed_run() is None
+        True
+        """
+        return self.lock().stale_holder()
+
+    def only_first_generation_files(self) -> bool:
+        """Whether the run files here are at most what a run writes just before its first checkpoint.
+
+        A run writes ``history.csv`` and the partial ``pareto.json`` of a
+        generation, then ``checkpoint.json``; a run killed in between leaves the
+        first two without the third.
+        """
+        return {p.name for p in self.run_files()} <= {self.history_csv.name, self.pareto_json.name} and \
+            not self.checkpoint.exists()
+
+    def _nothing_to_resume(self) -> str:
+        busy = self.lock().live_holder_message()
+        if busy is not None:
+            return busy
+        where = f"nothing to resume in {str(self.path)!r}"
+        killed = self.killed_run()
+        if killed is not None:
+            return (f"{where}: its run (process {killed.get('pid')}) was stopped before its first checkpoint, "
+                    "so nothing was lost; start it again without resume=True")
+        return f"{where}: it holds no checkpoint.json; start the run without resume=True"
 
     def lock(self) -> RunLock:
         """A context manager holding the folder's lock (see :class:`~evomal_sr.results.lock.RunLock`)."""
