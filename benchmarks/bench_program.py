@@ -72,11 +72,15 @@ def meta_step(run, weights, y, logits, lr=0.01):
     return values.detach(), meta
 
 
-def timed(fn, repeats):
+def timed(fn, repeats, device="cpu"):
+    """Median seconds of ``fn()`` (the device synchronised around each call on CUDA)."""
+    sync = torch.cuda.synchronize if torch.device(device).type == "cuda" else (lambda: None)
     times = []
     for _ in range(repeats):
+        sync()
         tick = time.perf_counter()
         fn()
+        sync()
         times.append(time.perf_counter() - tick)
     return statistics.median(times)
 
@@ -100,8 +104,8 @@ def compare(K: int, seed: int, repeats: int, device: str):
         row[f"{name}_diff"] = max(float((u - v).abs().max()) for u, v in zip(a, b))
         t_ref, t_prog = [], []
         for _ in range(3):  # alternate, so a change of load hits both
-            t_ref.append(timed(lambda step=step: step(ref, weights, y, logits), repeats))
-            t_prog.append(timed(lambda step=step: step(program, weights, y, logits), repeats))
+            t_ref.append(timed(lambda step=step: step(ref, weights, y, logits), repeats, device))
+            t_prog.append(timed(lambda step=step: step(program, weights, y, logits), repeats, device))
         row[f"{name}_ref_ms"], row[f"{name}_prog_ms"] = min(t_ref) * 1e3, min(t_prog) * 1e3
     return row
 
