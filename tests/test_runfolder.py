@@ -130,7 +130,9 @@ def test_files_follow_the_umask(tmp_path):
         assert export.exit_code == 0, export.stderr
     finally:
         os.umask(old)
-    for path in [*(out / name for name in RUN_FILES), tmp_path / "my_loss.py"]:
+    written = RunDir(out).run_files()  # selection.json only with final_selection="fair"
+    assert {p.name for p in written} >= set(RUN_FILES) - {"selection.json"}
+    for path in [*written, tmp_path / "my_loss.py"]:
         assert oct(path.stat().st_mode & 0o777) == oct(0o644), path
 
 
