@@ -39,8 +39,10 @@ def test_print_shows_the_protocol_first():
     lines = text.splitlines()
     assert lines[0] == "Meta-test on digits (mlp model): 3 seeds x 3000 SGD steps, batch 32, cpu; test error rate."
     assert lines[1] == "Learning rate: tuned per method on the validation rows from 0.003, 0.01, 0.03, 0.1, 0.3."
-    assert lines[2].startswith("Early stopping: the step with the lowest validation error (checked every 60 steps)")
-    assert "method" in lines[4] and "early vs base (±se)" in lines[4]  # the table, its columns unchanged
+    assert lines[2] == "Early stopping: the step of lowest validation error (checked every 60 steps) in a run on the " \
+                       "training rows."
+    assert lines[3].startswith("Final models train on train + validation rows; tested at that step (early-stopped)")
+    assert "method" in lines[5] and "early vs base (±se)" in lines[5]  # the table, its columns unchanged
 
 
 def test_an_untuned_report_names_its_single_lr():

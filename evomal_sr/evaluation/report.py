@@ -177,7 +177,8 @@ class MetaTestReport:
     >>> print(report.protocol())
     Meta-test on toy: 2 seeds x 10 SGD steps, batch 8, cpu; test MSE.
     Learning rate: 0.01 for every method (not tuned).
-    Early stopping: none recorded; the final models train on train + validation rows and are tested at the last step.
+    Early stopping: none recorded.
+    Final models train on train + validation rows; tested at the last step.
     """
 
     task: dict
@@ -216,20 +217,20 @@ class MetaTestReport:
         return min(known, key=lambda r: (_primary(r), r.method)) if known else None
 
     def protocol(self) -> str:
-        """How the methods were trained and compared, in three lines: seeds x steps, lr, early stopping."""
+        """How the methods were trained and compared: seeds x steps, lr, early stopping, final training."""
         task = self.task.get("name", "task") + (f" ({self.task['model']} model)" if self.task.get("model") else "")
         seeds = len(self.methods[0].seeds) if self.methods else 0
         grid = self.methods[0].lr_grid if self.methods else []
         lr = (f"tuned per method on the validation rows from {', '.join(f'{v:g}' for v in grid)}"
               if self.tune_lr else f"{self.lr:g} for every method (not tuned)")
         every = "at every step" if self.eval_every == 1 else f"every {self.eval_every} steps"
-        stop = (f"the step with the lowest validation error (checked {every}) of a run on "
-                "the training rows; the final models train on train + validation rows and are tested at that "
-                "step (early-stopped) and at the last (final)" if self.eval_every else
-                "none recorded; the final models train on train + validation rows and are tested at the last step")
+        stop = (f"Early stopping: the step of lowest validation error (checked {every}) in a run on the training "
+                "rows.\nFinal models train on train + validation rows; tested at that step (early-stopped) and at "
+                "the last (final)." if self.eval_every else
+                "Early stopping: none recorded.\nFinal models train on train + validation rows; tested at the last "
+                "step.")
         return (f"Meta-test on {task}: {seeds} seed{'s' * (seeds != 1)} x {self.steps} SGD steps, batch "
-                f"{self.batch_size}, {self.device}; test {self.metric}.\nLearning rate: {lr}.\n"
-                f"Early stopping: {stop}.")
+                f"{self.batch_size}, {self.device}; test {self.metric}.\nLearning rate: {lr}.\n{stop}")
 
     def comparison(self) -> str:
         """The best tested loss against the best known loss, paired over seeds, and the verdict ("" without both).
