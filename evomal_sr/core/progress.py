@@ -2,16 +2,18 @@
 
 :class:`~evomal_sr.search.estimator.LossSearch` and
 :func:`~evomal_sr.evaluation.metatest.meta_test` show progress unless
-``verbose=0``: a ``tqdm.auto`` bar (a widget in a notebook with ipywidgets, text
-on a terminal or in a log file), written to stderr, and one ``logging`` record
-per generation (logger ``evomal_sr.search``) or per meta-test phase (logger
-``evomal_sr.evaluation``) at level INFO, shown once logging is configured, e.g.
+``verbose=0``: a ``tqdm.auto`` bar on stderr (a widget in a notebook with
+ipywidgets; text on a terminal, in a log file or in a notebook without them),
+and one ``logging`` record per generation (logger ``evomal_sr.search``) or per
+meta-test phase (logger ``evomal_sr.evaluation``) at level INFO, shown once
+logging is configured, e.g.
 ``logging.basicConfig(level=logging.INFO)``. The command line has its own
 progress (:mod:`evomal_sr.cli.progress`) and passes ``verbose=0``.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import math
 import numbers
@@ -38,7 +40,10 @@ def check_verbose(verbose) -> int:
 
 
 def _bar(total: int, desc: str, unit: str, verbose: int, stream=None):
-    from tqdm.auto import tqdm
+    if importlib.util.find_spec("ipywidgets") is None:  # tqdm.auto would warn in a notebook, then fall back to this
+        from tqdm.std import tqdm
+    else:
+        from tqdm.auto import tqdm
 
     return tqdm(total=total, desc=desc, unit=unit, file=stream or sys.stderr, disable=not verbose, leave=True,
                 dynamic_ncols=True)
