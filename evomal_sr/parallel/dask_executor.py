@@ -16,6 +16,8 @@ Ctrl-C: the worker processes of a LocalCluster started here share the
 terminal's process group, so a Ctrl-C reaches them too. They ignore SIGINT
 (inherited at spawn, and set again by the plugin on a replacement worker); the
 driver alone gets the ``KeyboardInterrupt`` and shuts them down on its way out.
+(While the workers start, a few seconds, the driver ignores SIGINT too: an
+ignored signal is the only kind a spawned process inherits.)
 """
 
 from __future__ import annotations
