@@ -202,3 +202,21 @@ def test_ctrl_c_under_two_workers_is_one_clean_message_and_the_workers_stop(tmp_
         time.sleep(0.2)
     else:
         pytest.fail("worker processes outlived the interrupted search")
+
+
+def test_a_resumed_run_s_bar_starts_part_way(caplog):
+    import io
+    from types import SimpleNamespace
+
+    from evomal_sr.core.progress import GenerationProgress
+
+    stream = io.StringIO()
+    progress = GenerationProgress(10, stream=stream)
+    with caplog.at_level(logging.INFO, logger="evomal_sr.search"):
+        for generation in (3, 4):  # the checkpoint held generations 0-2
+            progress(SimpleNamespace(generation=generation, best_fitness=0.5 - generation / 100, evaluations=4,
+                                     exact_hits=1, equivalent_hits=1, rejected=0, totals={}))
+    progress.close()
+    assert "5/10" in stream.getvalue() and "best=0.4600" in stream.getvalue()
+    assert [r.getMessage().split("  ")[:2] for r in caplog.records] == [
+        ["generation 4/10", "best so far 0.4700"], ["generation 5/10", "best so far 0.4600"]]

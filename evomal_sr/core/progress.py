@@ -89,12 +89,13 @@ class GenerationProgress:
     def __init__(self, total: int, *, verbose: int = 1, stream=None):
         self.total, self.verbose = total, check_verbose(verbose)
         self.bar = _bar(total, "generations", "gen", self.verbose, stream)
-        self.start, self.first, self.best, self.done = time.perf_counter(), None, math.inf, 0
+        self.start, self.best, self.done = time.perf_counter(), math.inf, 0
+        self.first: int | None = None  # the first generation seen (a resumed run starts part-way)
 
     def __call__(self, record) -> None:
         self.best = min(self.best, record.best_fitness)
         self.done = record.generation + 1
-        self.first = record.generation if self.first is None else self.first
+        first = self.first = record.generation if self.first is None else self.first
         if not self.verbose:
             return
         hits = record.exact_hits + record.equivalent_hits
@@ -102,7 +103,7 @@ class GenerationProgress:
                              rejected=record.rejected, refresh=False)
         self.bar.update(max(0, self.done - self.bar.n))
         elapsed = time.perf_counter() - self.start
-        eta = elapsed / (self.done - self.first) * max(0, self.total - self.done)
+        eta = elapsed / (self.done - first) * max(0, self.total - self.done)
         _log(SEARCH_LOG, self.bar, "generation %d/%d  best so far %.4f  evaluated %d  cache hits %d  rejected %d  "
              "elapsed %.1f s  ETA %.1f s", self.done, self.total, self.best, record.evaluations, hits,
              record.rejected, elapsed, eta)
