@@ -138,6 +138,7 @@ def test_the_api_keeps_its_own_words():
     assert cli_words("resume=True needs out_dir: the folder") == "--resume needs --out: the folder"
     assert cli_words("label_noise must be in [0, 1)") == "--label-noise must be in [0, 1)"
     assert cli_words("task 'label_noise' must be a number") == "task 'label_noise' must be a number"  # a file's field
+    assert cli_words("no pareto.json in '/tmp/out_dir/x'") == "no pareto.json in '/tmp/out_dir/x'"  # a path
     assert cli_words("give the feature columns (features / --features) or the columns to drop (drop / --drop)") \
         == "give the feature columns (--features) or the columns to drop (--drop)"
 

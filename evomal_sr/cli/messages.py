@@ -11,14 +11,14 @@ import errno
 import re
 
 #: API phrase (a regular expression) -> what the command line calls it. A quoted
-#: name (``'label_noise'``, a field of a file) is left alone.
+#: name (``'label_noise'``, a field of a file) and a path (``runs/out_dir``) are left alone.
 CLI_WORDS: tuple[tuple[str, str], ...] = (
     (r"\((?:features|drop) / (--[a-z-]+)\)", r"(\1)"),  # "(features / --features)" -> "(--features)"
     (r"--(resume|force) \((?:resume|force)=True\)", r"--\1"),
     (r"\bkind='(classification|regression)'", r"--kind \1"),
     (r"\b(resume|force)=True\b", r"--\1"),
-    (r"(?<!')\bout_dir\b(?!')", "--out"),
-    (r"(?<!')\blabel_noise\b(?!')", "--label-noise"),
+    (r"(?<![\w'/\\.-])out_dir(?![\w'/\\.-])", "--out"),  # not in a path or a quoted name
+    (r"(?<![\w'/\\.-])label_noise(?![\w'/\\.-])", "--label-noise"),
 )
 
 #: Error numbers that mean a file could not be written (a full disk or quota, a read-only or too small one).
