@@ -24,6 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
+from evomal_sr.data.arrays import infer_kind
+from evomal_sr.data.splits import check_task_seed, dataset_split
 from evomal_sr.errors import TaskError
 
 #: Largest dataset (features, float32 bytes) :func:`materialise` holds in memory.
@@ -163,3 +165,35 @@ def _item(dataset, i: int, what: str) -> tuple[np.ndarray, np.ndarray]:
         raise TaskError(f"{what}[{i}] must be an (x, y) pair, got {type(item).__name__}")
     x, y = (v.detach().cpu().numpy() if hasattr(v, "detach") else np.asarray(v) for v in item)
     return x, y
+
+
+def npz_arrays(path: str | Path, options: dict) -> tuple[np.ndarray, np.ndarray]:
+    """``X, y`` of an ``.npz`` file for :meth:`Task.from_npz`; sets its default name, source and split in ``options``.
+
+    With ``X_test``/``y_test`` the test rows are appended and, unless ``options`` has a
+    ``split``, 25 % of the ``X`` rows (seeded, stratified) become the validation split.
+    """
+    arrays = load_npz(path)
+    X, y = arrays["X"], arrays["y"]
+    options.setdefault("name", Path(path).stem)
+    options.setdefault("source", {"type": "npz", "path": str(Path(path).resolve())})
+    if "X_test" in arrays:
+        n_fit, n_test = len(X), len(arrays["X_test"])
+        X, y = np.concatenate([X, arrays["X_test"]]), np.concatenate([y, arrays["y_test"]])
+        if "split" not in options:
+            kind = options.get("kind") or infer_kind(y)
+            encoded = np.unique(y.reshape(len(y), -1)[:, 0], return_inverse=True)[1]
+            options["split"] = split_off_val(n_fit, n_test, encoded, kind, check_task_seed(options.get("seed", 0)))
+    return X, y
+
+
+def dataset_arrays(train, val, test, options: dict) -> tuple[np.ndarray, np.ndarray]:
+    """``X, y`` of torch datasets for :meth:`Task.from_dataset`; sets its default name and split in ``options``."""
+    parts = [materialise(d, name) for d, name in ((train, "train"), (val, "val"), (test, "test")) if d is not None]
+    X = np.concatenate([p[0] for p in parts])
+    y = np.concatenate([p[1] for p in parts])
+    if "split" not in options and (val is not None or test is not None):
+        options["split"] = dataset_split([len(p[0]) for p in parts], val is not None, test is not None,
+                                          y, options.get("kind"), check_task_seed(options.get("seed", 0)))
+    options.setdefault("name", "dataset")
+    return X, y

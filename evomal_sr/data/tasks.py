@@ -30,7 +30,7 @@ import torch
 from torch import nn
 
 from evomal_sr.core.devices import resolve_device
-from evomal_sr.data.arrays import check_float32_splits, class_names, infer_kind, validate_arrays
+from evomal_sr.data.arrays import check_float32_splits, class_names, validate_arrays
 from evomal_sr.data.csv import read_csv
 from evomal_sr.data.datasets import get_dataset
 from evomal_sr.data.models import build_model, check_model, model_name
@@ -41,7 +41,6 @@ from evomal_sr.data.splits import (
     check_label_noise,
     check_task_seed,
     data_fingerprint,
-    dataset_split,
     split_rows,
     standardise,
     train_stats,
@@ -49,6 +48,11 @@ from evomal_sr.data.splits import (
 from evomal_sr.errors import TaskError
 
 BASELINES = {"classification": "-(y * log(fx))", "regression": "square(fx - y)"}
+
+
+#: The task's tensors (what :meth:`Task.to` moves).
+TENSOR_ATTRIBUTES = ("X_train", "y_train", "y_train_clean", "X_val", "y_val", "y_val_clean", "X_test", "y_test",
+                     "noisy_mask", "noisy_mask_val")
 
 
 class Task:
@@ -226,19 +230,9 @@ class Task:
         >>> task.name, task.input_shape, task.describe()["source"]["type"]
         ('imgs', (1, 4, 4), 'npz')
         """
-        from evomal_sr.data.sources import load_npz, split_off_val
+        from evomal_sr.data.sources import npz_arrays
 
-        arrays = load_npz(path)
-        X, y = arrays["X"], arrays["y"]
-        options.setdefault("name", Path(path).stem)
-        options.setdefault("source", {"type": "npz", "path": str(Path(path).resolve())})
-        if "X_test" in arrays:
-            n_fit, n_test = len(X), len(arrays["X_test"])
-            X, y = np.concatenate([X, arrays["X_test"]]), np.concatenate([y, arrays["y_test"]])
-            if "split" not in options:
-                kind = options.get("kind") or infer_kind(y)
-                encoded = np.unique(y.reshape(len(y), -1)[:, 0], return_inverse=True)[1]
-                options["split"] = split_off_val(n_fit, n_test, encoded, kind, check_task_seed(options.get("seed", 0)))
+        X, y = npz_arrays(path, options)
         return cls(X, y, **options)
 
     @classmethod
@@ -262,16 +256,9 @@ class Task:
         >>> task.n_train, len(task.y_val), len(task.y_test)
         (45, 15, 20)
         """
-        from evomal_sr.data.sources import materialise
+        from evomal_sr.data.sources import dataset_arrays
 
-        parts = [materialise(d, name) for d, name in ((train, "train"), (val, "val"), (test, "test"))
-                 if d is not None]
-        X = np.concatenate([p[0] for p in parts])
-        y = np.concatenate([p[1] for p in parts])
-        if "split" not in options and (val is not None or test is not None):
-            options["split"] = dataset_split([len(p[0]) for p in parts], val is not None, test is not None,
-                                              y, options.get("kind"), check_task_seed(options.get("seed", 0)))
-        options.setdefault("name", "dataset")
+        X, y = dataset_arrays(train, val, test, options)
         return cls(X, y, **options)
 
     @classmethod
@@ -317,18 +304,8 @@ class Task:
         source = {"type": "csv", "path": str(Path(path).resolve()),
                   "target": target if isinstance(target, str) else ",".join(target),
                   "features": names, **({"kind": kind} if kind else {})}
-        return cls(
-            X,
-            y,
-            kind=kind,
-            name=Path(path).stem,
-            seed=seed,
-            label_noise=label_noise,
-            model=model,
-            feature_names=names,
-            source=source,
-            **options,
-        )
+        return cls(X, y, kind=kind, name=Path(path).stem, seed=seed, label_noise=label_noise, model=model,
+                   feature_names=names, source=source, **options)
 
     # --------------------------------------------------------------- building
     def _build_tensors(self, X: np.ndarray, y: np.ndarray) -> None:
@@ -412,18 +389,7 @@ class Task:
         if device == self.device:
             return self
         moved = copy.copy(self)
-        for attr in (
-            "X_train",
-            "y_train",
-            "y_train_clean",
-            "X_val",
-            "y_val",
-            "y_val_clean",
-            "X_test",
-            "y_test",
-            "noisy_mask",
-            "noisy_mask_val",
-        ):
+        for attr in TENSOR_ATTRIBUTES:
             setattr(moved, attr, getattr(self, attr).to(device))
         return moved
 
