@@ -50,19 +50,22 @@ class ScorerSpec:
     batched: bool
     local_search: bool
     cuda_graph: bool = False
+    program: str = "auto"  # the scorer's resolved loss program (evomal_sr.scoring.scorer.PROGRAMS)
 
     @classmethod
     def from_evaluator(cls, evaluator) -> ScorerSpec:
         return cls(task=evaluator.task, settings=evaluator.settings, device=str(evaluator.device),
                    seed=evaluator.seed, batched=evaluator.batched, local_search=evaluator.local_search,
-                   cuda_graph=evaluator.cuda_graph)
+                   cuda_graph=evaluator.cuda_graph,
+                   program=getattr(evaluator, "program", "auto"))
 
     def build(self):
         """An evaluator for this spec (its caches stay empty: workers only score)."""
         from evomal_sr.scoring.evaluator import Evaluator
 
         return Evaluator(self.task, preset=self.settings, device=self.device, seed=self.seed, batched=self.batched,
-                         local_search=self.local_search, repair=False, cuda_graph=self.cuda_graph)
+                         local_search=self.local_search, repair=False, cuda_graph=self.cuda_graph,
+                         program=self.program)
 
 
 class EvaluatorPlugin(WorkerPlugin):

@@ -33,10 +33,12 @@ from evomal_sr.training.scaling import ScaleProbe, probe_scales
 from evomal_sr.training.screening import rejection_protocol
 from evomal_sr.training.stacked import StackedModel
 
-#: How a batch's losses are computed: one compiled tree per candidate (the reference), or the
-#: population interpreter of :mod:`evomal_sr.losses.program` (opt-in: slower on CPU below ~25
-#: candidates, benchmarks/PERFORMANCE.md; never run on a GPU in this project).
-PROGRAMS = ("per-tree", "tensor")
+#: How a batch's losses are computed: ``"per-tree"``, one compiled tree per candidate (the
+#: reference), or ``"tensor"``, the population interpreter of :mod:`evomal_sr.losses.program`
+#: (the same fitnesses; learned weights equal to float32 round-off). ``"auto"`` (the default)
+#: is ``"tensor"`` on CPU, where a quick search ran 1.2-1.36x faster with the same front
+#: (benchmarks/PERFORMANCE.md), and ``"per-tree"`` elsewhere: the interpreter never ran on a GPU.
+PROGRAMS = ("auto", "per-tree", "tensor")
 
 
 def check_program(program) -> str:
@@ -44,6 +46,19 @@ def check_program(program) -> str:
     if program not in PROGRAMS:
         raise ConfigError(f"program must be one of {', '.join(PROGRAMS)}, got {program!r}")
     return program
+
+
+def resolve_program(program, device) -> str:
+    """``"per-tree"`` or ``"tensor"`` for the setting ``program`` on ``device`` (see :data:`PROGRAMS`).
+
+    Examples
+    --------
+    >>> resolve_program("auto", "cpu"), resolve_program("auto", "cuda"), resolve_program("per-tree", "cpu")
+    ('tensor', 'per-tree', 'per-tree')
+    """
+    if check_program(program) != "auto":
+        return program
+    return "tensor" if torch.device(device).type == "cpu" else "per-tree"
 
 
 class Scorer:
@@ -64,8 +79,8 @@ class Scorer:
         Torch threads while scoring (:func:`~evomal_sr.core.threads.auto_threads`).
     cuda_graph : bool
         Replay the training step from a CUDA graph on CUDA (same results).
-    program : {"per-tree", "tensor"}
-        How the batch's losses are computed (:data:`PROGRAMS`).
+    program : {"auto", "per-tree", "tensor"}
+        How the batch's losses are computed (:data:`PROGRAMS`); :attr:`program` is the resolved one.
 
     Examples
     --------
@@ -77,7 +92,7 @@ class Scorer:
     """
 
     def __init__(self, task, settings: Preset, *, device: str = "cpu", seed: int = 0, batched: bool = True,
-                 local_search: bool = True, threads="auto", cuda_graph: bool = False, program: str = "per-tree"):
+                 local_search: bool = True, threads="auto", cuda_graph: bool = False, program: str = "auto"):
         self.task = task
         self.settings = settings
         self.device = resolve_device(device)
@@ -85,7 +100,7 @@ class Scorer:
         self.batched = bool(batched)
         self.local_search = bool(local_search)
         self.cuda_graph = bool(cuda_graph)
-        self.program = check_program(program)
+        self.program = resolve_program(program, self.device)
         self._data = {
             split: (getattr(task, f"X_{split}").to(self.device), getattr(task, f"y_{split}").to(self.device))
             for split in ("train", "val")
