@@ -15,7 +15,7 @@ from evomal_sr.losses.program import LossProgram
 from evomal_sr.losses.symbolic import CompiledLoss
 from evomal_sr.parallel import InProcessExecutor
 from evomal_sr.scoring.evaluator import BoundEvaluator
-from evomal_sr.scoring.scorer import Scorer, resolve_program
+from evomal_sr.scoring.scorer import Scorer
 from evomal_sr.training.loop import CandidateLosses
 
 CE, SQ = "-(y * log(fx))", "square((fx - y))"
@@ -86,21 +86,19 @@ def test_a_bound_evaluator_shares_caches_and_counters(iris):
         getattr(empty, "counters")  # noqa: B009
 
 
-def test_program_setting_is_checked_and_resolved(iris):
-    with pytest.raises(ConfigError, match="program must be one of auto, per-tree, tensor"):
+def test_program_setting_is_checked(iris):
+    with pytest.raises(ConfigError, match="program must be one of per-tree, tensor"):
         es.Evaluator(iris, preset="tiny", program="fused")
-    assert es.Evaluator(iris, preset="tiny").program == "tensor"  # auto: the interpreter on CPU
-    assert es.Evaluator(iris, preset="tiny", program="per-tree").program == "per-tree"
-    assert resolve_program("auto", "cuda") == "per-tree"  # never ran on a GPU: opt-in there
+    assert es.Evaluator(iris, preset="tiny").program == "per-tree"  # the interpreter is opt-in
 
 
 def test_dask_workers_get_the_program(iris):
     pytest.importorskip("distributed")
     from evomal_sr.parallel.dask_executor import ScorerSpec
 
-    ev = es.Evaluator(iris, preset="tiny", program="per-tree")
+    ev = es.Evaluator(iris, preset="tiny", program="tensor")
     spec = ScorerSpec.from_evaluator(ev.scorer)
-    assert spec.program == "per-tree" and spec.build().program == "per-tree"
+    assert spec.program == "tensor" and spec.build().program == "tensor"
 
 
 @pytest.mark.parametrize("overrides", [{}, {"fitness_lr_grid": 2, "fitness_eval_every": 5}])

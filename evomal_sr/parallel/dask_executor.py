@@ -50,14 +50,14 @@ class ScorerSpec:
     batched: bool
     local_search: bool
     cuda_graph: bool = False
-    program: str = "auto"  # the scorer's resolved loss program (evomal_sr.scoring.scorer.PROGRAMS)
+    program: str = "per-tree"  # how the scorer computes the losses (evomal_sr.scoring.scorer.PROGRAMS)
 
     @classmethod
     def from_evaluator(cls, evaluator) -> ScorerSpec:
         return cls(task=evaluator.task, settings=evaluator.settings, device=str(evaluator.device),
                    seed=evaluator.seed, batched=evaluator.batched, local_search=evaluator.local_search,
                    cuda_graph=evaluator.cuda_graph,
-                   program=getattr(evaluator, "program", "auto"))
+                   program=getattr(evaluator, "program", "per-tree"))
 
     def build(self):
         """An evaluator for this spec (its caches stay empty: workers only score)."""

@@ -73,12 +73,12 @@ class Evaluator:
         (:mod:`evomal_sr.training.captured`): the same results, far fewer kernel
         launches. Ignored on CPU and for models with buffers or random modules.
         Off by default: not yet measured on a GPU in this project.
-    program : {"auto", "per-tree", "tensor"}
-        How a batch's losses are computed: one compiled tree per candidate, or the
-        population interpreter of :mod:`evomal_sr.losses.program` (the same fitnesses
+    program : {"per-tree", "tensor"}
+        How a batch's losses are computed: one compiled tree per candidate (default), or
+        the population interpreter of :mod:`evomal_sr.losses.program` (the same fitnesses
         in the measured searches; learned weights equal to float32 round-off, not
-        bit-identical). ``"auto"`` (default): the interpreter on CPU, where it was
-        faster, the per-tree path elsewhere (the interpreter never ran on a GPU).
+        bit-identical). Opt-in: faster on CPU for the quick and standard presets, not
+        for the paper preset or one candidate at a time; never run on a GPU.
     **overrides
         Any :class:`~evomal_sr.core.presets.Preset` field, e.g. ``train_steps=100``.
 
@@ -94,7 +94,7 @@ class Evaluator:
     def __init__(self, task, *, preset: str | Preset = "quick", device: str = "cpu", seed: int = 0,
                  batched: bool = True, local_search: bool = True, repair: bool = True, threads="auto",
                  executor=None, chunk_size: int | str | None = None, cuda_graph: bool = False,
-                 program: str = "auto", **overrides):
+                 program: str = "per-tree", **overrides):
         self.executor = executor  # the default of evaluate(executor=...); never changed by a call
         self.chunk_size = check_chunk_size(chunk_size)
         self.repair = bool(repair)

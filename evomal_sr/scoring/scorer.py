@@ -33,12 +33,13 @@ from evomal_sr.training.scaling import ScaleProbe, probe_scales
 from evomal_sr.training.screening import rejection_protocol
 from evomal_sr.training.stacked import StackedModel
 
-#: How a batch's losses are computed: ``"per-tree"``, one compiled tree per candidate (the
-#: reference), or ``"tensor"``, the population interpreter of :mod:`evomal_sr.losses.program`
-#: (the same fitnesses; learned weights equal to float32 round-off). ``"auto"`` (the default)
-#: is ``"tensor"`` on CPU, where a quick search ran 1.2-1.36x faster with the same front
-#: (benchmarks/PERFORMANCE.md), and ``"per-tree"`` elsewhere: the interpreter never ran on a GPU.
-PROGRAMS = ("auto", "per-tree", "tensor")
+#: How a batch's losses are computed: ``"per-tree"`` (default), one compiled tree per candidate
+#: (the reference), or ``"tensor"``, the population interpreter of :mod:`evomal_sr.losses.program`
+#: (the same fitnesses in every measured search; learned weights equal to float32 round-off).
+#: Opt-in: on CPU a quick or standard search ran 1.2-1.36x faster with it, but the paper preset
+#: 0.89-0.97x and one candidate at a time about 2x slower in the loss part
+#: (benchmarks/PERFORMANCE.md); it never ran on a GPU.
+PROGRAMS = ("per-tree", "tensor")
 
 
 def check_program(program) -> str:
@@ -46,19 +47,6 @@ def check_program(program) -> str:
     if program not in PROGRAMS:
         raise ConfigError(f"program must be one of {', '.join(PROGRAMS)}, got {program!r}")
     return program
-
-
-def resolve_program(program, device) -> str:
-    """``"per-tree"`` or ``"tensor"`` for the setting ``program`` on ``device`` (see :data:`PROGRAMS`).
-
-    Examples
-    --------
-    >>> resolve_program("auto", "cpu"), resolve_program("auto", "cuda"), resolve_program("per-tree", "cpu")
-    ('tensor', 'per-tree', 'per-tree')
-    """
-    if check_program(program) != "auto":
-        return program
-    return "tensor" if torch.device(device).type == "cpu" else "per-tree"
 
 
 class Scorer:
@@ -79,8 +67,8 @@ class Scorer:
         Torch threads while scoring (:func:`~evomal_sr.core.threads.auto_threads`).
     cuda_graph : bool
         Replay the training step from a CUDA graph on CUDA (same results).
-    program : {"auto", "per-tree", "tensor"}
-        How the batch's losses are computed (:data:`PROGRAMS`); :attr:`program` is the resolved one.
+    program : {"per-tree", "tensor"}
+        How the batch's losses are computed (:data:`PROGRAMS`).
 
     Examples
     --------
@@ -92,7 +80,7 @@ class Scorer:
     """
 
     def __init__(self, task, settings: Preset, *, device: str = "cpu", seed: int = 0, batched: bool = True,
-                 local_search: bool = True, threads="auto", cuda_graph: bool = False, program: str = "auto"):
+                 local_search: bool = True, threads="auto", cuda_graph: bool = False, program: str = "per-tree"):
         self.task = task
         self.settings = settings
         self.device = resolve_device(device)
@@ -100,7 +88,7 @@ class Scorer:
         self.batched = bool(batched)
         self.local_search = bool(local_search)
         self.cuda_graph = bool(cuda_graph)
-        self.program = resolve_program(program, self.device)
+        self.program = check_program(program)
         self._data = {
             split: (getattr(task, f"X_{split}").to(self.device), getattr(task, f"y_{split}").to(self.device))
             for split in ("train", "val")
