@@ -212,13 +212,7 @@ def _schedule(t: ProgramTensors) -> tuple[tuple[_Step, ...], torch.Tensor, torch
             pieces_of[h] = {c: [nodes[i] for i in key if consumer_level[i] == c] for c in range(h + 1, top + 2)}
             pieces = tuple(len(pieces_of[h][c]) for c in range(h + 1, top + 2))
         steps.append(_Step(
-            n_y=int((leaf_codes == Y_LEAF).sum()),
-            y_rows=torch.from_numpy(leaf_rows[leaf_codes == Y_LEAF]),
-            fx_rows=torch.from_numpy(leaf_rows[leaf_codes == FX_LEAF]),
-            constants=t.constants[torch.from_numpy(leaf_rows[leaf_codes == CONST_LEAF]),
-                                  torch.from_numpy(leaf_slots[leaf_codes == CONST_LEAF])],
-            counts=(int((leaf_codes == Y_LEAF).sum()), int((leaf_codes == FX_LEAF).sum()),
-                    int((leaf_codes == CONST_LEAF).sum()), len(order) - start - len(leaf_rows)),
+            **_leaf_fields(t, leaf_rows, leaf_slots, leaf_codes, len(order) - start - len(leaf_rows)),
             sources=sources, child0=torch.tensor(child0, dtype=torch.long),
             child1=torch.tensor(child1, dtype=torch.long), groups=groups,
             n_binary=sum(OPERATORS[OP_NAMES[c - 4]].arity == 2 for c, _ in groups), consumers=consumers,
@@ -226,6 +220,14 @@ def _schedule(t: ProgramTensors) -> tuple[tuple[_Step, ...], torch.Tensor, torch
     order_rows = torch.tensor([k for k, _ in order], dtype=torch.long)
     order_slots = torch.tensor([s for _, s in order], dtype=torch.long)
     return tuple(steps), order_rows, t.weight_slots[order_rows, order_slots]
+
+
+def _leaf_fields(t: ProgramTensors, rows, slots, codes, n_nodes: int) -> dict:
+    """The leaf part of a :class:`_Step` (leaves sorted y, fx, constants) and its weight counts."""
+    y, fx, const = codes == Y_LEAF, codes == FX_LEAF, codes == CONST_LEAF
+    return {"n_y": int(y.sum()), "y_rows": torch.from_numpy(rows[y]), "fx_rows": torch.from_numpy(rows[fx]),
+            "constants": t.constants[torch.from_numpy(rows[const]), torch.from_numpy(slots[const])],
+            "counts": (int(y.sum()), int(fx.sum()), int(const.sum()), n_nodes)}
 
 
 class LossProgram(Sequence):
