@@ -52,16 +52,31 @@ BUSY = "while True:\n    pass\n"
 
 def clean_env() -> dict:
     """The caller's environment without the OpenMP/MKL settings a user would not have set."""
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("OMP_WAIT_POLICY", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "GOMP_SPINCOUNT")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("OMP_WAIT_POLICY", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "GOMP_SPINCOUNT")
+    }
     env["PYTHONDONTWRITEBYTECODE"] = "1"
     return env
 
 
 def command(mode: str, args, out: Path) -> list[str]:
     if mode == "cli":
-        return [sys.executable, str(ROOT / "cli.py"), "search", "--dataset", args.dataset, "--preset", args.preset,
-                "--seed", str(args.seed), "--out", str(out), "--quiet"]
+        return [
+            sys.executable,
+            str(ROOT / "cli.py"),
+            "search",
+            "--dataset",
+            args.dataset,
+            "--preset",
+            args.preset,
+            "--seed",
+            str(args.seed),
+            "--out",
+            str(out),
+            "--quiet",
+        ]
     order = mode.split()[-1]
     return [sys.executable, "-c", API, order, args.dataset, args.preset, str(args.seed), str(out / "pareto.csv")]
 
@@ -88,14 +103,18 @@ def main(argv=None) -> int:
     parser.add_argument("--preset", default="quick")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--rounds", type=int, default=2, help="interleaved rounds (default 2)")
-    parser.add_argument("--load", type=int, default=os.cpu_count() or 1,
-                        help="competing busy-loop processes (default: one per CPU)")
+    parser.add_argument(
+        "--load", type=int, default=os.cpu_count() or 1, help="competing busy-loop processes (default: one per CPU)"
+    )
     args = parser.parse_args(argv)
 
     modes = ["cli", "api torch-first", "api evomal-first"]
-    print(f"API vs CLI: {args.dataset}, preset {args.preset}, seed {args.seed}, {os.cpu_count()} CPUs, "
-          f"{args.load} competing busy process(es), load average at start {os.getloadavg()[0]:.2f}; "
-          f"OMP_WAIT_POLICY unset in every child", flush=True)
+    print(
+        f"API vs CLI: {args.dataset}, preset {args.preset}, seed {args.seed}, {os.cpu_count()} CPUs, "
+        f"{args.load} competing busy process(es), load average at start {os.getloadavg()[0]:.2f}; "
+        f"OMP_WAIT_POLICY unset in every child",
+        flush=True,
+    )
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # a timeout still stops the busy processes
     load = [subprocess.Popen([sys.executable, "-c", BUSY]) for _ in range(args.load)]
     times: dict[str, list[float]] = {m: [] for m in modes}
@@ -116,8 +135,10 @@ def main(argv=None) -> int:
     cli = min(times["cli"])
     for mode in modes[1:]:
         per_round = [a / c for a, c in zip(times[mode], times["cli"])]
-        print(f"  {mode:17s} / cli: {min(times[mode]) / cli:.2f}x best vs best "
-              f"(per round {min(per_round):.2f}-{max(per_round):.2f}x)")
+        print(
+            f"  {mode:17s} / cli: {min(times[mode]) / cli:.2f}x best vs best "
+            f"(per round {min(per_round):.2f}-{max(per_round):.2f}x)"
+        )
     same = all(fronts[m] == fronts["cli"] for m in modes)
     print(f"  fronts (Complexity, Loss) identical across modes: {same}")
     return 0 if same else 1

@@ -50,15 +50,28 @@ def timed_training(stacked, losses, data, *, steps, cuda_graph):
     weights = torch.ones(len(losses), max(max(loss.n_weights for loss in losses), 1), device=data[0].device)
     synchronize(data[0].device)
     tick = time.perf_counter()
-    outcome = train_candidates(stacked, params, losses, weights, data, kind="classification", steps=steps, lr=0.01,
-                               sampler=BatchSampler(data[0].shape[0], 128, 0), cuda_graph=cuda_graph)
+    outcome = train_candidates(
+        stacked,
+        params,
+        losses,
+        weights,
+        data,
+        kind="classification",
+        steps=steps,
+        lr=0.01,
+        sampler=BatchSampler(data[0].shape[0], 128, 0),
+        cuda_graph=cuda_graph,
+    )
     synchronize(data[0].device)
     return time.perf_counter() - tick, outcome
 
 
 def same_outcome(a, b) -> bool:
-    return (a.diverged.tolist() == b.diverged.tolist() and a.steps_done.tolist() == b.steps_done.tolist()
-            and all(torch.equal(a.params[k], b.params[k]) for k in a.params))
+    return (
+        a.diverged.tolist() == b.diverged.tolist()
+        and a.steps_done.tolist() == b.steps_done.tolist()
+        and all(torch.equal(a.params[k], b.params[k]) for k in a.params)
+    )
 
 
 def training_rows(task, candidates, *, device, steps, repeat) -> list[dict]:
@@ -78,8 +91,15 @@ def training_rows(task, candidates, *, device, steps, repeat) -> list[dict]:
             for graph in (False, True):
                 seconds, outcomes[graph] = timed_training(stacked, losses, data, steps=steps, cuda_graph=graph)
                 best[graph] = min(best[graph], seconds)
-        rows.append({"K": K, "eager_s": best[False], "graph_s": best[True], "ratio": best[False] / best[True],
-                     "identical": same_outcome(outcomes[False], outcomes[True])})
+        rows.append(
+            {
+                "K": K,
+                "eager_s": best[False],
+                "graph_s": best[True],
+                "ratio": best[False] / best[True],
+                "identical": same_outcome(outcomes[False], outcomes[True]),
+            }
+        )
     return rows
 
 
@@ -118,16 +138,21 @@ def main(argv=None) -> int:
     task = es.Task.builtin("digits", seed=0)
     candidates = random_candidates(25, task, resolve_preset("paper"), seed=0)
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu (dry run)"
-    report = {"device": name, "torch": torch.__version__,
-              "training": training_rows(task, candidates, device=device, steps=args.steps, repeat=args.repeat),
-              "evaluator_paper_12": evaluator_row(task, candidates[:12], device=device)}
+    report = {
+        "device": name,
+        "torch": torch.__version__,
+        "training": training_rows(task, candidates, device=device, steps=args.steps, repeat=args.repeat),
+        "evaluator_paper_12": evaluator_row(task, candidates[:12], device=device),
+    }
     print(f"{report['device']}, torch {report['torch']}; {args.steps} steps, best of {args.repeat}")
     print("| K | eager s | CUDA graph s | ratio | identical |\n|---|---|---|---|---|")
     for r in report["training"]:
         print(f"| {r['K']} | {r['eager_s']:.3f} | {r['graph_s']:.3f} | {r['ratio']:.1f}x | {r['identical']} |")
     e = report["evaluator_paper_12"]
-    print(f"evaluator, paper preset, 12 candidates: {e['eager_s']:.3f} s -> {e['graph_s']:.3f} s per candidate "
-          f"({e['ratio']:.2f}x), identical results: {e['identical']}")
+    print(
+        f"evaluator, paper preset, 12 candidates: {e['eager_s']:.3f} s -> {e['graph_s']:.3f} s per candidate "
+        f"({e['ratio']:.2f}x), identical results: {e['identical']}"
+    )
     if args.json:
         args.json.write_text(json.dumps(report, indent=2))
     ok = all(r["identical"] for r in report["training"]) and e["identical"]

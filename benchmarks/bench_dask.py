@@ -30,8 +30,9 @@ def _search(task, args, executor):
     from evomal_sr import LossSearch
 
     tick = time.perf_counter()
-    fitted = LossSearch(preset=args.preset, generations=args.generations, seed=args.seed, executor=executor,
-                        chunk_size=args.chunk_size).fit(task)
+    fitted = LossSearch(
+        preset=args.preset, generations=args.generations, seed=args.seed, executor=executor, chunk_size=args.chunk_size
+    ).fit(task)
     seconds = time.perf_counter() - tick
     counters = fitted.evaluator_.counters
     scored = counters["trained"] + counters["rejected"] - counters["diverged"]  # diverged are counted in both
@@ -62,8 +63,10 @@ def main() -> None:
     from evomal_sr.parallel.dask_executor import DaskExecutor
 
     task = Task.builtin(args.dataset, seed=args.seed)
-    print(f"{args.dataset}, preset {args.preset}, {args.generations} generations, seed {args.seed}; "
-          f"{os.cpu_count()} cores, torch {torch.__version__}")
+    print(
+        f"{args.dataset}, preset {args.preset}, {args.generations} generations, seed {args.seed}; "
+        f"{os.cpu_count()} cores, torch {torch.__version__}"
+    )
     here, scored_here, seconds_here = _search(task, args, None)
     tick = time.perf_counter()
     with DaskExecutor.local(args.workers) as executor:
@@ -76,11 +79,15 @@ def main() -> None:
     chunk = args.chunk_size or executor.default_chunk_size
     rate_here, rate_there = scored_here / seconds_here, scored_there / seconds_there
     print(f"in-process      : {scored_here:4d} candidates in {seconds_here:7.1f} s = {rate_here:6.2f} candidates/s")
-    print(f"{args.workers} Dask workers  : {scored_there:4d} candidates in {seconds_there:7.1f} s = "
-          f"{rate_there:6.2f} candidates/s (chunks of {chunk})")
+    print(
+        f"{args.workers} Dask workers  : {scored_there:4d} candidates in {seconds_there:7.1f} s = "
+        f"{rate_there:6.2f} candidates/s (chunks of {chunk})"
+    )
     print(f"ratio workers / in-process: {rate_there / rate_here:.2f}x")
-    print(f"cluster start-up {startup:.1f} s + warm-up generation {warmup:.1f} s (neither in the rates); "
-          f"overhead per chunk: {overhead * 1e3:.1f} ms")
+    print(
+        f"cluster start-up {startup:.1f} s + warm-up generation {warmup:.1f} s (neither in the rates); "
+        f"overhead per chunk: {overhead * 1e3:.1f} ms"
+    )
     same = here.pareto_front_.entries == there.pareto_front_.entries
     print(f"same front: {same}")
 

@@ -88,9 +88,16 @@ def random_candidates(n: int, task, settings, seed: int) -> list[str]:
                 pool.append(loss)
         if not pool:
             continue
-        passed = rejection_protocol(pool, kind=task.kind, targets=targets, n_outputs=task.n_outputs,
-                                    steps=settings.rejection_steps, lr=settings.rejection_lr,
-                                    margin=settings.rejection_margin, seed=seed)
+        passed = rejection_protocol(
+            pool,
+            kind=task.kind,
+            targets=targets,
+            n_outputs=task.n_outputs,
+            steps=settings.rejection_steps,
+            lr=settings.rejection_lr,
+            margin=settings.rejection_margin,
+            seed=seed,
+        )
         chosen += [str(loss.expression) for loss, ok in zip(pool, passed.tolist()) if ok]
     return chosen[:n]
 
@@ -109,8 +116,9 @@ def bench_training(stacked, losses, data, *, kind, steps, lr, batch_size, device
         width = max(max(losses[i].n_weights for i in group), 1)
         weights = torch.ones(len(group), width, device=device)
         sampler = BatchSampler(data[0].shape[0], batch_size, seed)
-        outcome = train_candidates(stacked, params, [losses[i] for i in group], weights, data,
-                                   kind=kind, steps=steps, lr=lr, sampler=sampler)
+        outcome = train_candidates(
+            stacked, params, [losses[i] for i in group], weights, data, kind=kind, steps=steps, lr=lr, sampler=sampler
+        )
         done += int(outcome.steps_done.sum())
     if device.type == "cuda":
         torch.cuda.synchronize()
@@ -138,9 +146,21 @@ def bench_local_search(stacked, losses, task, *, iterations, settings, device, b
     for group in groups:
         width = max(max(losses[i].n_weights for i in group), 1)
         weights = torch.ones(len(group), width, device=device)
-        local_search(stacked, [losses[i] for i in group], weights, init_params=init_params, train_data=train,
-                     val_data=val, kind=task.kind, iterations=iterations, meta_lr=settings.meta_lr,
-                     lr=settings.lr, inner_steps=settings.inner_steps, batch_size=settings.batch_size, seed=seed)
+        local_search(
+            stacked,
+            [losses[i] for i in group],
+            weights,
+            init_params=init_params,
+            train_data=train,
+            val_data=val,
+            kind=task.kind,
+            iterations=iterations,
+            meta_lr=settings.meta_lr,
+            lr=settings.lr,
+            inner_steps=settings.inner_steps,
+            batch_size=settings.batch_size,
+            seed=seed,
+        )
     if device.type == "cuda":
         torch.cuda.synchronize()
     return time.perf_counter() - tick, iterations * len(losses)
@@ -202,18 +222,25 @@ def fixed_trees(task, device, seed=0) -> dict:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--steps", type=int, default=50, help="training steps per candidate (default 50)")
-    parser.add_argument("--meta-iterations", type=int, default=None,
-                        help="local-search meta-iterations per candidate (default: steps / 4)")
+    parser.add_argument(
+        "--meta-iterations",
+        type=int,
+        default=None,
+        help="local-search meta-iterations per candidate (default: steps / 4)",
+    )
     parser.add_argument("--candidates", type=int, default=25, help="number of random candidates (default 25)")
     parser.add_argument("--device", default="cpu", help="torch device (default cpu)")
     parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random candidates")
-    parser.add_argument("--repeat", type=int, default=3,
-                        help="interleaved rounds of both modes; the best round counts (default 3)")
-    parser.add_argument("--paper", action="store_true",
-                        help="also time the evaluator per candidate at the paper preset's settings")
-    parser.add_argument("--paper-candidates", type=int, default=None,
-                        help="candidates for --paper (default: --candidates)")
+    parser.add_argument(
+        "--repeat", type=int, default=3, help="interleaved rounds of both modes; the best round counts (default 3)"
+    )
+    parser.add_argument(
+        "--paper", action="store_true", help="also time the evaluator per candidate at the paper preset's settings"
+    )
+    parser.add_argument(
+        "--paper-candidates", type=int, default=None, help="candidates for --paper (default: --candidates)"
+    )
     args = parser.parse_args(argv)
 
     if args.threads:
@@ -234,10 +261,12 @@ def main(argv=None) -> int:
     meta_iterations = args.meta_iterations or max(args.steps // 4, 2)
     kw = dict(kind=task.kind, lr=settings.lr, batch_size=settings.batch_size, device=device)
 
-    print(f"evomal-sr evaluator benchmark: digits, MLP 64-100-100-10, {len(losses)} random candidates, "
-          f"device {device}, torch {torch.__version__}, {torch.get_num_threads()} thread(s), "
-          f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')}; the evaluator (--paper) runs with "
-          "threads='auto', one thread on CPU for this model")
+    print(
+        f"evomal-sr evaluator benchmark: digits, MLP 64-100-100-10, {len(losses)} random candidates, "
+        f"device {device}, torch {torch.__version__}, {torch.get_num_threads()} thread(s), "
+        f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')}; the evaluator (--paper) runs with "
+        "threads='auto', one thread on CPU for this model"
+    )
     sizes = [loss.expression.size for loss in losses]
     print(f"candidate sizes: min {min(sizes)}, mean {sum(sizes) / len(sizes):.1f}, max {max(sizes)}")
     # warm up both paths (lazy imports, allocator, first-call dispatch), not measured
@@ -255,37 +284,58 @@ def main(argv=None) -> int:
                 if phase == "partial training":
                     seconds, work = bench_training(stacked, losses, data, steps=args.steps, batched=batched, **kw)
                 else:
-                    seconds, work = bench_local_search(stacked, losses, task, iterations=meta_iterations,
-                                                       settings=settings, device=device, batched=batched)
+                    seconds, work = bench_local_search(
+                        stacked,
+                        losses,
+                        task,
+                        iterations=meta_iterations,
+                        settings=settings,
+                        device=device,
+                        batched=batched,
+                    )
                 rates[batched].append(work / seconds)
         for batched in (False, True):
             label = f"batched (K={len(losses)})" if batched else f"unbatched (K=1 x {len(losses)})"
             best, worst = max(rates[batched]), min(rates[batched])
-            print(f"  {phase:16s} {label:22s} best {best:9.1f} {unit}  (range {worst:.1f}-{best:.1f}, "
-                  f"{args.repeat} rounds, {work} per round)")
+            print(
+                f"  {phase:16s} {label:22s} best {best:9.1f} {unit}  (range {worst:.1f}-{best:.1f}, "
+                f"{args.repeat} rounds, {work} per round)"
+            )
         ratio = max(rates[True]) / max(rates[False])
         per_round = [b / u for u, b in zip(rates[False], rates[True])]
         rows.append((phase, ratio))
-        print(f"  {phase:16s} batched / unbatched ratio: {ratio:.2f}x (best vs best; per round "
-              f"{min(per_round):.2f}-{max(per_round):.2f}x)")
+        print(
+            f"  {phase:16s} batched / unbatched ratio: {ratio:.2f}x (best vs best; per round "
+            f"{min(per_round):.2f}-{max(per_round):.2f}x)"
+        )
     if args.paper:
         n = args.paper_candidates or len(candidates)
         population = [str(e) for e in random_trees(n, random.Random(args.seed + 1))]
-        print(f"paper preset (250 meta-iterations, 500 training steps, 250 rejection steps): a random generation "
-              f"of {n} unscreened candidates, one batch, fresh evaluator (no cache hits from earlier generations)")
-        print(f"  plain 500-step cross-entropy loop of the MLP: {plain_cross_entropy_loop(task, device):.2f} s "
-              "(reference machine: 0.41 s)")
+        print(
+            f"paper preset (250 meta-iterations, 500 training steps, 250 rejection steps): a random generation "
+            f"of {n} unscreened candidates, one batch, fresh evaluator (no cache hits from earlier generations)"
+        )
+        print(
+            f"  plain 500-step cross-entropy loop of the MLP: {plain_cross_entropy_loop(task, device):.2f} s "
+            "(reference machine: 0.41 s)"
+        )
         report = paper_per_candidate(task, population, device)
-        print(f"  evaluator: {report['seconds']:.1f} s, {report['per_candidate']:.3f} s per candidate "
-              f"(reference EvoMAL code: 2.68 s per candidate); statuses {report['statuses']}")
+        print(
+            f"  evaluator: {report['seconds']:.1f} s, {report['per_candidate']:.3f} s per candidate "
+            f"(reference EvoMAL code: 2.68 s per candidate); statuses {report['statuses']}"
+        )
         per_generation = report["per_candidate"] * 25
-        print(f"  paper-search estimate: {per_generation:.1f} s per generation at population 25, so about "
-              f"{per_generation * 50 / 60:.1f} min for 25 x 50 (from a random first generation: later ones train "
-              "more survivors but also reuse cached and gradient-equivalent candidates)")
+        print(
+            f"  paper-search estimate: {per_generation:.1f} s per generation at population 25, so about "
+            f"{per_generation * 50 / 60:.1f} min for 25 x 50 (from a random first generation: later ones train "
+            "more survivors but also reuse cached and gradient-equivalent candidates)"
+        )
         fixed = fixed_trees(task, device)
-        print(f"  fixed trees ({', '.join(FIXED_TREES)}): {fixed['one at a time']:.2f} s per tree one at a time, "
-              f"{fixed['batch of 3']:.2f} s per tree as a batch of 3 (statuses {fixed['one at a time statuses']}; "
-              "the reference EvoMAL code: see ../shared/bench/sidebyside)")
+        print(
+            f"  fixed trees ({', '.join(FIXED_TREES)}): {fixed['one at a time']:.2f} s per tree one at a time, "
+            f"{fixed['batch of 3']:.2f} s per tree as a batch of 3 (statuses {fixed['one at a time statuses']}; "
+            "the reference EvoMAL code: see ../shared/bench/sidebyside)"
+        )
     print("summary: " + ", ".join(f"{phase} ratio {ratio:.2f}x" for phase, ratio in rows))
     return 0
 

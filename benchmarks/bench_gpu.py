@@ -67,13 +67,21 @@ def evaluator_rows(task, candidates, *, device, preset, configs) -> list[dict]:
         seconds = (time.perf_counter() - tick) / len(candidates)
         results = [(str(r.status), r.fitness, r.weights) for r in scored]
         reference = results if reference is None else reference
-        weight_diff = max((max((abs(a - b) for a, b in zip(x[2], y[2])), default=0.0)
-                           for x, y in zip(results, reference)), default=0.0)
-        rows.append({"program": program, "cuda_graph": graph, "s_per_candidate": seconds,
-                     "same_status": [r[0] for r in results] == [r[0] for r in reference],
-                     "same_fitness": [r[1] for r in results] == [r[1] for r in reference],
-                     "max_weight_diff": weight_diff,
-                     "statuses": {s: [r[0] for r in results].count(s) for s in {r[0] for r in results}}})
+        weight_diff = max(
+            (max((abs(a - b) for a, b in zip(x[2], y[2])), default=0.0) for x, y in zip(results, reference)),
+            default=0.0,
+        )
+        rows.append(
+            {
+                "program": program,
+                "cuda_graph": graph,
+                "s_per_candidate": seconds,
+                "same_status": [r[0] for r in results] == [r[0] for r in reference],
+                "same_fitness": [r[1] for r in results] == [r[1] for r in reference],
+                "max_weight_diff": weight_diff,
+                "statuses": {s: [r[0] for r in results].count(s) for s in {r[0] for r in results}},
+            }
+        )
     return rows
 
 
@@ -92,25 +100,35 @@ def print_report(report: dict, cpu_s: float | None) -> None:
     print("| K | nodes | train per-tree | train interp | ratio | meta per-tree | meta interp | ratio | max diff |")
     print("|---|---|---|---|---|---|---|---|---|")
     for r in report["loss_steps"]:
-        print(f"| {r['K']} | {r['nodes']:.1f} | {r['train_ref_ms']:.2f} | {r['train_prog_ms']:.2f} | "
-              f"{r['train_ref_ms'] / r['train_prog_ms']:.2f}x | {r['meta_ref_ms']:.2f} | {r['meta_prog_ms']:.2f} | "
-              f"{r['meta_ref_ms'] / r['meta_prog_ms']:.2f}x | {max(r['train_diff'], r['meta_diff']):.1e} |")
-    print(f"\n2. digits, {report['preset']} preset, {report['n_candidates']} candidates in one batch "
-          "(target <= 0.05 s per candidate)")
-    print("| program | cuda graph | s / candidate | 25x50 estimate, s | same status | same fitness | max weight diff |"
-          "\n|---|---|---|---|---|---|---|")
+        print(
+            f"| {r['K']} | {r['nodes']:.1f} | {r['train_ref_ms']:.2f} | {r['train_prog_ms']:.2f} | "
+            f"{r['train_ref_ms'] / r['train_prog_ms']:.2f}x | {r['meta_ref_ms']:.2f} | {r['meta_prog_ms']:.2f} | "
+            f"{r['meta_ref_ms'] / r['meta_prog_ms']:.2f}x | {max(r['train_diff'], r['meta_diff']):.1e} |"
+        )
+    print(
+        f"\n2. digits, {report['preset']} preset, {report['n_candidates']} candidates in one batch "
+        "(target <= 0.05 s per candidate)"
+    )
+    print(
+        "| program | cuda graph | s / candidate | 25x50 estimate, s | same status | same fitness | max weight diff |"
+        "\n|---|---|---|---|---|---|---|"
+    )
     for r in report["digits"]:
-        print(f"| {r['program']} | {r['cuda_graph']} | {r['s_per_candidate']:.3f} | "
-              f"{r['s_per_candidate'] * 1250:.0f} | {r['same_status']} | {r['same_fitness']} | "
-              f"{r['max_weight_diff']:.1e} |")
+        print(
+            f"| {r['program']} | {r['cuda_graph']} | {r['s_per_candidate']:.3f} | "
+            f"{r['s_per_candidate'] * 1250:.0f} | {r['same_status']} | {r['same_fitness']} | "
+            f"{r['max_weight_diff']:.1e} |"
+        )
     best = min(r["s_per_candidate"] for r in report["digits"])
     if cpu_s:
         print(f"GPU best {best:.3f} s against CPU {cpu_s:.3f} s per candidate: {cpu_s / best:.1f}x (target >= 10x)")
     if report.get("allcnn"):
         print(f"\n3. AllCNN-C, CIFAR-shaped, {report['preset']} preset (target <= 4 s per candidate)")
         for r in report["allcnn"]:
-            print(f"   {r['program']}: {r['s_per_candidate']:.2f} s per candidate, same fitness {r['same_fitness']}, "
-                  f"max weight diff {r['max_weight_diff']:.1e}")
+            print(
+                f"   {r['program']}: {r['s_per_candidate']:.2f} s per candidate, same fitness {r['same_fitness']}, "
+                f"max weight diff {r['max_weight_diff']:.1e}"
+            )
 
 
 def main(argv=None) -> int:
@@ -136,18 +154,27 @@ def main(argv=None) -> int:
     started = time.perf_counter()
     settings = resolve_preset(args.preset)
     task = es.Task.builtin("digits", seed=0)
-    candidates = random_candidates(args.candidates, task, settings, seed=0)[:args.candidates]
+    candidates = random_candidates(args.candidates, task, settings, seed=0)[: args.candidates]
     configs = [("per-tree", False), ("tensor", False)]
     if device.type == "cuda":
         configs += [("per-tree", True), ("tensor", True)]
-    report = {"device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu (dry run)",
-              "torch": torch.__version__, "preset": args.preset, "n_candidates": len(candidates),
-              "loss_steps": loss_rows(str(device), args.repeats),
-              "digits": evaluator_rows(task, candidates, device=device, preset=args.preset, configs=configs)}
+    report = {
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu (dry run)",
+        "torch": torch.__version__,
+        "preset": args.preset,
+        "n_candidates": len(candidates),
+        "loss_steps": loss_rows(str(device), args.repeats),
+        "digits": evaluator_rows(task, candidates, device=device, preset=args.preset, configs=configs),
+    }
     if args.allcnn_candidates:
         cifar = allcnn_task(args.allcnn_rows)
-        report["allcnn"] = evaluator_rows(cifar, candidates[:args.allcnn_candidates], device=device,
-                                          preset=args.preset, configs=[("per-tree", False), ("tensor", False)])
+        report["allcnn"] = evaluator_rows(
+            cifar,
+            candidates[: args.allcnn_candidates],
+            device=device,
+            preset=args.preset,
+            configs=[("per-tree", False), ("tensor", False)],
+        )
     print_report(report, args.cpu_s_per_candidate)
     print(f"\nwall time {time.perf_counter() - started:.0f} s")
     if args.json:

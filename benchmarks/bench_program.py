@@ -50,8 +50,9 @@ def random_population(K: int, seed: int) -> list[Expression]:
 def per_tree(losses, weights, y, fx):
     """The reference path: one compiled tree per candidate on its own slice (as CandidateLosses)."""
     rows, slices = weights.unbind(0), fx.unbind(0)
-    return torch.stack([torch.broadcast_to(loss(rows[k], y, slices[k]), slices[k].shape)
-                        for k, loss in enumerate(losses)])
+    return torch.stack(
+        [torch.broadcast_to(loss(rows[k], y, slices[k]), slices[k].shape) for k, loss in enumerate(losses)]
+    )
 
 
 def train_step(run, weights, y, logits):
@@ -66,8 +67,9 @@ def meta_step(run, weights, y, logits, lr=0.01):
     logits = logits.detach().requires_grad_(True)
     values = run(weights, y, torch.softmax(logits, -1)).sum(-1).mean(-1)
     (grad,) = torch.autograd.grad(values.sum(), logits, create_graph=True)
-    outer = torch.nn.functional.cross_entropy((logits - lr * grad).reshape(-1, CLASSES),
-                                              y.argmax(-1).repeat(logits.shape[0]))
+    outer = torch.nn.functional.cross_entropy(
+        (logits - lr * grad).reshape(-1, CLASSES), y.argmax(-1).repeat(logits.shape[0])
+    )
     (meta,) = torch.autograd.grad(outer, weights)
     return values.detach(), meta
 
@@ -97,8 +99,12 @@ def compare(K: int, seed: int, repeats: int, device: str):
     logits = torch.randn(K, BATCH, CLASSES, generator=gen).to(device)
     y = torch.nn.functional.one_hot(torch.randint(CLASSES, (BATCH,), generator=gen), CLASSES).float().to(device)
     ref = lambda w, yy, fx: per_tree(losses, w, yy, fx)  # noqa: E731
-    row = {"K": K, "nodes": sum(e.size for e in exprs) / K, "height": max(e.depth for e in exprs) - 1,
-           "build_ms": build * 1e3}
+    row = {
+        "K": K,
+        "nodes": sum(e.size for e in exprs) / K,
+        "height": max(e.depth for e in exprs) - 1,
+        "build_ms": build * 1e3,
+    }
     for name, step in (("train", train_step), ("meta", meta_step)):
         a, b = step(ref, weights, y, logits), step(program, weights, y, logits)
         row[f"{name}_diff"] = max(float((u - v).abs().max()) for u, v in zip(a, b))
@@ -119,17 +125,20 @@ def main(argv=None) -> None:
     parser.add_argument("--sizes", default="1,12,25")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    print(f"torch {torch.__version__}, {args.threads} thread(s), device {args.device}, "
-          f"load before {os.getloadavg()}")
-    header = (f"{'K':>3} {'nodes':>6} {'h':>3} | {'train ref':>9} {'prog':>7} {'ratio':>6} | "
-              f"{'meta ref':>9} {'prog':>7} {'ratio':>6} | {'max diff':>9} {'build':>6}")
+    print(f"torch {torch.__version__}, {args.threads} thread(s), device {args.device}, load before {os.getloadavg()}")
+    header = (
+        f"{'K':>3} {'nodes':>6} {'h':>3} | {'train ref':>9} {'prog':>7} {'ratio':>6} | "
+        f"{'meta ref':>9} {'prog':>7} {'ratio':>6} | {'max diff':>9} {'build':>6}"
+    )
     print(header)
     for K in (int(k) for k in args.sizes.split(",")):
         r = compare(K, args.seed, args.repeats, args.device)
-        print(f"{K:>3} {r['nodes']:>6.1f} {r['height']:>3} | {r['train_ref_ms']:>7.2f}ms {r['train_prog_ms']:>5.2f}ms "
-              f"{r['train_ref_ms'] / r['train_prog_ms']:>5.2f}x | {r['meta_ref_ms']:>7.2f}ms "
-              f"{r['meta_prog_ms']:>5.2f}ms {r['meta_ref_ms'] / r['meta_prog_ms']:>5.2f}x | "
-              f"{max(r['train_diff'], r['meta_diff']):>9.1e} {r['build_ms']:>4.1f}ms")
+        print(
+            f"{K:>3} {r['nodes']:>6.1f} {r['height']:>3} | {r['train_ref_ms']:>7.2f}ms {r['train_prog_ms']:>5.2f}ms "
+            f"{r['train_ref_ms'] / r['train_prog_ms']:>5.2f}x | {r['meta_ref_ms']:>7.2f}ms "
+            f"{r['meta_prog_ms']:>5.2f}ms {r['meta_ref_ms'] / r['meta_prog_ms']:>5.2f}x | "
+            f"{max(r['train_diff'], r['meta_diff']):>9.1e} {r['build_ms']:>4.1f}ms"
+        )
     print(f"load after {os.getloadavg()}; ratio = per-tree time / program time (> 1: the program is faster)")
 
 

@@ -16,8 +16,13 @@ BUDGET_SECONDS = 300.0
 
 
 def _fmt(value, digits: int = 4) -> str:
-    return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else \
-        "inf" if not math.isfinite(value) else f"{value:.{digits}f}"
+    return (
+        "-"
+        if value is None or (isinstance(value, float) and math.isnan(value))
+        else "inf"
+        if not math.isfinite(value)
+        else f"{value:.{digits}f}"
+    )
 
 
 def spearman(a: list[float], b: list[float]) -> float:
@@ -79,19 +84,28 @@ class TaskResult:
         fair = {name: self.rows[name].early_mean for name in selection if name in self.rows}
         names_b = [n for n in fair if n in before and before[n] is not None and math.isfinite(before[n])]
         names_a = list(fair)
-        return (spearman([before[n] for n in names_b], [fair[n] for n in names_b]),
-                spearman([selection[n] for n in names_a], [fair[n] for n in names_a]), len(names_b), len(names_a))
+        return (
+            spearman([before[n] for n in names_b], [fair[n] for n in names_b]),
+            spearman([selection[n] for n in names_a], [fair[n] for n in names_a]),
+            len(names_b),
+            len(names_a),
+        )
 
 
 def _verdict_table(results: list[TaskResult]) -> list[str]:
-    lines = ["| task | returned (kind) | early-stopped error | tuned standard | change | best known | returned vs best "
-             "known (paired ± se) | search + selection (s) |", "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| task | returned (kind) | early-stopped error | tuned standard | change | best known | returned vs best "
+        "known (paired ± se) | search + selection (s) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for t in results:
         diff, se, verdict = t.vs_best_known(t.returned)
-        lines.append(f"| {t.spec.title} | {t.returned.method} ({t.returned_kind}) | {_fmt(t.returned.early_mean)} | "
-                     f"{_fmt(t.base.early_mean)} | {t.change(t.returned):+.0%} | {t.best_known.method} "
-                     f"{_fmt(t.best_known.early_mean)} | {diff:+.4f} ± {_fmt(se)} ({verdict}) | "
-                     f"{t.info['search_seconds']:.0f} ({t.info['selection']['seconds']:.0f}) |")
+        lines.append(
+            f"| {t.spec.title} | {t.returned.method} ({t.returned_kind}) | {_fmt(t.returned.early_mean)} | "
+            f"{_fmt(t.base.early_mean)} | {t.change(t.returned):+.0%} | {t.best_known.method} "
+            f"{_fmt(t.best_known.early_mean)} | {diff:+.4f} ± {_fmt(se)} ({verdict}) | "
+            f"{t.info['search_seconds']:.0f} ({t.info['selection']['seconds']:.0f}) |"
+        )
     return lines + [""]
 
 
@@ -103,18 +117,28 @@ def _targets(results: list[TaskResult]) -> list[str]:
     slow = [t.key for t in results if t.info["search_seconds"] > BUDGET_SECONDS]
     third = math.ceil(len(noisy) / 3) if noisy else 0
     rows = [
-        ("never worse than the best known loss beyond two paired SEs, on any task",
-         f"worse on {len(worse)} of {len(results)}" + (f" ({', '.join(worse)})" if worse else ""), not worse),
-        (">= 20% lower early-stopped error than the tuned standard loss on every noisy task",
-         f"met on {len(noisy) - len(short)} of {len(noisy)}" + (f"; not on {', '.join(short)}" if short else ""),
-         noisy and not short),
-        ("a learned loss strictly better than the best known (2 SEs) on >= 1/3 of the noisy tasks",
-         f"{len(learned_wins)} of {len(noisy)} (needs {third})" + (f": {', '.join(learned_wins)}"
-                                                                   if learned_wins else ""),
-         noisy and len(learned_wins) >= third),
-        ("default search + selection <= 5 min per task (2 cores)",
-         f"max {max((t.info['search_seconds'] for t in results), default=0):.0f} s" +
-         (f"; over on {', '.join(slow)}" if slow else ""), not slow),
+        (
+            "never worse than the best known loss beyond two paired SEs, on any task",
+            f"worse on {len(worse)} of {len(results)}" + (f" ({', '.join(worse)})" if worse else ""),
+            not worse,
+        ),
+        (
+            ">= 20% lower early-stopped error than the tuned standard loss on every noisy task",
+            f"met on {len(noisy) - len(short)} of {len(noisy)}" + (f"; not on {', '.join(short)}" if short else ""),
+            noisy and not short,
+        ),
+        (
+            "a learned loss strictly better than the best known (2 SEs) on >= 1/3 of the noisy tasks",
+            f"{len(learned_wins)} of {len(noisy)} (needs {third})"
+            + (f": {', '.join(learned_wins)}" if learned_wins else ""),
+            noisy and len(learned_wins) >= third,
+        ),
+        (
+            "default search + selection <= 5 min per task (2 cores)",
+            f"max {max((t.info['search_seconds'] for t in results), default=0):.0f} s"
+            + (f"; over on {', '.join(slow)}" if slow else ""),
+            not slow,
+        ),
     ]
     lines = ["| target | reached | met |", "|---|---|---|"]
     lines += [f"| {name} | {reached} | {'**yes**' if met else '**no**'} |" for name, reached, met in rows]
@@ -122,19 +146,26 @@ def _targets(results: list[TaskResult]) -> list[str]:
 
 
 def _ablation(results: list[TaskResult]) -> list[str]:
-    lines = ["| task | half | front's pick, no selection (change vs standard) | returned, with selection | "
-             "returned minus front's pick (paired ± se) |", "|---|---|---|---|---|"]
+    lines = [
+        "| task | half | front's pick, no selection (change vs standard) | returned, with selection | "
+        "returned minus front's pick (paired ± se) |",
+        "|---|---|---|---|---|",
+    ]
     for t in results:
         diff, se, verdict = paired_difference(t.returned.early_errors, t.front_pick.early_errors)
-        lines.append(f"| {t.spec.title} | {t.spec.half} | {_fmt(t.front_pick.early_mean)} "
-                     f"({t.change(t.front_pick):+.0%}) | {_fmt(t.returned.early_mean)} ({t.change(t.returned):+.0%})"
-                     f" | {diff:+.4f} ± {_fmt(se)} ({verdict}) |")
+        lines.append(
+            f"| {t.spec.title} | {t.spec.half} | {_fmt(t.front_pick.early_mean)} "
+            f"({t.change(t.front_pick):+.0%}) | {_fmt(t.returned.early_mean)} ({t.change(t.returned):+.0%})"
+            f" | {diff:+.4f} ± {_fmt(se)} ({verdict}) |"
+        )
     return lines + [""]
 
 
 def _ranks(results: list[TaskResult]) -> list[str]:
-    lines = ["| task | half | search's score vs fair test (n) | selection's score vs fair test (n) |",
-             "|---|---|---|---|"]
+    lines = [
+        "| task | half | search's score vs fair test (n) | selection's score vs fair test (n) |",
+        "|---|---|---|---|",
+    ]
     before, after = [], []
     for t in results:
         b, a, nb, na = t.rank_agreement()
@@ -142,23 +173,33 @@ def _ranks(results: list[TaskResult]) -> list[str]:
         after += [a] if math.isfinite(a) else []
         lines.append(f"| {t.spec.title} | {t.spec.half} | {_fmt(b, 2)} ({nb}) | {_fmt(a, 2)} ({na}) |")
     mean = lambda v: sum(v) / len(v) if v else math.nan  # noqa: E731
-    lines.append(f"| **mean** | | {_fmt(mean(before), 2)} ({len(before)} tasks) | "
-                 f"{_fmt(mean(after), 2)} ({len(after)} tasks) |")
+    lines.append(
+        f"| **mean** | | {_fmt(mean(before), 2)} ({len(before)} tasks) | {_fmt(mean(after), 2)} ({len(after)} tasks) |"
+    )
     return lines + [""]
 
 
 def _details(t: TaskResult) -> list[str]:
     r = t.report
-    lines = [f"### {t.spec.title} ({t.spec.half})", "",
-             f"Test {r.metric}, {len(r.methods[0].seeds)} seeds x {r.steps} steps; meta-test {r.seconds:.0f} s. "
-             f"Selection: {t.info['selection']['verdict']}", "",
-             "| method | lr | early-stopped | final | early vs standard (± se) | verdict |",
-             "|---|---|---|---|---|---|"]
+    lines = [
+        f"### {t.spec.title} ({t.spec.half})",
+        "",
+        f"Test {r.metric}, {len(r.methods[0].seeds)} seeds x {r.steps} steps; meta-test {r.seconds:.0f} s. "
+        f"Selection: {t.info['selection']['verdict']}",
+        "",
+        "| method | lr | early-stopped | final | early vs standard (± se) | verdict |",
+        "|---|---|---|---|---|---|",
+    ]
     for row in r.rows():
-        delta = "" if row["early_vs_baseline"] is None else \
-            f"{row['early_vs_baseline']:+.4f} ± {_fmt(row['early_vs_baseline_se'])}"
-        lines.append(f"| {row['method']} | {row['lr']:.3g} | {_fmt(row['early_mean'])} ± {_fmt(row['early_std'])} | "
-                     f"{_fmt(row['mean'])} ± {_fmt(row['std'])} | {delta} | {row['early_verdict']} |")
+        delta = (
+            ""
+            if row["early_vs_baseline"] is None
+            else f"{row['early_vs_baseline']:+.4f} ± {_fmt(row['early_vs_baseline_se'])}"
+        )
+        lines.append(
+            f"| {row['method']} | {row['lr']:.3g} | {_fmt(row['early_mean'])} ± {_fmt(row['early_std'])} | "
+            f"{_fmt(row['mean'])} ± {_fmt(row['std'])} | {delta} | {row['early_verdict']} |"
+        )
     lines += ["", *(f"- {m.method}: `{m.loss}`" for m in r.methods if m.method.startswith("learned")), ""]
     return lines
 
@@ -168,35 +209,57 @@ def write_report(out: Path, path: Path) -> None:
     results = [TaskResult(out / key) for key in TASKS if (out / key / "metatest.json").exists()]
     halves = {h: [t for t in results if t.spec.half == h] for h in (EVALUATION, DEVELOPMENT)}
     machines = {(t.info["machine"]["commit"], t.info["command"]) for t in results}
-    head = ["# Results: does the learned loss hold up on tasks it was not chosen on?", "",
-            "Generated by `benchmarks/run_results.py` (tasks in `benchmarks/suite.py`); every number is read back "
-            "from `results/suite/<task>/metatest.json` and `search.json`.", "",
-            *(f"- Commit `{c}`: `{cmd}`" for c, cmd in sorted(machines)),
-            *(f"- `{t.key}`: load average at start {', '.join(f'{v:.1f}' for v in t.info['machine']['load'] or [])};"
-              f" {t.info['machine']['cpus']} CPUs, torch {t.info['machine']['torch']}" for t in results),
-            "- The default search is `LossSearch(seed=0)`: the `standard` preset, whose final selection re-scores "
-            "the front's best three and every known loss on three folds of the training + validation rows "
-            "(the meta-test's protocol, 600 steps, one seed per fold) and returns a learned loss only if it beats "
-            "the best known loss there by one paired standard error.",
-            "- Meta-test: `meta_test(..., baselines='zoo', tune_lr=True)`: every method, learned or known, at its "
-            "own lr of the grid 0.003-0.3 chosen on validation, early-stopped, the same seeds, initialisations and "
-            "minibatches; paired verdicts at two standard errors. The test split is used only here.",
-            "- The **development** half is where the defaults were chosen; the **evaluation** half is reported only.",
-            ""]
+    head = [
+        "# Results: does the learned loss hold up on tasks it was not chosen on?",
+        "",
+        "Generated by `benchmarks/run_results.py` (tasks in `benchmarks/suite.py`); every number is read back "
+        "from `results/suite/<task>/metatest.json` and `search.json`.",
+        "",
+        *(f"- Commit `{c}`: `{cmd}`" for c, cmd in sorted(machines)),
+        *(
+            f"- `{t.key}`: load average at start {', '.join(f'{v:.1f}' for v in t.info['machine']['load'] or [])};"
+            f" {t.info['machine']['cpus']} CPUs, torch {t.info['machine']['torch']}"
+            for t in results
+        ),
+        "- The default search is `LossSearch(seed=0)`: the `standard` preset, whose final selection re-scores "
+        "the front's best three and every known loss on three folds of the training + validation rows "
+        "(the meta-test's protocol, 600 steps, one seed per fold) and returns a learned loss only if it beats "
+        "the best known loss there by one paired standard error.",
+        "- Meta-test: `meta_test(..., baselines='zoo', tune_lr=True)`: every method, learned or known, at its "
+        "own lr of the grid 0.003-0.3 chosen on validation, early-stopped, the same seeds, initialisations and "
+        "minibatches; paired verdicts at two standard errors. The test split is used only here.",
+        "- The **development** half is where the defaults were chosen; the **evaluation** half is reported only.",
+        "",
+    ]
     body = []
     for name, tasks in halves.items():
         if tasks:
-            body += [f"## {name.capitalize()} half", "", *_verdict_table(tasks), f"### Targets ({name} half)", "",
-                     *_targets(tasks)]
-    body += ["## Ablation: the final selection on and off", "",
-             "The front's pick is what the search returned before this round (the simplest loss within 5% of the "
-             "lowest validation error); the returned loss is the final selection's winner.", "",
-             *_ablation(results),
-             "## Rank agreement: does the search's score predict the fair test?", "",
-             "Spearman correlation, over the short list (the front's best three and the known losses), between each "
-             "score and the fair meta-test's early-stopped test error. Before: the search's own fitness (validation "
-             "error of partial training; known losses only where the grammar writes them). After: the final "
-             "selection's mean fold error.", "", *_ranks(results), "## Per task", ""]
+            body += [
+                f"## {name.capitalize()} half",
+                "",
+                *_verdict_table(tasks),
+                f"### Targets ({name} half)",
+                "",
+                *_targets(tasks),
+            ]
+    body += [
+        "## Ablation: the final selection on and off",
+        "",
+        "The front's pick is what the search returned before this round (the simplest loss within 5% of the "
+        "lowest validation error); the returned loss is the final selection's winner.",
+        "",
+        *_ablation(results),
+        "## Rank agreement: does the search's score predict the fair test?",
+        "",
+        "Spearman correlation, over the short list (the front's best three and the known losses), between each "
+        "score and the fair meta-test's early-stopped test error. Before: the search's own fitness (validation "
+        "error of partial training; known losses only where the grammar writes them). After: the final "
+        "selection's mean fold error.",
+        "",
+        *_ranks(results),
+        "## Per task",
+        "",
+    ]
     for t in results:
         body += _details(t)
     atomic_write_text(path, "\n".join(head + body).rstrip() + "\n")

@@ -119,23 +119,42 @@ def run_task(key: str, args, info: dict, command: str) -> None:
     search_seconds = time.perf_counter() - tick
     (folder / "search" / "checkpoint.json").unlink(missing_ok=True)  # resume state only
     selection = search.selection_
-    print(f"  search + selection: {search_seconds:.1f} s (selection {selection.seconds:.1f} s)\n{selection}",
-          flush=True)
+    print(
+        f"  search + selection: {search_seconds:.1f} s (selection {selection.seconds:.1f} s)\n{selection}", flush=True
+    )
     learned = {r.name: m for r, m in zip(_learned_rows(selection), _shortlist_modules(search, task.kind))}
-    losses = {**learned, FRONT_PICK: search.best_learned_loss_,
-              CONTROL: ScaledLoss(known_loss(STANDARD[task.kind], task.kind))}
+    losses = {
+        **learned,
+        FRONT_PICK: search.best_learned_loss_,
+        CONTROL: ScaledLoss(known_loss(STANDARD[task.kind], task.kind)),
+    }
     tick = time.perf_counter()
-    report = meta_test(losses, task, seeds=args.seeds, steps=args.steps, baselines="zoo", tune_lr=True,
-                       preset="quick", seed=args.seed)
+    report = meta_test(
+        losses, task, seeds=args.seeds, steps=args.steps, baselines="zoo", tune_lr=True, preset="quick", seed=args.seed
+    )
     print(f"  meta-test: {time.perf_counter() - tick:.1f} s\n{report}", flush=True)
     report.to_json(folder / "metatest.json")
-    atomic_write_json(folder / "search.json", {
-        "task": task.describe(), "suite": {"key": key, "half": spec.half, "condition": spec.condition,
-                                           "noisy": spec.noisy, "legacy": spec.legacy, "options": spec.options},
-        "search_seconds": search_seconds, "selection": selection.to_dict(),
-        "search_scores": search_scores(search, task.kind),
-        "front_pick": str(search.best_learned_loss_.expression), "returned": selection.winner,
-        "command": command, "machine": info})
+    atomic_write_json(
+        folder / "search.json",
+        {
+            "task": task.describe(),
+            "suite": {
+                "key": key,
+                "half": spec.half,
+                "condition": spec.condition,
+                "noisy": spec.noisy,
+                "legacy": spec.legacy,
+                "options": spec.options,
+            },
+            "search_seconds": search_seconds,
+            "selection": selection.to_dict(),
+            "search_scores": search_scores(search, task.kind),
+            "front_pick": str(search.best_learned_loss_.expression),
+            "returned": selection.winner,
+            "command": command,
+            "machine": info,
+        },
+    )
 
 
 def _learned_rows(selection):
@@ -144,7 +163,7 @@ def _learned_rows(selection):
 
 def _shortlist_modules(search, kind: str) -> list:
     front = search.pareto_front_
-    entries = sorted(front, key=lambda e: (e.fitness, e.complexity))[:search.settings_.selection_shortlist]
+    entries = sorted(front, key=lambda e: (e.fitness, e.complexity))[: search.settings_.selection_shortlist]
     return [e.loss(kind, metadata={"fitness": e.fitness}) for e in entries]
 
 
@@ -153,11 +172,20 @@ def machine() -> dict:
         load = os.getloadavg()
     except OSError:
         load = None
-    return {"uname": " ".join(platform.uname()), "cpus": os.cpu_count(), "torch": torch.__version__,
-            "threads": torch.get_num_threads(), "python": platform.python_version(), "load": load,
-            "commit": _git("rev-parse", "--short", "HEAD").strip() or "unknown",
-            "changed": [line[3:] for line in _git("status", "--porcelain", "--untracked-files=no").splitlines()
-                        if line and not line[3:].startswith("benchmarks/")]}
+    return {
+        "uname": " ".join(platform.uname()),
+        "cpus": os.cpu_count(),
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "python": platform.python_version(),
+        "load": load,
+        "commit": _git("rev-parse", "--short", "HEAD").strip() or "unknown",
+        "changed": [
+            line[3:]
+            for line in _git("status", "--porcelain", "--untracked-files=no").splitlines()
+            if line and not line[3:].startswith("benchmarks/")
+        ],
+    }
 
 
 def _git(*args) -> str:

@@ -52,15 +52,28 @@ def main(argv=None) -> int:
         for model in args.models.split(","):
             task = Task.builtin(dataset, seed=0, label_noise=noise, model=model)
             tick = time.perf_counter()
-            report = meta_test({"EvoMAL (standard), learned with mlp": loss}, task, seeds=args.seeds,
-                               steps=args.steps, baselines=baselines, tune_lr=True, eval_every=args.eval_every)
+            report = meta_test(
+                {"EvoMAL (standard), learned with mlp": loss},
+                task,
+                seeds=args.seeds,
+                steps=args.steps,
+                baselines=baselines,
+                tune_lr=True,
+                eval_every=args.eval_every,
+            )
             folder = args.out / "transfer" / f"{key}-{model}"
             report.to_json(folder / "metatest.json")
             report.plot_curves(folder / "curves.png")
-            atomic_write_json(folder / "run.json", {"seconds": time.perf_counter() - tick, "task": key,
-                                                    "model": model, "loss": str(loss.expression),
-                                                    "command": " ".join(["python", "benchmarks/run_transfer.py",
-                                                                         *sys.argv[1:]])})
+            atomic_write_json(
+                folder / "run.json",
+                {
+                    "seconds": time.perf_counter() - tick,
+                    "task": key,
+                    "model": model,
+                    "loss": str(loss.expression),
+                    "command": " ".join(["python", "benchmarks/run_transfer.py", *sys.argv[1:]]),
+                },
+            )
             print(f"[{key} -> {model}] {time.perf_counter() - tick:.0f} s\n{report}", flush=True)
     return 0
 

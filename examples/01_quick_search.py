@@ -42,8 +42,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--dataset", default="digits", help="a built-in dataset (digits, iris, wine, ...)")
     parser.add_argument("--preset", default="quick", help="search budget: tiny, quick, standard or paper")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--tiny", action="store_true", default=bool(os.environ.get("EVOMAL_EXAMPLES_TINY")),
-                        help="smoke-test budget (also with EVOMAL_EXAMPLES_TINY=1)")
+    parser.add_argument(
+        "--tiny",
+        action="store_true",
+        default=bool(os.environ.get("EVOMAL_EXAMPLES_TINY")),
+        help="smoke-test budget (also with EVOMAL_EXAMPLES_TINY=1)",
+    )
     args = parser.parse_args()
     if args.tiny:
         args.preset = "tiny"

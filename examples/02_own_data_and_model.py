@@ -40,8 +40,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=None, help="results folder (default: a new temporary folder)")
     parser.add_argument("--preset", default="quick", help="search budget: tiny, quick, standard or paper")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--tiny", action="store_true", default=bool(os.environ.get("EVOMAL_EXAMPLES_TINY")),
-                        help="smoke-test budget (also with EVOMAL_EXAMPLES_TINY=1)")
+    parser.add_argument(
+        "--tiny",
+        action="store_true",
+        default=bool(os.environ.get("EVOMAL_EXAMPLES_TINY")),
+        help="smoke-test budget (also with EVOMAL_EXAMPLES_TINY=1)",
+    )
     args = parser.parse_args()
     if args.tiny:
         args.preset = "tiny"
@@ -63,8 +67,9 @@ def spirals(n_per_class: int, *, seed: int) -> tuple[np.ndarray, np.ndarray]:
 
 def factory(n_features: int, n_outputs: int) -> nn.Module:
     """A new model per call: ``[batch, n_features] -> [batch, n_outputs]``."""
-    return nn.Sequential(nn.Linear(n_features, 64), nn.BatchNorm1d(64), nn.ReLU(),
-                         nn.Dropout(0.1), nn.Linear(64, n_outputs))
+    return nn.Sequential(
+        nn.Linear(n_features, 64), nn.BatchNorm1d(64), nn.ReLU(), nn.Dropout(0.1), nn.Linear(64, n_outputs)
+    )
 
 
 def main() -> None:

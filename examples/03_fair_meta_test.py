@@ -43,8 +43,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--seeds", type=int, default=3, help="meta-test seeds")
     parser.add_argument("--steps", type=int, default=1000, help="SGD steps per meta-test model")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--tiny", action="store_true", default=bool(os.environ.get("EVOMAL_EXAMPLES_TINY")),
-                        help="smoke-test budget (also with EVOMAL_EXAMPLES_TINY=1)")
+    parser.add_argument(
+        "--tiny",
+        action="store_true",
+        default=bool(os.environ.get("EVOMAL_EXAMPLES_TINY")),
+        help="smoke-test budget (also with EVOMAL_EXAMPLES_TINY=1)",
+    )
     args = parser.parse_args()
     if args.tiny:
         args.preset, args.seeds, args.steps = "tiny", 2, 40
@@ -61,8 +65,9 @@ def main() -> None:
         loss = es.LearnedLoss(args.loss, task=task.kind)  # es.ExpressionError on bad text
     print(f"testing {loss.expression_with_weights()}")
 
-    report = es.meta_test(loss, task, tune_lr=True, baselines=BASELINES, seeds=args.seeds, steps=args.steps,
-                          seed=args.seed)
+    report = es.meta_test(
+        loss, task, tune_lr=True, baselines=BASELINES, seeds=args.seeds, steps=args.steps, seed=args.seed
+    )
     print(report)  # every method at its own lr, final and early-stopped test error, paired differences
 
     args.out.mkdir(parents=True, exist_ok=True)

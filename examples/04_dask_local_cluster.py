@@ -40,8 +40,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--preset", default="quick", help="search budget: tiny, quick, standard or paper")
     parser.add_argument("--workers", type=int, default=2, help="Dask worker processes")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--tiny", action="store_true", default=bool(os.environ.get("EVOMAL_EXAMPLES_TINY")),
-                        help="smoke-test budget (also with EVOMAL_EXAMPLES_TINY=1)")
+    parser.add_argument(
+        "--tiny",
+        action="store_true",
+        default=bool(os.environ.get("EVOMAL_EXAMPLES_TINY")),
+        help="smoke-test budget (also with EVOMAL_EXAMPLES_TINY=1)",
+    )
     args = parser.parse_args()
     if args.tiny:
         args.preset = "tiny"
@@ -59,8 +63,12 @@ def main() -> None:
         settings.update(population=6, generations=2)
 
     # worker processes, one thread each: the small models train fastest single-threaded
-    with LocalCluster(n_workers=args.workers, threads_per_worker=1, processes=True, dashboard_address=":0",
-                      silence_logs=40) as cluster, Client(cluster) as client:
+    with (
+        LocalCluster(
+            n_workers=args.workers, threads_per_worker=1, processes=True, dashboard_address=":0", silence_logs=40
+        ) as cluster,
+        Client(cluster) as client,
+    ):
         print(f"cluster: {len(client.scheduler_info()['workers'])} workers, dashboard {client.dashboard_link}")
         on_dask = es.LossSearch(executor=client, chunk_size="balanced", out_dir=args.out / "dask", **settings)
         on_dask.fit(task)

@@ -28,8 +28,21 @@ from evomal_sr.grammar.operators import OPERATORS, VARIABLES
 ALL_OPERATORS: tuple[str, ...] = tuple(OPERATORS)
 #: Constants worth hitting often: the search terminals, zero, and awkward magnitudes.
 SPECIAL_CONSTANTS: tuple[float, ...] = (
-    1.0, -1.0, 0.0, 0.5, -0.5, 2.0, 1e-7, -1e-7, 1e-300, -1e-300, 5e-324, 1e300, -1e300,
-    sys.float_info.max, -sys.float_info.max,
+    1.0,
+    -1.0,
+    0.0,
+    0.5,
+    -0.5,
+    2.0,
+    1e-7,
+    -1e-7,
+    1e-300,
+    -1e-300,
+    5e-324,
+    1e300,
+    -1e300,
+    sys.float_info.max,
+    -sys.float_info.max,
 )
 
 
@@ -44,8 +57,7 @@ def constants(max_magnitude: float | None = None) -> st.SearchStrategy[float]:
         floats = st.floats(allow_nan=False, allow_infinity=False)
     else:
         special = tuple(c for c in SPECIAL_CONSTANTS if abs(c) <= max_magnitude)
-        floats = st.floats(min_value=-max_magnitude, max_value=max_magnitude,
-                           allow_nan=False, allow_infinity=False)
+        floats = st.floats(min_value=-max_magnitude, max_value=max_magnitude, allow_nan=False, allow_infinity=False)
     return st.one_of(st.sampled_from(special), floats)
 
 
@@ -59,8 +71,9 @@ def leaves(max_magnitude: float | None = None) -> st.SearchStrategy[Node]:
     return st.one_of(variables(), variables(), constants(max_magnitude).map(Node.constant))
 
 
-def trees(max_depth: int = 4, *, operators=ALL_OPERATORS,
-          max_magnitude: float | None = None) -> st.SearchStrategy[Node]:
+def trees(
+    max_depth: int = 4, *, operators=ALL_OPERATORS, max_magnitude: float | None = None
+) -> st.SearchStrategy[Node]:
     """Random :class:`Node` trees of depth at most ``max_depth`` over ``operators``."""
     if max_depth < 1:
         raise ValueError("max_depth must be at least 1")
@@ -72,9 +85,7 @@ def trees(max_depth: int = 4, *, operators=ALL_OPERATORS,
             return leaf
         sub = build(depth - 1)
         inner = st.sampled_from(ops).flatmap(
-            lambda op: st.tuples(*([sub] * op.arity)).map(
-                lambda children, name=op.name: Node.apply(name, children)
-            )
+            lambda op: st.tuples(*([sub] * op.arity)).map(lambda children, name=op.name: Node.apply(name, children))
         )
         # Operators twice as likely as leaves, so trees are not mostly single leaves.
         return st.one_of(leaf, inner, inner)
@@ -82,8 +93,9 @@ def trees(max_depth: int = 4, *, operators=ALL_OPERATORS,
     return build(max_depth)
 
 
-def expressions(max_depth: int = 4, *, operators=ALL_OPERATORS, max_magnitude: float | None = None,
-                complete: bool = False) -> st.SearchStrategy[Expression]:
+def expressions(
+    max_depth: int = 4, *, operators=ALL_OPERATORS, max_magnitude: float | None = None, complete: bool = False
+) -> st.SearchStrategy[Expression]:
     """Random :class:`Expression` objects.
 
     With ``complete=True`` every expression uses both ``y`` and ``fx`` (trees that
@@ -92,9 +104,7 @@ def expressions(max_depth: int = 4, *, operators=ALL_OPERATORS, max_magnitude: f
     base = trees(max_depth, operators=operators, max_magnitude=max_magnitude).map(Expression)
     if not complete:
         return base
-    return st.tuples(base, st.integers(0, 2**32 - 1)).map(
-        lambda pair: pair[0].repair(random.Random(pair[1]))
-    )
+    return st.tuples(base, st.integers(0, 2**32 - 1)).map(lambda pair: pair[0].repair(random.Random(pair[1])))
 
 
 def searchable_expressions(max_depth: int = 4, **kwargs) -> st.SearchStrategy[Expression]:

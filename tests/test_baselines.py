@@ -84,8 +84,10 @@ def test_gplfl_is_the_search_without_local_search(iris):
     assert search.best_loss_.n_parameters < 2650 * 0.05
 
 
-@pytest.mark.parametrize("make", [lambda: ML3Loss("regression", seed=3),
-                                  lambda: TaylorGLOLoss("classification", parameters=np.arange(8) / 10)])
+@pytest.mark.parametrize(
+    "make",
+    [lambda: ML3Loss("regression", seed=3), lambda: TaylorGLOLoss("classification", parameters=np.arange(8) / 10)],
+)
 def test_save_and_load_give_identical_values(make, tmp_path):
     loss = make()
     path = loss.save(tmp_path / "loss.json")
@@ -110,15 +112,21 @@ def test_standard_loss_is_cross_entropy_bce_or_mse():
     # one definition (the batched standard loss) computed in float64 against torch's own, to round-off
     g = torch.Generator().manual_seed(0)
     logits, labels = torch.randn(5, 4, generator=g, dtype=torch.float64), torch.tensor([0, 3, 1, 2, 0])
-    assert torch.allclose(StandardLoss("classification")(logits, labels), F.cross_entropy(logits, labels),
-                          rtol=0, atol=1e-12)
+    assert torch.allclose(
+        StandardLoss("classification")(logits, labels), F.cross_entropy(logits, labels), rtol=0, atol=1e-12
+    )
     one = torch.randn(5, 1, generator=g, dtype=torch.float64)
     binary = torch.tensor([0, 1, 1, 0, 1])
-    assert torch.allclose(StandardLoss("classification")(one, binary),
-                          F.binary_cross_entropy_with_logits(one, binary.double().reshape(5, 1)), rtol=0, atol=1e-12)
+    assert torch.allclose(
+        StandardLoss("classification")(one, binary),
+        F.binary_cross_entropy_with_logits(one, binary.double().reshape(5, 1)),
+        rtol=0,
+        atol=1e-12,
+    )
     pred, target = torch.randn(5, 2, generator=g, dtype=torch.float64), torch.randn(5, 2, generator=g)
-    assert torch.allclose(StandardLoss("regression")(pred, target), F.mse_loss(pred, target.double()),
-                          rtol=0, atol=1e-12)
+    assert torch.allclose(
+        StandardLoss("regression")(pred, target), F.mse_loss(pred, target.double()), rtol=0, atol=1e-12
+    )
 
 
 def test_baseline_loss_file_with_an_overflowing_integer_is_refused():

@@ -44,17 +44,24 @@ def _capturable_state(stacked, losses, weights, data, params):
     active, done = torch.ones(4, dtype=torch.bool), torch.zeros(4, dtype=torch.long)
 
     def values_fn(p, index):
-        return CandidateLosses(losses, weights, "classification").per_copy(stacked(p, X[index]),
-                                                                          same_targets(target[index], 4))
+        return CandidateLosses(losses, weights, "classification").per_copy(
+            stacked(p, X[index]), same_targets(target[index], 4)
+        )
+
     return theta, active, done, values_fn
 
 
 def _scores_every(steps, stacked, data, into):
     """An ``after_step`` that records every copy's validation metric every ``steps`` steps."""
+
     def after_step(step, theta):
         if step % steps == 0:
-            into.append(evaluate_metric(stacked, {k: v.detach() for k, v in theta.items()}, data,
-                                        kind="classification").tolist())
+            into.append(
+                evaluate_metric(
+                    stacked, {k: v.detach() for k, v in theta.items()}, data, kind="classification"
+                ).tolist()
+            )
+
     return after_step
 
 
@@ -62,8 +69,17 @@ def _scores_every(steps, stacked, data, into):
 def test_the_capturable_step_run_eagerly_matches_the_eager_loop(lr):
     stacked, losses, weights, (X, Y) = _diverging_training_setup()
     params = StackedModel.replicate(stacked.initial_params(), 4)
-    eager = train_candidates(stacked, params, losses, weights, (X, Y), kind="classification", steps=25, lr=lr,
-                             sampler=BatchSampler(60, 16, 0))
+    eager = train_candidates(
+        stacked,
+        params,
+        losses,
+        weights,
+        (X, Y),
+        kind="classification",
+        steps=25,
+        lr=lr,
+        sampler=BatchSampler(60, 16, 0),
+    )
     sampler = BatchSampler(60, 16, 0)
     theta, active, done, values_fn = _capturable_state(stacked, losses, weights, (X, Y), params)
     for _ in range(25):
@@ -79,14 +95,29 @@ def test_replaying_the_step_with_a_scoring_callback_matches_the_eager_loop():
     lr = LRS["one lr per copy"]
     params = StackedModel.replicate(stacked.initial_params(), 4)
     eager_scores, replayed_scores = [], []
-    eager = train_candidates(stacked, params, losses, weights, (X, Y), kind="classification", steps=25, lr=lr,
-                             sampler=BatchSampler(60, 16, 0),
-                             after_step=_scores_every(5, stacked, (X, Y), eager_scores))
+    eager = train_candidates(
+        stacked,
+        params,
+        losses,
+        weights,
+        (X, Y),
+        kind="classification",
+        steps=25,
+        lr=lr,
+        sampler=BatchSampler(60, 16, 0),
+        after_step=_scores_every(5, stacked, (X, Y), eager_scores),
+    )
     sampler = BatchSampler(60, 16, 0)
     theta, active, done, values_fn = _capturable_state(stacked, losses, weights, (X, Y), params)
     static_index = sampler.next().clone()
-    replay_steps(lambda: masked_static_step(theta, values_fn, static_index, active, done, lr), sampler.next,
-                 static_index, theta, steps=25, after_step=_scores_every(5, stacked, (X, Y), replayed_scores))
+    replay_steps(
+        lambda: masked_static_step(theta, values_fn, static_index, active, done, lr),
+        sampler.next,
+        static_index,
+        theta,
+        steps=25,
+        after_step=_scores_every(5, stacked, (X, Y), replayed_scores),
+    )
     assert len(eager_scores) == 5 and replayed_scores == eager_scores
     assert eager.diverged.tolist() == (~active).tolist() and eager.steps_done.tolist() == done.tolist()
     assert all(torch.equal(eager.params[k], theta[k].detach()) for k in theta)
@@ -96,14 +127,30 @@ def test_replaying_the_step_with_a_scoring_callback_matches_the_eager_loop():
 def test_cuda_graph_request_falls_back_to_the_eager_loop_off_cuda(lr):
     stacked, losses, weights, data = _diverging_training_setup()
     params = StackedModel.replicate(stacked.initial_params(), 4)
-    runs = [train_candidates(stacked, params, losses, weights, data, kind="classification", steps=20, lr=lr,
-                             sampler=BatchSampler(60, 16, 0), cuda_graph=graph) for graph in (False, True)]
+    runs = [
+        train_candidates(
+            stacked,
+            params,
+            losses,
+            weights,
+            data,
+            kind="classification",
+            steps=20,
+            lr=lr,
+            sampler=BatchSampler(60, 16, 0),
+            cuda_graph=graph,
+        )
+        for graph in (False, True)
+    ]
     assert runs[0].steps_done.tolist() == runs[1].steps_done.tolist()
     assert all(torch.equal(runs[0].params[k], runs[1].params[k]) for k in runs[0].params)
 
 
-@pytest.mark.parametrize("overrides", [{}, {"fitness_lr_grid": 2, "fitness_eval_every": 5}],
-                         ids=["paper fitness", "lr grid, best along the run"])
+@pytest.mark.parametrize(
+    "overrides",
+    [{}, {"fitness_lr_grid": 2, "fitness_eval_every": 5}],
+    ids=["paper fitness", "lr grid, best along the run"],
+)
 def test_the_evaluator_hands_its_cuda_graph_setting_to_the_fitness(monkeypatch, overrides):
     requested = []
     original = fitness_module.train_candidates
@@ -111,6 +158,7 @@ def test_the_evaluator_hands_its_cuda_graph_setting_to_the_fitness(monkeypatch, 
     def spy(*args, **kwargs):
         requested.append(kwargs["cuda_graph"])
         return original(*args, **kwargs)
+
     monkeypatch.setattr(fitness_module, "train_candidates", spy)
     task = es.Task.builtin("iris", seed=0)
     results = {}
@@ -123,7 +171,8 @@ def test_the_evaluator_hands_its_cuda_graph_setting_to_the_fitness(monkeypatch, 
 
 def test_the_search_and_the_dask_spec_carry_the_cuda_graph_setting():
     search = es.LossSearch(preset="tiny", population=4, generations=1, cuda_graph=True).fit(
-        es.Task.builtin("iris", seed=0))
+        es.Task.builtin("iris", seed=0)
+    )
     assert search.evaluator_.cuda_graph is True
     pytest.importorskip("distributed")
     from evomal_sr.parallel.dask_executor import ScorerSpec
@@ -132,8 +181,19 @@ def test_the_search_and_the_dask_spec_carry_the_cuda_graph_setting():
 
 
 def test_cli_cuda_graph_flag_is_accepted_on_cpu_and_changes_no_result(tmp_path):
-    tiny = ["--dataset", "iris", "--preset", "tiny", "--population", "4", "--generations", "2", "--seed", "0",
-            "--quiet"]
+    tiny = [
+        "--dataset",
+        "iris",
+        "--preset",
+        "tiny",
+        "--population",
+        "4",
+        "--generations",
+        "2",
+        "--seed",
+        "0",
+        "--quiet",
+    ]
     for name, flags in (("eager", []), ("graph", ["--cuda-graph"])):
         result = invoke("search", *tiny, *flags, "--out", tmp_path / name)
         assert result.exit_code == 0, result.stderr
@@ -148,9 +208,22 @@ def test_cuda_graph_training_matches_eager_training_on_the_gpu(lr):
     lr = lr.cuda() if isinstance(lr, torch.Tensor) else lr
     params = StackedModel.replicate(stacked.initial_params(), 4)
     scores = [[], []]
-    runs = [train_candidates(stacked, params, losses, weights, data, kind="classification", steps=20, lr=lr,
-                             sampler=BatchSampler(60, 16, 0), cuda_graph=graph,
-                             after_step=_scores_every(5, stacked, data, scores[graph])) for graph in (False, True)]
+    runs = [
+        train_candidates(
+            stacked,
+            params,
+            losses,
+            weights,
+            data,
+            kind="classification",
+            steps=20,
+            lr=lr,
+            sampler=BatchSampler(60, 16, 0),
+            cuda_graph=graph,
+            after_step=_scores_every(5, stacked, data, scores[graph]),
+        )
+        for graph in (False, True)
+    ]
     assert runs[0].steps_done.tolist() == runs[1].steps_done.tolist()
     assert runs[0].diverged.tolist() == runs[1].diverged.tolist()
     assert all(torch.equal(runs[0].params[k], runs[1].params[k]) for k in runs[0].params)
@@ -161,7 +234,21 @@ def test_cuda_graph_training_matches_eager_training_on_the_gpu(lr):
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_the_evaluator_on_the_gpu_gives_the_same_fitness_with_the_cuda_graph():
     task = es.Task.builtin("digits", seed=0)
-    results = {graph: [(r.status, r.fitness, r.weights) for r in es.Evaluator(
-        task, preset="paper", device="cuda", seed=0, cuda_graph=graph, meta_iterations=5, train_steps=40,
-        fitness_lr_grid=2, fitness_eval_every=10).evaluate(TREES)] for graph in (False, True)}
+    results = {
+        graph: [
+            (r.status, r.fitness, r.weights)
+            for r in es.Evaluator(
+                task,
+                preset="paper",
+                device="cuda",
+                seed=0,
+                cuda_graph=graph,
+                meta_iterations=5,
+                train_steps=40,
+                fitness_lr_grid=2,
+                fitness_eval_every=10,
+            ).evaluate(TREES)
+        ]
+        for graph in (False, True)
+    }
     assert results[True] == results[False]

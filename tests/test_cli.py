@@ -29,6 +29,7 @@ def run_dir(tmp_path_factory):
 
 # -- help --------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("command", COMMANDS)
 def test_every_command_help_has_examples(command):
     result = invoke(command, "--help")
@@ -45,6 +46,7 @@ def test_group_help_lists_every_command():
 
 
 # -- search and what it writes --------------------------------------------------------------------
+
 
 def test_search_writes_results_and_prints_the_table(run_dir):
     out, result = run_dir
@@ -153,6 +155,7 @@ def test_doctor():
 
 # -- one-line errors ---------------------------------------------------------------------------
 
+
 @pytest.fixture()
 def data_csv(tmp_path):
     path = tmp_path / "data.csv"
@@ -165,25 +168,28 @@ def data_csv(tmp_path):
     return path
 
 
-@pytest.mark.parametrize(("args", "fragments"), [
-    (["search", "--dataset", "nope", *TINY], ["unknown dataset", "nope"]),
-    (["search", *TINY], ["--dataset"]),
-    (["search", "--csv", "missing.csv", "--target", "label", *TINY], ["not found"]),
-    (["search", "--dataset", "iris", "--preset", "tiny", "--population", "0"], ["population"]),
-    (["search", "--dataset", "iris", "--preset", "tiny", "--generations", "-1"], ["generations"]),
-    (["search", "--dataset", "iris", "--preset", "huge"], ["unknown preset"]),
-    (["search", "--dataset", "iris", "--engine", "nope", *TINY], ["unknown engine"]),
-    (["search", "--dataset", "iris", "--device", "tpu9", *TINY], ["device"]),
-    (["search", "--dataset", "iris", "--population", "many"], ["population"]),
-    (["search", "--dataset", "iris", "--no-such-option"], ["no-such-option"]),
-    (["export", "{run}", "--format", "onnx"], ["onnx"]),
-    (["export", "{run}", "--index", "99"], ["out of range"]),
-    (["export", "{missing}"], ["no Pareto front"]),
-    (["front", "{missing}"], ["no Pareto front"]),
-    (["plot", "{missing}"], ["no Pareto front"]),
-    (["show", "__import__('os')"], []),
-    (["frobnicate"], ["frobnicate"]),
-])
+@pytest.mark.parametrize(
+    ("args", "fragments"),
+    [
+        (["search", "--dataset", "nope", *TINY], ["unknown dataset", "nope"]),
+        (["search", *TINY], ["--dataset"]),
+        (["search", "--csv", "missing.csv", "--target", "label", *TINY], ["not found"]),
+        (["search", "--dataset", "iris", "--preset", "tiny", "--population", "0"], ["population"]),
+        (["search", "--dataset", "iris", "--preset", "tiny", "--generations", "-1"], ["generations"]),
+        (["search", "--dataset", "iris", "--preset", "huge"], ["unknown preset"]),
+        (["search", "--dataset", "iris", "--engine", "nope", *TINY], ["unknown engine"]),
+        (["search", "--dataset", "iris", "--device", "tpu9", *TINY], ["device"]),
+        (["search", "--dataset", "iris", "--population", "many"], ["population"]),
+        (["search", "--dataset", "iris", "--no-such-option"], ["no-such-option"]),
+        (["export", "{run}", "--format", "onnx"], ["onnx"]),
+        (["export", "{run}", "--index", "99"], ["out of range"]),
+        (["export", "{missing}"], ["no Pareto front"]),
+        (["front", "{missing}"], ["no Pareto front"]),
+        (["plot", "{missing}"], ["no Pareto front"]),
+        (["show", "__import__('os')"], []),
+        (["frobnicate"], ["frobnicate"]),
+    ],
+)
 def test_bad_arguments_give_one_line(run_dir, tmp_path, args, fragments):
     out, _ = run_dir
     args = [a.format(run=out, missing=tmp_path / "nowhere") for a in args]
@@ -200,8 +206,9 @@ def test_csv_without_target(data_csv):
 
 
 def test_dataset_and_csv_together(data_csv):
-    assert_one_line_error(invoke("search", "--dataset", "iris", "--csv", data_csv, "--target", "label", *TINY),
-                          "exactly one")
+    assert_one_line_error(
+        invoke("search", "--dataset", "iris", "--csv", data_csv, "--target", "label", *TINY), "exactly one"
+    )
 
 
 def test_pysr_engine_unavailable(tmp_path):

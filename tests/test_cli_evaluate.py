@@ -25,10 +25,13 @@ def loss_file(tmp_path):
 @pytest.fixture
 def run_dir(tmp_path):
     task = Task.builtin("iris", seed=1, model="linear", label_noise=0.1)
-    entries = [FrontEntry("square((y - fx))", (1.0, 1.0, 1.0), 0.4, 4),
-               FrontEntry("-(y * log(fx))", (1.0, 1.0, 1.0, 1.0), 0.2, 5)]
+    entries = [
+        FrontEntry("square((y - fx))", (1.0, 1.0, 1.0), 0.4, 4),
+        FrontEntry("-(y * log(fx))", (1.0, 1.0, 1.0, 1.0), 0.2, 5),
+    ]
     ParetoFront(entries, task_kind="classification", config={"task": task.describe(), "preset": "tiny"}).to_json(
-        tmp_path / "run" / "pareto.json")
+        tmp_path / "run" / "pareto.json"
+    )
     return tmp_path / "run"
 
 
@@ -65,13 +68,16 @@ def test_transfer_to_a_regression_task_is_refused(run_dir):
     assert_one_line_error(_invoke(run_dir, "--dataset", "diabetes", *FAST), "cannot transfer a classification loss")
 
 
-@pytest.mark.parametrize("args, text", [
-    (["missing-folder"], "no such run folder or loss file"),
-    (["--index", "7"], "index 7 out of range"),
-    (["--seeds", "0"], "--seeds"),
-    (["--dataset", "nope"], "nope"),
-    (["--device", "nonsense"], "device"),
-])
+@pytest.mark.parametrize(
+    "args, text",
+    [
+        (["missing-folder"], "no such run folder or loss file"),
+        (["--index", "7"], "index 7 out of range"),
+        (["--seeds", "0"], "--seeds"),
+        (["--dataset", "nope"], "nope"),
+        (["--device", "nonsense"], "device"),
+    ],
+)
 def test_bad_input_exits_2_with_one_line(run_dir, args, text):
     if args[0] == "missing-folder":
         result = _invoke(run_dir.parent / "missing-folder", *FAST)
@@ -99,10 +105,12 @@ def test_help_has_examples():
 
 # -- the fair protocol from the command line --------------------------------------------------------
 
+
 def test_evaluate_zoo_tuned_writes_report_and_curves(run_dir, tmp_path):
     out = tmp_path / "fair"
-    result = _invoke(run_dir, "--baselines", "zoo", "--tune-lr", "--seeds", "2", "--steps", "30",
-                     "--eval-every", "10", "--out", out)
+    result = _invoke(
+        run_dir, "--baselines", "zoo", "--tune-lr", "--seeds", "2", "--steps", "30", "--eval-every", "10", "--out", out
+    )
     assert result.exit_code == 0, result.stderr
     for name in ("gce", "sce", "poly1", "squared-error", "learned"):
         assert name in result.stdout
@@ -119,15 +127,18 @@ def test_evaluate_comma_list_of_baselines(run_dir):
     assert "gce" in result.stdout and "cross-entropy" in result.stdout and "mae" not in result.stdout
 
 
-@pytest.mark.parametrize(("args", "fragment"), [
-    (["--baselines", "hubert"], "cross-entropy, label-smoothing"),
-    (["--baselines", "huber"], "regression loss"),
-    (["--baselines", ","], "empty"),
-    (["--tune-lr", "--lr-grid", "0.1,-2"], "positive"),
-    (["--tune-lr", "--lr-grid", "a,b"], "comma list"),
-    (["--lr-grid", "0.1"], "needs --tune-lr"),
-    (["--steps", "10", "--eval-every", "20"], "eval-every"),
-])
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["--baselines", "hubert"], "cross-entropy, label-smoothing"),
+        (["--baselines", "huber"], "regression loss"),
+        (["--baselines", ","], "empty"),
+        (["--tune-lr", "--lr-grid", "0.1,-2"], "positive"),
+        (["--tune-lr", "--lr-grid", "a,b"], "comma list"),
+        (["--lr-grid", "0.1"], "needs --tune-lr"),
+        (["--steps", "10", "--eval-every", "20"], "eval-every"),
+    ],
+)
 def test_evaluate_bad_fair_options(run_dir, tmp_path, args, fragment):
     out = tmp_path / "never"
     result = _invoke(run_dir, "--seeds", "1", "--steps", "10", *args, "--out", out)

@@ -28,8 +28,17 @@ from evomal_sr.parallel.dask_executor import DaskExecutor, check_workers  # noqa
 from evomal_sr.scoring.evaluator import Evaluator  # noqa: E402
 
 SMALL = {"preset": "tiny", "population": 6, "generations": 2, "seed": 1}
-CANDIDATES = ["-(y * log(fx))", "square(fx - y)", "aq(y, fx)", "-(y * sqrt(fx))", "(y + fx)",
-              "(square(fx - y) + aq(y, fx))", "abs(fx - y)", "-(y * fx)", "(log(fx) * -(y))"]
+CANDIDATES = [
+    "-(y * log(fx))",
+    "square(fx - y)",
+    "aq(y, fx)",
+    "-(y * sqrt(fx))",
+    "(y + fx)",
+    "(square(fx - y) + aq(y, fx))",
+    "abs(fx - y)",
+    "-(y * fx)",
+    "(log(fx) * -(y))",
+]
 
 
 @pytest.fixture(scope="module")
@@ -39,8 +48,9 @@ def task():
 
 @pytest.fixture(scope="module")
 def client():
-    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",
-                                       silence_logs=40)
+    cluster = distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0", silence_logs=40
+    )
     with distributed.Client(cluster) as c:
         yield c
     cluster.close()
@@ -55,21 +65,33 @@ def reference(task, tmp_path_factory):
 
 
 def _same(results, others):
-    return [(r.expression, r.status, r.fitness, r.weights) for r in results] == \
-           [(r.expression, r.status, r.fitness, r.weights) for r in others]
+    return [(r.expression, r.status, r.fitness, r.weights) for r in results] == [
+        (r.expression, r.status, r.fitness, r.weights) for r in others
+    ]
 
 
 # -- the executor setting ---------------------------------------------------------------------
 def test_importing_evomal_sr_never_imports_dask():
-    code = ("import sys, evomal_sr, evomal_sr.parallel, evomal_sr.search.estimator; "
-            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('dask', 'distributed')))")
+    code = (
+        "import sys, evomal_sr, evomal_sr.parallel, evomal_sr.search.estimator; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('dask', 'distributed')))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
 
 
-@pytest.mark.parametrize("spec, kind", [(None, "in-process"), ("in-process", "in-process"), (3, "local"),
-                                        ("local:2", "local"), ("local", "local"), ("tcp://1.2.3.4:8786", "scheduler"),
-                                        ("10.0.0.1:8786", "scheduler")])
+@pytest.mark.parametrize(
+    "spec, kind",
+    [
+        (None, "in-process"),
+        ("in-process", "in-process"),
+        (3, "local"),
+        ("local:2", "local"),
+        ("local", "local"),
+        ("tcp://1.2.3.4:8786", "scheduler"),
+        ("10.0.0.1:8786", "scheduler"),
+    ],
+)
 def test_executor_kinds(spec, kind):
     assert executor_kind(spec)[0] == kind
 
@@ -150,8 +172,9 @@ def test_same_pareto_csv_on_a_passed_client(task, client, reference, tmp_path):
 def test_cli_balanced_chunks_on_two_workers_give_the_same_pareto_csv(client, tmp_path):
     args = ["search", "--dataset", "iris", "--preset", "tiny", "--population", "6", "--seed", "1", "-q"]
     here = invoke(*args, "--out", tmp_path / "here")
-    there = invoke(*args, "--scheduler", client.scheduler.address, "--chunk-size", "balanced",
-                   "--out", tmp_path / "there")
+    there = invoke(
+        *args, "--scheduler", client.scheduler.address, "--chunk-size", "balanced", "--out", tmp_path / "there"
+    )
     assert here.exit_code == 0 and there.exit_code == 0, there.stderr
     assert (tmp_path / "there" / "pareto.csv").read_bytes() == (tmp_path / "here" / "pareto.csv").read_bytes()
 
@@ -188,8 +211,9 @@ def test_cli_scheduler_address_gives_the_same_pareto_csv(client, tmp_path):
 # -- faults and bad input --------------------------------------------------------------------------
 @pytest.mark.slow
 def test_a_worker_killed_mid_generation_changes_nothing(task, reference, tmp_path):
-    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",
-                                       silence_logs=50)
+    cluster = distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0", silence_logs=50
+    )
     killed = []
     with distributed.Client(cluster) as c:
         pids = c.run(os.getpid)
@@ -221,13 +245,16 @@ def test_an_unreachable_scheduler_is_one_error_within_the_timeout(monkeypatch):
     assert_one_line_error(result, "cannot reach the Dask scheduler at tcp://127.0.0.1:9")
 
 
-@pytest.mark.parametrize("args, fragment", [
-    (["--workers", "0"], "--workers must be at least 1"),
-    (["--workers", "2", "--scheduler", "tcp://127.0.0.1:8786"], "not both"),
-    (["--workers", "2", "--chunk-size", "0"], "--chunk-size must be a positive integer or 'balanced'"),
-    (["--workers", "2", "--chunk-size", "even"], "got 'even'"),
-    (["--scheduler", "nowhere"], "scheduler address"),
-])
+@pytest.mark.parametrize(
+    "args, fragment",
+    [
+        (["--workers", "0"], "--workers must be at least 1"),
+        (["--workers", "2", "--scheduler", "tcp://127.0.0.1:8786"], "not both"),
+        (["--workers", "2", "--chunk-size", "0"], "--chunk-size must be a positive integer or 'balanced'"),
+        (["--workers", "2", "--chunk-size", "even"], "got 'even'"),
+        (["--scheduler", "nowhere"], "scheduler address"),
+    ],
+)
 def test_cli_bad_executor_options(args, fragment):
     assert_one_line_error(invoke("search", "--dataset", "iris", *args), fragment)
 
@@ -240,12 +267,15 @@ class _FakeClient:
         return self.answers
 
 
-@pytest.mark.parametrize("answers, fragment", [
-    ({"tcp://w:1": "missing: No module named 'evomal_sr'"}, "cannot import evomal_sr"),
-    ({"tcp://w:1": ModuleNotFoundError("No module named 'evomal_sr'")}, "install evomal-sr"),
-    ({"tcp://w:1": "0.0.0-other"}, "same version"),
-    ({}, "no workers"),
-])
+@pytest.mark.parametrize(
+    "answers, fragment",
+    [
+        ({"tcp://w:1": "missing: No module named 'evomal_sr'"}, "cannot import evomal_sr"),
+        ({"tcp://w:1": ModuleNotFoundError("No module named 'evomal_sr'")}, "install evomal-sr"),
+        ({"tcp://w:1": "0.0.0-other"}, "same version"),
+        ({}, "no workers"),
+    ],
+)
 def test_a_worker_without_evomal_sr_is_named(answers, fragment):
     with pytest.raises(EngineUnavailableError, match=fragment):
         check_workers(_FakeClient(answers))
@@ -264,7 +294,8 @@ def test_local_workers_keep_glibcs_default_memory_trimming(tmp_path):
         "from evomal_sr.parallel.dask_executor import DaskExecutor\n"
         "if __name__ == '__main__':\n"
         "    with DaskExecutor.local(1) as ex:\n"
-        "        print(sorted(set(ex.client.run(lambda: str(os.environ.get('MALLOC_TRIM_THRESHOLD_'))).values())))\n")
+        "        print(sorted(set(ex.client.run(lambda: str(os.environ.get('MALLOC_TRIM_THRESHOLD_'))).values())))\n"
+    )
     env = {k: v for k, v in os.environ.items() if k != "MALLOC_TRIM_THRESHOLD_"}
     done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=120)
     assert done.returncode == 0, done.stderr

@@ -40,12 +40,15 @@ def test_from_arrays_with_own_split():
     np.testing.assert_allclose(task.feature_mean, X[:40].mean(axis=0))
 
 
-@pytest.mark.parametrize("split, text", [
-    (([0, 1, 2], [2, 3], [4]), "in both train and val"),
-    (([0, 1, 2], [3], [60]), "out of range"),
-    (([0, 1], [], [4]), "non-empty"),
-    (([0, 1],), "three sequences"),
-])
+@pytest.mark.parametrize(
+    "split, text",
+    [
+        (([0, 1, 2], [2, 3], [4]), "in both train and val"),
+        (([0, 1, 2], [3], [60]), "out of range"),
+        (([0, 1], [], [4]), "non-empty"),
+        (([0, 1],), "three sequences"),
+    ],
+)
 def test_bad_split_is_one_task_error(split, text):
     X, y = rows()
     with pytest.raises(TaskError, match=text):
@@ -56,8 +59,13 @@ def test_bad_split_is_one_task_error(split, text):
 def test_from_npz_images_and_own_test(tmp_path):
     rng = np.random.default_rng(0)
     path = tmp_path / "imgs.npz"
-    np.savez(path, X=rng.normal(size=(40, 1, 6, 6)), y=np.arange(40) % 2,
-             X_test=rng.normal(size=(10, 1, 6, 6)), y_test=np.arange(10) % 2)
+    np.savez(
+        path,
+        X=rng.normal(size=(40, 1, 6, 6)),
+        y=np.arange(40) % 2,
+        X_test=rng.normal(size=(10, 1, 6, 6)),
+        y_test=np.arange(10) % 2,
+    )
     task = es.Task.from_npz(path, model="lenet5")
     assert task.input_shape == (1, 6, 6) and len(task.y_test) == 10 and task.n_train == 30
     assert task.split_indices["test"].tolist() == list(range(40, 50))
@@ -168,8 +176,9 @@ def test_search_help_lists_the_paper_models():
 def test_cli_unknown_feature_column_exits_2_and_writes_nothing(tmp_path):
     path = write(tmp_path / "d.csv", csv_text())
     out = tmp_path / "run"
-    result = invoke("search", "--csv", path, "--target", "label", "--features", "a,zz", "--preset", "tiny",
-                    "--out", out, "-q")
+    result = invoke(
+        "search", "--csv", path, "--target", "label", "--features", "a,zz", "--preset", "tiny", "--out", out, "-q"
+    )
     assert_one_line_error(result, "'zz' not found")
     assert not out.exists()
 
@@ -190,13 +199,27 @@ def test_evaluate_a_csv_run_named_like_a_builtin_uses_the_csv(tmp_path):
     assert "n_features=2" in invoke("evaluate", out, "--seeds", "1", "--steps", "3").stdout  # not iris's 4
     path.rename(tmp_path / "moved.csv")
     assert_one_line_error(invoke("evaluate", out, "--seeds", "1", "--steps", "3"), "no longer exists")
-    moved = invoke("evaluate", out, "--csv", tmp_path / "moved.csv", "--target", "label", "--model", "linear",
-                   "--seeds", "1", "--steps", "3", "-q")
+    moved = invoke(
+        "evaluate",
+        out,
+        "--csv",
+        tmp_path / "moved.csv",
+        "--target",
+        "label",
+        "--model",
+        "linear",
+        "--seeds",
+        "1",
+        "--steps",
+        "3",
+        "-q",
+    )
     assert moved.exit_code == 0, moved.stderr
 
 
 @pytest.mark.slow
 def test_search_with_lenet5_on_digits_runs(tmp_path):
-    result = invoke("search", "--model", "lenet5", "--dataset", "digits", "--preset", "tiny",
-                    "--out", tmp_path / "run", "-q")
+    result = invoke(
+        "search", "--model", "lenet5", "--dataset", "digits", "--preset", "tiny", "--out", tmp_path / "run", "-q"
+    )
     assert result.exit_code == 0, result.stderr

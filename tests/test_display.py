@@ -21,17 +21,26 @@ def _entry(text, fitness, first_weight=1.0):
     return FrontEntry(str(expr), (first_weight,) + (1.0,) * (expr.size - 2), fitness, expr.complexity)
 
 
-FRONT = ParetoFront([_entry("square((fx - y))", 0.5, 1.23456789), _entry("(square((fx - y)) + abs(fx))", 0.3),
-                     _entry("(square((fx - y)) + abs((fx * y)))", 0.29)], task_kind="regression")
+FRONT = ParetoFront(
+    [
+        _entry("square((fx - y))", 0.5, 1.23456789),
+        _entry("(square((fx - y)) + abs(fx))", 0.3),
+        _entry("(square((fx - y)) + abs((fx * y)))", 0.29),
+    ],
+    task_kind="regression",
+)
 
 
-@pytest.mark.parametrize("text,simple", [
-    ("sqrt((1.0 + 1.0)) * y * fx", "(1.4142135623730951 * (y * fx))"),
-    ("tanh(-1.0) + (y * fx)", "(-0.7615941559557649 + (y * fx))"),
-    ("abs(abs((y - fx)))", "abs((y - fx))"),
-    ("-(-(y * fx))", "(y * fx)"),
-    ("(2.0 * y) * (0.5 * fx)", "(y * fx)"),
-])
+@pytest.mark.parametrize(
+    "text,simple",
+    [
+        ("sqrt((1.0 + 1.0)) * y * fx", "(1.4142135623730951 * (y * fx))"),
+        ("tanh(-1.0) + (y * fx)", "(-0.7615941559557649 + (y * fx))"),
+        ("abs(abs((y - fx)))", "abs((y - fx))"),
+        ("-(-(y * fx))", "(y * fx)"),
+        ("(2.0 * y) * (0.5 * fx)", "(y * fx)"),
+    ],
+)
 def test_simplified_forms(text, simple):
     assert str(Expression.parse(text).simplified()) == simple
 
@@ -104,8 +113,12 @@ def test_torch_export_docstring_names_the_written_file(tmp_path):
 
 
 def test_sympy_export_is_simplified():
-    text = export_loss(ParetoFront([FrontEntry("(sqrt((1.0 + 1.0)) * square((fx - y)))",
-                                               (1.0,) * 8, 0.2, 7)], task_kind="regression").best_loss(), "sympy")
+    text = export_loss(
+        ParetoFront(
+            [FrontEntry("(sqrt((1.0 + 1.0)) * square((fx - y)))", (1.0,) * 8, 0.2, 7)], task_kind="regression"
+        ).best_loss(),
+        "sympy",
+    )
     assert text.strip() == "1.4142135623731*(fx - y)**2"
 
 

@@ -47,8 +47,10 @@ def test_readme_include_takes_sections_and_fixes_links():
     assert "](docs/" not in how  # repository-relative links point at the site's pages
     guide = include.readme(exclude="How it works")
     assert guide.startswith("# evomal-sr") and "## Quick start" in guide and "## How it works" not in guide
-    assert include._fix_links("[a](docs/scaling.md#who) [b](benchmarks/RESULTS.md) [c](https://x.org/y)") == \
-        "[a](scaling.md#who) b (`benchmarks/RESULTS.md`) [c](https://x.org/y)"
+    assert (
+        include._fix_links("[a](docs/scaling.md#who) [b](benchmarks/RESULTS.md) [c](https://x.org/y)")
+        == "[a](scaling.md#who) b (`benchmarks/RESULTS.md`) [c](https://x.org/y)"
+    )
 
 
 def test_a_renamed_readme_section_fails_the_build():
@@ -69,6 +71,7 @@ def test_sphinx_roles_become_links_or_code_spans():
     roles = _load("sphinx_roles")
     targets = {"evomal_sr.data.tasks.Task"}
     text = "see :class:`~evomal_sr.data.tasks.Task`, :meth:`fit` and :mod:`evomal_sr.parallel`"
-    assert roles.markdown_roles(text, targets) == \
-        "see [`Task`][evomal_sr.data.tasks.Task], `fit` and `evomal_sr.parallel`"
+    assert (
+        roles.markdown_roles(text, targets) == "see [`Task`][evomal_sr.data.tasks.Task], `fit` and `evomal_sr.parallel`"
+    )
     assert "evomal_sr.search.estimator.LossSearch" in roles.documented()

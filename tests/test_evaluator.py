@@ -111,8 +111,9 @@ def test_batched_equals_unbatched(iris):
     assert_same_results(batched, unbatched)
     for r in batched:  # local search moved every trained candidate's weights off their seeded start
         if r.status == "ok":
-            start = initial_weights(len(r.weights), generator=torch.Generator().manual_seed(
-                derive_seed(0, "edge-init", r.expression)))
+            start = initial_weights(
+                len(r.weights), generator=torch.Generator().manual_seed(derive_seed(0, "edge-init", r.expression))
+            )
             assert not torch.allclose(torch.tensor(r.weights), start, rtol=0, atol=1e-7), r.expression
 
 
@@ -237,8 +238,7 @@ def test_state_dict_round_trip_keeps_incomplete_expressions_out_of_the_index(iri
 
 
 def test_fitness_result_round_trip():
-    ok = FitnessResult(CE, 0.125, "ok", (1.0, 0.5, 2.0, 1.0), 5, requested="-(y*log(fx))",
-                       seconds={"training": 0.25})
+    ok = FitnessResult(CE, 0.125, "ok", (1.0, 0.5, 2.0, 1.0), 5, requested="-(y*log(fx))", seconds={"training": 0.25})
     rejected = FitnessResult("(y + fx)", math.inf, "rejected", (1.0, 1.0), 3, reason="rejection protocol")
     twin = FitnessResult("(log(fx) * -(y))", 0.125, "equivalent", (1.0,) * 4, 6, reused_from=CE)
     for result in (ok, rejected, twin):
@@ -248,9 +248,16 @@ def test_fitness_result_round_trip():
     assert ok.to_loss("classification").weights.detach().tolist() == [1.0, 0.5, 2.0, 1.0]
 
 
-@pytest.mark.parametrize("change", [
-    {"status": "great"}, {"expression": "y +"}, {"weights": None}, {"fitness": "x"}, {"surprise": 1},
-])
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"status": "great"},
+        {"expression": "y +"},
+        {"weights": None},
+        {"fitness": "x"},
+        {"surprise": 1},
+    ],
+)
 def test_malformed_fitness_record_raises_loss_file_error(change):
     data = FitnessResult(CE, 0.125, "ok", (1.0,) * 4, 5).to_dict()
     data.update(change)
@@ -278,10 +285,20 @@ def test_unknown_device_is_a_config_error(iris, device):
         Evaluator(iris, device=device)
 
 
-@pytest.mark.parametrize("kwargs", [
-    {"preset": "huge"}, {"preset": None}, {"train_steps": -1}, {"train_steps": 2.5}, {"lr": float("nan")},
-    {"lr": "fast"}, {"rejection_margin": 2.0}, {"no_such_setting": 1}, {"meta_iterations": -1},
-])
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"preset": "huge"},
+        {"preset": None},
+        {"train_steps": -1},
+        {"train_steps": 2.5},
+        {"lr": float("nan")},
+        {"lr": "fast"},
+        {"rejection_margin": 2.0},
+        {"no_such_setting": 1},
+        {"meta_iterations": -1},
+    ],
+)
 def test_bad_preset_or_override_is_a_config_error(iris, kwargs):
     with pytest.raises(ConfigError):
         Evaluator(iris, **kwargs)

@@ -17,8 +17,14 @@ SCRIPTS = sorted(EXAMPLES.glob("[0-9][0-9]_*.py"))
 def run_example(name: str, out: Path, *args: str, timeout: float = 180) -> str:
     """Run ``examples/<name>`` with ``--tiny --out out`` in a fresh process; its stdout."""
     env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE", "MPLBACKEND": "Agg"}
-    done = subprocess.run([sys.executable, str(EXAMPLES / name), "--tiny", "--out", str(out), *args],
-                          cwd=out.parent, env=env, capture_output=True, text=True, timeout=timeout)
+    done = subprocess.run(
+        [sys.executable, str(EXAMPLES / name), "--tiny", "--out", str(out), *args],
+        cwd=out.parent,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
     assert done.returncode == 0, f"{name} failed:\n{done.stdout}\n{done.stderr}"
     return done.stdout
 

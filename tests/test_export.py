@@ -106,15 +106,21 @@ def test_torch_export_is_standalone_and_agrees_with_load(tmp_path):
         (tmp_path / f"loss_{i}.py").write_text(export_loss(loaded, "torch"))
         torch.save(inputs, tmp_path / f"inputs_{i}.pt")
         expected.append([loaded(output, target).detach() for output, target in inputs])
-    proc = subprocess.run([sys.executable, "-c", _STANDALONE, str(tmp_path), str(len(cases))],
-                          capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    proc = subprocess.run(
+        [sys.executable, "-c", _STANDALONE, str(tmp_path), str(len(cases))],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, proc.stderr
     values = torch.load(tmp_path / "values.pt")
     for i, (loss, _) in enumerate(cases):
         for got, want in zip(values[i], expected[i]):
             assert got.shape == want.shape == ()
-            torch.testing.assert_close(got, want, rtol=0, atol=0, equal_nan=True,
-                                       msg=f"{loss.expression} ({loss.task})")
+            torch.testing.assert_close(
+                got, want, rtol=0, atol=0, equal_nan=True, msg=f"{loss.expression} ({loss.task})"
+            )
 
 
 def _exec_module(source: str) -> types.ModuleType:
@@ -124,8 +130,13 @@ def _exec_module(source: str) -> types.ModuleType:
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(expr=expressions(max_depth=5), kind=st.sampled_from(KINDS), seed=st.integers(0, 2**31 - 1),
-       scale=st.sampled_from([0.5, 1.0, 10.0]), loss_scale=st.sampled_from([1.0, 0.37]))
+@given(
+    expr=expressions(max_depth=5),
+    kind=st.sampled_from(KINDS),
+    seed=st.integers(0, 2**31 - 1),
+    scale=st.sampled_from([0.5, 1.0, 10.0]),
+    loss_scale=st.sampled_from([1.0, 0.37]),
+)
 def test_torch_source_values_match_learned_loss(expr, kind, seed, scale, loss_scale):
     loss = LearnedLoss(expr, task=kind, weights=_weights(expr.size - 1, seed), scale=loss_scale)
     module = _exec_module(torch_source(loss))
@@ -136,8 +147,13 @@ def test_torch_source_values_match_learned_loss(expr, kind, seed, scale, loss_sc
     assert exported.weights.tolist() == loss.weights.tolist()
     torch.testing.assert_close(exported(output, target), loss(output, target), rtol=0, atol=0, equal_nan=True)
     y, fx = torch.randn(4, 3, generator=gen), torch.randn(4, 3, generator=gen)
-    torch.testing.assert_close(torch.broadcast_to(exported.elementwise(y, fx), fx.shape),
-                               loss.elementwise(y, fx), rtol=0, atol=0, equal_nan=True)
+    torch.testing.assert_close(
+        torch.broadcast_to(exported.elementwise(y, fx), fx.shape),
+        loss.elementwise(y, fx),
+        rtol=0,
+        atol=0,
+        equal_nan=True,
+    )
 
 
 def test_exported_module_is_differentiable_and_documented():
@@ -173,9 +189,11 @@ def test_operator_torch_source_agrees_with_torch(name):
 
 # -- text formats --------------------------------------------------------------------------------
 
+
 def test_export_json_round_trips():
-    loss = LearnedLoss("-(y * log(fx))", task="classification", weights=[0.5, 1.5, 2.0, 1.25],
-                       metadata={"fitness": 0.1})
+    loss = LearnedLoss(
+        "-(y * log(fx))", task="classification", weights=[0.5, 1.5, 2.0, 1.25], metadata={"fitness": 0.1}
+    )
     text = export_loss(loss, "json")
     back = LearnedLoss.from_dict(json.loads(text))
     assert str(back.expression) == str(loss.expression)

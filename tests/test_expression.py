@@ -34,6 +34,7 @@ def op(name, *children):
 
 # -- parsing -----------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize(
     ("text", "tree", "canonical"),
     [
@@ -185,7 +186,7 @@ def test_hostile_text_has_no_side_effect(tmp_path, monkeypatch):
         f"aq(fx, __import__('os').system('touch {sentinel}'))",
         f"log(fx) + __import__('subprocess').call(['touch', '{sentinel}'])",
         f"fx if __import__('os').system('touch {sentinel}') else y",
-        f"f'{{__import__(\"os\").system(\"touch {sentinel}\")}}'",
+        f'f\'{{__import__("os").system("touch {sentinel}")}}\'',
     ]
     calls = []
 
@@ -193,6 +194,7 @@ def test_hostile_text_has_no_side_effect(tmp_path, monkeypatch):
         def record(*args, **kwargs):
             calls.append((name, args))
             raise AssertionError(f"{name} called")
+
         return record
 
     real_import = builtins.__import__
@@ -220,6 +222,7 @@ def test_hostile_text_has_no_side_effect(tmp_path, monkeypatch):
 
 
 # -- round trips (Hypothesis) ------------------------------------------------------------
+
 
 @settings(max_examples=200, deadline=None)
 @given(expressions(max_depth=6))
@@ -280,16 +283,42 @@ def _deep_list(n):
 
 
 BAD_DICTS = [
-    None, "fx", 1.0, [], [{"var": "fx"}], {}, {"variable": "y"}, {"var": "y", "const": 1.0},
-    {"var": "y", "op": "+", "args": []}, {"op": "+"}, {"args": []}, {"op": "+", "args": "yfx"},
-    {"op": "+", "args": ({"var": "y"}, {"var": "fx"})}, {"op": 1, "args": []},
-    {"op": "+", "args": [{"var": "y"}]}, {"op": "log", "args": [{"var": "y"}, {"var": "fx"}]},
-    {"op": "cosh", "args": [{"var": "y"}]}, {"op": "__import__", "args": [{"const": 1.0}]},
-    {"op": "+", "args": [{"var": "y"}, "fx"]}, {"var": "z"}, {"var": "__import__('os')"},
-    {"var": ["y"]}, {"var": None}, {"const": math.nan}, {"const": math.inf}, {"const": -math.inf},
-    {"const": "1.0"}, {"const": True}, {"const": None}, {"const": [1.0]}, {"const": 10**400},
-    {"const": 1.0, "extra": 1}, {"op": "+", "args": [{"var": "y"}, {"var": "fx"}], "x": 0},
-    _nest("abs", {"var": "fx"}, MAX_DEPTH + 5), _full(15), _deep_list(100_000),
+    None,
+    "fx",
+    1.0,
+    [],
+    [{"var": "fx"}],
+    {},
+    {"variable": "y"},
+    {"var": "y", "const": 1.0},
+    {"var": "y", "op": "+", "args": []},
+    {"op": "+"},
+    {"args": []},
+    {"op": "+", "args": "yfx"},
+    {"op": "+", "args": ({"var": "y"}, {"var": "fx"})},
+    {"op": 1, "args": []},
+    {"op": "+", "args": [{"var": "y"}]},
+    {"op": "log", "args": [{"var": "y"}, {"var": "fx"}]},
+    {"op": "cosh", "args": [{"var": "y"}]},
+    {"op": "__import__", "args": [{"const": 1.0}]},
+    {"op": "+", "args": [{"var": "y"}, "fx"]},
+    {"var": "z"},
+    {"var": "__import__('os')"},
+    {"var": ["y"]},
+    {"var": None},
+    {"const": math.nan},
+    {"const": math.inf},
+    {"const": -math.inf},
+    {"const": "1.0"},
+    {"const": True},
+    {"const": None},
+    {"const": [1.0]},
+    {"const": 10**400},
+    {"const": 1.0, "extra": 1},
+    {"op": "+", "args": [{"var": "y"}, {"var": "fx"}], "x": 0},
+    _nest("abs", {"var": "fx"}, MAX_DEPTH + 5),
+    _full(15),
+    _deep_list(100_000),
     {"op": "abs", "args": [_deep_list(100_000)]},
 ]
 
@@ -310,6 +339,7 @@ def test_from_dict_limits():
 
 
 # -- measures ----------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize(
     ("text", "complexity", "depth", "variables"),
@@ -349,6 +379,7 @@ def test_measures_agree_with_tree(root):
 
 # -- repair ------------------------------------------------------------------------------
 
+
 def test_repair_examples():
     for text in ("log(fx)", "square(y)", "1.0", "aq(y, -1.0)", "min(tanh(fx), fx)"):
         e = Expression.parse(text)
@@ -359,8 +390,7 @@ def test_repair_examples():
             assert fixed.size == e.size + 2
             assert fixed == e.repair(random.Random(seed))  # deterministic per seed
             spliced = [
-                n for n in fixed.nodes()
-                if n.kind == OP and n.value in REPAIR_OPERATORS and n.children == (Y, FX)
+                n for n in fixed.nodes() if n.kind == OP and n.value in REPAIR_OPERATORS and n.children == (Y, FX)
             ]
             assert spliced
     results = {str(Expression.parse("aq(fx, fx)").repair(random.Random(s))) for s in range(40)}

@@ -83,11 +83,22 @@ def test_cli_fitness_eval_every(tmp_path):
     from clihelpers import invoke
 
     out = tmp_path / "run"
-    result = invoke("search", "--dataset", "iris", "--preset", "tiny", "--fitness-eval-every", "5",
-                    "--out", str(out), "-q")
+    result = invoke(
+        "search", "--dataset", "iris", "--preset", "tiny", "--fitness-eval-every", "5", "--out", str(out), "-q"
+    )
     assert result.exit_code == 0, result.output
     assert json.loads((out / "pareto.json").read_text())["config"]["settings"]["fitness_eval_every"] == 5
-    bad = invoke("search", "--dataset", "iris", "--preset", "tiny", "--fitness-eval-every", "-1",
-                 "--out", str(tmp_path / "bad"), "-q")
+    bad = invoke(
+        "search",
+        "--dataset",
+        "iris",
+        "--preset",
+        "tiny",
+        "--fitness-eval-every",
+        "-1",
+        "--out",
+        str(tmp_path / "bad"),
+        "-q",
+    )
     assert bad.exit_code != 0 and "fitness_eval_every must be >= 0, got -1" in bad.output
     assert not (tmp_path / "bad" / "pareto.csv").exists()

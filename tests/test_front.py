@@ -38,15 +38,19 @@ def real_front() -> ParetoFront:
         entry("(max(y, fx) * log(abs((fx + -0.5))))", 0.10),
         entry("((y * 2.0) - tanh(fx))", 0.25),  # complexity 6 like the aq loss, which is better: dropped
     ]
-    return ParetoFront(entries, task_kind="classification", config={"seed": 3, "preset": "tiny",
-                                                                       "task": {"name": "iris"}})
+    return ParetoFront(
+        entries, task_kind="classification", config={"seed": 3, "preset": "tiny", "task": {"name": "iris"}}
+    )
 
 
 # -- non_dominated / hall of fame ----------------------------------------------------------
 
+
 def test_non_dominated_keeps_strict_improvements_by_complexity():
-    entries = [entry(f"(y * {c}.0)", f, complexity=c) for c, f in
-               [(5, 0.4), (3, 0.5), (4, 0.6), (5, 0.3), (7, 0.3), (8, 0.1), (9, math.inf)]]
+    entries = [
+        entry(f"(y * {c}.0)", f, complexity=c)
+        for c, f in [(5, 0.4), (3, 0.5), (4, 0.6), (5, 0.3), (7, 0.3), (8, 0.1), (9, math.inf)]
+    ]
     front = non_dominated(entries)
     assert [(e.complexity, e.fitness) for e in front] == [(3, 0.5), (5, 0.3), (8, 0.1)]
     assert non_dominated([]) == []
@@ -78,6 +82,7 @@ def test_hall_of_fame_from_list_refuses_non_lists():
 
 # -- selection -------------------------------------------------------------------------------
 
+
 def test_select_accuracy_index_and_errors():
     front = fake_front([(1, 0.5), (3, 0.45), (5, 0.1), (8, 0.09)])
     assert front.select("accuracy").complexity == 8
@@ -94,18 +99,21 @@ def test_select_accuracy_index_and_errors():
         ParetoFront([], task_kind="regression").select("best")
 
 
-@pytest.mark.parametrize(("pairs", "expected"), [
-    # steepest log-drop per unit complexity among losses within 1.5x of the lowest
-    ([(1, 0.5), (3, 0.45), (5, 0.1), (8, 0.09)], 5),
-    # the steepest drop overall (complexity 2) is eligible: 0.2 <= 1.5 * 0.15
-    ([(1, 1.0), (2, 0.2), (10, 0.15)], 2),
-    # the steepest drop (complexity 2) is not within 1.5x of the lowest: the knee must be eligible
-    ([(1, 1.0), (2, 0.3), (10, 0.1)], 10),
-    # an error of zero does not break the logarithm
-    ([(3, 0.1), (5, 0.0)], 5),
-    # a single loss is its own knee
-    ([(4, 0.3)], 4),
-])
+@pytest.mark.parametrize(
+    ("pairs", "expected"),
+    [
+        # steepest log-drop per unit complexity among losses within 1.5x of the lowest
+        ([(1, 0.5), (3, 0.45), (5, 0.1), (8, 0.09)], 5),
+        # the steepest drop overall (complexity 2) is eligible: 0.2 <= 1.5 * 0.15
+        ([(1, 1.0), (2, 0.2), (10, 0.15)], 2),
+        # the steepest drop (complexity 2) is not within 1.5x of the lowest: the knee must be eligible
+        ([(1, 1.0), (2, 0.3), (10, 0.1)], 10),
+        # an error of zero does not break the logarithm
+        ([(3, 0.1), (5, 0.0)], 5),
+        # a single loss is its own knee
+        ([(4, 0.3)], 4),
+    ],
+)
 def test_select_best_follows_pysr_knee_rule(pairs, expected):
     front = fake_front(pairs)
     assert front.select("best").complexity == expected
@@ -131,6 +139,7 @@ def test_best_loss_carries_metadata(real_front):
 
 
 # -- CSV ---------------------------------------------------------------------------------------
+
 
 def _inputs(kind: str, n_outputs: int = 3):
     gen = torch.Generator().manual_seed(0)
@@ -177,6 +186,7 @@ def test_to_dataframe(real_front):
 
 
 # -- JSON --------------------------------------------------------------------------------------
+
 
 def test_json_round_trip(real_front, tmp_path):
     path = real_front.to_json(tmp_path / "pareto.json")
@@ -260,15 +270,18 @@ def test_hostile_entries(tmp_path, real_front, bad_entry):
         load_front(path)
 
 
-@pytest.mark.parametrize("text", [
-    "",
-    "{",
-    '{"format": "evomal-sr/pareto-front", "version": 1, "entries": [',
-    '{"format": NaN}',
-    '{"entries": [Infinity]}',
-    "[" * 100_000 + "]" * 100_000,
-    "not json at all",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "{",
+        '{"format": "evomal-sr/pareto-front", "version": 1, "entries": [',
+        '{"format": NaN}',
+        '{"entries": [Infinity]}',
+        "[" * 100_000 + "]" * 100_000,
+        "not json at all",
+    ],
+)
 def test_malformed_json_text(tmp_path, text):
     path = tmp_path / "pareto.json"
     path.write_text(text)
@@ -291,6 +304,7 @@ def test_front_truncated_after_valid_write(tmp_path, real_front):
 
 
 # -- plots ---------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize(("suffix", "magic"), [(".png", b"\x89PNG"), (".svg", b"<svg")])
 def test_plot_writes_image(real_front, tmp_path, suffix, magic):
@@ -318,9 +332,11 @@ def test_plot_bad_suffix(real_front, tmp_path, name):
 
 
 def test_selection_tolerance_prefers_the_simplest_loss_within_it():
-    entries = [FrontEntry("square((fx - y))", (1.0, 1.0, 1.0), 0.50, 4),
-               FrontEntry("abs((fx - y))", (1.0, 1.0, 1.0), 0.49, 5),
-               FrontEntry("sqrt(abs((fx - y)))", (1.0, 1.0, 1.0, 1.0), 0.40, 6)]
+    entries = [
+        FrontEntry("square((fx - y))", (1.0, 1.0, 1.0), 0.50, 4),
+        FrontEntry("abs((fx - y))", (1.0, 1.0, 1.0), 0.49, 5),
+        FrontEntry("sqrt(abs((fx - y)))", (1.0, 1.0, 1.0, 1.0), 0.40, 6),
+    ]
     plain = ParetoFront(entries, task_kind="regression")
     assert plain.select("accuracy").complexity == 6 and plain.selection_tolerance == 0.0
     close = ParetoFront(entries[:2], task_kind="regression", config={"settings": {"selection_tolerance": 0.05}})

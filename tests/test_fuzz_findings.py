@@ -62,11 +62,13 @@ def test_cli_refuses_a_fifo_front_loss_and_csv(tmp_path):
     os.mkfifo(tmp_path / "loss.json")
     assert_one_line_error(invoke("evaluate", tmp_path / "loss.json", "--dataset", "iris"), "named pipe")
     os.mkfifo(tmp_path / "d.csv")
-    assert_one_line_error(invoke("search", "--csv", tmp_path / "d.csv", "--target", "y", "--preset", "tiny"),
-                          "named pipe")
+    assert_one_line_error(
+        invoke("search", "--csv", tmp_path / "d.csv", "--target", "y", "--preset", "tiny"), "named pipe"
+    )
     (tmp_path / "z.csv").symlink_to("/dev/zero")
-    assert_one_line_error(invoke("search", "--csv", tmp_path / "z.csv", "--target", "y", "--preset", "tiny"),
-                          "not a regular file")
+    assert_one_line_error(
+        invoke("search", "--csv", tmp_path / "z.csv", "--target", "y", "--preset", "tiny"), "not a regular file"
+    )
 
 
 def test_bounded_read_stops_at_the_limit(tmp_path):
@@ -77,11 +79,20 @@ def test_bounded_read_stops_at_the_limit(tmp_path):
     assert read_regular_bytes(big, ValueError, "file", limit=101) == b"x" * 101
 
 
-@pytest.mark.parametrize("change", [
-    {"task": "iris"}, {"task": ["iris"]}, {"task": {"name": "iris", "label_noise": "abc"}},
-    {"task": {"name": "iris", "seed": "zz"}}, {"seed": "zz"}, {"seed": "@1e400"}, {"settings": {"lr": 10**400}},
-    {"task": {"name": "iris", "seed": 10**400}}, {"settings": {"train_steps": [1]}},
-])
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"task": "iris"},
+        {"task": ["iris"]},
+        {"task": {"name": "iris", "label_noise": "abc"}},
+        {"task": {"name": "iris", "seed": "zz"}},
+        {"seed": "zz"},
+        {"seed": "@1e400"},
+        {"settings": {"lr": 10**400}},
+        {"task": {"name": "iris", "seed": 10**400}},
+        {"settings": {"train_steps": [1]}},
+    ],
+)
 def test_wrong_typed_config_or_metadata_is_one_line(finished, tmp_path, change):
     data = json.loads((finished / "pareto.json").read_text())
     data["config"].update(change)
@@ -113,17 +124,20 @@ def _corrupt(finished, tmp_path, edit):
     return run
 
 
-@pytest.mark.parametrize("name,edit", [
-    ("generation 1e400", lambda d: d["state"].update(generation="@1e400")),
-    ("fitness 10**400", lambda d: d["state"]["fitness"].__setitem__(0, 10**400)),
-    ("cached fitness 10**400", lambda d: d["evaluator"]["results"][0].update(fitness=10**400)),
-    ("rng word 2**64", lambda d: d["state"]["rng_state"][1].__setitem__(0, 2**64)),
-    ("counters []", lambda d: d["evaluator"].update(counters=[])),
-    ("totals {}", lambda d: d["state"]["history"][-1].update(totals={})),
-    ("totals string", lambda d: d["state"]["history"][-1].update(totals="x")),
-    ("cached weights []", lambda d: d["evaluator"]["results"][0].update(weights=[])),
-    ("population int", lambda d: d["state"]["population"].__setitem__(0, 3)),
-])
+@pytest.mark.parametrize(
+    "name,edit",
+    [
+        ("generation 1e400", lambda d: d["state"].update(generation="@1e400")),
+        ("fitness 10**400", lambda d: d["state"]["fitness"].__setitem__(0, 10**400)),
+        ("cached fitness 10**400", lambda d: d["evaluator"]["results"][0].update(fitness=10**400)),
+        ("rng word 2**64", lambda d: d["state"]["rng_state"][1].__setitem__(0, 2**64)),
+        ("counters []", lambda d: d["evaluator"].update(counters=[])),
+        ("totals {}", lambda d: d["state"]["history"][-1].update(totals={})),
+        ("totals string", lambda d: d["state"]["history"][-1].update(totals="x")),
+        ("cached weights []", lambda d: d["evaluator"]["results"][0].update(weights=[])),
+        ("population int", lambda d: d["state"]["population"].__setitem__(0, 3)),
+    ],
+)
 def test_malformed_checkpoint_is_one_checkpoint_error(finished, tmp_path, task, name, edit):
     run = _corrupt(finished, tmp_path, edit)
     with pytest.raises(CheckpointError, match="corrupt"):
@@ -132,16 +146,30 @@ def test_malformed_checkpoint_is_one_checkpoint_error(finished, tmp_path, task, 
 
 def test_malformed_checkpoint_on_the_cli(finished, tmp_path):
     run = _corrupt(finished, tmp_path, lambda d: d["state"].update(generation="@1e400"))
-    result = invoke("search", "--dataset", "iris", "--preset", "tiny", "--population", "4", "--generations", "2",
-                    "--quiet", "--out", run, "--resume")
+    result = invoke(
+        "search",
+        "--dataset",
+        "iris",
+        "--preset",
+        "tiny",
+        "--population",
+        "4",
+        "--generations",
+        "2",
+        "--quiet",
+        "--out",
+        run,
+        "--resume",
+    )
     assert_one_line_error(result, "corrupt")
 
 
 CE, OVERFLOWING = "-(y * log(fx))", "(-(y * log(fx)) + 1e39)"
 
 
-@pytest.mark.parametrize("batches", [[[CE]], [[OVERFLOWING], [CE]], [[OVERFLOWING, CE]], [[CE], [OVERFLOWING]],
-                                     [[CE, OVERFLOWING]]])
+@pytest.mark.parametrize(
+    "batches", [[[CE]], [[OVERFLOWING], [CE]], [[OVERFLOWING, CE]], [[CE], [OVERFLOWING]], [[CE, OVERFLOWING]]]
+)
 def test_cross_entropy_fitness_does_not_depend_on_evaluation_order(task, batches):
     alone = {text: Evaluator(task, preset="tiny").evaluate([text])[0] for text in (CE, OVERFLOWING)}
     evaluator = Evaluator(task, preset="tiny")

@@ -27,18 +27,23 @@ def test_the_old_evaluator_module_warns_and_still_gives_the_evaluator():
 
 
 def test_the_top_level_evaluator_is_the_new_one_and_does_not_warn():
-    code = ("import warnings; warnings.simplefilter('error', DeprecationWarning); import evomal_sr, sys; "
-            "from evomal_sr.scoring.evaluator import Evaluator; assert evomal_sr.Evaluator is Evaluator; "
-            "assert 'evomal_sr.evaluator' not in sys.modules")
+    code = (
+        "import warnings; warnings.simplefilter('error', DeprecationWarning); import evomal_sr, sys; "
+        "from evomal_sr.scoring.evaluator import Evaluator; assert evomal_sr.Evaluator is Evaluator; "
+        "assert 'evomal_sr.evaluator' not in sys.modules"
+    )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
 
 
 def test_importing_the_pysr_engine_loads_neither_torch_nor_julia():
-    modules = ["evomal_sr.engines.pysr"] + [f"evomal_sr.engines.pysr.{m}"
-                                            for m in ("text", "bridge", "runtime", "options", "engine")]
-    code = (f"import sys\nfor m in {modules!r}:\n    __import__(m)\n"
-            "loaded = sorted({'torch', 'juliacall', 'pysr'} & set(sys.modules))\n"
-            "assert not loaded, loaded\n")
+    modules = ["evomal_sr.engines.pysr"] + [
+        f"evomal_sr.engines.pysr.{m}" for m in ("text", "bridge", "runtime", "options", "engine")
+    ]
+    code = (
+        f"import sys\nfor m in {modules!r}:\n    __import__(m)\n"
+        "loaded = sorted({'torch', 'juliacall', 'pysr'} & set(sys.modules))\n"
+        "assert not loaded, loaded\n"
+    )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
 
 

@@ -31,8 +31,9 @@ def lint_imports(package_parent: Path) -> subprocess.CompletedProcess:
         f"sys.exit(lint_imports(config_filenames=({str(CONFIG)!r},), no_cache=True, no_logo=True))\n"
     )
     env = {**os.environ, "PYTHONPATH": str(package_parent)}
-    return subprocess.run([sys.executable, "-c", code], cwd=package_parent, env=env,
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-c", code], cwd=package_parent, env=env, capture_output=True, text=True, timeout=120
+    )
 
 
 def test_the_package_keeps_its_layers():
@@ -43,17 +44,29 @@ def test_the_package_keeps_its_layers():
 
 PLANTED = {
     # module-level upward import: losses may not use training
-    "module-level": ("losses/_planted.py", "from evomal_sr.training.loop import train_population\n",
-                     "evomal_sr.losses._planted -> evomal_sr.training.loop"),
+    "module-level": (
+        "losses/_planted.py",
+        "from evomal_sr.training.loop import train_population\n",
+        "evomal_sr.losses._planted -> evomal_sr.training.loop",
+    ),
     # lazy import inside a function: core may not use the CLI
-    "inside-a-function": ("core/_planted.py", "def late():\n    from evomal_sr.cli import main\n    return main\n",
-                          "evomal_sr.core._planted -> evomal_sr.cli"),
+    "inside-a-function": (
+        "core/_planted.py",
+        "def late():\n    from evomal_sr.cli import main\n    return main\n",
+        "evomal_sr.core._planted -> evomal_sr.cli",
+    ),
     # the grammar may not reach the data layer, even through `import x.y`
-    "plain-import": ("grammar/_planted.py", "import evomal_sr.data.tasks\n",
-                     "evomal_sr.grammar._planted -> evomal_sr.data.tasks"),
+    "plain-import": (
+        "grammar/_planted.py",
+        "import evomal_sr.data.tasks\n",
+        "evomal_sr.grammar._planted -> evomal_sr.data.tasks",
+    ),
     # nothing in the package imports its own deprecated alias
-    "deprecated-alias": ("scoring/_planted.py", "from evomal_sr.evaluator import Evaluator\n",
-                         "evomal_sr.scoring._planted -> evomal_sr.evaluator"),
+    "deprecated-alias": (
+        "scoring/_planted.py",
+        "from evomal_sr.evaluator import Evaluator\n",
+        "evomal_sr.scoring._planted -> evomal_sr.evaluator",
+    ),
 }
 
 

@@ -50,6 +50,7 @@ def _close(a, b, tol=1e-6):
 
 # -- reference losses --------------------------------------------------------------------
 
+
 def test_cross_entropy_integer_labels():
     loss = LearnedLoss(CE, task="classification")
     # batch == classes must not be mistaken for one-hot targets
@@ -136,6 +137,7 @@ def test_initial_weights():
 
 # -- the module --------------------------------------------------------------------------
 
+
 def test_module_structure_and_training_signal():
     loss = LearnedLoss("aq(y, fx) + log(fx)", task="classification")
     assert loss.n_parameters == Expression.parse("aq(y, fx) + log(fx)").size - 1 == 5
@@ -210,7 +212,7 @@ def test_gradcheck_edge_weights(text, kind):
     def fn(weights):
         return reduce_loss(compiled(weights, y, fx), task)
 
-    weights = (1 + 0.1 * torch.randn(compiled.n_weights, generator=_gen(7), dtype=torch.float64))
+    weights = 1 + 0.1 * torch.randn(compiled.n_weights, generator=_gen(7), dtype=torch.float64)
     weights.requires_grad_(True)
     assert torch.autograd.gradcheck(fn, (weights,), eps=1e-6, atol=1e-5, rtol=1e-4)
 
@@ -263,8 +265,9 @@ def test_expression_with_weights_matches_module(expr, seed, kind):
     y, fx = prepare_inputs(*DATA[kind], task)
     with torch.no_grad():
         module = loss.double().elementwise(y, fx).numpy()
-    np.testing.assert_allclose(module, folded.evaluate_numpy(y.numpy(), fx.numpy()),
-                               rtol=1e-9, atol=1e-12, equal_nan=True)
+    np.testing.assert_allclose(
+        module, folded.evaluate_numpy(y.numpy(), fx.numpy()), rtol=1e-9, atol=1e-12, equal_nan=True
+    )
 
 
 def test_expression_with_weights_examples():
@@ -279,7 +282,10 @@ def test_expression_with_weights_examples():
 # -- persistence ---------------------------------------------------------------------------
 
 json_scalars = st.one_of(
-    st.none(), st.booleans(), st.integers(-10**6, 10**6), st.text(max_size=8),
+    st.none(),
+    st.booleans(),
+    st.integers(-(10**6), 10**6),
+    st.text(max_size=8),
     st.floats(allow_nan=False, allow_infinity=False),
 )
 metadata_strategy = st.dictionaries(
@@ -297,9 +303,7 @@ metadata_strategy = st.dictionaries(
 def test_save_load_round_trip(expr, kind, data, metadata):
     task = "regression" if kind == "regression" else "classification"
     n = expr.size - 1
-    weights = data.draw(st.lists(
-        st.floats(width=32, allow_nan=False, allow_infinity=False), min_size=n, max_size=n
-    ))
+    weights = data.draw(st.lists(st.floats(width=32, allow_nan=False, allow_infinity=False), min_size=n, max_size=n))
     loss = LearnedLoss(expr, task=task, weights=weights, metadata=metadata)
     with tempfile.TemporaryDirectory() as tmp:
         path = loss.save(Path(tmp) / "nested" / "loss.json")
@@ -314,8 +318,7 @@ def test_save_load_round_trip(expr, kind, data, metadata):
     assert torch.equal(back.weights, loss.weights)
     output, target = (t.float() if t.is_floating_point() else t for t in DATA[kind])
     with torch.no_grad():
-        torch.testing.assert_close(back(output, target), loss(output, target), rtol=0, atol=0,
-                                   equal_nan=True)
+        torch.testing.assert_close(back(output, target), loss(output, target), rtol=0, atol=0, equal_nan=True)
     assert LearnedLoss.from_dict(loss.to_dict()).to_dict() == loss.to_dict()
 
 

@@ -80,8 +80,9 @@ def test_loss_module_without_task_attribute_is_refused(iris):
 
 
 def test_transfer_to_another_dataset_and_model(tmp_path):
-    learned = LearnedLoss("-(y * log(fx))", weights=[1.2, 0.9, 1.0, 1.1],
-                          metadata={"task": {"name": "iris", "model": "mlp"}})
+    learned = LearnedLoss(
+        "-(y * log(fx))", weights=[1.2, 0.9, 1.0, 1.1], metadata={"task": {"name": "iris", "model": "mlp"}}
+    )
     wine = Task.builtin("wine", seed=0, model="linear")
     report = meta_test(learned, wine, seeds=2, steps=STEPS)
     assert report.task["name"] == "wine" and report.task["model"] == "linear"
@@ -136,10 +137,18 @@ def test_report_files_and_table(iris, tmp_path):
     assert report.best().method == "a"
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    ({"steps": 0}, "steps"), ({"seeds": 0}, "seeds"), ({"seeds": [1, 1]}, "distinct"), ({"seeds": "ab"}, "seeds"),
-    ({"lr": -1.0}, "lr"), ({"device": "nonsense"}, "device"), ({"preset": "huge"}, "preset"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"steps": 0}, "steps"),
+        ({"seeds": 0}, "seeds"),
+        ({"seeds": [1, 1]}, "distinct"),
+        ({"seeds": "ab"}, "seeds"),
+        ({"lr": -1.0}, "lr"),
+        ({"device": "nonsense"}, "device"),
+        ({"preset": "huge"}, "preset"),
+    ],
+)
 def test_bad_settings_raise_config_error(iris, kwargs, match):
     with pytest.raises(ConfigError, match=match):
         meta_test(StandardLoss("classification"), iris, **{"steps": 2, **kwargs})
@@ -156,8 +165,9 @@ class _Wrapped(torch.nn.Module):
         return self.inner(output, target)
 
 
-@pytest.mark.parametrize("task_name, expression", [("iris", "(-(y * log(fx)) + square(fx - y))"),
-                                                   ("sinusoid", "abs(fx - y)")])
+@pytest.mark.parametrize(
+    "task_name, expression", [("iris", "(-(y * log(fx)) + square(fx - y))"), ("sinusoid", "abs(fx - y)")]
+)
 def test_batched_and_per_seed_loss_evaluation_agree(task_name, expression, iris, sinusoid):
     task = iris if task_name == "iris" else sinusoid
     loss = LearnedLoss(expression, task=task.kind, weights=None)

@@ -18,8 +18,15 @@ def iris():
 
 @pytest.fixture(scope="module")
 def tuned(iris):
-    return es.meta_test(es.known_loss("cross-entropy", "classification"), iris, seeds=2, steps=200, tune_lr=True,
-                        baselines=["mae", "gce"], eval_every=20)
+    return es.meta_test(
+        es.known_loss("cross-entropy", "classification"),
+        iris,
+        seeds=2,
+        steps=200,
+        tune_lr=True,
+        baselines=["mae", "gce"],
+        eval_every=20,
+    )
 
 
 def test_a_tuned_meta_test_carries_lr_and_both_errors(tuned):
@@ -89,15 +96,18 @@ def test_report_round_trip_and_markdown(tuned, tmp_path):
     assert tuned.plot_curves(tmp_path / "curves.png").stat().st_size > 5000
 
 
-@pytest.mark.parametrize(("kwargs", "match"), [
-    ({"baselines": ["hubert"]}, "cross-entropy, label-smoothing"),
-    ({"baselines": ["huber"]}, "regression loss"),
-    ({"tune_lr": True, "lr_grid": []}, "empty"),
-    ({"tune_lr": True, "lr_grid": [0.1, -1.0]}, "positive"),
-    ({"tune_lr": True, "lr_grid": [0.0]}, "positive"),
-    ({"steps": 10, "eval_every": 20}, "eval_every"),
-    ({"baseline": False, "baselines": []}, "nothing to meta-test"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"baselines": ["hubert"]}, "cross-entropy, label-smoothing"),
+        ({"baselines": ["huber"]}, "regression loss"),
+        ({"tune_lr": True, "lr_grid": []}, "empty"),
+        ({"tune_lr": True, "lr_grid": [0.1, -1.0]}, "positive"),
+        ({"tune_lr": True, "lr_grid": [0.0]}, "positive"),
+        ({"steps": 10, "eval_every": 20}, "eval_every"),
+        ({"baseline": False, "baselines": []}, "nothing to meta-test"),
+    ],
+)
 def test_bad_settings_are_config_errors(iris, kwargs, match):
     loss = None if kwargs.get("baseline") is False else es.known_loss("mae", "classification")
     with pytest.raises(ConfigError, match=match):

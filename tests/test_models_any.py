@@ -15,8 +15,9 @@ from evomal_sr.training.stacked import StackedModel
 
 
 def bn_dropout_mlp(n_features, n_outputs):
-    return nn.Sequential(nn.Linear(n_features, 16), nn.BatchNorm1d(16), nn.ReLU(), nn.Dropout(0.3),
-                         nn.Linear(16, n_outputs))
+    return nn.Sequential(
+        nn.Linear(n_features, 16), nn.BatchNorm1d(16), nn.ReLU(), nn.Dropout(0.3), nn.Linear(16, n_outputs)
+    )
 
 
 class DataDependent(nn.Module):
@@ -43,8 +44,17 @@ def test_batchnorm_dropout_matches_a_plain_pytorch_loop():
     loss = CompiledLoss(Expression.parse("square(fx - y)"))
     steps, lr = 12, 0.05
     params = StackedModel.replicate(stacked.initial_params(), 1)
-    outcome = train_candidates(stacked, params, [loss], torch.ones(1, max(loss.n_weights, 1)), (X, Y),
-                               kind="regression", steps=steps, lr=lr, sampler=BatchSampler(64, 16, seed=3))
+    outcome = train_candidates(
+        stacked,
+        params,
+        [loss],
+        torch.ones(1, max(loss.n_weights, 1)),
+        (X, Y),
+        kind="regression",
+        steps=steps,
+        lr=lr,
+        sampler=BatchSampler(64, 16, seed=3),
+    )
     metric = evaluate_metric(stacked, outcome.params, (X, Y), kind="regression")
 
     reference.train()
@@ -133,16 +143,16 @@ def test_fallback_one_at_a_time_is_chosen_and_reported():
 
 
 def test_evaluator_reports_how_the_model_runs():
-    task = es.Task.from_arrays(np.random.default_rng(0).normal(size=(60, 3)), np.arange(60) % 2,
-                               model=DataDependent)
+    task = es.Task.from_arrays(np.random.default_rng(0).normal(size=(60, 3)), np.arange(60) % 2, model=DataDependent)
     ev = es.Evaluator(task, preset="tiny")
     assert ev.model_execution["execution"] == "one-at-a-time"
     assert es.Evaluator(es.Task.builtin("iris"), preset="tiny").model_execution["execution"] == "batched"
 
 
 def _layered(n_features, n_outputs):
-    return nn.Sequential(nn.Linear(n_features, 16), nn.BatchNorm1d(16), nn.ReLU(), nn.Dropout(0.2),
-                         nn.Linear(16, n_outputs))
+    return nn.Sequential(
+        nn.Linear(n_features, 16), nn.BatchNorm1d(16), nn.ReLU(), nn.Dropout(0.2), nn.Linear(16, n_outputs)
+    )
 
 
 @pytest.mark.slow
@@ -182,8 +192,17 @@ def test_paper_model_trains_a_few_steps_on_tiny_images(name):
     X, Y = torch.randn(16, n, generator=gen), torch.randint(0, 4, (16,), generator=gen)
     loss = CompiledLoss(Expression.parse("-(y * log(fx))"))
     params = StackedModel.replicate(stacked.initial_params(), 2)
-    outcome = train_candidates(stacked, params, [loss, loss], torch.ones(2, max(loss.n_weights, 1)), (X, Y),
-                               kind="classification", steps=2, lr=0.01, sampler=BatchSampler(16, 8, seed=0))
+    outcome = train_candidates(
+        stacked,
+        params,
+        [loss, loss],
+        torch.ones(2, max(loss.n_weights, 1)),
+        (X, Y),
+        kind="classification",
+        steps=2,
+        lr=0.01,
+        sampler=BatchSampler(16, 8, seed=0),
+    )
     assert not outcome.diverged.any()
     metric = evaluate_metric(stacked, outcome.params, (X, Y), kind="classification")
     assert torch.isfinite(metric).all()

@@ -36,8 +36,9 @@ class FakeEvaluator:
     local_search = True
 
     def __init__(self):
-        self.counters = dict.fromkeys(("requested", "exact_hits", "equivalent_hits", "rejected", "trained",
-                                       "diverged"), 0)
+        self.counters = dict.fromkeys(
+            ("requested", "exact_hits", "equivalent_hits", "rejected", "trained", "diverged"), 0
+        )
         self.batches: list[list[str]] = []
 
     def evaluate(self, expressions):
@@ -50,8 +51,7 @@ class FakeEvaluator:
             code = zlib.crc32(text.encode())
             if code % 5 == 0:
                 self.counters["rejected"] += 1
-                results.append(FitnessResult(text, float("inf"), "rejected", (1.0,) * (expr.size - 1),
-                                             expr.complexity))
+                results.append(FitnessResult(text, float("inf"), "rejected", (1.0,) * (expr.size - 1), expr.complexity))
                 continue
             self.counters["trained"] += 1
             weights = tuple(1.0 + (code % 7) / 100 for _ in range(expr.size - 1))
@@ -72,17 +72,24 @@ class FakeTask:
         return {"name": "fake"}
 
 
-def run_engine(*, seed=0, guesses=("-(y * log(fx))",), out_dir=None, resume=False, on_generation=None,
-               **overrides):
+def run_engine(*, seed=0, guesses=("-(y * log(fx))",), out_dir=None, resume=False, on_generation=None, **overrides):
     options = {"population": 12, "generations": 6, **overrides}
     evaluator = FakeEvaluator()
-    ctx = EngineContext(task=FakeTask(), evaluator=evaluator, settings=resolve_preset("tiny", **options),
-                        seed=seed, guesses=list(guesses), out_dir=out_dir, resume=resume,
-                        on_generation=on_generation)
+    ctx = EngineContext(
+        task=FakeTask(),
+        evaluator=evaluator,
+        settings=resolve_preset("tiny", **options),
+        seed=seed,
+        guesses=list(guesses),
+        out_dir=out_dir,
+        resume=resume,
+        on_generation=on_generation,
+    )
     return NativeEngine().run(ctx), evaluator
 
 
 # -- grammar ---------------------------------------------------------------------------------
+
 
 @settings(max_examples=200, deadline=None)
 @given(searchable_expressions(max_depth=6))
@@ -105,13 +112,16 @@ def test_grammar_has_every_searchable_operator_and_terminal():
     assert terminals == {"y", "fx", 1.0, -1.0}
 
 
-@pytest.mark.parametrize(("guess", "converted"), [
-    ("-(y * log(fx))", "(-1.0 * (y * log(fx)))"),
-    ("-(fx)", "(-1.0 * fx)"),
-    ("aq(-(y), -(square(fx)))", "aq((-1.0 * y), (-1.0 * square(fx)))"),
-    ("(y * -2.0)", "(y * -2.0)"),  # a negative constant is a constant, not neg
-    ("(y + 0.25)", "(y + 0.25)"),  # constants outside the terminal set survive
-])
+@pytest.mark.parametrize(
+    ("guess", "converted"),
+    [
+        ("-(y * log(fx))", "(-1.0 * (y * log(fx)))"),
+        ("-(fx)", "(-1.0 * fx)"),
+        ("aq(-(y), -(square(fx)))", "aq((-1.0 * y), (-1.0 * square(fx)))"),
+        ("(y * -2.0)", "(y * -2.0)"),  # a negative constant is a constant, not neg
+        ("(y + 0.25)", "(y + 0.25)"),  # constants outside the terminal set survive
+    ],
+)
 def test_neg_guesses_become_times_minus_one(guess, converted):
     grammar = LossGrammar()
     back = grammar.to_expression(grammar.to_deap(Expression.parse(guess).root))
@@ -120,6 +130,7 @@ def test_neg_guesses_become_times_minus_one(guess, converted):
 
 
 # -- randomness ------------------------------------------------------------------------------
+
 
 def test_scoped_random_is_deterministic_and_restores_global_state():
     random.seed(1234)
@@ -176,6 +187,7 @@ def test_unrelated_global_random_use_does_not_change_the_run():
 
 # -- variation ---------------------------------------------------------------------------------
 
+
 def test_each_generation_is_one_batch_of_population_size():
     result, ev = run_engine(population=10, generations=5)
     assert len(ev.batches) == 5 and all(len(b) == 10 for b in ev.batches)
@@ -186,8 +198,9 @@ def test_each_generation_is_one_batch_of_population_size():
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_offspring_respect_height_limit(seed):
     limit = 3
-    _, ev = run_engine(seed=seed, population=30, generations=12, height_limit=limit, init_max_height=2,
-                       mutation_max_height=2)
+    _, ev = run_engine(
+        seed=seed, population=30, generations=12, height_limit=limit, init_max_height=2, mutation_max_height=2
+    )
     grammar = LossGrammar()
     heights = [[grammar.to_deap(Expression.parse(t).root).height for t in batch] for batch in ev.batches]
     assert max(max(h) for h in heights[1:]) <= limit, heights
@@ -238,6 +251,7 @@ def test_hall_of_fame_and_history():
 
 # -- checkpoints (with the stand-in evaluator) -----------------------------------------------------
 
+
 def test_checkpoint_each_generation_and_resume_matches(tmp_path):
     seen = []
 
@@ -268,22 +282,30 @@ def test_checkpoint_each_generation_and_resume_matches(tmp_path):
 
 
 def test_search_state_round_trip():
-    state = SearchState(generation=2, population=["(y * fx)"], fitness=[float("inf")], hall_of_fame=HallOfFame(),
-                        rng_state=random.Random(3).getstate())
+    state = SearchState(
+        generation=2,
+        population=["(y * fx)"],
+        fitness=[float("inf")],
+        hall_of_fame=HallOfFame(),
+        rng_state=random.Random(3).getstate(),
+    )
     back = SearchState.from_dict(json.loads(json.dumps(state.to_dict())))
     assert back.fitness == [float("inf")] and back.rng_state == state.rng_state
 
 
-@pytest.mark.parametrize("corrupt", [
-    lambda s: s.update(rng_state=[3, [1, 2, 3], None]),
-    lambda s: s.update(generation=99),
-    lambda s: s.update(generation=0),
-    lambda s: s.update(population=s["population"][:-1]),
-    lambda s: s.update(population=["__import__('os')"] * len(s["population"])),
-    lambda s: s.update(hall_of_fame=[{"expression": "(y * fx)"}]),
-    lambda s: s.update(history=[]),
-    lambda s: s.pop("fitness"),
-])
+@pytest.mark.parametrize(
+    "corrupt",
+    [
+        lambda s: s.update(rng_state=[3, [1, 2, 3], None]),
+        lambda s: s.update(generation=99),
+        lambda s: s.update(generation=0),
+        lambda s: s.update(population=s["population"][:-1]),
+        lambda s: s.update(population=["__import__('os')"] * len(s["population"])),
+        lambda s: s.update(hall_of_fame=[{"expression": "(y * fx)"}]),
+        lambda s: s.update(history=[]),
+        lambda s: s.pop("fitness"),
+    ],
+)
 def test_corrupt_state_is_refused(tmp_path, corrupt):
     run_engine(out_dir=tmp_path, generations=2)
     path = tmp_path / "checkpoint.json"

@@ -30,8 +30,18 @@ from evomal_sr.grammar.operators import (
 
 # The EvoMAL grammar (the paper's operator set).
 DESIGN_TABLE = {
-    "+": 2, "-": 2, "*": 2, "aq": 2, "min": 2, "max": 2,
-    "abs": 1, "square": 1, "tanh": 1, "sign": 1, "log": 1, "sqrt": 1,
+    "+": 2,
+    "-": 2,
+    "*": 2,
+    "aq": 2,
+    "min": 2,
+    "max": 2,
+    "abs": 1,
+    "square": 1,
+    "tanh": 1,
+    "sign": 1,
+    "log": 1,
+    "sqrt": 1,
 }
 PROTECTED = ("aq", "log", "sqrt", "exp")
 # Names Julia (Base) already defines; every other operator needs a Julia definition.
@@ -39,9 +49,32 @@ JULIA_BUILTINS = {"+", "-", "*", "min", "max", "abs", "tanh", "sign"}
 
 # Awkward finite doubles: zero, subnormal, tiny, near the protection threshold, huge.
 SPECIAL = [
-    0.0, -0.0, 5e-324, -5e-324, 1e-300, -1e-300, 1e-8, -1e-8, PROTECTION_EPS, -PROTECTION_EPS,
-    1e-7 * 1.0000001, 0.5, -0.5, 1.0, -1.0, 3.0, -7.5, 1e8, -1e8, 1e154, 1e200, -1e200, 1e300,
-    -1e300, sys.float_info.max, -sys.float_info.max,
+    0.0,
+    -0.0,
+    5e-324,
+    -5e-324,
+    1e-300,
+    -1e-300,
+    1e-8,
+    -1e-8,
+    PROTECTION_EPS,
+    -PROTECTION_EPS,
+    1e-7 * 1.0000001,
+    0.5,
+    -0.5,
+    1.0,
+    -1.0,
+    3.0,
+    -7.5,
+    1e8,
+    -1e8,
+    1e154,
+    1e200,
+    -1e200,
+    1e300,
+    -1e300,
+    sys.float_info.max,
+    -sys.float_info.max,
 ]
 finite64 = st.floats(allow_nan=False, allow_infinity=False)
 finite32 = st.floats(allow_nan=False, allow_infinity=False, width=32)
@@ -66,6 +99,7 @@ def _grid(arity):
 
 
 # -- registry consistency ----------------------------------------------------------------
+
 
 def test_design_table_operators_present_with_arity():
     for name, arity in DESIGN_TABLE.items():
@@ -120,6 +154,7 @@ def test_operator_sets():
         check_operator_set("big")
     # exp is protected: capped at EXP_CAP, so the loss stays finite where it would overflow
     import torch
+
     value = OPERATORS["exp"].torch(torch.tensor([100.0, 0.0]))
     assert torch.isfinite(value).all() and float(value[1]) == 1.0
     with pytest.raises(ValueError, match="__import__"):
@@ -144,6 +179,7 @@ def test_julia_definitions(name):
 
 
 # -- definitions -------------------------------------------------------------------------
+
 
 def test_protected_values():
     aq, log, sqrt, exp = (OPERATORS[n].numpy for n in PROTECTED)
@@ -223,9 +259,7 @@ def test_sympy_agrees_with_numpy(name):
     """Away from the 1e-7 guard (and exp's cap) the SymPy display form is the same function."""
     op = OPERATORS[name]
     nice = [a for a in NICE if a < EXP_CAP] if name == "exp" else NICE
-    for args in (
-        [(a,) for a in nice] if op.arity == 1 else [(a, b) for a in nice for b in nice[::2]]
-    ):
+    for args in [(a,) for a in nice] if op.arity == 1 else [(a, b) for a in nice for b in nice[::2]]:
         value = complex(op.sympy(sp, *(sp.Float(x) for x in args)).evalf())
         assert value.imag == 0
         assert value.real == pytest.approx(float(_np(op, *args)), rel=1e-12, abs=1e-300)

@@ -14,17 +14,27 @@ from evomal_sr.losses.program import CONST_LEAF, FX_LEAF, OP_CODES, PAD, Y_LEAF,
 from evomal_sr.losses.symbolic import CompiledLoss
 
 FIXED = [
-    "-(y * log(fx))", "square((fx - y))", "aq(tanh(fx), (y + 2.0))", "1.5", "y", "fx", "-2.5",
-    "(max(sqrt(fx), min(y, -1.0)) * abs((fx - sign(y))))", "exp((fx * 3.0))", "-(fx)",
-    "((((y + fx) * (y - fx)) + log(square(fx))) - aq(y, sqrt(abs(fx))))", "tanh(tanh(tanh(tanh(tanh(fx)))))",
-    "(1e+30 * fx)", "(y * 0.1)", "min(fx, 0.3)",
+    "-(y * log(fx))",
+    "square((fx - y))",
+    "aq(tanh(fx), (y + 2.0))",
+    "1.5",
+    "y",
+    "fx",
+    "-2.5",
+    "(max(sqrt(fx), min(y, -1.0)) * abs((fx - sign(y))))",
+    "exp((fx * 3.0))",
+    "-(fx)",
+    "((((y + fx) * (y - fx)) + log(square(fx))) - aq(y, sqrt(abs(fx))))",
+    "tanh(tanh(tanh(tanh(tanh(fx)))))",
+    "(1e+30 * fx)",
+    "(y * 0.1)",
+    "min(fx, 0.3)",
 ]
 
 
 def per_tree(program, weights, y, fx):
     """The reference: each candidate's compiled tree on its own slice."""
-    return torch.stack([torch.broadcast_to(loss(weights[k], y, fx[k]), fx[k].shape)
-                        for k, loss in enumerate(program)])
+    return torch.stack([torch.broadcast_to(loss(weights[k], y, fx[k]), fx[k].shape) for k, loss in enumerate(program)])
 
 
 def derivatives(run, weights, y, logits):
@@ -39,12 +49,15 @@ def derivatives(run, weights, y, logits):
     grad_fx, grad_w = torch.autograd.grad(total, [logits, weights], create_graph=True, allow_unused=True)
     grad_w = None if grad_w is None else grad_w.detach()
     if grad_fx is None or not grad_fx.requires_grad:
-        return [values.detach(), torch.zeros_like(logits) if grad_fx is None else grad_fx, zero if grad_w is None
-                else grad_w, zero]
+        return [
+            values.detach(),
+            torch.zeros_like(logits) if grad_fx is None else grad_fx,
+            zero if grad_w is None else grad_w,
+            zero,
+        ]
     outer = ((logits - 0.1 * grad_fx) ** 2).sum()
     (meta,) = torch.autograd.grad(outer, weights, allow_unused=True)
-    return [values.detach(), grad_fx.detach(), zero if grad_w is None else grad_w,
-            zero if meta is None else meta]
+    return [values.detach(), grad_fx.detach(), zero if grad_w is None else grad_w, zero if meta is None else meta]
 
 
 def inputs(program, dtype, seed=0, batch=6, classes=4):
@@ -100,8 +113,11 @@ def test_values_are_bit_identical_to_the_per_tree_path():
 
 def test_a_per_candidate_y_and_regression_shapes():
     program = LossProgram(["square((fx - y))", "(y * fx)"])
-    y, fx, weights = torch.randn(2, 5, 1, dtype=torch.float64), torch.randn(2, 5, 1, dtype=torch.float64), \
-        torch.rand(2, 4, dtype=torch.float64)
+    y, fx, weights = (
+        torch.randn(2, 5, 1, dtype=torch.float64),
+        torch.randn(2, 5, 1, dtype=torch.float64),
+        torch.rand(2, 4, dtype=torch.float64),
+    )
     expected = torch.stack([program[k](weights[k], y[k], fx[k]) for k in range(2)])
     torch.testing.assert_close(program(weights, y, fx), expected, rtol=0, atol=0)
 
@@ -119,7 +135,7 @@ def test_a_candidate_does_not_depend_on_its_batch_mates():
     mates = LossProgram([FIXED[10], FIXED[0], FIXED[7], FIXED[3], FIXED[11]], slots=64)  # other bucket too
     weights, y, logits = inputs(mates, torch.float64, seed=5)
     together = derivatives(mates, weights, y, logits)
-    single = derivatives(alone, weights[2:3, :alone[0].n_weights], y, logits[2:3])
+    single = derivatives(alone, weights[2:3, : alone[0].n_weights], y, logits[2:3])
     for a, b in zip(together[:2], single[:2]):
         assert torch.equal(a[2:3], b)
     for a, b in zip(together[2:], single[2:]):  # weight rows are padded differently
@@ -137,8 +153,7 @@ def test_repeat_interleave_repeats_each_candidate():
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(expressions(max_depth=5, max_magnitude=50.0), min_size=1, max_size=4), st.integers(0, 2**16))
 def test_random_populations_match_the_per_tree_path(exprs, seed):
-    assert_matches(LossProgram([Expression(e.root) for e in exprs]), torch.float64, rtol=1e-10, atol=1e-10,
-                   seed=seed)
+    assert_matches(LossProgram([Expression(e.root) for e in exprs]), torch.float64, rtol=1e-10, atol=1e-10, seed=seed)
 
 
 def test_compiled_losses_are_reused():

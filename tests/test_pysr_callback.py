@@ -32,8 +32,10 @@ class Instant:
     def evaluate(self, texts):
         self.batches.append(list(texts))
         time.sleep(self.delay)
-        return [FitnessResult(t, 0.5, "ok", (1.0,) * (Expression.parse(t).size - 1),
-                              Expression.parse(t).complexity) for t in texts]
+        return [
+            FitnessResult(t, 0.5, "ok", (1.0,) * (Expression.parse(t).size - 1), Expression.parse(t).complexity)
+            for t in texts
+        ]
 
 
 class NeverAnswers:
@@ -179,8 +181,9 @@ def test_callback_memoises_on_text_and_canonical_form():
 @pytest.mark.parametrize("kind", ["bad string", "incomplete", "evaluator raises", "nan fitness", "not a str"])
 def test_callback_returns_inf_on_every_failure(kind):
     target = "(y * log(fx))"
-    evaluator = FakeEvaluator(fail_on={target} if kind == "evaluator raises" else (),
-                              nan_on={target} if kind == "nan fitness" else ())
+    evaluator = FakeEvaluator(
+        fail_on={target} if kind == "evaluator raises" else (), nan_on={target} if kind == "nan fitness" else ()
+    )
     text = {"bad string": "y / fx", "incomplete": "plog(fx)", "not a str": 3.5}.get(kind, "y * plog(fx)")
     with LossCallback(evaluator) as callback:
         assert callback(text) == math.inf

@@ -94,9 +94,15 @@ class FakeEvaluator:
 
 def make_context(**options):
     kwargs = {k: options.pop(k) for k in ("guesses", "out_dir", "seed") if k in options}
-    return EngineContext(task=FakeTask(), evaluator=FakeEvaluator(), settings=resolve_preset("quick"),
-                         seed=kwargs.get("seed", 3), guesses=kwargs.get("guesses", ["-(y * log(fx))"]),
-                         out_dir=kwargs.get("out_dir"), options=options)
+    return EngineContext(
+        task=FakeTask(),
+        evaluator=FakeEvaluator(),
+        settings=resolve_preset("quick"),
+        seed=kwargs.get("seed", 3),
+        guesses=kwargs.get("guesses", ["-(y * log(fx))"]),
+        out_dir=kwargs.get("out_dir"),
+        options=options,
+    )
 
 
 def pysr_init_parameters() -> set[str]:
@@ -142,8 +148,9 @@ def test_deterministic_kwargs_and_output_directory(tmp_path):
     assert kwargs["output_directory"] == str(tmp_path / "pysr") and kwargs["temp_equation_file"] is False
 
 
-@pytest.mark.parametrize("options", [{"maxsize": 3}, {"threads": 0}, {"populations": "4"}, {"precision": 16},
-                                     {"timeout": -1}])
+@pytest.mark.parametrize(
+    "options", [{"maxsize": 3}, {"threads": 0}, {"populations": "4"}, {"precision": 16}, {"timeout": -1}]
+)
 def test_bad_engine_options_raise_config_error(options):
     with pytest.raises(ConfigError):
         PySREngine.build_regressor_kwargs(make_context(**options))
@@ -211,8 +218,16 @@ def test_probe_dataset_is_fixed_and_fits_the_task_kind():
 
 
 # ------------------------------------------------------------------ run() with a simulated Julia
-PRINTED = ["-1.0 * (y * plog(fx))", "square(fx - y)", "plog(fx)", "aq(y, fx) + -0.25", "y * fx",
-           "(y * plog(fx)) * -1.0f-7", "max(y, fx) - fx", "square(fx - y)"]
+PRINTED = [
+    "-1.0 * (y * plog(fx))",
+    "square(fx - y)",
+    "plog(fx)",
+    "aq(y, fx) + -0.25",
+    "y * fx",
+    "(y * plog(fx)) * -1.0f-7",
+    "max(y, fx) - fx",
+    "square(fx - y)",
+]
 
 
 class SimulatedJulia:
@@ -254,8 +269,9 @@ def simulated_pysr(julia: SimulatedJulia, out_dir: Path):
             assert variable_names == ["y", "fx"] and X.shape[1] == 2
             callback = julia.EvomalPySR.callback
             losses = {}
-            threads = [threading.Thread(target=lambda t=t: losses.setdefault(t, objective(callback, t)))
-                       for t in PRINTED]
+            threads = [
+                threading.Thread(target=lambda t=t: losses.setdefault(t, objective(callback, t))) for t in PRINTED
+            ]
             for thread in threads:
                 thread.start()
             for thread in threads:
@@ -264,7 +280,8 @@ def simulated_pysr(julia: SimulatedJulia, out_dir: Path):
             (out_dir / "run").mkdir(parents=True)
             rows = [f'{canonical_expression(t).complexity},{losses[t]},"{t}"' for t in PRINTED[:2]]
             (out_dir / "run" / "hall_of_fame.csv").write_text(
-                "Complexity,Loss,Equation\n" + "\n".join(rows) + "\n", encoding="utf-8")
+                "Complexity,Loss,Equation\n" + "\n".join(rows) + "\n", encoding="utf-8"
+            )
             return self
 
     return types.SimpleNamespace(PySRRegressor=PySRRegressor)
@@ -383,11 +400,20 @@ def test_registry_julia_definitions_parse():
 def test_julia_objective_matches_the_python_side():
     source = (JULIA_DIR / OBJECTIVE_FILE).read_text(encoding="utf-8")
     assert f"module {JULIA_MODULE}" in source
-    for needle in ("function objective(tree, dataset::Dataset{T,L}, options)::L where {T,L}",
-                   "PythonCall.GIL.@lock", "string_tree(", "ReentrantLock()", "L(Inf)",
-                   "function install_callback(callback, poll_limit::Real=", "function remove_callback(",
-                   ".submit(", ".poll(", "POLL_LIMIT[] = Float64(poll_limit)",
-                   "if time() - started > limit", "@warn "):
+    for needle in (
+        "function objective(tree, dataset::Dataset{T,L}, options)::L where {T,L}",
+        "PythonCall.GIL.@lock",
+        "string_tree(",
+        "ReentrantLock()",
+        "L(Inf)",
+        "function install_callback(callback, poll_limit::Real=",
+        "function remove_callback(",
+        ".submit(",
+        ".poll(",
+        "POLL_LIMIT[] = Float64(poll_limit)",
+        "if time() - started > limit",
+        "@warn ",
+    ):
         assert needle in source, needle
     assert callable(LossCallback.submit) and callable(LossCallback.poll)
 
@@ -407,9 +433,16 @@ def test_real_pysr_search_on_a_tiny_budget(options, tmp_path):
     settings = resolve_preset("tiny", generations=2)
     evaluator = Evaluator(task, preset=settings, seed=0, repair=False)
     records = []
-    context = EngineContext(task=task, evaluator=evaluator, settings=settings, seed=0,
-                            guesses=[task.baseline_expression], out_dir=tmp_path, on_generation=records.append,
-                            options={**options, "timeout": 300})
+    context = EngineContext(
+        task=task,
+        evaluator=evaluator,
+        settings=settings,
+        seed=0,
+        guesses=[task.baseline_expression],
+        out_dir=tmp_path,
+        on_generation=records.append,
+        options={**options, "timeout": 300},
+    )
     result = PySREngine().run(context)
     entries = result.hall_of_fame.entries()
     assert entries, "the search trained no loss"
@@ -426,6 +459,10 @@ def test_deterministic_pysr_search_is_reproducible():
     from evomal_sr.search.estimator import LossSearch
 
     task = Task.builtin("iris", seed=0)
-    fronts = [LossSearch(engine="pysr", preset="tiny", seed=1, engine_options={"deterministic": True})
-              .fit(task).pareto_front_.to_csv_text() for _ in range(2)]
+    fronts = [
+        LossSearch(engine="pysr", preset="tiny", seed=1, engine_options={"deterministic": True})
+        .fit(task)
+        .pareto_front_.to_csv_text()
+        for _ in range(2)
+    ]
     assert fronts[0] == fronts[1]

@@ -38,15 +38,15 @@ from evomal_sr.engines.pysr.runtime import (
 from evomal_sr.errors import ConfigError, EngineUnavailableError
 
 REPO = Path(__file__).resolve().parents[1]
-NOGIL_SOURCE = '''
+NOGIL_SOURCE = """
 class PySRRegressor:
     def __init__(self, *, niterations=10, parallelism=None):
         pass
 
     def _run(self):
         out = SymbolicRegression.equation_search._jl_call_nogil(jl_X, jl_y, niterations=1)
-'''
-HOLDING_SOURCE = '''
+"""
+HOLDING_SOURCE = """
 class PySRRegressor:
     def __init__(self, *, niterations=10, parallelism=None):
         pass
@@ -55,7 +55,7 @@ class PySRRegressor:
         # a later PySR calls equation_search._jl_call_nogil here
         note = "equation_search._jl_call_nogil"
         out = SymbolicRegression.equation_search(jl_X, jl_y, niterations=1)
-'''
+"""
 
 
 def holding_install(tmp_path) -> PySRInstall:
@@ -88,8 +88,9 @@ def test_check_available_raises_one_sentence_here():
 @pytest.mark.parametrize("missing", ["pysr", "juliacall"])
 def test_missing_package_message(monkeypatch, missing):
     real = importlib.util.find_spec
-    monkeypatch.setattr(runtime.importlib.util, "find_spec",
-                        lambda name, *a: None if name == missing else real(name, *a))
+    monkeypatch.setattr(
+        runtime.importlib.util, "find_spec", lambda name, *a: None if name == missing else real(name, *a)
+    )
     message = availability_problem()
     assert f"`{missing}`" in message
     assert_one_sentence(message)
@@ -113,9 +114,11 @@ def test_find_julia_honours_pythons_juliapkg_exe(monkeypatch, tmp_path):
 
 
 def test_importing_the_engine_starts_no_julia_and_no_torch():
-    code = ("import sys, evomal_sr, evomal_sr.engines.pysr, evomal_sr.cli.main; "
-            "from evomal_sr.engines import get_engine; get_engine('pysr').status(); "
-            "loaded = {'pysr', 'juliacall', 'torch'} & set(sys.modules); assert not loaded, sorted(loaded)")
+    code = (
+        "import sys, evomal_sr, evomal_sr.engines.pysr, evomal_sr.cli.main; "
+        "from evomal_sr.engines import get_engine; get_engine('pysr').status(); "
+        "loaded = {'pysr', 'juliacall', 'torch'} & set(sys.modules); assert not loaded, sorted(loaded)"
+    )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
 
 
@@ -282,8 +285,12 @@ def stub_env(tmp_path):
     julia.chmod(0o755)
     record = tmp_path / "record.jsonl"
     env = {key: value for key, value in __import__("os").environ.items() if not key.startswith("PYTHON_JULIA")}
-    env.update(PYTHONPATH=str(stubs), PYTHON_JULIAPKG_EXE=str(julia), EVOMAL_JULIACALL_RECORD=str(record),
-               OMP_WAIT_POLICY="PASSIVE")
+    env.update(
+        PYTHONPATH=str(stubs),
+        PYTHON_JULIAPKG_EXE=str(julia),
+        EVOMAL_JULIACALL_RECORD=str(record),
+        OMP_WAIT_POLICY="PASSIVE",
+    )
     return env, record
 
 
@@ -294,8 +301,9 @@ def importlib_spec(name):
 
 
 def run_python(code: str, env: dict, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", code, *args], cwd=REPO, env=env, capture_output=True,
-                          text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-c", code, *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=300
+    )
 
 
 def records(path: Path) -> list[dict]:
@@ -306,8 +314,20 @@ def records(path: Path) -> list[dict]:
 @pytest.mark.parametrize("extra", [[], ["--deterministic"], ["--threads", "2"]])
 def test_cli_imports_juliacall_before_torch(stub_env, tmp_path, extra):
     env, record = stub_env
-    done = run_python("from evomal_sr.cli.main import main; main()", env, "search", "--dataset", "iris",
-                      "--engine", "pysr", "--preset", "tiny", "--out", str(tmp_path / "run"), *extra)
+    done = run_python(
+        "from evomal_sr.cli.main import main; main()",
+        env,
+        "search",
+        "--dataset",
+        "iris",
+        "--engine",
+        "pysr",
+        "--preset",
+        "tiny",
+        "--out",
+        str(tmp_path / "run"),
+        *extra,
+    )
     assert done.returncode == 2, done.stderr
     assert "stub juliacall" in done.stderr and "Traceback" not in done.stderr
     assert records(record) == [{"torch_loaded": False}]
@@ -316,7 +336,7 @@ def test_cli_imports_juliacall_before_torch(stub_env, tmp_path, extra):
 
 def test_python_api_start_julia_imports_juliacall_before_torch(stub_env):
     env, record = stub_env
-    code = textwrap.dedent('''
+    code = textwrap.dedent("""
         import sys, warnings
         import evomal_sr
         from evomal_sr.engines.pysr import start_julia
@@ -328,7 +348,7 @@ def test_python_api_start_julia_imports_juliacall_before_torch(stub_env):
             assert "stub juliacall" in str(exc), exc
         else:
             raise SystemExit("the stub should have refused to start")
-    ''')
+    """)
     done = run_python(code, env)
     assert done.returncode == 0, done.stderr
     assert records(record) == [{"torch_loaded": False}]
@@ -336,7 +356,7 @@ def test_python_api_start_julia_imports_juliacall_before_torch(stub_env):
 
 def test_starting_julia_after_torch_warns_naming_the_risk(stub_env):
     env, record = stub_env
-    code = textwrap.dedent('''
+    code = textwrap.dedent("""
         import warnings
         import torch
         from evomal_sr.engines.pysr import TorchBeforeJuliaWarning, start_julia
@@ -350,7 +370,7 @@ def test_starting_julia_after_torch_warns_naming_the_risk(stub_env):
         ours = [w for w in caught if issubclass(w.category, TorchBeforeJuliaWarning)]
         assert len(ours) == 1, [str(w.message) for w in caught]
         print(ours[0].message)
-    ''')
+    """)
     done = run_python(code, env)
     assert done.returncode == 0, done.stderr
     assert "torch was imported before Julia" in done.stdout

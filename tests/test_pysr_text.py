@@ -48,10 +48,31 @@ def test_pysr_strings_parse_to_the_canonical_expression(printed, canonical):
     assert str(canonical_expression(printed)) == canonical
 
 
-@pytest.mark.parametrize("bad", ["Inf * y", "fx - -Inf", "NaN * fx", "NaN", "Inf32 * y",
-                                 "{y * fx}", "y / fx", "y ^ 2", "cosh(y)", "", "   ",
-                                 "__import__('os')", "y; fx", "x3 * y", "y.real", "y @ fx", "lambda: y",
-                                 "plog(fx, y)", "y fx", "2x"])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "Inf * y",
+        "fx - -Inf",
+        "NaN * fx",
+        "NaN",
+        "Inf32 * y",
+        "{y * fx}",
+        "y / fx",
+        "y ^ 2",
+        "cosh(y)",
+        "",
+        "   ",
+        "__import__('os')",
+        "y; fx",
+        "x3 * y",
+        "y.real",
+        "y @ fx",
+        "lambda: y",
+        "plog(fx, y)",
+        "y fx",
+        "2x",
+    ],
+)
 def test_bad_strings_raise_expression_error(bad):
     with pytest.raises(ExpressionError):
         canonical_expression(bad)
@@ -66,8 +87,16 @@ def test_normalize_equation_only_translates_numbers_and_feature_names():
         normalize_equation(42)
 
 
-@pytest.mark.parametrize("text", ["-(y * log(fx))", "aq(square((fx - y)), sqrt(y))", "max(-1.0, min(y, fx))",
-                                  "((y + 1e-07) * tanh(fx))", "-abs((y - fx))"])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "-(y * log(fx))",
+        "aq(square((fx - y)), sqrt(y))",
+        "max(-1.0, min(y, fx))",
+        "((y + 1e-07) * tanh(fx))",
+        "-abs((y - fx))",
+    ],
+)
 def test_guess_text_round_trips(text):
     import numpy as np
 
@@ -80,18 +109,28 @@ def test_guess_text_round_trips(text):
 
 
 # ------------------------------------------------------------------ hall of fame import
-HALL_OF_FAME = '''Complexity,Loss,Equation
+HALL_OF_FAME = """Complexity,Loss,Equation
 1,Inf,"fx"
 3,0.45,"y - fx"
 4,0.3,"square(fx - y)"
 5,0.5,"aq(y, fx) + -0.25"
 6,0.25,"-1.0 * (y * plog(fx))"
 8,0.25,"(-1.0 * (y * plog(fx))) * 1.0"
-'''
+"""
 
 
-@pytest.mark.parametrize(("printed", "value"), [("1.5", 1.5), ("1.0f-7", 1e-7), ("-2.5f-1", -0.25), ("Inf", math.inf),
-                                                ("-Inf", -math.inf), ("1.0e-7", 1e-7), ("Inf32", math.inf)])
+@pytest.mark.parametrize(
+    ("printed", "value"),
+    [
+        ("1.5", 1.5),
+        ("1.0f-7", 1e-7),
+        ("-2.5f-1", -0.25),
+        ("Inf", math.inf),
+        ("-Inf", -math.inf),
+        ("1.0e-7", 1e-7),
+        ("Inf32", math.inf),
+    ],
+)
 def test_julia_numbers_as_string_prints_them(printed, value):
     assert julia_float(printed) == value
 
@@ -123,8 +162,7 @@ def test_hall_of_fame_csv_imports_into_a_pareto_front(tmp_path):
     for entry in entries:
         assert entry.weights == results[entry.expression].weights  # learned, not unit, weights
     front = ParetoFront(HallOfFame(entries).entries(), task_kind="classification")
-    assert [(e.complexity, e.expression, e.fitness) for e in front] == [
-        (4, "square((fx - y))", 0.3), (6, twin, 0.25)]
+    assert [(e.complexity, e.expression, e.fitness) for e in front] == [(4, "square((fx - y))", 0.3), (6, twin, 0.25)]
     assert front.to_csv_text().startswith("Complexity,Loss,Equation\n")
 
 

@@ -22,14 +22,31 @@ GRID = [0.01 * f for f in LR_FACTORS]
 
 def _row(method, early, *, baseline=False, known=False, lr=0.03):
     n = len(early)
-    return MethodResult(method, f"{method} loss", 0, list(range(n)), [e + 0.05 for e in early], [False] * n, 1.0,
-                        lr=lr, early_errors=list(early), stop_steps=[60] * n, lr_grid=GRID,
-                        lr_scores=[0.1] * len(GRID), baseline=baseline, known=known)
+    return MethodResult(
+        method,
+        f"{method} loss",
+        0,
+        list(range(n)),
+        [e + 0.05 for e in early],
+        [False] * n,
+        1.0,
+        lr=lr,
+        early_errors=list(early),
+        stop_steps=[60] * n,
+        lr_grid=GRID,
+        lr_scores=[0.1] * len(GRID),
+        baseline=baseline,
+        known=known,
+    )
 
 
 def _report(learned, sce, ce=(0.30, 0.32, 0.31), gce=(0.25, 0.26, 0.27), **options):
-    rows = [_row("learned", learned), _row("cross-entropy", ce, baseline=True, known=True),
-            _row("sce", sce, known=True), _row("gce", gce, known=True)]
+    rows = [
+        _row("learned", learned),
+        _row("cross-entropy", ce, baseline=True, known=True),
+        _row("sce", sce, known=True),
+        _row("gce", gce, known=True),
+    ]
     settings = {"tune_lr": True, "eval_every": 60, "seconds": 9.0, **options}
     return MetaTestReport({"name": "digits", "model": "mlp"}, "error rate", 3000, 0.01, 32, "cpu", rows, **settings)
 
@@ -39,8 +56,10 @@ def test_print_shows_the_protocol_first():
     lines = text.splitlines()
     assert lines[0] == "Meta-test on digits (mlp model): 3 seeds x 3000 SGD steps, batch 32, cpu; test error rate."
     assert lines[1] == "Learning rate: tuned per method on the validation rows from 0.003, 0.01, 0.03, 0.1, 0.3."
-    assert lines[2] == "Early stopping: the step of lowest validation error (checked every 60 steps) in a run on the " \
-                       "training rows."
+    assert (
+        lines[2] == "Early stopping: the step of lowest validation error (checked every 60 steps) in a run on the "
+        "training rows."
+    )
     assert lines[3].startswith("Final models train on train + validation rows; tested at that step (early-stopped)")
     assert "method" in lines[5] and "early vs base (±se)" in lines[5]  # the table, its columns unchanged
 
@@ -50,11 +69,14 @@ def test_an_untuned_report_names_its_single_lr():
     assert "Learning rate: 0.01 for every method (not tuned)." in text
 
 
-@pytest.mark.parametrize("learned, verdict, delta", [
-    ([0.10, 0.11, 0.12], "better", "-0.1000"),                 # 0.1 below sce on every seed
-    ([0.30, 0.31, 0.32], "worse", "+0.1000"),
-    ([0.15, 0.24, 0.20], "within noise", "-0.0133"),
-])
+@pytest.mark.parametrize(
+    "learned, verdict, delta",
+    [
+        ([0.10, 0.11, 0.12], "better", "-0.1000"),  # 0.1 below sce on every seed
+        ([0.30, 0.31, 0.32], "worse", "+0.1000"),
+        ([0.15, 0.24, 0.20], "within noise", "-0.0133"),
+    ],
+)
 def test_the_comparison_is_against_the_best_known_loss(learned, verdict, delta):
     report = _report(learned, [0.20, 0.21, 0.22])
     assert report.best_known().method == "sce"  # not the standard loss (cross-entropy), the best of the known
@@ -90,8 +112,9 @@ def test_markdown_has_the_comparison():
 
 def test_a_real_meta_test_prints_protocol_and_comparison():
     task = es.Task.builtin("iris", seed=0, model="linear")
-    report = es.meta_test(es.LearnedLoss("-(y * log(fx))"), task, seeds=2, steps=20, baselines=["standard", "mae"],
-                          verbose=0)
+    report = es.meta_test(
+        es.LearnedLoss("-(y * log(fx))"), task, seeds=2, steps=20, baselines=["standard", "mae"], verbose=0
+    )
     text = str(report)
     assert text.startswith("Meta-test on iris (linear model): 2 seeds x 20 SGD steps")
     assert [r.known for r in report.methods] == [False, True, True]
@@ -114,9 +137,11 @@ def test_the_report_is_an_html_table_with_every_row():
 
 
 def test_a_front_is_an_html_table_with_every_entry():
-    entries = [FrontEntry("-(y * log(fx))", (1.0,) * 4, 0.2, 5),
-               FrontEntry("square((fx - y))", (1.0, 0.5, 1.0), 0.3, 4),
-               FrontEntry("(log(fx) * (y * log(fx)))", (1.0,) * 6, 0.1, 7)]
+    entries = [
+        FrontEntry("-(y * log(fx))", (1.0,) * 4, 0.2, 5),
+        FrontEntry("square((fx - y))", (1.0, 0.5, 1.0), 0.3, 4),
+        FrontEntry("(log(fx) * (y * log(fx)))", (1.0,) * 6, 0.1, 7),
+    ]
     front = ParetoFront(entries, task_kind="classification")
     page = front._repr_html_()
     assert page.count("<tr>") == 1 + len(front)

@@ -89,14 +89,17 @@ def test_interrupted_run_resumes_to_the_same_front(finished, task, tmp_path):
     assert resumed.hall_of_fame_.to_list() == finished.hall_of_fame_.to_list()
 
 
-@pytest.mark.parametrize(("changes", "differs"), [
-    ({"seed": 1}, "seed"),
-    ({"population": 5}, "settings"),
-    ({"generations": 3}, "settings"),
-    ({"train_steps": 7}, "settings"),
-    ({"guesses": ["square((fx - y))"]}, "guesses"),
-    ({"local_search": False}, "local_search"),
-])
+@pytest.mark.parametrize(
+    ("changes", "differs"),
+    [
+        ({"seed": 1}, "seed"),
+        ({"population": 5}, "settings"),
+        ({"generations": 3}, "settings"),
+        ({"train_steps": 7}, "settings"),
+        ({"guesses": ["square((fx - y))"]}, "guesses"),
+        ({"local_search": False}, "local_search"),
+    ],
+)
 def test_resume_with_other_settings_is_refused(finished, task, tmp_path, changes, differs):
     run = _copy(finished.out_dir, tmp_path / "run")
     options = {"seed": 0, **SMALL, **changes}
@@ -122,24 +125,41 @@ def _edit(change):
         data = json.loads(path.read_text())
         change(data)
         path.write_text(json.dumps(data))
+
     return apply
 
 
-@pytest.mark.parametrize("damage", [
-    _truncate,
-    lambda p: p.write_text(""),
-    lambda p: p.write_bytes(b"\xff\xfe\x00garbage"),
-    lambda p: p.write_text("[1, 2, 3]"),
-    lambda p: p.write_text(json.dumps({"format": "evomal-sr/pareto-front", "version": 1})),
-    _edit(lambda d: d.update(version=99)),
-    _edit(lambda d: d.pop("signature")),
-    _edit(lambda d: d.pop("evaluator")),
-    _edit(lambda d: d["evaluator"].update(results=[{"expression": "(y * fx)"}])),
-    _edit(lambda d: d["state"].update(rng_state=[3, [0] * 10, None])),
-    _edit(lambda d: d["state"].update(population=["os.system('x')"] * 4)),
-    _edit(lambda d: d["state"].update(fitness="fast")),
-], ids=["truncated", "empty", "binary", "list", "other-format", "version", "no-signature", "no-evaluator",
-        "bad-cache", "bad-rng", "bad-population", "bad-fitness"])
+@pytest.mark.parametrize(
+    "damage",
+    [
+        _truncate,
+        lambda p: p.write_text(""),
+        lambda p: p.write_bytes(b"\xff\xfe\x00garbage"),
+        lambda p: p.write_text("[1, 2, 3]"),
+        lambda p: p.write_text(json.dumps({"format": "evomal-sr/pareto-front", "version": 1})),
+        _edit(lambda d: d.update(version=99)),
+        _edit(lambda d: d.pop("signature")),
+        _edit(lambda d: d.pop("evaluator")),
+        _edit(lambda d: d["evaluator"].update(results=[{"expression": "(y * fx)"}])),
+        _edit(lambda d: d["state"].update(rng_state=[3, [0] * 10, None])),
+        _edit(lambda d: d["state"].update(population=["os.system('x')"] * 4)),
+        _edit(lambda d: d["state"].update(fitness="fast")),
+    ],
+    ids=[
+        "truncated",
+        "empty",
+        "binary",
+        "list",
+        "other-format",
+        "version",
+        "no-signature",
+        "no-evaluator",
+        "bad-cache",
+        "bad-rng",
+        "bad-population",
+        "bad-fitness",
+    ],
+)
 def test_corrupt_checkpoint_is_an_error_not_a_restart(finished, task, tmp_path, damage):
     run = _copy(finished.out_dir, tmp_path / "run")
     damage(run / "checkpoint.json")
@@ -152,8 +172,16 @@ def test_corrupt_checkpoint_is_an_error_not_a_restart(finished, task, tmp_path, 
 
 def test_resume_without_checkpoint_is_refused(task, tmp_path):
     with pytest.raises(ConfigError, match="nothing to resume in"):
-        LossSearch(seed=0, out_dir=tmp_path / "new", resume=True, preset="tiny", population=3,
-                   generations=1, train_steps=5, meta_iterations=1).fit(task)
+        LossSearch(
+            seed=0,
+            out_dir=tmp_path / "new",
+            resume=True,
+            preset="tiny",
+            population=3,
+            generations=1,
+            train_steps=5,
+            meta_iterations=1,
+        ).fit(task)
     assert not (tmp_path / "new").exists()
 
 
@@ -172,9 +200,25 @@ def test_stale_temporary_files_are_cleaned_on_resume(finished, task, tmp_path, m
 
 # -- the real thing: a search process killed with SIGKILL -------------------------------------------
 
+
 def _search(out: Path, *extra) -> subprocess.Popen:
-    args = ["search", "--dataset", "iris", "--preset", "tiny", "--generations", "4", "--population", "6",
-            "--seed", "0", "--out", str(out), "--quiet", *extra]
+    args = [
+        "search",
+        "--dataset",
+        "iris",
+        "--preset",
+        "tiny",
+        "--generations",
+        "4",
+        "--population",
+        "6",
+        "--seed",
+        "0",
+        "--out",
+        str(out),
+        "--quiet",
+        *extra,
+    ]
     # one torch thread each: the processes overlap on a small machine; hash seeds differ on purpose
     env = {**os.environ, "PYTHONHASHSEED": "random", "OMP_NUM_THREADS": "1"}
     return subprocess.Popen(CLI + args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
@@ -212,8 +256,10 @@ def test_sigkill_then_resume_gives_byte_identical_front(tmp_path):
     assert "complexity" in out and "complexity" in out1
 
     assert (dir2 / "pareto.csv").read_bytes() == (dir1 / "pareto.csv").read_bytes()
-    assert json.loads((dir2 / "pareto.json").read_text())["entries"] == \
-        json.loads((dir1 / "pareto.json").read_text())["entries"]
+    assert (
+        json.loads((dir2 / "pareto.json").read_text())["entries"]
+        == json.loads((dir1 / "pareto.json").read_text())["entries"]
+    )
     history = (dir2 / "history.csv").read_text().splitlines()
     assert len(history) == 1 + 4 and [row.split(",")[0] for row in history[1:]] == ["0", "1", "2", "3"]
     assert not list(dir2.glob(".*.tmp")) and not list(dir2.glob(".*"))

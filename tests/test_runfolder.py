@@ -139,21 +139,32 @@ def test_files_follow_the_umask(tmp_path):
 def test_a_log_gets_one_line_per_generation(tmp_path):
     """Not a terminal (a file, as under nohup): one line per generation."""
     out = tmp_path / "run"
-    proc = subprocess.run([*CLI, "search", *TINY, "--generations", "3", "--out", str(out)], capture_output=True,
-                          text=True, timeout=300)
+    proc = subprocess.run(
+        [*CLI, "search", *TINY, "--generations", "3", "--out", str(out)], capture_output=True, text=True, timeout=300
+    )
     assert proc.returncode == 0, proc.stderr
     lines = [line for line in proc.stderr.splitlines() if line.startswith("generation ")]
     assert [line.split()[1] for line in lines] == ["1/3", "2/3", "3/3"]
     for word in ("best so far", "evaluated", "cache hits", "rejected", "elapsed", "ETA"):
         assert word in lines[-1]
-    quiet = subprocess.run([*CLI, "search", *TINY, "--quiet", "--out", str(tmp_path / "q")], capture_output=True,
-                           text=True, timeout=300)
+    quiet = subprocess.run(
+        [*CLI, "search", *TINY, "--quiet", "--out", str(tmp_path / "q")], capture_output=True, text=True, timeout=300
+    )
     assert quiet.returncode == 0 and quiet.stderr == ""
 
 
 def _record(generation, best):
-    return GenerationRecord(generation=generation, best_fitness=best, median_fitness=best, evaluations=1,
-                            exact_hits=0, equivalent_hits=0, rejected=0, seconds=0.1, best_expression="y")
+    return GenerationRecord(
+        generation=generation,
+        best_fitness=best,
+        median_fitness=best,
+        evaluations=1,
+        exact_hits=0,
+        equivalent_hits=0,
+        rejected=0,
+        seconds=0.1,
+        best_expression="y",
+    )
 
 
 def test_progress_lines_report_best_so_far():

@@ -21,8 +21,11 @@ from evomal_sr.training.stacked import StackedModel
 def _probe(kind="classification", dtype=torch.float32, seed=0):
     gen = torch.Generator().manual_seed(seed)
     outputs = torch.randn(16, 3, generator=gen, dtype=dtype)
-    targets = torch.randint(0, 3, (16,), generator=gen) if kind == "classification" else \
-        torch.randn(16, 3, generator=gen, dtype=dtype)
+    targets = (
+        torch.randint(0, 3, (16,), generator=gen)
+        if kind == "classification"
+        else torch.randn(16, 3, generator=gen, dtype=dtype)
+    )
     return ScaleProbe(outputs, targets, kind)
 
 
@@ -43,11 +46,14 @@ def test_a_scaled_loss_gets_the_inverse_scale_and_the_standard_loss_one(kind):
 def test_reference_norm_is_the_hand_written_mean_row_gradient_norm():
     probe = _probe(dtype=torch.float64)
     z = probe.outputs.clone().requires_grad_(True)
-    rows = [torch.autograd.grad(torch.nn.functional.cross_entropy(z[b:b + 1], probe.targets[b:b + 1]), z)[0][b]
-            for b in range(z.shape[0])]
+    rows = [
+        torch.autograd.grad(torch.nn.functional.cross_entropy(z[b : b + 1], probe.targets[b : b + 1]), z)[0][b]
+        for b in range(z.shape[0])
+    ]
     expected = torch.stack([r.norm() for r in rows]).mean()
-    got = mean_gradient_norm(lambda out: standard_loss_per_copy(out, probe.targets, probe.kind), probe.outputs, 1,
-                             create_graph=False)
+    got = mean_gradient_norm(
+        lambda out: standard_loss_per_copy(out, probe.targets, probe.kind), probe.outputs, 1, create_graph=False
+    )
     torch.testing.assert_close(got, expected.reshape(1), rtol=1e-12, atol=0)
     torch.testing.assert_close(probe.reference, expected.reshape(1), rtol=1e-12, atol=0)
 
@@ -55,16 +61,18 @@ def test_reference_norm_is_the_hand_written_mean_row_gradient_norm():
 def test_scale_gradient_matches_finite_differences_in_float64():
     losses = _compiled("(-(y * log(fx)) + square((fx - y)))")
     probe = _probe(dtype=torch.float64)
-    weights = (torch.ones(1, losses[0].n_weights, dtype=torch.float64) +
-               0.1 * torch.randn(1, losses[0].n_weights, generator=torch.Generator().manual_seed(1),
-                                 dtype=torch.float64)).requires_grad_(True)
+    weights = (
+        torch.ones(1, losses[0].n_weights, dtype=torch.float64)
+        + 0.1 * torch.randn(1, losses[0].n_weights, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    ).requires_grad_(True)
     (grad,) = torch.autograd.grad(probe_scales(losses, weights, probe).sum(), [weights])
     eps = 1e-6
     for i in range(weights.shape[1]):
         step = torch.zeros_like(weights)
         step[0, i] = eps
-        numeric = (probe_scales(losses, weights.detach() + step, probe) -
-                   probe_scales(losses, weights.detach() - step, probe)) / (2 * eps)
+        numeric = (
+            probe_scales(losses, weights.detach() + step, probe) - probe_scales(losses, weights.detach() - step, probe)
+        ) / (2 * eps)
         assert float(grad[0, i]) == pytest.approx(float(numeric[0]), rel=1e-5, abs=1e-8)
 
 
@@ -78,16 +86,21 @@ def test_scaled_training_is_invariant_to_the_loss_size():
     torch.manual_seed(0)
     stacked = StackedModel(torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU(), torch.nn.Linear(8, 3)))
     X, Y = torch.randn(64, 4, dtype=torch.float32), torch.randint(0, 3, (64,))
-    probe = ScaleProbe(stacked.evaluate(StackedModel.replicate(stacked.initial_params(), 1), X[:16])[0].detach(),
-                       Y[:16], "classification")
+    probe = ScaleProbe(
+        stacked.evaluate(StackedModel.replicate(stacked.initial_params(), 1), X[:16])[0].detach(),
+        Y[:16],
+        "classification",
+    )
     losses = _compiled("-(y * log(fx))", "-((10.0 * y) * log(fx))")
     weights = torch.ones(2, max(loss.n_weights for loss in losses))
     scales = probe_scales(losses, weights, probe)
     settings = FitnessSettings(steps=30, lr=0.5, batch_size=16, seed=0)
-    scaled, _ = partial_training_fitness(stacked, losses, weights, (X, Y), (X, Y), kind="classification",
-                                         settings=settings, scales=scales)
-    raw, _ = partial_training_fitness(stacked, losses, weights, (X, Y), (X, Y), kind="classification",
-                                      settings=settings)
+    scaled, _ = partial_training_fitness(
+        stacked, losses, weights, (X, Y), (X, Y), kind="classification", settings=settings, scales=scales
+    )
+    raw, _ = partial_training_fitness(
+        stacked, losses, weights, (X, Y), (X, Y), kind="classification", settings=settings
+    )
     assert scaled[0] == pytest.approx(scaled[1], abs=1.0 / 64 + 1e-9)  # at most one row differs by rounding
     assert raw[0] != raw[1] or scales[1] == pytest.approx(0.1)
 
@@ -114,6 +127,7 @@ def test_evaluator_with_grad_norm_stores_the_scale_and_the_loss_reproduces_it(tm
 
 def FitnessResult_round_trip(result) -> bool:
     from evomal_sr.scoring.evaluator import FitnessResult
+
     return FitnessResult.from_dict(json.loads(json.dumps(result.to_dict()))) == result
 
 
@@ -135,8 +149,20 @@ def test_cli_search_with_extended_operators_and_grad_norm(tmp_path):
     from clihelpers import invoke
 
     out = tmp_path / "run"
-    result = invoke("search", "--dataset", "iris", "--preset", "tiny", "--operators", "extended",
-                    "--loss-scaling", "grad_norm", "--out", str(out), "-q")
+    result = invoke(
+        "search",
+        "--dataset",
+        "iris",
+        "--preset",
+        "tiny",
+        "--operators",
+        "extended",
+        "--loss-scaling",
+        "grad_norm",
+        "--out",
+        str(out),
+        "-q",
+    )
     assert result.exit_code == 0, result.output
     saved = json.loads((out / "pareto.json").read_text())
     assert saved["config"]["settings"]["operators"] == "extended"

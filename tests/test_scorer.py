@@ -57,7 +57,7 @@ def test_the_executor_is_an_argument_of_the_call(iris):
     results = ev.evaluate(CANDIDATES, executor=executor)
     assert key(results) == key(plain)
     assert ev.executor is None  # nothing was set on the evaluator
-    (scorer, chunks), = executor.calls
+    ((scorer, chunks),) = executor.calls
     assert scorer is ev.scorer and [len(c) for c in chunks] == [2, 2, 1]
     ev.evaluate(["(fx - y)"])  # later calls run in this process again
     assert len(executor.calls) == 1

@@ -58,17 +58,30 @@ def test_history(fitted):
     assert len(history) == 2
     assert [h["generation"] for h in history] == [0, 1]
     for h in history:
-        assert {"best_fitness", "median_fitness", "evaluations", "exact_hits", "equivalent_hits", "rejected",
-                "seconds"} <= set(h)
+        assert {
+            "best_fitness",
+            "median_fitness",
+            "evaluations",
+            "exact_hits",
+            "equivalent_hits",
+            "rejected",
+            "seconds",
+        } <= set(h)
         assert h["best_fitness"] is None or 0.0 <= h["best_fitness"] <= 1.0
         assert h["median_fitness"] is None or h["median_fitness"] >= (h["best_fitness"] or 0.0)
-        assert all(isinstance(h[k], int) and h[k] >= 0 for k in ("evaluations", "exact_hits", "equivalent_hits",
-                                                                   "rejected"))
+        assert all(
+            isinstance(h[k], int) and h[k] >= 0 for k in ("evaluations", "exact_hits", "equivalent_hits", "rejected")
+        )
         assert h["seconds"] > 0
     assert history[-1]["totals"]["requested"] == 8  # 2 generations x 4 candidates
     total = sum(h["evaluations"] + h["exact_hits"] + h["equivalent_hits"] + h["rejected"] for h in history)
-    assert total == fitted.evaluator_.counters["trained"] + fitted.evaluator_.counters["exact_hits"] + \
-        fitted.evaluator_.counters["equivalent_hits"] + fitted.evaluator_.counters["rejected"]
+    assert (
+        total
+        == fitted.evaluator_.counters["trained"]
+        + fitted.evaluator_.counters["exact_hits"]
+        + fitted.evaluator_.counters["equivalent_hits"]
+        + fitted.evaluator_.counters["rejected"]
+    )
 
 
 def test_hall_of_fame_is_best_per_complexity_and_front_is_its_non_dominated_set(fitted):
@@ -88,7 +101,8 @@ def test_baseline_guess_was_evaluated_and_in_the_hall_of_fame(fitted):
     hof = fitted.hall_of_fame_.entries()
     # the baseline is kept unless a loss of the same complexity beat it
     assert any(e.expression == BASELINE_IN_SEARCH for e in hof) or any(
-        e.complexity == results[0].complexity and e.fitness < results[0].fitness for e in hof)
+        e.complexity == results[0].complexity and e.fitness < results[0].fitness for e in hof
+    )
 
 
 def test_config_recorded(fitted):
@@ -122,15 +136,21 @@ def test_same_seed_same_pareto_csv(fitted, task, tmp_path):
 
 def test_without_out_dir_nothing_is_written(task, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    search = LossSearch(seed=1, preset="tiny", population=3, generations=1, train_steps=5,
-                        meta_iterations=1).fit(task)
+    search = LossSearch(seed=1, preset="tiny", population=3, generations=1, train_steps=5, meta_iterations=1).fit(task)
     assert len(search.history_) == 1
     assert list(tmp_path.iterdir()) == []
 
 
 def test_explicit_guesses_seed_the_search(task):
-    search = LossSearch(seed=0, preset="tiny", population=3, generations=1, train_steps=5, meta_iterations=1,
-                        guesses=["square((fx - y))"]).fit(task)
+    search = LossSearch(
+        seed=0,
+        preset="tiny",
+        population=3,
+        generations=1,
+        train_steps=5,
+        meta_iterations=1,
+        guesses=["square((fx - y))"],
+    ).fit(task)
     (result,) = search.evaluator_.evaluate(["square((fx - y))"])
     assert result.status == "cached"  # evaluated during the search, so now a cache hit
 
@@ -142,6 +162,7 @@ def test_bad_guess_is_an_expression_error(task):
 
 # -- constructor and validation -------------------------------------------------------------------
 
+
 def test_constructor_only_stores_parameters():
     search = LossSearch(engine="nope", preset="nope", seed=-1, device="tpu", population=0, generations=-3)
     assert search.engine == "nope" and search.preset == "nope" and search.seed == -1
@@ -149,19 +170,22 @@ def test_constructor_only_stores_parameters():
     assert not hasattr(search, "pareto_front_")
 
 
-@pytest.mark.parametrize(("kwargs", "match"), [
-    ({"engine": "nope"}, "unknown engine"),
-    ({"engine": None}, "unknown engine"),
-    ({"preset": "nope"}, "unknown preset"),
-    ({"population": 0}, "population"),
-    ({"generations": 0}, "generations"),
-    ({"population": 2.5}, "population"),
-    ({"seed": -1}, "seed"),
-    ({"seed": 1.5}, "seed"),
-    ({"seed": True}, "seed"),
-    ({"device": "tpu"}, "device"),
-    ({"resume": True}, "out_dir"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"engine": "nope"}, "unknown engine"),
+        ({"engine": None}, "unknown engine"),
+        ({"preset": "nope"}, "unknown preset"),
+        ({"population": 0}, "population"),
+        ({"generations": 0}, "generations"),
+        ({"population": 2.5}, "population"),
+        ({"seed": -1}, "seed"),
+        ({"seed": 1.5}, "seed"),
+        ({"seed": True}, "seed"),
+        ({"device": "tpu"}, "device"),
+        ({"resume": True}, "out_dir"),
+    ],
+)
 def test_bad_values_raise_config_error_at_fit(task, kwargs, match):
     options = {"preset": "tiny", **kwargs}
     search = LossSearch(**options)
@@ -196,6 +220,7 @@ def test_front_entries_rebuild_losses(fitted):
 
 
 # -- the scikit-learn estimator contract -------------------------------------------------------------
+
 
 def test_unknown_keyword_is_a_type_error_at_construction():
     with pytest.raises(TypeError, match="colour"):

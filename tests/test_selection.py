@@ -67,8 +67,11 @@ def _row(name, kind, errors):
 
 def test_a_learned_loss_is_returned_only_when_it_beats_the_best_known_by_the_margin():
     learned = {"learned #1": es.LearnedLoss("-(y * log(fx))")}
-    clear = [_row("learned #1", LEARNED, [0.10, 0.11, 0.09]), _row("sce", KNOWN, [0.20, 0.22, 0.21]),
-             _row("mae", KNOWN, [0.30, 0.30, 0.30])]
+    clear = [
+        _row("learned #1", LEARNED, [0.10, 0.11, 0.09]),
+        _row("sce", KNOWN, [0.20, 0.22, 0.21]),
+        _row("mae", KNOWN, [0.30, 0.30, 0.30]),
+    ]
     result = _decide(clear, learned, "classification", 1.0, folds=3, steps=10, seconds=0.0)
     assert (result.winner, result.winner_kind, result.best_known) == ("learned #1", "learned", "sce")
     assert result.module is learned["learned #1"] and "returning the learned loss" in result.verdict
@@ -89,8 +92,11 @@ def test_without_a_learned_loss_the_best_known_is_returned():
 
 
 def test_select_final_scores_the_short_list_and_every_known_loss(iris):
-    entries = [FrontEntry("square((fx - y))", (1.0,) * 3, 0.3, 4), FrontEntry("-(y * log(fx))", (1.0,) * 4, 0.2, 5),
-               FrontEntry("(-(y * log(fx)) + abs((fx - y)))", (1.0,) * 9, 0.1, 10)]
+    entries = [
+        FrontEntry("square((fx - y))", (1.0,) * 3, 0.3, 4),
+        FrontEntry("-(y * log(fx))", (1.0,) * 4, 0.2, 5),
+        FrontEntry("(-(y * log(fx)) + abs((fx - y)))", (1.0,) * 9, 0.1, 10),
+    ]
     front = ParetoFront(entries, task_kind="classification")
     result = select_final(front, iris, shortlist=2, steps=20, seed=0)
     names = {r.name: r for r in result.rows}
@@ -123,8 +129,20 @@ def test_without_final_selection_best_loss_is_the_fronts_pick(iris):
 @pytest.mark.slow
 def test_cli_flag_runs_the_selection_and_prints_its_verdict(tmp_path):
     out = tmp_path / "run"
-    result = invoke("search", "--dataset", "iris", "--preset", "tiny", "--final-selection", "fair", "--model", "linear",
-                    "--out", out, "--quiet")
+    result = invoke(
+        "search",
+        "--dataset",
+        "iris",
+        "--preset",
+        "tiny",
+        "--final-selection",
+        "fair",
+        "--model",
+        "linear",
+        "--out",
+        out,
+        "--quiet",
+    )
     assert result.exit_code == 0, result.stderr
     assert "final selection (3 folds" in result.stdout and "returning" in result.stdout
     assert (out / "selection.json").exists()

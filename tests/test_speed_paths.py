@@ -54,6 +54,7 @@ def plain_sgd(lr):
             for p, g in zip(params.values(), grads):
                 p.sub_(torch.nan_to_num(g) * scale.reshape(-1, *([1] * (g.ndim - 1))))
         return params
+
     return update
 
 
@@ -68,14 +69,17 @@ def _setup(blow_up_at=None):
     def copy_losses(theta, step):
         rows = slice((step * 7) % 30, (step * 7) % 30 + 10)
         values = CandidateLosses([loss] * 3, torch.ones(3, 4), "classification").per_copy(
-            stacked(theta, X[rows]), same_targets(Y[rows], 3))
+            stacked(theta, X[rows]), same_targets(Y[rows], 3)
+        )
         if blow_up_at is not None and step >= blow_up_at:
             values = values * torch.tensor([1.0, math.inf, 1.0])
         return values
 
     def fresh():
-        return {k: v.clone().requires_grad_(True) for k, v in StackedModel.replicate(stacked.initial_params(),
-                                                                                  3).items()}
+        return {
+            k: v.clone().requires_grad_(True) for k, v in StackedModel.replicate(stacked.initial_params(), 3).items()
+        }
+
     return copy_losses, fresh
 
 
@@ -106,8 +110,10 @@ def test_a_non_finite_gradient_with_a_finite_loss_stops_only_that_copy():
         return values
 
     def fresh():
-        return {k: v.clone().requires_grad_(True)
-                for k, v in StackedModel.replicate(stacked.initial_params(), 3).items()}
+        return {
+            k: v.clone().requires_grad_(True) for k, v in StackedModel.replicate(stacked.initial_params(), 3).items()
+        }
+
     fast = train_population(fresh(), copy_losses, sgd_update(0.05), steps=10)
     params, diverged, steps_done = plain_train_population(fresh(), copy_losses, plain_sgd(0.05), steps=10)
     assert fast.diverged.tolist() == diverged.tolist() == [False, True, False]
@@ -129,12 +135,14 @@ def test_unrolled_steps_give_the_same_meta_gradient_as_the_masked_loop():
         return {k: v - 0.1 * g for (k, v), g in zip(theta.items(), grads)}
 
     def meta_grad(loop):
-        theta = {k: v.clone().requires_grad_(True)
-                 for k, v in StackedModel.replicate(stacked.initial_params(), 3).items()}
+        theta = {
+            k: v.clone().requires_grad_(True) for k, v in StackedModel.replicate(stacked.initial_params(), 3).items()
+        }
         out = loop(theta, copy_losses, unrolled, steps=2, create_graph=True)
         params = out.params if hasattr(out, "params") else out[0]
         outer = torch.nn.functional.cross_entropy(stacked(params, X).reshape(-1, 2), Y.repeat(3))
         return torch.autograd.grad(outer, [weights])[0]
+
     assert torch.equal(meta_grad(train_population), meta_grad(plain_train_population))
 
 
@@ -146,14 +154,25 @@ def test_train_candidates_with_prepared_targets_matches_per_step_one_hot():
     losses = [CompiledLoss(Expression.parse(t)) for t in TREES]
     weights = 1 + 0.01 * torch.randn(4, 12)
     params = StackedModel.replicate(stacked.initial_params(), 4)
-    fast = train_candidates(stacked, params, losses, weights, (X, Y), kind="classification", steps=15, lr=0.1,
-                            sampler=BatchSampler(50, 16, 3))
+    fast = train_candidates(
+        stacked,
+        params,
+        losses,
+        weights,
+        (X, Y),
+        kind="classification",
+        steps=15,
+        lr=0.1,
+        sampler=BatchSampler(50, 16, 3),
+    )
     sampler = BatchSampler(50, 16, 3)
 
     def copy_losses(theta, _):
         index = sampler.next()
-        return CandidateLosses(losses, weights, "classification").per_copy(stacked(theta, X[index]),
-                                                                          same_targets(Y[index], 4))
+        return CandidateLosses(losses, weights, "classification").per_copy(
+            stacked(theta, X[index]), same_targets(Y[index], 4)
+        )
+
     theta = {k: v.clone().requires_grad_(True) for k, v in params.items()}
     plain, _, _ = plain_train_population(theta, copy_losses, plain_sgd(0.1), steps=15)
     assert all(torch.equal(fast.params[k], plain[k].detach()) for k in plain)
@@ -247,9 +266,12 @@ def test_candidate_losses_take_each_copys_own_targets():
     targets = torch.randint(3, (4, 6))
     population = CandidateLosses(losses, weights, "classification")
     values = population.per_copy(outputs, targets)
-    alone = [CandidateLosses(losses[k:k + 1], weights[k:k + 1], "classification").per_copy(outputs[k:k + 1],
-                                                                                          targets[k:k + 1])
-             for k in range(4)]
+    alone = [
+        CandidateLosses(losses[k : k + 1], weights[k : k + 1], "classification").per_copy(
+            outputs[k : k + 1], targets[k : k + 1]
+        )
+        for k in range(4)
+    ]
     assert torch.equal(values, torch.cat(alone))
     shared = population.per_copy(outputs, same_targets(targets[1], 4))
     assert torch.equal(shared, population.per_copy(outputs, targets[1].repeat(4, 1)))  # a real copy, not a view

@@ -15,8 +15,9 @@ def _models():
         "relu-mlp": nn.Sequential(nn.Linear(6, 9), nn.ReLU(), nn.Linear(9, 9), nn.ReLU(), nn.Linear(9, 3)),
         "tanh-no-bias": nn.Sequential(nn.Linear(6, 5, bias=False), nn.Tanh(), nn.Linear(5, 3)),
         "linear": nn.Linear(6, 3),
-        "mixed": nn.Sequential(nn.Linear(6, 7), nn.GELU(), nn.Linear(7, 7), nn.LeakyReLU(0.1),
-                               nn.Identity(), nn.Linear(7, 3)),
+        "mixed": nn.Sequential(
+            nn.Linear(6, 7), nn.GELU(), nn.Linear(7, 7), nn.LeakyReLU(0.1), nn.Identity(), nn.Linear(7, 3)
+        ),
     }
 
 
@@ -34,8 +35,10 @@ def _pair(model):
 def _params(stacked, K, dtype):
     generator = torch.Generator().manual_seed(K)
     params = StackedModel.replicate(stacked.initial_params(), K)
-    return {k: (v + 0.1 * torch.randn(v.shape, generator=generator)).to(dtype).requires_grad_(True)
-            for k, v in params.items()}
+    return {
+        k: (v + 0.1 * torch.randn(v.shape, generator=generator)).to(dtype).requires_grad_(True)
+        for k, v in params.items()
+    }
 
 
 @pytest.mark.parametrize("name", list(_models()))

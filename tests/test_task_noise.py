@@ -49,6 +49,7 @@ def test_defaults_are_bit_identical_to_before(name, seed, noise):
 
 # -- noisy validation labels -------------------------------------------------------------
 
+
 @pytest.mark.parametrize("noise", ["symmetric", "pair"])
 def test_validation_labels_corrupted_exactly(noise):
     base = Task.builtin("digits", seed=1, label_noise=0.4, noise=noise)
@@ -72,19 +73,23 @@ def test_validation_only_and_order_free():
     assert both.noise_options.noisy_splits == ("train", "val")
 
 
-@pytest.mark.parametrize(("splits", "match"), [
-    (("train", "test"), "test labels are never corrupted"),
-    ((), "noisy_splits must be"),
-    (("train", "train"), "noisy_splits must be"),
-    (("training",), "noisy_splits must be"),
-    (3, "noisy_splits must be a tuple"),
-])
+@pytest.mark.parametrize(
+    ("splits", "match"),
+    [
+        (("train", "test"), "test labels are never corrupted"),
+        ((), "noisy_splits must be"),
+        (("train", "train"), "noisy_splits must be"),
+        (("training",), "noisy_splits must be"),
+        (3, "noisy_splits must be a tuple"),
+    ],
+)
 def test_noisy_splits_rejected(splits, match):
     with pytest.raises(TaskError, match=match):
         Task.builtin("iris", label_noise=0.1, noisy_splits=splits)
 
 
 # -- pair noise and transition matrices ---------------------------------------------------
+
 
 def test_pair_noise_moves_each_class_to_the_next():
     task = Task.builtin("wine", seed=2, label_noise=0.3, noise="pair")
@@ -99,8 +104,10 @@ def test_transition_matrix_redraws_every_label():
     rate = 0.3
     T = np.eye(10) * (1 - rate) + np.roll(np.eye(10), 2, axis=1) * rate  # c -> c + 2 with probability 0.3
     task = Task.builtin("digits", seed=0, noise=T, noisy_splits=("train", "val"))
-    for y, clean, mask in ((task.y_train, task.y_train_clean, task.noisy_mask),
-                           (task.y_val, task.y_val_clean, task.noisy_mask_val)):
+    for y, clean, mask in (
+        (task.y_train, task.y_train_clean, task.noisy_mask),
+        (task.y_val, task.y_val_clean, task.noisy_mask_val),
+    ):
         assert torch.equal(y != clean, mask)
         assert torch.equal(y[mask], (clean[mask] + 2) % 10)
         assert abs(float(mask.float().mean()) - rate) < 0.06
@@ -110,13 +117,16 @@ def test_transition_matrix_redraws_every_label():
     assert not identity.noisy_mask.any() and torch.equal(identity.y_train, identity.y_train_clean)
 
 
-@pytest.mark.parametrize(("matrix", "match"), [
-    (np.eye(2), "shape \\(2, 2\\).*3 classes"),
-    (np.full((3, 3), 0.5), "row 0 sums to 1.5"),
-    ([[1.2, -0.2, 0.0], [0, 1, 0], [0, 0, 1]], "non-negative"),
-    ([[np.nan, 1, 0], [0, 1, 0], [0, 0, 1]], "finite"),
-    ([["a", "b", "c"]] * 3, "matrix of numbers"),
-])
+@pytest.mark.parametrize(
+    ("matrix", "match"),
+    [
+        (np.eye(2), "shape \\(2, 2\\).*3 classes"),
+        (np.full((3, 3), 0.5), "row 0 sums to 1.5"),
+        ([[1.2, -0.2, 0.0], [0, 1, 0], [0, 0, 1]], "non-negative"),
+        ([[np.nan, 1, 0], [0, 1, 0], [0, 0, 1]], "finite"),
+        ([["a", "b", "c"]] * 3, "matrix of numbers"),
+    ],
+)
 def test_bad_transition_matrices(matrix, match):
     with pytest.raises(TaskError, match=match):
         Task.builtin("iris", noise=matrix)
@@ -136,6 +146,7 @@ def test_matrix_with_label_noise_and_unknown_models_rejected():
 
 # -- heavy-tailed regression noise --------------------------------------------------------
 
+
 def test_student_t_target_noise():
     base = Task.builtin("friedman1", seed=0)
     task = Task.builtin("friedman1", seed=0, target_noise="student_t", noise_df=2.0, noise_scale=0.5)
@@ -150,8 +161,7 @@ def test_student_t_target_noise():
 
 
 def test_student_t_on_validation_and_with_outliers():
-    task = Task.builtin("diabetes", seed=1, label_noise=0.1, target_noise="student_t",
-                        noisy_splits=("train", "val"))
+    task = Task.builtin("diabetes", seed=1, label_noise=0.1, target_noise="student_t", noisy_splits=("train", "val"))
     outliers = Task.builtin("diabetes", seed=1, label_noise=0.1)
     assert task.noisy_mask.all() and task.noisy_mask_val.all()
     assert torch.equal(task.y_val != task.y_val_clean, task.noisy_mask_val.unsqueeze(1))
@@ -160,13 +170,16 @@ def test_student_t_on_validation_and_with_outliers():
     assert float(shifted[outliers.noisy_mask].max()) < float((task.y_train - task.y_train_clean).abs().max())
 
 
-@pytest.mark.parametrize(("options", "match"), [
-    ({"target_noise": "cauchy"}, "target_noise must be None or one of student_t"),
-    ({"target_noise": "student_t", "noise_df": 0.5}, "noise_df must be a finite number >= 1"),
-    ({"target_noise": "student_t", "noise_scale": 0.0}, "noise_scale must be a finite number > 0"),
-    ({"target_noise": "student_t", "noise_scale": float("inf")}, "noise_scale"),
-    ({"target_noise": "student_t", "noise_df": True}, "noise_df"),
-])
+@pytest.mark.parametrize(
+    ("options", "match"),
+    [
+        ({"target_noise": "cauchy"}, "target_noise must be None or one of student_t"),
+        ({"target_noise": "student_t", "noise_df": 0.5}, "noise_df must be a finite number >= 1"),
+        ({"target_noise": "student_t", "noise_scale": 0.0}, "noise_scale must be a finite number > 0"),
+        ({"target_noise": "student_t", "noise_scale": float("inf")}, "noise_scale"),
+        ({"target_noise": "student_t", "noise_df": True}, "noise_df"),
+    ],
+)
 def test_bad_target_noise(options, match):
     with pytest.raises(TaskError, match=match):
         Task.builtin("sinusoid", **options)
@@ -178,6 +191,7 @@ def test_target_noise_is_for_regression():
 
 
 # -- class imbalance ----------------------------------------------------------------------
+
 
 def test_imbalance_subsamples_training_rows():
     base = Task.builtin("digits", seed=0)
@@ -201,17 +215,21 @@ def test_imbalance_with_noise_on_the_kept_rows():
     assert int(task.noisy_mask.sum()) == round(0.2 * task.n_train)
 
 
-@pytest.mark.parametrize(("name", "value", "match"), [
-    ("iris", 0.5, "imbalance must be a finite number >= 1"),
-    ("iris", "9", "imbalance must be"),
-    ("diabetes", 9.0, "imbalance is for classification"),
-])
+@pytest.mark.parametrize(
+    ("name", "value", "match"),
+    [
+        ("iris", 0.5, "imbalance must be a finite number >= 1"),
+        ("iris", "9", "imbalance must be"),
+        ("diabetes", 9.0, "imbalance is for classification"),
+    ],
+)
 def test_bad_imbalance(name, value, match):
     with pytest.raises(TaskError, match=match):
         Task.builtin(name, imbalance=value)
 
 
 # -- other constructors, devices, options object ------------------------------------------
+
 
 def test_options_through_other_constructors(tmp_path):
     rng = np.random.default_rng(0)
@@ -237,6 +255,7 @@ def test_noise_options_describe_only_what_differs():
 
 
 # -- recorded with a run, and rebuilt from the record ---------------------------------------
+
 
 @pytest.mark.slow
 def test_options_recorded_in_a_runs_pareto_json_and_rebuilt(tmp_path):

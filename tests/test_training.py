@@ -103,8 +103,9 @@ def test_candidate_losses_agree_with_learned_loss_and_task_loss():
         torch.testing.assert_close(ce[k], nn.functional.cross_entropy(outputs[k], labels))
     target = torch.randn(8, 2)
     reg = torch.randn(2, 8, 2)
-    torch.testing.assert_close(task_loss(reg, target, "regression"),
-                               torch.stack([nn.functional.mse_loss(r, target) for r in reg]))
+    torch.testing.assert_close(
+        task_loss(reg, target, "regression"), torch.stack([nn.functional.mse_loss(r, target) for r in reg])
+    )
     values = CandidateLosses(compiled(SQ), torch.ones(1, 3), "regression").per_copy(reg[:1], target.unsqueeze(0))
     torch.testing.assert_close(values[0], nn.functional.mse_loss(reg[0], target))
 
@@ -157,8 +158,9 @@ def test_cross_entropy_beats_a_constant_loss(blobs):
     # (y + fx) sums to a constant over the classes: zero gradient, the model never moves
     outcome = train(stacked, compiled(CE, "(y + fx)"), train_data)
     metric = evaluate_metric(stacked, outcome.params, val_data, kind="classification")
-    before = evaluate_metric(stacked, StackedModel.replicate(stacked.initial_params(), 1), val_data,
-                             kind="classification")
+    before = evaluate_metric(
+        stacked, StackedModel.replicate(stacked.initial_params(), 1), val_data, kind="classification"
+    )
     assert metric[0] < 0.2 < before[0]
     assert metric[1] == before[0]
     for name, value in outcome.params.items():
@@ -194,8 +196,9 @@ class NanAfter:
 def test_non_finite_candidate_is_masked_without_touching_the_others(blobs):
     train_data, _ = blobs
     stacked = StackedModel(tiny_mlp())
-    together = train(stacked, [CompiledLoss(Expression.parse(SQ)), NanAfter(5), CompiledLoss(Expression.parse(CE))],
-                     train_data)
+    together = train(
+        stacked, [CompiledLoss(Expression.parse(SQ)), NanAfter(5), CompiledLoss(Expression.parse(CE))], train_data
+    )
     assert together.diverged.tolist() == [False, True, False]
     assert together.steps_done.tolist() == [30, 5, 30]
     sq_alone, ce_alone = train(stacked, compiled(SQ), train_data), train(stacked, compiled(CE), train_data)
@@ -217,12 +220,22 @@ def test_training_step_is_plain_sgd_in_float64(blobs, with_diverged_mate):
     start = StackedModel.replicate(stacked.initial_params(), len(losses))
     weights = padded_ones(losses, torch.float64)
     lr = 0.1
-    outcome = train_candidates(stacked, start, losses, weights, (X, labels), kind="classification", steps=1, lr=lr,
-                               sampler=BatchSampler(X.shape[0], 32, seed=3))
+    outcome = train_candidates(
+        stacked,
+        start,
+        losses,
+        weights,
+        (X, labels),
+        kind="classification",
+        steps=1,
+        lr=lr,
+        sampler=BatchSampler(X.shape[0], 32, seed=3),
+    )
     index = BatchSampler(X.shape[0], 32, seed=3).next()
     params = {k: v[:1].clone().requires_grad_(True) for k, v in start.items()}
-    value = CandidateLosses(losses[:1], weights[:1], "classification").per_copy(stacked(params, X[index]),
-                                                                           labels[index].unsqueeze(0))
+    value = CandidateLosses(losses[:1], weights[:1], "classification").per_copy(
+        stacked(params, X[index]), labels[index].unsqueeze(0)
+    )
     grads = torch.autograd.grad(value.sum(), list(params.values()))
     for name, g in zip(params, grads):
         # the exact float64 learning rate, not one rounded to float32 on the way
@@ -246,8 +259,7 @@ def test_regression_training_reduces_mse(line):
     stacked = StackedModel(nn.Linear(4, 1))
     outcome = train(stacked, compiled(SQ, "abs(fx - y)"), train_data, kind="regression", steps=60)
     metric = evaluate_metric(stacked, outcome.params, val_data, kind="regression")
-    before = evaluate_metric(stacked, StackedModel.replicate(stacked.initial_params(), 1), val_data,
-                             kind="regression")
+    before = evaluate_metric(stacked, StackedModel.replicate(stacked.initial_params(), 1), val_data, kind="regression")
     assert (metric < 0.5 * before).all()
 
 
@@ -263,8 +275,9 @@ def _meta_setup(kind, dtype=torch.float64):
         n_out, texts = 1, [SQ, "(square(fx - y) + (0.5 * abs(fx - y)))", "tanh(square(y - fx))"]
     stacked = StackedModel(tiny_mlp(3, n_out, seed=2, dtype=dtype))
     losses = compiled(*texts)
-    weights = padded_ones(losses, dtype) + 0.1 * torch.randn(len(losses), max(x.n_weights for x in losses),
-                                                             generator=g, dtype=dtype)
+    weights = padded_ones(losses, dtype) + 0.1 * torch.randn(
+        len(losses), max(x.n_weights for x in losses), generator=g, dtype=dtype
+    )
     params = StackedModel.replicate(stacked.initial_params(), len(losses))
     return stacked, params, losses, weights, (x_tr, y_tr), (x_val, y_val)
 
@@ -299,8 +312,9 @@ def test_meta_gradient_masks_non_finite_candidates():
     _, grad, ok = unrolled_meta_gradient(stacked, params, mixed, weights, tr, va, kind="classification", lr=0.5)
     assert ok.tolist() == [True, False, True]
     assert torch.equal(grad[1], torch.zeros_like(grad[1]))
-    _, clean, _ = unrolled_meta_gradient(stacked, params, [losses[0], losses[2], losses[1]], weights,
-                                         tr, va, kind="classification", lr=0.5)
+    _, clean, _ = unrolled_meta_gradient(
+        stacked, params, [losses[0], losses[2], losses[1]], weights, tr, va, kind="classification", lr=0.5
+    )
     torch.testing.assert_close(grad[0], clean[0])
     torch.testing.assert_close(grad[2], clean[2])
 
@@ -310,16 +324,27 @@ def test_local_search_is_independent_of_batch_mates(blobs):
     stacked = StackedModel(tiny_mlp())
     inits = {i: tiny_mlp(seed=100 + i).state_dict() for i in range(4)}
     losses = compiled(CE, "aq(y, fx)", "-(y * sqrt(fx))")
-    start = padded_ones(losses) + 0.01 * torch.randn(3, max(x.n_weights for x in losses),
-                                                     generator=torch.Generator().manual_seed(0))
-    kw = dict(init_params=inits.__getitem__, train_data=train_data, val_data=val_data, kind="classification",
-              iterations=4, meta_lr=0.05, lr=0.1, inner_steps=1, batch_size=32, seed=9)
+    start = padded_ones(losses) + 0.01 * torch.randn(
+        3, max(x.n_weights for x in losses), generator=torch.Generator().manual_seed(0)
+    )
+    kw = dict(
+        init_params=inits.__getitem__,
+        train_data=train_data,
+        val_data=val_data,
+        kind="classification",
+        iterations=4,
+        meta_lr=0.05,
+        lr=0.1,
+        inner_steps=1,
+        batch_size=32,
+        seed=9,
+    )
     together = local_search(stacked, losses, start, **kw)
     assert not torch.equal(together, start)
     for k, loss in enumerate(losses):
-        alone = local_search(stacked, [loss], start[k:k + 1, : loss.n_weights], **kw)
+        alone = local_search(stacked, [loss], start[k : k + 1, : loss.n_weights], **kw)
         torch.testing.assert_close(together[k, : loss.n_weights], alone[0], rtol=1e-5, atol=1e-6)
-        assert torch.equal(together[k, loss.n_weights:], start[k, loss.n_weights:])  # padding untouched
+        assert torch.equal(together[k, loss.n_weights :], start[k, loss.n_weights :])  # padding untouched
 
 
 # -- MaskedAdam ----------------------------------------------------------------------------------
@@ -345,8 +370,9 @@ def test_masked_adam_matches_torch_adam_and_skips_rows():
 # -- screening -------------------------------------------------------------------------------
 def test_probe_fingerprints_of_equivalent_forms_agree():
     probes = ProbePoints(kind="classification", n_outputs=3, n_points=8, seed=0)
-    a, b, c, d = (probe_gradients(loss, probes) for loss in compiled(
-        "(y * log(fx))", "(log(fx) * y)", "-(-(y * log(fx)))", CE))
+    a, b, c, d = (
+        probe_gradients(loss, probes) for loss in compiled("(y * log(fx))", "(log(fx) * y)", "-(-(y * log(fx)))", CE)
+    )
     assert a.dtype == torch.float64 and a.shape == (24,)
     assert torch.equal(a, b) and torch.equal(a, c)
     torch.testing.assert_close(d, -a)
@@ -380,6 +406,7 @@ def test_rejection_protocol_classification_and_regression():
     assert [bool(rejection_protocol(compiled(t), kind="classification", **kw)[0]) for t in texts] == passed.tolist()
     targets = torch.randn(32, 1, generator=torch.Generator().manual_seed(2))
     kw.update(targets=targets, n_outputs=1)
-    passed = rejection_protocol(compiled(SQ, "(-1.0 * square(fx - y))", "abs(fx - y)", "(fx * y)"),
-                                kind="regression", **kw)
+    passed = rejection_protocol(
+        compiled(SQ, "(-1.0 * square(fx - y))", "abs(fx - y)", "(fx * y)"), kind="regression", **kw
+    )
     assert passed.tolist() == [True, False, True, False]

@@ -125,8 +125,10 @@ def test_meta_test_and_the_final_selection_show_progress(task, capsys, caplog):
         es.meta_test(es.LearnedLoss("-(y * log(fx))"), task, seeds=1, steps=10)
     captured = capsys.readouterr()
     assert "meta-test" in captured.err and "20/20" in captured.err and captured.out == ""
-    assert [r.getMessage().split(" (")[0] for r in caplog.records] == ["meta-test: selection run done",
-                                                                      "meta-test: final run done"]
+    assert [r.getMessage().split(" (")[0] for r in caplog.records] == [
+        "meta-test: selection run done",
+        "meta-test: final run done",
+    ]
     LossSearch(final_selection="fair", selection_steps=10, **SMALL).fit(task)
     assert "final selection" in capsys.readouterr().err
 
@@ -148,8 +150,20 @@ def test_a_bad_verbose_is_one_config_error(task, verbose):
 def test_the_cli_shows_its_own_progress_only(tmp_path):
     from clihelpers import invoke
 
-    result = invoke("search", "--dataset", "iris", "--preset", "tiny", "--population", "4", "--generations", "2",
-                    "--out", tmp_path / "run", "--quiet")
+    result = invoke(
+        "search",
+        "--dataset",
+        "iris",
+        "--preset",
+        "tiny",
+        "--population",
+        "4",
+        "--generations",
+        "2",
+        "--out",
+        tmp_path / "run",
+        "--quiet",
+    )
     assert result.exit_code == 0, result.stderr
     assert result.stderr == ""  # no bar of the API under the CLI's --quiet
 
@@ -172,11 +186,27 @@ def test_ctrl_c_under_two_workers_is_one_clean_message_and_the_workers_stop(tmp_
     pytest.importorskip("distributed")
     out = tmp_path / "run"
     code = "import sys; from evomal_sr.cli.main import cli; sys.exit(cli(prog_name='evomal-sr'))"
-    args = ["search", "--dataset", "iris", "--preset", "tiny", "--generations", "200", "--workers", "2",
-            "--out", str(out)]
+    args = [
+        "search",
+        "--dataset",
+        "iris",
+        "--preset",
+        "tiny",
+        "--generations",
+        "200",
+        "--workers",
+        "2",
+        "--out",
+        str(out),
+    ]
     # its own process group, as a terminal's foreground job: Ctrl-C sends SIGINT to every process of it
-    proc = subprocess.Popen([sys.executable, "-c", code, *args], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True, start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
     try:
         deadline = time.monotonic() + 180
         while not (out / "checkpoint.json").exists() and time.monotonic() < deadline and proc.poll() is None:
@@ -214,9 +244,20 @@ def test_a_resumed_run_s_bar_starts_part_way(caplog):
     progress = GenerationProgress(10, stream=stream)
     with caplog.at_level(logging.INFO, logger="evomal_sr.search"):
         for generation in (3, 4):  # the checkpoint held generations 0-2
-            progress(SimpleNamespace(generation=generation, best_fitness=0.5 - generation / 100, evaluations=4,
-                                     exact_hits=1, equivalent_hits=1, rejected=0, totals={}))
+            progress(
+                SimpleNamespace(
+                    generation=generation,
+                    best_fitness=0.5 - generation / 100,
+                    evaluations=4,
+                    exact_hits=1,
+                    equivalent_hits=1,
+                    rejected=0,
+                    totals={},
+                )
+            )
     progress.close()
     assert "5/10" in stream.getvalue() and "best=0.4600" in stream.getvalue()
     assert [r.getMessage().split("  ")[:2] for r in caplog.records] == [
-        ["generation 4/10", "best so far 0.4700"], ["generation 5/10", "best so far 0.4600"]]
+        ["generation 4/10", "best so far 0.4700"],
+        ["generation 5/10", "best so far 0.4600"],
+    ]

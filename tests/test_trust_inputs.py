@@ -27,6 +27,7 @@ def _row_in(split: str, y, **options) -> int:
 
 # -- item 1: every split finite after the float32 cast -----------------------------------
 
+
 @pytest.mark.parametrize("split", ["val", "test"])
 def test_a_huge_feature_outside_the_training_rows_is_refused(split):
     y = np.arange(60) % 2
@@ -98,6 +99,7 @@ def test_a_huge_csv_regression_target_is_refused_naming_its_line(tmp_path):
 
 # -- item 8: a CSV's errors count file lines, all of them ----------------------------------
 
+
 @pytest.mark.parametrize("column, text", [("a", "nan"), ("b", "inf"), ("b", "-Infinity")])
 def test_a_non_finite_csv_value_names_its_file_line_as_an_empty_cell_does(tmp_path, column, text):
     path = _write_csv(tmp_path, {7: (column, text)})
@@ -116,9 +118,11 @@ def test_a_non_finite_csv_target_names_its_file_line(tmp_path):
 
 # -- item 8: the command line speaks in flags ------------------------------------------------
 
+
 def test_a_non_numeric_regression_target_names_the_kind_flag(tmp_path):
-    result = invoke("search", "--csv", _write_csv(tmp_path), "--target", "label", "--kind", "regression",
-                    "--out", tmp_path / "run")
+    result = invoke(
+        "search", "--csv", _write_csv(tmp_path), "--target", "label", "--kind", "regression", "--out", tmp_path / "run"
+    )
     assert_one_line_error(result, "use --kind classification")
     assert "kind='" not in result.stderr
 
@@ -139,14 +143,21 @@ def test_the_api_keeps_its_own_words():
     assert cli_words("label_noise must be in [0, 1)") == "--label-noise must be in [0, 1)"
     assert cli_words("task 'label_noise' must be a number") == "task 'label_noise' must be a number"  # a file's field
     assert cli_words("no pareto.json in '/tmp/out_dir/x'") == "no pareto.json in '/tmp/out_dir/x'"  # a path
-    assert cli_words("give the feature columns (features / --features) or the columns to drop (drop / --drop)") \
+    assert (
+        cli_words("give the feature columns (features / --features) or the columns to drop (drop / --drop)")
         == "give the feature columns (--features) or the columns to drop (--drop)"
+    )
 
 
 def test_an_unknown_operator_lists_the_grammars_operators():
     result = invoke("show", "foo(y, fx)")
-    assert_one_line_error(result, "unknown operator 'foo'", "the default (paper) grammar has abs, aq, log",
-                          "the extended set adds exp", "the robust set adds huber, pow")
+    assert_one_line_error(
+        result,
+        "unknown operator 'foo'",
+        "the default (paper) grammar has abs, aq, log",
+        "the extended set adds exp",
+        "the robust set adds huber, pow",
+    )
     default = result.stderr.split("grammar has ")[1].split(";")[0]
     assert "exp" not in default and "neg" not in result.stderr
 

@@ -57,12 +57,23 @@ def _killed_lock(folder: Path, argv: list[str], cwd: str | None = None) -> Path:
     """The lock a run of ``argv`` leaves when it is killed (its process is gone)."""
     folder.mkdir(parents=True, exist_ok=True)
     lock = folder / ".evomal-sr.lock"
-    lock.write_text(json.dumps({"pid": _dead_pid(), "host": socket.gethostname(), "start": None, "since": 0.0,
-                                "argv": argv, "cwd": cwd or os.getcwd()}))
+    lock.write_text(
+        json.dumps(
+            {
+                "pid": _dead_pid(),
+                "host": socket.gethostname(),
+                "start": None,
+                "since": 0.0,
+                "argv": argv,
+                "cwd": cwd or os.getcwd(),
+            }
+        )
+    )
     return lock
 
 
 # -- item 6: a run killed before its first checkpoint ---------------------------------
+
 
 def test_the_lock_records_the_command_and_its_folder(tmp_path):
     with RunDir(tmp_path).lock():
@@ -100,8 +111,20 @@ def test_the_same_command_with_options_in_another_order_and_a_relative_path(fini
     csv_path = Path(args[1])
     monkeypatch.chdir(csv_path.parent)
     out = tmp_path / "killed"
-    reordered = ["--target", "label", "--seed", "0", "--generations", "2", "--population", "3", "--preset",
-                 "tiny", "--csv", csv_path.name]
+    reordered = [
+        "--target",
+        "label",
+        "--seed",
+        "0",
+        "--generations",
+        "2",
+        "--population",
+        "3",
+        "--preset",
+        "tiny",
+        "--csv",
+        csv_path.name,
+    ]
     _killed_lock(out, ["evomal-sr", "search", f"--out={out}", *reordered], cwd=str(csv_path.parent))
     result = invoke("search", *args, "--out", out, "--resume")
     assert result.exit_code == 0, result.stderr
@@ -113,8 +136,9 @@ def test_a_killed_run_of_another_command_is_still_refused(finished, tmp_path):
     out = tmp_path / "other"
     lock = _killed_lock(out, ["evomal-sr", "search", *args, "--seed", "7", "--out", str(out)])
     result = invoke("search", *args, "--out", out, "--resume")
-    assert_one_line_error(result, "nothing to resume in", "killed before its first checkpoint", "--seed",
-                          "without --resume")
+    assert_one_line_error(
+        result, "nothing to resume in", "killed before its first checkpoint", "--seed", "without --resume"
+    )
     assert lock.exists() and sorted(p.name for p in out.iterdir()) == [".evomal-sr.lock"]
 
 
@@ -129,8 +153,12 @@ def test_a_lock_not_left_by_evomal_sr_search_is_refused(finished, tmp_path, argv
 def test_an_empty_or_missing_folder_is_still_refused(finished, tmp_path):
     _, args = finished
     for out in (tmp_path, tmp_path / "missing"):
-        assert_one_line_error(invoke("search", *args, "--out", out, "--resume"), "nothing to resume in",
-                              "no checkpoint.json", "without --resume")
+        assert_one_line_error(
+            invoke("search", *args, "--out", out, "--resume"),
+            "nothing to resume in",
+            "no checkpoint.json",
+            "without --resume",
+        )
     assert not (tmp_path / "missing").exists()
 
 
@@ -151,8 +179,22 @@ def test_the_api_says_what_happened_to_a_killed_run(tmp_path):
 @pytest.mark.slow
 def test_sigkill_before_the_first_checkpoint_then_resume(tmp_path):
     out = tmp_path / "run"
-    args = ["search", "--dataset", "iris", "--preset", "tiny", "--population", "12", "--train-steps", "400",
-            "--generations", "1", "--quiet", "--out", str(out)]
+    args = [
+        "search",
+        "--dataset",
+        "iris",
+        "--preset",
+        "tiny",
+        "--population",
+        "12",
+        "--train-steps",
+        "400",
+        "--generations",
+        "1",
+        "--quiet",
+        "--out",
+        str(out),
+    ]
     proc = subprocess.Popen([*CLI, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         for _ in range(1200):
@@ -171,6 +213,7 @@ def test_sigkill_before_the_first_checkpoint_then_resume(tmp_path):
 
 
 # -- item 7: a full disk ----------------------------------------------------------------
+
 
 def _disk_full_on(monkeypatch, name: str, call: int) -> dict:
     """Make the ``call``-th atomic write of ``name`` fail with ENOSPC; remember the file's bytes then."""
@@ -196,9 +239,14 @@ def test_a_full_disk_names_the_file_keeps_the_checkpoint_and_says_resume(finishe
     command = [*args, "--generations", "3", "--out", out]
     seen = _disk_full_on(monkeypatch, "checkpoint.json", call=2)
     result = invoke("search", *command)
-    assert_one_line_error(result, f"could not write {str(out / 'checkpoint.json')!r}", "No space left on device",
-                          "the last checkpoint (after generation 1 of 3) is intact", "free some space",
-                          "--resume")
+    assert_one_line_error(
+        result,
+        f"could not write {str(out / 'checkpoint.json')!r}",
+        "No space left on device",
+        "the last checkpoint (after generation 1 of 3) is intact",
+        "free some space",
+        "--resume",
+    )
     assert (out / "checkpoint.json").read_bytes() == seen["before"]  # the last good checkpoint, untouched
     assert json.loads(seen["before"])["state"]["generation"] == 1
     assert not [p for p in out.iterdir() if p.name.endswith(".tmp")]
@@ -218,8 +266,13 @@ def test_a_full_disk_before_any_checkpoint_says_resume_cannot_continue(finished,
     out = tmp_path / "full"
     _disk_full_on(monkeypatch, "pareto.json", call=1)  # after history.csv, before the first checkpoint
     result = invoke("search", *args, "--out", out)
-    assert_one_line_error(result, f"could not write {str(out / 'pareto.json')!r}", "No space left on device",
-                          "no checkpoint was written, so --resume cannot continue", "--force")
+    assert_one_line_error(
+        result,
+        f"could not write {str(out / 'pareto.json')!r}",
+        "No space left on device",
+        "no checkpoint was written, so --resume cannot continue",
+        "--force",
+    )
     monkeypatch.undo()
     assert invoke("search", *args, "--out", out, "--force").exit_code == 0
 
@@ -252,6 +305,7 @@ def test_an_atomic_write_that_fails_keeps_the_old_file_and_names_the_target(tmp_
 
 
 # -- item 8: flags, not keyword arguments; class names; validation before output ---------
+
 
 def test_a_folder_holding_a_run_names_the_flags_only(finished, tmp_path):
     done, args = finished

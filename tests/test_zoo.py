@@ -27,11 +27,14 @@ def _classification_reference(name):
     return {
         "cross-entropy": ce.mean(),
         "label-smoothing": (0.9 * ce - 0.1 * torch.log(p).mean(dim=1)).mean(),
-        "focal": (-(1 - p_y) ** 2 * torch.log(p_y)).mean(),
+        "focal": (-((1 - p_y) ** 2) * torch.log(p_y)).mean(),
         "mae": (p - y).abs().sum(dim=1).mean(),
-        "gce": ((1 - p_y ** 0.7) / 0.7).mean(),
-        "sce": (0.1 * ce + 1.0 * -(p * torch.log(torch.where(y > 0, y, torch.exp(torch.tensor(-4.0,
-                dtype=torch.float64))))).sum(dim=1)).mean(),
+        "gce": ((1 - p_y**0.7) / 0.7).mean(),
+        "sce": (
+            0.1 * ce
+            + 1.0
+            * -(p * torch.log(torch.where(y > 0, y, torch.exp(torch.tensor(-4.0, dtype=torch.float64))))).sum(dim=1)
+        ).mean(),
         "poly1": (ce + (1 - p_y)).mean(),
         "squared-error": ((p - y) ** 2).sum(dim=1).mean(),
     }[name]
@@ -40,9 +43,9 @@ def _classification_reference(name):
 def _regression_reference(name):
     r = PRED[:, 0] - TARGET
     return {
-        "mse": (r ** 2).mean(),
+        "mse": (r**2).mean(),
         "mae": r.abs().mean(),
-        "huber": torch.where(r.abs() <= 1, 0.5 * r ** 2, r.abs() - 0.5).mean(),
+        "huber": torch.where(r.abs() <= 1, 0.5 * r**2, r.abs() - 0.5).mean(),
         "log-cosh": torch.log(torch.cosh(r)).mean(),
     }[name]
 
@@ -60,16 +63,21 @@ def test_regression_zoo_matches_formula(name):
 
 
 def test_matches_torch_where_torch_has_it():
-    assert torch.allclose(es.known_loss("cross-entropy", "classification")(LOGITS, LABELS),
-                          F.cross_entropy(LOGITS, LABELS), atol=1e-12)
-    assert torch.allclose(es.known_loss("label-smoothing", "classification")(LOGITS, LABELS),
-                          F.cross_entropy(LOGITS, LABELS, label_smoothing=0.1), atol=1e-12)
+    assert torch.allclose(
+        es.known_loss("cross-entropy", "classification")(LOGITS, LABELS), F.cross_entropy(LOGITS, LABELS), atol=1e-12
+    )
+    assert torch.allclose(
+        es.known_loss("label-smoothing", "classification")(LOGITS, LABELS),
+        F.cross_entropy(LOGITS, LABELS, label_smoothing=0.1),
+        atol=1e-12,
+    )
     target = TARGET.reshape(-1, 1)
     assert torch.allclose(es.known_loss("mse", "regression")(PRED, TARGET), F.mse_loss(PRED, target), atol=1e-12)
     assert torch.allclose(es.known_loss("mae", "regression")(PRED, TARGET), F.l1_loss(PRED, target), atol=1e-12)
     assert torch.allclose(es.known_loss("huber", "regression")(PRED, TARGET), F.huber_loss(PRED, target), atol=1e-12)
-    assert torch.allclose(es.known_loss("huber", "regression", delta=0.5)(PRED, TARGET),
-                          F.huber_loss(PRED, target, delta=0.5), atol=1e-12)
+    assert torch.allclose(
+        es.known_loss("huber", "regression", delta=0.5)(PRED, TARGET), F.huber_loss(PRED, target, delta=0.5), atol=1e-12
+    )
 
 
 def test_log_cosh_does_not_overflow():
@@ -142,8 +150,11 @@ def test_zoo_expressions_compute_their_zoo_loss_up_to_factor_and_constant(kind):
         pairs = []
         for _ in range(6):
             out = torch.randn(1, 4, generator=gen, dtype=torch.float64)
-            target = torch.randint(0, 4, (1,), generator=gen) if kind == "classification" else \
-                torch.randn(1, 4, generator=gen, dtype=torch.float64)
+            target = (
+                torch.randint(0, 4, (1,), generator=gen)
+                if kind == "classification"
+                else torch.randn(1, 4, generator=gen, dtype=torch.float64)
+            )
             with torch.no_grad():
                 pairs.append((float(zoo(out, target)), float(learned(out, target))))
         (z0, l0), (z1, l1) = pairs[0], pairs[1]

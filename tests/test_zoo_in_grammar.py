@@ -44,8 +44,10 @@ WRITTEN: dict[str, dict[tuple[str, tuple], list[tuple[str, str]]]] = {
         ("focal", ()): [("-((y * square((1.0 - fx))) * log(fx))", "paper")],
         ("focal", (("gamma", 0.5),)): [("-((y * pow((1.0 - fx), 0.5)) * log(fx))", "robust")],
         ("mae", ()): [("abs((fx - y))", "paper")],
-        ("gce", ()): [("((y * (1.0 - pow(fx, 0.7))) * 1.4285714285714286)", "robust"),
-                      ("((y * (1.0 - exp((0.7 * log(fx))))) * 1.4285714285714286)", "extended")],
+        ("gce", ()): [
+            ("((y * (1.0 - pow(fx, 0.7))) * 1.4285714285714286)", "robust"),
+            ("((y * (1.0 - exp((0.7 * log(fx))))) * 1.4285714285714286)", "extended"),
+        ],
         ("gce", (("q", 0.3),)): [("((y * (1.0 - pow(fx, 0.3))) * 3.3333333333333335)", "robust")],
         # alpha CE + beta (-A) (1 - p_y), and sum_c |p_c - y_c| = 2 (1 - p_y): 0.1 CE + 2 |fx - y|
         ("sce", ()): [("((0.1 * -(y * log(fx))) + (2.0 * abs((fx - y))))", "paper")],
@@ -61,8 +63,12 @@ WRITTEN: dict[str, dict[tuple[str, tuple], list[tuple[str, str]]]] = {
         ("log-cosh", ()): [("(log((exp((fx - y)) + exp((y - fx)))) - 0.6931471805599453)", "extended")],
     },
 }
-CASES = [(kind, name, params, text, needs) for kind, losses in WRITTEN.items()
-         for (name, params), texts in losses.items() for text, needs in texts]
+CASES = [
+    (kind, name, params, text, needs)
+    for kind, losses in WRITTEN.items()
+    for (name, params), texts in losses.items()
+    for text, needs in texts
+]
 
 
 def _batches(kind: str, seed: int, n: int = 5):
@@ -76,8 +82,9 @@ def _batches(kind: str, seed: int, n: int = 5):
             yield pred, pred + 2.0 * torch.randn(64, N_OUTPUTS, generator=gen, dtype=torch.float64)
 
 
-@pytest.mark.parametrize(("kind", "name", "params", "text", "needs"), CASES,
-                         ids=[f"{c[1]}{dict(c[2]) or ''}-{c[4]}" for c in CASES])
+@pytest.mark.parametrize(
+    ("kind", "name", "params", "text", "needs"), CASES, ids=[f"{c[1]}{dict(c[2]) or ''}-{c[4]}" for c in CASES]
+)
 def test_zoo_loss_written_in_the_grammar_is_exact(kind, name, params, text, needs):
     zoo = known_loss(name, kind, **dict(params))
     learned = LearnedLoss(text, task=kind).double()
@@ -99,16 +106,19 @@ def test_every_zoo_loss_is_written_with_the_robust_set():
         assert {name for name, _ in losses} == set(KNOWN_LOSSES[kind])
         for texts in losses.values():
             assert any(set(check_operator_set(needs)) <= set(check_operator_set("robust")) for _, needs in texts)
-    paper = {name for kind in WRITTEN for (name, _), texts in WRITTEN[kind].items()
-             if any(needs == "paper" for _, needs in texts)}
+    paper = {
+        name
+        for kind in WRITTEN
+        for (name, _), texts in WRITTEN[kind].items()
+        if any(needs == "paper" for _, needs in texts)
+    }
     assert {"gce", "log-cosh"}.isdisjoint(paper)  # what the paper's grammar cannot write (module docstring)
 
 
 def test_edge_weights_reach_the_huber_threshold():
     """``huber(w * (fx - y))`` scaled by ``1 / w^2`` is Huber with ``delta = 1 / w``: a search can learn delta."""
     delta = 0.3
-    learned = LearnedLoss("huber((fx - y))", task="regression", weights=[1 / delta, 1.0, 1.0],
-                          scale=delta ** 2).double()
+    learned = LearnedLoss("huber((fx - y))", task="regression", weights=[1 / delta, 1.0, 1.0], scale=delta**2).double()
     zoo = known_loss("huber", "regression", delta=delta)
     for output, target in _batches("regression", seed=7):
         with torch.no_grad():
@@ -117,8 +127,26 @@ def test_edge_weights_reach_the_huber_threshold():
 
 # -- the new operators are total on the reals --------------------------------------------
 
-SPECIAL = np.array([0.0, -0.0, 5e-324, 1e-300, -1e-8, 1e-7, 0.5, -1.0, 1.0, 3.0, -7.5, 1e8, -1e200, 1e300,
-                    -1.7976931348623157e308, 1.7976931348623157e308])
+SPECIAL = np.array(
+    [
+        0.0,
+        -0.0,
+        5e-324,
+        1e-300,
+        -1e-8,
+        1e-7,
+        0.5,
+        -1.0,
+        1.0,
+        3.0,
+        -7.5,
+        1e8,
+        -1e200,
+        1e300,
+        -1.7976931348623157e308,
+        1.7976931348623157e308,
+    ]
+)
 
 
 @pytest.mark.parametrize("name", ["pow", "huber"])
@@ -147,8 +175,9 @@ def test_new_operator_values():
     assert float(pow_(0.0, -4.0)) == pytest.approx(np.exp(20.0))  # guard 1e-7, then exp's cap
     assert float(huber(0.5)) == 0.125 and float(huber(-3.0)) == 2.5
     x = torch.linspace(-5, 5, 101, dtype=torch.float64)
-    torch.testing.assert_close(OPERATORS["huber"].torch(x), torch.nn.functional.huber_loss(
-        x, torch.zeros_like(x), reduction="none"))
+    torch.testing.assert_close(
+        OPERATORS["huber"].torch(x), torch.nn.functional.huber_loss(x, torch.zeros_like(x), reduction="none")
+    )
 
 
 def test_robust_set_is_selectable_and_searches():
@@ -159,6 +188,11 @@ def test_robust_set_is_selectable_and_searches():
     for name in ("paper", "quick", "standard", "tiny"):
         assert resolve_preset(name).operators == "paper"  # no preset's default changed
     task = es.Task.builtin("iris", seed=0)
-    search = es.LossSearch(preset="tiny", population=6, generations=1, operators="robust",
-                           guesses=["((y * (1.0 - pow(fx, 0.7))) * 1.4285714285714286)"]).fit(task)
+    search = es.LossSearch(
+        preset="tiny",
+        population=6,
+        generations=1,
+        operators="robust",
+        guesses=["((y * (1.0 - pow(fx, 0.7))) * 1.4285714285714286)"],
+    ).fit(task)
     assert any("pow" in text for text in search.evaluator_._results)

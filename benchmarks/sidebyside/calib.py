@@ -13,8 +13,9 @@ import torch
 
 torch.set_num_threads(int(sys.argv[1]))
 torch.manual_seed(0)
-net = torch.nn.Sequential(torch.nn.Linear(64, 100), torch.nn.ReLU(), torch.nn.Linear(100, 100), torch.nn.ReLU(),
-                          torch.nn.Linear(100, 10))
+net = torch.nn.Sequential(
+    torch.nn.Linear(64, 100), torch.nn.ReLU(), torch.nn.Linear(100, 100), torch.nn.ReLU(), torch.nn.Linear(100, 10)
+)
 X = torch.randn(1077, 64)
 y = torch.randint(10, (1077,))
 opt = torch.optim.SGD(net.parameters(), lr=0.01)

@@ -37,8 +37,7 @@ FIXED_TREES = [
     # (name, reference DEAP string; ARG0 = y, ARG1 = f(x))
     ("cross-entropy -(y*log(fx))", "mul(-1, mul(ARG0, log(ARG1)))"),
     ("square(y-fx)", "square(sub(ARG0, ARG1))"),
-    ("12-node: -(y*log(fx)) + tanh(square(y-fx))",
-     "add(mul(-1, mul(ARG0, log(ARG1))), tanh(square(sub(ARG0, ARG1))))"),
+    ("12-node: -(y*log(fx)) + tanh(square(y-fx))", "add(mul(-1, mul(ARG0, log(ARG1))), tanh(square(sub(ARG0, ARG1))))"),
 ]
 
 
@@ -51,6 +50,7 @@ def install_dataset_substitute(data_mode):
     def _unavailable(name):
         def f(*a, **k):
             raise RuntimeError(f"{name} is not available in this benchmark substitute")
+
         f.__name__ = name
         return f
 
@@ -67,6 +67,7 @@ def install_dataset_substitute(data_mode):
             return tr, va, te
         from sklearn.datasets import load_digits
         from sklearn.model_selection import train_test_split
+
         X, y = load_digits(return_X_y=True)
         X = X / 16.0
         X_tr, X_rest, y_tr, y_rest = train_test_split(X, y, test_size=360, stratify=y, random_state=0)
@@ -96,10 +97,13 @@ def main():
 
     out_path = os.path.abspath(args.out)
     if not os.path.isfile(os.path.join(REF_SRC, "source", "__init__.py")):
-        raise SystemExit(f"error: the EvoMAL reference source was not found at {REF_SRC} "
-                         "(bash setup.sh clones it there, or set REF_SRC to a copy).")
+        raise SystemExit(
+            f"error: the EvoMAL reference source was not found at {REF_SRC} "
+            "(bash setup.sh clones it there, or set REF_SRC to a copy)."
+        )
 
     import torch
+
     torch.set_num_threads(args.threads)
     load_at_start = os.getloadavg()
 
@@ -125,23 +129,41 @@ def main():
         random.seed(random_state)
         training, validation, testing = Digits()
         gimli = GeneralizedInnerLoopMetaLearning(
-            base_network=MultiLayerPerceptron, random_state=random_state, device=device,
-            performance_metric=objective_archive[config["outer_objective_name"]],
-            task_loss=objective_archive[config["inner_objective_name"]], **config)
-        gimli.verbose = 0
-        ea = EvolutionaryAlgorithm(
-            base_network=MultiLayerPerceptron, random_state=random_state, device=device,
+            base_network=MultiLayerPerceptron,
+            random_state=random_state,
+            device=device,
             performance_metric=objective_archive[config["outer_objective_name"]],
             task_loss=objective_archive[config["inner_objective_name"]],
-            local_search=gimli, **config)
-        lfl = LossFunctionLearning(representation="gp", optimization=ea, base_network=MultiLayerPerceptron,
-                                   random_state=random_state, device=device, **config)
+            **config,
+        )
+        gimli.verbose = 0
+        ea = EvolutionaryAlgorithm(
+            base_network=MultiLayerPerceptron,
+            random_state=random_state,
+            device=device,
+            performance_metric=objective_archive[config["outer_objective_name"]],
+            task_loss=objective_archive[config["inner_objective_name"]],
+            local_search=gimli,
+            **config,
+        )
+        lfl = LossFunctionLearning(
+            representation="gp",
+            optimization=ea,
+            base_network=MultiLayerPerceptron,
+            random_state=random_state,
+            device=device,
+            **config,
+        )
         return training, validation, gimli, ea, lfl
 
     def make_config(population, generations, **overrides):
         c = dict(base_config)
-        c.update(population_size=population, num_generations=generations, verbose=0,
-                 base_network_parameters={"input_dim": 64, "hidden_dim": 100, "output_dim": 10})
+        c.update(
+            population_size=population,
+            num_generations=generations,
+            verbose=0,
+            base_network_parameters={"input_dim": 64, "hidden_dim": 100, "output_dim": 10},
+        )
         c.update(overrides)
         return c
 
@@ -159,6 +181,7 @@ def main():
                 if name == "rejection":
                     cur["rejected"] = bool(out)
                 return out
+
             return wrapper
 
         orig_pt = ea_module.phase_transformer
@@ -204,14 +227,26 @@ def main():
             d = dict(r)
             d["seconds"] = sum(d.get(k, 0.0) for k in stage_keys)
             out.append(d)
-        return {"wall": wall, "slots": slots, "candidates": out,
-                "archive_hits": sum(history["symbolic_equivalence_history"]),
-                "rejected_total": sum(history["rejection_protocol_history"]),
-                "best_fitness": [None if (x is None or x != x) else float(x) for x in history["meta-training"]]}
+        return {
+            "wall": wall,
+            "slots": slots,
+            "candidates": out,
+            "archive_hits": sum(history["symbolic_equivalence_history"]),
+            "rejected_total": sum(history["rejection_protocol_history"]),
+            "best_fitness": [None if (x is None or x != x) else float(x) for x in history["meta-training"]],
+        }
 
-    result = {"side": "reference", "device": device, "seed": args.seed, "threads": torch.get_num_threads(),
-              "torch": torch.__version__, "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "unset"),
-              "loadavg_start": load_at_start, "data": args.data, "passes": {}}
+    result = {
+        "side": "reference",
+        "device": device,
+        "seed": args.seed,
+        "threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "unset"),
+        "loadavg_start": load_at_start,
+        "data": args.data,
+        "passes": {},
+    }
     t0 = time.perf_counter()
     if not args.no_warmup:  # one small candidate through the pipeline, not measured
         cfg = make_config(1, 1, meta_gradient_steps=3, base_gradient_steps=3, filter_gradient_steps=3)
@@ -229,16 +264,31 @@ def main():
             res = instrumented_run(cfg, args.seed)
         else:
             raise SystemExit(f"unknown pass {name}")
-        res["settings"] = {k: cfg[k] for k in ("population_size", "num_generations", "meta_gradient_steps",
-                                               "meta_learning_rate", "inner_gradient_steps", "base_gradient_steps",
-                                               "base_learning_rate", "base_batch_size", "filter_gradient_steps",
-                                               "filter_sample_size", "base_network_parameters")}
+        res["settings"] = {
+            k: cfg[k]
+            for k in (
+                "population_size",
+                "num_generations",
+                "meta_gradient_steps",
+                "meta_learning_rate",
+                "inner_gradient_steps",
+                "base_gradient_steps",
+                "base_learning_rate",
+                "base_batch_size",
+                "filter_gradient_steps",
+                "filter_sample_size",
+                "base_network_parameters",
+            )
+        }
         result["passes"][name] = res
         n = len(res["candidates"])
         rej = sum(1 for c in res["candidates"] if c.get("rejected"))
-        print(f"[reference seed {args.seed}] {name}: {n} evaluated candidates in {res['wall']:.1f} s "
-              f"({res['wall'] / max(n, 1):.2f} s/candidate), {rej} rejected, "
-              f"{res['archive_hits']} archive hits", flush=True)
+        print(
+            f"[reference seed {args.seed}] {name}: {n} evaluated candidates in {res['wall']:.1f} s "
+            f"({res['wall'] / max(n, 1):.2f} s/candidate), {rej} rejected, "
+            f"{res['archive_hits']} archive hits",
+            flush=True,
+        )
     result["total_seconds"] = time.perf_counter() - t0
     with open(out_path, "w") as f:
         json.dump(result, f, indent=1)

@@ -29,14 +29,20 @@ def ref_candidates(pass_):
     rest = (pass_["wall"] - stage_sum) / max(len(cands), 1)
     out = []
     for c in cands:
-        out.append({
-            "t": c["seconds"] + rest, "rejected": bool(c.get("rejected")), "size": c["size"],
-            "stages": {"local_search": c.get("local_search", 0.0),
-                       "rejection": c.get("rejection", 0.0) + c.get("filter_predictions", 0.0),
-                       "train+val": c.get("fitness", 0.0),
-                       "other": rest + c.get("phase_transformer", 0.0)},
-            "label": c.get("label", c["expression"]),
-        })
+        out.append(
+            {
+                "t": c["seconds"] + rest,
+                "rejected": bool(c.get("rejected")),
+                "size": c["size"],
+                "stages": {
+                    "local_search": c.get("local_search", 0.0),
+                    "rejection": c.get("rejection", 0.0) + c.get("filter_predictions", 0.0),
+                    "train+val": c.get("fitness", 0.0),
+                    "other": rest + c.get("phase_transformer", 0.0),
+                },
+                "label": c.get("label", c["expression"]),
+            }
+        )
     return out, pass_["wall"]
 
 
@@ -50,12 +56,21 @@ def ours_candidates(calls):
         survivors = sum(r["status"] != "rejected" for r in fresh)
         for r in fresh:
             s = r["seconds"]
-            out.append({
-                "t": sum(s.values()) + rest, "rejected": r["status"] == "rejected", "size": r["size"],
-                "stages": {"local_search": s.get("local_search", 0.0), "rejection": s.get("rejection", 0.0),
-                           "train+val": s.get("training", 0.0), "other": rest},
-                "label": r["expression"], "batch_survivors": survivors,
-            })
+            out.append(
+                {
+                    "t": sum(s.values()) + rest,
+                    "rejected": r["status"] == "rejected",
+                    "size": r["size"],
+                    "stages": {
+                        "local_search": s.get("local_search", 0.0),
+                        "rejection": s.get("rejection", 0.0),
+                        "train+val": s.get("training", 0.0),
+                        "other": rest,
+                    },
+                    "label": r["expression"],
+                    "batch_survivors": survivors,
+                }
+            )
     return out, wall
 
 
@@ -66,10 +81,15 @@ def stats(cands, wall):
     trained = [c["t"] for c in cands if not c["rejected"]]
     stages = {k: sum(c["stages"][k] for c in cands) / n for k in cands[0]["stages"]}
     return {
-        "n": n, "wall": wall, "mean": wall / n, "median": statistics.median(c["t"] for c in cands),
-        "rejected": sum(c["rejected"] for c in cands), "trained_n": len(trained),
+        "n": n,
+        "wall": wall,
+        "mean": wall / n,
+        "median": statistics.median(c["t"] for c in cands),
+        "rejected": sum(c["rejected"] for c in cands),
+        "trained_n": len(trained),
         "trained_mean": statistics.mean(trained) if trained else float("nan"),
-        "stages": stages, "mean_size": statistics.mean(c["size"] for c in cands),
+        "stages": stages,
+        "mean_size": statistics.mean(c["size"] for c in cands),
     }
 
 
@@ -77,11 +97,13 @@ def fmt(s, name):
     if s["n"] == 0:
         return f"  {name:10s} no evaluated candidates"
     st = ", ".join(f"{k} {v:.2f}" for k, v in s["stages"].items())
-    return (f"  {name:10s} {s['n']:3d} cand. (mean size {s['mean_size']:4.1f}) in {s['wall']:6.1f} s | "
-            f"mean {s['mean']:.2f} s, median {s['median']:.2f} s per evaluated candidate | "
-            f"rejected {s['rejected']}/{s['n']} ({100 * s['rejected'] / s['n']:.0f}%) | "
-            f"per trained candidate {s['trained_mean']:.2f} s (n={s['trained_n']})\n"
-            f"  {'':10s} stages, s per evaluated candidate: {st}")
+    return (
+        f"  {name:10s} {s['n']:3d} cand. (mean size {s['mean_size']:4.1f}) in {s['wall']:6.1f} s | "
+        f"mean {s['mean']:.2f} s, median {s['median']:.2f} s per evaluated candidate | "
+        f"rejected {s['rejected']}/{s['n']} ({100 * s['rejected'] / s['n']:.0f}%) | "
+        f"per trained candidate {s['trained_mean']:.2f} s (n={s['trained_n']})\n"
+        f"  {'':10s} stages, s per evaluated candidate: {st}"
+    )
 
 
 def ratio(a, b):
@@ -89,7 +111,9 @@ def ratio(a, b):
 
 
 def main(directory):
-    rounds = sorted({int(os.path.basename(p)[len("ref_round"):-5]) for p in glob.glob(f"{directory}/ref_round*.json")})
+    rounds = sorted(
+        {int(os.path.basename(p)[len("ref_round") : -5]) for p in glob.glob(f"{directory}/ref_round*.json")}
+    )
     pooled = {"ref": ([], 0.0), "ours": ([], 0.0)}
     fixed_rows = []
     meta = []
@@ -103,10 +127,12 @@ def main(directory):
             print(f"round {r}: ours missing")
             continue
         meta.append((r, ref, ours))
-        print(f"=== round {r}: reference seed {ref['seed']} (load {ref['loadavg_start'][0]:.2f} at start), "
-              f"ours seeds {','.join(str(s['seed']) for s in ours['passes'].get('random', {}).get('searches', []))} "
-              f"(load {ours['loadavg_start'][0]:.2f}); torch threads {ref['threads']}/{ours['threads']}, "
-              f"OMP_WAIT_POLICY {ref['omp_wait_policy']}/{ours['omp_wait_policy']}")
+        print(
+            f"=== round {r}: reference seed {ref['seed']} (load {ref['loadavg_start'][0]:.2f} at start), "
+            f"ours seeds {','.join(str(s['seed']) for s in ours['passes'].get('random', {}).get('searches', []))} "
+            f"(load {ours['loadavg_start'][0]:.2f}); torch threads {ref['threads']}/{ours['threads']}, "
+            f"OMP_WAIT_POLICY {ref['omp_wait_policy']}/{ours['omp_wait_policy']}"
+        )
         if "random" in ref["passes"] and "random" in ours["passes"]:
             rc, rw = ref_candidates(ref["passes"]["random"])
             oc, ow = ours_candidates(ours["passes"]["random"]["calls"])
@@ -117,17 +143,24 @@ def main(directory):
             eq = sum(s["counters"]["equivalent_hits"] for s in ours["passes"]["random"]["searches"])
             ex = sum(s["counters"]["exact_hits"] for s in ours["passes"]["random"]["searches"])
             batches = [c["batch_survivors"] for c in oc]
-            print(f"  {'':10s} ours also served {eq} gradient-equivalence and {ex} exact-cache hits (not counted); "
-                  f"reference archive hits {ref['passes']['random']['archive_hits']} (not counted); "
-                  f"ours survivors per batch (candidate-weighted mean) "
-                  f"{statistics.mean(batches) if batches else 0:.1f}")
+            print(
+                f"  {'':10s} ours also served {eq} gradient-equivalence and {ex} exact-cache hits (not counted); "
+                f"reference archive hits {ref['passes']['random']['archive_hits']} (not counted); "
+                f"ours survivors per batch (candidate-weighted mean) "
+                f"{statistics.mean(batches) if batches else 0:.1f}"
+            )
             gens = [g for s in ours["passes"]["random"]["searches"] for g in s["generation_seconds"]]
             population = ours["passes"]["random"]["settings"]["population"]
-            print(f"  {'':10s} ours search generations (population {population}): "
-                  + ", ".join(f"{g:.1f}" for g in gens) + " s")
-            print(f"  ratio reference/ours: mean {ratio(rs['mean'], os_['mean']):.2f}x, "
-                  f"median {ratio(rs['median'], os_['median']):.2f}x, "
-                  f"per trained candidate {ratio(rs.get('trained_mean'), os_.get('trained_mean')):.2f}x")
+            print(
+                f"  {'':10s} ours search generations (population {population}): "
+                + ", ".join(f"{g:.1f}" for g in gens)
+                + " s"
+            )
+            print(
+                f"  ratio reference/ours: mean {ratio(rs['mean'], os_['mean']):.2f}x, "
+                f"median {ratio(rs['median'], os_['median']):.2f}x, "
+                f"per trained candidate {ratio(rs.get('trained_mean'), os_.get('trained_mean')):.2f}x"
+            )
             for key, cands, wall in (("ref", rc, rw), ("ours", oc, ow)):
                 pc, pw = pooled[key]
                 pooled[key] = (pc + cands, pw + wall)
@@ -140,17 +173,21 @@ def main(directory):
             print("fixed trees (same 3 trees on both sides; all should be trained, none rejected):")
             for i, label in enumerate(labels):
                 rcd, obd, oud = rc[i], ob[i], ou[i]
-                print(f"  {label:44s} ref {rcd['t']:.2f} s{' (REJECTED)' if rcd['rejected'] else ''} "
-                      f"[LS {rcd['stages']['local_search']:.2f}, rej {rcd['stages']['rejection']:.2f}, "
-                      f"train {rcd['stages']['train+val']:.2f}] | ours one-by-one {oud['t']:.2f} s "
-                      f"[LS {oud['stages']['local_search']:.2f}, rej {oud['stages']['rejection']:.2f}, "
-                      f"train {oud['stages']['train+val']:.2f}]{' (REJECTED)' if oud['rejected'] else ''} | "
-                      f"ours batch-of-3 share {obd['t']:.2f} s")
+                print(
+                    f"  {label:44s} ref {rcd['t']:.2f} s{' (REJECTED)' if rcd['rejected'] else ''} "
+                    f"[LS {rcd['stages']['local_search']:.2f}, rej {rcd['stages']['rejection']:.2f}, "
+                    f"train {rcd['stages']['train+val']:.2f}] | ours one-by-one {oud['t']:.2f} s "
+                    f"[LS {oud['stages']['local_search']:.2f}, rej {oud['stages']['rejection']:.2f}, "
+                    f"train {oud['stages']['train+val']:.2f}]{' (REJECTED)' if oud['rejected'] else ''} | "
+                    f"ours batch-of-3 share {obd['t']:.2f} s"
+                )
             rm = statistics.mean(c["t"] for c in rc)
             bm = statistics.mean(c["t"] for c in ob)
             um = statistics.mean(c["t"] for c in ou)
-            print(f"  mean per tree: ref {rm:.2f} s, ours one-by-one {um:.2f} s, ours batch of 3 {bm:.2f} s; "
-                  f"ratio ref/ours {ratio(rm, um):.2f}x (one-by-one), {ratio(rm, bm):.2f}x (batch of 3)")
+            print(
+                f"  mean per tree: ref {rm:.2f} s, ours one-by-one {um:.2f} s, ours batch of 3 {bm:.2f} s; "
+                f"ratio ref/ours {ratio(rm, um):.2f}x (one-by-one), {ratio(rm, bm):.2f}x (batch of 3)"
+            )
             fixed_rows.append((rm, um, bm))
     print("=== pooled over rounds")
     if pooled["ref"][0] and pooled["ours"][0]:
@@ -158,9 +195,11 @@ def main(directory):
         print("random GP trees:")
         print(fmt(rs, "reference"))
         print(fmt(os_, "ours"))
-        print(f"  ratio reference/ours: mean {ratio(rs['mean'], os_['mean']):.2f}x, "
-              f"median {ratio(rs['median'], os_['median']):.2f}x, "
-              f"per trained candidate {ratio(rs['trained_mean'], os_['trained_mean']):.2f}x")
+        print(
+            f"  ratio reference/ours: mean {ratio(rs['mean'], os_['mean']):.2f}x, "
+            f"median {ratio(rs['median'], os_['median']):.2f}x, "
+            f"per trained candidate {ratio(rs['trained_mean'], os_['trained_mean']):.2f}x"
+        )
         per_round = []
         for _, ref, ours in meta:
             if "random" in ref["passes"] and "random" in ours["passes"]:
@@ -172,9 +211,11 @@ def main(directory):
         rm = statistics.mean(x[0] for x in fixed_rows)
         um = statistics.mean(x[1] for x in fixed_rows)
         bm = statistics.mean(x[2] for x in fixed_rows)
-        print(f"fixed trees, mean per tree over {len(fixed_rows)} round(s): ref {rm:.2f} s, ours one-by-one "
-              f"{um:.2f} s, ours batch of 3 {bm:.2f} s; ratio ref/ours {ratio(rm, um):.2f}x (one-by-one), "
-              f"{ratio(rm, bm):.2f}x (batch of 3)")
+        print(
+            f"fixed trees, mean per tree over {len(fixed_rows)} round(s): ref {rm:.2f} s, ours one-by-one "
+            f"{um:.2f} s, ours batch of 3 {bm:.2f} s; ratio ref/ours {ratio(rm, um):.2f}x (one-by-one), "
+            f"{ratio(rm, bm):.2f}x (batch of 3)"
+        )
 
 
 if __name__ == "__main__":

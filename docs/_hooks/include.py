@@ -37,7 +37,7 @@ def _fix_links(text: str) -> str:
         if "://" in target or target.startswith("mailto:"):
             return match.group(0)
         if target.startswith("docs/") and (ROOT / target).is_file():
-            return f"[{label}]({target[len('docs/'):]}{anchor})"
+            return f"[{label}]({target[len('docs/') :]}{anchor})"
         return f"`{target}`" if label.strip("`") == target else f"{label} (`{target}`)"
 
     return LINK.sub(repl, text)

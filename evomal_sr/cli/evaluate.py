@@ -21,42 +21,113 @@ OUT_FILES = {"csv": "metatest.csv", "json": "metatest.json", "png": "curves.png"
 
 @click.command("evaluate", context_settings={"help_option_names": ["-h", "--help"]})
 @click.argument("source", metavar="DIR|LOSS.json")
-@click.option("--index", type=int, default=None,
-              help="Which loss of the run's Pareto front (0 = simplest); default the most accurate.")
-@click.option("--dataset", default=None,
-              help="Built-in dataset to train on; default the run's own (needed for a loss file without one).")
-@click.option("--model", default=None, help="Base model (linear, mlp, cnn, lenet5, allcnnc, vgg11, vgg16, resnet18); "
-              "default the run's own.")
-@click.option("--csv", "csv_path", type=click.Path(dir_okay=False), default=None,
-              help="Transfer to the data of this CSV file (with --target) [default: the run's own data].")
-@click.option("--npz", "npz_path", type=click.Path(dir_okay=False), default=None,
-              help="Transfer to the arrays of this .npz file (X, y, optional X_test, y_test).")
+@click.option(
+    "--index",
+    type=int,
+    default=None,
+    help="Which loss of the run's Pareto front (0 = simplest); default the most accurate.",
+)
+@click.option(
+    "--dataset",
+    default=None,
+    help="Built-in dataset to train on; default the run's own (needed for a loss file without one).",
+)
+@click.option(
+    "--model",
+    default=None,
+    help="Base model (linear, mlp, cnn, lenet5, allcnnc, vgg11, vgg16, resnet18); default the run's own.",
+)
+@click.option(
+    "--csv",
+    "csv_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Transfer to the data of this CSV file (with --target) [default: the run's own data].",
+)
+@click.option(
+    "--npz",
+    "npz_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Transfer to the arrays of this .npz file (X, y, optional X_test, y_test).",
+)
 @click.option("--target", default=None, help="Target column(s) of --csv [default: the run's, for its own file].")
-@click.option("--label-noise", type=click.FloatRange(0.0, 1.0, max_open=True), default=None,
-              help="Fraction of corrupted training labels; default the run's own (0 on another dataset).")
-@click.option("--seeds", type=click.IntRange(min=1), default=5, show_default=True,
-              help="Number of seeds (model initialisation and minibatch order).")
-@click.option("--steps", type=click.IntRange(min=1), default=None,
-              help="SGD steps per model; default the preset's meta_test_steps.")
-@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
-              help="First seed; seeds are SEED, SEED+1, ...")
+@click.option(
+    "--label-noise",
+    type=click.FloatRange(0.0, 1.0, max_open=True),
+    default=None,
+    help="Fraction of corrupted training labels; default the run's own (0 on another dataset).",
+)
+@click.option(
+    "--seeds",
+    type=click.IntRange(min=1),
+    default=5,
+    show_default=True,
+    help="Number of seeds (model initialisation and minibatch order).",
+)
+@click.option(
+    "--steps",
+    type=click.IntRange(min=1),
+    default=None,
+    help="SGD steps per model; default the preset's meta_test_steps.",
+)
+@click.option(
+    "--seed", type=click.IntRange(min=0), default=0, show_default=True, help="First seed; seeds are SEED, SEED+1, ..."
+)
 @click.option("--preset", default=None, help="Preset giving lr, batch size and steps; default the run's settings.")
 @click.option("--device", default="cpu", show_default=True, help="Torch device, e.g. cpu or cuda.")
-@click.option("--out", type=click.Path(file_okay=False), default=None,
-              help="Folder for metatest.csv, metatest.json and curves.png.")
-@click.option("--baselines", default="standard", show_default=True,
-              help="What to compare with: 'standard', 'zoo' (every known loss of the task kind) or a comma list "
-                   "of known losses, e.g. 'standard,gce,mae'.")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Folder for metatest.csv, metatest.json and curves.png.",
+)
+@click.option(
+    "--baselines",
+    default="standard",
+    show_default=True,
+    help="What to compare with: 'standard', 'zoo' (every known loss of the task kind) or a comma list "
+    "of known losses, e.g. 'standard,gce,mae'.",
+)
 @click.option("--tune-lr", is_flag=True, help="Choose each method's SGD lr on validation from --lr-grid.")
-@click.option("--lr-grid", default=None,
-              help="Comma list of learning rates for --tune-lr [default: the preset's lr x 0.3, 1, 3, 10, 30].")
-@click.option("--eval-every", type=click.IntRange(min=1), default=None,
-              help="Steps between validation evaluations (early stopping) [default: steps / 50].")
-@click.option("--threads", type=click.IntRange(min=1), default=None,
-              help="CPU threads for torch; 1 is often fastest for small models on a busy machine.")
+@click.option(
+    "--lr-grid",
+    default=None,
+    help="Comma list of learning rates for --tune-lr [default: the preset's lr x 0.3, 1, 3, 10, 30].",
+)
+@click.option(
+    "--eval-every",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Steps between validation evaluations (early stopping) [default: steps / 50].",
+)
+@click.option(
+    "--threads",
+    type=click.IntRange(min=1),
+    default=None,
+    help="CPU threads for torch; 1 is often fastest for small models on a busy machine.",
+)
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar and no header; only the table.")
-def evaluate(source, index, dataset, model, label_noise, seeds, steps, seed, preset, device, out, baselines,
-             tune_lr, lr_grid, eval_every, threads, quiet, **data):
+def evaluate(
+    source,
+    index,
+    dataset,
+    model,
+    label_noise,
+    seeds,
+    steps,
+    seed,
+    preset,
+    device,
+    out,
+    baselines,
+    tune_lr,
+    lr_grid,
+    eval_every,
+    threads,
+    quiet,
+    **data,
+):
     """Meta-test a learned loss: train fresh models with it and with known losses.
 
     DIR is a search's output folder (with pareto.json) or LOSS.json a saved loss
@@ -89,8 +160,12 @@ def evaluate(source, index, dataset, model, label_noise, seeds, steps, seed, pre
     loss = resolve_loss(loss, task.kind)  # refuses a transfer across task kinds before any work
     settings = _settings(origin, preset)
     n_steps = settings.meta_test_steps if steps is None else steps
-    options = {"baselines": _baseline_list(baselines), "tune_lr": tune_lr, "eval_every": eval_every,
-               "lr_grid": _lr_grid(lr_grid, tune_lr)}
+    options = {
+        "baselines": _baseline_list(baselines),
+        "tune_lr": tune_lr,
+        "eval_every": eval_every,
+        "lr_grid": _lr_grid(lr_grid, tune_lr),
+    }
     if eval_every is not None and eval_every > n_steps:
         raise ConfigError(f"--eval-every ({eval_every}) must not exceed --steps ({n_steps})")
     resolve_methods(loss, task.kind, baselines=options["baselines"])  # an unknown baseline: refused before the header
@@ -98,13 +173,25 @@ def evaluate(source, index, dataset, model, label_noise, seeds, steps, seed, pre
         click.echo(f"loss:  {describe_loss(loss)} ({count_parameters(loss)} parameters)")
         click.echo(f"task:  {task!r}")
         lr_text = "tuned per method" if tune_lr else f"lr {settings.lr}"
-        click.echo(f"train: {seeds} seeds x {n_steps} SGD steps, {lr_text}, batch {settings.batch_size}; selection "
-                   f"run on training rows, final run on train + validation rows; test on "
-                   f"{task.describe()['n_test']} rows")
+        click.echo(
+            f"train: {seeds} seeds x {n_steps} SGD steps, {lr_text}, batch {settings.batch_size}; selection "
+            f"run on training rows, final run on train + validation rows; test on "
+            f"{task.describe()['n_test']} rows"
+        )
     bar = meta_test_progress(total=2 * n_steps, quiet=quiet)
     try:
-        report = meta_test(loss, task, seeds=seeds, seed=seed, steps=n_steps, preset=settings, device=device,
-                           progress=bar.update, verbose=0, **options)
+        report = meta_test(
+            loss,
+            task,
+            seeds=seeds,
+            seed=seed,
+            steps=n_steps,
+            preset=settings,
+            device=device,
+            progress=bar.update,
+            verbose=0,
+            **options,
+        )
     finally:
         bar.close()
     click.echo(report.table())
@@ -190,19 +277,25 @@ def _reopen(source: dict, origin: dict, options: dict):
     if kind not in ("csv", "npz") or not isinstance(path, str):
         raise ConfigError(f"the run's data source {source!r} cannot be re-opened; pass --dataset, --csv or --npz")
     if not Path(path).is_file():
-        raise ConfigError(f"the run's data file {path!r} no longer exists (moved or deleted?); pass --csv PATH "
-                          "(with --target) or --npz PATH to evaluate on it where it is now")
+        raise ConfigError(
+            f"the run's data file {path!r} no longer exists (moved or deleted?); pass --csv PATH "
+            "(with --target) or --npz PATH to evaluate on it where it is now"
+        )
     if kind == "csv":
         features = source.get("features")
-        task = Task.from_csv(path, target=str(source.get("target", "")).split(","), features=features,
-                             kind=source.get("kind"), **options)
+        task = Task.from_csv(
+            path, target=str(source.get("target", "")).split(","), features=features, kind=source.get("kind"), **options
+        )
     else:
         task = Task.from_npz(path, kind=origin.get("kind"), **options)
     same_noise = options["label_noise"] == float(origin.get("label_noise", 0.0)) and all(
-        options.get(key) == value for key, value in recorded_options(origin).items())  # noise is in the fingerprint
+        options.get(key) == value for key, value in recorded_options(origin).items()
+    )  # noise is in the fingerprint
     if same_noise and origin.get("fingerprint") and task.describe()["fingerprint"] != origin["fingerprint"]:
-        raise ConfigError(f"the run's data file {path!r} has changed since the search (its fingerprint differs); "
-                          "pass --csv/--npz explicitly to evaluate on the new contents")
+        raise ConfigError(
+            f"the run's data file {path!r} has changed since the search (its fingerprint differs); "
+            "pass --csv/--npz explicitly to evaluate on the new contents"
+        )
     return task
 
 

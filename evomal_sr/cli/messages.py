@@ -78,7 +78,8 @@ def class_names_line(config) -> str | None:
     names = task.get("classes") if isinstance(task, dict) else None
     if not isinstance(names, list) or not names:
         return None
-    shown = [n if isinstance(n, str) and len(n) <= 40 and n.isprintable() else short_repr(n)
-             for n in names[:CLASSES_SHOWN]]
+    shown = [
+        n if isinstance(n, str) and len(n) <= 40 and n.isprintable() else short_repr(n) for n in names[:CLASSES_SHOWN]
+    ]
     more = f", ... ({len(names)} in all)" if len(names) > CLASSES_SHOWN else ""
     return "classes: " + ", ".join(f"{i}={name}" for i, name in enumerate(shown)) + more

@@ -23,8 +23,7 @@ class SearchProgress:
         self.stream = stream or sys.stderr
         self.total, self.quiet = total, quiet
         self.lines = not quiet and not is_terminal(self.stream)
-        self.bar = tqdm(total=total, desc="generations", unit="gen", file=self.stream,
-                        disable=quiet or self.lines)
+        self.bar = tqdm(total=total, desc="generations", unit="gen", file=self.stream, disable=quiet or self.lines)
         self.start, self.first, self.best = time.perf_counter(), None, math.inf
         self.done = 0  # generations completed, a resumed run's earlier ones included
 
@@ -35,19 +34,23 @@ class SearchProgress:
         self.first = record.generation if self.first is None else self.first
         if self.lines:
             self._line(record)
-        self.bar.set_postfix(best=f"{self.best:.4f}",
-                             cache=totals.get("exact_hits", 0) + totals.get("equivalent_hits", 0),
-                             rejected=totals.get("rejected", 0))
+        self.bar.set_postfix(
+            best=f"{self.best:.4f}",
+            cache=totals.get("exact_hits", 0) + totals.get("equivalent_hits", 0),
+            rejected=totals.get("rejected", 0),
+        )
         self.bar.update(record.generation + 1 - self.bar.n)  # a resumed run starts part-way
 
     def _line(self, record):
         elapsed = time.perf_counter() - self.start
         per_generation = elapsed / (self.done - self.first)
         eta = per_generation * (self.total - self.done)
-        click.echo(f"generation {self.done}/{self.total}  best so far {self.best:.4f}  "
-                   f"evaluated {record.evaluations}  cache hits {record.exact_hits + record.equivalent_hits}  "
-                   f"rejected {record.rejected}  elapsed {elapsed:.1f} s  ETA {eta:.1f} s",
-                   file=self.stream)
+        click.echo(
+            f"generation {self.done}/{self.total}  best so far {self.best:.4f}  "
+            f"evaluated {record.evaluations}  cache hits {record.exact_hits + record.equivalent_hits}  "
+            f"rejected {record.rejected}  elapsed {elapsed:.1f} s  ETA {eta:.1f} s",
+            file=self.stream,
+        )
         self.stream.flush()
 
     def close(self):
@@ -88,8 +91,11 @@ def report_interrupted(progress: SearchProgress, out_dir) -> None:
     """Ctrl-C: say how far the run got and how to continue it; exit status 130."""
     progress.close()
     if progress.done:
-        click.echo(f"\nInterrupted after generation {progress.done} of {progress.total}; continue with:\n"
-                   f"  {resume_command(out_dir)}", err=True)
+        click.echo(
+            f"\nInterrupted after generation {progress.done} of {progress.total}; continue with:\n"
+            f"  {resume_command(out_dir)}",
+            err=True,
+        )
     elif os.path.isfile(os.path.join(out_dir, "checkpoint.json")):  # a resumed run stopped again
         click.echo(f"\nInterrupted; continue with:\n  {resume_command(out_dir)}", err=True)
     else:
@@ -118,8 +124,11 @@ class MetaTestLines:
         if self.done >= self._next or self.done == self.total:
             half = self.total // 2
             phase, part = ("selection run", self.done) if self.done <= half else ("final run", self.done - half)
-            click.echo(f"meta-test: {phase} {100 * part // max(half, 1)}% ({part}/{half} steps), "
-                       f"{self._clock() - self._start:.1f} s", err=True)
+            click.echo(
+                f"meta-test: {phase} {100 * part // max(half, 1)}% ({part}/{half} steps), "
+                f"{self._clock() - self._start:.1f} s",
+                err=True,
+            )
             self._next += max(1, self.total // 8)
 
     def close(self) -> None:

@@ -51,18 +51,28 @@ def resume_or_restart(out_dir) -> tuple[bool, bool]:
     difference = command_difference(killed)
     if difference is not None:
         way = "with --force instead of --resume" if rundir.has_run() else "without --resume"
-        raise ConfigError(f"nothing to resume in {str(out_dir)!r}: it holds only the lock of a run killed before its "
-                          f"first checkpoint, and {difference}; start a new run there {way}")
-    click.echo(f"Note: the run in {str(out_dir)!r} (process {killed.get('pid')}) was stopped before its first "
-               "checkpoint, so nothing was lost; starting it from the beginning.", err=True)
+        raise ConfigError(
+            f"nothing to resume in {str(out_dir)!r}: it holds only the lock of a run killed before its "
+            f"first checkpoint, and {difference}; start a new run there {way}"
+        )
+    click.echo(
+        f"Note: the run in {str(out_dir)!r} (process {killed.get('pid')}) was stopped before its first "
+        "checkpoint, so nothing was lost; starting it from the beginning.",
+        err=True,
+    )
     return False, rundir.has_run()
 
 
 def command_difference(killed: dict) -> str | None:
     """``None`` if the killed run's recorded command is this ``search`` command; else how it differs."""
     argv, cwd = killed.get("argv"), killed.get("cwd")
-    if (not isinstance(argv, list) or len(argv) < 2 or not all(isinstance(a, str) for a in argv)
-            or argv[1] != "search" or not isinstance(cwd, str)):
+    if (
+        not isinstance(argv, list)
+        or len(argv) < 2
+        or not all(isinstance(a, str) for a in argv)
+        or argv[1] != "search"
+        or not isinstance(cwd, str)
+    ):
         return "it was not started by `evomal-sr search`"
     ctx = click.get_current_context()
     try:
@@ -91,11 +101,15 @@ def write_failure_message(exc: OSError, out_dir) -> str:
     fix = "free some space" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else "fix that"
     done = checkpoint_progress(rundir.checkpoint)
     if done is not None:
-        return (f"{os_error_text(exc)}; the last checkpoint ({done}) is intact: {fix}, then continue with: "
-                f"{resume_command(out_dir)}")
+        return (
+            f"{os_error_text(exc)}; the last checkpoint ({done}) is intact: {fix}, then continue with: "
+            f"{resume_command(out_dir)}"
+        )
     if rundir.has_run():
-        return (f"{os_error_text(exc)}; no checkpoint was written, so --resume cannot continue this run: {fix}, "
-                "then start it again with --force")
+        return (
+            f"{os_error_text(exc)}; no checkpoint was written, so --resume cannot continue this run: {fix}, "
+            "then start it again with --force"
+        )
     return f"{os_error_text(exc)}; nothing was saved: {fix}, then run the command again"
 
 

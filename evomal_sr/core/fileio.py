@@ -99,8 +99,9 @@ def atomic_write_json(path: str | os.PathLike, data: Any) -> Path:
     return atomic_write_text(path, json.dumps(data, indent=2, allow_nan=False) + "\n")
 
 
-def read_regular_bytes(path: str | os.PathLike, error: type[Exception], what: str, *,
-                       limit: int = MAX_JSON_BYTES) -> bytes:
+def read_regular_bytes(
+    path: str | os.PathLike, error: type[Exception], what: str, *, limit: int = MAX_JSON_BYTES
+) -> bytes:
     """The bytes of a regular file of at most ``limit`` bytes, else ``error`` with one readable line.
 
     A named pipe, device or socket (also behind a symlink) is refused without
@@ -139,9 +140,13 @@ def read_regular_bytes(path: str | os.PathLike, error: type[Exception], what: st
 
 
 def _file_kind(mode: int) -> str:
-    for test, name in ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a named pipe"),
-                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
-                       (stat.S_ISSOCK, "a socket")):
+    for test, name in (
+        (stat.S_ISDIR, "a folder"),
+        (stat.S_ISFIFO, "a named pipe"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+    ):
         if test(mode):
             return name
     return "not a plain file"

@@ -112,8 +112,12 @@ class Preset:
             if field.name.endswith("_prob") or field.name in ("rejection_margin", "selection_tolerance"):
                 if not 0.0 <= value <= 1.0:
                     raise ConfigError(f"{field.name} must lie in [0, 1], got {value!r}")
-            elif field.name in ("mutation_min_height", "meta_iterations", "fitness_eval_every",
-                                "selection_margin"):  # zero allowed
+            elif field.name in (
+                "mutation_min_height",
+                "meta_iterations",
+                "fitness_eval_every",
+                "selection_margin",
+            ):  # zero allowed
                 if value < 0:
                     raise ConfigError(f"{field.name} must be >= 0, got {value!r}")
             elif value <= 0:
@@ -125,8 +129,9 @@ class Preset:
         if self.init_max_height > self.height_limit:
             raise ConfigError("init_max_height must not exceed height_limit")
         if self.selection_folds < 3:
-            raise ConfigError(f"selection_folds must be at least 3 (test, validation and training parts), "
-                              f"got {self.selection_folds}")
+            raise ConfigError(
+                f"selection_folds must be at least 3 (test, validation and training parts), got {self.selection_folds}"
+            )
         if self.crossover_prob + self.mutation_prob > 1.0 + 1e-9:
             raise ConfigError("crossover_prob + mutation_prob must not exceed 1 (the rest is reproduction)")
         return self
@@ -136,14 +141,22 @@ class Preset:
 
 
 #: The settings that take a name, and the names they take.
-CHOICES: dict[str, tuple[str, ...]] = {"operators": ("paper", "extended", "robust"),
-                                       "loss_scaling": ("none", "grad_norm"),
-                                       "initial_losses": ("baseline", "zoo"), "final_selection": ("none", "fair")}
+CHOICES: dict[str, tuple[str, ...]] = {
+    "operators": ("paper", "extended", "robust"),
+    "loss_scaling": ("none", "grad_norm"),
+    "initial_losses": ("baseline", "zoo"),
+    "final_selection": ("none", "fair"),
+}
 
 #: The paper's 250 local-search steps at lr 1e-3 compressed into 20 steps at lr 1e-2.
 _QUICK = Preset(
-    population=20, generations=8, meta_iterations=20, meta_lr=1e-2, train_steps=150,
-    rejection_steps=100, meta_test_steps=1500,
+    population=20,
+    generations=8,
+    meta_iterations=20,
+    meta_lr=1e-2,
+    train_steps=150,
+    rejection_steps=100,
+    meta_test_steps=1500,
 )
 
 PRESETS: dict[str, Preset] = {
@@ -165,12 +178,29 @@ PRESETS: dict[str, Preset] = {
     # zoo on three folds of the training + validation rows (chosen on the development half of the
     # benchmark suite, benchmarks/RESULTS.md), so a learned loss is returned only where it beats
     # the best known loss there.
-    "standard": dataclasses.replace(_QUICK, generations=12, train_steps=500, fitness_eval_every=50,
-                                    meta_test_steps=3000, fitness_lr_grid=4, fitness_lr_ratio=3.1623,
-                                    selection_tolerance=0.05, initial_losses="zoo", final_selection="fair"),
+    "standard": dataclasses.replace(
+        _QUICK,
+        generations=12,
+        train_steps=500,
+        fitness_eval_every=50,
+        meta_test_steps=3000,
+        fitness_lr_grid=4,
+        fitness_lr_ratio=3.1623,
+        selection_tolerance=0.05,
+        initial_losses="zoo",
+        final_selection="fair",
+    ),
     "tiny": Preset(
-        population=4, generations=2, init_max_height=3, meta_iterations=3, train_steps=20,
-        batch_size=32, rejection_steps=30, rejection_batch=32, probe_points=8, meta_test_steps=50,
+        population=4,
+        generations=2,
+        init_max_height=3,
+        meta_iterations=3,
+        train_steps=20,
+        batch_size=32,
+        rejection_steps=30,
+        rejection_batch=32,
+        probe_points=8,
+        meta_test_steps=50,
         selection_steps=30,
     ),
 }
@@ -190,9 +220,7 @@ def resolve_preset(preset: str | Preset = "quick", **overrides) -> Preset:
         try:
             base = PRESETS[preset]
         except (KeyError, TypeError):
-            raise ConfigError(
-                f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}"
-            ) from None
+            raise ConfigError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}") from None
     names = {f.name: f for f in dataclasses.fields(Preset)}
     unknown = sorted(set(overrides) - set(names))
     if unknown:

@@ -45,8 +45,15 @@ def _bar(total: int, desc: str, unit: str, verbose: int, stream=None):
     else:
         from tqdm.auto import tqdm
 
-    return tqdm(total=total, desc=desc, unit=unit, file=stream or sys.stderr, disable=not verbose, leave=True,
-                dynamic_ncols=True)
+    return tqdm(
+        total=total,
+        desc=desc,
+        unit=unit,
+        file=stream or sys.stderr,
+        disable=not verbose,
+        leave=True,
+        dynamic_ncols=True,
+    )
 
 
 def _log(logger: logging.Logger, bar, message: str, *args) -> None:
@@ -99,14 +106,25 @@ class GenerationProgress:
         if not self.verbose:
             return
         hits = record.exact_hits + record.equivalent_hits
-        self.bar.set_postfix(best=f"{self.best:.4f}", evaluated=record.evaluations, cache=hits,
-                             rejected=record.rejected, refresh=False)
+        self.bar.set_postfix(
+            best=f"{self.best:.4f}", evaluated=record.evaluations, cache=hits, rejected=record.rejected, refresh=False
+        )
         self.bar.update(max(0, self.done - self.bar.n))
         elapsed = time.perf_counter() - self.start
         eta = elapsed / (self.done - first) * max(0, self.total - self.done)
-        _log(SEARCH_LOG, self.bar, "generation %d/%d  best so far %.4f  evaluated %d  cache hits %d  rejected %d  "
-             "elapsed %.1f s  ETA %.1f s", self.done, self.total, self.best, record.evaluations, hits,
-             record.rejected, elapsed, eta)
+        _log(
+            SEARCH_LOG,
+            self.bar,
+            "generation %d/%d  best so far %.4f  evaluated %d  cache hits %d  rejected %d  elapsed %.1f s  ETA %.1f s",
+            self.done,
+            self.total,
+            self.best,
+            record.evaluations,
+            hits,
+            record.rejected,
+            elapsed,
+            eta,
+        )
 
     def close(self) -> None:
         self.bar.close()
@@ -127,8 +145,15 @@ class StepProgress:
     >>> progress.close()
     """
 
-    def __init__(self, total: int, *, verbose: int = 1, desc: str = "meta-test",
-                 phases: tuple[str, ...] = ("selection run", "final run"), stream=None):
+    def __init__(
+        self,
+        total: int,
+        *,
+        verbose: int = 1,
+        desc: str = "meta-test",
+        phases: tuple[str, ...] = ("selection run", "final run"),
+        stream=None,
+    ):
         self.total, self.verbose, self.done = total, check_verbose(verbose), 0
         self.desc, self.phases = desc, phases
         self.bar = _bar(total, desc, "step", self.verbose, stream)
@@ -146,8 +171,16 @@ class StepProgress:
             return
         self.bar.update(n)
         if before != self.phase or self.done == self.total:
-            _log(METATEST_LOG, self.bar, "%s: %s done (%d/%d steps), %.1f s", self.desc, before,
-                 min(self.done, self.total), self.total, time.perf_counter() - self.start)
+            _log(
+                METATEST_LOG,
+                self.bar,
+                "%s: %s done (%d/%d steps), %.1f s",
+                self.desc,
+                before,
+                min(self.done, self.total),
+                self.total,
+                time.perf_counter() - self.start,
+            )
 
     def close(self) -> None:
         self.bar.close()

@@ -6,8 +6,9 @@ import html
 from collections.abc import Sequence
 
 
-def html_table(head: Sequence[str], body: Sequence[Sequence[object]], *, before: Sequence[str] = (),
-               after: Sequence[str] = ()) -> str:
+def html_table(
+    head: Sequence[str], body: Sequence[Sequence[object]], *, before: Sequence[str] = (), after: Sequence[str] = ()
+) -> str:
     """An HTML table; ``before`` and ``after`` are paragraphs above and below it. All text is escaped.
 
     Examples

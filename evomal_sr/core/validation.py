@@ -51,6 +51,7 @@ def check_chunk_size(value, *, name: str = "chunk_size") -> int | str | None:
     if isinstance(value, str) and value.strip().isdigit():  # from the command line
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ConfigError(f"{name} must be a positive integer or {BALANCED_CHUNKS!r} (one chunk per worker), "
-                          f"got {value!r}")
+        raise ConfigError(
+            f"{name} must be a positive integer or {BALANCED_CHUNKS!r} (one chunk per worker), got {value!r}"
+        )
     return int(value)

@@ -31,7 +31,6 @@ MAX_INFERRED_CLASSES = 20
 MAX_CLASS_FRACTION = 0.05
 
 
-
 class ArrayData(NamedTuple):
     """Validated, encoded data returned by :func:`validate_arrays`."""
 
@@ -125,8 +124,9 @@ def _as_numpy(a, what: str = "X") -> np.ndarray:
     except ValueError as exc:  # ragged nested lists ("inhomogeneous shape")
         raise TaskError(f"{what} is ragged: its rows have different lengths ({str(exc).splitlines()[0]})") from None
     if array.dtype.kind == "c" or (array.dtype.kind == "O" and any(isinstance(v, complex) for v in array.flat)):
-        raise TaskError(f"{what} holds complex numbers; give real values (e.g. the real and imaginary "
-                        "parts as separate columns)")
+        raise TaskError(
+            f"{what} holds complex numbers; give real values (e.g. the real and imaginary parts as separate columns)"
+        )
     return array
 
 
@@ -138,13 +138,16 @@ def _check_label_types(raw, y: np.ndarray) -> None:
         values = list(y.flat)
     else:
         return
-    kinds = {"text" if isinstance(v, str) else "number" if isinstance(v, numbers.Number) else type(v).__name__
-             for v in values}
+    kinds = {
+        "text" if isinstance(v, str) else "number" if isinstance(v, numbers.Number) else type(v).__name__
+        for v in values
+    }
     if "NoneType" in kinds:
         raise TaskError("the target has missing values (None); drop or fill those rows first")
     if len(kinds) > 1:
-        raise TaskError(f"the target mixes value types ({', '.join(sorted(kinds))}); give all labels as "
-                        "text or all as numbers")
+        raise TaskError(
+            f"the target mixes value types ({', '.join(sorted(kinds))}); give all labels as text or all as numbers"
+        )
 
 
 def _check_features(X, input_shape) -> tuple[np.ndarray, tuple[int, ...]]:

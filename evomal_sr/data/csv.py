@@ -14,9 +14,13 @@ from evomal_sr.errors import TaskError
 SNIFF_CHARS = 65536
 
 
-
-def read_csv(path: str | Path, *, target: str | Sequence[str], features: Sequence[str] | None = None,
-             drop: Sequence[str] | None = None) -> tuple[np.ndarray, np.ndarray, list[str]]:
+def read_csv(
+    path: str | Path,
+    *,
+    target: str | Sequence[str],
+    features: Sequence[str] | None = None,
+    drop: Sequence[str] | None = None,
+) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """Read a CSV file with a header row into features, target and feature names.
 
     The delimiter (``,``, ``;``, tab or ``|``) is sniffed from the file. The
@@ -64,8 +68,9 @@ def read_csv(path: str | Path, *, target: str | Sequence[str], features: Sequenc
     chosen = _column_list(features, "--features") if features is not None else None
     dropped = _column_list(drop, "--drop") if drop is not None else []
     if chosen is not None and dropped:
-        raise TaskError("give the feature columns (features / --features) or the columns to drop "
-                        "(drop / --drop), not both")
+        raise TaskError(
+            "give the feature columns (features / --features) or the columns to drop (drop / --drop), not both"
+        )
     for what, names in (("target", targets), ("feature", chosen or []), ("--drop", dropped)):
         missing = [n for n in names if n not in header]
         if missing:
@@ -76,8 +81,13 @@ def read_csv(path: str | Path, *, target: str | Sequence[str], features: Sequenc
     names = chosen if chosen is not None else [h for h in header if h not in targets and h not in dropped]
     if not names:
         raise TaskError(f"{path} has no feature columns besides the target(s) {', '.join(map(repr, targets))}")
-    X, labels = _parse_rows(rows, header=header, features=[header.index(n) for n in names],
-                            targets=[header.index(t) for t in targets], where=str(path))
+    X, labels = _parse_rows(
+        rows,
+        header=header,
+        features=[header.index(n) for n in names],
+        targets=[header.index(t) for t in targets],
+        where=str(path),
+    )
     if len(targets) == 1:
         y = _parse_target([row[0] for row in labels])
     else:
@@ -101,7 +111,7 @@ def _quote(field: str) -> str:
 
 
 def _columns_hint(header: list[str], path) -> str:
-    """"; columns are: ..." for a real CSV file with short names; else only how many there are."""
+    """ "; columns are: ..." for a real CSV file with short names; else only how many there are."""
     try:
         suffix = Path(path).resolve().suffix.lower()
     except OSError:
@@ -132,8 +142,9 @@ def _column_list(names, option: str) -> list[str]:
     return items
 
 
-def _parse_rows(rows, *, header: list[str], features: list[int], targets: list[int],
-                where: str) -> tuple[np.ndarray, list[list[str]]]:
+def _parse_rows(
+    rows, *, header: list[str], features: list[int], targets: list[int], where: str
+) -> tuple[np.ndarray, list[list[str]]]:
     """Float features and raw target strings of ``(line, fields)`` rows."""
     X = np.empty((len(rows), len(features)), dtype=np.float64)
     labels = []
@@ -166,8 +177,10 @@ def _check_number(value: float, cell: str, at: str, column: str) -> None:
     if not np.isfinite(value):
         raise TaskError(f"{at}: {column} has a NaN or infinite value ({_quote(cell)}); drop or fill that row")
     if abs(value) > FLOAT32_MAX:
-        raise TaskError(f"{at}: {column} has the value {_quote(cell)}, beyond the +-3.4e38 range of the float32 "
-                        "tensors a task trains on; rescale that column or fix the value")
+        raise TaskError(
+            f"{at}: {column} has the value {_quote(cell)}, beyond the +-3.4e38 range of the float32 "
+            "tensors a task trains on; rescale that column or fix the value"
+        )
 
 
 def _numeric_targets(labels: list[list[str]], targets: list[str], where: str) -> np.ndarray:
@@ -179,8 +192,10 @@ def _numeric_targets(labels: list[list[str]], targets: list[str], where: str) ->
                 try:
                     float(v)
                 except ValueError:
-                    raise TaskError(f"{where}: target column {name!r} holds a non-numeric value {_quote(v)}; "
-                                    "several targets mean multi-output regression") from None
+                    raise TaskError(
+                        f"{where}: target column {name!r} holds a non-numeric value {_quote(v)}; "
+                        "several targets mean multi-output regression"
+                    ) from None
         raise  # pragma: no cover
 
 

@@ -136,6 +136,7 @@ def load_mnist1d(seed: int) -> tuple[np.ndarray, np.ndarray]:
 @functools.lru_cache(maxsize=4)
 def _mnist1d_cached(seed: int) -> tuple[np.ndarray, np.ndarray]:
     from mnist1d.data import get_dataset_args, make_dataset  # a dependency; imported only when used
+
     args = get_dataset_args()
     args.num_samples = MNIST1D_SAMPLES
     args.seed = seed
@@ -183,7 +184,3 @@ def get_dataset(name: str) -> DatasetSpec:
         return DATASETS[name]
     except (KeyError, TypeError):
         raise TaskError(f"unknown dataset {name!r}; built-in datasets are: {', '.join(sorted(DATASETS))}") from None
-
-
-
-

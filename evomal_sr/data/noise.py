@@ -81,30 +81,47 @@ class NoiseOptions:
     matrix: np.ndarray | None = field(default=None, compare=False, repr=False)
 
     @classmethod
-    def check(cls, *, kind: str, n_classes: int, noise="symmetric", noisy_splits=("train",), target_noise=None,
-              noise_df=3.0, noise_scale=1.0, imbalance=None, label_noise: float = 0.0) -> NoiseOptions:
+    def check(
+        cls,
+        *,
+        kind: str,
+        n_classes: int,
+        noise="symmetric",
+        noisy_splits=("train",),
+        target_noise=None,
+        noise_df=3.0,
+        noise_scale=1.0,
+        imbalance=None,
+        label_noise: float = 0.0,
+    ) -> NoiseOptions:
         """Validated options for a task of ``kind`` with ``n_classes`` classes; :class:`TaskError` if invalid."""
         splits = _check_splits(noisy_splits)
         matrix = None
         if isinstance(noise, str):
             if noise not in NOISE_MODELS:
-                raise TaskError(f"noise must be one of {', '.join(NOISE_MODELS)} or a C x C transition matrix, "
-                                f"got {noise!r}")
+                raise TaskError(
+                    f"noise must be one of {', '.join(NOISE_MODELS)} or a C x C transition matrix, got {noise!r}"
+                )
             if kind != "classification" and noise != "symmetric":
-                raise TaskError(f"noise={noise!r} is for classification; a regression task's label_noise makes "
-                                "outliers (use target_noise='student_t' for heavy-tailed noise)")
+                raise TaskError(
+                    f"noise={noise!r} is for classification; a regression task's label_noise makes "
+                    "outliers (use target_noise='student_t' for heavy-tailed noise)"
+                )
         else:
             if kind != "classification":
                 raise TaskError("a transition matrix (noise=...) is for classification tasks")
             matrix = check_transition_matrix(noise, n_classes)
             if label_noise:
-                raise TaskError(f"a transition matrix holds the noise rates itself (its off-diagonal entries); "
-                                f"leave label_noise at 0, got {label_noise!r}")
+                raise TaskError(
+                    f"a transition matrix holds the noise rates itself (its off-diagonal entries); "
+                    f"leave label_noise at 0, got {label_noise!r}"
+                )
             noise = "matrix"
         if target_noise is not None:
             if target_noise not in TARGET_NOISE_MODELS:
-                raise TaskError(f"target_noise must be None or one of {', '.join(TARGET_NOISE_MODELS)}, "
-                                f"got {target_noise!r}")
+                raise TaskError(
+                    f"target_noise must be None or one of {', '.join(TARGET_NOISE_MODELS)}, got {target_noise!r}"
+                )
             if kind != "regression":
                 raise TaskError("target_noise is for regression tasks; use label_noise (and noise=) for classes")
         df = _positive(noise_df, "noise_df", low=1.0)
@@ -168,23 +185,29 @@ def check_transition_matrix(matrix, n_classes: int) -> np.ndarray:
     try:
         T = np.asarray(matrix, dtype=np.float64)
     except (TypeError, ValueError):
-        raise TaskError(f"noise must be a name or a {n_classes} x {n_classes} matrix of numbers, got "
-                        f"{str(matrix)[:60]!r}") from None
+        raise TaskError(
+            f"noise must be a name or a {n_classes} x {n_classes} matrix of numbers, got {str(matrix)[:60]!r}"
+        ) from None
     if T.shape != (n_classes, n_classes):
-        raise TaskError(f"transition matrix has shape {T.shape}; the task has {n_classes} classes, so it must be "
-                        f"{n_classes} x {n_classes}")
+        raise TaskError(
+            f"transition matrix has shape {T.shape}; the task has {n_classes} classes, so it must be "
+            f"{n_classes} x {n_classes}"
+        )
     if not np.isfinite(T).all() or (T < 0).any():
         raise TaskError("transition matrix entries must be finite and non-negative (probabilities)")
     sums = T.sum(axis=1)
     bad = np.flatnonzero(np.abs(sums - 1.0) > ROW_SUM_TOLERANCE)
     if len(bad):
-        raise TaskError(f"transition matrix row {int(bad[0])} sums to {sums[bad[0]]:.6g}; every row must sum to 1 "
-                        "(T[c, j] = P(label j | class c))")
+        raise TaskError(
+            f"transition matrix row {int(bad[0])} sums to {sums[bad[0]]:.6g}; every row must sum to 1 "
+            "(T[c, j] = P(label j | class c))"
+        )
     return T
 
 
-def corrupt_split(clean: np.ndarray, split: str, options: NoiseOptions, *, kind: str, n_classes: int,
-                  label_noise: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+def corrupt_split(
+    clean: np.ndarray, split: str, options: NoiseOptions, *, kind: str, n_classes: int, label_noise: float, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
     """The labels of ``split`` with its noise (a copy; ``clean`` itself if the split is not noisy) and the mask.
 
     The mask is True exactly where a label (any output of a target) changed.
@@ -199,8 +222,15 @@ def corrupt_split(clean: np.ndarray, split: str, options: NoiseOptions, *, kind:
     """
     if split not in options.noisy_splits:
         return clean, np.zeros(len(clean), dtype=bool)
-    labels, mask = corrupt_labels(clean, kind=kind, n_classes=n_classes, fraction=label_noise, seed=seed,
-                                  noise=options.model, stream=NOISE_STREAMS[split])
+    labels, mask = corrupt_labels(
+        clean,
+        kind=kind,
+        n_classes=n_classes,
+        fraction=label_noise,
+        seed=seed,
+        noise=options.model,
+        stream=NOISE_STREAMS[split],
+    )
     if options.target_noise is not None:
         labels = add_target_noise(labels, options, seed=seed, split=split)
         mask = mask | (labels != clean).any(axis=1)
@@ -248,8 +278,9 @@ def _check_splits(noisy_splits) -> tuple[str, ...]:
     try:
         splits = tuple(noisy_splits)
     except TypeError:
-        raise TaskError(f"noisy_splits must be a tuple such as ('train',) or ('train', 'val'), "
-                        f"got {noisy_splits!r}") from None
+        raise TaskError(
+            f"noisy_splits must be a tuple such as ('train',) or ('train', 'val'), got {noisy_splits!r}"
+        ) from None
     if "test" in splits:
         raise TaskError("test labels are never corrupted; noisy_splits may hold 'train' and 'val'")
     if not splits or len(set(splits)) != len(splits) or not set(splits) <= set(NOISY_SPLITS):
@@ -258,8 +289,12 @@ def _check_splits(noisy_splits) -> tuple[str, ...]:
 
 
 def _positive(value, name: str, *, low: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) or value < low or (
-        low == 0.0 and value <= 0
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, numbers.Real)
+        or not math.isfinite(value)
+        or value < low
+        or (low == 0.0 and value <= 0)
     ):
         bound = "> 0" if low == 0.0 else f">= {low:g}"
         raise TaskError(f"{name} must be a finite number {bound}, got {value!r}")

@@ -79,8 +79,9 @@ def build_lenet5(*, n_features: int, n_outputs: int, input_shape: tuple = ()) ->
     c, h, w = image_shape("lenet5", n_features, input_shape)
     pool1, size = _pool(min(h, w))
     pool2, _ = _pool(size)
-    features = nn.Sequential(nn.Conv2d(c, 6, 5, padding=2), nn.ReLU(), pool1,
-                             nn.Conv2d(6, 16, 5, padding=2), nn.ReLU(), pool2, nn.Flatten())
+    features = nn.Sequential(
+        nn.Conv2d(c, 6, 5, padding=2), nn.ReLU(), pool1, nn.Conv2d(6, 16, 5, padding=2), nn.ReLU(), pool2, nn.Flatten()
+    )
     with torch.no_grad():
         flat = features(torch.zeros(1, c, h, w)).shape[1]
     head = nn.Sequential(nn.Linear(flat, 120), nn.ReLU(), nn.Linear(120, 84), nn.ReLU(), nn.Linear(84, n_outputs))
@@ -98,8 +99,15 @@ def build_allcnnc(*, n_features: int, n_outputs: int, input_shape: tuple = ()) -
         if stride == 2:
             layers.append(nn.Dropout(ALLCNN_DROPOUT))
         width = out
-    layers += [nn.Conv2d(192, 192, 3, padding=1), nn.ReLU(), nn.Conv2d(192, 192, 1), nn.ReLU(),
-               nn.Conv2d(192, n_outputs, 1), nn.AdaptiveAvgPool2d(1), nn.Flatten()]
+    layers += [
+        nn.Conv2d(192, 192, 3, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(192, 192, 1),
+        nn.ReLU(),
+        nn.Conv2d(192, n_outputs, 1),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+    ]
     return _Reshaped((c, h, w), nn.Sequential(*layers))
 
 
@@ -163,5 +171,10 @@ def build_resnet18(*, n_features: int, n_outputs: int, input_shape: tuple = ()) 
 
 
 #: The paper's models, by name (registered in :data:`evomal_sr.data.models.MODELS`).
-PAPER_MODELS = {"lenet5": build_lenet5, "allcnnc": build_allcnnc, "vgg11": build_vgg11,
-                "vgg16": build_vgg16, "resnet18": build_resnet18}
+PAPER_MODELS = {
+    "lenet5": build_lenet5,
+    "allcnnc": build_allcnnc,
+    "vgg11": build_vgg11,
+    "vgg16": build_vgg16,
+    "resnet18": build_resnet18,
+}

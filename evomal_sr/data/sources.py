@@ -105,13 +105,17 @@ def load_npz(path: str | Path) -> dict[str, np.ndarray]:
         raise TaskError(f"cannot read npz file {path}: {str(exc).splitlines()[0][:200]}") from None
     for key in ("X", "y"):
         if key not in arrays:
-            raise TaskError(f"npz file {path} has no array {key!r} (it needs X and y; keys: "
-                            f"{', '.join(sorted(arrays)[:20]) or 'none'})")
+            raise TaskError(
+                f"npz file {path} has no array {key!r} (it needs X and y; keys: "
+                f"{', '.join(sorted(arrays)[:20]) or 'none'})"
+            )
     if ("X_test" in arrays) != ("y_test" in arrays):
         raise TaskError(f"npz file {path}: give both X_test and y_test, or neither")
     if "X_test" in arrays and arrays["X_test"].shape[1:] != arrays["X"].shape[1:]:
-        raise TaskError(f"npz file {path}: X_test examples have shape {arrays['X_test'].shape[1:]}, "
-                        f"X examples {arrays['X'].shape[1:]}")
+        raise TaskError(
+            f"npz file {path}: X_test examples have shape {arrays['X_test'].shape[1:]}, "
+            f"X examples {arrays['X'].shape[1:]}"
+        )
     return {k: arrays[k] for k in ("X", "y", "X_test", "y_test") if k in arrays}
 
 
@@ -135,22 +139,27 @@ def materialise(dataset, what: str = "dataset") -> tuple[np.ndarray, np.ndarray]
     try:
         n = len(dataset)
     except TypeError:
-        raise TaskError(f"{what} must be a map-style Dataset (with len() and indexing); "
-                        "an IterableDataset is not supported") from None
+        raise TaskError(
+            f"{what} must be a map-style Dataset (with len() and indexing); an IterableDataset is not supported"
+        ) from None
     if n == 0:
         raise TaskError(f"{what} is empty")
     first = _item(dataset, 0, what)
     size = math.prod(first[0].shape) * 4 * n
     if size > MAX_DATASET_BYTES:
-        raise TaskError(f"{what} needs about {size / 2**30:.1f} GiB as float32 tensors, more than the "
-                        f"{MAX_DATASET_BYTES / 2**30:.0f} GiB evomal-sr materialises; there is no streamed "
-                        "path: subsample it or use smaller images")
+        raise TaskError(
+            f"{what} needs about {size / 2**30:.1f} GiB as float32 tensors, more than the "
+            f"{MAX_DATASET_BYTES / 2**30:.0f} GiB evomal-sr materialises; there is no streamed "
+            "path: subsample it or use smaller images"
+        )
     xs, ys = [first[0]], [first[1]]
     for i in range(1, n):
         x, y = _item(dataset, i, what)
         if x.shape != first[0].shape or y.shape != first[1].shape:
-            raise TaskError(f"{what}: item {i} has shapes x {list(x.shape)}, y {list(y.shape)}, but item 0 "
-                            f"has x {list(first[0].shape)}, y {list(first[1].shape)}")
+            raise TaskError(
+                f"{what}: item {i} has shapes x {list(x.shape)}, y {list(y.shape)}, but item 0 "
+                f"has x {list(first[0].shape)}, y {list(first[1].shape)}"
+            )
         xs.append(x)
         ys.append(y)
     return np.stack(xs), np.stack(ys)
@@ -193,7 +202,13 @@ def dataset_arrays(train, val, test, options: dict) -> tuple[np.ndarray, np.ndar
     X = np.concatenate([p[0] for p in parts])
     y = np.concatenate([p[1] for p in parts])
     if "split" not in options and (val is not None or test is not None):
-        options["split"] = dataset_split([len(p[0]) for p in parts], val is not None, test is not None,
-                                          y, options.get("kind"), check_task_seed(options.get("seed", 0)))
+        options["split"] = dataset_split(
+            [len(p[0]) for p in parts],
+            val is not None,
+            test is not None,
+            y,
+            options.get("kind"),
+            check_task_seed(options.get("seed", 0)),
+        )
     options.setdefault("name", "dataset")
     return X, y

@@ -54,6 +54,7 @@ def check_task_seed(seed) -> int:
     """
     return check_seed(seed, error=TaskError)
 
+
 #: Fractions of the rows in the train, validation and test splits.
 SPLIT_FRACTIONS = (0.6, 0.2, 0.2)
 #: Fewest rows a task may have.
@@ -63,7 +64,6 @@ MIN_PER_CLASS = 3
 #: Regression label noise: outliers of magnitude ``U(low, high)`` standardised units.
 OUTLIER_RANGE = (5.0, 10.0)
 SPLITS = ("train", "val", "test")
-
 
 
 def check_label_noise(label_noise) -> float:
@@ -135,8 +135,10 @@ def standardise(a: np.ndarray, mean: np.ndarray, std: np.ndarray, names: list[st
     bad = ~np.isfinite(out).all(axis=0) | ~np.isfinite(mean) | ~np.isfinite(std)
     if bad.any():
         column = names[int(np.flatnonzero(bad)[0])]
-        raise TaskError(f"{what} {column!r} cannot be standardised: its values are too large (the mean or "
-                        "spread overflows); rescale that column first")
+        raise TaskError(
+            f"{what} {column!r} cannot be standardised: its values are too large (the mean or "
+            "spread overflows); rescale that column first"
+        )
     return out
 
 
@@ -155,8 +157,9 @@ def train_stats(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return mean, std
 
 
-def corrupt_labels(y: np.ndarray, *, kind: str, n_classes: int, fraction: float, seed: int, noise="symmetric",
-                   stream: int = 1) -> tuple[np.ndarray, np.ndarray]:
+def corrupt_labels(
+    y: np.ndarray, *, kind: str, n_classes: int, fraction: float, seed: int, noise="symmetric", stream: int = 1
+) -> tuple[np.ndarray, np.ndarray]:
     """Corrupt exactly ``round(fraction * len(y))`` rows (module rules); return the labels and the mask.
 
     ``noise`` is ``"symmetric"``, ``"pair"`` or a checked ``C x C`` transition

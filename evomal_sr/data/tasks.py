@@ -51,8 +51,18 @@ BASELINES = {"classification": "-(y * log(fx))", "regression": "square(fx - y)"}
 
 
 #: The task's tensors (what :meth:`Task.to` moves).
-TENSOR_ATTRIBUTES = ("X_train", "y_train", "y_train_clean", "X_val", "y_val", "y_val_clean", "X_test", "y_test",
-                     "noisy_mask", "noisy_mask_val")
+TENSOR_ATTRIBUTES = (
+    "X_train",
+    "y_train",
+    "y_train_clean",
+    "X_val",
+    "y_val",
+    "y_val_clean",
+    "X_test",
+    "y_test",
+    "noisy_mask",
+    "noisy_mask_val",
+)
 
 
 class Task:
@@ -133,8 +143,14 @@ class Task:
         self.n_features = X.shape[1]
         self.n_outputs = len(self.classes) if self.classes is not None else y.shape[1]
         self.noise_options = NoiseOptions.check(
-            kind=self.kind, n_classes=self.n_outputs, noise=noise, noisy_splits=noisy_splits,
-            target_noise=target_noise, noise_df=noise_df, noise_scale=noise_scale, imbalance=imbalance,
+            kind=self.kind,
+            n_classes=self.n_outputs,
+            noise=noise,
+            noisy_splits=noisy_splits,
+            target_noise=target_noise,
+            noise_df=noise_df,
+            noise_scale=noise_scale,
+            imbalance=imbalance,
             label_noise=self.label_noise,
         )
         self.split_indices = split_rows(y, self.kind, self.seed) if split is None else check_split(split, len(y))
@@ -301,11 +317,25 @@ class Task:
                 f"target column {target!r} is not numeric, so it cannot be a "
                 "regression target; use kind='classification'"
             )
-        source = {"type": "csv", "path": str(Path(path).resolve()),
-                  "target": target if isinstance(target, str) else ",".join(target),
-                  "features": names, **({"kind": kind} if kind else {})}
-        return cls(X, y, kind=kind, name=Path(path).stem, seed=seed, label_noise=label_noise, model=model,
-                   feature_names=names, source=source, **options)
+        source = {
+            "type": "csv",
+            "path": str(Path(path).resolve()),
+            "target": target if isinstance(target, str) else ",".join(target),
+            "features": names,
+            **({"kind": kind} if kind else {}),
+        }
+        return cls(
+            X,
+            y,
+            kind=kind,
+            name=Path(path).stem,
+            seed=seed,
+            label_noise=label_noise,
+            model=model,
+            feature_names=names,
+            source=source,
+            **options,
+        )
 
     # --------------------------------------------------------------- building
     def _build_tensors(self, X: np.ndarray, y: np.ndarray) -> None:
@@ -320,8 +350,12 @@ class Task:
             y = standardise(y, self.target_mean, self.target_std, names, "target")
             check_float32_splits(y, idx, names, "target")
         y_train_clean, y_val_clean = y[idx["train"]], y[idx["val"]]
-        noisy: dict[str, Any] = {"kind": self.kind, "n_classes": self.n_outputs, "label_noise": self.label_noise,
-                                 "seed": self.seed}
+        noisy: dict[str, Any] = {
+            "kind": self.kind,
+            "n_classes": self.n_outputs,
+            "label_noise": self.label_noise,
+            "seed": self.seed,
+        }
         y_train, mask = corrupt_split(y_train_clean, "train", self.noise_options, **noisy)
         y_val, mask_val = corrupt_split(y_val_clean, "val", self.noise_options, **noisy)
         ydtype = torch.int64 if self.kind == "classification" else torch.float32
@@ -451,5 +485,3 @@ class Task:
             f"n_features={d['n_features']}, n_outputs={d['n_outputs']}, "
             f"splits={d['n_train']}/{d['n_val']}/{d['n_test']})"
         )
-
-

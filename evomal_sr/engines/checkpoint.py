@@ -88,6 +88,7 @@ def _int(low: int = 0, high: int = 2**63 - 1) -> Check:
     def check(value, where):
         if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
             _fail(where, f"an integer from {low} to {high}", value)
+
     return check
 
 
@@ -101,6 +102,7 @@ def _number(*, nullable: bool = False, low: float = -math.inf) -> Check:
             ok = False
         if not ok:
             _fail(where, f"a finite number >= {low}" + (" or null" if nullable else ""), value)
+
     return check
 
 
@@ -108,6 +110,7 @@ def _of_type(kind: type, name: str, *, nullable: bool = False) -> Check:
     def check(value, where):
         if not (isinstance(value, kind) or (nullable and value is None)):
             _fail(where, name, value)
+
     return check
 
 
@@ -117,6 +120,7 @@ def _list(item: Check, *, length: int | None = None) -> Check:
             _fail(where, "a list" + (f" of {length} items" if length is not None else ""), value)
         for i, element in enumerate(value):
             item(element, f"{where}[{i}]")
+
     return check
 
 
@@ -129,11 +133,13 @@ def _mapping(value_check: Check, *, required: tuple[str, ...] = ()) -> Check:
             raise CheckpointError(f"{where} lacks {', '.join(map(repr, missing))}")
         for key, element in value.items():
             value_check(element, f"{where}[{key!r}]")
+
     return check
 
 
 def _record(fields: dict[str, Check], *, optional: tuple[str, ...] = ()) -> Check:
     """An object with exactly these keys (those in ``optional`` may be absent), each checked."""
+
     def check(value, where):
         if not isinstance(value, dict):
             _fail(where, "an object", value)
@@ -143,6 +149,7 @@ def _record(fields: dict[str, Check], *, optional: tuple[str, ...] = ()) -> Chec
             raise CheckpointError(f"{where} has unexpected fields {unknown} or lacks {missing}")
         for key, element in value.items():
             fields[key](element, f"{where}.{key}")
+
     return check
 
 
@@ -163,16 +170,24 @@ def _rng_state(value, where) -> None:
 
 
 def _fitness_result(value, where) -> None:
-    _record({"expression": _expression, "fitness": _number(nullable=True, low=0.0),
-             "status": _of_type(str, "a status"), "weights": _list(_number()),
-             "complexity": _int(1), "requested": _of_type(str, "text"),
-             "reused_from": _of_type(str, "text or null", nullable=True), "reason": _of_type(str, "text"),
-             "seconds": _mapping(_number(low=0.0)), "scale": _number(low=0.0)},
-            optional=("scale",))(value, where)
+    _record(
+        {
+            "expression": _expression,
+            "fitness": _number(nullable=True, low=0.0),
+            "status": _of_type(str, "a status"),
+            "weights": _list(_number()),
+            "complexity": _int(1),
+            "requested": _of_type(str, "text"),
+            "reused_from": _of_type(str, "text or null", nullable=True),
+            "reason": _of_type(str, "text"),
+            "seconds": _mapping(_number(low=0.0)),
+            "scale": _number(low=0.0),
+        },
+        optional=("scale",),
+    )(value, where)
     edges = Expression.parse(value["expression"]).size - 1
     if len(value["weights"]) != edges:
-        raise CheckpointError(f"{where}.weights must hold {edges} weights (one per edge), "
-                              f"got {len(value['weights'])}")
+        raise CheckpointError(f"{where}.weights must hold {edges} weights (one per edge), got {len(value['weights'])}")
 
 
 def check_checkpoint(data: dict, *, counters: tuple[str, ...]) -> None:
@@ -189,18 +204,31 @@ def check_checkpoint(data: dict, *, counters: tuple[str, ...]) -> None:
     evomal_sr.errors.CheckpointError: state must be an object, got inf
     """
     gen_fields = {f.name: _int() for f in dataclasses.fields(GenerationRecord)}
-    gen_fields.update(best_fitness=_number(nullable=True), median_fitness=_number(nullable=True),
-                      seconds=_number(low=0.0), best_expression=_of_type(str, "text"),
-                      totals=_mapping(_int(), required=counters))
-    _record({
-        "generation": _int(), "population": _list(_expression), "fitness": _list(_number(nullable=True)),
-        "hall_of_fame": _of_type(list, "a list of front entries"),
-        "history": _list(_record(gen_fields, optional=("best_expression", "totals"))),
-        "rng_state": _rng_state,
-    })(data.get("state"), "state")
-    _record({"results": _list(_fitness_result), "counters": _mapping(_int(), required=counters),
-             "equivalence_order": _list(_of_type(str, "text"))},
-            optional=("results", "equivalence_order"))(data.get("evaluator"), "evaluator")
+    gen_fields.update(
+        best_fitness=_number(nullable=True),
+        median_fitness=_number(nullable=True),
+        seconds=_number(low=0.0),
+        best_expression=_of_type(str, "text"),
+        totals=_mapping(_int(), required=counters),
+    )
+    _record(
+        {
+            "generation": _int(),
+            "population": _list(_expression),
+            "fitness": _list(_number(nullable=True)),
+            "hall_of_fame": _of_type(list, "a list of front entries"),
+            "history": _list(_record(gen_fields, optional=("best_expression", "totals"))),
+            "rng_state": _rng_state,
+        }
+    )(data.get("state"), "state")
+    _record(
+        {
+            "results": _list(_fitness_result),
+            "counters": _mapping(_int(), required=counters),
+            "equivalence_order": _list(_of_type(str, "text")),
+        },
+        optional=("results", "equivalence_order"),
+    )(data.get("evaluator"), "evaluator")
 
 
 def run_signature(ctx: EngineContext, engine: str) -> dict:
@@ -232,13 +260,16 @@ def save_checkpoint(ctx: EngineContext, state: SearchState, *, engine: str = "na
     rundir.write_history(state.history)
     front = state.hall_of_fame.front(task_kind=ctx.task.kind, config=run_signature(ctx, engine))
     rundir.write_partial_front(front, generation=state.generation, generations=ctx.settings.generations)
-    return atomic_write_json(checkpoint_path(ctx), {
-        "format": CHECKPOINT_FORMAT,
-        "version": CHECKPOINT_VERSION,
-        "signature": run_signature(ctx, engine),
-        "state": state.to_dict(),
-        "evaluator": ctx.evaluator.state_dict(),
-    })
+    return atomic_write_json(
+        checkpoint_path(ctx),
+        {
+            "format": CHECKPOINT_FORMAT,
+            "version": CHECKPOINT_VERSION,
+            "signature": run_signature(ctx, engine),
+            "state": state.to_dict(),
+            "evaluator": ctx.evaluator.state_dict(),
+        },
+    )
 
 
 def load_checkpoint(ctx: EngineContext, *, engine: str = "native") -> SearchState | None:
@@ -247,8 +278,13 @@ def load_checkpoint(ctx: EngineContext, *, engine: str = "native") -> SearchStat
     if not path.exists():
         return None
     data = read_json(path, CheckpointError, "checkpoint")
-    check_header(data, CHECKPOINT_FORMAT, CHECKPOINT_VERSION, what=f"checkpoint in {str(path)!r} (remove it or "
-                 "choose another --out)", error=CheckpointError)
+    check_header(
+        data,
+        CHECKPOINT_FORMAT,
+        CHECKPOINT_VERSION,
+        what=f"checkpoint in {str(path)!r} (remove it or choose another --out)",
+        error=CheckpointError,
+    )
     expected = json.loads(json.dumps(run_signature(ctx, engine)))  # tuples become lists, as saved
     saved = data.get("signature")
     if saved != expected:
@@ -272,8 +308,9 @@ def _check_state(state: SearchState, settings) -> None:
     if not 1 <= state.generation <= settings.generations:
         raise ValueError(f"generation {state.generation} is outside 1..{settings.generations}")
     if not len(state.population) == len(state.fitness) == settings.population:
-        raise ValueError(f"population of {len(state.population)} with {len(state.fitness)} fitnesses; "
-                         f"expected {settings.population}")
+        raise ValueError(
+            f"population of {len(state.population)} with {len(state.fitness)} fitnesses; expected {settings.population}"
+        )
     if len(state.history) != state.generation:
         raise ValueError(f"{len(state.history)} history records for {state.generation} generations")
     random.Random().setstate(state.rng_state)  # a malformed random state raises here, not mid-run

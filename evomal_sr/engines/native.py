@@ -113,8 +113,10 @@ class LossGrammar:
             return [self._primitive["*"], self._terminal[-1.0], *self._flatten(node.children[0])]
         if node.value not in self._primitive:
             need = next(name for name, groups in OPERATOR_SETS.items() if OPERATORS[node.value].group in groups)
-            raise ConfigError(f"the guess uses {node.value!r}, which operator set {self.operator_set!r} lacks; "
-                              f"use operators={need!r} (--operators {need}) or drop it")
+            raise ConfigError(
+                f"the guess uses {node.value!r}, which operator set {self.operator_set!r} lacks; "
+                f"use operators={need!r} (--operators {need}) or drop it"
+            )
         items = [self._primitive[node.value]]
         for child in node.children:
             items.extend(self._flatten(child))
@@ -168,8 +170,14 @@ class NativeEngine:
                 tree = _Individual(gp.genHalfAndHalf(self.grammar.pset, s.init_min_height, s.init_max_height))
                 population.append(tree)
         population = [self._repair(t, rng) for t in population]
-        return SearchState(generation=0, population=[str(self.grammar.to_expression(t)) for t in population],
-                           fitness=[], hall_of_fame=HallOfFame(), history=[], rng_state=rng.getstate())
+        return SearchState(
+            generation=0,
+            population=[str(self.grammar.to_expression(t)) for t in population],
+            fitness=[],
+            hall_of_fame=HallOfFame(),
+            history=[],
+            rng_state=rng.getstate(),
+        )
 
     def _offspring(self, state: SearchState) -> list[str]:
         """Tournament selection, then crossover / mutation / reproduction per offspring."""

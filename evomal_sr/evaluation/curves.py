@@ -23,8 +23,9 @@ def _band(curves: list[list[float]]) -> tuple[list[float], list[float]]:
     return means, stds
 
 
-def plot_training_curves(report, path, *, title: str | None = None, log_y: bool = False,
-                         which: str = "validation") -> Path:
+def plot_training_curves(
+    report, path, *, title: str | None = None, log_y: bool = False, which: str = "validation"
+) -> Path:
     """Error against training step per method: mean over seeds, a ±1 std band, early stops marked.
 
     Parameters
@@ -61,8 +62,14 @@ def plot_training_curves(report, path, *, title: str | None = None, log_y: bool 
         style = "--" if row.baseline else "-"
         label = f"{row.method} (lr {row.lr:.3g}; test {row.early_mean:.4f} early-stopped)"
         ax.plot(row.curve_steps, mean, style, color=color, label=label, linewidth=1.4)
-        ax.fill_between(row.curve_steps, [m - s for m, s in zip(mean, std)], [m + s for m, s in zip(mean, std)],
-                        color=color, alpha=0.12, linewidth=0)
+        ax.fill_between(
+            row.curve_steps,
+            [m - s for m, s in zip(mean, std)],
+            [m + s for m, s in zip(mean, std)],
+            color=color,
+            alpha=0.12,
+            linewidth=0,
+        )
         if which == "validation" and row.stop_steps:
             stop = sum(row.stop_steps) / len(row.stop_steps)
             nearest = min(range(len(row.curve_steps)), key=lambda j: abs(row.curve_steps[j] - stop))
@@ -70,8 +77,11 @@ def plot_training_curves(report, path, *, title: str | None = None, log_y: bool 
     task = report.task
     noise = f", {task.get('label_noise', 0):.0%} label noise" if task.get("label_noise") else ""
     seeds = len(report.methods[0].seeds) if report.methods else 0
-    ax.set_title(title or f"Meta-test on {task.get('name', '?')} ({task.get('model', '?')}{noise}), {seeds} seeds"
-                          + ("; dots: early stops" if which == "validation" else ""))
+    ax.set_title(
+        title
+        or f"Meta-test on {task.get('name', '?')} ({task.get('model', '?')}{noise}), {seeds} seeds"
+        + ("; dots: early stops" if which == "validation" else "")
+    )
     ax.set_xlabel("training step")
     ax.set_ylabel(f"{which} {report.metric}")
     if log_y:

@@ -45,8 +45,17 @@ from evomal_sr.evaluation.report import MetaTestReport, MethodResult
 from evomal_sr.losses.io import count_parameters, describe_loss, load_loss
 from evomal_sr.losses.standard import StandardLoss
 
-__all__ = ["LR_FACTORS", "MethodResult", "MetaTestReport", "StandardLoss", "count_parameters", "describe_loss",
-           "load_loss", "meta_test", "resolve_loss"]
+__all__ = [
+    "LR_FACTORS",
+    "MethodResult",
+    "MetaTestReport",
+    "StandardLoss",
+    "count_parameters",
+    "describe_loss",
+    "load_loss",
+    "meta_test",
+    "resolve_loss",
+]
 
 #: Default number of evaluation points along a run (plus the starting point).
 CURVE_POINTS = 50
@@ -84,12 +93,27 @@ def _lr_grid(lr: float, tune_lr: bool, lr_grid) -> list[float]:
     return sorted({_positive_number("every learning rate of lr_grid", v) for v in grid})
 
 
-def meta_test(loss, task, *, seeds: int | Sequence[int] = 5, steps: int | None = None, baselines=("standard",),
-              baseline: bool = True, tune_lr: bool = False, lr_grid: Sequence[float] | None = None,
-              eval_every: int | None = None, device: str = "cpu", lr: float | None = None,
-              batch_size: int | None = None, preset: str | Preset = "quick", seed: int = 0, method: str | None = None,
-              curve_points: int = CURVE_POINTS, progress: Callable[[int], None] | None = None,
-              verbose: int = 1) -> MetaTestReport:
+def meta_test(
+    loss,
+    task,
+    *,
+    seeds: int | Sequence[int] = 5,
+    steps: int | None = None,
+    baselines=("standard",),
+    baseline: bool = True,
+    tune_lr: bool = False,
+    lr_grid: Sequence[float] | None = None,
+    eval_every: int | None = None,
+    device: str = "cpu",
+    lr: float | None = None,
+    batch_size: int | None = None,
+    preset: str | Preset = "quick",
+    seed: int = 0,
+    method: str | None = None,
+    curve_points: int = CURVE_POINTS,
+    progress: Callable[[int], None] | None = None,
+    verbose: int = 1,
+) -> MetaTestReport:
     """Train fresh models with ``loss`` (frozen) and with known losses; compare test errors fairly.
 
     Parameters
@@ -142,8 +166,11 @@ def meta_test(loss, task, *, seeds: int | Sequence[int] = 5, steps: int | None =
     batch_size = check_positive_int("batch_size", settings.batch_size if batch_size is None else batch_size)
     lr = _positive_number("lr", settings.lr if lr is None else lr)
     grid = _lr_grid(lr, tune_lr, lr_grid)
-    every = max(1, steps // check_positive_int("curve_points", curve_points)) if eval_every is None else \
-        check_positive_int("eval_every", eval_every)
+    every = (
+        max(1, steps // check_positive_int("curve_points", curve_points))
+        if eval_every is None
+        else check_positive_int("eval_every", eval_every)
+    )
     if every > steps:
         raise ConfigError(f"eval_every ({every}) must not exceed steps ({steps}): nothing would be evaluated")
     seed_list = _seed_list(seeds, seed)
@@ -155,27 +182,58 @@ def meta_test(loss, task, *, seeds: int | Sequence[int] = 5, steps: int | None =
     tick = time.perf_counter()
     bar = StepProgress(2 * steps, verbose=verbose)
     try:
-        chosen, final = _train(task, modules, grid, seed_list, steps=steps, every=every, batch_size=batch_size,
-                               progress=_both(bar.update, progress))
+        chosen, final = _train(
+            task,
+            modules,
+            grid,
+            seed_list,
+            steps=steps,
+            every=every,
+            batch_size=batch_size,
+            progress=_both(bar.update, progress),
+        )
     finally:
         bar.close()
     seconds = time.perf_counter() - tick
     per_seed = len(seed_list)  # the final run holds each method's seeds contiguously, in seed order
-    rows = [_method_result(m, i, seed_list, chosen, final, list(range(i * per_seed, (i + 1) * per_seed)), grid,
-                           seconds / len(methods)) for i, m in enumerate(methods)]
-    return MetaTestReport(task=task.describe(), metric="error rate" if task.kind == "classification" else "MSE",
-                          steps=steps, lr=lr, batch_size=batch_size, device=str(dev), methods=rows, tune_lr=tune_lr,
-                          eval_every=every, seconds=seconds)
+    rows = [
+        _method_result(
+            m, i, seed_list, chosen, final, list(range(i * per_seed, (i + 1) * per_seed)), grid, seconds / len(methods)
+        )
+        for i, m in enumerate(methods)
+    ]
+    return MetaTestReport(
+        task=task.describe(),
+        metric="error rate" if task.kind == "classification" else "MSE",
+        steps=steps,
+        lr=lr,
+        batch_size=batch_size,
+        device=str(dev),
+        methods=rows,
+        tune_lr=tune_lr,
+        eval_every=every,
+        seconds=seconds,
+    )
 
 
 def _train(task, modules, grid, seed_list, *, steps, every, batch_size, progress):
     """The selection run, then the final run at each method's chosen lr."""
     with torch_threads(auto_threads("auto", task.make_model(seed=0), task.device)):  # one thread for small models
-        chosen = _select(task, modules, grid, seed_list, steps=steps, every=every, batch_size=batch_size,
-                         progress=progress)
+        chosen = _select(
+            task, modules, grid, seed_list, steps=steps, every=every, batch_size=batch_size, progress=progress
+        )
         copies = [CopySpec(i, chosen.lr[i], s) for i in range(len(modules)) for s in seed_list]
-        final = train_copies(task, modules, copies, task.train_and_val(), (task.X_test, task.y_test), steps=steps,
-                             every=every, batch_size=batch_size, progress=progress)
+        final = train_copies(
+            task,
+            modules,
+            copies,
+            task.train_and_val(),
+            (task.X_test, task.y_test),
+            steps=steps,
+            every=every,
+            batch_size=batch_size,
+            progress=progress,
+        )
     return chosen, final
 
 
@@ -186,6 +244,7 @@ def _both(first: Callable[[int], None], second: Callable[[int], None] | None) ->
     def call(n: int) -> None:
         first(n)
         second(n)
+
     return call
 
 
@@ -202,8 +261,17 @@ class _Selection:
 def _select(task, modules, grid, seeds, *, steps, every, batch_size, progress) -> _Selection:
     """The selection run: per method the chosen lr, per seed the early-stopping step."""
     copies = [CopySpec(i, lr, s) for i in range(len(modules)) for lr in grid for s in seeds]
-    run = train_copies(task, modules, copies, (task.X_train, task.y_train), (task.X_val, task.y_val), steps=steps,
-                       every=every, batch_size=batch_size, progress=progress)
+    run = train_copies(
+        task,
+        modules,
+        copies,
+        (task.X_train, task.y_train),
+        (task.X_val, task.y_val),
+        steps=steps,
+        every=every,
+        batch_size=batch_size,
+        progress=progress,
+    )
     curves = dict(zip(copies, run.curves))
     best_val = {c: min((v for v in curve if math.isfinite(v)), default=math.inf) for c, curve in curves.items()}
     chosen = _Selection()
@@ -218,18 +286,32 @@ def _select(task, modules, grid, seeds, *, steps, every, batch_size, progress) -
     return chosen
 
 
-def _method_result(method: Method, i: int, seeds, chosen: _Selection, final, rows: list[int], grid,
-                   seconds: float) -> MethodResult:
+def _method_result(
+    method: Method, i: int, seeds, chosen: _Selection, final, rows: list[int], grid, seconds: float
+) -> MethodResult:
     """One method's row; ``rows`` are its copies' positions in the final run, in seed order."""
     test = [final.curves[k] for k in rows]
     early = [curve[final.curve_steps.index(chosen.stops[i, s])] for curve, s in zip(test, seeds)]
     return MethodResult(
-        method=method.name, loss=describe_loss(method.module), n_parameters=count_parameters(method.module),
-        seeds=list(seeds), errors=[curve[-1] for curve in test], diverged=[final.diverged[k] for k in rows],
-        seconds=seconds, lr=chosen.lr[i], early_errors=early, stop_steps=[chosen.stops[i, s] for s in seeds],
-        lr_grid=list(grid), lr_scores=chosen.scores[i], curve_steps=list(final.curve_steps),
-        val_curves=[chosen.val_curves[i, s] for s in seeds], test_curves=test,
-        loss_curves=[final.loss_curves[k] for k in rows], baseline=method.baseline, known=method.known)
+        method=method.name,
+        loss=describe_loss(method.module),
+        n_parameters=count_parameters(method.module),
+        seeds=list(seeds),
+        errors=[curve[-1] for curve in test],
+        diverged=[final.diverged[k] for k in rows],
+        seconds=seconds,
+        lr=chosen.lr[i],
+        early_errors=early,
+        stop_steps=[chosen.stops[i, s] for s in seeds],
+        lr_grid=list(grid),
+        lr_scores=chosen.scores[i],
+        curve_steps=list(final.curve_steps),
+        val_curves=[chosen.val_curves[i, s] for s in seeds],
+        test_curves=test,
+        loss_curves=[final.loss_curves[k] for k in rows],
+        baseline=method.baseline,
+        known=method.known,
+    )
 
 
 def _frozen_copy(module: torch.nn.Module, device: torch.device) -> torch.nn.Module:

@@ -44,12 +44,15 @@ def resolve_loss(loss, task_kind: str) -> torch.nn.Module:
     elif isinstance(loss, FrontEntry):
         loss = loss.loss(task_kind)
     if not isinstance(loss, torch.nn.Module):
-        raise ConfigError(f"cannot meta-test a {type(loss).__name__}: pass a LearnedLoss, a loss module, "
-                          "a path to a saved loss, a FrontEntry or a ParetoFront")
+        raise ConfigError(
+            f"cannot meta-test a {type(loss).__name__}: pass a LearnedLoss, a loss module, "
+            "a path to a saved loss, a FrontEntry or a ParetoFront"
+        )
     kind = getattr(loss, "task", None)
     if kind not in ("classification", "regression"):
-        raise ConfigError(f"the loss module {type(loss).__name__} needs a 'task' attribute, "
-                          "'classification' or 'regression'")
+        raise ConfigError(
+            f"the loss module {type(loss).__name__} needs a 'task' attribute, 'classification' or 'regression'"
+        )
     if kind != task_kind:
         raise ConfigError(
             f"cannot transfer a {kind} loss to a {task_kind} task: a {kind} loss sees "

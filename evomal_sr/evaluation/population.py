@@ -65,6 +65,7 @@ def batched_loss(module: LossModule) -> Callable[[torch.Tensor, torch.Tensor], t
             fx = output_to_fx(outputs, kind)
             y = target_to_y(targets.reshape(-1), outputs.shape[-1], kind, fx.dtype).reshape(fx.shape)
             return reduce_per_copy(module.elementwise(y, fx), kind)
+
         return elementwise
 
     def one_at_a_time(outputs, targets):
@@ -72,16 +73,28 @@ def batched_loss(module: LossModule) -> Callable[[torch.Tensor, torch.Tensor], t
         for k in range(outputs.shape[0]):
             value = module(outputs[k], targets[k])
             if not isinstance(value, torch.Tensor) or value.numel() != 1:
-                raise ConfigError(f"the loss {type(module).__name__} must return a scalar tensor, "
-                                  f"got {getattr(value, 'shape', type(value).__name__)}")
+                raise ConfigError(
+                    f"the loss {type(module).__name__} must return a scalar tensor, "
+                    f"got {getattr(value, 'shape', type(value).__name__)}"
+                )
             values.append(value.reshape(()))
         return torch.stack(values)
+
     return one_at_a_time
 
 
-def train_copies(task, losses: Sequence[torch.nn.Module], copies: Sequence[CopySpec], train_data, eval_data, *,
-                 steps: int, every: int, batch_size: int,
-                 progress: Callable[[int], None] | None = None) -> PopulationRun:
+def train_copies(
+    task,
+    losses: Sequence[torch.nn.Module],
+    copies: Sequence[CopySpec],
+    train_data,
+    eval_data,
+    *,
+    steps: int,
+    every: int,
+    batch_size: int,
+    progress: Callable[[int], None] | None = None,
+) -> PopulationRun:
     """Train every copy with SGD for ``steps`` steps; the metric on ``eval_data`` every ``every`` steps."""
     X, Y = train_data
     models = [task.make_model(seed=derive_seed(c.seed, "meta-test-init")) for c in copies]
@@ -89,8 +102,10 @@ def train_copies(task, losses: Sequence[torch.nn.Module], copies: Sequence[CopyS
     params = {k: v.to(X.device).requires_grad_(True) for k, v in StackedModel.stack(models).items()}
     samplers = [BatchSampler(X.shape[0], batch_size, derive_seed(c.seed, "meta-test-batches")) for c in copies]
     lrs = torch.tensor([c.lr for c in copies], dtype=next(iter(params.values())).dtype, device=X.device)
-    groups = [(batched_loss(module), torch.tensor([k for k, c in enumerate(copies) if c.loss == i], device=X.device))
-              for i, module in enumerate(losses)]
+    groups = [
+        (batched_loss(module), torch.tensor([k for k, c in enumerate(copies) if c.loss == i], device=X.device))
+        for i, module in enumerate(losses)
+    ]
     groups = [(m, idx) for m, idx in groups if idx.numel()]
     inverse = torch.argsort(torch.cat([idx for _, idx in groups]))
     recorder = _Recorder(len(copies), evaluate_metric(stacked, params, eval_data, kind=task.kind))
@@ -106,10 +121,18 @@ def train_copies(task, losses: Sequence[torch.nn.Module], copies: Sequence[CopyS
         if progress is not None:
             progress(1)
 
-    outcome = train_population(params, losses_of, sgd_update(lrs), steps=steps, stop_when_done=False,
-                               on_losses=recorder.add_losses, after_step=after_step)
-    return PopulationRun(recorder.steps, recorder.by_copy(recorder.metric), recorder.by_copy(recorder.loss),
-                         outcome.diverged.tolist())
+    outcome = train_population(
+        params,
+        losses_of,
+        sgd_update(lrs),
+        steps=steps,
+        stop_when_done=False,
+        on_losses=recorder.add_losses,
+        after_step=after_step,
+    )
+    return PopulationRun(
+        recorder.steps, recorder.by_copy(recorder.metric), recorder.by_copy(recorder.loss), outcome.diverged.tolist()
+    )
 
 
 class _Recorder:

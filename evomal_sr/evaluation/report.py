@@ -221,16 +221,24 @@ class MetaTestReport:
         task = self.task.get("name", "task") + (f" ({self.task['model']} model)" if self.task.get("model") else "")
         seeds = len(self.methods[0].seeds) if self.methods else 0
         grid = self.methods[0].lr_grid if self.methods else []
-        lr = (f"tuned per method on the validation rows from {', '.join(f'{v:g}' for v in grid)}"
-              if self.tune_lr else f"{self.lr:g} for every method (not tuned)")
+        lr = (
+            f"tuned per method on the validation rows from {', '.join(f'{v:g}' for v in grid)}"
+            if self.tune_lr
+            else f"{self.lr:g} for every method (not tuned)"
+        )
         every = "at every step" if self.eval_every == 1 else f"every {self.eval_every} steps"
-        stop = (f"Early stopping: the step of lowest validation error (checked {every}) in a run on the training "
-                "rows.\nFinal models train on train + validation rows; tested at that step (early-stopped) and at "
-                "the last (final)." if self.eval_every else
-                "Early stopping: none recorded.\nFinal models train on train + validation rows; tested at the last "
-                "step.")
-        return (f"Meta-test on {task}: {seeds} seed{'s' * (seeds != 1)} x {self.steps} SGD steps, batch "
-                f"{self.batch_size}, {self.device}; test {self.metric}.\nLearning rate: {lr}.\n{stop}")
+        stop = (
+            f"Early stopping: the step of lowest validation error (checked {every}) in a run on the training "
+            "rows.\nFinal models train on train + validation rows; tested at that step (early-stopped) and at "
+            "the last (final)."
+            if self.eval_every
+            else "Early stopping: none recorded.\nFinal models train on train + validation rows; tested at the last "
+            "step."
+        )
+        return (
+            f"Meta-test on {task}: {seeds} seed{'s' * (seeds != 1)} x {self.steps} SGD steps, batch "
+            f"{self.batch_size}, {self.device}; test {self.metric}.\nLearning rate: {lr}.\n{stop}"
+        )
 
     def comparison(self) -> str:
         """The best tested loss against the best known loss, paired over seeds, and the verdict ("" without both).
@@ -242,27 +250,46 @@ class MetaTestReport:
         if known is None or tested is known or tested.known or tested.baseline:
             return ""
         early = bool(tested.early_errors and known.early_errors)
-        mean, se, verdict = paired_difference(*((tested.early_errors, known.early_errors) if early else
-                                                (tested.errors, known.errors)))
+        mean, se, verdict = paired_difference(
+            *((tested.early_errors, known.early_errors) if early else (tested.errors, known.errors))
+        )
         what = f"{'early-stopped' if early else 'final'} {self.metric}"
-        return (f"{tested.method} vs the best known loss ({known.method}): {what} {_delta(mean, se)}, paired over "
-                f"{len(tested.seeds)} seeds: {verdict} (a verdict needs two standard errors).")
+        return (
+            f"{tested.method} vs the best known loss ({known.method}): {what} {_delta(mean, se)}, paired over "
+            f"{len(tested.seeds)} seeds: {verdict} (a verdict needs two standard errors)."
+        )
 
     def rows(self) -> list[dict]:
         """One summary per method, sorted by early-stopped test error, with paired differences vs the baseline."""
         base = self.baseline
         out = []
         for r in sorted(self.methods, key=lambda r: (_primary(r), r.method)):
-            row = {"method": r.method, "lr": r.lr, "mean": r.mean, "std": r.std, "early_mean": r.early_mean,
-                   "early_std": r.early_std, "seeds": len(r.seeds), "diverged": sum(r.diverged),
-                   "seconds": r.seconds, "n_parameters": r.n_parameters, "loss": r.loss, "baseline": r.baseline,
-                   "vs_baseline": None, "vs_baseline_se": None, "verdict": "",
-                   "early_vs_baseline": None, "early_vs_baseline_se": None, "early_verdict": ""}
+            row = {
+                "method": r.method,
+                "lr": r.lr,
+                "mean": r.mean,
+                "std": r.std,
+                "early_mean": r.early_mean,
+                "early_std": r.early_std,
+                "seeds": len(r.seeds),
+                "diverged": sum(r.diverged),
+                "seconds": r.seconds,
+                "n_parameters": r.n_parameters,
+                "loss": r.loss,
+                "baseline": r.baseline,
+                "vs_baseline": None,
+                "vs_baseline_se": None,
+                "verdict": "",
+                "early_vs_baseline": None,
+                "early_vs_baseline_se": None,
+                "early_verdict": "",
+            }
             if base is not None and not r.baseline:
                 row["vs_baseline"], row["vs_baseline_se"], row["verdict"] = paired_difference(r.errors, base.errors)
                 if r.early_errors and base.early_errors:
-                    row["early_vs_baseline"], row["early_vs_baseline_se"], row["early_verdict"] = \
-                        paired_difference(r.early_errors, base.early_errors)
+                    row["early_vs_baseline"], row["early_vs_baseline_se"], row["early_verdict"] = paired_difference(
+                        r.early_errors, base.early_errors
+                    )
             out.append(row)
         return out
 
@@ -270,61 +297,115 @@ class MetaTestReport:
         """Plain text: per method lr, early-stopped and final test error, paired difference and verdict."""
         rows = self.rows()
         width = max([16, *(len(r["method"]) for r in rows)])
-        head = (f"{'method':<{width}} {'lr':>8} {'early-stopped ' + self.metric:>24} {'final ' + self.metric:>24} "
-                f"{'early vs base (±se)':>22} {'verdict':>13} {'seeds':>9}")
+        head = (
+            f"{'method':<{width}} {'lr':>8} {'early-stopped ' + self.metric:>24} {'final ' + self.metric:>24} "
+            f"{'early vs base (±se)':>22} {'verdict':>13} {'seeds':>9}"
+        )
         lines = [head, "-" * len(head)]
         for r in rows:
             delta = _delta(r["early_vs_baseline"], r["early_vs_baseline_se"])
             seeds = f"{r['seeds']}" + (f" ({r['diverged']} div.)" if r["diverged"] else "")
-            lines.append(f"{r['method']:<{width}} {r['lr']:>8.3g} {_cell(r['early_mean'], r['early_std']):>24} "
-                         f"{_cell(r['mean'], r['std']):>24} {delta:>22} {r['early_verdict']:>13} {seeds:>9}")
+            lines.append(
+                f"{r['method']:<{width}} {r['lr']:>8.3g} {_cell(r['early_mean'], r['early_std']):>24} "
+                f"{_cell(r['mean'], r['std']):>24} {delta:>22} {r['early_verdict']:>13} {seeds:>9}"
+            )
         return "\n".join(lines)
 
     def _repr_html_(self) -> str:
         """The protocol, the table and the comparison as HTML, for notebooks."""
-        head = ["method", "lr", f"early-stopped {self.metric}", f"final {self.metric}", "early vs base (±se)",
-                "verdict", "seeds"]
-        body = [[r["method"], f"{r['lr']:.3g}", _cell(r["early_mean"], r["early_std"]), _cell(r["mean"], r["std"]),
-                 _delta(r["early_vs_baseline"], r["early_vs_baseline_se"]), r["early_verdict"],
-                 f"{r['seeds']}" + (f" ({r['diverged']} div.)" if r["diverged"] else "")] for r in self.rows()]
+        head = [
+            "method",
+            "lr",
+            f"early-stopped {self.metric}",
+            f"final {self.metric}",
+            "early vs base (±se)",
+            "verdict",
+            "seeds",
+        ]
+        body = [
+            [
+                r["method"],
+                f"{r['lr']:.3g}",
+                _cell(r["early_mean"], r["early_std"]),
+                _cell(r["mean"], r["std"]),
+                _delta(r["early_vs_baseline"], r["early_vs_baseline_se"]),
+                r["early_verdict"],
+                f"{r['seeds']}" + (f" ({r['diverged']} div.)" if r["diverged"] else ""),
+            ]
+            for r in self.rows()
+        ]
         return html_table(head, body, before=self.protocol().splitlines(), after=[self.comparison()])
 
     def to_markdown(self) -> str:
         """A short report for people: settings, the table, the plot (``curves.png``)."""
         tuned = "tuned per method on validation" if self.tune_lr else "the same for every method"
-        lines = [f"# Meta-test: {self.task.get('name', 'task')}", "",
-                 f"- {self.steps} SGD steps, batch {self.batch_size}, lr {tuned}; test {self.metric}.",
-                 f"- Early stopping: the step with the lowest validation error of a training-rows-only run "
-                 f"(every {self.eval_every} steps); the final models train on train + validation rows and are "
-                 "scored at that step and at the last.",
-                 "- vs base: paired mean difference over seeds ± its standard error; a verdict needs two "
-                 "standard errors.", "", "| " + " | ".join(
-                     ["method", "lr", f"early-stopped {self.metric}", f"final {self.metric}", "early vs base",
-                      "verdict", "seeds"]) + " |", "|---|---|---|---|---|---|---|"]
+        lines = [
+            f"# Meta-test: {self.task.get('name', 'task')}",
+            "",
+            f"- {self.steps} SGD steps, batch {self.batch_size}, lr {tuned}; test {self.metric}.",
+            f"- Early stopping: the step with the lowest validation error of a training-rows-only run "
+            f"(every {self.eval_every} steps); the final models train on train + validation rows and are "
+            "scored at that step and at the last.",
+            "- vs base: paired mean difference over seeds ± its standard error; a verdict needs two standard errors.",
+            "",
+            "| "
+            + " | ".join(
+                [
+                    "method",
+                    "lr",
+                    f"early-stopped {self.metric}",
+                    f"final {self.metric}",
+                    "early vs base",
+                    "verdict",
+                    "seeds",
+                ]
+            )
+            + " |",
+            "|---|---|---|---|---|---|---|",
+        ]
         for r in self.rows():
-            lines.append(f"| {r['method']} | {r['lr']:.3g} | {_cell(r['early_mean'], r['early_std'])} | "
-                         f"{_cell(r['mean'], r['std'])} | {_delta(r['early_vs_baseline'], r['early_vs_baseline_se'])}"
-                         f" | {r['early_verdict']} | {r['seeds']} |")
+            lines.append(
+                f"| {r['method']} | {r['lr']:.3g} | {_cell(r['early_mean'], r['early_std'])} | "
+                f"{_cell(r['mean'], r['std'])} | {_delta(r['early_vs_baseline'], r['early_vs_baseline_se'])}"
+                f" | {r['early_verdict']} | {r['seeds']} |"
+            )
         if self.comparison():
             lines += ["", self.comparison()]
         lines += ["", "![validation curves](curves.png)", ""]
         return "\n".join(lines)
 
     def to_dict(self) -> dict:
-        return {"format": REPORT_FORMAT, "version": REPORT_VERSION, "task": self.task, "metric": self.metric,
-                "steps": self.steps, "lr": self.lr, "batch_size": self.batch_size, "device": self.device,
-                "tune_lr": self.tune_lr, "eval_every": self.eval_every, "seconds": self.seconds,
-                "methods": [r.to_dict() for r in self.methods]}
+        return {
+            "format": REPORT_FORMAT,
+            "version": REPORT_VERSION,
+            "task": self.task,
+            "metric": self.metric,
+            "steps": self.steps,
+            "lr": self.lr,
+            "batch_size": self.batch_size,
+            "device": self.device,
+            "tune_lr": self.tune_lr,
+            "eval_every": self.eval_every,
+            "seconds": self.seconds,
+            "methods": [r.to_dict() for r in self.methods],
+        }
 
     @classmethod
     def from_dict(cls, data) -> MetaTestReport:
         check_header(data, REPORT_FORMAT, REPORT_VERSION, what="meta-test report", error=LossFileError)
         try:
-            return cls(task=dict(data["task"]), metric=str(data["metric"]), steps=int(data["steps"]),
-                       lr=float(data["lr"]), batch_size=int(data["batch_size"]), device=str(data["device"]),
-                       methods=[MethodResult.from_dict(m) for m in data["methods"]],
-                       tune_lr=bool(data.get("tune_lr", False)), eval_every=int(data.get("eval_every", 0)),
-                       seconds=float(data.get("seconds", 0.0)))
+            return cls(
+                task=dict(data["task"]),
+                metric=str(data["metric"]),
+                steps=int(data["steps"]),
+                lr=float(data["lr"]),
+                batch_size=int(data["batch_size"]),
+                device=str(data["device"]),
+                methods=[MethodResult.from_dict(m) for m in data["methods"]],
+                tune_lr=bool(data.get("tune_lr", False)),
+                eval_every=int(data.get("eval_every", 0)),
+                seconds=float(data.get("seconds", 0.0)),
+            )
         except (KeyError, TypeError, ValueError, OverflowError) as exc:
             raise LossFileError(f"malformed meta-test report: {exc}") from None
 
@@ -341,14 +422,40 @@ class MetaTestReport:
         """One row per method and seed: lr, final and early-stopped test error, stop step (atomic)."""
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
-        writer.writerow(["method", "baseline", "seed", "lr", "test_error", "early_stopped_test_error", "stop_step",
-                         "diverged", "n_parameters", "steps", "loss"])
+        writer.writerow(
+            [
+                "method",
+                "baseline",
+                "seed",
+                "lr",
+                "test_error",
+                "early_stopped_test_error",
+                "stop_step",
+                "diverged",
+                "n_parameters",
+                "steps",
+                "loss",
+            ]
+        )
         for r in self.methods:
             early = r.early_errors or [math.nan] * len(r.seeds)
             stops = r.stop_steps or [self.steps] * len(r.seeds)
             for s, err, e_err, stop, div in zip(r.seeds, r.errors, early, stops, r.diverged):
-                writer.writerow([r.method, int(r.baseline), s, repr(float(r.lr)), repr(float(err)),
-                                 repr(float(e_err)), stop, int(div), r.n_parameters, self.steps, r.loss])
+                writer.writerow(
+                    [
+                        r.method,
+                        int(r.baseline),
+                        s,
+                        repr(float(r.lr)),
+                        repr(float(err)),
+                        repr(float(e_err)),
+                        stop,
+                        int(div),
+                        r.n_parameters,
+                        self.steps,
+                        r.loss,
+                    ]
+                )
         return atomic_write_text(path, buffer.getvalue())
 
     def plot_curves(self, path, **kwargs) -> Path:

@@ -94,16 +94,36 @@ class SelectionResult:
         def num(v):
             return v if isinstance(v, (int, float)) and math.isfinite(v) else None
 
-        return {"winner": self.winner, "winner_kind": self.winner_kind, "best_known": self.best_known,
-                "best_learned": self.best_learned, "difference": num(self.difference),
-                "standard_error": num(self.standard_error), "verdict": self.verdict, "folds": self.folds,
-                "steps": self.steps, "margin": self.margin, "seconds": self.seconds,
-                "rows": [{"name": r.name, "kind": r.kind, "loss": r.loss, "errors": [num(e) for e in r.errors],
-                          "mean": num(r.mean), "search_fitness": num(r.search_fitness)} for r in self.rows]}
+        return {
+            "winner": self.winner,
+            "winner_kind": self.winner_kind,
+            "best_known": self.best_known,
+            "best_learned": self.best_learned,
+            "difference": num(self.difference),
+            "standard_error": num(self.standard_error),
+            "verdict": self.verdict,
+            "folds": self.folds,
+            "steps": self.steps,
+            "margin": self.margin,
+            "seconds": self.seconds,
+            "rows": [
+                {
+                    "name": r.name,
+                    "kind": r.kind,
+                    "loss": r.loss,
+                    "errors": [num(e) for e in r.errors],
+                    "mean": num(r.mean),
+                    "search_fitness": num(r.search_fitness),
+                }
+                for r in self.rows
+            ],
+        }
 
     def __str__(self) -> str:
-        lines = [f"final selection ({self.folds} folds of the training + validation rows, {self.steps} steps, "
-                 f"lr tuned, early-stopped; {self.seconds:.0f} s)"]
+        lines = [
+            f"final selection ({self.folds} folds of the training + validation rows, {self.steps} steps, "
+            f"lr tuned, early-stopped; {self.seconds:.0f} s)"
+        ]
         for r in sorted(self.rows, key=lambda r: r.mean):
             mark = " <- returned" if r.name == self.winner else ""
             lines.append(f"  {r.kind:8s} {r.mean:9.4f}  {r.name}: {r.loss}{mark}")
@@ -124,12 +144,15 @@ def fold_tasks(task, folds: int, seed: int) -> list:
     [(40, 40, 40), (40, 40, 40), (40, 40, 40)]
     """
     if isinstance(folds, bool) or not isinstance(folds, int) or folds < 3:
-        raise ConfigError(f"selection_folds must be an integer >= 3 (test, validation and training parts), "
-                          f"got {folds!r}")
+        raise ConfigError(
+            f"selection_folds must be an integer >= 3 (test, validation and training parts), got {folds!r}"
+        )
     X, y = task.train_and_val()
     if len(y) < 2 * folds:
-        raise ConfigError(f"the final selection needs at least {2 * folds} training + validation rows for "
-                          f"{folds} folds, got {len(y)}; use fewer folds or final_selection='none'")
+        raise ConfigError(
+            f"the final selection needs at least {2 * folds} training + validation rows for "
+            f"{folds} folds, got {len(y)}; use fewer folds or final_selection='none'"
+        )
     generator = torch.Generator().manual_seed(derive_seed(seed, "selection-folds"))
     order = torch.randperm(len(y), generator=generator).to(y.device)
     parts = list(torch.tensor_split(order, folds))
@@ -145,9 +168,20 @@ def fold_tasks(task, folds: int, seed: int) -> list:
     return out
 
 
-def select_final(front, task, *, shortlist: int = 3, folds: int = 3, steps: int = 600, margin: float = 1.0,
-                 seed: int = 0, preset="quick", device: str = "cpu",
-                 progress: Callable[[int], None] | None = None, verbose: int = 1) -> SelectionResult:
+def select_final(
+    front,
+    task,
+    *,
+    shortlist: int = 3,
+    folds: int = 3,
+    steps: int = 600,
+    margin: float = 1.0,
+    seed: int = 0,
+    preset="quick",
+    device: str = "cpu",
+    progress: Callable[[int], None] | None = None,
+    verbose: int = 1,
+) -> SelectionResult:
     """Re-score the front's best ``shortlist`` losses and the zoo on folds; return the winner.
 
     Parameters
@@ -186,21 +220,36 @@ def select_final(front, task, *, shortlist: int = 3, folds: int = 3, steps: int 
     errors: dict[str, list[float]] = {}
     descriptions: dict[str, str] = {}
     tasks = fold_tasks(task, folds, seed)
-    bar = StepProgress(2 * steps * folds, verbose=verbose, desc="final selection",
-                       phases=tuple(f"fold {k + 1}/{folds}" for k in range(folds)))
+    bar = StepProgress(
+        2 * steps * folds,
+        verbose=verbose,
+        desc="final selection",
+        phases=tuple(f"fold {k + 1}/{folds}" for k in range(folds)),
+    )
     advance = bar.update if progress is None else lambda n: (bar.update(n), progress(n))
     try:
         for k, fold in enumerate(tasks):
-            report = meta_test(learned or None, fold, seeds=[derive_seed(seed, "selection", k) % 2**31],
-                               steps=steps, baselines="zoo", tune_lr=True, preset=preset, device=device,
-                               progress=advance, verbose=0)
+            report = meta_test(
+                learned or None,
+                fold,
+                seeds=[derive_seed(seed, "selection", k) % 2**31],
+                steps=steps,
+                baselines="zoo",
+                tune_lr=True,
+                preset=preset,
+                device=device,
+                progress=advance,
+                verbose=0,
+            )
             for row in report.methods:
                 errors.setdefault(row.method, []).append(row.early_errors[0])
                 descriptions[row.method] = row.loss
     finally:
         bar.close()
-    rows = [SelectionRow(name, LEARNED if name in learned else KNOWN, descriptions[name], errs, fitness.get(name))
-            for name, errs in errors.items()]
+    rows = [
+        SelectionRow(name, LEARNED if name in learned else KNOWN, descriptions[name], errs, fitness.get(name))
+        for name, errs in errors.items()
+    ]
     return _decide(rows, learned, task.kind, margin, folds=folds, steps=steps, seconds=time.perf_counter() - tick)
 
 
@@ -213,22 +262,43 @@ def _decide(rows: list[SelectionRow], learned: dict, kind: str, margin: float, *
     diff, se = math.nan, math.nan
     if best_learned is not None:
         diff, se, _ = paired_difference(best_learned.errors, best_known.errors)
-    wins = best_learned is not None and math.isfinite(diff) and diff < 0 and \
-        (diff < -margin * se if math.isfinite(se) and se > 0 else True)
+    wins = (
+        best_learned is not None
+        and math.isfinite(diff)
+        and diff < 0
+        and (diff < -margin * se if math.isfinite(se) and se > 0 else True)
+    )
     if wins:
         assert best_learned is not None
         winner, module = best_learned, learned[best_learned.name]
-        verdict = (f"{best_learned.name} ({best_learned.loss}) beat the best known loss, {best_known.name}, "
-                   f"on the folds by {-diff:.4f} ± {se:.4f}; returning the learned loss.")
+        verdict = (
+            f"{best_learned.name} ({best_learned.loss}) beat the best known loss, {best_known.name}, "
+            f"on the folds by {-diff:.4f} ± {se:.4f}; returning the learned loss."
+        )
     else:
         winner, module = best_known, known_loss(_zoo_name(best_known.name, kind), kind)
-        why = "no learned loss on the front" if best_learned is None else (
-            f"no learned loss beat {best_known.name} by {margin:g} paired standard error(s) on the folds "
-            f"(best learned {best_learned.name}: {diff:+.4f} ± {se:.4f})")
+        why = (
+            "no learned loss on the front"
+            if best_learned is None
+            else (
+                f"no learned loss beat {best_known.name} by {margin:g} paired standard error(s) on the folds "
+                f"(best learned {best_learned.name}: {diff:+.4f} ± {se:.4f})"
+            )
+        )
         verdict = f"{why}; returning {best_known.name}."
-    return SelectionResult(winner=winner.name, winner_kind=winner.kind, module=module, best_known=best_known.name,
-                           best_learned=best_learned.name if best_learned else None, difference=diff,
-                           standard_error=se, verdict=verdict, rows=rows, margin=margin, **info)
+    return SelectionResult(
+        winner=winner.name,
+        winner_kind=winner.kind,
+        module=module,
+        best_known=best_known.name,
+        best_learned=best_learned.name if best_learned else None,
+        difference=diff,
+        standard_error=se,
+        verdict=verdict,
+        rows=rows,
+        margin=margin,
+        **info,
+    )
 
 
 def _zoo_name(method: str, kind: str) -> str:

@@ -103,9 +103,7 @@ class Expression:
     @property
     def complexity(self) -> int:
         """Node count, each operator weighted by its registry complexity."""
-        return sum(
-            OPERATORS[n.name].complexity if n.kind == OP else 1 for n in self.root.iter_preorder()
-        )
+        return sum(OPERATORS[n.name].complexity if n.kind == OP else 1 for n in self.root.iter_preorder())
 
     @property
     def size(self) -> int:
@@ -237,8 +235,10 @@ def _node_from_dict(data: Any, depth: int, counter: list[int]) -> Node:
     if counter[0] > MAX_NODES:
         raise ExpressionError(f"expression tree has more than {MAX_NODES} nodes")
     if not isinstance(data, dict) or len(data) not in (1, 2):
-        raise ExpressionError(f"bad expression node {reprlib.repr(data)[:80]}: expected "
-                              "{'var': ...}, {'const': ...} or {'op': ..., 'args': [...]}")
+        raise ExpressionError(
+            f"bad expression node {reprlib.repr(data)[:80]}: expected "
+            "{'var': ...}, {'const': ...} or {'op': ..., 'args': [...]}"
+        )
     if set(data) == {"var"}:
         return Node.variable(data["var"])
     if set(data) == {"const"}:

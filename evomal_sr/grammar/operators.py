@@ -60,8 +60,11 @@ EXP_CAP = 20.0
 #: Bound on ``|b|``, the exponent of the protected ``pow(a, b)``.
 POW_CAP = 4.0
 #: Operator set name -> the groups of operators it holds (:attr:`Operator.group`).
-OPERATOR_SETS: dict[str, tuple[str, ...]] = {"paper": ("paper",), "extended": ("paper", "extended"),
-                                             "robust": ("paper", "extended", "robust")}
+OPERATOR_SETS: dict[str, tuple[str, ...]] = {
+    "paper": ("paper",),
+    "extended": ("paper", "extended"),
+    "robust": ("paper", "extended", "robust"),
+}
 
 
 @dataclass(frozen=True)
@@ -128,110 +131,178 @@ OPERATORS: dict[str, Operator] = {
     op.name: op
     for op in (
         Operator(
-            "+", 2, lambda a, b: a + b, np.add, lambda sp, a, b: a + b,
-            "", "+", infix="+",
+            "+",
+            2,
+            lambda a, b: a + b,
+            np.add,
+            lambda sp, a, b: a + b,
+            "",
+            "+",
+            infix="+",
             torch_source="a + b",
         ),
         Operator(
-            "-", 2, lambda a, b: a - b, np.subtract, lambda sp, a, b: a - b,
-            "", "-", infix="-",
+            "-",
+            2,
+            lambda a, b: a - b,
+            np.subtract,
+            lambda sp, a, b: a - b,
+            "",
+            "-",
+            infix="-",
             torch_source="a - b",
         ),
         Operator(
-            "*", 2, lambda a, b: a * b, np.multiply, lambda sp, a, b: a * b,
-            "", "*", infix="*",
+            "*",
+            2,
+            lambda a, b: a * b,
+            np.multiply,
+            lambda sp, a, b: a * b,
+            "",
+            "*",
+            infix="*",
             torch_source="a * b",
         ),
         Operator(
-            "aq", 2,
+            "aq",
+            2,
             lambda a, b: a / (1.0 + b * b).sqrt(),
             lambda a, b: np.divide(a, np.sqrt(1.0 + np.square(b))),
             lambda sp, a, b: a / sp.sqrt(1 + b**2),
-            "aq(a, b) = a / sqrt(one(b) + b * b)", "aq",
+            "aq(a, b) = a / sqrt(one(b) + b * b)",
+            "aq",
             torch_source="a / (1.0 + b * b).sqrt()",
         ),
         Operator(
-            "min", 2, lambda a, b: a.minimum(b), np.minimum, lambda sp, a, b: sp.Min(a, b),
-            "", "min",
+            "min",
+            2,
+            lambda a, b: a.minimum(b),
+            np.minimum,
+            lambda sp, a, b: sp.Min(a, b),
+            "",
+            "min",
             torch_source="a.minimum(b)",
         ),
         Operator(
-            "max", 2, lambda a, b: a.maximum(b), np.maximum, lambda sp, a, b: sp.Max(a, b),
-            "", "max",
+            "max",
+            2,
+            lambda a, b: a.maximum(b),
+            np.maximum,
+            lambda sp, a, b: sp.Max(a, b),
+            "",
+            "max",
             torch_source="a.maximum(b)",
         ),
         Operator(
-            "abs", 1, lambda a: a * a.sign(), np.abs, lambda sp, a: sp.Abs(a),
-            "", "abs",
+            "abs",
+            1,
+            lambda a: a * a.sign(),
+            np.abs,
+            lambda sp, a: sp.Abs(a),
+            "",
+            "abs",
             torch_source="(a * a.sign())",
         ),
         Operator(
-            "square", 1, lambda a: a * a, np.square, lambda sp, a: a**2,
-            "square(x) = x * x", "square",
+            "square",
+            1,
+            lambda a: a * a,
+            np.square,
+            lambda sp, a: a**2,
+            "square(x) = x * x",
+            "square",
             torch_source="a * a",
         ),
         Operator(
-            "tanh", 1, lambda a: a.tanh(), np.tanh, lambda sp, a: sp.tanh(a),
-            "", "tanh",
+            "tanh",
+            1,
+            lambda a: a.tanh(),
+            np.tanh,
+            lambda sp, a: sp.tanh(a),
+            "",
+            "tanh",
             torch_source="a.tanh()",
         ),
         Operator(
-            "sign", 1, lambda a: a.sign(), np.sign, lambda sp, a: sp.sign(a),
-            "", "sign",
+            "sign",
+            1,
+            lambda a: a.sign(),
+            np.sign,
+            lambda sp, a: sp.sign(a),
+            "",
+            "sign",
             torch_source="a.sign()",
         ),
         Operator(
             # SymPy form drops the 1e-7 guard so displays stay readable.
-            "log", 1,
+            "log",
+            1,
             lambda a: (a * a.sign()).clamp_min(PROTECTION_EPS).log(),
             lambda a: np.log(_np_protect(a)),
             lambda sp, a: sp.log(sp.Abs(a)),
-            "plog(x) = log(max(abs(x), oftype(x, 1e-7)))", "plog",
+            "plog(x) = log(max(abs(x), oftype(x, 1e-7)))",
+            "plog",
             torch_source="(a * a.sign()).clamp_min(PROTECTION_EPS).log()",
         ),
         Operator(
-            "sqrt", 1,
+            "sqrt",
+            1,
             lambda a: (a * a.sign()).clamp_min(PROTECTION_EPS).sqrt(),
             lambda a: np.sqrt(_np_protect(a)),
             lambda sp, a: sp.sqrt(sp.Abs(a)),
-            "psqrt(x) = sqrt(max(abs(x), oftype(x, 1e-7)))", "psqrt",
+            "psqrt(x) = sqrt(max(abs(x), oftype(x, 1e-7)))",
+            "psqrt",
             torch_source="(a * a.sign()).clamp_min(PROTECTION_EPS).sqrt()",
         ),
         Operator(
             # SymPy form drops the cap so displays stay readable.
-            "exp", 1,
+            "exp",
+            1,
             lambda a: a.clamp_max(EXP_CAP).exp(),
             lambda a: np.exp(np.minimum(a, EXP_CAP)),
             lambda sp, a: sp.exp(a),
-            "pexp(x) = exp(min(x, oftype(x, 20)))", "pexp",
-            torch_source="a.clamp_max(EXP_CAP).exp()", group="extended",
+            "pexp(x) = exp(min(x, oftype(x, 20)))",
+            "pexp",
+            torch_source="a.clamp_max(EXP_CAP).exp()",
+            group="extended",
         ),
         Operator(
             # |a|^b: log's guard, the exponent clipped, exp's cap; SymPy drops the guard and cap.
-            "pow", 2,
-            lambda a, b: ((a * a.sign()).clamp_min(PROTECTION_EPS).log() * b.clamp(-POW_CAP, POW_CAP))
-            .clamp_max(EXP_CAP).exp(),
+            "pow",
+            2,
+            lambda a, b: (
+                ((a * a.sign()).clamp_min(PROTECTION_EPS).log() * b.clamp(-POW_CAP, POW_CAP)).clamp_max(EXP_CAP).exp()
+            ),
             _np_pow,
             lambda sp, a, b: sp.Abs(a) ** sp.Max(-POW_CAP, sp.Min(b, POW_CAP)),
             f"ppow(a, b) = exp(min(clamp(b, oftype(b, {-POW_CAP}), oftype(b, {POW_CAP})) * "
-            f"log(max(abs(a), oftype(a, 1e-7))), oftype(a, {EXP_CAP})))", "ppow",
+            f"log(max(abs(a), oftype(a, 1e-7))), oftype(a, {EXP_CAP})))",
+            "ppow",
             torch_source=f"((a * a.sign()).clamp_min(PROTECTION_EPS).log() * b.clamp({-POW_CAP!r}, {POW_CAP!r}))"
-                         ".clamp_max(EXP_CAP).exp()",
+            ".clamp_max(EXP_CAP).exp()",
             group="robust",
         ),
         Operator(
-            "huber", 1,
+            "huber",
+            1,
             lambda a: 0.5 * (a * a.sign()).clamp_max(1.0).square() + ((a * a.sign()) - 1.0).clamp_min(0.0),
             _np_huber,
             lambda sp, a: sp.Rational(1, 2) * sp.Min(sp.Abs(a), 1) ** 2 + sp.Max(sp.Abs(a) - 1, 0),
-            "huber(x) = oftype(x, 0.5) * min(abs(x), one(x))^2 + max(abs(x) - one(x), zero(x))", "huber",
+            "huber(x) = oftype(x, 0.5) * min(abs(x), one(x))^2 + max(abs(x) - one(x), zero(x))",
+            "huber",
             torch_source="0.5 * (a * a.sign()).clamp_max(1.0).square() + ((a * a.sign()) - 1.0).clamp_min(0.0)",
             group="robust",
         ),
         Operator(
             # Unary minus: lets `-(y * log(fx))` parse; not part of EvoMAL's grammar.
-            "neg", 1, lambda a: -a, np.negative, lambda sp, a: -a,
-            "", "-", searchable=False,
+            "neg",
+            1,
+            lambda a: -a,
+            np.negative,
+            lambda sp, a: -a,
+            "",
+            "-",
+            searchable=False,
             torch_source="-a",
         ),
     )
@@ -239,9 +310,7 @@ OPERATORS: dict[str, Operator] = {
 
 #: Names SymbolicRegression.jl prints that differ from the canonical ones.
 JULIA_ALIASES: dict[str, str] = {
-    op.julia_name: op.name
-    for op in OPERATORS.values()
-    if op.infix is None and op.julia_name not in (op.name, "-")
+    op.julia_name: op.name for op in OPERATORS.values() if op.infix is None and op.julia_name not in (op.name, "-")
 }
 
 #: Infix symbol -> operator name.
@@ -287,5 +356,6 @@ def check_operator_set(operator_set: str) -> tuple[str, ...]:
     try:
         return OPERATOR_SETS[operator_set]
     except (KeyError, TypeError):
-        raise ExpressionError(f"unknown operator set {operator_set!r}; choose one of "
-                              f"{', '.join(OPERATOR_SETS)}") from None
+        raise ExpressionError(
+            f"unknown operator set {operator_set!r}; choose one of {', '.join(OPERATOR_SETS)}"
+        ) from None

@@ -54,15 +54,16 @@ def parse_tree(text: str):
         raise ExpressionError("empty expression; write e.g. '-(y * log(fx))'")
     if len(stripped) > MAX_TEXT_LENGTH:
         raise ExpressionError(
-            f"expression text is {len(stripped)} characters long; at most "
-            f"{MAX_TEXT_LENGTH} are accepted"
+            f"expression text is {len(stripped)} characters long; at most {MAX_TEXT_LENGTH} are accepted"
         )
     if "\n" in stripped or "\r" in stripped:
         raise ExpressionError("expression must be on a single line")
     if not stripped.isascii():
         column, char = next((i, c) for i, c in enumerate(stripped, 1) if not c.isascii())
-        raise ExpressionError(f"non-ASCII character {char!r} (U+{ord(char):04X}) at column {column}; "
-                              "write y, fx, numbers and operator names in plain ASCII")
+        raise ExpressionError(
+            f"non-ASCII character {char!r} (U+{ord(char):04X}) at column {column}; "
+            "write y, fx, numbers and operator names in plain ASCII"
+        )
     try:
         module = ast.parse(stripped, mode="eval")
     except SyntaxError as exc:
@@ -89,8 +90,7 @@ class _Walker:
         if isinstance(node, ast.Name):
             if node.id not in VARIABLES:
                 raise ExpressionError(
-                    f"unknown variable {node.id!r}; a loss may use only "
-                    f"{' and '.join(VARIABLES)} and numbers"
+                    f"unknown variable {node.id!r}; a loss may use only {' and '.join(VARIABLES)} and numbers"
                 )
             return Node.variable(node.id)
         if isinstance(node, ast.UnaryOp):
@@ -138,8 +138,7 @@ class _Walker:
         bad = node.keywords + [a for a in node.args if isinstance(a, ast.Starred)]
         if bad:
             raise ExpressionError(
-                f"{name}(...) takes plain positional arguments only, "
-                f"got {_describe(bad[0], self.text)}"
+                f"{name}(...) takes plain positional arguments only, got {_describe(bad[0], self.text)}"
             )
         if len(node.args) != op.arity:
             raise ExpressionError(
@@ -160,8 +159,11 @@ def _known_operators() -> str:
     parts: list[str] = []
     seen: set[str] = set()
     for name, groups in OPERATOR_SETS.items():
-        names = sorted(n for n, op in OPERATORS.items() if op.infix is None and op.searchable
-                       and op.group in groups and n not in seen)
+        names = sorted(
+            n
+            for n, op in OPERATORS.items()
+            if op.infix is None and op.searchable and op.group in groups and n not in seen
+        )
         seen.update(names)
         if names:
             what = "the default (paper) grammar has" if not parts else f"the {name} set adds"

@@ -33,8 +33,7 @@ class FlatParameterLoss(torch.nn.Module):
         self.task = check_task_kind(task)
         values = torch.as_tensor(parameters, dtype=torch.float32).detach().clone().reshape(-1)
         if values.numel() != self.N_PARAMETERS or not torch.isfinite(values).all():
-            raise LossFileError(f"{self.method_name} needs {self.N_PARAMETERS} finite parameters, "
-                                f"got {values.numel()}")
+            raise LossFileError(f"{self.method_name} needs {self.N_PARAMETERS} finite parameters, got {values.numel()}")
         self.theta = torch.nn.Parameter(values)
         self.metadata = dict(metadata or {})
 
@@ -63,9 +62,14 @@ class FlatParameterLoss(torch.nn.Module):
         return f"task={self.task!r}, n_parameters={self.n_parameters}"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"format": self.FORMAT, "version": 1, "task": self.task,
-                "parameters": [float(v) for v in self.theta.detach().cpu().tolist()],
-                "evomal_sr_version": __version__, "metadata": self.metadata}
+        return {
+            "format": self.FORMAT,
+            "version": 1,
+            "task": self.task,
+            "parameters": [float(v) for v in self.theta.detach().cpu().tolist()],
+            "evomal_sr_version": __version__,
+            "metadata": self.metadata,
+        }
 
     @classmethod
     def from_dict(cls, data: Any):

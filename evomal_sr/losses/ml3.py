@@ -41,7 +41,7 @@ def ml3_function(theta: torch.Tensor, y: torch.Tensor, fx: torch.Tensor) -> torc
     """
     matrices, start = [], 0
     for rows, cols in SHAPES:
-        matrices.append(theta[start:start + rows * cols].reshape(rows, cols))
+        matrices.append(theta[start : start + rows * cols].reshape(rows, cols))
         start += rows * cols
     w1, w2, w3 = matrices
     h = torch.relu(torch.stack([fx, y], dim=-1) @ w1.T)
@@ -86,8 +86,7 @@ class ML3Loss(FlatParameterLoss):
     method_name = "ML3"
     function = staticmethod(ml3_function)
 
-    def __init__(self, task: str = "classification", *, parameters=None, seed: int = 0,
-                 metadata: dict | None = None):
+    def __init__(self, task: str = "classification", *, parameters=None, seed: int = 0, metadata: dict | None = None):
         if parameters is None:
             parameters = initial_parameters(seed=seed)
         super().__init__(task, parameters=parameters, metadata=metadata)

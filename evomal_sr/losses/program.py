@@ -110,7 +110,7 @@ def encode(expressions: Sequence[Expression | str], *, slots: int | None = None)
     heights = np.full((K, width), -1, dtype=np.int64)
     for k, root in enumerate(trees):
         _encode_tree(root, 0, k, ops, children, constants, heights)
-        weight_slots[k, 1:len(nodes[k])] = np.arange(len(nodes[k]) - 1)
+        weight_slots[k, 1 : len(nodes[k])] = np.arange(len(nodes[k]) - 1)
     sizes = np.array([len(n) for n in nodes], dtype=np.int64)
     return ProgramTensors(*(torch.from_numpy(a) for a in (ops, children, weight_slots, constants, heights, sizes)))
 
@@ -156,8 +156,9 @@ class _Step:
     pieces: tuple[int, ...]  # outputs consumed by each higher step, in order h + 1, ...
 
     def to(self, device) -> _Step:
-        tensors = {name: getattr(self, name).to(device) for name in ("y_rows", "fx_rows", "constants", "child0",
-                                                                     "child1")}
+        tensors = {
+            name: getattr(self, name).to(device) for name in ("y_rows", "fx_rows", "constants", "child0", "child1")
+        }
         consumers = None if self.consumers is None else self.consumers.to(device)
         return replace(self, consumers=consumers, **tensors)
 
@@ -196,7 +197,7 @@ def _schedule(t: ProgramTensors) -> tuple[tuple[_Step, ...], torch.Tensor, torch
         groups: tuple[tuple[int, int], ...] = ()  # (operator code, count) of this level's nodes
         pieces: tuple[int, ...] = ()
         start = len(order)
-        order.extend(inputs[:len(leaf_rows)])  # the leaves were sorted y, fx, constants
+        order.extend(inputs[: len(leaf_rows)])  # the leaves were sorted y, fx, constants
         if codes is None:
             child0 = [where[node] for node in nodes]
             child1, consumers = [], None
@@ -211,12 +212,18 @@ def _schedule(t: ProgramTensors) -> tuple[tuple[_Step, ...], torch.Tensor, torch
             consumers = None if (key == np.arange(key.size)).all() else torch.from_numpy(key)
             pieces_of[h] = {c: [nodes[i] for i in key if consumer_level[i] == c] for c in range(h + 1, top + 2)}
             pieces = tuple(len(pieces_of[h][c]) for c in range(h + 1, top + 2))
-        steps.append(_Step(
-            **_leaf_fields(t, leaf_rows, leaf_slots, leaf_codes, len(order) - start - len(leaf_rows)),
-            sources=sources, child0=torch.tensor(child0, dtype=torch.long),
-            child1=torch.tensor(child1, dtype=torch.long), groups=groups,
-            n_binary=sum(OPERATORS[OP_NAMES[c - 4]].arity == 2 for c, _ in groups), consumers=consumers,
-            pieces=pieces))
+        steps.append(
+            _Step(
+                **_leaf_fields(t, leaf_rows, leaf_slots, leaf_codes, len(order) - start - len(leaf_rows)),
+                sources=sources,
+                child0=torch.tensor(child0, dtype=torch.long),
+                child1=torch.tensor(child1, dtype=torch.long),
+                groups=groups,
+                n_binary=sum(OPERATORS[OP_NAMES[c - 4]].arity == 2 for c, _ in groups),
+                consumers=consumers,
+                pieces=pieces,
+            )
+        )
     order_rows = torch.tensor([k for k, _ in order], dtype=torch.long)
     order_slots = torch.tensor([s for _, s in order], dtype=torch.long)
     return tuple(steps), order_rows, t.weight_slots[order_rows, order_slots]
@@ -225,9 +232,13 @@ def _schedule(t: ProgramTensors) -> tuple[tuple[_Step, ...], torch.Tensor, torch
 def _leaf_fields(t: ProgramTensors, rows, slots, codes, n_nodes: int) -> dict:
     """The leaf part of a :class:`_Step` (leaves sorted y, fx, constants) and its weight counts."""
     y, fx, const = codes == Y_LEAF, codes == FX_LEAF, codes == CONST_LEAF
-    return {"n_y": int(y.sum()), "y_rows": torch.from_numpy(rows[y]), "fx_rows": torch.from_numpy(rows[fx]),
-            "constants": t.constants[torch.from_numpy(rows[const]), torch.from_numpy(slots[const])],
-            "counts": (int(y.sum()), int(fx.sum()), int(const.sum()), n_nodes)}
+    return {
+        "n_y": int(y.sum()),
+        "y_rows": torch.from_numpy(rows[y]),
+        "fx_rows": torch.from_numpy(rows[fx]),
+        "constants": t.constants[torch.from_numpy(rows[const]), torch.from_numpy(slots[const])],
+        "counts": (int(y.sum()), int(fx.sum()), int(const.sum()), n_nodes),
+    }
 
 
 class LossProgram(Sequence):
@@ -256,8 +267,9 @@ class LossProgram(Sequence):
     def __init__(self, losses: Sequence[CompiledLoss | Expression | str], *, slots: int | None = None):
         if not len(losses):
             raise ExpressionError("a loss program needs at least one candidate")
-        self.losses = [loss if isinstance(loss, CompiledLoss) else CompiledLoss(Expression.parse(loss))
-                       for loss in losses]
+        self.losses = [
+            loss if isinstance(loss, CompiledLoss) else CompiledLoss(Expression.parse(loss)) for loss in losses
+        ]
         self.tensors = encode([loss.expression for loss in self.losses], slots=slots)
         steps, rows, edges = _schedule(self.tensors)
         self._on_device: dict[str, tuple] = {"cpu": (steps, rows, edges)}
@@ -273,8 +285,7 @@ class LossProgram(Sequence):
 
     def repeat_interleave(self, times: int) -> LossProgram:
         """The program of every candidate repeated ``times`` times in a row (a learning-rate grid's copies)."""
-        return LossProgram([loss for loss in self.losses for _ in range(times)],
-                           slots=self.tensors.ops.shape[1])
+        return LossProgram([loss for loss in self.losses for _ in range(times)], slots=self.tensors.ops.shape[1])
 
     def _schedule_on(self, device: torch.device) -> tuple:
         key = str(device)
@@ -286,8 +297,10 @@ class LossProgram(Sequence):
     def __call__(self, weights: torch.Tensor, y: torch.Tensor, fx: torch.Tensor) -> torch.Tensor:
         K = len(self.losses)
         if fx.shape[0] != K or weights.ndim != 2 or weights.shape[0] != K:
-            raise ExpressionError(f"a program of {K} candidates needs fx [{K}, ...] and weights [{K}, E], "
-                                  f"got {tuple(fx.shape)} and {tuple(weights.shape)}")
+            raise ExpressionError(
+                f"a program of {K} candidates needs fx [{K}, ...] and weights [{K}, E], "
+                f"got {tuple(fx.shape)} and {tuple(weights.shape)}"
+            )
         steps, rows, edges = self._schedule_on(fx.device)
         E = weights.shape[1]
         flat = torch.cat([weights.to(fx.dtype).reshape(-1), torch.ones(1, dtype=fx.dtype, device=fx.device)])
@@ -332,7 +345,7 @@ def _apply_ops(step: _Step, values: torch.Tensor, scale: torch.Tensor) -> torch.
     # split, not slices: the backward of a split is one concatenation, of a slice a zero-filled copy each
     sizes = [n for _, n in step.groups]
     a = values.index_select(0, step.child0).split(sizes)
-    b = values.index_select(0, step.child1).split(sizes[:step.n_binary]) if step.n_binary else ()
+    b = values.index_select(0, step.child1).split(sizes[: step.n_binary]) if step.n_binary else ()
     outs = []
     for i, (code, _) in enumerate(step.groups):
         op = OPERATORS[OP_NAMES[code - 4]]

@@ -31,7 +31,6 @@ FILE_VERSION = 1
 INIT_NOISE = 1e-3
 
 
-
 class CompiledLoss:
     """An expression compiled to ``(weights, y, fx) -> elementwise tensor``.
 
@@ -101,8 +100,12 @@ def output_to_fx(output: torch.Tensor, kind: str) -> torch.Tensor:
 
 def target_to_y(target: torch.Tensor, n_outputs: int, kind: str, dtype) -> torch.Tensor:
     """The ``y`` a loss sees, ``[batch, n_outputs]``: one-hot labels or the regression target."""
-    if kind == "classification" and n_outputs > 1 and (
-        target.ndim < 2 or target.shape[-1] != n_outputs  # 1-D labels even when batch == classes
+    if (
+        kind == "classification"
+        and n_outputs > 1
+        and (
+            target.ndim < 2 or target.shape[-1] != n_outputs  # 1-D labels even when batch == classes
+        )
     ):
         return F.one_hot(target.long(), n_outputs).to(dtype)  # integer labels
     return target.reshape(-1, n_outputs).to(dtype)  # one-hot, binary labels, or regression targets
@@ -128,8 +131,9 @@ def reduce_loss(elementwise: torch.Tensor, kind: str) -> torch.Tensor:
     return elementwise.mean()
 
 
-def initial_weights(n: int, *, generator: torch.Generator | None = None, noise: float = INIT_NOISE,
-                    dtype=torch.float32) -> torch.Tensor:
+def initial_weights(
+    n: int, *, generator: torch.Generator | None = None, noise: float = INIT_NOISE, dtype=torch.float32
+) -> torch.Tensor:
     """Edge weights ``1 + noise * N(0, 1)`` (exactly one when ``noise`` is 0)."""
     weights = torch.ones(n, dtype=dtype)
     if noise and n:
@@ -164,8 +168,15 @@ class LearnedLoss(torch.nn.Module):
     True
     """
 
-    def __init__(self, expression: Expression | str, task: str = "classification", *,
-                 weights=None, metadata: dict | None = None, scale: float = 1.0):
+    def __init__(
+        self,
+        expression: Expression | str,
+        task: str = "classification",
+        *,
+        weights=None,
+        metadata: dict | None = None,
+        scale: float = 1.0,
+    ):
         super().__init__()
         self.scale = check_scale(scale, error=ExpressionError)
         self.expression = Expression.parse(expression)
@@ -199,8 +210,7 @@ class LearnedLoss(torch.nn.Module):
 
     def forward(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         y, fx = prepare_inputs(output, target, self.task)
-        return reduce_loss(self.elementwise(y.to(self.weights.dtype), fx.to(self.weights.dtype)),
-                           self.task)
+        return reduce_loss(self.elementwise(y.to(self.weights.dtype), fx.to(self.weights.dtype)), self.task)
 
     def extra_repr(self) -> str:
         scale = "" if self.scale == 1.0 else f", scale={self.scale!r}"
@@ -242,8 +252,13 @@ class LearnedLoss(torch.nn.Module):
             raise LossFileError("'weights' must be a list of finite numbers")
         metadata = check_origin(data.get("metadata", {}), error=LossFileError, what="loss 'metadata'")
         try:
-            return cls(data.get("expression"), task=data.get("task"), weights=weights, metadata=metadata,
-                       scale=data.get("scale", 1.0))
+            return cls(
+                data.get("expression"),
+                task=data.get("task"),
+                weights=weights,
+                metadata=metadata,
+                scale=data.get("scale", 1.0),
+            )
         except (ExpressionError, ConfigError) as exc:
             raise LossFileError(f"invalid learned loss: {exc}") from None
 

@@ -40,8 +40,14 @@ def taylor_function(theta: torch.Tensor, y: torch.Tensor, fx: torch.Tensor) -> t
     tensor([-0.2188])
     """
     e, d = y - theta[0], fx - theta[1]
-    return (theta[2] * d + theta[3] * d * d / 2 + theta[4] * d * d * d / 6
-            + theta[5] * e * d + theta[6] * e * d * d / 2 + theta[7] * e * e * d / 2)
+    return (
+        theta[2] * d
+        + theta[3] * d * d / 2
+        + theta[4] * d * d * d / 6
+        + theta[5] * e * d
+        + theta[6] * e * d * d / 2
+        + theta[7] * e * e * d / 2
+    )
 
 
 class TaylorGLOLoss(FlatParameterLoss):

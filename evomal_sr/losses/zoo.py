@@ -60,6 +60,7 @@ class KnownLoss(torch.nn.Module):
 
 # -- classification ------------------------------------------------------------------------
 
+
 def _log_probs(logits: torch.Tensor) -> torch.Tensor:
     if logits.shape[-1] == 1:  # binary: p = sigmoid(z) from the two logits [0, z]
         logits = torch.cat([torch.zeros_like(logits), logits], dim=-1)
@@ -152,7 +153,7 @@ class GCE(_Classification):
 
     def per_sample(self, output, target):
         p_y = _picked(_log_probs(output), target).exp()
-        return (1.0 - p_y ** self.q) / self.q
+        return (1.0 - p_y**self.q) / self.q
 
 
 class SCE(_Classification):
@@ -206,6 +207,7 @@ class Brier(_Classification):
 
 # -- regression ----------------------------------------------------------------------------
 
+
 class _Regression(KnownLoss):
     task = "regression"
 
@@ -223,7 +225,7 @@ class MSE(_Regression):
     name = "mse"
 
     def elementwise(self, residual):
-        return residual ** 2
+        return residual**2
 
 
 class AbsoluteError(_Regression):
@@ -249,7 +251,7 @@ class Huber(_Regression):
 
     def elementwise(self, residual):
         a = residual.abs()
-        return torch.where(a <= self.delta, 0.5 * residual ** 2, self.delta * (a - 0.5 * self.delta))
+        return torch.where(a <= self.delta, 0.5 * residual**2, self.delta * (a - 0.5 * self.delta))
 
 
 class LogCosh(_Regression):

@@ -35,8 +35,7 @@ SCHEDULER_TIMEOUT_S = 10.0
 #: Unique candidates per chunk on Dask when ``chunk_size`` is not given (see docs/scaling.md).
 DEFAULT_CHUNK_SIZE = 8
 
-DASK_MISSING = ("Dask is not installed: running on workers needs the dask extra, "
-                "pip install 'evomal-sr[dask]'")
+DASK_MISSING = "Dask is not installed: running on workers needs the dask extra, pip install 'evomal-sr[dask]'"
 
 
 class InProcessExecutor:
@@ -83,8 +82,9 @@ def executor_kind(spec) -> tuple[str, object]:
     if spec is None or spec == "in-process":
         return "in-process", None
     if isinstance(spec, bool):
-        raise ConfigError(f"executor must be 'in-process', 'local', a worker count, an address or a Client, "
-                          f"not {spec!r}")
+        raise ConfigError(
+            f"executor must be 'in-process', 'local', a worker count, an address or a Client, not {spec!r}"
+        )
     if isinstance(spec, int):
         if spec < 1:
             raise ConfigError(f"the number of workers must be at least 1, got {spec}")
@@ -99,14 +99,17 @@ def executor_kind(spec) -> tuple[str, object]:
             return executor_kind(int(count))
         if "://" in spec or ":" in spec:
             return "scheduler", spec
-        raise ConfigError(f"unknown executor {spec!r}; give one of {', '.join(EXECUTORS[:2])}, local:N, "
-                          "a scheduler address (tcp://host:8786) or a dask.distributed.Client")
+        raise ConfigError(
+            f"unknown executor {spec!r}; give one of {', '.join(EXECUTORS[:2])}, local:N, "
+            "a scheduler address (tcp://host:8786) or a dask.distributed.Client"
+        )
     if hasattr(spec, "score_chunks"):
         return "custom", spec
     if type(spec).__module__.startswith("distributed") and hasattr(spec, "submit"):
         return "client", spec
-    raise ConfigError(f"executor must be 'in-process', 'local', a worker count, an address or a Client, "
-                      f"not {type(spec).__name__}")
+    raise ConfigError(
+        f"executor must be 'in-process', 'local', a worker count, an address or a Client, not {type(spec).__name__}"
+    )
 
 
 @contextlib.contextmanager

@@ -54,18 +54,32 @@ class ScorerSpec:
 
     @classmethod
     def from_evaluator(cls, evaluator) -> ScorerSpec:
-        return cls(task=evaluator.task, settings=evaluator.settings, device=str(evaluator.device),
-                   seed=evaluator.seed, batched=evaluator.batched, local_search=evaluator.local_search,
-                   cuda_graph=evaluator.cuda_graph,
-                   program=getattr(evaluator, "program", "per-tree"))
+        return cls(
+            task=evaluator.task,
+            settings=evaluator.settings,
+            device=str(evaluator.device),
+            seed=evaluator.seed,
+            batched=evaluator.batched,
+            local_search=evaluator.local_search,
+            cuda_graph=evaluator.cuda_graph,
+            program=getattr(evaluator, "program", "per-tree"),
+        )
 
     def build(self):
         """An evaluator for this spec (its caches stay empty: workers only score)."""
         from evomal_sr.scoring.evaluator import Evaluator
 
-        return Evaluator(self.task, preset=self.settings, device=self.device, seed=self.seed, batched=self.batched,
-                         local_search=self.local_search, repair=False, cuda_graph=self.cuda_graph,
-                         program=self.program)
+        return Evaluator(
+            self.task,
+            preset=self.settings,
+            device=self.device,
+            seed=self.seed,
+            batched=self.batched,
+            local_search=self.local_search,
+            repair=False,
+            cuda_graph=self.cuda_graph,
+            program=self.program,
+        )
 
 
 class EvaluatorPlugin(WorkerPlugin):
@@ -131,12 +145,14 @@ def sigint_ignored_by_children():
 
 def _version_probe():
     """A function pickled by value, so that it runs even where evomal_sr cannot be imported."""
+
     def probe():
         try:
             import evomal_sr
         except ImportError as exc:
             return f"missing: {exc}"
         return str(evomal_sr.__version__)
+
     return probe
 
 
@@ -154,11 +170,15 @@ def check_workers(client) -> int:
     answers = client.run(_version_probe(), on_error="return")
     for address, answer in sorted(answers.items()):
         if isinstance(answer, BaseException) or str(answer).startswith("missing"):
-            raise EngineUnavailableError(f"Dask worker {address} cannot import evomal_sr ({answer}); install "
-                                         f"evomal-sr {__version__} on every worker: pip install 'evomal-sr[dask]'")
+            raise EngineUnavailableError(
+                f"Dask worker {address} cannot import evomal_sr ({answer}); install "
+                f"evomal-sr {__version__} on every worker: pip install 'evomal-sr[dask]'"
+            )
         if answer != __version__:
-            raise EngineUnavailableError(f"Dask worker {address} has evomal-sr {answer}, this process "
-                                         f"{__version__}; install the same version everywhere")
+            raise EngineUnavailableError(
+                f"Dask worker {address} has evomal-sr {answer}, this process "
+                f"{__version__}; install the same version everywhere"
+            )
     if not answers:
         raise EngineUnavailableError("the Dask cluster has no workers; start some (dask worker ADDRESS)")
     return len(answers)
@@ -185,8 +205,15 @@ class DaskExecutor:
 
     kind = "dask"
 
-    def __init__(self, client, *, torch_threads: int | None = None, default_chunk_size: int = DEFAULT_CHUNK_SIZE,
-                 owned=(), ignore_sigint: bool = False):
+    def __init__(
+        self,
+        client,
+        *,
+        torch_threads: int | None = None,
+        default_chunk_size: int = DEFAULT_CHUNK_SIZE,
+        owned=(),
+        ignore_sigint: bool = False,
+    ):
         self.client = client
         self.torch_threads = torch_threads
         self.ignore_sigint = ignore_sigint  # workers of a LocalCluster started here
@@ -207,11 +234,18 @@ class DaskExecutor:
         # back at once); the evaluator's many short-lived tensors then cost page faults and a
         # visible share of a search's wall time (benchmarks/PERFORMANCE.md has the figures).
         # Unset, glibc keeps its default, as in a plain process.
-        with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}), \
-                sigint_ignored_by_children():  # Ctrl-C stops the driver, which closes the workers
-            cluster = LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
-                                   dashboard_address=":0", silence_logs=logging.ERROR,
-                                   env={"OMP_WAIT_POLICY": "PASSIVE"})
+        with (
+            dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}),
+            sigint_ignored_by_children(),
+        ):  # Ctrl-C stops the driver, which closes the workers
+            cluster = LocalCluster(
+                n_workers=n_workers,
+                threads_per_worker=1,
+                processes=True,
+                dashboard_address=":0",
+                silence_logs=logging.ERROR,
+                env={"OMP_WAIT_POLICY": "PASSIVE"},
+            )
         try:
             client = Client(cluster)
         except BaseException:
@@ -225,9 +259,11 @@ class DaskExecutor:
         try:
             client = Client(address, timeout=timeout, set_as_default=False)
         except (OSError, TimeoutError, ValueError) as exc:
-            raise EngineUnavailableError(f"cannot reach the Dask scheduler at {address} within {timeout:g} s "
-                                         f"({type(exc).__name__}); check the address and that "
-                                         "`dask scheduler` is running") from None
+            raise EngineUnavailableError(
+                f"cannot reach the Dask scheduler at {address} within {timeout:g} s "
+                f"({type(exc).__name__}); check the address and that "
+                "`dask scheduler` is running"
+            ) from None
         return cls(client, owned=(client,), **options)
 
     def __enter__(self) -> DaskExecutor:
@@ -253,8 +289,9 @@ class DaskExecutor:
         try:
             scored = self.client.gather(futures)
         except KilledWorker as exc:
-            raise EngineUnavailableError(f"a chunk of candidates kept killing Dask workers ({exc}); "
-                                         "see the workers' logs (memory limit?)") from None
+            raise EngineUnavailableError(
+                f"a chunk of candidates kept killing Dask workers ({exc}); see the workers' logs (memory limit?)"
+            ) from None
         for chunk, results in zip(chunks, scored):
             if sorted(r.expression for r in results) != sorted(chunk):
                 raise RuntimeError("a worker returned results for other candidates than it was sent")

@@ -86,8 +86,9 @@ def _usage(filename: str | None) -> tuple[str, str]:
     if stem and stem.isascii() and stem.isidentifier():
         return f"Saved as {stem}.py; usage::", stem
     if filename:  # not importable under its own name (or not a .py file): say so rather than guess
-        return ("Usage (this file's name is not a Python module name: copy it to learned_loss.py "
-                "first)::"), "learned_loss"
+        return (
+            "Usage (this file's name is not a Python module name: copy it to learned_loss.py first)::"
+        ), "learned_loss"
     return "Usage (save this text as learned_loss.py)::", "learned_loss"
 
 
@@ -118,9 +119,18 @@ def torch_source(loss: LearnedLoss, *, filename: str | None = None) -> str:
         body = f"(torch.zeros_like(fx) + {loss.expression.root.value!r})"
     call = "loss(logits, labels)" if loss.task == "classification" else "loss(prediction, target)"
     where, module_name = _usage(filename)
-    text = _PREAMBLE.format(version=__version__, expression=str(loss.expression), task=loss.task,
-                            where=where, module=module_name, call=call, eps=PROTECTION_EPS, exp_cap=EXP_CAP,
-                            weights=json.dumps(weights), scale=float(loss.scale))
+    text = _PREAMBLE.format(
+        version=__version__,
+        expression=str(loss.expression),
+        task=loss.task,
+        where=where,
+        module=module_name,
+        call=call,
+        eps=PROTECTION_EPS,
+        exp_cap=EXP_CAP,
+        weights=json.dumps(weights),
+        scale=float(loss.scale),
+    )
     text += "\n" + "\n\n".join(helpers)
     text += f"\n\ndef _expression(w, y, fx):\n    return {body}\n" + _MODULE
     return text

@@ -72,13 +72,15 @@ class FrontEntry:
     @classmethod
     def from_result(cls, result) -> FrontEntry:
         """The entry of an evaluator :class:`~evomal_sr.scoring.evaluator.FitnessResult`."""
-        return cls(result.expression, tuple(result.weights), float(result.fitness), result.complexity,
-                   float(result.scale))
+        return cls(
+            result.expression, tuple(result.weights), float(result.fitness), result.complexity, float(result.scale)
+        )
 
     def loss(self, task_kind: str, *, metadata: dict | None = None) -> LearnedLoss:
         """The :class:`~evomal_sr.losses.symbolic.LearnedLoss` of this entry."""
-        return LearnedLoss(self.expression, task=task_kind, weights=list(self.weights), metadata=metadata,
-                           scale=self.scale)
+        return LearnedLoss(
+            self.expression, task=task_kind, weights=list(self.weights), metadata=metadata, scale=self.scale
+        )
 
     def equation(self, digits: int | None = EQUATION_DIGITS) -> str:
         """The expression with its weights folded in and simplified (PySR's ``Equation`` column).
@@ -90,8 +92,12 @@ class FrontEntry:
         return folded.simplified().format(digits)
 
     def to_dict(self) -> dict:
-        data = {"expression": self.expression, "weights": list(self.weights),
-                "fitness": float_to_json(self.fitness), "complexity": self.complexity}
+        data = {
+            "expression": self.expression,
+            "weights": list(self.weights),
+            "fitness": float_to_json(self.fitness),
+            "complexity": self.complexity,
+        }
         if self.scale != 1.0:  # written only when used: fronts without scaling keep their bytes
             data["scale"] = self.scale
         return data
@@ -107,11 +113,14 @@ class FrontEntry:
             weights = tuple(float(w) for w in data["weights"])
             fitness = float_from_json(data["fitness"])
             if len(weights) != expr.size - 1 or not all(abs(w) <= MAX_WEIGHT for w in weights):
-                raise ValueError(f"{expr} needs {expr.size - 1} finite weights of at most {MAX_WEIGHT:.4g} "
-                                 f"in magnitude, got {len(weights)}")
+                raise ValueError(
+                    f"{expr} needs {expr.size - 1} finite weights of at most {MAX_WEIGHT:.4g} "
+                    f"in magnitude, got {len(weights)}"
+                )
             if data["fitness"] is not None and not 0.0 <= fitness < math.inf:
-                raise ValueError(f"'fitness' must be a finite error >= 0 (or null for a rejected loss), "
-                                 f"got {data['fitness']!r:.40}")
+                raise ValueError(
+                    f"'fitness' must be a finite error >= 0 (or null for a rejected loss), got {data['fitness']!r:.40}"
+                )
             return cls(str(expr), weights, fitness, expr.complexity, check_scale(data.get("scale", 1.0)))
         except (KeyError, TypeError, ValueError, OverflowError) as exc:
             raise LossFileError(f"malformed front entry: {exc}") from None
@@ -233,8 +242,10 @@ class ParetoFront:
             raise ConfigError("the Pareto front is empty: no candidate was trained successfully")
         if isinstance(rule, int) and not isinstance(rule, bool):
             if not -n <= rule < n:
-                raise ConfigError(f"index {rule} out of range: the front has {n} losses (0 to {n - 1}, or "
-                                  f"-{n} to -1 counting from the most complex)")
+                raise ConfigError(
+                    f"index {rule} out of range: the front has {n} losses (0 to {n - 1}, or "
+                    f"-{n} to -1 counting from the most complex)"
+                )
             return rule % n
         if rule == "accuracy":
             lowest = min(e.fitness for e in self.entries)
@@ -281,8 +292,17 @@ class ParetoFront:
     def rows(self) -> list[dict]:
         """One dict per entry: index, complexity, loss (fitness), score, expression, equation."""
         scores = self.scores()
-        return [{"index": i, "complexity": e.complexity, "loss": e.fitness, "score": scores[i],
-                 "expression": e.expression, "equation": e.equation()} for i, e in enumerate(self.entries)]
+        return [
+            {
+                "index": i,
+                "complexity": e.complexity,
+                "loss": e.fitness,
+                "score": scores[i],
+                "expression": e.expression,
+                "equation": e.equation(),
+            }
+            for i, e in enumerate(self.entries)
+        ]
 
     def to_dataframe(self):
         """A pandas DataFrame of :meth:`rows` (needs the optional extra: ``pip install 'evomal-sr[pandas]'``).
@@ -311,9 +331,14 @@ class ParetoFront:
         return atomic_write_text(path, self.to_csv_text())
 
     def to_dict(self) -> dict:
-        return {"format": FRONT_FORMAT, "version": FRONT_VERSION, "evomal_sr_version": __version__,
-                "task_kind": self.task_kind, "config": self.config,
-                "entries": [e.to_dict() for e in self.entries]}
+        return {
+            "format": FRONT_FORMAT,
+            "version": FRONT_VERSION,
+            "evomal_sr_version": __version__,
+            "task_kind": self.task_kind,
+            "config": self.config,
+            "entries": [e.to_dict() for e in self.entries],
+        }
 
     def to_json(self, path) -> Path:
         """Everything needed to rebuild each loss, plus the run's configuration."""
@@ -329,8 +354,7 @@ class ParetoFront:
         except ConfigError as exc:
             raise LossFileError(str(exc)) from None
         check_origin(data.get("config", {}), error=LossFileError, what="Pareto front 'config'")
-        return cls([FrontEntry.from_dict(d) for d in data["entries"]], task_kind=kind,
-                   config=data.get("config", {}))
+        return cls([FrontEntry.from_dict(d) for d in data["entries"]], task_kind=kind, config=data.get("config", {}))
 
     def plot(self, path, **kwargs) -> Path:
         """Save a plot of error against complexity (PNG or SVG by extension)."""
@@ -362,8 +386,10 @@ class ParetoFront:
         if self.entries:
             for rule in ("accuracy", "best"):
                 picks.setdefault(self.select_index(rule), []).append(rule)
-        body = [[i, e.complexity, f"{e.fitness:.4f}", f"{score:.4f}", ",".join(picks.get(i, [])) or "-", e.equation()]
-                for i, (e, score) in enumerate(zip(self.entries, self.scores()))]
+        body = [
+            [i, e.complexity, f"{e.fitness:.4f}", f"{score:.4f}", ",".join(picks.get(i, [])) or "-", e.equation()]
+            for i, (e, score) in enumerate(zip(self.entries, self.scores()))
+        ]
         note = f"Pareto front of {len(self)} {self.task_kind} loss{'es' * (len(self) != 1)}"
         if self.partial:
             note += f" (partial: the run stopped after generation {self.partial.get('generation')})"
@@ -383,8 +409,12 @@ def load_front(path) -> ParetoFront:
         path = path / "pareto.json"
     if not os.path.lexists(path):
         if (path.parent / "checkpoint.json").exists():
-            raise LossFileError(f"no Pareto front at {str(path)!r} yet: the run was interrupted; continue it "
-                                f"with `evomal-sr search ... --out {str(path.parent)} --resume`")
-        raise LossFileError(f"no Pareto front at {str(path)!r}; run `evomal-sr search --out DIR` first "
-                            "(or add --resume to continue an interrupted run)")
+            raise LossFileError(
+                f"no Pareto front at {str(path)!r} yet: the run was interrupted; continue it "
+                f"with `evomal-sr search ... --out {str(path.parent)} --resume`"
+            )
+        raise LossFileError(
+            f"no Pareto front at {str(path)!r}; run `evomal-sr search --out DIR` first "
+            "(or add --resume to continue an interrupted run)"
+        )
     return ParetoFront.from_dict(read_json(path, LossFileError, "Pareto-front file"))

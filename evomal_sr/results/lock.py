@@ -78,8 +78,14 @@ class RunLock:
 
     def _me(self) -> dict:
         pid = os.getpid()
-        return {"pid": pid, "host": socket.gethostname(), "start": _process_start(pid), "since": time.time(),
-                "argv": [str(a) for a in sys.argv], "cwd": os.getcwd()}
+        return {
+            "pid": pid,
+            "host": socket.gethostname(),
+            "start": _process_start(pid),
+            "since": time.time(),
+            "argv": [str(a) for a in sys.argv],
+            "cwd": os.getcwd(),
+        }
 
     def acquire(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -148,6 +154,8 @@ class RunLock:
 
     def _held_message(self, holder: dict | None) -> str:
         folder = str(self.path.parent)
-        who = (f"process {holder.get('pid')} on {holder.get('host')}" if holder else "another process")
-        return (f"another search ({who}) is writing to {folder!r}; wait for it to finish or choose another "
-                f"--out (if that run is certainly over, delete {str(self.path)!r})")
+        who = f"process {holder.get('pid')} on {holder.get('host')}" if holder else "another process"
+        return (
+            f"another search ({who}) is writing to {folder!r}; wait for it to finish or choose another "
+            f"--out (if that run is certainly over, delete {str(self.path)!r})"
+        )

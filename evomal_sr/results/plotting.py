@@ -33,8 +33,7 @@ def save_figure(fig, path) -> Path:
     os.fchmod(fd, mode)
     os.close(fd)
     try:
-        fig.savefig(tmp, dpi=120, bbox_inches="tight", metadata={"Software": None} if path.suffix == ".png"
-                    else None)
+        fig.savefig(tmp, dpi=120, bbox_inches="tight", metadata={"Software": None} if path.suffix == ".png" else None)
         os.replace(tmp, path)
     finally:
         Path(tmp).unlink(missing_ok=True)
@@ -80,16 +79,27 @@ def plot_front(front, path, *, hall_of_fame=None, title: str | None = None) -> P
     grid = fig.add_gridspec(1, 2, width_ratios=(1.0, 1.15), wspace=0.05)
     ax, table = fig.add_subplot(grid[0]), fig.add_subplot(grid[1])
     if hall_of_fame:
-        ax.scatter([e.complexity for e in hall_of_fame], [e.fitness for e in hall_of_fame],
-                   color="0.75", s=18, label="best per complexity")
+        ax.scatter(
+            [e.complexity for e in hall_of_fame],
+            [e.fitness for e in hall_of_fame],
+            color="0.75",
+            s=18,
+            label="best per complexity",
+        )
     if entries:
         xs, ys = [e.complexity for e in entries], [e.fitness for e in entries]
         ax.step(xs, ys, where="post", color="tab:blue", alpha=0.6)
         ax.scatter(xs, ys, color="tab:blue", s=36, zorder=3, label="Pareto front (# = --index)")
         for i, (x, y) in enumerate(zip(xs, ys)):  # above and below in turn, so neighbours do not collide
-            ax.annotate(str(i), (x, y), textcoords="offset points", xytext=(4, 5 if i % 2 == 0 else -12),
-                        fontsize=8,
-                        color="tab:blue", annotation_clip=True)
+            ax.annotate(
+                str(i),
+                (x, y),
+                textcoords="offset points",
+                xytext=(4, 5 if i % 2 == 0 else -12),
+                fontsize=8,
+                color="tab:blue",
+                annotation_clip=True,
+            )
         ax.legend(loc="upper right", fontsize=8)
     elif hall_of_fame:
         ax.legend(loc="upper right", fontsize=8)
@@ -110,9 +120,19 @@ def _legend_table(ax, entries) -> None:
     """The front as text beside the plot: index, complexity, error and equation."""
     ax.axis("off")
     header = f"{'#':>3} {'cx':>4} {'error':>8}  equation"
-    lines = [header] + [f"{i:>3} {e.complexity:>4} {e.fitness:>8.4f}  {_short(e.equation())}"
-                        for i, e in enumerate(entries)]
+    lines = [header] + [
+        f"{i:>3} {e.complexity:>4} {e.fitness:>8.4f}  {_short(e.equation())}" for i, e in enumerate(entries)
+    ]
     if not entries:
         lines.append("  (empty front: no candidate trained successfully)")
-    ax.text(0.0, 1.0, "\n".join(lines), transform=ax.transAxes, va="top", ha="left", family="monospace",
-            fontsize=8, clip_on=False)  # the tight bounding box then always takes in the whole table
+    ax.text(
+        0.0,
+        1.0,
+        "\n".join(lines),
+        transform=ax.transAxes,
+        va="top",
+        ha="left",
+        family="monospace",
+        fontsize=8,
+        clip_on=False,
+    )  # the tight bounding box then always takes in the whole table

@@ -25,11 +25,28 @@ from evomal_sr.errors import ConfigError
 from evomal_sr.results.lock import RunLock
 
 #: ``best_so_far`` never goes up; ``best_of_generation`` is that generation's own best.
-HISTORY_COLUMNS = ("generation", "best_so_far", "best_of_generation", "median_fitness", "evaluations",
-                   "exact_hits", "equivalent_hits", "rejected", "seconds", "best_expression")
+HISTORY_COLUMNS = (
+    "generation",
+    "best_so_far",
+    "best_of_generation",
+    "median_fitness",
+    "evaluations",
+    "exact_hits",
+    "equivalent_hits",
+    "rejected",
+    "seconds",
+    "best_expression",
+)
 #: The files a run writes (what ``--force`` replaces; anything else in the folder stays).
-RUN_FILES = ("pareto.csv", "pareto.json", "pareto.png", "hall_of_fame.json", "history.csv", "checkpoint.json",
-             "selection.json")
+RUN_FILES = (
+    "pareto.csv",
+    "pareto.json",
+    "pareto.png",
+    "hall_of_fame.json",
+    "history.csv",
+    "checkpoint.json",
+    "selection.json",
+)
 
 
 class RunDir:
@@ -86,8 +103,10 @@ class RunDir:
         with self.lock():
             if not resume and self.has_run():
                 if not force:
-                    raise ConfigError(f"{str(self.path)!r} already holds a run; add resume=True to continue it "
-                                      "or force=True to start it over")
+                    raise ConfigError(
+                        f"{str(self.path)!r} already holds a run; add resume=True to continue it "
+                        "or force=True to start it over"
+                    )
                 self.remove_run_files()
             self.remove_stale_temp_files()  # left by a run killed mid-write
             yield self
@@ -110,8 +129,10 @@ class RunDir:
         generation, then ``checkpoint.json``; a run killed in between leaves the
         first two without the third.
         """
-        return {p.name for p in self.run_files()} <= {self.history_csv.name, self.pareto_json.name} and \
-            not self.checkpoint.exists()
+        return {p.name for p in self.run_files()} <= {
+            self.history_csv.name,
+            self.pareto_json.name,
+        } and not self.checkpoint.exists()
 
     def _nothing_to_resume(self) -> str:
         busy = self.lock().live_holder_message()
@@ -120,8 +141,10 @@ class RunDir:
         where = f"nothing to resume in {str(self.path)!r}"
         killed = self.killed_run()
         if killed is not None:
-            return (f"{where}: its run (process {killed.get('pid')}) was stopped before its first checkpoint, "
-                    "so nothing was lost; start it again without resume=True")
+            return (
+                f"{where}: its run (process {killed.get('pid')}) was stopped before its first checkpoint, "
+                "so nothing was lost; start it again without resume=True"
+            )
         return f"{where}: it holds no checkpoint.json; start the run without resume=True"
 
     def lock(self) -> RunLock:
@@ -132,8 +155,10 @@ class RunDir:
         """Delete the temporary files a run killed mid-write left behind (only this folder's own)."""
         if not self.path.is_dir():
             return []
-        patterns = [f".{p.name}.*.tmp" for p in (self.pareto_csv, self.pareto_json, self.hall_of_fame_json,
-                                                  self.history_csv, self.checkpoint)]
+        patterns = [
+            f".{p.name}.*.tmp"
+            for p in (self.pareto_csv, self.pareto_json, self.hall_of_fame_json, self.history_csv, self.checkpoint)
+        ]
         patterns.append(f".{self.pareto_png.stem}.*{self.pareto_png.suffix}")  # plotting's temporary image
         removed = []
         for pattern in patterns:

@@ -91,17 +91,43 @@ class Evaluator:
     ['ok', 'rejected']
     """
 
-    def __init__(self, task, *, preset: str | Preset = "quick", device: str = "cpu", seed: int = 0,
-                 batched: bool = True, local_search: bool = True, repair: bool = True, threads="auto",
-                 executor=None, chunk_size: int | str | None = None, cuda_graph: bool = False,
-                 program: str = "per-tree", **overrides):
+    def __init__(
+        self,
+        task,
+        *,
+        preset: str | Preset = "quick",
+        device: str = "cpu",
+        seed: int = 0,
+        batched: bool = True,
+        local_search: bool = True,
+        repair: bool = True,
+        threads="auto",
+        executor=None,
+        chunk_size: int | str | None = None,
+        cuda_graph: bool = False,
+        program: str = "per-tree",
+        **overrides,
+    ):
         self.executor = executor  # the default of evaluate(executor=...); never changed by a call
         self.chunk_size = check_chunk_size(chunk_size)
         self.repair = bool(repair)
-        self.scorer = Scorer(task, resolve_preset(preset, **overrides), device=device, seed=seed, batched=batched,
-                             local_search=local_search, threads=threads, cuda_graph=cuda_graph, program=program)
-        self._probes = ProbePoints(kind=task.kind, n_outputs=task.n_outputs,
-                                   n_points=self.settings.probe_points, seed=derive_seed(self.seed, "probes"))
+        self.scorer = Scorer(
+            task,
+            resolve_preset(preset, **overrides),
+            device=device,
+            seed=seed,
+            batched=batched,
+            local_search=local_search,
+            threads=threads,
+            cuda_graph=cuda_graph,
+            program=program,
+        )
+        self._probes = ProbePoints(
+            kind=task.kind,
+            n_outputs=task.n_outputs,
+            n_points=self.settings.probe_points,
+            seed=derive_seed(self.seed, "probes"),
+        )
         self._results: dict[str, FitnessResult] = {}
         self._index = EquivalenceIndex(rtol=self.settings.equivalence_rtol, atol=self.settings.equivalence_atol)
         self.counters = dict.fromkeys(
@@ -164,8 +190,7 @@ class Evaluator:
                 results.append(replace(origin, requested=requested, seconds={}))
             else:
                 self.counters["exact_hits"] += 1
-                results.append(replace(origin, requested=requested, status=Status.CACHED, reused_from=key,
-                                       seconds={}))
+                results.append(replace(origin, requested=requested, status=Status.CACHED, reused_from=key, seconds={}))
         return results
 
     def score_unique(self, expressions: Sequence[str]) -> list[FitnessResult]:
@@ -197,8 +222,11 @@ class Evaluator:
 
     def state_dict(self) -> dict:
         """JSON-ready cache contents and counters (fingerprints are recomputed on load)."""
-        return {"results": [r.to_dict() for r in self._results.values()], "counters": dict(self.counters),
-                "equivalence_order": self._index.keys()}
+        return {
+            "results": [r.to_dict() for r in self._results.values()],
+            "counters": dict(self.counters),
+            "equivalence_order": self._index.keys(),
+        }
 
     def load_state_dict(self, state: dict) -> None:
         """Restore caches and counters saved by :meth:`state_dict`."""
@@ -266,7 +294,7 @@ class Evaluator:
         if size == BALANCED_CHUNKS:  # one chunk per worker (a single one in this process)
             size = math.ceil(len(unique) / (getattr(executor, "n_workers", None) or 1))
         size = size or max(len(unique), 1)  # None: the whole generation is one batch
-        chunks = [unique[i:i + size] for i in range(0, len(unique), size)]  # deterministic, in first-seen order
+        chunks = [unique[i : i + size] for i in range(0, len(unique), size)]  # deterministic, in first-seen order
         if executor is None:
             return [scored for chunk in chunks for scored in self.scorer.score(chunk)]
         results = executor.score_chunks(self.scorer, [[key for key, _, _ in chunk] for chunk in chunks])
@@ -288,8 +316,13 @@ class Evaluator:
         origin = self._results[twin]
         self.counters["equivalent_hits"] += 1
         self._results[key] = FitnessResult(
-            expression=key, fitness=origin.fitness, status=Status.EQUIVALENT, weights=(1.0,) * (expr.size - 1),
-            complexity=expr.complexity, reused_from=twin, reason=origin.reason,
+            expression=key,
+            fitness=origin.fitness,
+            status=Status.EQUIVALENT,
+            weights=(1.0,) * (expr.size - 1),
+            complexity=expr.complexity,
+            reused_from=twin,
+            reason=origin.reason,
         )
 
 

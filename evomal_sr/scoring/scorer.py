@@ -79,8 +79,19 @@ class Scorer:
     ['rejected', 'ok']
     """
 
-    def __init__(self, task, settings: Preset, *, device: str = "cpu", seed: int = 0, batched: bool = True,
-                 local_search: bool = True, threads="auto", cuda_graph: bool = False, program: str = "per-tree"):
+    def __init__(
+        self,
+        task,
+        settings: Preset,
+        *,
+        device: str = "cpu",
+        seed: int = 0,
+        batched: bool = True,
+        local_search: bool = True,
+        threads="auto",
+        cuda_graph: bool = False,
+        program: str = "per-tree",
+    ):
         self.task = task
         self.settings = settings
         self.device = resolve_device(device)
@@ -136,9 +147,17 @@ class Scorer:
         passed = self._rejection(losses)
         seconds = {"rejection": (time.perf_counter() - tick) / len(group)}
         survivors = [i for i in range(len(group)) if passed[i]]
-        scored = [result(keys[i], group[i][1], Status.REJECTED, seconds=dict(seconds),
-                         reason="rejection protocol: metric did not improve")
-                  for i in range(len(group)) if not passed[i]]
+        scored = [
+            result(
+                keys[i],
+                group[i][1],
+                Status.REJECTED,
+                seconds=dict(seconds),
+                reason="rejection protocol: metric did not improve",
+            )
+            for i in range(len(group))
+            if not passed[i]
+        ]
         if not survivors:
             return scored
         kept = self._losses([losses[i] for i in survivors])
@@ -147,23 +166,49 @@ class Scorer:
         tick = time.perf_counter()
         if self.local_search and s.meta_iterations:
             weights = local_search(
-                self.stacked, kept, weights, init_params=self._meta_init, train_data=self._data["train"],
-                val_data=self._data["val"], kind=self.task.kind, iterations=s.meta_iterations,
-                meta_lr=s.meta_lr, lr=s.lr, inner_steps=s.inner_steps, batch_size=s.batch_size,
-                seed=derive_seed(self.seed, "meta-batches"), probe=probe,
+                self.stacked,
+                kept,
+                weights,
+                init_params=self._meta_init,
+                train_data=self._data["train"],
+                val_data=self._data["val"],
+                kind=self.task.kind,
+                iterations=s.meta_iterations,
+                meta_lr=s.meta_lr,
+                lr=s.lr,
+                inner_steps=s.inner_steps,
+                batch_size=s.batch_size,
+                seed=derive_seed(self.seed, "meta-batches"),
+                probe=probe,
             )
         scales = None if probe is None else probe_scales(kept, weights, probe).detach()
         seconds["local_search"] = (time.perf_counter() - tick) / len(kept)
         tick = time.perf_counter()
         fitness, diverged = partial_training_fitness(
-            self.stacked, kept, weights, self._data["train"], self._data["val"], kind=self.task.kind,
-            scales=scales, settings=FitnessSettings.from_preset(s, self.seed, cuda_graph=self.cuda_graph))
+            self.stacked,
+            kept,
+            weights,
+            self._data["train"],
+            self._data["val"],
+            kind=self.task.kind,
+            scales=scales,
+            settings=FitnessSettings.from_preset(s, self.seed, cuda_graph=self.cuda_graph),
+        )
         seconds["training"] = (time.perf_counter() - tick) / len(kept)
         for j, i in enumerate(survivors):
             status = Status.DIVERGED if diverged[j] else Status.OK
             learned = weights[j, : losses[i].n_weights].tolist()
-            scored.append(result(keys[i], group[i][1], status, fitness=fitness[j], weights=learned,
-                                 seconds=dict(seconds), scale=1.0 if scales is None else float(scales[j])))
+            scored.append(
+                result(
+                    keys[i],
+                    group[i][1],
+                    status,
+                    fitness=fitness[j],
+                    weights=learned,
+                    seconds=dict(seconds),
+                    scale=1.0 if scales is None else float(scales[j]),
+                )
+            )
         return scored
 
     def _losses(self, losses: list[CompiledLoss]):
@@ -175,9 +220,16 @@ class Scorer:
         X, Y = self._data["train"]
         rows = torch.randperm(Y.shape[0], generator=torch.Generator().manual_seed(derive_seed(self.seed, "rej")))
         targets = Y[rows[: s.rejection_batch].to(Y.device)]
-        passed = rejection_protocol(losses, kind=self.task.kind, targets=targets, n_outputs=self.task.n_outputs,
-                                    steps=s.rejection_steps, lr=s.rejection_lr, margin=s.rejection_margin,
-                                    seed=derive_seed(self.seed, "rejection"))
+        passed = rejection_protocol(
+            losses,
+            kind=self.task.kind,
+            targets=targets,
+            n_outputs=self.task.n_outputs,
+            steps=s.rejection_steps,
+            lr=s.rejection_lr,
+            margin=s.rejection_margin,
+            seed=derive_seed(self.seed, "rejection"),
+        )
         return passed.tolist()
 
     def _initial_weights(self, keys: Sequence[str], losses: Sequence[CompiledLoss]) -> torch.Tensor:
@@ -208,12 +260,19 @@ class Scorer:
         return self._probe
 
 
-def result(key: str, expr: Expression, status, *, fitness=math.inf, weights=None, reason="", seconds=None,
-           scale=1.0) -> FitnessResult:
+def result(
+    key: str, expr: Expression, status, *, fitness=math.inf, weights=None, reason="", seconds=None, scale=1.0
+) -> FitnessResult:
     """A :class:`FitnessResult` for ``expr`` (unit weights unless given)."""
     if weights is None:
         weights = (1.0,) * (expr.size - 1)
     return FitnessResult(
-        expression=key, fitness=float(fitness), status=Status(status), weights=tuple(weights),
-        complexity=expr.complexity, reason=reason, seconds=seconds or {}, scale=scale,
+        expression=key,
+        fitness=float(fitness),
+        status=Status(status),
+        weights=tuple(weights),
+        complexity=expr.complexity,
+        reason=reason,
+        seconds=seconds or {},
+        scale=scale,
     )

@@ -33,8 +33,15 @@ from evomal_sr.training.stacked import StackedModel
 FAILED_FITNESS = 1e6
 
 
-def train_ml3(task, *, preset: str | Preset = "quick", seed: int = 0, iterations: int | None = None,
-              device: str = "cpu", **overrides) -> ML3Loss:
+def train_ml3(
+    task,
+    *,
+    preset: str | Preset = "quick",
+    seed: int = 0,
+    iterations: int | None = None,
+    device: str = "cpu",
+    **overrides,
+) -> ML3Loss:
     """Meta-train an ML3 loss on ``task`` by unrolled differentiation.
 
     Parameters
@@ -78,22 +85,46 @@ def train_ml3(task, *, preset: str | Preset = "quick", seed: int = 0, iterations
         return {k: v.detach() for k, v in model.named_parameters()}
 
     weights = initial_parameters(seed=derive_seed(seed, "ml3-weights")).unsqueeze(0).to(task.device)
-    weights = local_search(stacked, [ML3Loss.compiled()], weights, init_params=init_params, train_data=train,
-                           val_data=val, kind=task.kind, iterations=iterations, meta_lr=settings.meta_lr,
-                           lr=settings.lr, inner_steps=settings.inner_steps, batch_size=settings.batch_size,
-                           seed=derive_seed(seed, "ml3-batches"))
+    weights = local_search(
+        stacked,
+        [ML3Loss.compiled()],
+        weights,
+        init_params=init_params,
+        train_data=train,
+        val_data=val,
+        kind=task.kind,
+        iterations=iterations,
+        meta_lr=settings.meta_lr,
+        lr=settings.lr,
+        inner_steps=settings.inner_steps,
+        batch_size=settings.batch_size,
+        seed=derive_seed(seed, "ml3-batches"),
+    )
     search_seconds = time.perf_counter() - tick
     fitness = _ml3_fitness(stacked, weights, task, settings, seed)
-    metadata = {"method": "ML3", "fitness": fitness, "seconds": search_seconds, "iterations": iterations,
-                "seed": seed, "task": task.describe(), "settings": settings.to_dict()}
+    metadata = {
+        "method": "ML3",
+        "fitness": fitness,
+        "seconds": search_seconds,
+        "iterations": iterations,
+        "seed": seed,
+        "task": task.describe(),
+        "settings": settings.to_dict(),
+    }
     return ML3Loss(task.kind, parameters=weights[0].cpu(), metadata=metadata)
 
 
 def _ml3_fitness(stacked, weights, task, settings, seed) -> float | None:
     """Validation error after ``train_steps`` of training with the learned ML3 (as the evaluator scores)."""
-    fitness, _ = partial_training_fitness(stacked, [ML3Loss.compiled()], weights, (task.X_train, task.y_train),
-                                          (task.X_val, task.y_val), kind=task.kind,
-                                          settings=FitnessSettings.from_preset(settings, seed))
+    fitness, _ = partial_training_fitness(
+        stacked,
+        [ML3Loss.compiled()],
+        weights,
+        (task.X_train, task.y_train),
+        (task.X_val, task.y_val),
+        kind=task.kind,
+        settings=FitnessSettings.from_preset(settings, seed),
+    )
     return fitness[0] if math.isfinite(fitness[0]) else None
 
 
@@ -101,14 +132,23 @@ def _import_cma():
     try:
         import cma
     except ImportError:
-        raise EngineUnavailableError("TaylorGLO needs the 'cma' package: pip install cma "
-                                     "(or pip install 'evomal-sr[baselines]')") from None
+        raise EngineUnavailableError(
+            "TaylorGLO needs the 'cma' package: pip install cma (or pip install 'evomal-sr[baselines]')"
+        ) from None
     return cma
 
 
-def train_taylorglo(task, *, preset: str | Preset = "quick", seed: int = 0, generations: int | None = None,
-                    population: int = POPULATION, sigma: float = SIGMA, device: str = "cpu",
-                    **overrides) -> TaylorGLOLoss:
+def train_taylorglo(
+    task,
+    *,
+    preset: str | Preset = "quick",
+    seed: int = 0,
+    generations: int | None = None,
+    population: int = POPULATION,
+    sigma: float = SIGMA,
+    device: str = "cpu",
+    **overrides,
+) -> TaylorGLOLoss:
     """Tune a TaylorGLO loss on ``task`` with CMA-ES.
 
     Parameters
@@ -151,8 +191,14 @@ def train_taylorglo(task, *, preset: str | Preset = "quick", seed: int = 0, gene
     task = task.to(device)
     fitness_of = _BatchFitness(task, settings, seed)
     rng = np.random.default_rng(derive_seed(seed, "taylorglo-cma"))
-    options = {"popsize": int(population), "randn": lambda *shape: rng.standard_normal(shape),
-               "verbose": -9, "verb_log": 0, "verb_disp": 0, "CMA_diagonal": False}
+    options = {
+        "popsize": int(population),
+        "randn": lambda *shape: rng.standard_normal(shape),
+        "verbose": -9,
+        "verb_log": 0,
+        "verb_disp": 0,
+        "CMA_diagonal": False,
+    }
     state = np.random.get_state()  # cma may touch NumPy's global RNG; leave it as it was
     try:
         strategy = cma.CMAEvolutionStrategy(np.zeros(N_PARAMETERS), float(sigma), options)
@@ -166,9 +212,17 @@ def train_taylorglo(task, *, preset: str | Preset = "quick", seed: int = 0, gene
                 best, best_fitness = np.asarray(candidates[k]), scores[k]
     finally:
         np.random.set_state(state)
-    metadata = {"method": "TaylorGLO", "fitness": best_fitness if math.isfinite(best_fitness) else None,
-                "seconds": time.perf_counter() - tick, "generations": generations, "population": population,
-                "sigma": sigma, "seed": seed, "task": task.describe(), "settings": settings.to_dict()}
+    metadata = {
+        "method": "TaylorGLO",
+        "fitness": best_fitness if math.isfinite(best_fitness) else None,
+        "seconds": time.perf_counter() - tick,
+        "generations": generations,
+        "population": population,
+        "sigma": sigma,
+        "seed": seed,
+        "task": task.describe(),
+        "settings": settings.to_dict(),
+    }
     return TaylorGLOLoss(task.kind, parameters=best.astype(np.float32), metadata=metadata)
 
 
@@ -182,9 +236,15 @@ class _BatchFitness:
     def __call__(self, thetas: np.ndarray) -> list[float]:
         task = self.task
         weights = torch.as_tensor(thetas, dtype=torch.float32, device=task.device)
-        fitness, _ = partial_training_fitness(self.stacked, [TaylorGLOLoss.compiled()] * len(thetas), weights,
-                                              (task.X_train, task.y_train), (task.X_val, task.y_val), kind=task.kind,
-                                              settings=FitnessSettings.from_preset(self.settings, self.seed))
+        fitness, _ = partial_training_fitness(
+            self.stacked,
+            [TaylorGLOLoss.compiled()] * len(thetas),
+            weights,
+            (task.X_train, task.y_train),
+            (task.X_val, task.y_val),
+            kind=task.kind,
+            settings=FitnessSettings.from_preset(self.settings, self.seed),
+        )
         return [float(v) for v in fitness]
 
 

@@ -147,20 +147,63 @@ class LossSearch(BaseEstimator):
     >>> joblib.load("search.joblib").best_loss_  # doctest: +SKIP
     """
 
-    def __init__(self, *, engine: str = "native", preset: str | Preset = "standard", seed: int = 0,
-                 device: str = "cpu", guesses: list[str] | None = None, local_search: bool = True,
-                 batched: bool = True, out_dir=None, resume: bool = False, force: bool = False,
-                 model_selection: str = "accuracy", engine_options: dict | None = None,
-                 on_generation=None, executor=None, chunk_size=None, cuda_graph: bool = False,
-                 population=None, generations=None, init_min_height=None, init_max_height=None,
-                 crossover_prob=None, mutation_prob=None, mutation_min_height=None, mutation_max_height=None,
-                 tournament_size=None, height_limit=None, meta_iterations=None, meta_lr=None, inner_steps=None,
-                 train_steps=None, batch_size=None, lr=None, fitness_lr_grid=None, fitness_lr_ratio=None,
-                 fitness_eval_every=None, selection_tolerance=None, rejection_steps=None, rejection_lr=None,
-                 rejection_batch=None, rejection_margin=None, probe_points=None, equivalence_rtol=None,
-                 equivalence_atol=None, meta_test_steps=None, operators=None, loss_scaling=None,
-                 initial_losses=None, final_selection=None, selection_shortlist=None, selection_folds=None,
-                 selection_steps=None, selection_margin=None, verbose: int = 1):
+    def __init__(
+        self,
+        *,
+        engine: str = "native",
+        preset: str | Preset = "standard",
+        seed: int = 0,
+        device: str = "cpu",
+        guesses: list[str] | None = None,
+        local_search: bool = True,
+        batched: bool = True,
+        out_dir=None,
+        resume: bool = False,
+        force: bool = False,
+        model_selection: str = "accuracy",
+        engine_options: dict | None = None,
+        on_generation=None,
+        executor=None,
+        chunk_size=None,
+        cuda_graph: bool = False,
+        population=None,
+        generations=None,
+        init_min_height=None,
+        init_max_height=None,
+        crossover_prob=None,
+        mutation_prob=None,
+        mutation_min_height=None,
+        mutation_max_height=None,
+        tournament_size=None,
+        height_limit=None,
+        meta_iterations=None,
+        meta_lr=None,
+        inner_steps=None,
+        train_steps=None,
+        batch_size=None,
+        lr=None,
+        fitness_lr_grid=None,
+        fitness_lr_ratio=None,
+        fitness_eval_every=None,
+        selection_tolerance=None,
+        rejection_steps=None,
+        rejection_lr=None,
+        rejection_batch=None,
+        rejection_margin=None,
+        probe_points=None,
+        equivalence_rtol=None,
+        equivalence_atol=None,
+        meta_test_steps=None,
+        operators=None,
+        loss_scaling=None,
+        initial_losses=None,
+        final_selection=None,
+        selection_shortlist=None,
+        selection_folds=None,
+        selection_steps=None,
+        selection_margin=None,
+        verbose: int = 1,
+    ):
         self.engine = engine
         self.preset = preset
         self.seed = seed
@@ -199,8 +242,9 @@ class LossSearch(BaseEstimator):
         if self.resume and self.force:
             raise ConfigError("resume=True continues the run in out_dir and force=True replaces it; choose one")
         if self.model_selection not in SELECTION_RULES:
-            raise ConfigError(f"model_selection must be one of {', '.join(SELECTION_RULES)}, "
-                              f"got {self.model_selection!r}")
+            raise ConfigError(
+                f"model_selection must be one of {', '.join(SELECTION_RULES)}, got {self.model_selection!r}"
+            )
         return engine, settings
 
     def fit(self, X, y=None) -> LossSearch:
@@ -232,17 +276,31 @@ class LossSearch(BaseEstimator):
     def _run(self, task, engine_name: str, settings: Preset, rundir: RunDir | None, progress) -> LossSearch:
         engine_cls = get_engine(engine_name)
         engine_cls.check_available()
-        evaluator = Evaluator(task, preset=settings, device=self.device, seed=self.seed, batched=self.batched,
-                              local_search=self.local_search, chunk_size=self.chunk_size,
-                              cuda_graph=self.cuda_graph,
-                              # engines hand in complete trees: the native engine repairs its own
-                              # population (as EvoMAL does), and PySR could not adopt a repaired tree
-                              repair=False)
+        evaluator = Evaluator(
+            task,
+            preset=settings,
+            device=self.device,
+            seed=self.seed,
+            batched=self.batched,
+            local_search=self.local_search,
+            chunk_size=self.chunk_size,
+            cuda_graph=self.cuda_graph,
+            # engines hand in complete trees: the native engine repairs its own
+            # population (as EvoMAL does), and PySR could not adopt a repaired tree
+            repair=False,
+        )
         guesses = initial_guesses(task, settings) if self.guesses is None else list(self.guesses)
-        ctx = EngineContext(task=task, evaluator=evaluator, settings=settings, seed=self.seed, guesses=guesses,
-                            out_dir=rundir.path if rundir else None, resume=self.resume,
-                            on_generation=_chain(progress, self.on_generation),
-                            options=dict(self.engine_options or {}))
+        ctx = EngineContext(
+            task=task,
+            evaluator=evaluator,
+            settings=settings,
+            seed=self.seed,
+            guesses=guesses,
+            out_dir=rundir.path if rundir else None,
+            resume=self.resume,
+            on_generation=_chain(progress, self.on_generation),
+            options=dict(self.engine_options or {}),
+        )
         with open_executor(self.executor) as executor:  # a cluster started here is closed on the way out
             # the executor is an argument of the engine's evaluate calls; evaluator_ itself scores in-process
             result = engine_cls().run(dataclasses.replace(ctx, evaluator=evaluator.on(executor)))
@@ -251,8 +309,9 @@ class LossSearch(BaseEstimator):
         self.evaluator_ = evaluator
         self.hall_of_fame_ = result.hall_of_fame
         self.history_ = [{**vars(r), "totals": dict(r.totals)} for r in result.history]
-        self.pareto_front_ = result.hall_of_fame.front(task_kind=task.kind,
-                                                      config=self._config(task, engine_name, settings, evaluator))
+        self.pareto_front_ = result.hall_of_fame.front(
+            task_kind=task.kind, config=self._config(task, engine_name, settings, evaluator)
+        )
         self.best_loss_ = self.pareto_front_.best_loss(self.model_selection) if len(self.pareto_front_) else None
         self.best_learned_loss_, self.selection_ = self.best_loss_, None
         if settings.final_selection == "fair":
@@ -269,10 +328,18 @@ class LossSearch(BaseEstimator):
     def _final_selection(self, task, settings: Preset):
         from evomal_sr.evaluation.selection import select_final
 
-        return select_final(self.pareto_front_, task, shortlist=settings.selection_shortlist,
-                            folds=settings.selection_folds, steps=settings.selection_steps,
-                            margin=settings.selection_margin, seed=self.seed, preset=settings, device=self.device,
-                            verbose=self.verbose)
+        return select_final(
+            self.pareto_front_,
+            task,
+            shortlist=settings.selection_shortlist,
+            folds=settings.selection_folds,
+            steps=settings.selection_steps,
+            margin=settings.selection_margin,
+            seed=self.seed,
+            preset=settings,
+            device=self.device,
+            verbose=self.verbose,
+        )
 
     def __getstate__(self) -> dict:
         """The pickled state: ``evaluator_`` becomes a recipe that rebuilds it on first use."""
@@ -287,8 +354,12 @@ class LossSearch(BaseEstimator):
         state = dict(state)
         saved = state.pop("_evomal_sr_version", None)
         if saved is not None and saved != __version__:
-            warnings.warn(f"this LossSearch was pickled by evomal-sr {saved}; this is {__version__}; its results "
-                          "load, but refit to be sure of them", UserWarning, stacklevel=2)
+            warnings.warn(
+                f"this LossSearch was pickled by evomal-sr {saved}; this is {__version__}; its results "
+                "load, but refit to be sure of them",
+                UserWarning,
+                stacklevel=2,
+            )
         super().__setstate__(state)
 
     def __getattr__(self, name: str):
@@ -328,9 +399,16 @@ class _EvaluatorRecipe:
     @classmethod
     def of(cls, evaluator: Evaluator) -> _EvaluatorRecipe:
         task = evaluator.task.to("cpu") if hasattr(evaluator.task, "to") else evaluator.task
-        arguments = {"preset": evaluator.settings, "device": str(evaluator.device), "seed": evaluator.seed,
-                     "batched": evaluator.batched, "local_search": evaluator.local_search,
-                     "chunk_size": evaluator.chunk_size, "cuda_graph": evaluator.cuda_graph, "repair": False}
+        arguments = {
+            "preset": evaluator.settings,
+            "device": str(evaluator.device),
+            "seed": evaluator.seed,
+            "batched": evaluator.batched,
+            "local_search": evaluator.local_search,
+            "chunk_size": evaluator.chunk_size,
+            "cuda_graph": evaluator.cuda_graph,
+            "repair": False,
+        }
         return cls(task, arguments, evaluator.state_dict())
 
     def build(self) -> Evaluator:
@@ -346,6 +424,7 @@ def _chain(*callbacks):
     def call(record):
         for callback in given:
             callback(record)
+
     return call
 
 
@@ -364,8 +443,7 @@ def _as_task(X, y):
 def _versions() -> dict:
     import torch
 
-    return {"evomal_sr": __version__, "torch": torch.__version__.split("+")[0],
-            "python": platform.python_version()}
+    return {"evomal_sr": __version__, "torch": torch.__version__.split("+")[0], "python": platform.python_version()}
 
 
 def initial_guesses(task, settings: Preset) -> list[str]:

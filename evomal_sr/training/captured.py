@@ -33,8 +33,14 @@ def can_capture(stacked, device) -> bool:
     return torch.device(device).type == "cuda" and torch.cuda.is_available() and not stacked.stateful
 
 
-def masked_static_step(params: Params, values_fn: ValuesFn, index: torch.Tensor, active: torch.Tensor,
-                       steps_done: torch.Tensor, lr: float | torch.Tensor) -> None:
+def masked_static_step(
+    params: Params,
+    values_fn: ValuesFn,
+    index: torch.Tensor,
+    active: torch.Tensor,
+    steps_done: torch.Tensor,
+    lr: float | torch.Tensor,
+) -> None:
     """One guarded SGD step of every copy, in place, with no host synchronisation.
 
     Copies that are inactive, or whose loss or gradient is non-finite now, keep
@@ -67,10 +73,16 @@ def masked_static_step(params: Params, values_fn: ValuesFn, index: torch.Tensor,
         steps_done.add_(ok)
 
 
-def train_captured(params: Params, values_fn: ValuesFn, next_index: Callable[[], torch.Tensor], *,
-                   steps: int, lr: float | torch.Tensor, warmup: int = 3,
-                   after_step: Callable[[int, Params], None] | None = None,
-                   ) -> tuple[Params, torch.Tensor, torch.Tensor]:
+def train_captured(
+    params: Params,
+    values_fn: ValuesFn,
+    next_index: Callable[[], torch.Tensor],
+    *,
+    steps: int,
+    lr: float | torch.Tensor,
+    warmup: int = 3,
+    after_step: Callable[[int, Params], None] | None = None,
+) -> tuple[Params, torch.Tensor, torch.Tensor]:
     """``steps`` guarded SGD steps replayed from one CUDA graph; returns ``(params, diverged, steps_done)``.
 
     ``next_index()`` gives each step's minibatch rows on the device (same size
@@ -102,8 +114,15 @@ def train_captured(params: Params, values_fn: ValuesFn, next_index: Callable[[],
     return params, ~active, steps_done
 
 
-def replay_steps(run_step: Callable[[], None], next_index: Callable[[], torch.Tensor], static_index: torch.Tensor,
-                 params: Params, *, steps: int, after_step: Callable[[int, Params], None] | None = None) -> None:
+def replay_steps(
+    run_step: Callable[[], None],
+    next_index: Callable[[], torch.Tensor],
+    static_index: torch.Tensor,
+    params: Params,
+    *,
+    steps: int,
+    after_step: Callable[[int, Params], None] | None = None,
+) -> None:
     """Run a recorded step ``steps`` times, loading each step's minibatch rows into ``static_index`` first.
 
     ``static_index`` already holds the first step's rows. ``run_step`` is

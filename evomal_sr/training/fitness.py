@@ -44,14 +44,28 @@ class FitnessSettings:
 
     @classmethod
     def from_preset(cls, preset, seed: int, *, cuda_graph: bool = False) -> FitnessSettings:
-        return cls(steps=preset.train_steps, lr=preset.lr, batch_size=preset.batch_size, seed=seed,
-                   lr_factors=tuple(preset.fitness_lr_ratio ** j for j in range(preset.fitness_lr_grid)),
-                   eval_every=preset.fitness_eval_every, cuda_graph=cuda_graph)
+        return cls(
+            steps=preset.train_steps,
+            lr=preset.lr,
+            batch_size=preset.batch_size,
+            seed=seed,
+            lr_factors=tuple(preset.fitness_lr_ratio**j for j in range(preset.fitness_lr_grid)),
+            eval_every=preset.fitness_eval_every,
+            cuda_graph=cuda_graph,
+        )
 
 
-def partial_training_fitness(stacked: StackedModel, losses: Sequence, weights: torch.Tensor, train_data, val_data,
-                             *, kind: str, settings: FitnessSettings,
-                             scales: torch.Tensor | None = None) -> tuple[list[float], list[bool]]:
+def partial_training_fitness(
+    stacked: StackedModel,
+    losses: Sequence,
+    weights: torch.Tensor,
+    train_data,
+    val_data,
+    *,
+    kind: str,
+    settings: FitnessSettings,
+    scales: torch.Tensor | None = None,
+) -> tuple[list[float], list[bool]]:
     """Validation metric and divergence flag of each loss after ``settings.steps`` SGD steps.
 
     ``losses`` are compiled losses ``(weights, y, fx) -> elementwise`` and
@@ -73,13 +87,25 @@ def partial_training_fitness(stacked: StackedModel, losses: Sequence, weights: t
     (1, [False])
     """
     if settings.lr_factors != (1.0,) or settings.eval_every:
-        return _grid_fitness(stacked, losses, weights, train_data, val_data, kind=kind, settings=settings,
-                             scales=scales)
+        return _grid_fitness(
+            stacked, losses, weights, train_data, val_data, kind=kind, settings=settings, scales=scales
+        )
     device = train_data[0].device
     params = StackedModel.replicate({k: v.to(device) for k, v in stacked.initial_params().items()}, len(losses))
     sampler = BatchSampler(train_data[0].shape[0], settings.batch_size, derive_seed(settings.seed, "train"))
-    outcome = train_candidates(stacked, params, losses, weights, train_data, kind=kind, steps=settings.steps,
-                               lr=settings.lr, sampler=sampler, scales=scales, cuda_graph=settings.cuda_graph)
+    outcome = train_candidates(
+        stacked,
+        params,
+        losses,
+        weights,
+        train_data,
+        kind=kind,
+        steps=settings.steps,
+        lr=settings.lr,
+        sampler=sampler,
+        scales=scales,
+        cuda_graph=settings.cuda_graph,
+    )
     metric = evaluate_metric(stacked, outcome.params, val_data, kind=kind)
     return metric.cpu().tolist(), outcome.diverged.tolist()
 
@@ -90,8 +116,11 @@ def _grid_fitness(stacked, losses, weights, train_data, val_data, *, kind, setti
     copies = losses.repeat_interleave(G) if isinstance(losses, LossProgram) else [c for c in losses for _ in range(G)]
     initial = {k: v.to(X.device) for k, v in stacked.initial_params().items()}
     params = StackedModel.replicate(initial, len(copies))
-    lrs = torch.tensor([settings.lr * f for _ in losses for f in settings.lr_factors],
-                       dtype=next(iter(initial.values())).dtype, device=X.device)
+    lrs = torch.tensor(
+        [settings.lr * f for _ in losses for f in settings.lr_factors],
+        dtype=next(iter(initial.values())).dtype,
+        device=X.device,
+    )
     sampler = BatchSampler(X.shape[0], settings.batch_size, derive_seed(settings.seed, "train"))
     best = torch.full((len(copies),), float("inf"), dtype=torch.float64)
 
@@ -103,10 +132,20 @@ def _grid_fitness(stacked, losses, weights, train_data, val_data, *, kind, setti
         if settings.eval_every and step % settings.eval_every == 0 and step < settings.steps:
             score(theta)
 
-    outcome = train_candidates(stacked, params, copies, weights.repeat_interleave(G, dim=0), train_data, kind=kind,
-                               steps=settings.steps, lr=lrs, sampler=sampler, after_step=after_step,
-                               scales=None if scales is None else scales.repeat_interleave(G),
-                               cuda_graph=settings.cuda_graph)
+    outcome = train_candidates(
+        stacked,
+        params,
+        copies,
+        weights.repeat_interleave(G, dim=0),
+        train_data,
+        kind=kind,
+        steps=settings.steps,
+        lr=lrs,
+        sampler=sampler,
+        after_step=after_step,
+        scales=None if scales is None else scales.repeat_interleave(G),
+        cuda_graph=settings.cuda_graph,
+    )
     score(outcome.params)  # the last step always counts (a copy that stopped early keeps its parameters)
     per_loss = best.reshape(len(losses), G)
     chosen = per_loss.argmin(dim=1)

@@ -30,9 +30,19 @@ from evomal_sr.training.scaling import ScaleProbe, probe_scales
 from evomal_sr.training.stacked import Params, StackedModel
 
 
-def unrolled_meta_gradient(stacked: StackedModel, params: Params, losses: Sequence[CompiledLoss],
-                           weights: torch.Tensor, train_batch, val_batch, *, kind: str, lr: float,
-                           inner_steps: int = 1, probe: ScaleProbe | None = None):
+def unrolled_meta_gradient(
+    stacked: StackedModel,
+    params: Params,
+    losses: Sequence[CompiledLoss],
+    weights: torch.Tensor,
+    train_batch,
+    val_batch,
+    *,
+    kind: str,
+    lr: float,
+    inner_steps: int = 1,
+    probe: ScaleProbe | None = None,
+):
     """Validation task loss after ``inner_steps`` SGD steps, and its gradient w.r.t. ``weights``.
 
     With ``probe`` each loss is normalised by :func:`~evomal_sr.training.scaling.probe_scales`,
@@ -66,10 +76,23 @@ def unrolled_meta_gradient(stacked: StackedModel, params: Params, losses: Sequen
     return outer.detach(), torch.where(ok.unsqueeze(-1), grad, torch.zeros_like(grad)), ok
 
 
-def local_search(stacked: StackedModel, losses: Sequence[CompiledLoss], weights: torch.Tensor, *,
-                 init_params: Callable[[int], Params], train_data, val_data, kind: str,
-                 iterations: int, meta_lr: float, lr: float, inner_steps: int, batch_size: int,
-                 seed: int, probe: ScaleProbe | None = None) -> torch.Tensor:
+def local_search(
+    stacked: StackedModel,
+    losses: Sequence[CompiledLoss],
+    weights: torch.Tensor,
+    *,
+    init_params: Callable[[int], Params],
+    train_data,
+    val_data,
+    kind: str,
+    iterations: int,
+    meta_lr: float,
+    lr: float,
+    inner_steps: int,
+    batch_size: int,
+    seed: int,
+    probe: ScaleProbe | None = None,
+) -> torch.Tensor:
     """Tune the padded edge weights ``[K, E_max]`` of ``losses``; returns the learned weights.
 
     ``init_params(i)`` gives the (unstacked) base-model parameters of meta-iteration ``i``;
@@ -84,9 +107,16 @@ def local_search(stacked: StackedModel, losses: Sequence[CompiledLoss], weights:
         params = StackedModel.replicate(init_params(iteration), K)
         tr, va = train_sampler.next(), val_sampler.next()
         _, grad, ok = unrolled_meta_gradient(
-            stacked, params, losses, weights,
-            (train_data[0][tr], train_data[1][tr]), (val_data[0][va], val_data[1][va]),
-            kind=kind, lr=lr, inner_steps=inner_steps, probe=probe,
+            stacked,
+            params,
+            losses,
+            weights,
+            (train_data[0][tr], train_data[1][tr]),
+            (val_data[0][va], val_data[1][va]),
+            kind=kind,
+            lr=lr,
+            inner_steps=inner_steps,
+            probe=probe,
         )
         optimiser.step(weights, grad, ok)
     return weights

@@ -73,8 +73,9 @@ class CandidateLosses:
             values = reduce_per_copy(losses[0](weights.squeeze(0), ys[0], fx.squeeze(0)).unsqueeze(0), kind)
         else:
             rows, slices = weights.unbind(0), fx.unbind(0)  # one call each instead of one per candidate
-            values = reduce_per_copy(torch.stack([loss(rows[k], ys[k], slices[k]) for k, loss in enumerate(losses)]),
-                                     kind)
+            values = reduce_per_copy(
+                torch.stack([loss(rows[k], ys[k], slices[k]) for k, loss in enumerate(losses)]), kind
+            )
         return values if self.scales is None else values * self.scales
 
 
@@ -152,7 +153,7 @@ class BatchSampler:
         if self._position + size > self._order.numel():
             self._order = torch.randperm(self.n_rows, generator=self._generator)
             self._position = 0
-        batch = self._order[self._position:self._position + size]
+        batch = self._order[self._position : self._position + size]
         self._position += size
         return batch
 
@@ -171,10 +172,17 @@ class TrainingOutcome:
 Update = Callable[[Params, Sequence[torch.Tensor], torch.Tensor | None], Params]
 
 
-def train_population(params: Params, copy_losses: Callable[[Params, int], torch.Tensor], update: Update, *,
-                     steps: int, create_graph: bool = False, stop_when_done: bool = True,
-                     on_losses: Callable[[torch.Tensor, torch.Tensor], None] | None = None,
-                     after_step: Callable[[int, Params], None] | None = None) -> TrainingOutcome:
+def train_population(
+    params: Params,
+    copy_losses: Callable[[Params, int], torch.Tensor],
+    update: Update,
+    *,
+    steps: int,
+    create_graph: bool = False,
+    stop_when_done: bool = True,
+    on_losses: Callable[[torch.Tensor, torch.Tensor], None] | None = None,
+    after_step: Callable[[int, Params], None] | None = None,
+) -> TrainingOutcome:
     """The one masked population training loop: ``steps`` guarded gradient steps of ``K`` copies.
 
     Every step computes ``copy_losses(params, step) -> [K]`` (``step`` counts from 1),
@@ -238,16 +246,29 @@ def sgd_update(lr: float | torch.Tensor) -> Update:
 
     ``lr`` is one learning rate for every copy, or a tensor ``[K]`` with one per copy.
     """
+
     def update(params, grads, active):
         masked_sgd_step(params, grads, active, lr)
         return params
+
     return update
 
 
-def train_candidates(stacked: StackedModel, params: Params, losses: Sequence[CompiledLoss],
-                     weights: torch.Tensor, data, *, kind: str, steps: int, lr: float | torch.Tensor,
-                     sampler: BatchSampler, cuda_graph: bool = False, scales: torch.Tensor | None = None,
-                     after_step: Callable[[int, Params], None] | None = None) -> TrainingOutcome:
+def train_candidates(
+    stacked: StackedModel,
+    params: Params,
+    losses: Sequence[CompiledLoss],
+    weights: torch.Tensor,
+    data,
+    *,
+    kind: str,
+    steps: int,
+    lr: float | torch.Tensor,
+    sampler: BatchSampler,
+    cuda_graph: bool = False,
+    scales: torch.Tensor | None = None,
+    after_step: Callable[[int, Params], None] | None = None,
+) -> TrainingOutcome:
     """Train every copy with SGD on its own (frozen) loss for ``steps`` minibatches.
 
     ``data`` is ``(X, y)`` on the model's device; every candidate sees the same
@@ -271,8 +292,9 @@ def train_candidates(stacked: StackedModel, params: Params, losses: Sequence[Com
         return population.per_copy(outputs, same_targets(targets[0][index], len(losses)))
 
     if cuda_graph and can_capture(stacked, X.device):
-        theta, diverged, done = train_captured(params, values_at, lambda: sampler.next().to(X.device),
-                                               steps=steps, lr=lr, after_step=after_step)
+        theta, diverged, done = train_captured(
+            params, values_at, lambda: sampler.next().to(X.device), steps=steps, lr=lr, after_step=after_step
+        )
         return TrainingOutcome({k: v.detach() for k, v in theta.items()}, diverged.cpu(), done.cpu())
 
     def copy_losses(theta, _step):
@@ -280,12 +302,12 @@ def train_candidates(stacked: StackedModel, params: Params, losses: Sequence[Com
 
     params = {k: v.detach().clone().requires_grad_(True) for k, v in params.items()}  # never the caller's
     outcome = train_population(params, copy_losses, sgd_update(lr), steps=steps, after_step=after_step)
-    return TrainingOutcome({k: v.detach() for k, v in outcome.params.items()}, outcome.diverged,
-                           outcome.steps_done)
+    return TrainingOutcome({k: v.detach() for k, v in outcome.params.items()}, outcome.diverged, outcome.steps_done)
 
 
-def masked_sgd_step(params: Params, grads: Sequence[torch.Tensor], active: torch.Tensor | None,
-                    lr: float | torch.Tensor) -> None:
+def masked_sgd_step(
+    params: Params, grads: Sequence[torch.Tensor], active: torch.Tensor | None, lr: float | torch.Tensor
+) -> None:
     """One SGD step of every active copy, in place; inactive copies keep their parameters.
 
     ``active`` is bool ``[K]``, or ``None`` for every copy; ``lr`` is a number (every
@@ -305,8 +327,7 @@ def masked_sgd_step(params: Params, grads: Sequence[torch.Tensor], active: torch
             p.sub_(torch.nan_to_num(g) * scale.reshape(-1, *([1] * (g.ndim - 1))))
 
 
-def evaluate_metric(stacked: StackedModel, params: Params, data, *, kind: str,
-                    chunk: int = 4096) -> torch.Tensor:
+def evaluate_metric(stacked: StackedModel, params: Params, data, *, kind: str, chunk: int = 4096) -> torch.Tensor:
     """Validation metric of every copy on all rows of ``data`` -> [K] (inf if non-finite).
 
     The copies run in eval mode (:meth:`StackedModel.evaluate`): BatchNorm uses each
@@ -314,6 +335,5 @@ def evaluate_metric(stacked: StackedModel, params: Params, data, *, kind: str,
     """
     X, Y = data
     with torch.no_grad():
-        outputs = torch.cat([stacked.evaluate(params, X[i:i + chunk]) for i in range(0, X.shape[0], chunk)], dim=1)
+        outputs = torch.cat([stacked.evaluate(params, X[i : i + chunk]) for i in range(0, X.shape[0], chunk)], dim=1)
         return task_metric(outputs, Y, kind)
-

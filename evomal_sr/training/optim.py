@@ -17,8 +17,7 @@ class MaskedAdam:
     trajectory does not depend on which other candidates share the batch.
     """
 
-    def __init__(self, shape, *, lr: float, betas=(0.9, 0.999), eps: float = 1e-8, dtype=torch.float32,
-                 device="cpu"):
+    def __init__(self, shape, *, lr: float, betas=(0.9, 0.999), eps: float = 1e-8, dtype=torch.float32, device="cpu"):
         self.lr, (self.beta1, self.beta2), self.eps = lr, betas, eps
         self.m = torch.zeros(shape, dtype=dtype, device=device)
         self.v = torch.zeros(shape, dtype=dtype, device=device)

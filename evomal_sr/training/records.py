@@ -85,8 +85,9 @@ class FitnessResult:
 
     def to_loss(self, task_kind: str, *, metadata: dict | None = None) -> LearnedLoss:
         """The learned loss this result describes."""
-        return LearnedLoss(self.expression, task=task_kind, weights=list(self.weights), metadata=metadata,
-                           scale=self.scale)
+        return LearnedLoss(
+            self.expression, task=task_kind, weights=list(self.weights), metadata=metadata, scale=self.scale
+        )
 
     def to_dict(self) -> dict:
         data = asdict(self)

@@ -61,8 +61,9 @@ class ScaleProbe:
     reference: torch.Tensor = field(init=False, repr=False)
 
     def __post_init__(self):
-        norm = mean_gradient_norm(lambda z: standard_loss_per_copy(z, self.targets, self.kind), self.outputs, 1,
-                                  create_graph=False)
+        norm = mean_gradient_norm(
+            lambda z: standard_loss_per_copy(z, self.targets, self.kind), self.outputs, 1, create_graph=False
+        )
         object.__setattr__(self, "reference", norm.detach())
 
 
@@ -81,8 +82,9 @@ def probe_scales(losses: Sequence[CompiledLoss], weights: torch.Tensor, probe: S
     [1.0, 0.1]
     """
     population, shared = CandidateLosses(losses, weights, probe.kind), same_targets(probe.targets, len(losses))
-    norms = mean_gradient_norm(lambda z: population.per_copy(z, shared),
-                               probe.outputs, len(losses), create_graph=weights.requires_grad)
+    norms = mean_gradient_norm(
+        lambda z: population.per_copy(z, shared), probe.outputs, len(losses), create_graph=weights.requires_grad
+    )
     usable = torch.isfinite(norms) & (norms > FLAT_GRADIENT)
     safe = torch.where(usable, norms, torch.ones_like(norms))
     return torch.where(usable, probe.reference / safe, torch.ones_like(norms))

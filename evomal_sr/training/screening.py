@@ -97,8 +97,17 @@ class EquivalenceIndex:
         return self._keys[int(hits[0])] if hits.numel() else None
 
 
-def rejection_protocol(losses: Sequence[CompiledLoss], *, kind: str, targets: torch.Tensor,
-                       n_outputs: int, steps: int, lr: float, margin: float, seed: int) -> torch.Tensor:
+def rejection_protocol(
+    losses: Sequence[CompiledLoss],
+    *,
+    kind: str,
+    targets: torch.Tensor,
+    n_outputs: int,
+    steps: int,
+    lr: float,
+    margin: float,
+    seed: int,
+) -> torch.Tensor:
     """Which candidates pass: fitting raw predictions with them improves the metric.
 
     Every candidate starts from the same seeded raw predictions (logits for
@@ -120,8 +129,7 @@ def rejection_protocol(losses: Sequence[CompiledLoss], *, kind: str, targets: to
 
     y = same_targets(target_to_y(targets, n_outputs, kind, raw.dtype), K)  # one-hot once, not at every step
     population = CandidateLosses(losses, weights, kind)
-    outcome = train_population({"raw": raw}, lambda p, _: population.per_copy(p["raw"], y),
-                               adam_update, steps=steps)
+    outcome = train_population({"raw": raw}, lambda p, _: population.per_copy(p["raw"], y), adam_update, steps=steps)
     finite = ~outcome.diverged.to(targets.device)
     with torch.no_grad():
         initial = task_metric(start.unsqueeze(0), targets, kind)

@@ -64,8 +64,7 @@ Params = dict[str, torch.Tensor]
 #: Module types whose training-mode forward draws random numbers.
 RANDOM_MODULES = (nn.modules.dropout._DropoutNd, nn.RReLU)
 #: Parameter-free elementwise modules a plain MLP may contain (see :func:`_mlp_layers`).
-ELEMENTWISE_MODULES = (nn.ReLU, nn.Tanh, nn.Sigmoid, nn.LeakyReLU, nn.ELU, nn.GELU, nn.SiLU, nn.Softplus,
-                       nn.Identity)
+ELEMENTWISE_MODULES = (nn.ReLU, nn.Tanh, nn.Sigmoid, nn.LeakyReLU, nn.ELU, nn.GELU, nn.SiLU, nn.Softplus, nn.Identity)
 #: Errors that mean "vmap cannot run this model" (then the copies run one at a time).
 VMAP_ERRORS = (RuntimeError, NotImplementedError, ValueError, TypeError)
 
@@ -119,9 +118,11 @@ class StackedModel:
         self._mlp = None if self.stateful else _mlp_layers(model)
         randomness = "different" if self.random else "error"
         self._vmapped = {
-            (base_name, each): vmap(self._call_with(base_name), in_dims=(0, 0, 0 if each else None),
-                                    randomness=randomness)
-            for base_name in ("train", "eval") for each in (False, True)
+            (base_name, each): vmap(
+                self._call_with(base_name), in_dims=(0, 0, 0 if each else None), randomness=randomness
+            )
+            for base_name in ("train", "eval")
+            for each in (False, True)
         }
 
     def _call_with(self, mode: str):
@@ -129,6 +130,7 @@ class StackedModel:
 
         def call(params: Params, buffers: Params, x: torch.Tensor) -> torch.Tensor:
             return functional_call(base, (params, buffers), (x,))
+
         return call
 
     def initial_params(self) -> Params:
@@ -174,9 +176,12 @@ class StackedModel:
         >>> StackedModel(torch.nn.Linear(2, 1)).describe()
         {'execution': 'batched', 'buffers': 0, 'random': False, 'fallback_reason': None}
         """
-        return {"execution": "batched" if self.batched else "one-at-a-time",
-                "buffers": len(self._initial_buffers), "random": self.random,
-                "fallback_reason": self.fallback_reason}
+        return {
+            "execution": "batched" if self.batched else "one-at-a-time",
+            "buffers": len(self._initial_buffers),
+            "random": self.random,
+            "fallback_reason": self.fallback_reason,
+        }
 
     def probe(self, x: torch.Tensor) -> dict:
         """Run two copies on ``x`` (train with a backward, then eval) to settle batched vs fallback.
@@ -248,14 +253,19 @@ class StackedModel:
         if state is not None and first is not None and _copies(params, state.buffers) == first.shape[0]:
             return state
         latest = self._latest
-        if first is not None and first.grad_fn is not None and latest is not None \
-                and _copies(params, latest.buffers) == first.shape[0]:
+        if (
+            first is not None
+            and first.grad_fn is not None
+            and latest is not None
+            and _copies(params, latest.buffers) == first.shape[0]
+        ):
             state = latest  # a step of an unrolled, differentiable run: continue it
         else:
             K = first.shape[0] if first is not None else 1
             device = first.device if first is not None else None
-            state = _RunState({k: v.to(device).unsqueeze(0).expand(K, *v.shape).clone()
-                               for k, v in self._initial_buffers.items()})
+            state = _RunState(
+                {k: v.to(device).unsqueeze(0).expand(K, *v.shape).clone() for k, v in self._initial_buffers.items()}
+            )
         if key is not None:
             self._states[key] = state
         if train:

@@ -136,9 +136,16 @@ class LossCallback:
     (1, 1)
     """
 
-    def __init__(self, evaluator, *, window: float = 0.02, max_batch: int = 256,
-                 on_batch: Callable[[list, float], None] | None = None,
-                 timeout: float = DEFAULT_CANDIDATE_TIMEOUT, poll_wait: float = 0.0):
+    def __init__(
+        self,
+        evaluator,
+        *,
+        window: float = 0.02,
+        max_batch: int = 256,
+        on_batch: Callable[[list, float], None] | None = None,
+        timeout: float = DEFAULT_CANDIDATE_TIMEOUT,
+        poll_wait: float = 0.0,
+    ):
         if max_batch < 1 or window < 0 or poll_wait < 0 or not timeout > 0:
             raise ValueError("max_batch must be >= 1, window and poll_wait >= 0, timeout > 0")
         self._evaluator = evaluator
@@ -237,9 +244,12 @@ class LossCallback:
         self._queue.put(_STOP)
         self._worker.join(timeout)
         if timeout is not None and self._worker.is_alive():
-            warnings.warn(f"the evaluator did not finish its batch within {timeout:g} s of the end of the "
-                          "PySR search; its worker thread was left running", CandidateTimeoutWarning,
-                          stacklevel=2)
+            warnings.warn(
+                f"the evaluator did not finish its batch within {timeout:g} s of the end of the "
+                "PySR search; its worker thread was left running",
+                CandidateTimeoutWarning,
+                stacklevel=2,
+            )
         self._fail_pending()
 
     def __enter__(self) -> LossCallback:
@@ -252,8 +262,12 @@ class LossCallback:
     def _expired(self, text: str, seconds: float) -> None:
         with self._lock:
             self.stats.expired += 1
-        warnings.warn(f"no fitness for the PySR candidate {text!r} after {seconds:g} s (engine option "
-                      "candidate_timeout); it is scored inf", CandidateTimeoutWarning, stacklevel=3)
+        warnings.warn(
+            f"no fitness for the PySR candidate {text!r} after {seconds:g} s (engine option "
+            "candidate_timeout); it is scored inf",
+            CandidateTimeoutWarning,
+            stacklevel=3,
+        )
 
     def _future_for(self, text) -> Future:
         with self._lock:

@@ -190,12 +190,16 @@ class _History:
         from evomal_sr.engines.base import GenerationRecord
 
         record = GenerationRecord(
-            generation=len(self.records), best_fitness=self._best[0],
+            generation=len(self.records),
+            best_fitness=self._best[0],
             median_fitness=statistics.median(fitness) if fitness else math.inf,
             evaluations=sum(s in ("ok", "diverged") for s in statuses),
             exact_hits=statuses.count("cached") + memo_hits - self._memo_hits,
-            equivalent_hits=statuses.count("equivalent"), rejected=statuses.count("rejected"),
-            seconds=now - self._tick, best_expression=self._best[1], totals=dict(self.counters()),
+            equivalent_hits=statuses.count("equivalent"),
+            rejected=statuses.count("rejected"),
+            seconds=now - self._tick,
+            best_expression=self._best[1],
+            totals=dict(self.counters()),
         )
         self._memo_hits, self._tick = memo_hits, now
         self.records.append(record)
@@ -281,8 +285,11 @@ class PySREngine:
 
         load_objective(jl)
         _log_start(jl, kwargs, settings)
-        history = _History(context.settings.population, context.on_generation,
-                           counters=lambda: getattr(context.evaluator, "counters", {}))
+        history = _History(
+            context.settings.population,
+            context.on_generation,
+            counters=lambda: getattr(context.evaluator, "counters", {}),
+        )
         bridge = LossCallback(context.evaluator, on_batch=history.add_batch, **settings)
         history.bridge = bridge
         X, y = probe_dataset(context.task.kind, context.settings.probe_points, context.seed)
@@ -311,20 +318,38 @@ def _log_start(jl, kwargs: dict, settings: dict) -> None:
     threads = julia_threads(jl)
     install = inspect_pysr()
     if kwargs["parallelism"] == "multithreading" and threads == 1:
-        warnings.warn("the multithreaded PySR search has only 1 Julia thread, so candidates are scored one at a "
-                      "time; set engine option threads (--threads) or PYTHON_JULIACALL_THREADS", stacklevel=3)
-    _LOG.info("PySR search: pysr %s (search releases the GIL: %s), %s Julia threads, parallelism=%s, "
-              "%d populations of %d, batch window %g s, candidate timeout %g s",
-              install.version if install else "?", "yes" if install and install.releases_gil else "no",
-              threads if threads is not None else "?", kwargs["parallelism"], kwargs["populations"],
-              kwargs["population_size"], settings["window"], settings["timeout"])
+        warnings.warn(
+            "the multithreaded PySR search has only 1 Julia thread, so candidates are scored one at a "
+            "time; set engine option threads (--threads) or PYTHON_JULIACALL_THREADS",
+            stacklevel=3,
+        )
+    _LOG.info(
+        "PySR search: pysr %s (search releases the GIL: %s), %s Julia threads, parallelism=%s, "
+        "%d populations of %d, batch window %g s, candidate timeout %g s",
+        install.version if install else "?",
+        "yes" if install and install.releases_gil else "no",
+        threads if threads is not None else "?",
+        kwargs["parallelism"],
+        kwargs["populations"],
+        kwargs["population_size"],
+        settings["window"],
+        settings["timeout"],
+    )
 
 
 def _log_end(stats) -> None:
     mean = stats.evaluated / stats.batches if stats.batches else 0.0
-    _LOG.info("PySR search done: %d fitness requests (%d memo hits, %d invalid, %d timed out); "
-              "%d candidates evaluated in %d batches (mean size %.1f)", stats.calls, stats.memo_hits,
-              stats.invalid, stats.expired, stats.evaluated, stats.batches, mean)
+    _LOG.info(
+        "PySR search done: %d fitness requests (%d memo hits, %d invalid, %d timed out); "
+        "%d candidates evaluated in %d batches (mean size %.1f)",
+        stats.calls,
+        stats.memo_hits,
+        stats.invalid,
+        stats.expired,
+        stats.evaluated,
+        stats.batches,
+        mean,
+    )
 
 
 def _read_model_hall_of_fame(model) -> list[HallOfFameRow]:

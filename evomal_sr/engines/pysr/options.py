@@ -112,8 +112,7 @@ def bridge_settings(options: dict) -> dict:
     serial = bool(options.get("deterministic", False))
     window = option_seconds(options, "batch_window", default=DEFAULT_BATCH_WINDOW)  # validated either way
     timeout = option_seconds(options, "candidate_timeout", default=DEFAULT_CANDIDATE_TIMEOUT)
-    return {"window": 0.0 if serial else window, "poll_wait": SERIAL_POLL_WAIT if serial else 0.0,
-            "timeout": timeout}
+    return {"window": 0.0 if serial else window, "poll_wait": SERIAL_POLL_WAIT if serial else 0.0, "timeout": timeout}
 
 
 def search_budget(settings, options: dict) -> dict:

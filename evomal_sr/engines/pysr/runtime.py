@@ -71,8 +71,12 @@ def _calls_nogil_search(tree: ast.AST) -> bool:
     """Whether ``tree`` calls ``<anything>.equation_search._jl_call_nogil(...)``."""
     for node in ast.walk(tree):
         func = node.func if isinstance(node, ast.Call) else None
-        if (isinstance(func, ast.Attribute) and func.attr == "_jl_call_nogil"
-                and isinstance(func.value, ast.Attribute) and func.value.attr == "equation_search"):
+        if (
+            isinstance(func, ast.Attribute)
+            and func.attr == "_jl_call_nogil"
+            and isinstance(func.value, ast.Attribute)
+            and func.value.attr == "equation_search"
+        ):
             return True
     return False
 
@@ -147,9 +151,11 @@ def parallel_mode_problem(deterministic: bool, install: PySRInstall | None = Non
     install = inspect_pysr() if install is None else install
     if deterministic or install is None or install.releases_gil:
         return None
-    return (f"The installed pysr {install.version} runs its search holding Python's GIL, which can deadlock "
-            f"the PySR engine's multithreaded mode: {_UPGRADE}, or run the serial mode "
-            "(--deterministic, or engine option deterministic=True).")
+    return (
+        f"The installed pysr {install.version} runs its search holding Python's GIL, which can deadlock "
+        f"the PySR engine's multithreaded mode: {_UPGRADE}, or run the serial mode "
+        "(--deterministic, or engine option deterministic=True)."
+    )
 
 
 def unsupported_arguments(kwargs: dict, install: PySRInstall | None = None) -> str | None:
@@ -197,9 +203,11 @@ def availability_problem() -> str | None:
         if importlib.util.find_spec(module) is None:
             return f"The PySR engine needs the `{module}` package, which is not installed: {_INSTALL}."
     if find_julia() is None:
-        return ("The PySR engine needs Julia, which is not installed (no `julia` or `juliaup` on PATH, "
-                f"no PYTHON_JULIAPKG_EXE): {_INSTALL}, then run `python -c \"import pysr\"` once so that "
-                "PySR installs Julia.")
+        return (
+            "The PySR engine needs Julia, which is not installed (no `julia` or `juliaup` on PATH, "
+            f'no PYTHON_JULIAPKG_EXE): {_INSTALL}, then run `python -c "import pysr"` once so that '
+            "PySR installs Julia."
+        )
     return None
 
 
@@ -237,8 +245,9 @@ def import_pysr(threads: int | None = None):
     if threads is not None:
         if julia_started():
             if os.environ.get("PYTHON_JULIACALL_THREADS") != str(threads):
-                warnings.warn("Julia is already running, so the number of Julia threads cannot be changed",
-                              stacklevel=3)
+                warnings.warn(
+                    "Julia is already running, so the number of Julia threads cannot be changed", stacklevel=3
+                )
         else:
             os.environ["PYTHON_JULIACALL_THREADS"] = str(threads)
     try:

@@ -125,8 +125,14 @@ class HallOfFameRow:
 
 
 #: ``string`` of a non-finite float, lower-cased (``Inf32``/``NaN32`` are only ``repr``'s, accepted too).
-_JULIA_SPECIAL = {"inf": math.inf, "inf32": math.inf, "inf16": math.inf,
-                  "nan": math.nan, "nan32": math.nan, "nan16": math.nan}
+_JULIA_SPECIAL = {
+    "inf": math.inf,
+    "inf32": math.inf,
+    "inf16": math.inf,
+    "nan": math.nan,
+    "nan32": math.nan,
+    "nan16": math.nan,
+}
 
 
 def julia_float(text: str) -> float:
@@ -161,8 +167,9 @@ def read_hall_of_fame_csv(path) -> list[HallOfFameRow]:
         missing = {"Complexity", "Loss", "Equation"} - set(reader.fieldnames or ())
         if missing:
             raise ValueError(f"{path}: not a PySR hall of fame (missing {', '.join(sorted(missing))})")
-        return [HallOfFameRow(int(row["Complexity"]), julia_float(row["Loss"]), row["Equation"].strip())
-                for row in reader]
+        return [
+            HallOfFameRow(int(row["Complexity"]), julia_float(row["Loss"]), row["Equation"].strip()) for row in reader
+        ]
 
 
 def front_entry(result):
