@@ -249,14 +249,7 @@ def test_fitness_result_round_trip():
 
 
 @pytest.mark.parametrize(
-    "change",
-    [
-        {"status": "great"},
-        {"expression": "y +"},
-        {"weights": None},
-        {"fitness": "x"},
-        {"surprise": 1},
-    ],
+    "change", [{"status": "great"}, {"expression": "y +"}, {"weights": None}, {"fitness": "x"}, {"surprise": 1}]
 )
 def test_malformed_fitness_record_raises_loss_file_error(change):
     data = FitnessResult(CE, 0.125, "ok", (1.0,) * 4, 5).to_dict()

@@ -254,10 +254,7 @@ def test_every_finite_constant_round_trips(value):
 
 def test_to_dict_layout():
     e = Expression.parse("aq(fx, -1.0) + y")
-    assert e.to_dict() == {
-        "op": "+",
-        "args": [{"op": "aq", "args": [{"var": "fx"}, {"const": -1.0}]}, {"var": "y"}],
-    }
+    assert e.to_dict() == {"op": "+", "args": [{"op": "aq", "args": [{"var": "fx"}, {"const": -1.0}]}, {"var": "y"}]}
     assert Expression.from_dict({"op": "plog", "args": [{"var": "fx"}]}) == Expression.parse("log(fx)")
     assert Expression.from_dict({"op": "neg", "args": [{"const": 2}]}) == Expression.parse("-2.0")
 

@@ -294,12 +294,7 @@ metadata_strategy = st.dictionaries(
 
 
 @settings(max_examples=40, deadline=None)
-@given(
-    expr=expressions(max_depth=5),
-    kind=st.sampled_from(sorted(DATA)),
-    data=st.data(),
-    metadata=metadata_strategy,
-)
+@given(expr=expressions(max_depth=5), kind=st.sampled_from(sorted(DATA)), data=st.data(), metadata=metadata_strategy)
 def test_save_load_round_trip(expr, kind, data, metadata):
     task = "regression" if kind == "regression" else "classification"
     n = expr.size - 1

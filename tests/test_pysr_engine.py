@@ -34,9 +34,7 @@ from evomal_sr.engines.pysr import (
 )
 from evomal_sr.engines.pysr import engine as engine_module
 from evomal_sr.engines.pysr.bridge import CandidateTimeoutWarning, LossCallback
-from evomal_sr.engines.pysr.text import (
-    canonical_expression,
-)
+from evomal_sr.engines.pysr.text import canonical_expression
 from evomal_sr.errors import ConfigError
 from evomal_sr.grammar.expression import Expression
 from evomal_sr.grammar.operators import OPERATOR_SETS, OPERATORS, searchable_operators

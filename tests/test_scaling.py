@@ -176,7 +176,7 @@ def test_cli_search_with_extended_operators_and_grad_norm(tmp_path):
 def test_initial_losses_zoo_seeds_the_search_with_the_known_losses():
     from evomal_sr.core.presets import resolve_preset
     from evomal_sr.losses.zoo import zoo_expressions
-    from evomal_sr.search.estimator import initial_guesses
+    from evomal_sr.search.inputs import initial_guesses
 
     task = es.Task.builtin("iris", seed=0)
     assert initial_guesses(task, resolve_preset("quick")) == ["-(y * log(fx))"]

@@ -64,12 +64,7 @@ def test_classification_noise_exact_and_flips_to_other_class(noise):
 
 
 @settings(max_examples=25, deadline=None)
-@given(
-    n=st.integers(20, 150),
-    n_classes=st.integers(2, 4),
-    noise=st.floats(0.0, 0.99),
-    seed=st.integers(0, 10_000),
-)
+@given(n=st.integers(20, 150), n_classes=st.integers(2, 4), noise=st.floats(0.0, 0.99), seed=st.integers(0, 10_000))
 def test_noise_count_property(n, n_classes, noise, seed):
     X, y = blobs(n=n, n_classes=n_classes, seed=seed)
     task = Task.from_arrays(X, y, kind="classification", seed=seed, label_noise=noise)

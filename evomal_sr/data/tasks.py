@@ -23,28 +23,20 @@ import copy
 import hashlib
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
 from evomal_sr.core.devices import resolve_device
-from evomal_sr.data.arrays import check_float32_splits, class_names, validate_arrays
+from evomal_sr.data.arrays import class_names, validate_arrays
 from evomal_sr.data.csv import read_csv
 from evomal_sr.data.datasets import get_dataset
 from evomal_sr.data.models import build_model, check_model, model_name
-from evomal_sr.data.noise import NoiseOptions, corrupt_split, imbalanced_rows
+from evomal_sr.data.noise import NoiseOptions, imbalanced_rows
 from evomal_sr.data.sources import check_split
-from evomal_sr.data.splits import (
-    SPLITS,
-    check_label_noise,
-    check_task_seed,
-    data_fingerprint,
-    split_rows,
-    standardise,
-    train_stats,
-)
+from evomal_sr.data.splits import check_label_noise, check_task_seed, data_fingerprint, split_rows
+from evomal_sr.data.tensors import split_tensors
 from evomal_sr.errors import TaskError
 
 BASELINES = {"classification": "-(y * log(fx))", "regression": "square(fx - y)"}
@@ -339,36 +331,19 @@ class Task:
 
     # --------------------------------------------------------------- building
     def _build_tensors(self, X: np.ndarray, y: np.ndarray) -> None:
-        idx = self.split_indices
-        self.feature_mean, self.feature_std = train_stats(X[idx["train"]])
-        Xs = standardise(X, self.feature_mean, self.feature_std, self.feature_names, "feature")
-        check_float32_splits(Xs, idx, self.feature_names, "feature")  # no split may hold an inf once float32
-        self.target_mean = self.target_std = None
-        if self.kind == "regression":
-            self.target_mean, self.target_std = train_stats(y[idx["train"]])
-            names = [f"target {j}" for j in range(y.shape[1])]
-            y = standardise(y, self.target_mean, self.target_std, names, "target")
-            check_float32_splits(y, idx, names, "target")
-        y_train_clean, y_val_clean = y[idx["train"]], y[idx["val"]]
-        noisy: dict[str, Any] = {
-            "kind": self.kind,
-            "n_classes": self.n_outputs,
-            "label_noise": self.label_noise,
-            "seed": self.seed,
-        }
-        y_train, mask = corrupt_split(y_train_clean, "train", self.noise_options, **noisy)
-        y_val, mask_val = corrupt_split(y_val_clean, "val", self.noise_options, **noisy)
-        ydtype = torch.int64 if self.kind == "classification" else torch.float32
-
-        def tensor(a, dtype):
-            return torch.as_tensor(np.ascontiguousarray(a), dtype=dtype)
-
-        self.X_train, self.X_val, self.X_test = (tensor(Xs[idx[s]], torch.float32) for s in SPLITS)
-        self.y_train, self.y_train_clean = tensor(y_train, ydtype), tensor(y_train_clean, ydtype)
-        self.y_val, self.y_val_clean = tensor(y_val, ydtype), tensor(y_val_clean, ydtype)
-        self.y_test = tensor(y[idx["test"]], ydtype)
-        self.noisy_mask = torch.as_tensor(mask, dtype=torch.bool)
-        self.noisy_mask_val = torch.as_tensor(mask_val, dtype=torch.bool)
+        vars(self).update(
+            split_tensors(
+                X,
+                y,
+                self.split_indices,
+                kind=self.kind,
+                n_outputs=self.n_outputs,
+                feature_names=self.feature_names,
+                noise_options=self.noise_options,
+                label_noise=self.label_noise,
+                seed=self.seed,
+            )
+        )
 
     # ----------------------------------------------------------------- public
     @property
@@ -402,11 +377,7 @@ class Task:
         torch.Size([36, 3])
         """
         net = build_model(
-            self.model,
-            n_features=self.n_features,
-            n_outputs=self.n_outputs,
-            input_shape=self.input_shape,
-            seed=seed,
+            self.model, n_features=self.n_features, n_outputs=self.n_outputs, input_shape=self.input_shape, seed=seed
         )
         return net.to(self.device)
 

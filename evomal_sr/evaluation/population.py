@@ -20,13 +20,7 @@ from evomal_sr.core.seeding import derive_seed
 from evomal_sr.errors import ConfigError
 from evomal_sr.losses.base import ElementwiseLoss, LossModule, PopulationLoss
 from evomal_sr.losses.symbolic import output_to_fx, target_to_y
-from evomal_sr.training.loop import (
-    BatchSampler,
-    evaluate_metric,
-    reduce_per_copy,
-    sgd_update,
-    train_population,
-)
+from evomal_sr.training.loop import BatchSampler, evaluate_metric, reduce_per_copy, sgd_update, train_population
 from evomal_sr.training.stacked import StackedModel
 
 

@@ -130,38 +130,12 @@ def _np_huber(a):
 OPERATORS: dict[str, Operator] = {
     op.name: op
     for op in (
+        Operator("+", 2, lambda a, b: a + b, np.add, lambda sp, a, b: a + b, "", "+", infix="+", torch_source="a + b"),
         Operator(
-            "+",
-            2,
-            lambda a, b: a + b,
-            np.add,
-            lambda sp, a, b: a + b,
-            "",
-            "+",
-            infix="+",
-            torch_source="a + b",
+            "-", 2, lambda a, b: a - b, np.subtract, lambda sp, a, b: a - b, "", "-", infix="-", torch_source="a - b"
         ),
         Operator(
-            "-",
-            2,
-            lambda a, b: a - b,
-            np.subtract,
-            lambda sp, a, b: a - b,
-            "",
-            "-",
-            infix="-",
-            torch_source="a - b",
-        ),
-        Operator(
-            "*",
-            2,
-            lambda a, b: a * b,
-            np.multiply,
-            lambda sp, a, b: a * b,
-            "",
-            "*",
-            infix="*",
-            torch_source="a * b",
+            "*", 2, lambda a, b: a * b, np.multiply, lambda sp, a, b: a * b, "", "*", infix="*", torch_source="a * b"
         ),
         Operator(
             "aq",
@@ -194,14 +168,7 @@ OPERATORS: dict[str, Operator] = {
             torch_source="a.maximum(b)",
         ),
         Operator(
-            "abs",
-            1,
-            lambda a: a * a.sign(),
-            np.abs,
-            lambda sp, a: sp.Abs(a),
-            "",
-            "abs",
-            torch_source="(a * a.sign())",
+            "abs", 1, lambda a: a * a.sign(), np.abs, lambda sp, a: sp.Abs(a), "", "abs", torch_source="(a * a.sign())"
         ),
         Operator(
             "square",
@@ -213,26 +180,8 @@ OPERATORS: dict[str, Operator] = {
             "square",
             torch_source="a * a",
         ),
-        Operator(
-            "tanh",
-            1,
-            lambda a: a.tanh(),
-            np.tanh,
-            lambda sp, a: sp.tanh(a),
-            "",
-            "tanh",
-            torch_source="a.tanh()",
-        ),
-        Operator(
-            "sign",
-            1,
-            lambda a: a.sign(),
-            np.sign,
-            lambda sp, a: sp.sign(a),
-            "",
-            "sign",
-            torch_source="a.sign()",
-        ),
+        Operator("tanh", 1, lambda a: a.tanh(), np.tanh, lambda sp, a: sp.tanh(a), "", "tanh", torch_source="a.tanh()"),
+        Operator("sign", 1, lambda a: a.sign(), np.sign, lambda sp, a: sp.sign(a), "", "sign", torch_source="a.sign()"),
         Operator(
             # SymPy form drops the 1e-7 guard so displays stay readable.
             "log",

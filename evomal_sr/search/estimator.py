@@ -24,12 +24,12 @@ from evomal_sr.core.validation import check_seed
 from evomal_sr.engines import check_engine_name, get_engine
 from evomal_sr.engines.base import EngineContext
 from evomal_sr.errors import ConfigError
-from evomal_sr.grammar.expression import Expression
-from evomal_sr.losses.zoo import zoo_expressions
 from evomal_sr.parallel import executor_kind, open_executor, require_dask
 from evomal_sr.results.front import SELECTION_RULES
 from evomal_sr.results.rundir import RunDir
 from evomal_sr.scoring.evaluator import Evaluator
+from evomal_sr.search.inputs import as_task, initial_guesses
+from evomal_sr.search.persistence import EvaluatorRecipe
 
 #: The preset fields that are also constructor keywords of :class:`LossSearch`.
 PRESET_FIELDS = tuple(f.name for f in dataclasses.fields(Preset))
@@ -258,7 +258,7 @@ class LossSearch(BaseEstimator):
         y : array-like, optional
             The targets, when ``X`` is an array.
         """
-        task = _as_task(X, y)
+        task = as_task(X, y)
         engine_name, settings = self._validated()
         if self.out_dir is None:
             return self._fit(task, engine_name, settings, None)
@@ -346,7 +346,7 @@ class LossSearch(BaseEstimator):
         state = dict(super().__getstate__())
         evaluator = state.pop("evaluator_", None)
         if evaluator is not None:
-            state["_evaluator_recipe"] = _EvaluatorRecipe.of(evaluator)
+            state["_evaluator_recipe"] = EvaluatorRecipe.of(evaluator)
         state["_evomal_sr_version"] = __version__
         return state
 
@@ -388,35 +388,6 @@ class LossSearch(BaseEstimator):
         }
 
 
-@dataclasses.dataclass(frozen=True)
-class _EvaluatorRecipe:
-    """What rebuilds a fitted search's evaluator after unpickling: its arguments and its caches."""
-
-    task: object
-    arguments: dict
-    state: dict
-
-    @classmethod
-    def of(cls, evaluator: Evaluator) -> _EvaluatorRecipe:
-        task = evaluator.task.to("cpu") if hasattr(evaluator.task, "to") else evaluator.task
-        arguments = {
-            "preset": evaluator.settings,
-            "device": str(evaluator.device),
-            "seed": evaluator.seed,
-            "batched": evaluator.batched,
-            "local_search": evaluator.local_search,
-            "chunk_size": evaluator.chunk_size,
-            "cuda_graph": evaluator.cuda_graph,
-            "repair": False,
-        }
-        return cls(task, arguments, evaluator.state_dict())
-
-    def build(self) -> Evaluator:
-        evaluator = Evaluator(self.task, **self.arguments)
-        evaluator.load_state_dict(self.state)
-        return evaluator
-
-
 def _chain(*callbacks):
     """One callback calling each of ``callbacks`` (``None`` skipped) in order."""
     given = [c for c in callbacks if c is not None]
@@ -428,35 +399,7 @@ def _chain(*callbacks):
     return call
 
 
-def _as_task(X, y):
-    from evomal_sr.data.tasks import Task
-
-    if isinstance(X, Task):
-        if y is not None:
-            raise ConfigError("fit(task) takes no y: the task holds its targets")
-        return X
-    if y is None:
-        raise ConfigError("fit(X, y) needs y with arrays, or pass a Task: fit(es.Task.builtin('digits'))")
-    return Task.from_arrays(X, y)
-
-
 def _versions() -> dict:
     import torch
 
     return {"evomal_sr": __version__, "torch": torch.__version__.split("+")[0], "python": platform.python_version()}
-
-
-def initial_guesses(task, settings: Preset) -> list[str]:
-    """The initial population's guesses of ``settings.initial_losses``: the standard loss, or the zoo.
-
-    Examples
-    --------
-    >>> import evomal_sr as es
-    >>> from evomal_sr.core.presets import resolve_preset
-    >>> initial_guesses(es.Task.builtin("diabetes"), resolve_preset("standard", initial_losses="zoo"))[:2]
-    ['square((fx - y))', 'abs((fx - y))']
-    """
-    if settings.initial_losses == "baseline":
-        return [task.baseline_expression]
-    baseline = str(Expression.parse(task.baseline_expression))
-    return [baseline, *(text for text in zoo_expressions(task.kind, settings.operators) if text != baseline)]

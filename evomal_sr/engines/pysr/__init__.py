@@ -29,13 +29,7 @@ from evomal_sr.engines.pysr.engine import (
     log_to_stderr,
 )
 from evomal_sr.engines.pysr.options import bridge_settings, operator_arguments, probe_dataset, search_budget
-from evomal_sr.engines.pysr.runtime import (
-    TorchBeforeJuliaWarning,
-    describe_pysr,
-    find_julia,
-    inspect_pysr,
-    start_julia,
-)
+from evomal_sr.engines.pysr.runtime import TorchBeforeJuliaWarning, describe_pysr, find_julia, inspect_pysr, start_julia
 
 __all__ = [
     "JULIA_MODULE",
