@@ -37,7 +37,7 @@ def _rows_of(t):
 def test_folds_partition_the_training_and_validation_rows_and_never_touch_the_test_split(distinct):
     iris = distinct
     X, y = iris.train_and_val()
-    folds = fold_tasks(iris, 3, seed=0)
+    folds = fold_tasks(iris, 3, seed=0, scoring="folds")
     pool = _rows_of(X)
     tests = [_rows_of(f.X_test) for f in folds]
     assert set().union(*tests) == pool and sum(map(len, tests)) == len(X)  # every row tested exactly once
@@ -50,8 +50,24 @@ def test_folds_partition_the_training_and_validation_rows_and_never_touch_the_te
     assert iris.X_train.shape[0] == 90  # the task itself is unchanged
 
 
+def test_validation_scoring_scores_every_fold_on_the_validation_rows(distinct):
+    folds = fold_tasks(distinct, 3, seed=0)
+    train = _rows_of(distinct.X_train)
+    vals = [_rows_of(f.X_val) for f in folds]
+    assert set().union(*vals) == train and sum(map(len, vals)) == len(train)  # each training row chooses once
+    for f, val in zip(folds, vals):
+        assert torch.equal(f.X_test, distinct.X_val) and torch.equal(f.y_test, distinct.y_val)
+        assert _rows_of(f.X_train) == train - val
+        assert not (_rows_of(f.X_train) | val) & _rows_of(distinct.X_test)
+
+
+def test_an_unknown_scoring_is_refused(distinct):
+    with pytest.raises(ConfigError, match="selection_scoring must be one of validation, folds"):
+        fold_tasks(distinct, 3, seed=0, scoring="test")
+
+
 def test_folds_follow_the_seed(iris):
-    a, b, c = (fold_tasks(iris, 3, seed=s)[0].X_test for s in (0, 0, 1))
+    a, b, c = (fold_tasks(iris, 3, seed=s)[0].X_val for s in (0, 0, 1))
     assert torch.equal(a, b) and not torch.equal(a, c)
 
 

@@ -94,6 +94,9 @@ class Preset:
     selection_folds: int = 3
     selection_steps: int = 600
     selection_margin: float = 1.0
+    # which rows score the short list: "validation" (the validation split) or "folds" (rotating
+    # folds of the pooled training + validation rows); see evaluation.selection.fold_tasks
+    selection_scoring: str = "validation"
 
     def validate(self) -> Preset:
         """Return self, or raise :class:`ConfigError` naming the bad setting."""
@@ -146,6 +149,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "loss_scaling": ("none", "grad_norm"),
     "initial_losses": ("baseline", "zoo"),
     "final_selection": ("none", "fair"),
+    "selection_scoring": ("validation", "folds"),
 }
 
 #: The paper's 250 local-search steps at lr 1e-3 compressed into 20 steps at lr 1e-2.

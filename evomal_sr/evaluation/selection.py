@@ -5,12 +5,15 @@ predictor of the long, tuned, early-stopped test a user relies on. So the search
 ends by re-scoring a short list, the front's most accurate few and every known
 loss of the task's kind, with :func:`~evomal_sr.evaluation.metatest.meta_test`'s
 own protocol (each loss at its own tuned lr, early-stopped), on the training and
-validation rows only: they are pooled and split into ``folds`` rotations
-(fold ``k`` tests on part ``k``, selects lr and stopping step on part ``k + 1``,
-trains on the rest), one seed per fold. The test split is never touched.
+validation rows only, one seed per fold (:func:`fold_tasks`). By default each fold
+is scored on the task's validation rows, the rows the user trusts to judge a
+model, while a rotating part of the training rows chooses the lr and the stopping
+step; ``scoring="folds"`` pools training and validation rows into rotating folds
+instead (more rows to score on, but rows whose labels may be noisy when only the
+training split is). The test split is never touched.
 
-A learned loss is returned only when it beats the best known loss on these folds
-by more than ``margin`` paired standard errors: the short list was chosen on the
+A learned loss is returned only when it beats the best known loss by more than
+``margin`` paired standard errors over the folds: the short list was chosen on the
 validation rows, so a learned loss starts with an optimistic bias there, and
 returning a known loss that is as good is the honest answer.
 """
@@ -87,6 +90,7 @@ class SelectionResult:
     steps: int = 0
     margin: float = 1.0
     seconds: float = 0.0
+    scoring: str = "validation"
 
     def to_dict(self) -> dict:
         """JSON-ready summary (non-finite numbers become ``None``)."""
@@ -105,6 +109,7 @@ class SelectionResult:
             "folds": self.folds,
             "steps": self.steps,
             "margin": self.margin,
+            "scoring": self.scoring,
             "seconds": self.seconds,
             "rows": [
                 {
@@ -121,7 +126,7 @@ class SelectionResult:
 
     def __str__(self) -> str:
         lines = [
-            f"final selection ({self.folds} folds of the training + validation rows, {self.steps} steps, "
+            f"final selection ({self.folds} folds, scored on {_SCORED_ON[self.scoring]}, {self.steps} steps, "
             f"lr tuned, early-stopped; {self.seconds:.0f} s)"
         ]
         for r in sorted(self.rows, key=lambda r: r.mean):
@@ -130,39 +135,62 @@ class SelectionResult:
         return "\n".join(lines + [self.verdict])
 
 
-def fold_tasks(task, folds: int, seed: int) -> list:
-    """``folds`` copies of ``task`` re-split from its training + validation rows; the test split unused.
+#: Which rows score the short list: "validation" (the task's validation split; folds of the training
+#: rows choose each loss's lr and stopping step) or "folds" (rotating folds of the pooled training +
+#: validation rows).
+SCORINGS = ("validation", "folds")
+_SCORED_ON = {"validation": "the validation rows", "folds": "folds of the training + validation rows"}
 
-    Fold ``k`` tests on part ``k`` of a seeded permutation of the pooled rows, validates on
-    part ``k + 1`` and trains on the others. Labels are the user's (noise included).
+
+def fold_tasks(task, folds: int, seed: int, scoring: str = "validation") -> list:
+    """``folds`` copies of ``task`` re-split for the final selection; the test split is never used.
+
+    ``scoring="validation"``: fold ``k`` is scored on the task's validation rows, chooses lr and
+    stopping step on part ``k`` of a seeded permutation of the training rows and trains on the
+    other parts (the meta-test's final run then trains on all training rows).
+    ``scoring="folds"``: the training and validation rows are pooled; fold ``k`` is scored on part
+    ``k``, validates on part ``k + 1`` and trains on the others. Labels are the user's, noise included.
 
     Examples
     --------
     >>> import evomal_sr as es
     >>> task = es.Task.builtin("iris", seed=0)
     >>> [(len(t.X_train), len(t.X_val), len(t.X_test)) for t in fold_tasks(task, 3, seed=0)]
+    [(60, 30, 30), (60, 30, 30), (60, 30, 30)]
+    >>> [(len(t.X_train), len(t.X_val), len(t.X_test)) for t in fold_tasks(task, 3, seed=0, scoring="folds")]
     [(40, 40, 40), (40, 40, 40), (40, 40, 40)]
     """
     if isinstance(folds, bool) or not isinstance(folds, int) or folds < 3:
         raise ConfigError(
             f"selection_folds must be an integer >= 3 (test, validation and training parts), got {folds!r}"
         )
-    X, y = task.train_and_val()
+    if scoring not in SCORINGS:
+        raise ConfigError(f"selection_scoring must be one of {', '.join(SCORINGS)}, got {scoring!r}")
+    X, y = task.train_and_val() if scoring == "folds" else (task.X_train, task.y_train)
     if len(y) < 2 * folds:
         raise ConfigError(
-            f"the final selection needs at least {2 * folds} training + validation rows for "
-            f"{folds} folds, got {len(y)}; use fewer folds or final_selection='none'"
+            f"the final selection needs at least {2 * folds} rows for {folds} folds, got {len(y)}; "
+            "use fewer folds or final_selection='none'"
         )
     generator = torch.Generator().manual_seed(derive_seed(seed, "selection-folds"))
     order = torch.randperm(len(y), generator=generator).to(y.device)
     parts = list(torch.tensor_split(order, folds))
     out = []
     for k in range(folds):
-        test, val = parts[k], parts[(k + 1) % folds]
-        train = torch.cat([p for j, p in enumerate(parts) if j not in (k, (k + 1) % folds)])
         fold = copy.copy(task)
+        if scoring == "folds":
+            test, val = parts[k], parts[(k + 1) % folds]
+            fold.X_test, fold.y_test = X[test], y[test]
+        else:
+            val = parts[k]
+            fold.X_test, fold.y_test = task.X_val, task.y_val
+        train = (
+            torch.cat([p for j, p in enumerate(parts) if j not in (k, (k + 1) % folds)])
+            if scoring == "folds"
+            else torch.cat([p for j, p in enumerate(parts) if j != k])
+        )
         fold.X_train, fold.y_train, fold.y_train_clean = X[train], y[train], y[train]
-        fold.X_val, fold.y_val, fold.X_test, fold.y_test = X[val], y[val], X[test], y[test]
+        fold.X_val, fold.y_val = X[val], y[val]
         fold.noisy_mask = torch.zeros(len(train), dtype=torch.bool, device=y.device)  # unknown here
         out.append(fold)
     return out
@@ -181,6 +209,7 @@ def select_final(
     device: str = "cpu",
     progress: Callable[[int], None] | None = None,
     verbose: int = 1,
+    scoring: str = "validation",
 ) -> SelectionResult:
     """Re-score the front's best ``shortlist`` losses and the zoo on folds; return the winner.
 
@@ -202,6 +231,8 @@ def select_final(
         Called with the number of training steps just done.
     verbose : int
         1: a progress bar over every fold's steps and a log record per fold; 0: nothing.
+    scoring : {"validation", "folds"}
+        Which rows score the short list (:func:`fold_tasks`).
 
     Examples
     --------
@@ -219,7 +250,7 @@ def select_final(
     fitness = {f"learned #{i + 1}": e.fitness for i, e in enumerate(entries)}
     errors: dict[str, list[float]] = {}
     descriptions: dict[str, str] = {}
-    tasks = fold_tasks(task, folds, seed)
+    tasks = fold_tasks(task, folds, seed, scoring)
     bar = StepProgress(
         2 * steps * folds,
         verbose=verbose,
@@ -250,7 +281,9 @@ def select_final(
         SelectionRow(name, LEARNED if name in learned else KNOWN, descriptions[name], errs, fitness.get(name))
         for name, errs in errors.items()
     ]
-    return _decide(rows, learned, task.kind, margin, folds=folds, steps=steps, seconds=time.perf_counter() - tick)
+    return _decide(
+        rows, learned, task.kind, margin, folds=folds, steps=steps, seconds=time.perf_counter() - tick, scoring=scoring
+    )
 
 
 def _decide(rows: list[SelectionRow], learned: dict, kind: str, margin: float, **info) -> SelectionResult:

@@ -202,6 +202,7 @@ class LossSearch(BaseEstimator):
         selection_folds=None,
         selection_steps=None,
         selection_margin=None,
+        selection_scoring=None,
         verbose: int = 1,
     ):
         self.engine = engine
@@ -335,6 +336,7 @@ class LossSearch(BaseEstimator):
             folds=settings.selection_folds,
             steps=settings.selection_steps,
             margin=settings.selection_margin,
+            scoring=settings.selection_scoring,
             seed=self.seed,
             preset=settings,
             device=self.device,
