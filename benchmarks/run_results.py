@@ -45,6 +45,7 @@ from suite import TASKS, half  # noqa: E402
 from evomal_sr import LossSearch  # noqa: E402
 from evomal_sr.core.fileio import atomic_write_json  # noqa: E402
 from evomal_sr.evaluation.metatest import meta_test  # noqa: E402
+from evomal_sr.evaluation.selection import SCORINGS, select_final  # noqa: E402
 from evomal_sr.losses.zoo import ZOO_EXPRESSIONS, known_loss  # noqa: E402
 
 CONTROL = "2 x standard"
@@ -64,6 +65,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=None, help="folder for per-task results")
     parser.add_argument("--report", type=Path, default=None, help="the Markdown report")
     parser.add_argument("--report-only", action="store_true", help="only rewrite the report from saved results")
+    parser.add_argument(
+        "--reselect",
+        action="store_true",
+        help="rerun the final selection of finished tasks with the current default scoring",
+    )
     args = parser.parse_args(argv)
     if args.fast:
         args.seeds, args.steps = 2, 100
@@ -122,6 +128,8 @@ def run_task(key: str, args, info: dict, command: str) -> None:
     print(
         f"  search + selection: {search_seconds:.1f} s (selection {selection.seconds:.1f} s)\n{selection}", flush=True
     )
+    alternative = _alternative_selection(search, task)
+    print(f"  the other scoring: {alternative.seconds:.1f} s\n{alternative}", flush=True)
     learned = {r.name: m for r, m in zip(_learned_rows(selection), _shortlist_modules(search, task.kind))}
     losses = {
         **learned,
@@ -148,6 +156,7 @@ def run_task(key: str, args, info: dict, command: str) -> None:
             },
             "search_seconds": search_seconds,
             "selection": selection.to_dict(),
+            "selection_alternative": alternative.to_dict(),
             "search_scores": search_scores(search, task.kind),
             "front_pick": str(search.best_learned_loss_.expression),
             "returned": selection.winner,
@@ -155,6 +164,64 @@ def run_task(key: str, args, info: dict, command: str) -> None:
             "machine": info,
         },
     )
+
+
+def _alternative_selection(search, task, scoring: str | None = None):
+    """The final selection with the other ``selection_scoring`` (the ablation of that setting)."""
+    settings = search.settings_
+    other = scoring or next(s for s in SCORINGS if s != settings.selection_scoring)
+    return select_final(
+        search.pareto_front_,
+        task,
+        shortlist=settings.selection_shortlist,
+        folds=settings.selection_folds,
+        steps=settings.selection_steps,
+        margin=settings.selection_margin,
+        seed=search.seed,
+        preset=settings,
+        verbose=0,
+        scoring=other,
+    )
+
+
+def reselect(key: str, args) -> None:
+    """Rerun a finished task's final selection with the current default scoring; its meta-test stays valid.
+
+    The meta-test holds every short-listed and known loss, so the winner of either scoring is one of
+    its rows. The selection the task was run with becomes ``selection_alternative`` when its scoring
+    differs (files from before ``selection_scoring`` existed used ``"folds"``).
+    """
+    from evomal_sr.core.fileio import read_json
+    from evomal_sr.core.presets import resolve_preset
+    from evomal_sr.results.front import load_front
+
+    folder = args.out / key
+    info = read_json(folder / "search.json", ValueError, "search summary")
+    settings = resolve_preset("standard")
+    old = info["selection"]
+    old.setdefault("scoring", "folds")
+    if old["scoring"] == settings.selection_scoring:
+        print(f"[{key}] already selected with {old['scoring']!r}", flush=True)
+        return
+    task = TASKS[key].build(args.seed)
+    front = load_front(folder / "search" / "pareto.json")
+    new = select_final(
+        front,
+        task,
+        shortlist=settings.selection_shortlist,
+        folds=settings.selection_folds,
+        steps=settings.selection_steps,
+        margin=settings.selection_margin,
+        seed=args.seed,
+        preset=settings,
+        verbose=0,
+        scoring=settings.selection_scoring,
+    )
+    print(f"[{key}] reselected: {new.seconds:.1f} s\n{new}", flush=True)
+    info["search_seconds"] += new.seconds - old["seconds"]
+    info["selection"], info["selection_alternative"], info["returned"] = new.to_dict(), old, new.winner
+    info["reselected"] = {"command": " ".join(sys.argv), "machine": machine()}
+    atomic_write_json(folder / "search.json", info)
 
 
 def _learned_rows(selection):
@@ -203,7 +270,11 @@ def main(argv=None) -> int:
     unknown = sorted(set(keys) - set(TASKS))
     if unknown:
         raise SystemExit(f"unknown task(s) {', '.join(unknown)}; choose from {', '.join(TASKS)}")
-    if not args.report_only:
+    if args.reselect:
+        for key in keys:
+            if (args.out / key / "metatest.json").exists():
+                reselect(key, args)
+    elif not args.report_only:
         info = machine()
         command = " ".join(shlex.quote(a) for a in ["python", "benchmarks/run_results.py", *sys.argv[1:]])
         for key in keys:
