@@ -157,11 +157,27 @@ def test_cli_flag_runs_the_selection_and_prints_its_verdict(tmp_path):
         "linear",
         "--out",
         out,
-        "--quiet",
     )
     assert result.exit_code == 0, result.stderr
     assert "final selection (3 folds" in result.stdout and "returning" in result.stdout
     assert (out / "selection.json").exists()
+    # the silent minute after the last generation is announced (one line, after the last generation's)
+    assert result.stderr.strip().splitlines()[-1].startswith("final selection: re-scoring the front's best losses")
+    quiet = invoke(
+        "search",
+        "--dataset",
+        "iris",
+        "--preset",
+        "tiny",
+        "--model",
+        "linear",
+        "--out",
+        tmp_path / "q",
+        "--final-selection",
+        "fair",
+        "--quiet",
+    )
+    assert quiet.exit_code == 0 and "final selection: re-scoring" not in quiet.stderr
 
 
 def test_bad_selection_settings_are_refused():

@@ -17,11 +17,11 @@ class SearchProgress:
     rejected 2  elapsed 12.3 s  ETA 28.7 s`` (nohup, CI and log files get them as they happen).
     """
 
-    def __init__(self, total: int, *, quiet: bool, stream=None):
+    def __init__(self, total: int, *, quiet: bool, stream=None, selection: bool = False):
         from tqdm import tqdm
 
         self.stream = stream or sys.stderr
-        self.total, self.quiet = total, quiet
+        self.total, self.quiet, self.selection = total, quiet, selection
         self.lines = not quiet and not is_terminal(self.stream)
         self.bar = tqdm(total=total, desc="generations", unit="gen", file=self.stream, disable=quiet or self.lines)
         self.start, self.first, self.best = time.perf_counter(), None, math.inf
@@ -40,6 +40,13 @@ class SearchProgress:
             rejected=totals.get("rejected", 0),
         )
         self.bar.update(record.generation + 1 - self.bar.n)  # a resumed run starts part-way
+        if self.selection and self.done == self.total and not self.quiet:  # what the silent minute after is
+            self.bar.close()
+            click.echo(
+                "final selection: re-scoring the front's best losses and the known losses with the meta-test's "
+                "protocol (about as long as the search; --final-selection none skips it)",
+                file=self.stream,
+            )
 
     def _line(self, record):
         elapsed = time.perf_counter() - self.start

@@ -221,7 +221,7 @@ def search(
     out_dir = out_dir or f"runs/{task.name}"
     if resume and not force:  # a run killed before its first checkpoint starts again from the beginning
         resume, force = resume_or_restart(out_dir)
-    progress = SearchProgress(settings.generations, quiet=quiet)
+    progress = SearchProgress(settings.generations, quiet=quiet, selection=settings.final_selection == "fair")
     tick = time.perf_counter()
     try:
         fitted = LossSearch(
