@@ -1,4 +1,4 @@
-"""The one prepared GPU check of issue 23: the target figures it can measure, with exactness checks.
+"""The one prepared GPU check of the one-program redesign: the target figures it can measure, with exactness checks.
 
 Written without a GPU: it has only been dry-run on CPU (``--device cpu --preset tiny``), never on a
 GPU. Run it from the project root on the CUDA machine (about 3-4 minutes on one H200 by estimate)::

@@ -1,4 +1,4 @@
-"""What ``print(report)`` and a notebook show (issue 25, items 5 and 9).
+"""What ``print(report)`` and a notebook show.
 
 The meta-test report prints its protocol (seeds x steps, learning rates, early
 stopping), its table, and the best tested loss against the best *known* loss,

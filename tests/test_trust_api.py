@@ -1,4 +1,4 @@
-"""The Python API one can trust (issue 25): a fitted search pickles, long calls show progress, Ctrl-C is clean.
+"""The Python API one can trust: a fitted search pickles, long calls show progress, Ctrl-C is clean.
 
 Everything runs the ``tiny`` preset on iris.
 """

@@ -1,4 +1,4 @@
-"""Issue 25: nothing silently wrong in the inputs.
+"""Nothing silently wrong in the inputs.
 
 No split holds an ``inf`` after the float32 cast (the column and rows are
 named); a CSV's errors all name file lines; the command line names its flags and

@@ -1,4 +1,4 @@
-"""Issue 25: nothing lost, nothing hidden in a run folder.
+"""Nothing lost, nothing hidden in a run folder.
 
 A run killed before its first checkpoint is started again by ``--resume`` of
 the same command; a full disk names the file, keeps the last checkpoint and says

@@ -4,7 +4,7 @@ Per batch, in order: the rejection protocol, local search of the edge weights
 (unrolled differentiation) and partial training with the learned loss, then the
 validation metric. Nothing is cached or counted here, and a candidate's result
 depends only on its own expression, the task, the settings and the seed, never
-on its batch mates: this is what one program per generation replaces (issue 23).
+on its batch mates: this is what one program per generation replaces.
 The :class:`~evomal_sr.scoring.evaluator.Evaluator` drives it (caches,
 gradient equivalence, counters, dispatch to an executor); an executor's workers
 call :meth:`Scorer.score_unique` on their own scorer.
