@@ -45,7 +45,7 @@ from suite import TASKS, half  # noqa: E402
 from evomal_sr import LossSearch  # noqa: E402
 from evomal_sr.core.fileio import atomic_write_json  # noqa: E402
 from evomal_sr.evaluation.metatest import meta_test  # noqa: E402
-from evomal_sr.evaluation.selection import SCORINGS, select_final  # noqa: E402
+from evomal_sr.evaluation.selection import SCORINGS, select_with_settings  # noqa: E402
 from evomal_sr.losses.zoo import ZOO_EXPRESSIONS, known_loss  # noqa: E402
 
 CONTROL = "2 x standard"
@@ -166,21 +166,11 @@ def run_task(key: str, args, info: dict, command: str) -> None:
     )
 
 
-def _alternative_selection(search, task, scoring: str | None = None):
+def _alternative_selection(search, task):
     """The final selection with the other ``selection_scoring`` (the ablation of that setting)."""
-    settings = search.settings_
-    other = scoring or next(s for s in SCORINGS if s != settings.selection_scoring)
-    return select_final(
-        search.pareto_front_,
-        task,
-        shortlist=settings.selection_shortlist,
-        folds=settings.selection_folds,
-        steps=settings.selection_steps,
-        margin=settings.selection_margin,
-        seed=search.seed,
-        preset=settings,
-        verbose=0,
-        scoring=other,
+    other = next(s for s in SCORINGS if s != search.settings_.selection_scoring)
+    return select_with_settings(
+        search.pareto_front_, task, search.settings_, seed=search.seed, verbose=0, scoring=other
     )
 
 
@@ -205,18 +195,7 @@ def reselect(key: str, args) -> None:
         return
     task = TASKS[key].build(args.seed)
     front = load_front(folder / "search" / "pareto.json")
-    new = select_final(
-        front,
-        task,
-        shortlist=settings.selection_shortlist,
-        folds=settings.selection_folds,
-        steps=settings.selection_steps,
-        margin=settings.selection_margin,
-        seed=args.seed,
-        preset=settings,
-        verbose=0,
-        scoring=settings.selection_scoring,
-    )
+    new = select_with_settings(front, task, settings, seed=args.seed, verbose=0)
     print(f"[{key}] reselected: {new.seconds:.1f} s\n{new}", flush=True)
     info["search_seconds"] += new.seconds - old["seconds"]
     info["selection"], info["selection_alternative"], info["returned"] = new.to_dict(), old, new.winner

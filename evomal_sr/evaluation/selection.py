@@ -286,6 +286,28 @@ def select_final(
     )
 
 
+def select_with_settings(
+    front, task, settings, *, seed: int = 0, device: str = "cpu", verbose: int = 1, scoring: str | None = None
+) -> SelectionResult:
+    """:func:`select_final` with the ``selection_*`` fields of a :class:`~evomal_sr.core.presets.Preset`.
+
+    ``scoring`` overrides ``settings.selection_scoring`` (the benchmark's ablation runs both).
+    """
+    return select_final(
+        front,
+        task,
+        shortlist=settings.selection_shortlist,
+        folds=settings.selection_folds,
+        steps=settings.selection_steps,
+        margin=settings.selection_margin,
+        seed=seed,
+        preset=settings,
+        device=device,
+        verbose=verbose,
+        scoring=settings.selection_scoring if scoring is None else scoring,
+    )
+
+
 def _decide(rows: list[SelectionRow], learned: dict, kind: str, margin: float, **info) -> SelectionResult:
     """The winner: the best learned row if it beats the best known by ``margin`` paired SEs, else the best known."""
     known_rows = [r for r in rows if r.kind == KNOWN]

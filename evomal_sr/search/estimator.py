@@ -327,20 +327,10 @@ class LossSearch(BaseEstimator):
         return self
 
     def _final_selection(self, task, settings: Preset):
-        from evomal_sr.evaluation.selection import select_final
+        from evomal_sr.evaluation.selection import select_with_settings
 
-        return select_final(
-            self.pareto_front_,
-            task,
-            shortlist=settings.selection_shortlist,
-            folds=settings.selection_folds,
-            steps=settings.selection_steps,
-            margin=settings.selection_margin,
-            scoring=settings.selection_scoring,
-            seed=self.seed,
-            preset=settings,
-            device=self.device,
-            verbose=self.verbose,
+        return select_with_settings(
+            self.pareto_front_, task, settings, seed=self.seed, device=self.device, verbose=self.verbose
         )
 
     def __getstate__(self) -> dict:
