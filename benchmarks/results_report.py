@@ -185,6 +185,30 @@ def _ranks(results: list[TaskResult]) -> list[str]:
     return lines + [""]
 
 
+def _idle_timing(out: Path) -> list[str]:
+    """The default search timed alone (``idle_timing.json``, written by hand from a timed run), if recorded."""
+    path = out / "idle_timing.json"
+    if not path.exists():
+        return []
+    data = read_json(path, ValueError, "idle timing")
+    rows = [
+        f"| {key} | {v['seconds']:.0f} | {v['selection_seconds']:.0f} | {v['returned']} |"
+        for key, v in data["tasks"].items()
+    ]
+    return [
+        "## The default search timed alone",
+        "",
+        f"{data['what']}; commit `{data['commit']}`, load average at start "
+        f"{', '.join(f'{v:.2f}' for v in data['load_at_start'])}. The times in the tables above were taken "
+        "with four to six benchmark processes sharing the two cores.",
+        "",
+        "| task | search + selection (s) | of which selection (s) | returned |",
+        "|---|---|---|---|",
+        *rows,
+        "",
+    ]
+
+
 def _details(t: TaskResult) -> list[str]:
     r = t.report
     lines = [
@@ -278,6 +302,7 @@ def write_report(out: Path, path: Path) -> None:
         "half; see the note below).",
         "",
         *_ablation(results),
+        *_idle_timing(out),
         "## Rank agreement: does the search's score predict the fair test?",
         "",
         "Spearman correlation, over the short list (the front's best three and the known losses), between each "

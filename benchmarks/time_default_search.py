@@ -1,0 +1,42 @@
+"""Time the default search, ``LossSearch(seed=0).fit(task)``, alone on tasks of the suite.
+
+Usage::
+
+    python benchmarks/time_default_search.py wine-noise20-val digits-noise30-val
+
+Prints, per task, the search's wall time with its final selection, the selection's share,
+the returned loss and the load average (run it on an otherwise idle machine).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from suite import TASKS  # noqa: E402
+
+import evomal_sr as es  # noqa: E402
+
+
+def main(keys: list[str]) -> int:
+    print("load at start", os.getloadavg(), flush=True)
+    for key in keys:
+        task = TASKS[key].build(0)
+        tick = time.perf_counter()
+        search = es.LossSearch(seed=0, verbose=0).fit(task)
+        seconds = time.perf_counter() - tick
+        print(
+            f"{key}: search + selection {seconds:.1f} s (selection {search.selection_.seconds:.1f} s), "
+            f"returned {search.selection_.winner}; load {os.getloadavg()}",
+            flush=True,
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
