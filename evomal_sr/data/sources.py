@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from evomal_sr.data.arrays import infer_kind
+from evomal_sr.data.csv import read_csv
 from evomal_sr.data.splits import check_task_seed, dataset_split
 from evomal_sr.errors import TaskError
 
@@ -212,3 +213,20 @@ def dataset_arrays(train, val, test, options: dict) -> tuple[np.ndarray, np.ndar
         )
     options.setdefault("name", "dataset")
     return X, y
+
+
+def csv_arrays(path: str | Path, *, target, kind: str | None, features, drop) -> tuple:
+    """``X, y, feature names, source`` of a CSV file for :meth:`Task.from_csv` (``source`` lets it be re-opened)."""
+    X, y, names = read_csv(path, target=target, features=features, drop=drop)
+    if kind == "regression" and y.dtype.kind != "f":
+        raise TaskError(
+            f"target column {target!r} is not numeric, so it cannot be a regression target; use kind='classification'"
+        )
+    source = {
+        "type": "csv",
+        "path": str(Path(path).resolve()),
+        "target": target if isinstance(target, str) else ",".join(target),
+        "features": names,
+        **({"kind": kind} if kind else {}),
+    }
+    return X, y, names, source

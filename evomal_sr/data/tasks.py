@@ -30,14 +30,12 @@ from torch import nn
 
 from evomal_sr.core.devices import resolve_device
 from evomal_sr.data.arrays import class_names, validate_arrays
-from evomal_sr.data.csv import read_csv
 from evomal_sr.data.datasets import get_dataset
 from evomal_sr.data.models import build_model, check_model, model_name
 from evomal_sr.data.noise import NoiseOptions, imbalanced_rows
 from evomal_sr.data.sources import check_split
 from evomal_sr.data.splits import check_label_noise, check_task_seed, data_fingerprint, split_rows
 from evomal_sr.data.tensors import split_tensors
-from evomal_sr.errors import TaskError
 
 BASELINES = {"classification": "-(y * log(fx))", "regression": "square(fx - y)"}
 
@@ -303,31 +301,11 @@ class Task:
         >>> task.name, task.kind, task.classes.tolist()
         ('toy', 'classification', ['a', 'b'])
         """
-        X, y, names = read_csv(path, target=target, features=features, drop=drop)
-        if kind == "regression" and y.dtype.kind != "f":
-            raise TaskError(
-                f"target column {target!r} is not numeric, so it cannot be a "
-                "regression target; use kind='classification'"
-            )
-        source = {
-            "type": "csv",
-            "path": str(Path(path).resolve()),
-            "target": target if isinstance(target, str) else ",".join(target),
-            "features": names,
-            **({"kind": kind} if kind else {}),
-        }
-        return cls(
-            X,
-            y,
-            kind=kind,
-            name=Path(path).stem,
-            seed=seed,
-            label_noise=label_noise,
-            model=model,
-            feature_names=names,
-            source=source,
-            **options,
-        )
+        from evomal_sr.data.sources import csv_arrays
+
+        X, y, names, source = csv_arrays(path, target=target, kind=kind, features=features, drop=drop)
+        options.update(kind=kind, seed=seed, label_noise=label_noise, model=model, feature_names=names)
+        return cls(X, y, name=Path(path).stem, source=source, **options)
 
     # --------------------------------------------------------------- building
     def _build_tensors(self, X: np.ndarray, y: np.ndarray) -> None:
