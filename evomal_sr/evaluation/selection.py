@@ -177,23 +177,23 @@ def fold_tasks(task, folds: int, seed: int, scoring: str = "validation") -> list
     parts = list(torch.tensor_split(order, folds))
     out = []
     for k in range(folds):
-        fold = copy.copy(task)
-        if scoring == "folds":
-            test, val = parts[k], parts[(k + 1) % folds]
-            fold.X_test, fold.y_test = X[test], y[test]
-        else:
-            val = parts[k]
-            fold.X_test, fold.y_test = task.X_val, task.y_val
-        train = (
-            torch.cat([p for j, p in enumerate(parts) if j not in (k, (k + 1) % folds)])
-            if scoring == "folds"
-            else torch.cat([p for j, p in enumerate(parts) if j != k])
-        )
-        fold.X_train, fold.y_train, fold.y_train_clean = X[train], y[train], y[train]
-        fold.X_val, fold.y_val = X[val], y[val]
-        fold.noisy_mask = torch.zeros(len(train), dtype=torch.bool, device=y.device)  # unknown here
-        out.append(fold)
+        # "folds": part k scores, part k + 1 chooses; "validation": the validation rows score, part k chooses
+        val = parts[(k + 1) % folds] if scoring == "folds" else parts[k]
+        test = parts[k] if scoring == "folds" else None
+        train = torch.cat([p for p in parts if p is not val and p is not test])
+        X_test, y_test = (X[test], y[test]) if test is not None else (task.X_val, task.y_val)
+        out.append(_fold(task, (X[train], y[train]), (X[val], y[val]), (X_test, y_test)))
     return out
+
+
+def _fold(task, train: tuple, val: tuple, test: tuple):
+    """A copy of ``task`` holding these rows; their noise is not known here, so clean = given, masks empty."""
+    fold = copy.copy(task)
+    (fold.X_train, fold.y_train), (fold.X_val, fold.y_val), (fold.X_test, fold.y_test) = train, val, test
+    fold.y_train_clean, fold.y_val_clean = fold.y_train, fold.y_val
+    fold.noisy_mask = torch.zeros(len(fold.y_train), dtype=torch.bool, device=fold.y_train.device)
+    fold.noisy_mask_val = torch.zeros(len(fold.y_val), dtype=torch.bool, device=fold.y_val.device)
+    return fold
 
 
 def select_final(
