@@ -45,7 +45,7 @@ from suite import TASKS, half  # noqa: E402
 from evomal_sr import LossSearch  # noqa: E402
 from evomal_sr.core.fileio import atomic_write_json  # noqa: E402
 from evomal_sr.evaluation.metatest import meta_test  # noqa: E402
-from evomal_sr.evaluation.selection import SCORINGS, select_with_settings  # noqa: E402
+from evomal_sr.evaluation.selection import SCORINGS, select_with_settings, shortlist_entries  # noqa: E402
 from evomal_sr.losses.zoo import ZOO_EXPRESSIONS, known_loss  # noqa: E402
 
 CONTROL = "2 x standard"
@@ -208,8 +208,7 @@ def _learned_rows(selection):
 
 
 def _shortlist_modules(search, kind: str) -> list:
-    front = search.pareto_front_
-    entries = sorted(front, key=lambda e: (e.fitness, e.complexity))[: search.settings_.selection_shortlist]
+    entries = shortlist_entries(search.pareto_front_, search.settings_.selection_shortlist)
     return [e.loss(kind, metadata={"fitness": e.fitness}) for e in entries]
 
 

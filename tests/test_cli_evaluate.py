@@ -58,6 +58,30 @@ def test_evaluate_a_run_folder_uses_the_runs_task(run_dir):
     assert first.stdout.splitlines()[0].startswith("method")  # --quiet: only the table
 
 
+@pytest.mark.parametrize(
+    "summary, shown",
+    [
+        ({"winner": "gce", "winner_kind": "known"}, "gce"),
+        ({"winner": "learned #2", "winner_kind": "learned"}, "square((y - fx))"),  # the second most accurate
+    ],
+)
+def test_evaluate_a_run_folder_tests_what_its_final_selection_returned(run_dir, summary, shown):
+    (run_dir / "selection.json").write_text(json.dumps(summary))
+    result = _invoke(run_dir, *FAST)
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.splitlines()[0].startswith(f"loss:  {shown}")
+    picked = _invoke(run_dir, "--index", "1", *FAST)  # --index still picks from the front
+    assert picked.stdout.splitlines()[0].startswith("loss:  -(y * log(fx))"), picked.stdout
+
+
+@pytest.mark.parametrize(
+    "summary", [{"winner": "learned #9", "winner_kind": "learned"}, {"winner": "nope", "winner_kind": "known"}, []]
+)
+def test_a_selection_file_naming_no_loss_of_the_run_is_refused(run_dir, summary):
+    (run_dir / "selection.json").write_text(json.dumps(summary))
+    assert_one_line_error(_invoke(run_dir, *FAST), "selection.json" if summary != {} else "winner")
+
+
 def test_transfer_to_another_dataset_and_model(run_dir):
     result = _invoke(run_dir, "--dataset", "wine", "--model", "mlp", *FAST)
     assert result.exit_code == 0, result.stderr

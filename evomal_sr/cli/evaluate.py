@@ -25,7 +25,8 @@ OUT_FILES = {"csv": "metatest.csv", "json": "metatest.json", "png": "curves.png"
     "--index",
     type=int,
     default=None,
-    help="Which loss of the run's Pareto front (0 = simplest); default the most accurate.",
+    help="Which loss of the run's Pareto front (0 = simplest); default the loss the search returned "
+    "(its final selection's winner, learned or known, where the run has a selection.json; else the most accurate).",
 )
 @click.option(
     "--dataset",
@@ -223,6 +224,12 @@ def _load_source(path: Path, index: int | None):
     data = read_json(path, LossFileError, "loss or Pareto-front file")
     if isinstance(data, dict) and data.get("format") == FRONT_FORMAT:
         front = ParetoFront.from_dict(data)
+        selection = path.parent / "selection.json"
+        if index is None and selection.exists():  # what the search returned: its final selection's winner
+            from evomal_sr.evaluation.selection import returned_loss
+
+            summary = read_json(selection, LossFileError, "final selection file")
+            return returned_loss(front, summary), dict(front.config)
         return front.best_loss("accuracy" if index is None else index), dict(front.config)
     if index is not None:
         raise ConfigError("--index picks a loss of a run's Pareto front; a loss file holds a single loss")

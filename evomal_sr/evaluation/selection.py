@@ -245,7 +245,7 @@ def select_final(
     True
     """
     tick = time.perf_counter()
-    entries = sorted(front, key=lambda e: (e.fitness, e.complexity))[:shortlist]
+    entries = shortlist_entries(front, shortlist)
     learned = {f"learned #{i + 1}": e.loss(task.kind, metadata={"fitness": e.fitness}) for i, e in enumerate(entries)}
     fitness = {f"learned #{i + 1}": e.fitness for i, e in enumerate(entries)}
     errors: dict[str, list[float]] = {}
@@ -284,6 +284,38 @@ def select_final(
     return _decide(
         rows, learned, task.kind, margin, folds=folds, steps=steps, seconds=time.perf_counter() - tick, scoring=scoring
     )
+
+
+def shortlist_entries(front, shortlist: int) -> list:
+    """The front's ``shortlist`` most accurate entries, in order: the selection's ``learned #1``, ``#2``, ..."""
+    return sorted(front, key=lambda e: (e.fitness, e.complexity))[:shortlist]
+
+
+def returned_loss(front, summary: dict) -> torch.nn.Module:
+    """The loss a saved final selection returned (``selection.json`` of a run folder, ``summary``).
+
+    A learned winner is rebuilt from its front entry (``learned #k`` is the front's ``k``-th most
+    accurate entry), a known winner from the zoo.
+
+    Examples
+    --------
+    >>> from evomal_sr.results.front import FrontEntry, ParetoFront
+    >>> front = ParetoFront([FrontEntry("-(y * log(fx))", (1.0,) * 4, 0.1, 5)], task_kind="classification")
+    >>> returned_loss(front, {"winner": "sce", "winner_kind": "known"}).name
+    'sce'
+    """
+    try:
+        winner, kind = summary["winner"], summary["winner_kind"]
+    except (KeyError, TypeError):
+        raise ConfigError("selection.json names no winner and winner_kind; is it a final selection's file?") from None
+    if kind == KNOWN and isinstance(winner, str) and winner.split(" #")[0] in KNOWN_LOSSES[front.task_kind]:
+        return known_loss(_zoo_name(winner, front.task_kind), front.task_kind)
+    entries = shortlist_entries(front, len(front))
+    rank = str(winner).removeprefix("learned #")
+    if kind != LEARNED or not rank.isdigit() or not 1 <= int(rank) <= len(entries):
+        raise ConfigError(f"selection.json's winner {winner!r} ({kind!r}) is not a loss of this run's front")
+    entry = entries[int(rank) - 1]
+    return entry.loss(front.task_kind, metadata={"fitness": entry.fitness})
 
 
 def select_with_settings(
