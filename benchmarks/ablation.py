@@ -1,0 +1,192 @@
+"""Which settings of the default search predict, and win, the fair meta-test? Ablations on the suite.
+
+A variant overrides settings of the ``standard`` preset.
+
+* **Selection variants** (only ``selection_*`` settings) reuse the suite's saved searches: the
+  suite's meta-test (``run_results.py``) already holds every loss a final selection can return
+  (the front's best three and every known loss), each with its early-stopped test error per
+  seed. The selection is rerun with the variant's settings on the saved front (training and
+  validation rows only) and its winner's meta-test errors are looked up.
+* **Search variants** (any other setting, e.g. the grammar) rerun the search and its selection,
+  then meta-test the new short list of learned losses with the suite's protocol and seeds
+  (``meta_test(..., tune_lr=True)``, the standard loss beside them as a check that the runs
+  are paired with the saved ones); a known winner is looked up in the suite's meta-test.
+
+Reported per variant and half: on how many tasks the winner is worse than the best known loss
+(two paired standard errors), on how many noisy tasks a learned winner is better, the mean gap
+to the best known loss, how often a learned loss is returned, the rank agreement (Spearman)
+with the fair test, and the time.
+
+Usage::
+
+    python benchmarks/ablation.py --variant validation-1500 --half development
+    python benchmarks/ablation.py --report-only   # the table, from saved files
+
+Variants are chosen on the development half; the evaluation half is run only for the chosen one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+sys.path.insert(0, str(ROOT.parent))
+sys.path.insert(0, str(ROOT))
+
+import torch  # noqa: E402
+from results_report import TaskResult, spearman  # noqa: E402
+from run_results import machine  # noqa: E402
+from suite import DEVELOPMENT, EVALUATION, TASKS, half  # noqa: E402
+
+from evomal_sr import LossSearch  # noqa: E402
+from evomal_sr.core.fileio import atomic_write_json, atomic_write_text, read_json  # noqa: E402
+from evomal_sr.core.presets import resolve_preset  # noqa: E402
+from evomal_sr.evaluation.metatest import meta_test  # noqa: E402
+from evomal_sr.evaluation.report import MetaTestReport, paired_difference  # noqa: E402
+from evomal_sr.evaluation.selection import select_with_settings, shortlist_entries  # noqa: E402
+from evomal_sr.results.front import load_front  # noqa: E402
+
+SUITE = ROOT / "results" / "suite"
+OUT = ROOT / "results" / "ablation"
+
+#: Each variant: overrides of the ``standard`` preset.
+VARIANTS: dict[str, dict] = {
+    "validation-600": {"selection_scoring": "validation", "selection_steps": 600},
+    "folds-600": {"selection_scoring": "folds", "selection_steps": 600},
+    "validation-1500": {"selection_scoring": "validation", "selection_steps": 1500},
+    "folds-1500": {"selection_scoring": "folds", "selection_steps": 1500},
+    "robust-grammar": {"operators": "robust"},
+}
+#: The variants the suite run itself saved (``search.json``'s selection and its alternative).
+SAVED = {"validation-600": "validation", "folds-600": "folds"}
+
+
+def is_search_variant(name: str) -> bool:
+    return any(not key.startswith("selection_") for key in VARIANTS[name])
+
+
+def run_variant(name: str, keys: list[str], args) -> None:
+    for key in keys:
+        target = OUT / name / f"{key}.json"
+        if target.exists():
+            print(f"[{name}] {key}: done before", flush=True)
+            continue
+        task = TASKS[key].build(args.seed)
+        tick = time.perf_counter()
+        if is_search_variant(name):
+            search = LossSearch(seed=args.seed, out_dir=OUT / name / key / "search", force=True, **VARIANTS[name])
+            result = search.fit(task).selection_
+            seconds = time.perf_counter() - tick
+            shortlist = shortlist_entries(search.pareto_front_, search.settings_.selection_shortlist)
+            learned = {f"learned #{i + 1}": e.loss(task.kind) for i, e in enumerate(shortlist)}
+            report = meta_test(
+                learned, task, seeds=args.seeds, steps=args.steps, tune_lr=True, preset="quick", seed=args.seed
+            )
+            report.to_json(OUT / name / key / "metatest.json")
+        else:
+            front = load_front(SUITE / key / "search" / "pareto.json")
+            result = select_with_settings(front, task, resolve_preset("standard", **VARIANTS[name]), seed=args.seed)
+            seconds = time.perf_counter() - tick
+        print(f"[{name}] {key}: {seconds:.0f} s\n{result}", flush=True)
+        record = {"selection": result.to_dict(), "seconds": seconds, "machine": machine()}
+        atomic_write_json(target, {**record, "command": " ".join(sys.argv)})
+
+
+def saved_selection(name: str, key: str) -> dict | None:
+    """The run of variant ``name`` on task ``key`` (``selection`` and ``seconds``), from this ablation or the suite."""
+    path = OUT / name / f"{key}.json"
+    if path.exists():
+        record = read_json(path, ValueError, "selection")
+        record.setdefault("seconds", record["selection"]["seconds"])
+        return record
+    if name in SAVED:
+        info = read_json(SUITE / key / "search.json", ValueError, "search summary")
+        for which in ("selection", "selection_alternative"):
+            chosen = info.get(which)
+            if chosen and chosen.get("scoring", "folds") == SAVED[name]:
+                return {"selection": chosen, "seconds": chosen["seconds"]}
+    return None
+
+
+def judge(result: TaskResult, name: str, record: dict) -> dict:
+    """The winner's meta-test error against the best known loss, and the selection's rank agreement."""
+    selection, rows = record["selection"], dict(result.rows)
+    own = OUT / name / result.key / "metatest.json"
+    if own.exists():  # a search variant: its learned losses were meta-tested on their own
+        rows = {n: r for n, r in rows.items() if not n.startswith("learned #")}
+        rows.update({r.method: r for r in MetaTestReport.load(own).methods if r.method.startswith("learned #")})
+    row = rows[selection["winner"]]
+    diff, se, verdict = paired_difference(row.early_errors, result.best_known.early_errors)
+    means = {r["name"]: r["mean"] for r in selection["rows"] if r["mean"] is not None and r["name"] in rows}
+    names = sorted(means)
+    best = result.best_known.early_mean
+    return {
+        "kind": selection["winner_kind"],
+        "gap": diff / best if best else 0.0,
+        "worse": verdict == "worse",
+        "learned_better": verdict == "better" and selection["winner_kind"] == "learned" and result.spec.noisy,
+        "rho": spearman([means[n] for n in names], [rows[n].early_mean for n in names]),
+        "seconds": record["seconds"],
+    }
+
+
+def table(keys_by_half: dict[str, list[str]]) -> list[str]:
+    lines = [
+        "| variant | half | tasks | worse than best known (2 SEs) | learned better than best known, noisy tasks | "
+        "mean gap to best known | learned returned | mean Spearman | seconds, mean (max) |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name in VARIANTS:
+        for which, keys in keys_by_half.items():
+            judged = {}
+            for key in keys:
+                record = saved_selection(name, key)
+                if record is not None and (SUITE / key / "metatest.json").exists():
+                    judged[key] = judge(TaskResult(SUITE / key), name, record)
+            if judged:
+                lines.append(_row(name, which, judged))
+    return lines
+
+
+def _row(name: str, which: str, judged: dict[str, dict]) -> str:
+    worse = [k for k, j in judged.items() if j["worse"]]
+    better = [k for k, j in judged.items() if j["learned_better"]]
+    rhos = [j["rho"] for j in judged.values() if math.isfinite(j["rho"])]
+    seconds = [j["seconds"] for j in judged.values()]
+    return (
+        f"| {name} | {which} | {len(judged)} | {len(worse)}{' (' + ', '.join(worse) + ')' if worse else ''} | "
+        f"{len(better)}{' (' + ', '.join(better) + ')' if better else ''} | "
+        f"{100 * sum(j['gap'] for j in judged.values()) / len(judged):+.1f}% | "
+        f"{sum(j['kind'] == 'learned' for j in judged.values())} | "
+        f"{sum(rhos) / len(rhos) if rhos else math.nan:.2f} | "
+        f"{sum(seconds) / len(seconds):.0f} ({max(seconds):.0f}) |"
+    )
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--variant", choices=sorted(VARIANTS), help="the variant to run")
+    parser.add_argument("--half", default=DEVELOPMENT, help="development, evaluation or all")
+    parser.add_argument("--tasks", default=None, help="comma-separated subset of the suite")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seeds", type=int, default=5, help="meta-test seeds (search variants)")
+    parser.add_argument("--steps", type=int, default=1500, help="meta-test steps (search variants)")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--report-only", action="store_true")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    if args.variant and not args.report_only:
+        keys = args.tasks.split(",") if args.tasks else [t.key for t in half(args.half)]
+        run_variant(args.variant, keys, args)
+    lines = table({h: [t.key for t in half(h)] for h in (DEVELOPMENT, EVALUATION)})
+    atomic_write_text(OUT / "TABLE.md", "\n".join(lines) + "\n")
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
