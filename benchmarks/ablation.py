@@ -60,13 +60,22 @@ VARIANTS: dict[str, dict] = {
     "validation-1500": {"selection_scoring": "validation", "selection_steps": 1500},
     "folds-1500": {"selection_scoring": "folds", "selection_steps": 1500},
     "robust-grammar": {"operators": "robust"},
+    "robust-validation-1500": {"operators": "robust", "selection_steps": 1500},
 }
-#: The variants the suite run itself saved (``search.json``'s selection and its alternative).
-SAVED = {"validation-600": "validation", "folds-600": "folds"}
+#: Selection variants over another variant's searches (its fronts and its learned losses' meta-tests).
+FRONTS = {"robust-validation-1500": "robust-grammar"}
+#: The variants the suite run itself saved (``search.json``'s selections): name -> (scoring, steps).
+SAVED = {"validation-600": ("validation", 600), "folds-600": ("folds", 600), "validation-1500": ("validation", 1500)}
 
 
 def is_search_variant(name: str) -> bool:
-    return any(not key.startswith("selection_") for key in VARIANTS[name])
+    return name not in FRONTS and any(not key.startswith("selection_") for key in VARIANTS[name])
+
+
+def searched(name: str, key: str) -> Path:
+    """The folder holding the search (``search/pareto.json``) and learned losses' meta-test variant ``name`` uses."""
+    source = FRONTS.get(name, name)
+    return OUT / source / key if is_search_variant(source) else SUITE / key
 
 
 def run_variant(name: str, keys: list[str], args) -> None:
@@ -88,7 +97,7 @@ def run_variant(name: str, keys: list[str], args) -> None:
             )
             report.to_json(OUT / name / key / "metatest.json")
         else:
-            front = load_front(SUITE / key / "search" / "pareto.json")
+            front = load_front(searched(name, key) / "search" / "pareto.json")
             result = select_with_settings(front, task, resolve_preset("standard", **VARIANTS[name]), seed=args.seed)
             seconds = time.perf_counter() - tick
         print(f"[{name}] {key}: {seconds:.0f} s\n{result}", flush=True)
@@ -105,9 +114,9 @@ def saved_selection(name: str, key: str) -> dict | None:
         return record
     if name in SAVED:
         info = read_json(SUITE / key / "search.json", ValueError, "search summary")
-        for which in ("selection", "selection_alternative"):
-            chosen = info.get(which)
-            if chosen and chosen.get("scoring", "folds") == SAVED[name]:
+        saved = [info.get("selection"), info.get("selection_alternative"), *info.get("selections_before", [])]
+        for chosen in saved:
+            if chosen and (chosen.get("scoring", "folds"), chosen["steps"]) == SAVED[name]:
                 return {"selection": chosen, "seconds": chosen["seconds"]}
     return None
 
@@ -115,8 +124,8 @@ def saved_selection(name: str, key: str) -> dict | None:
 def judge(result: TaskResult, name: str, record: dict) -> dict:
     """The winner's meta-test error against the best known loss, and the selection's rank agreement."""
     selection, rows = record["selection"], dict(result.rows)
-    own = OUT / name / result.key / "metatest.json"
-    if own.exists():  # a search variant: its learned losses were meta-tested on their own
+    own = searched(name, result.key) / "metatest.json"
+    if own.parent != SUITE / result.key:  # a search variant: its learned losses were meta-tested on their own
         rows = {n: r for n, r in rows.items() if not n.startswith("learned #")}
         rows.update({r.method: r for r in MetaTestReport.load(own).methods if r.method.startswith("learned #")})
     row = rows[selection["winner"]]
@@ -127,8 +136,15 @@ def judge(result: TaskResult, name: str, record: dict) -> dict:
     return {
         "kind": selection["winner_kind"],
         "gap": diff / best if best else 0.0,
+        "error": row.early_mean,
         "worse": verdict == "worse",
         "learned_better": verdict == "better" and selection["winner_kind"] == "learned" and result.spec.noisy,
+        "oracle": result.spec.noisy
+        and any(
+            paired_difference(r.early_errors, result.best_known.early_errors)[2] == "better"
+            for n, r in rows.items()
+            if n.startswith("learned #")
+        ),
         "rho": spearman([means[n] for n in names], [rows[n].early_mean for n in names]),
         "seconds": record["seconds"],
     }
@@ -137,8 +153,9 @@ def judge(result: TaskResult, name: str, record: dict) -> dict:
 def table(keys_by_half: dict[str, list[str]]) -> list[str]:
     lines = [
         "| variant | half | tasks | worse than best known (2 SEs) | learned better than best known, noisy tasks | "
+        "short list holds a learned loss better than best known, noisy tasks | "
         "mean gap to best known | learned returned | mean Spearman | seconds, mean (max) |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name in VARIANTS:
         for which, keys in keys_by_half.items():
@@ -152,6 +169,27 @@ def table(keys_by_half: dict[str, list[str]]) -> list[str]:
     return lines
 
 
+def per_task(keys: list[str]) -> list[str]:
+    """Each task's winner under each variant: its meta-test error and its verdict against the best known loss."""
+    names = list(VARIANTS)
+    lines = ["| task | best known | " + " | ".join(names) + " |", "|---|---|" + "---|" * len(names)]
+    for key in keys:
+        if not (SUITE / key / "metatest.json").exists():
+            continue
+        result, cells = TaskResult(SUITE / key), []
+        for name in names:
+            record = saved_selection(name, key)
+            if record is None:
+                cells.append("-")
+                continue
+            j = judge(result, name, record)
+            mark = " **worse**" if j["worse"] else " **better**" if j["learned_better"] else ""
+            cells.append(f"{record['selection']['winner']} {j['error']:.4f}{mark}")
+        best = result.best_known
+        lines.append(f"| {key} | {best.method} {best.early_mean:.4f} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def _row(name: str, which: str, judged: dict[str, dict]) -> str:
     worse = [k for k, j in judged.items() if j["worse"]]
     better = [k for k, j in judged.items() if j["learned_better"]]
@@ -160,6 +198,7 @@ def _row(name: str, which: str, judged: dict[str, dict]) -> str:
     return (
         f"| {name} | {which} | {len(judged)} | {len(worse)}{' (' + ', '.join(worse) + ')' if worse else ''} | "
         f"{len(better)}{' (' + ', '.join(better) + ')' if better else ''} | "
+        f"{sum(j['oracle'] for j in judged.values())} | "
         f"{100 * sum(j['gap'] for j in judged.values()) / len(judged):+.1f}% | "
         f"{sum(j['kind'] == 'learned' for j in judged.values())} | "
         f"{sum(rhos) / len(rhos) if rhos else math.nan:.2f} | "
@@ -183,6 +222,7 @@ def main(argv=None) -> int:
         keys = args.tasks.split(",") if args.tasks else [t.key for t in half(args.half)]
         run_variant(args.variant, keys, args)
     lines = table({h: [t.key for t in half(h)] for h in (DEVELOPMENT, EVALUATION)})
+    lines += ["", *per_task([t.key for t in half("all")])]
     atomic_write_text(OUT / "TABLE.md", "\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0

@@ -261,7 +261,7 @@ def write_report(out: Path, path: Path) -> None:
         ),
         "",
         "- The default search is `LossSearch(seed=0)`: the `standard` preset, whose final selection re-scores "
-        "the front's best three and every known loss with the meta-test's protocol (600 steps, lr tuned, "
+        "the front's best three and every known loss with the meta-test's protocol (1500 steps, lr tuned, "
         "early-stopped) three times, one seed each, scored on the validation rows while a rotating third of "
         "the training rows chooses lr and stopping step (`selection_scoring='validation'`), and returns a "
         "learned loss only if it beats the best known loss there by one paired standard error. The ablation "

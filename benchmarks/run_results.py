@@ -68,7 +68,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument(
         "--reselect",
         action="store_true",
-        help="rerun the final selection of finished tasks with the current default scoring",
+        help="rerun the final selection of finished tasks with the current default selection settings",
     )
     args = parser.parse_args(argv)
     if args.fast:
@@ -175,11 +175,12 @@ def _alternative_selection(search, task):
 
 
 def reselect(key: str, args) -> None:
-    """Rerun a finished task's final selection with the current default scoring; its meta-test stays valid.
+    """Rerun a finished task's final selection with the current default settings; its meta-test stays valid.
 
-    The meta-test holds every short-listed and known loss, so the winner of either scoring is one of
-    its rows. The selection the task was run with becomes ``selection_alternative`` when its scoring
-    differs (files from before ``selection_scoring`` existed used ``"folds"``).
+    The meta-test holds every short-listed and known loss, so the winner of any selection setting is
+    one of its rows. The selection the task was run with becomes ``selection_alternative`` when its
+    scoring differs, else joins ``selections_before`` (files from before ``selection_scoring``
+    existed used ``"folds"``).
     """
     from evomal_sr.core.fileio import read_json
     from evomal_sr.core.presets import resolve_preset
@@ -190,17 +191,44 @@ def reselect(key: str, args) -> None:
     settings = resolve_preset("standard")
     old = info["selection"]
     old.setdefault("scoring", "folds")
-    if old["scoring"] == settings.selection_scoring:
-        print(f"[{key}] already selected with {old['scoring']!r}", flush=True)
+    wanted = {
+        "scoring": settings.selection_scoring,
+        "steps": settings.selection_steps,
+        "folds": settings.selection_folds,
+        "margin": settings.selection_margin,
+    }
+    if all(old.get(name) == value for name, value in wanted.items()):
+        print(f"[{key}] already selected with {wanted}", flush=True)
         return
-    task = TASKS[key].build(args.seed)
-    front = load_front(folder / "search" / "pareto.json")
-    new = select_with_settings(front, task, settings, seed=args.seed, verbose=0)
-    print(f"[{key}] reselected: {new.seconds:.1f} s\n{new}", flush=True)
-    info["search_seconds"] += new.seconds - old["seconds"]
-    info["selection"], info["selection_alternative"], info["returned"] = new.to_dict(), old, new.winner
+    new = _ablation_run(key, wanted)
+    if new is None:
+        task = TASKS[key].build(args.seed)
+        front = load_front(folder / "search" / "pareto.json")
+        result = select_with_settings(front, task, settings, seed=args.seed, verbose=0)
+        print(result, flush=True)
+        new = result.to_dict()
+    print(f"[{key}] reselected: {new['seconds']:.1f} s ({new.get('source', 'run now')}): {new['verdict']}", flush=True)
+    info["search_seconds"] += new["seconds"] - old["seconds"]
+    if old["scoring"] == settings.selection_scoring:  # the other scoring's run stays the alternative
+        info.setdefault("selections_before", []).append(old)
+    else:
+        info["selection_alternative"] = old
+    info["selection"], info["returned"] = new, new["winner"]
     info["reselected"] = {"command": " ".join(sys.argv), "machine": machine()}
     atomic_write_json(folder / "search.json", info)
+
+
+def _ablation_run(key: str, wanted: dict) -> dict | None:
+    """The same selection (the suite's saved front, the same settings) run before by ``ablation.py``, if any."""
+    from evomal_sr.core.fileio import read_json
+
+    for path in sorted((ROOT / "results" / "ablation").glob(f"*/{key}.json")):
+        if (path.parent / key).is_dir():
+            continue  # a search variant: its own front
+        chosen = read_json(path, ValueError, "selection")["selection"]
+        if all(chosen.get(name) == value for name, value in wanted.items()):
+            return {**chosen, "source": str(path.relative_to(ROOT))}
+    return None
 
 
 def _learned_rows(selection):

@@ -202,7 +202,7 @@ def select_final(
     *,
     shortlist: int = 3,
     folds: int = 3,
-    steps: int = 600,
+    steps: int = 1500,
     margin: float = 1.0,
     seed: int = 0,
     preset="quick",
