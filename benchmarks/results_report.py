@@ -77,11 +77,19 @@ class TaskResult:
     def vs_best_known(self, row) -> tuple[float, float, str]:
         return paired_difference(row.early_errors, self.best_known.early_errors)
 
-    def rank_agreement(self, which: str = "selection") -> tuple[float, float, int, int]:
+    def saved_selection(self, scoring: str, steps: int) -> dict | None:
+        """The saved final selection run with ``scoring`` and ``steps`` (the returned one or an earlier one)."""
+        saved = [self.info.get("selection"), self.info.get("selection_alternative")]
+        for chosen in saved + self.info.get("selections_before", []):
+            if chosen and (chosen.get("scoring", "folds"), chosen["steps"]) == (scoring, steps):
+                return chosen
+        return None
+
+    def rank_agreement(self, chosen: dict | None) -> tuple[float, float, int, int]:
         """Spearman of the search's score and of a selection's score against the fair test, over the short list."""
-        if which not in self.info:
+        if chosen is None:
             return math.nan, math.nan, 0, 0
-        selection = {r["name"]: r["mean"] for r in self.info[which]["rows"] if r["mean"] is not None}
+        selection = {r["name"]: r["mean"] for r in chosen["rows"] if r["mean"] is not None}
         before = self.info.get("search_scores", {})
         fair = {name: self.rows[name].early_mean for name in selection if name in self.rows}
         names_b = [n for n in fair if n in before and before[n] is not None and math.isfinite(before[n])]
@@ -147,42 +155,83 @@ def _targets(results: list[TaskResult]) -> list[str]:
     return lines + [""]
 
 
+#: The earlier selections the report shows beside the returned one: (column, scoring, steps).
+EARLIER = (("previous default (validation, 600 steps)", "validation", 600), ("pooled folds, 600 steps", "folds", 600))
+
+
 def _ablation(results: list[TaskResult]) -> list[str]:
     lines = [
-        "| task | half | front's pick, no selection | returned (selection scored on validation) | "
-        "selection scored on pooled folds | returned minus front's pick (paired ± se) |",
-        "|---|---|---|---|---|---|",
+        "| task | half | front's pick, no selection | returned (validation, 1500 steps) | "
+        + " | ".join(name for name, _, _ in EARLIER)
+        + " | returned minus front's pick (paired ± se) |",
+        "|---|---|---|---|---|" + "---|" * len(EARLIER),
     ]
     for t in results:
         diff, se, verdict = paired_difference(t.returned.early_errors, t.front_pick.early_errors)
-        alt = t.info.get("selection_alternative")
-        other = t.rows[alt["winner"]] if alt else None
-        other_cell = f"{alt['winner']} {_fmt(other.early_mean)} ({t.change(other):+.0%})" if other else "-"
+        cells = []
+        for _, scoring, steps in EARLIER:
+            chosen = t.saved_selection(scoring, steps)
+            other = t.rows[chosen["winner"]] if chosen else None
+            cells.append(f"{chosen['winner']} {_fmt(other.early_mean)} ({t.change(other):+.0%})" if other else "-")
         lines.append(
             f"| {t.spec.title} | {t.spec.half} | {_fmt(t.front_pick.early_mean)} ({t.change(t.front_pick):+.0%}) | "
-            f"{t.returned.method} {_fmt(t.returned.early_mean)} ({t.change(t.returned):+.0%}) | {other_cell} | "
-            f"{diff:+.4f} ± {_fmt(se)} ({verdict}) |"
+            f"{t.returned.method} {_fmt(t.returned.early_mean)} ({t.change(t.returned):+.0%}) | "
+            + " | ".join(cells)
+            + f" | {diff:+.4f} ± {_fmt(se)} ({verdict}) |"
         )
     return lines + [""]
 
 
 def _ranks(results: list[TaskResult]) -> list[str]:
     lines = [
-        "| task | half | search's score (n) | selection on validation (n) | selection on pooled folds (n) |",
-        "|---|---|---|---|---|",
+        "| task | half | search's score (n) | returned selection (n) | "
+        + " | ".join(f"{name} (n)" for name, _, _ in EARLIER)
+        + " |",
+        "|---|---|---|---|" + "---|" * len(EARLIER),
     ]
-    columns: list[list[float]] = [[], [], []]
+    columns: list[list[float]] = [[] for _ in range(2 + len(EARLIER))]
     for t in results:
-        b, a, nb, na = t.rank_agreement("selection")
-        _, f, _, nf = t.rank_agreement("selection_alternative")
-        for column, value in zip(columns, (b, a, f)):
+        b, a, nb, na = t.rank_agreement(t.info["selection"])
+        earlier = [t.rank_agreement(t.saved_selection(scoring, steps))[1::2] for _, scoring, steps in EARLIER]
+        values = [(b, nb), (a, na), *earlier]
+        for column, (value, _) in zip(columns, values):
             column += [value] if math.isfinite(value) else []
-        lines.append(
-            f"| {t.spec.title} | {t.spec.half} | {_fmt(b, 2)} ({nb}) | {_fmt(a, 2)} ({na}) | {_fmt(f, 2)} ({nf}) |"
-        )
+        cells = " | ".join(f"{_fmt(v, 2)} ({n})" for v, n in values)
+        lines.append(f"| {t.spec.title} | {t.spec.half} | {cells} |")
     means = [f"{_fmt(sum(c) / len(c), 2) if c else '-'} ({len(c)} tasks)" for c in columns]
-    lines.append(f"| **mean** | | {means[0]} | {means[1]} | {means[2]} |")
+    lines.append("| **mean** | | " + " | ".join(means) + " |")
     return lines + [""]
+
+
+def _variants() -> list[str]:
+    """The settings ablation of ``ablation.py`` (selection horizon and scoring, the grammar), from its files."""
+    from ablation import DEVELOPMENT as DEV
+    from ablation import EVALUATION as EVAL
+    from ablation import OUT, half, per_task, table
+
+    if not OUT.exists():
+        return []
+    return [
+        "## Ablation: settings of the default search (`benchmarks/ablation.py`)",
+        "",
+        "Each variant overrides the `standard` preset. Selection variants rerun only the final selection on "
+        "the saved fronts and look their winner up in the meta-test above (every candidate is one of its "
+        "rows); search variants (`robust-grammar`: `operators='robust'`) rerun the search and meta-test their "
+        "new learned losses with the same seeds. `validation-600` and `folds-600` are the previous default "
+        "and its other scoring; `validation-1500` is the default now, chosen on the development half (1 task "
+        "worse than the best known against 2), after which the evaluation half was reselected once. Times "
+        "were taken with two or three benchmark processes sharing the two cores. 'Short list holds a learned "
+        "loss better than best known' counts noisy tasks where any of the front's best three beat the best "
+        "known loss by two paired SEs in the meta-test, whatever the selection returned.",
+        "",
+        "Regenerate: `python benchmarks/ablation.py --variant NAME --half development` per variant, then "
+        "`python benchmarks/ablation.py --report-only`.",
+        "",
+        *table({h: [t.key for t in half(h)] for h in (DEV, EVAL)}),
+        "",
+        *per_task([t.key for t in half("all")]),
+        "",
+    ]
 
 
 def _idle_timing(out: Path) -> list[str]:
@@ -280,6 +329,10 @@ def write_report(out: Path, path: Path) -> None:
         "(`run_results.py --reselect`: the meta-test already held every candidate, so its numbers did not "
         "change). For that one setting the evaluation half is therefore not blind; every task shows both "
         "variants side by side.",
+        "- Then the selection's horizon: 600 and 1500 steps, with either scoring, were compared on the "
+        "development half only (`benchmarks/ablation.py`, the table below); 1500 steps scored on validation "
+        "became the default, and the evaluation half was reselected once with it (`run_results.py "
+        "--reselect`). That choice is blind to the evaluation half.",
         "",
     ]
     body = []
@@ -297,11 +350,12 @@ def write_report(out: Path, path: Path) -> None:
         "## Ablation: the final selection on and off",
         "",
         "The front's pick is what the search returned before this round (the simplest loss within 5% of the "
-        "lowest validation error); the returned loss is the final selection's winner; the next column is the "
-        "winner of the selection scored on pooled folds instead (the first design, run first on the evaluation "
-        "half; see the note below).",
+        "lowest validation error); the returned loss is the final selection's winner; the next columns are the "
+        "winners of the previous default selection (600 steps) and of the selection scored on pooled folds "
+        "instead (the first design, run first on the evaluation half; see the note above).",
         "",
         *_ablation(results),
+        *_variants(),
         *_idle_timing(out),
         "## Rank agreement: does the search's score predict the fair test?",
         "",
