@@ -119,12 +119,21 @@ def _verdict_table(results: list[TaskResult]) -> list[str]:
     return lines + [""]
 
 
-def _targets(results: list[TaskResult]) -> list[str]:
+def _idle_seconds(out: Path) -> dict[str, float]:
+    path = out / "idle_timing.json"
+    if not path.exists():
+        return {}
+    return {key: v["seconds"] for key, v in read_json(path, ValueError, "idle timing")["tasks"].items()}
+
+
+def _targets(results: list[TaskResult], idle: dict[str, float]) -> list[str]:
     noisy = [t for t in results if t.spec.noisy]
     worse = [t.key for t in results if t.vs_best_known(t.returned)[2] == "worse"]
     short = [t.key for t in noisy if t.change(t.returned) > -0.20]
     learned_wins = [t.key for t in noisy if t.returned_kind == "learned" and t.vs_best_known(t.returned)[2] == "better"]
-    slow = [t.key for t in results if t.info["search_seconds"] > BUDGET_SECONDS]
+    # timed alone where measured (idle_timing.json); the loaded figures only bound it from above
+    alone = {t.key: idle[t.key] for t in results if t.key in idle}
+    slow = [key for key, seconds in alone.items() if seconds > BUDGET_SECONDS]
     third = math.ceil(len(noisy) / 3) if noisy else 0
     rows = [
         (
@@ -145,9 +154,10 @@ def _targets(results: list[TaskResult]) -> list[str]:
         ),
         (
             "default search + selection <= 5 min per task (2 cores)",
-            f"max {max((t.info['search_seconds'] for t in results), default=0):.0f} s"
-            + (f"; over on {', '.join(slow)}" if slow else ""),
-            not slow,
+            f"timed alone: {', '.join(f'{k} {v:.0f} s' for k, v in alone.items()) or 'no task of this half'}; "
+            f"max {max((t.info['search_seconds'] for t in results), default=0):.0f} s with 2-6 benchmark processes "
+            "sharing the 2 cores" + (f"; over on {', '.join(slow)}" if slow else ""),
+            bool(alone) and not slow,
         ),
     ]
     lines = ["| target | reached | met |", "|---|---|---|"]
@@ -344,7 +354,7 @@ def write_report(out: Path, path: Path) -> None:
                 *_verdict_table(tasks),
                 f"### Targets ({name} half)",
                 "",
-                *_targets(tasks),
+                *_targets(tasks, _idle_seconds(out)),
             ]
     body += [
         "## Ablation: the final selection on and off",
