@@ -60,10 +60,10 @@ VARIANTS: dict[str, dict] = {
     "validation-1500": {"selection_scoring": "validation", "selection_steps": 1500},
     "folds-1500": {"selection_scoring": "folds", "selection_steps": 1500},
     "robust-grammar": {"operators": "robust"},
-    "robust-validation-1500": {"operators": "robust", "selection_steps": 1500},
 }
-#: Selection variants over another variant's searches (its fronts and its learned losses' meta-tests).
-FRONTS = {"robust-validation-1500": "robust-grammar"}
+#: Selection variants over another variant's searches (its fronts and its learned losses' meta-tests),
+#: e.g. ``{"robust-validation-1500": "robust-grammar"}`` beside a ``VARIANTS`` entry of that name.
+FRONTS: dict[str, str] = {}
 #: The variants the suite run itself saved (``search.json``'s selections): name -> (scoring, steps).
 SAVED = {"validation-600": ("validation", 600), "folds-600": ("folds", 600), "validation-1500": ("validation", 1500)}
 
