@@ -61,21 +61,17 @@ VARIANTS: dict[str, dict] = {
     "folds-1500": {"selection_scoring": "folds", "selection_steps": 1500},
     "robust-grammar": {"operators": "robust"},
 }
-#: Selection variants over another variant's searches (its fronts and its learned losses' meta-tests),
-#: e.g. ``{"robust-validation-1500": "robust-grammar"}`` beside a ``VARIANTS`` entry of that name.
-FRONTS: dict[str, str] = {}
 #: The variants the suite run itself saved (``search.json``'s selections): name -> (scoring, steps).
 SAVED = {"validation-600": ("validation", 600), "folds-600": ("folds", 600), "validation-1500": ("validation", 1500)}
 
 
 def is_search_variant(name: str) -> bool:
-    return name not in FRONTS and any(not key.startswith("selection_") for key in VARIANTS[name])
+    return any(not key.startswith("selection_") for key in VARIANTS[name])
 
 
 def searched(name: str, key: str) -> Path:
     """The folder holding the search (``search/pareto.json``) and learned losses' meta-test variant ``name`` uses."""
-    source = FRONTS.get(name, name)
-    return OUT / source / key if is_search_variant(source) else SUITE / key
+    return OUT / name / key if is_search_variant(name) else SUITE / key
 
 
 def run_variant(name: str, keys: list[str], args) -> None:
