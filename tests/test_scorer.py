@@ -86,6 +86,21 @@ def test_a_bound_evaluator_shares_caches_and_counters(iris):
         getattr(empty, "counters")  # noqa: B009
 
 
+def test_an_in_process_search_calls_evaluate_with_the_plain_signature(iris, monkeypatch):
+    # code that times a search wraps `Evaluator.evaluate(self, expressions)` (the side-by-side harness does)
+    calls = []
+    original = es.Evaluator.evaluate
+
+    def timed(self, expressions):
+        expressions = list(expressions)
+        calls.append(len(expressions))
+        return original(self, expressions)
+
+    monkeypatch.setattr(es.Evaluator, "evaluate", timed)
+    es.LossSearch(preset="tiny", seed=0, population=4, generations=1, guesses=[], final_selection="none").fit(iris)
+    assert calls and sum(calls) >= 4
+
+
 def test_program_setting_is_checked(iris):
     with pytest.raises(ConfigError, match="program must be one of per-tree, tensor"):
         es.Evaluator(iris, preset="tiny", program="fused")

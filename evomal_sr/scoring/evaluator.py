@@ -338,6 +338,8 @@ class BoundEvaluator:
 
     def evaluate(self, expressions: Iterable[str | Expression]) -> list[FitnessResult]:
         """:meth:`Evaluator.evaluate` with this executor."""
+        if self.executor is None:  # in-process: the plain call, which code timing `Evaluator.evaluate` wraps
+            return self.evaluator.evaluate(expressions)
         return self.evaluator.evaluate(expressions, executor=self.executor)
 
     def __getattr__(self, name):  # only for names not set in __init__
