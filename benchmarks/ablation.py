@@ -60,6 +60,10 @@ VARIANTS: dict[str, dict] = {
     "validation-1500": {"selection_scoring": "validation", "selection_steps": 1500},
     "folds-1500": {"selection_scoring": "folds", "selection_steps": 1500},
     "robust-grammar": {"operators": "robust"},
+    # more folds for the verdict: five folds for every row, or successive halving (every row runs
+    # two folds, the four best and the best known and learned run three more: about today's cost)
+    "validation-1500-5folds": {"selection_folds": 5},
+    "halving-5folds-4": {"selection_folds": 5, "selection_finalists": 4},
 }
 #: The variants the suite run itself saved (``search.json``'s selections): name -> (scoring, steps).
 SAVED = {"validation-600": ("validation", 600), "folds-600": ("folds", 600), "validation-1500": ("validation", 1500)}

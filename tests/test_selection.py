@@ -12,7 +12,7 @@ from clihelpers import invoke
 
 import evomal_sr as es
 from evomal_sr.errors import ConfigError
-from evomal_sr.evaluation.selection import KNOWN, LEARNED, SelectionRow, _decide, fold_tasks, select_final
+from evomal_sr.evaluation.selection import KNOWN, LEARNED, SelectionRow, _decide, _finalists, fold_tasks, select_final
 from evomal_sr.losses.zoo import KnownLoss
 from evomal_sr.results.front import FrontEntry, ParetoFront
 
@@ -123,6 +123,36 @@ def test_select_final_scores_the_short_list_and_every_known_loss(iris):
     again = select_final(front, iris, shortlist=2, steps=20, seed=0)
     assert again.to_dict()["rows"] == result.to_dict()["rows"]  # deterministic
     assert json.dumps(result.to_dict())  # JSON-ready
+
+
+def test_successive_halving_runs_only_the_finalists_after_the_screening_folds(iris):
+    entries = [FrontEntry("square((fx - y))", (1.0,) * 3, 0.3, 4), FrontEntry("-(y * log(fx))", (1.0,) * 4, 0.2, 5)]
+    front = ParetoFront(entries, task_kind="classification")
+    full = select_final(front, iris, shortlist=2, folds=4, steps=20, seed=0, verbose=0)
+    halved = select_final(front, iris, shortlist=2, folds=4, steps=20, seed=0, verbose=0, finalists=2)
+    lengths = {r.name: len(r.errors) for r in halved.rows}
+    finalists = {n for n, length in lengths.items() if length == 4}
+    assert set(lengths.values()) == {2, 4} and len(lengths) == len(full.rows)
+    best_known = min((r for r in halved.rows if r.kind == KNOWN), key=lambda r: r.mean)
+    assert 2 <= len(finalists) <= 4 and best_known.name in finalists
+    assert any(n.startswith("learned #") for n in finalists)  # the best learned row always runs every fold
+    screened = {r.name: r.errors for r in full.rows}
+    for r in halved.rows:  # the same folds and seeds: the screening errors are the full run's first two
+        assert r.errors[:2] == screened[r.name][:2]
+    assert halved.winner in finalists
+
+
+def test_finalists_are_the_best_screened_rows_plus_the_best_of_each_kind():
+    errors = {
+        "learned #1": [0.5, 0.5],
+        "learned #2": [0.1, 0.1],
+        "sce": [0.2, 0.2],
+        "mae": [0.3, 0.3],
+        "ce": [0.9, 0.9],
+    }
+    learned = {"learned #1": None, "learned #2": None}
+    assert _finalists(errors, learned, 1) == {"learned #2", "sce"}
+    assert _finalists(errors, learned, 3) == {"learned #2", "sce", "mae"}
 
 
 @pytest.mark.slow

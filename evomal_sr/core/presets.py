@@ -100,6 +100,9 @@ class Preset:
     # which rows score the short list: "validation" (the validation split) or "folds" (rotating
     # folds of the pooled training + validation rows); see evaluation.selection.fold_tasks
     selection_scoring: str = "validation"
+    # 0: every short-list loss runs every fold; n > 0: successive halving, only the n best after
+    # the first two folds (and the best known and learned) run the rest (evaluation.selection)
+    selection_finalists: int = 0
 
     def validate(self) -> Preset:
         """Return self, or raise :class:`ConfigError` naming the bad setting."""
@@ -123,6 +126,7 @@ class Preset:
                 "meta_iterations",
                 "fitness_eval_every",
                 "selection_margin",
+                "selection_finalists",
             ):  # zero allowed
                 if value < 0:
                     raise ConfigError(f"{field.name} must be >= 0, got {value!r}")

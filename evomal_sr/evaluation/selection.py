@@ -210,6 +210,7 @@ def select_final(
     progress: Callable[[int], None] | None = None,
     verbose: int = 1,
     scoring: str = "validation",
+    finalists: int = 0,
 ) -> SelectionResult:
     """Re-score the front's best ``shortlist`` losses and the zoo on folds; return the winner.
 
@@ -233,6 +234,11 @@ def select_final(
         1: a progress bar over every fold's steps and a log record per fold; 0: nothing.
     scoring : {"validation", "folds"}
         Which rows score the short list (:func:`fold_tasks`).
+    finalists : int
+        0: every row runs every fold. ``n > 0``: successive halving; every row runs the first
+        :data:`SCREENING_FOLDS` folds, then only the ``n`` rows of lowest mean error there (plus the
+        best known and the best learned row, so that the verdict compares them on every fold) run
+        the others. Rows dropped early keep their screening errors.
 
     Examples
     --------
@@ -258,14 +264,19 @@ def select_final(
         phases=tuple(f"fold {k + 1}/{folds}" for k in range(folds)),
     )
     advance = bar.update if progress is None else lambda n: (bar.update(n), progress(n))
+    competing, baselines = dict(learned), "zoo"
     try:
         for k, fold in enumerate(tasks):
+            if finalists and k == SCREENING_FOLDS:
+                kept = _finalists(errors, learned, finalists)
+                competing = {name: loss for name, loss in learned.items() if name in kept}
+                baselines = [_zoo_name(name, task.kind) for name in errors if name in kept and name not in learned]
             report = meta_test(
-                learned or None,
+                competing or None,
                 fold,
                 seeds=[derive_seed(seed, "selection", k) % 2**31],
                 steps=steps,
-                baselines="zoo",
+                baselines=baselines,
                 tune_lr=True,
                 preset=preset,
                 device=device,
@@ -284,6 +295,24 @@ def select_final(
     return _decide(
         rows, learned, task.kind, margin, folds=folds, steps=steps, seconds=time.perf_counter() - tick, scoring=scoring
     )
+
+
+#: Folds every short-list row runs before successive halving keeps the finalists (``finalists > 0``).
+SCREENING_FOLDS = 2
+
+
+def _finalists(errors: dict[str, list[float]], learned: dict, n: int) -> set[str]:
+    """The ``n`` rows of lowest mean screening error, plus the best known and the best learned row."""
+
+    def mean(name: str) -> float:
+        return SelectionRow(name, "", "", errors[name]).mean
+
+    ranked = sorted(errors, key=mean)
+    kept = set(ranked[:n])
+    for group in ([r for r in ranked if r not in learned], [r for r in ranked if r in learned]):
+        if group:
+            kept.add(group[0])
+    return kept
 
 
 def shortlist_entries(front, shortlist: int) -> list:
@@ -337,6 +366,7 @@ def select_with_settings(
         device=device,
         verbose=verbose,
         scoring=settings.selection_scoring if scoring is None else scoring,
+        finalists=settings.selection_finalists,
     )
 
 

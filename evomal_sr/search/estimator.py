@@ -203,6 +203,7 @@ class LossSearch(BaseEstimator):
         selection_steps=None,
         selection_margin=None,
         selection_scoring=None,
+        selection_finalists=None,
         verbose: int = 1,
     ):
         self.engine = engine
