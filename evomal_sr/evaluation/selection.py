@@ -131,6 +131,8 @@ class SelectionResult:
         ]
         for r in sorted(self.rows, key=lambda r: r.mean):
             mark = " <- returned" if r.name == self.winner else ""
+            if len(r.errors) < self.folds:  # dropped by successive halving after screening
+                mark += f" (screened out after {len(r.errors)} folds)"
             lines.append(f"  {r.kind:8s} {r.mean:9.4f}  {r.name}: {r.loss}{mark}")
         return "\n".join(lines + [self.verdict])
 
