@@ -38,7 +38,7 @@ sys.path.insert(0, str(ROOT.parent))
 sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
-from results_report import TaskResult, spearman  # noqa: E402
+from results_report import TaskResult, selection_signature, spearman  # noqa: E402
 from run_results import machine  # noqa: E402
 from suite import DEVELOPMENT, EVALUATION, TASKS, half  # noqa: E402
 
@@ -54,19 +54,25 @@ SUITE = ROOT / "results" / "suite"
 OUT = ROOT / "results" / "ablation"
 
 #: Each variant: overrides of the ``standard`` preset.
+THREE = {"selection_folds": 3, "selection_finalists": 0}  # every row on three folds (the default before halving)
 VARIANTS: dict[str, dict] = {
-    "validation-600": {"selection_scoring": "validation", "selection_steps": 600},
-    "folds-600": {"selection_scoring": "folds", "selection_steps": 600},
-    "validation-1500": {"selection_scoring": "validation", "selection_steps": 1500},
-    "folds-1500": {"selection_scoring": "folds", "selection_steps": 1500},
-    "robust-grammar": {"operators": "robust"},
+    "validation-600": {"selection_scoring": "validation", "selection_steps": 600, **THREE},
+    "folds-600": {"selection_scoring": "folds", "selection_steps": 600, **THREE},
+    "validation-1500": {"selection_scoring": "validation", "selection_steps": 1500, **THREE},
+    "folds-1500": {"selection_scoring": "folds", "selection_steps": 1500, **THREE},
+    "robust-grammar": {"operators": "robust", **THREE},
     # more folds for the verdict: five folds for every row, or successive halving (every row runs
     # two folds, the four best and the best known and learned run three more: about today's cost)
-    "validation-1500-5folds": {"selection_folds": 5},
+    "validation-1500-5folds": {"selection_folds": 5, "selection_finalists": 0},
     "halving-5folds-4": {"selection_folds": 5, "selection_finalists": 4},
 }
-#: The variants the suite run itself saved (``search.json``'s selections): name -> (scoring, steps).
-SAVED = {"validation-600": ("validation", 600), "folds-600": ("folds", 600), "validation-1500": ("validation", 1500)}
+#: The variants the suite run itself saved (``search.json``'s selections): name -> selection_signature.
+SAVED = {
+    "validation-600": ("validation", 600, 3, 0),
+    "folds-600": ("folds", 600, 3, 0),
+    "validation-1500": ("validation", 1500, 3, 0),
+    "halving-5folds-4": ("validation", 1500, 5, 4),
+}
 
 
 def is_search_variant(name: str) -> bool:
@@ -116,7 +122,7 @@ def saved_selection(name: str, key: str) -> dict | None:
         info = read_json(SUITE / key / "search.json", ValueError, "search summary")
         saved = [info.get("selection"), info.get("selection_alternative"), *info.get("selections_before", [])]
         for chosen in saved:
-            if chosen and (chosen.get("scoring", "folds"), chosen["steps"]) == SAVED[name]:
+            if chosen and selection_signature(chosen) == SAVED[name]:
                 return {"selection": chosen, "seconds": chosen["seconds"]}
     return None
 

@@ -25,6 +25,12 @@ def _fmt(value, digits: int = 4) -> str:
     )
 
 
+def selection_signature(chosen: dict) -> tuple:
+    """``(scoring, steps, folds, finalists)`` of a saved selection (files from before a setting existed used its
+    first value: pooled folds, three folds, no successive halving)."""
+    return (chosen.get("scoring", "folds"), chosen["steps"], chosen.get("folds", 3), chosen.get("finalists") or 0)
+
+
 def spearman(a: list[float], b: list[float]) -> float:
     """Spearman's rank correlation (average ranks for ties); NaN for fewer than 3 pairs or a constant side."""
 
@@ -77,11 +83,11 @@ class TaskResult:
     def vs_best_known(self, row) -> tuple[float, float, str]:
         return paired_difference(row.early_errors, self.best_known.early_errors)
 
-    def saved_selection(self, scoring: str, steps: int) -> dict | None:
-        """The saved final selection run with ``scoring`` and ``steps`` (the returned one or an earlier one)."""
+    def saved_selection(self, signature: tuple) -> dict | None:
+        """The saved final selection with this :func:`selection_signature` (the returned one or an earlier one)."""
         saved = [self.info.get("selection"), self.info.get("selection_alternative")]
         for chosen in saved + self.info.get("selections_before", []):
-            if chosen and (chosen.get("scoring", "folds"), chosen["steps"]) == (scoring, steps):
+            if chosen and selection_signature(chosen) == signature:
                 return chosen
         return None
 
@@ -165,22 +171,26 @@ def _targets(results: list[TaskResult], idle: dict[str, float]) -> list[str]:
     return lines + [""]
 
 
-#: The earlier selections the report shows beside the returned one: (column, scoring, steps).
-EARLIER = (("previous default (validation, 600 steps)", "validation", 600), ("pooled folds, 600 steps", "folds", 600))
+#: The earlier selections the report shows beside the returned one: (column, selection_signature).
+EARLIER = (
+    ("previous default (validation, 1500 steps, 3 folds)", ("validation", 1500, 3, 0)),
+    ("validation, 600 steps, 3 folds", ("validation", 600, 3, 0)),
+    ("pooled folds, 600 steps, 3 folds", ("folds", 600, 3, 0)),
+)
 
 
 def _ablation(results: list[TaskResult]) -> list[str]:
     lines = [
-        "| task | half | front's pick, no selection | returned (validation, 1500 steps) | "
-        + " | ".join(name for name, _, _ in EARLIER)
+        "| task | half | front's pick, no selection | returned (default selection) | "
+        + " | ".join(name for name, _ in EARLIER)
         + " | returned minus front's pick (paired ± se) |",
         "|---|---|---|---|---|" + "---|" * len(EARLIER),
     ]
     for t in results:
         diff, se, verdict = paired_difference(t.returned.early_errors, t.front_pick.early_errors)
         cells = []
-        for _, scoring, steps in EARLIER:
-            chosen = t.saved_selection(scoring, steps)
+        for _, signature in EARLIER:
+            chosen = t.saved_selection(signature)
             other = t.rows[chosen["winner"]] if chosen else None
             cells.append(f"{chosen['winner']} {_fmt(other.early_mean)} ({t.change(other):+.0%})" if other else "-")
         lines.append(
@@ -195,14 +205,14 @@ def _ablation(results: list[TaskResult]) -> list[str]:
 def _ranks(results: list[TaskResult]) -> list[str]:
     lines = [
         "| task | half | search's score (n) | returned selection (n) | "
-        + " | ".join(f"{name} (n)" for name, _, _ in EARLIER)
+        + " | ".join(f"{name} (n)" for name, _ in EARLIER)
         + " |",
         "|---|---|---|---|" + "---|" * len(EARLIER),
     ]
     columns: list[list[float]] = [[] for _ in range(2 + len(EARLIER))]
     for t in results:
         b, a, nb, na = t.rank_agreement(t.info["selection"])
-        earlier = [t.rank_agreement(t.saved_selection(scoring, steps))[1::2] for _, scoring, steps in EARLIER]
+        earlier = [t.rank_agreement(t.saved_selection(signature))[1::2] for _, signature in EARLIER]
         values = [(b, nb), (a, na), *earlier]
         for column, (value, _) in zip(columns, values):
             column += [value] if math.isfinite(value) else []

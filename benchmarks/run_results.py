@@ -39,7 +39,7 @@ sys.path.insert(0, str(ROOT.parent))
 sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
-from results_report import write_report  # noqa: E402
+from results_report import selection_signature, write_report  # noqa: E402
 from suite import TASKS, half  # noqa: E402
 
 from evomal_sr import LossSearch  # noqa: E402
@@ -191,16 +191,16 @@ def reselect(key: str, args) -> None:
     settings = resolve_preset("standard")
     old = info["selection"]
     old.setdefault("scoring", "folds")
-    wanted = {
-        "scoring": settings.selection_scoring,
-        "steps": settings.selection_steps,
-        "folds": settings.selection_folds,
-        "margin": settings.selection_margin,
-    }
-    if all(old.get(name) == value for name, value in wanted.items()):
+    wanted = (
+        settings.selection_scoring,
+        settings.selection_steps,
+        settings.selection_folds,
+        settings.selection_finalists,
+    )
+    if selection_signature(old) == wanted and old.get("margin") == settings.selection_margin:
         print(f"[{key}] already selected with {wanted}", flush=True)
         return
-    new = _ablation_run(key, wanted)
+    new = _ablation_run(key, wanted, settings.selection_margin)
     if new is None:
         task = TASKS[key].build(args.seed)
         front = load_front(folder / "search" / "pareto.json")
@@ -218,7 +218,7 @@ def reselect(key: str, args) -> None:
     atomic_write_json(folder / "search.json", info)
 
 
-def _ablation_run(key: str, wanted: dict) -> dict | None:
+def _ablation_run(key: str, wanted: tuple, margin: float) -> dict | None:
     """The same selection (the suite's saved front, the same settings) run before by ``ablation.py``, if any."""
     from evomal_sr.core.fileio import read_json
 
@@ -226,7 +226,7 @@ def _ablation_run(key: str, wanted: dict) -> dict | None:
         if (path.parent / key).is_dir():
             continue  # a search variant: its own front
         chosen = read_json(path, ValueError, "selection")["selection"]
-        if all(chosen.get(name) == value for name, value in wanted.items()):
+        if selection_signature(chosen) == wanted and chosen.get("margin") == margin:
             return {**chosen, "source": str(path.relative_to(ROOT))}
     return None
 

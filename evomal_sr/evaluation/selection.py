@@ -91,6 +91,7 @@ class SelectionResult:
     margin: float = 1.0
     seconds: float = 0.0
     scoring: str = "validation"
+    finalists: int = 0
 
     def to_dict(self) -> dict:
         """JSON-ready summary (non-finite numbers become ``None``)."""
@@ -110,6 +111,7 @@ class SelectionResult:
             "steps": self.steps,
             "margin": self.margin,
             "scoring": self.scoring,
+            "finalists": self.finalists,
             "seconds": self.seconds,
             "rows": [
                 {
@@ -124,10 +126,15 @@ class SelectionResult:
             ],
         }
 
+    def _halving(self) -> str:
+        if not self.finalists:
+            return ""
+        return f", the best {self.finalists} and the best of each kind after {SCREENING_FOLDS}"
+
     def __str__(self) -> str:
         lines = [
-            f"final selection ({self.folds} folds, scored on {_SCORED_ON[self.scoring]}, {self.steps} steps, "
-            f"lr tuned, early-stopped; {self.seconds:.0f} s)"
+            f"final selection ({self.folds} folds{self._halving()}, scored on {_SCORED_ON[self.scoring]}, "
+            f"{self.steps} steps, lr tuned, early-stopped; {self.seconds:.0f} s)"
         ]
         for r in sorted(self.rows, key=lambda r: r.mean):
             mark = " <- returned" if r.name == self.winner else ""
@@ -295,7 +302,15 @@ def select_final(
         for name, errs in errors.items()
     ]
     return _decide(
-        rows, learned, task.kind, margin, folds=folds, steps=steps, seconds=time.perf_counter() - tick, scoring=scoring
+        rows,
+        learned,
+        task.kind,
+        margin,
+        folds=folds,
+        steps=steps,
+        seconds=time.perf_counter() - tick,
+        scoring=scoring,
+        finalists=finalists,
     )
 
 
