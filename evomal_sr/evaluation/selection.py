@@ -388,9 +388,14 @@ def select_with_settings(
 
 
 def _decide(rows: list[SelectionRow], learned: dict, kind: str, margin: float, **info) -> SelectionResult:
-    """The winner: the best learned row if it beats the best known by ``margin`` paired SEs, else the best known."""
-    known_rows = [r for r in rows if r.kind == KNOWN]
-    learned_rows = [r for r in rows if r.kind == LEARNED]
+    """The winner: the best learned row if it beats the best known by ``margin`` paired SEs, else the best known.
+
+    Only rows that ran every fold compete: successive halving leaves screened-out rows with fewer
+    folds, whose means are neither comparable nor pairable with the finalists'.
+    """
+    folds_run = max(len(r.errors) for r in rows)
+    known_rows = [r for r in rows if r.kind == KNOWN and len(r.errors) == folds_run]
+    learned_rows = [r for r in rows if r.kind == LEARNED and len(r.errors) == folds_run]
     best_known = min(known_rows, key=lambda r: r.mean)
     best_learned = min(learned_rows, key=lambda r: r.mean) if learned_rows else None
     diff, se = math.nan, math.nan
