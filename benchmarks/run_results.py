@@ -196,6 +196,7 @@ def reselect(key: str, args) -> None:
         settings.selection_steps,
         settings.selection_folds,
         settings.selection_finalists,
+        settings.selection_prior,
     )
     if selection_signature(old) == wanted and old.get("margin") == settings.selection_margin:
         print(f"[{key}] already selected with {wanted}", flush=True)

@@ -12,7 +12,8 @@ from clihelpers import invoke
 
 import evomal_sr as es
 from evomal_sr.errors import ConfigError
-from evomal_sr.evaluation.selection import KNOWN, LEARNED, SelectionRow, _decide, _finalists, fold_tasks, select_final
+from evomal_sr.evaluation.selection import _finalists, fold_tasks, select_final
+from evomal_sr.evaluation.verdict import KNOWN, LEARNED, SelectionRow, decide
 from evomal_sr.losses.zoo import KnownLoss
 from evomal_sr.results.front import FrontEntry, ParetoFront
 
@@ -88,21 +89,21 @@ def test_a_learned_loss_is_returned_only_when_it_beats_the_best_known_by_the_mar
         _row("sce", KNOWN, [0.20, 0.22, 0.21]),
         _row("mae", KNOWN, [0.30, 0.30, 0.30]),
     ]
-    result = _decide(clear, learned, "classification", 1.0, folds=3, steps=10, seconds=0.0)
+    result = decide(clear, learned, "classification", 1.0, folds=3, steps=10, seconds=0.0)
     assert (result.winner, result.winner_kind, result.best_known) == ("learned #1", "learned", "sce")
     assert result.module is learned["learned #1"] and "returning the learned loss" in result.verdict
     noisy = [_row("learned #1", LEARNED, [0.10, 0.30, 0.14]), _row("sce", KNOWN, [0.20, 0.22, 0.21])]
-    result = _decide(noisy, learned, "classification", 1.0, folds=3, steps=10, seconds=0.0)
+    result = decide(noisy, learned, "classification", 1.0, folds=3, steps=10, seconds=0.0)
     assert (result.winner, result.winner_kind) == ("sce", "known")
     assert isinstance(result.module, KnownLoss) and result.module.name == "sce"
     assert result.verdict.startswith("no learned loss beat sce") and result.verdict.endswith("returning sce.")
-    zero_margin = _decide(noisy, learned, "classification", 0.0, folds=3, steps=10, seconds=0.0)
+    zero_margin = decide(noisy, learned, "classification", 0.0, folds=3, steps=10, seconds=0.0)
     assert zero_margin.winner == "learned #1"  # lower mean, no margin asked
 
 
 def test_without_a_learned_loss_the_best_known_is_returned():
     rows = [_row("mse", KNOWN, [1.0, 1.1, 0.9]), _row("huber", KNOWN, [0.5, 0.6, 0.4])]
-    result = _decide(rows, {}, "regression", 1.0, folds=3, steps=10, seconds=0.0)
+    result = decide(rows, {}, "regression", 1.0, folds=3, steps=10, seconds=0.0)
     assert result.winner == "huber" and result.best_learned is None and math.isnan(result.difference)
     assert result.verdict == "no learned loss on the front; returning huber."
 
@@ -149,9 +150,44 @@ def test_rows_screened_out_by_halving_never_compete_in_the_decision():
         _row("sce", KNOWN, [0.30, 0.31, 0.30, 0.32]),
         _row("mae", KNOWN, [0.05, 0.05]),
     ]
-    result = _decide(rows, learned, "classification", 1.0, folds=4, steps=10, seconds=0.0, finalists=2)
+    result = decide(rows, learned, "classification", 1.0, folds=4, steps=10, seconds=0.0, finalists=2)
     assert (result.best_known, result.best_learned, result.winner) == ("sce", "learned #1", "learned #1")
     assert result.difference == pytest.approx(-0.10, abs=1e-9)  # paired over the same four folds
+
+
+def test_the_prior_is_returned_unless_the_best_known_loss_beats_it_by_the_margin():
+    learned = {"learned #1": es.LearnedLoss("-(y * log(fx))")}
+    close = [
+        _row("learned #1", LEARNED, [0.30, 0.31, 0.32]),
+        _row("sce", KNOWN, [0.20, 0.25, 0.21]),
+        _row("mae", KNOWN, [0.22, 0.21, 0.24]),  # sce's lead, 0.003, is within one paired SE
+    ]
+    result = decide(close, learned, "classification", 1.0, prior="mae", folds=3, steps=10, seconds=0.0)
+    assert (result.winner, result.best_known, result.prior) == ("mae", "sce", "mae")
+    assert isinstance(result.module, KnownLoss) and result.module.name == "mae"
+    assert "nor sce the prior, mae" in result.verdict and result.verdict.endswith("returning mae.")
+    assert decide(close, learned, "classification", 1.0, folds=3, steps=10, seconds=0.0).winner == "sce"
+    clear = [*close[:2], _row("mae", KNOWN, [0.40, 0.41, 0.42])]
+    result = decide(clear, learned, "classification", 1.0, prior="mae", folds=3, steps=10, seconds=0.0)
+    assert result.winner == "sce" and "sce beat the prior, mae" in result.verdict
+    better = [_row("learned #1", LEARNED, [0.10, 0.11, 0.09]), *close[1:]]
+    result = decide(better, learned, "classification", 1.0, prior="mae", folds=3, steps=10, seconds=0.0)
+    assert result.winner == "learned #1"  # a learned loss is still judged against the best known one
+
+
+def test_the_prior_runs_every_fold_and_must_be_a_known_loss_of_the_task(iris):
+    front = ParetoFront([FrontEntry("-(y * log(fx))", (1.0,) * 4, 0.2, 5)], task_kind="classification")
+    result = select_final(front, iris, shortlist=1, folds=4, steps=20, seed=0, verbose=0, finalists=1, prior="mae")
+    assert {len(r.errors) for r in result.rows if r.name == "mae"} == {4}
+    assert result.to_dict()["prior"] == "mae"
+    plain = select_final(front, iris, shortlist=1, folds=4, steps=20, seed=0, verbose=0, finalists=1)
+    with_prior = {r.name: r.errors for r in result.rows}
+    for r in plain.rows:  # the prior adds runs and changes none (benchmarks/ablation.py derives from this)
+        assert with_prior[r.name][: len(r.errors)] == r.errors
+    with pytest.raises(ConfigError, match="prior must be a known classification loss"):
+        select_final(front, iris, steps=20, verbose=0, prior="huber")
+    with pytest.raises(ConfigError, match="selection_prior must be one of none, mae, got 'sce'"):
+        es.LossSearch(selection_prior="sce").fit(iris)
 
 
 def test_finalists_are_the_best_screened_rows_plus_the_best_of_each_kind():

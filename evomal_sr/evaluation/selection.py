@@ -21,10 +21,8 @@ returning a known loss that is as good is the honest answer.
 from __future__ import annotations
 
 import copy
-import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 import torch
 
@@ -32,123 +30,17 @@ from evomal_sr.core.progress import StepProgress
 from evomal_sr.core.seeding import derive_seed
 from evomal_sr.errors import ConfigError
 from evomal_sr.evaluation.metatest import meta_test
-from evomal_sr.evaluation.report import paired_difference
+from evomal_sr.evaluation.verdict import (
+    KNOWN,
+    LEARNED,
+    SCORINGS,
+    SCREENING_FOLDS,
+    SelectionResult,
+    SelectionRow,
+    decide,
+    zoo_name,
+)
 from evomal_sr.losses.zoo import KNOWN_LOSSES, known_loss
-
-#: Which candidates the selection treats as learned (from the front) or known (the zoo).
-LEARNED, KNOWN = "learned", "known"
-
-
-@dataclass
-class SelectionRow:
-    """One candidate of the short list and its errors on the folds (early-stopped, lower is better)."""
-
-    name: str
-    kind: str
-    loss: str
-    errors: list[float]
-    search_fitness: float | None = None
-
-    @property
-    def mean(self) -> float:
-        finite = [e for e in self.errors if math.isfinite(e)]
-        return sum(finite) / len(finite) if len(finite) == len(self.errors) and finite else math.inf
-
-
-@dataclass
-class SelectionResult:
-    """What the final selection compared and what it returned.
-
-    Attributes
-    ----------
-    winner : str
-        Name of the returned loss (a short-list row).
-    winner_kind : {"learned", "known"}
-    module : torch.nn.Module
-        The returned loss.
-    best_known, best_learned : str or None
-        The lowest-error known and learned rows.
-    difference, standard_error : float
-        Best learned minus best known, mean over folds, and its paired standard error.
-    verdict : str
-        One sentence a user can read.
-    rows : list of SelectionRow
-    folds, steps : int
-    seconds : float
-    """
-
-    winner: str
-    winner_kind: str
-    module: torch.nn.Module
-    best_known: str | None
-    best_learned: str | None
-    difference: float
-    standard_error: float
-    verdict: str
-    rows: list[SelectionRow] = field(default_factory=list)
-    folds: int = 0
-    steps: int = 0
-    margin: float = 1.0
-    seconds: float = 0.0
-    scoring: str = "validation"
-    finalists: int = 0
-
-    def to_dict(self) -> dict:
-        """JSON-ready summary (non-finite numbers become ``None``)."""
-
-        def num(v):
-            return v if isinstance(v, (int, float)) and math.isfinite(v) else None
-
-        return {
-            "winner": self.winner,
-            "winner_kind": self.winner_kind,
-            "best_known": self.best_known,
-            "best_learned": self.best_learned,
-            "difference": num(self.difference),
-            "standard_error": num(self.standard_error),
-            "verdict": self.verdict,
-            "folds": self.folds,
-            "steps": self.steps,
-            "margin": self.margin,
-            "scoring": self.scoring,
-            "finalists": self.finalists,
-            "seconds": self.seconds,
-            "rows": [
-                {
-                    "name": r.name,
-                    "kind": r.kind,
-                    "loss": r.loss,
-                    "errors": [num(e) for e in r.errors],
-                    "mean": num(r.mean),
-                    "search_fitness": num(r.search_fitness),
-                }
-                for r in self.rows
-            ],
-        }
-
-    def _halving(self) -> str:
-        if not self.finalists:
-            return ""
-        return f", the best {self.finalists} and the best of each kind after {SCREENING_FOLDS}"
-
-    def __str__(self) -> str:
-        lines = [
-            f"final selection ({self.folds} folds{self._halving()}, scored on {_SCORED_ON[self.scoring]}, "
-            f"{self.steps} steps, lr tuned, early-stopped; {self.seconds:.0f} s)"
-        ]
-        for r in sorted(self.rows, key=lambda r: r.mean):
-            mark = " <- returned" if r.name == self.winner else ""
-            if len(r.errors) < self.folds:  # dropped by successive halving after screening
-                mark += f" (screened out after {len(r.errors)} folds)"
-            lines.append(f"  {r.kind:8s} {r.mean:9.4f}  {r.name}: {r.loss}{mark}")
-        return "\n".join(lines + [self.verdict])
-
-
-#: Which rows score the short list: "validation" (the task's validation split; folds of the training
-#: rows choose each loss's lr and stopping step) or "folds" (rotating folds of the pooled training +
-#: validation rows).
-SCORINGS = ("validation", "folds")
-_SCORED_ON = {"validation": "the validation rows", "folds": "folds of the training + validation rows"}
 
 
 def fold_tasks(task, folds: int, seed: int, scoring: str = "validation") -> list:
@@ -220,6 +112,7 @@ def select_final(
     verbose: int = 1,
     scoring: str = "validation",
     finalists: int = 0,
+    prior: str | None = None,
 ) -> SelectionResult:
     """Re-score the front's best ``shortlist`` losses and the zoo on folds; return the winner.
 
@@ -248,6 +141,11 @@ def select_final(
         :data:`SCREENING_FOLDS` folds, then only the ``n`` rows of lowest mean error there (plus the
         best known and the best learned row, so that the verdict compares them on every fold) run
         the others. Rows dropped early keep their screening errors.
+    prior : str, optional
+        A known loss returned in place of the best known one unless that beats it by ``margin``
+        paired standard errors (it always runs every fold). Under label noise the folds often cannot
+        tell the known losses apart, and a noise-tolerant default (``"mae"``) is a safer answer than
+        the one that was luckiest on noisy validation labels.
 
     Examples
     --------
@@ -259,6 +157,10 @@ def select_final(
     >>> result.winner_kind in ("learned", "known")
     True
     """
+    if prior is not None and prior not in KNOWN_LOSSES[task.kind]:
+        raise ConfigError(
+            f"prior must be a known {task.kind} loss ({', '.join(KNOWN_LOSSES[task.kind])}), got {prior!r}"
+        )
     tick = time.perf_counter()
     entries = shortlist_entries(front, shortlist)
     learned = {f"learned #{i + 1}": e.loss(task.kind, metadata={"fitness": e.fitness}) for i, e in enumerate(entries)}
@@ -277,9 +179,9 @@ def select_final(
     try:
         for k, fold in enumerate(tasks):
             if finalists and k == SCREENING_FOLDS:
-                kept = _finalists(errors, learned, finalists)
+                kept = _finalists(errors, learned, finalists) | ({prior} & set(errors) if prior else set())
                 competing = {name: loss for name, loss in learned.items() if name in kept}
-                baselines = [_zoo_name(name, task.kind) for name in errors if name in kept and name not in learned]
+                baselines = [zoo_name(name, task.kind) for name in errors if name in kept and name not in learned]
             report = meta_test(
                 competing or None,
                 fold,
@@ -301,7 +203,7 @@ def select_final(
         SelectionRow(name, LEARNED if name in learned else KNOWN, descriptions[name], errs, fitness.get(name))
         for name, errs in errors.items()
     ]
-    return _decide(
+    return decide(
         rows,
         learned,
         task.kind,
@@ -311,11 +213,8 @@ def select_final(
         seconds=time.perf_counter() - tick,
         scoring=scoring,
         finalists=finalists,
+        prior=prior,
     )
-
-
-#: Folds every short-list row runs before successive halving keeps the finalists (``finalists > 0``).
-SCREENING_FOLDS = 2
 
 
 def _finalists(errors: dict[str, list[float]], learned: dict, n: int) -> set[str]:
@@ -355,7 +254,7 @@ def returned_loss(front, summary: dict) -> torch.nn.Module:
     except (KeyError, TypeError):
         raise ConfigError("selection.json names no winner and winner_kind; is it a final selection's file?") from None
     if kind == KNOWN and isinstance(winner, str) and winner.split(" #")[0] in KNOWN_LOSSES[front.task_kind]:
-        return known_loss(_zoo_name(winner, front.task_kind), front.task_kind)
+        return known_loss(zoo_name(winner, front.task_kind), front.task_kind)
     entries = shortlist_entries(front, len(front))
     rank = str(winner).removeprefix("learned #")
     if kind != LEARNED or not rank.isdigit() or not 1 <= int(rank) <= len(entries):
@@ -384,65 +283,5 @@ def select_with_settings(
         verbose=verbose,
         scoring=settings.selection_scoring if scoring is None else scoring,
         finalists=settings.selection_finalists,
+        prior=None if settings.selection_prior == "none" else settings.selection_prior,
     )
-
-
-def _decide(rows: list[SelectionRow], learned: dict, kind: str, margin: float, **info) -> SelectionResult:
-    """The winner: the best learned row if it beats the best known by ``margin`` paired SEs, else the best known.
-
-    Only rows that ran every fold compete: successive halving leaves screened-out rows with fewer
-    folds, whose means are neither comparable nor pairable with the finalists'.
-    """
-    folds_run = max(len(r.errors) for r in rows)
-    known_rows = [r for r in rows if r.kind == KNOWN and len(r.errors) == folds_run]
-    learned_rows = [r for r in rows if r.kind == LEARNED and len(r.errors) == folds_run]
-    best_known = min(known_rows, key=lambda r: r.mean)
-    best_learned = min(learned_rows, key=lambda r: r.mean) if learned_rows else None
-    diff, se = math.nan, math.nan
-    if best_learned is not None:
-        diff, se, _ = paired_difference(best_learned.errors, best_known.errors)
-    wins = (
-        best_learned is not None
-        and math.isfinite(diff)
-        and diff < 0
-        and (diff < -margin * se if math.isfinite(se) and se > 0 else True)
-    )
-    if wins:
-        assert best_learned is not None
-        winner, module = best_learned, learned[best_learned.name]
-        verdict = (
-            f"{best_learned.name} ({best_learned.loss}) beat the best known loss, {best_known.name}, "
-            f"on the folds by {-diff:.4f} ± {se:.4f}; returning the learned loss."
-        )
-    else:
-        winner, module = best_known, known_loss(_zoo_name(best_known.name, kind), kind)
-        why = (
-            "no learned loss on the front"
-            if best_learned is None
-            else (
-                f"no learned loss beat {best_known.name} by {margin:g} paired standard error(s) on the folds "
-                f"(best learned {best_learned.name}: {diff:+.4f} ± {se:.4f})"
-            )
-        )
-        verdict = f"{why}; returning {best_known.name}."
-    return SelectionResult(
-        winner=winner.name,
-        winner_kind=winner.kind,
-        module=module,
-        best_known=best_known.name,
-        best_learned=best_learned.name if best_learned else None,
-        difference=diff,
-        standard_error=se,
-        verdict=verdict,
-        rows=rows,
-        margin=margin,
-        **info,
-    )
-
-
-def _zoo_name(method: str, kind: str) -> str:
-    """The zoo name behind a meta-test method name (the report may suffix repeats with ``#2``)."""
-    base = method.split(" #")[0]
-    if base not in KNOWN_LOSSES[kind]:
-        raise ConfigError(f"{method!r} is not a known {kind} loss")
-    return base

@@ -204,6 +204,7 @@ class LossSearch(BaseEstimator):
         selection_margin=None,
         selection_scoring=None,
         selection_finalists=None,
+        selection_prior=None,
         verbose: int = 1,
     ):
         self.engine = engine

@@ -1,0 +1,230 @@
+"""The final selection's verdict: the rows it compared, the decision, and what it returned.
+
+:func:`decide` takes every short-list row's errors on the folds and returns a
+:class:`SelectionResult`: the best learned row when it beats the best known row by
+``margin`` paired standard errors, else a known row (the best known one, or a
+``prior`` it does not beat). :mod:`evomal_sr.evaluation.selection` runs the folds.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import torch
+
+from evomal_sr.errors import ConfigError
+from evomal_sr.evaluation.report import paired_difference
+from evomal_sr.losses.zoo import KNOWN_LOSSES, known_loss
+
+#: Which candidates the selection treats as learned (from the front) or known (the zoo).
+LEARNED, KNOWN = "learned", "known"
+
+
+@dataclass
+class SelectionRow:
+    """One candidate of the short list and its errors on the folds (early-stopped, lower is better)."""
+
+    name: str
+    kind: str
+    loss: str
+    errors: list[float]
+    search_fitness: float | None = None
+
+    @property
+    def mean(self) -> float:
+        finite = [e for e in self.errors if math.isfinite(e)]
+        return sum(finite) / len(finite) if len(finite) == len(self.errors) and finite else math.inf
+
+
+@dataclass
+class SelectionResult:
+    """What the final selection compared and what it returned.
+
+    Attributes
+    ----------
+    winner : str
+        Name of the returned loss (a short-list row).
+    winner_kind : {"learned", "known"}
+    module : torch.nn.Module
+        The returned loss.
+    best_known, best_learned : str or None
+        The lowest-error known and learned rows (of those run on every fold).
+    difference, standard_error : float
+        Best learned minus best known, mean over folds, and its paired standard error.
+    verdict : str
+        One sentence a user can read.
+    rows : list of SelectionRow
+    folds, steps : int
+    seconds : float
+    """
+
+    winner: str
+    winner_kind: str
+    module: torch.nn.Module
+    best_known: str | None
+    best_learned: str | None
+    difference: float
+    standard_error: float
+    verdict: str
+    rows: list[SelectionRow] = field(default_factory=list)
+    folds: int = 0
+    steps: int = 0
+    margin: float = 1.0
+    seconds: float = 0.0
+    scoring: str = "validation"
+    finalists: int = 0
+    prior: str | None = None
+
+    def to_dict(self) -> dict:
+        """JSON-ready summary (non-finite numbers become ``None``)."""
+
+        def num(v):
+            return v if isinstance(v, (int, float)) and math.isfinite(v) else None
+
+        return {
+            "winner": self.winner,
+            "winner_kind": self.winner_kind,
+            "best_known": self.best_known,
+            "best_learned": self.best_learned,
+            "difference": num(self.difference),
+            "standard_error": num(self.standard_error),
+            "verdict": self.verdict,
+            "folds": self.folds,
+            "steps": self.steps,
+            "margin": self.margin,
+            "scoring": self.scoring,
+            "finalists": self.finalists,
+            "prior": self.prior,
+            "seconds": self.seconds,
+            "rows": [
+                {
+                    "name": r.name,
+                    "kind": r.kind,
+                    "loss": r.loss,
+                    "errors": [num(e) for e in r.errors],
+                    "mean": num(r.mean),
+                    "search_fitness": num(r.search_fitness),
+                }
+                for r in self.rows
+            ],
+        }
+
+    def _halving(self) -> str:
+        if not self.finalists:
+            return ""
+        return f", the best {self.finalists} and the best of each kind after {SCREENING_FOLDS}"
+
+    def __str__(self) -> str:
+        lines = [
+            f"final selection ({self.folds} folds{self._halving()}, scored on {_SCORED_ON[self.scoring]}, "
+            f"{self.steps} steps, lr tuned, early-stopped{'; prior ' + self.prior if self.prior else ''}; "
+            f"{self.seconds:.0f} s)"
+        ]
+        for r in sorted(self.rows, key=lambda r: r.mean):
+            mark = " <- returned" if r.name == self.winner else ""
+            if len(r.errors) < self.folds:  # dropped by successive halving after screening
+                mark += f" (screened out after {len(r.errors)} folds)"
+            lines.append(f"  {r.kind:8s} {r.mean:9.4f}  {r.name}: {r.loss}{mark}")
+        return "\n".join(lines + [self.verdict])
+
+
+#: Which rows score the short list: "validation" (the task's validation split; folds of the training
+#: rows choose each loss's lr and stopping step) or "folds" (rotating folds of the pooled training +
+#: validation rows).
+SCORINGS = ("validation", "folds")
+_SCORED_ON = {"validation": "the validation rows", "folds": "folds of the training + validation rows"}
+
+
+#: Folds every short-list row runs before successive halving keeps the finalists (``finalists > 0``).
+SCREENING_FOLDS = 2
+
+
+def decide(
+    rows: list[SelectionRow], learned: dict, kind: str, margin: float, prior: str | None = None, **info
+) -> SelectionResult:
+    """The winner: the best learned row if it beats the best known by ``margin`` paired SEs, else a known row.
+
+    The known row is the best known one, or ``prior`` when the best known does not beat it by ``margin``
+    paired SEs. Only rows that ran every fold compete: successive halving leaves screened-out rows
+    with fewer folds, whose means are neither comparable nor pairable with the finalists'.
+
+    ``learned`` maps each learned row's name to its module (the returned ``module``); ``info`` fills
+    the other fields of the :class:`SelectionResult` (``folds``, ``steps``, ``seconds``, ...).
+
+    Examples
+    --------
+    >>> rows = [SelectionRow("sce", KNOWN, "sce", [0.20, 0.25, 0.21]),
+    ...         SelectionRow("mae", KNOWN, "mae", [0.22, 0.21, 0.24])]
+    >>> decide(rows, {}, "classification", 1.0).winner
+    'sce'
+    >>> decide(rows, {}, "classification", 1.0, prior="mae").winner  # sce's lead is within one SE
+    'mae'
+    """
+    folds_run = max(len(r.errors) for r in rows)
+    known_rows = [r for r in rows if r.kind == KNOWN and len(r.errors) == folds_run]
+    learned_rows = [r for r in rows if r.kind == LEARNED and len(r.errors) == folds_run]
+    best_known = min(known_rows, key=lambda r: r.mean)
+    best_learned = min(learned_rows, key=lambda r: r.mean) if learned_rows else None
+    wins, diff, se = _beats(best_learned, best_known, margin)
+    if wins:
+        assert best_learned is not None
+        winner, module = best_learned, learned[best_learned.name]
+        verdict = (
+            f"{best_learned.name} ({best_learned.loss}) beat the best known loss, {best_known.name}, "
+            f"on the folds by {-diff:.4f} ± {se:.4f}; returning the learned loss."
+        )
+    else:
+        winner, known_why = _known_winner(best_known, known_rows, prior, margin)
+        module = known_loss(zoo_name(winner.name, kind), kind)
+        why = (
+            "no learned loss on the front"
+            if best_learned is None
+            else (
+                f"no learned loss beat {best_known.name} by {margin:g} paired standard error(s) on the folds "
+                f"(best learned {best_learned.name}: {diff:+.4f} ± {se:.4f})"
+            )
+        )
+        verdict = f"{why}{known_why}; returning {winner.name}."
+    return SelectionResult(
+        winner=winner.name,
+        winner_kind=winner.kind,
+        module=module,
+        best_known=best_known.name,
+        best_learned=best_learned.name if best_learned else None,
+        difference=diff,
+        standard_error=se,
+        verdict=verdict,
+        rows=rows,
+        margin=margin,
+        prior=prior,
+        **info,
+    )
+
+
+def _beats(row: SelectionRow | None, other: SelectionRow, margin: float) -> tuple[bool, float, float]:
+    """Whether ``row`` has a lower mean than ``other`` by ``margin`` paired SEs, the difference and its SE."""
+    if row is None:
+        return False, math.nan, math.nan
+    diff, se, _ = paired_difference(row.errors, other.errors)
+    wins = math.isfinite(diff) and diff < 0 and (diff < -margin * se if math.isfinite(se) and se > 0 else True)
+    return wins, diff, se
+
+
+def _known_winner(best_known, known_rows, prior: str | None, margin: float) -> tuple[SelectionRow, str]:
+    """The best known row, or the ``prior`` row where the best known does not beat it; and why, for the verdict."""
+    prior_row = next((r for r in known_rows if r.name == prior), None)
+    if prior_row is None or prior_row is best_known:
+        return best_known, ""
+    wins, diff, se = _beats(best_known, prior_row, margin)
+    if wins:
+        return best_known, f"; {best_known.name} beat the prior, {prior}, by {-diff:.4f} ± {se:.4f}"
+    return prior_row, f", nor {best_known.name} the prior, {prior} ({diff:+.4f} ± {se:.4f})"
+
+
+def zoo_name(method: str, kind: str) -> str:
+    """The zoo name behind a meta-test method name (the report may suffix repeats with ``#2``)."""
+    base = method.split(" #")[0]
+    if base not in KNOWN_LOSSES[kind]:
+        raise ConfigError(f"{method!r} is not a known {kind} loss")
+    return base
