@@ -51,6 +51,8 @@ class ScorerSpec:
     local_search: bool
     cuda_graph: bool = False
     program: str = "per-tree"  # how the scorer computes the losses (evomal_sr.scoring.scorer.PROGRAMS)
+    precision: str = "fp32"  # the model's arithmetic (evomal_sr.training.precision)
+    channels_last: bool = False
 
     @classmethod
     def from_evaluator(cls, evaluator) -> ScorerSpec:
@@ -63,6 +65,8 @@ class ScorerSpec:
             local_search=evaluator.local_search,
             cuda_graph=evaluator.cuda_graph,
             program=getattr(evaluator, "program", "per-tree"),
+            precision=getattr(evaluator, "precision", "fp32"),
+            channels_last=getattr(evaluator, "channels_last", False),
         )
 
     def build(self):
@@ -79,6 +83,8 @@ class ScorerSpec:
             repair=False,
             cuda_graph=self.cuda_graph,
             program=self.program,
+            precision=self.precision,
+            channels_last=self.channels_last,
         )
 
 

@@ -79,6 +79,13 @@ class Evaluator:
         in the measured searches; learned weights equal to float32 round-off, not
         bit-identical). Opt-in: faster on CPU for the quick and standard presets, not
         for the paper preset or one candidate at a time; never run on a GPU.
+    precision : {"fp32", "tf32", "bf16"}
+        The base model's arithmetic while scoring (:mod:`evomal_sr.training.precision`):
+        ``"fp32"`` (default, exact), ``"tf32"`` (CUDA tensor cores) or ``"bf16"`` (autocast
+        of the model's forward); the loss trees stay in fp32. Opt-in: meant for large
+        convolutional models on a GPU, where it has not run yet.
+    channels_last : bool
+        Store 4-D image inputs as NHWC for the convolutions (same values). Opt-in.
     **overrides
         Any :class:`~evomal_sr.core.presets.Preset` field, e.g. ``train_steps=100``.
 
@@ -106,6 +113,8 @@ class Evaluator:
         chunk_size: int | str | None = None,
         cuda_graph: bool = False,
         program: str = "per-tree",
+        precision: str = "fp32",
+        channels_last: bool = False,
         **overrides,
     ):
         self.executor = executor  # the default of evaluate(executor=...); never changed by a call
@@ -121,6 +130,8 @@ class Evaluator:
             threads=threads,
             cuda_graph=cuda_graph,
             program=program,
+            precision=precision,
+            channels_last=channels_last,
         )
         self._probes = ProbePoints(
             kind=task.kind,
@@ -143,6 +154,8 @@ class Evaluator:
     local_search = property(lambda self: self.scorer.local_search)
     cuda_graph = property(lambda self: self.scorer.cuda_graph)
     program = property(lambda self: self.scorer.program)
+    precision = property(lambda self: self.scorer.precision)
+    channels_last = property(lambda self: self.scorer.channels_last)
     _stacked = property(lambda self: self.scorer.stacked)
 
     def on(self, executor) -> BoundEvaluator:

@@ -28,6 +28,7 @@ from evomal_sr.losses.program import LossProgram
 from evomal_sr.losses.symbolic import CompiledLoss, initial_weights
 from evomal_sr.training.fitness import FitnessSettings, partial_training_fitness
 from evomal_sr.training.local_search import local_search
+from evomal_sr.training.precision import check_precision, matmul_precision
 from evomal_sr.training.records import FitnessResult, Status
 from evomal_sr.training.scaling import ScaleProbe, probe_scales
 from evomal_sr.training.screening import rejection_protocol
@@ -69,6 +70,12 @@ class Scorer:
         Replay the training step from a CUDA graph on CUDA (same results).
     program : {"per-tree", "tensor"}
         How the batch's losses are computed (:data:`PROGRAMS`).
+    precision : {"fp32", "tf32", "bf16"}
+        The base model's arithmetic (:mod:`evomal_sr.training.precision`; opt-in, never run
+        on a GPU yet): ``"tf32"`` (CUDA only) for the whole batch, ``"bf16"`` autocast
+        for the model's forward; the loss trees stay in fp32.
+    channels_last : bool
+        Store 4-D image inputs as NHWC (same values).
 
     Examples
     --------
@@ -91,6 +98,8 @@ class Scorer:
         threads="auto",
         cuda_graph: bool = False,
         program: str = "per-tree",
+        precision: str = "fp32",
+        channels_last: bool = False,
     ):
         self.task = task
         self.settings = settings
@@ -100,11 +109,18 @@ class Scorer:
         self.local_search = bool(local_search)
         self.cuda_graph = bool(cuda_graph)
         self.program = check_program(program)
+        self.precision = check_precision(precision, self.device)
+        self.channels_last = bool(channels_last)
         self._data = {
             split: (getattr(task, f"X_{split}").to(self.device), getattr(task, f"y_{split}").to(self.device))
             for split in ("train", "val")
         }
-        self.stacked = StackedModel(task.make_model(seed=self.seed).to(self.device), seed=self.seed)
+        self.stacked = StackedModel(
+            task.make_model(seed=self.seed).to(self.device),
+            seed=self.seed,
+            precision=self.precision,
+            channels_last=self.channels_last,
+        )
         self.stacked.probe(self._data["train"][0][:4])  # batched, or one copy at a time (model_execution)
         self.threads = auto_threads(threads, self.stacked.model, self.device)
         self._meta_inits: dict[int, dict] = {}  # memoised pure functions of the seed
@@ -135,9 +151,10 @@ class Scorer:
         ``batched=False`` scores them one at a time (the same results); the caller
         sets the thread count.
         """
-        if self.batched or len(group) <= 1:
-            return self._score_batch(group)
-        return [result for item in group for result in self._score_batch([item])]
+        with matmul_precision(self.precision):
+            if self.batched or len(group) <= 1:
+                return self._score_batch(group)
+            return [result for item in group for result in self._score_batch([item])]
 
     def _score_batch(self, group) -> list[FitnessResult]:
         s = self.settings

@@ -27,6 +27,8 @@ class EvaluatorRecipe:
             "chunk_size": evaluator.chunk_size,
             "cuda_graph": evaluator.cuda_graph,
             "program": evaluator.program,
+            "precision": evaluator.precision,
+            "channels_last": evaluator.channels_last,
             "repair": False,
         }
         return cls(task, arguments, evaluator.state_dict())

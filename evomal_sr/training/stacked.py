@@ -58,6 +58,8 @@ from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
 
 from evomal_sr.core.seeding import derive_seed
+from evomal_sr.errors import ConfigError
+from evomal_sr.training.precision import PRECISIONS, model_autocast, to_channels_last
 
 Params = dict[str, torch.Tensor]
 
@@ -86,6 +88,12 @@ class StackedModel:
         The model whose parameters (and buffers) initialise the copies.
     seed : int
         Seeds the dropout masks (see :meth:`forward_seed`).
+    precision : {"fp32", "tf32", "bf16"}
+        ``"bf16"`` runs each forward under bf16 autocast and returns fp32 outputs; the others
+        leave the forward as it is (TF32 is switched on around a whole batch by the scorer,
+        :func:`~evomal_sr.training.precision.matmul_precision`).
+    channels_last : bool
+        Store 4-D image inputs as NHWC (:func:`~evomal_sr.training.precision.to_channels_last`).
 
     Examples
     --------
@@ -101,9 +109,13 @@ class StackedModel:
     'batched'
     """
 
-    def __init__(self, model: torch.nn.Module, *, seed: int = 0):
+    def __init__(self, model: torch.nn.Module, *, seed: int = 0, precision: str = "fp32", channels_last: bool = False):
+        if precision not in PRECISIONS:
+            raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
         self.model = model
         self.seed = int(seed)
+        self.precision = precision
+        self.channels_last = bool(channels_last)
         self._base = copy.deepcopy(model).to("meta").train()
         self._eval_base = copy.deepcopy(model).to("meta").eval()
         self._initial_buffers = {k: v.detach() for k, v in model.named_buffers()}
@@ -200,6 +212,15 @@ class StackedModel:
 
     # -- stateful path ---------------------------------------------------------------
     def _run(self, params: Params, x: torch.Tensor, *, mode: str, each: bool) -> torch.Tensor:
+        if self.channels_last:
+            x = to_channels_last(x)
+        if self.precision != "bf16":
+            return self._run_state(params, x, mode=mode, each=each)
+        with model_autocast(self.precision, x.device):
+            out = self._run_state(params, x, mode=mode, each=each)
+        return out.float()  # the loss tree, its derivatives and the optimiser stay in fp32
+
+    def _run_state(self, params: Params, x: torch.Tensor, *, mode: str, each: bool) -> torch.Tensor:
         if not self.stateful:
             return self._dispatch(params, self._no_state, x, mode, each, seed=None)
         state = self._state(params, train=mode == "train")
