@@ -70,6 +70,15 @@ VARIANTS: dict[str, dict] = {
     # the same, but a known loss other than MAE (noise-tolerant) is returned only where it beats MAE by
     # one paired SE on the folds (MAE always runs every fold)
     "halving-5folds-4-mae": {"selection_folds": 5, "selection_finalists": 4, "selection_prior": "mae"},
+    # the same, but the lr and stopping step of each fold chosen on validation rows, as the meta-test
+    # chooses them (folds of the validation rows: one scores, the others choose; the training rows
+    # train), where "validation" chooses on a part of the training rows, noisier on train-only noise
+    "validation-folds-mae": {
+        "selection_scoring": "validation-folds",
+        "selection_folds": 5,
+        "selection_finalists": 4,
+        "selection_prior": "mae",
+    },
     # a longer fitness horizon (the search's candidates train 1000 steps, not 500), with the default selection
     "horizon-1000": {"train_steps": 1000, "selection_folds": 5, "selection_finalists": 4, **NO_PRIOR},
 }

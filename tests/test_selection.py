@@ -62,6 +62,24 @@ def test_validation_scoring_scores_every_fold_on_the_validation_rows(distinct):
         assert not (_rows_of(f.X_train) | val) & _rows_of(distinct.X_test)
 
 
+def test_validation_folds_score_each_validation_row_once_and_choose_on_the_others(distinct):
+    folds = fold_tasks(distinct, 3, seed=0, scoring="validation-folds")
+    val, train = _rows_of(distinct.X_val), _rows_of(distinct.X_train)
+    tests = [_rows_of(f.X_test) for f in folds]
+    assert set().union(*tests) == val and sum(map(len, tests)) == len(val)  # every validation row scores once
+    for f, test in zip(folds, tests):
+        assert _rows_of(f.X_val) == val - test  # lr and stopping step chosen on the other validation rows
+        assert torch.equal(f.X_train, distinct.X_train) and _rows_of(f.X_train) == train
+        assert not (_rows_of(f.X_val) | test) & _rows_of(distinct.X_test)
+        assert not f.noisy_mask.any() and len(f.noisy_mask_val) == len(f.y_val)
+
+
+def test_validation_folds_need_two_validation_rows_per_fold(distinct):
+    small = es.Task.from_arrays(distinct.X_train[:40].numpy(), distinct.y_train[:40].numpy(), seed=0, model="linear")
+    with pytest.raises(ConfigError, match=r"at least 16 validation rows for 8 folds, got \d+; use fewer folds"):
+        fold_tasks(small, 8, seed=0, scoring="validation-folds")
+
+
 def test_an_unknown_scoring_is_refused(distinct):
     with pytest.raises(ConfigError, match="selection_scoring must be one of validation, folds"):
         fold_tasks(distinct, 3, seed=0, scoring="test")

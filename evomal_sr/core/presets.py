@@ -159,7 +159,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "loss_scaling": ("none", "grad_norm"),
     "initial_losses": ("baseline", "zoo"),
     "final_selection": ("none", "fair"),
-    "selection_scoring": ("validation", "folds"),
+    "selection_scoring": ("validation", "folds", "validation-folds"),
     "selection_prior": ("none", "mae"),
 }
 

@@ -50,7 +50,10 @@ def fold_tasks(task, folds: int, seed: int, scoring: str = "validation") -> list
     stopping step on part ``k`` of a seeded permutation of the training rows and trains on the
     other parts (the meta-test's final run then trains on all training rows).
     ``scoring="folds"``: the training and validation rows are pooled; fold ``k`` is scored on part
-    ``k``, validates on part ``k + 1`` and trains on the others. Labels are the user's, noise included.
+    ``k``, validates on part ``k + 1`` and trains on the others.
+    ``scoring="validation-folds"``: the validation rows are split; fold ``k`` is scored on part
+    ``k``, chooses lr and stopping step on the other parts and trains on every training row, as
+    the meta-test does with the whole validation split. Labels are the user's, noise included.
 
     Examples
     --------
@@ -60,6 +63,8 @@ def fold_tasks(task, folds: int, seed: int, scoring: str = "validation") -> list
     [(60, 30, 30), (60, 30, 30), (60, 30, 30)]
     >>> [(len(t.X_train), len(t.X_val), len(t.X_test)) for t in fold_tasks(task, 3, seed=0, scoring="folds")]
     [(40, 40, 40), (40, 40, 40), (40, 40, 40)]
+    >>> [(len(t.X_train), len(t.X_val), len(t.X_test)) for t in fold_tasks(task, 3, 0, "validation-folds")]
+    [(90, 20, 10), (90, 20, 10), (90, 20, 10)]
     """
     if isinstance(folds, bool) or not isinstance(folds, int) or folds < 3:
         raise ConfigError(
@@ -67,24 +72,34 @@ def fold_tasks(task, folds: int, seed: int, scoring: str = "validation") -> list
         )
     if scoring not in SCORINGS:
         raise ConfigError(f"selection_scoring must be one of {', '.join(SCORINGS)}, got {scoring!r}")
-    X, y = task.train_and_val() if scoring == "folds" else (task.X_train, task.y_train)
+    X, y = {
+        "validation": (task.X_train, task.y_train),
+        "folds": task.train_and_val(),
+        "validation-folds": (task.X_val, task.y_val),
+    }[scoring]
     if len(y) < 2 * folds:
+        rows = "validation rows" if scoring == "validation-folds" else "rows"
         raise ConfigError(
-            f"the final selection needs at least {2 * folds} rows for {folds} folds, got {len(y)}; "
+            f"the final selection needs at least {2 * folds} {rows} for {folds} folds, got {len(y)}; "
             "use fewer folds or final_selection='none'"
         )
     generator = torch.Generator().manual_seed(derive_seed(seed, "selection-folds"))
     order = torch.randperm(len(y), generator=generator).to(y.device)
     parts = list(torch.tensor_split(order, folds))
-    out = []
-    for k in range(folds):
-        # "folds": part k scores, part k + 1 chooses; "validation": the validation rows score, part k chooses
-        val = parts[(k + 1) % folds] if scoring == "folds" else parts[k]
-        test = parts[k] if scoring == "folds" else None
-        train = torch.cat([p for p in parts if p is not val and p is not test])
-        X_test, y_test = (X[test], y[test]) if test is not None else (task.X_val, task.y_val)
-        out.append(_fold(task, (X[train], y[train]), (X[val], y[val]), (X_test, y_test)))
-    return out
+    return [_fold_k(task, X, y, parts, k, scoring) for k in range(folds)]
+
+
+def _fold_k(task, X, y, parts: list, k: int, scoring: str):
+    """Fold ``k`` of :func:`fold_tasks`: which part scores, which rows choose, which train."""
+    if scoring == "validation-folds":  # part k scores, the other validation parts choose
+        chosen = torch.cat([p for j, p in enumerate(parts) if j != k])
+        return _fold(task, (task.X_train, task.y_train), (X[chosen], y[chosen]), (X[parts[k]], y[parts[k]]))
+    # "folds": part k scores, part k + 1 chooses; "validation": the validation rows score, part k chooses
+    val = parts[(k + 1) % len(parts)] if scoring == "folds" else parts[k]
+    test = parts[k] if scoring == "folds" else None
+    train = torch.cat([p for p in parts if p is not val and p is not test])
+    X_test, y_test = (X[test], y[test]) if test is not None else (task.X_val, task.y_val)
+    return _fold(task, (X[train], y[train]), (X[val], y[val]), (X_test, y_test))
 
 
 def _fold(task, train: tuple, val: tuple, test: tuple):

@@ -130,10 +130,15 @@ class SelectionResult:
 
 
 #: Which rows score the short list: "validation" (the task's validation split; folds of the training
-#: rows choose each loss's lr and stopping step) or "folds" (rotating folds of the pooled training +
-#: validation rows).
-SCORINGS = ("validation", "folds")
-_SCORED_ON = {"validation": "the validation rows", "folds": "folds of the training + validation rows"}
+#: rows choose each loss's lr and stopping step), "folds" (rotating folds of the pooled training +
+#: validation rows) or "validation-folds" (rotating folds of the validation rows: one scores, the
+#: others choose lr and stopping step, as the meta-test's validation rows do; the training rows train).
+SCORINGS = ("validation", "folds", "validation-folds")
+_SCORED_ON = {
+    "validation": "the validation rows",
+    "folds": "folds of the training + validation rows",
+    "validation-folds": "folds of the validation rows",
+}
 
 
 #: Folds every short-list row runs before successive halving keeps the finalists (``finalists > 0``).
