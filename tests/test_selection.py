@@ -160,6 +160,20 @@ def test_successive_halving_runs_only_the_finalists_after_the_screening_folds(ir
     assert halved.winner in finalists
 
 
+@pytest.mark.parametrize("folds", [3, 5, 7])
+def test_a_lead_of_exactly_one_standard_error_is_no_win(folds):
+    # one fold of n differing by d: the mean difference is d / n and its SE exactly |d| / n, so at
+    # margin 1 only float round-off decided (iris-noise30-val: learned #2 "beat" sce by 0.0067 +- 0.0067)
+    known = [0.3, 1 / 3, 0.5, 0.4, 0.3, 0.2, 0.1][:folds]
+    learned = [known[0] - 1 / 30, *known[1:]]
+    rows = [_row("learned #1", LEARNED, learned), _row("sce", KNOWN, known), _row("mae", KNOWN, [0.5] * folds)]
+    at_one = decide(rows, {"learned #1": None}, "classification", 1.0)
+    assert at_one.winner == "sce" and at_one.difference == pytest.approx(-at_one.standard_error)
+    assert decide(rows, {"learned #1": torch.nn.Identity()}, "classification", 0.99).winner == "learned #1"
+    same_everywhere = [_row("learned #1", LEARNED, [k - 0.01 for k in known]), _row("sce", KNOWN, known)]
+    assert decide(same_everywhere, {"learned #1": torch.nn.Identity()}, "classification", 1.0).winner == "learned #1"
+
+
 def test_rows_screened_out_by_halving_never_compete_in_the_decision():
     learned = {"learned #1": es.LearnedLoss("-(y * log(fx))"), "learned #2": es.LearnedLoss("square((fx - y))")}
     rows = [
