@@ -48,6 +48,8 @@ def test_settings_are_checked_with_what_would_be_right():
         es.Evaluator(es.Task.builtin("iris", seed=0), preset="tiny", precision="tf32")
     with pytest.raises(ConfigError, match="precision must be one of"):
         StackedModel(torch.nn.Linear(2, 1), precision="half")
+    with pytest.raises(ConfigError, match="channels_last must be True or False, got 'no'"):
+        es.Evaluator(es.Task.builtin("iris", seed=0), preset="tiny", channels_last="no")
 
 
 def test_tf32_switches_are_restored_after_the_block_even_on_error():

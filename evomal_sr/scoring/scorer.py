@@ -28,7 +28,7 @@ from evomal_sr.losses.program import LossProgram
 from evomal_sr.losses.symbolic import CompiledLoss, initial_weights
 from evomal_sr.training.fitness import FitnessSettings, partial_training_fitness
 from evomal_sr.training.local_search import local_search
-from evomal_sr.training.precision import check_precision, matmul_precision
+from evomal_sr.training.precision import check_channels_last, check_precision, matmul_precision
 from evomal_sr.training.records import FitnessResult, Status
 from evomal_sr.training.scaling import ScaleProbe, probe_scales
 from evomal_sr.training.screening import rejection_protocol
@@ -110,7 +110,7 @@ class Scorer:
         self.cuda_graph = bool(cuda_graph)
         self.program = check_program(program)
         self.precision = check_precision(precision, self.device)
-        self.channels_last = bool(channels_last)
+        self.channels_last = check_channels_last(channels_last)
         self._data = {
             split: (getattr(task, f"X_{split}").to(self.device), getattr(task, f"y_{split}").to(self.device))
             for split in ("train", "val")

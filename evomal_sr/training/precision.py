@@ -56,6 +56,13 @@ def check_precision(precision, device) -> str:
     return precision
 
 
+def check_channels_last(channels_last) -> bool:
+    """A ``channels_last`` setting, which must be a bool (a string such as ``"no"`` would read as true)."""
+    if not isinstance(channels_last, bool):
+        raise ConfigError(f"channels_last must be True or False, got {channels_last!r}")
+    return channels_last
+
+
 @contextlib.contextmanager
 def matmul_precision(precision: str) -> Iterator[None]:
     """Within the block, fp32 matrix products and convolutions use TF32 when ``precision == "tf32"``.

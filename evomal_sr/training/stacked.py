@@ -59,7 +59,7 @@ from torch.func import functional_call, stack_module_state, vmap
 
 from evomal_sr.core.seeding import derive_seed
 from evomal_sr.errors import ConfigError
-from evomal_sr.training.precision import PRECISIONS, model_autocast, to_channels_last
+from evomal_sr.training.precision import PRECISIONS, check_channels_last, model_autocast, to_channels_last
 
 Params = dict[str, torch.Tensor]
 
@@ -115,7 +115,7 @@ class StackedModel:
         self.model = model
         self.seed = int(seed)
         self.precision = precision
-        self.channels_last = bool(channels_last)
+        self.channels_last = check_channels_last(channels_last)
         self._base = copy.deepcopy(model).to("meta").train()
         self._eval_base = copy.deepcopy(model).to("meta").eval()
         self._initial_buffers = {k: v.detach() for k, v in model.named_buffers()}
