@@ -43,8 +43,6 @@ import torch  # noqa: E402
 
 #: Largest learned-weight difference accepted between the tensor program and the per-tree path.
 WEIGHT_TOLERANCE = 1e-4
-#: The losses' programs compared on digits (the per-tree reference first).
-PROGRAMS = ("per-tree", "tensor")
 
 
 def allcnn_configs(device: torch.device) -> list[dict]:
@@ -191,6 +189,7 @@ def main(argv=None) -> int:
 
     import evomal_sr as es
     from evomal_sr.core.presets import resolve_preset
+    from evomal_sr.scoring.scorer import PROGRAMS  # the per-tree reference first
 
     started = time.perf_counter()
     settings = resolve_preset(args.preset)

@@ -87,6 +87,17 @@ def test_paired_difference_verdicts():
     assert mean == 2.0 and math.isclose(se, 1.0)
 
 
+@pytest.mark.parametrize(("shift", "d"), [(0.0, 0.02), (0.1, 0.1), (0.25, 1 / 120), (0.0, 1 / 30)])
+def test_a_mean_of_exactly_two_standard_errors_is_within_noise(shift, d):
+    # three of nine seeds differing by the same d: the mean is d / 3 and exactly twice its SE, so a
+    # strict comparison alone was settled by float round-off, differently for different error levels
+    reference = [shift + 0.1 * k for k in range(9)]
+    values = [r - (d if k < 3 else 0.0) for k, r in enumerate(reference)]
+    mean, se, verdict = paired_difference(values, reference)
+    assert mean == pytest.approx(-2 * se) and verdict == "within noise"
+    assert paired_difference([v - 1e-3 for v in values], reference)[2] == "better"
+
+
 def test_report_round_trip_and_markdown(tuned, tmp_path):
     tuned.to_json(tmp_path / "m.json")
     again = es.MetaTestReport.load(tmp_path / "m.json")

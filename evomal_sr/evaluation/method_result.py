@@ -37,11 +37,28 @@ def paired_difference(values: Sequence[float], reference: Sequence[float]) -> tu
     if len(diffs) < 2 or not math.isfinite(mean):
         return mean, math.nan, "n/a"
     se = std / math.sqrt(len(diffs))
-    if se == 0.0:
-        verdict = "within noise" if mean == 0.0 else ("better" if mean < 0 else "worse")
-    else:
-        verdict = "better" if mean < -2 * se else "worse" if mean > 2 * se else "within noise"
-    return mean, se, verdict
+    return mean, se, beyond_noise(mean, se, 2.0)
+
+
+def beyond_noise(mean: float, se: float, margin: float) -> str:
+    """``"better"`` (negative) or ``"worse"`` when ``mean`` lies strictly beyond ``margin`` SEs of zero.
+
+    A mean that equals the bound up to float round-off is ``"within noise"``: with one of ``n``
+    paired differences non-zero the mean equals its SE exactly (and with 3 of 9, twice it), so a
+    strict comparison alone would be settled by the last bit. With ``se == 0`` (every difference
+    the same) any non-zero mean counts.
+
+    Examples
+    --------
+    >>> beyond_noise(-0.3, 0.1, 2.0), beyond_noise(-0.2, 0.1, 2.0), beyond_noise(0.0, 0.0, 2.0)
+    ('better', 'within noise', 'within noise')
+    """
+    if not math.isfinite(se) or se == 0.0:
+        return "within noise" if mean == 0.0 else ("better" if mean < 0 else "worse")
+    bound = margin * se
+    if abs(mean) <= bound or math.isclose(abs(mean), bound, rel_tol=1e-9, abs_tol=1e-15):
+        return "within noise"
+    return "better" if mean < 0 else "worse"
 
 
 def _jsonable(value):

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import torch
 
 from evomal_sr.errors import ConfigError
-from evomal_sr.evaluation.report import paired_difference
+from evomal_sr.evaluation.method_result import beyond_noise, paired_difference
 from evomal_sr.losses.zoo import KNOWN_LOSSES, known_loss
 
 #: Which candidates the selection treats as learned (from the front) or known (the zoo).
@@ -212,14 +212,7 @@ def _beats(row: SelectionRow | None, other: SelectionRow, margin: float) -> tupl
     if row is None:
         return False, math.nan, math.nan
     diff, se, _ = paired_difference(row.errors, other.errors)
-    if not math.isfinite(diff) or diff >= 0:
-        return False, diff, se
-    if not math.isfinite(se) or se == 0:  # every fold improved by the same amount
-        return True, diff, se
-    # strictly beyond the margin: with one fold of n differing by d, the mean is d / n and its SE
-    # exactly |d| / n, so at margin 1 only float round-off would decide; such a tie is no win
-    bound = -margin * se
-    return diff < bound and not math.isclose(diff, bound, rel_tol=1e-9, abs_tol=1e-15), diff, se
+    return math.isfinite(diff) and beyond_noise(diff, se, margin) == "better", diff, se
 
 
 def _known_winner(best_known, known_rows, prior: str | None, margin: float) -> tuple[SelectionRow, str]:

@@ -34,8 +34,8 @@ from evomal_sr.errors import ConfigError
 PRECISIONS = ("fp32", "tf32", "bf16")
 
 
-def check_precision(precision, device) -> str:
-    """A valid ``precision`` for ``device``, or :class:`ConfigError` saying what would be right.
+def check_precision(precision, device=None) -> str:
+    """A valid ``precision`` (for ``device``, when given), or :class:`ConfigError` saying what would be right.
 
     Examples
     --------
@@ -48,7 +48,7 @@ def check_precision(precision, device) -> str:
     """
     if precision not in PRECISIONS:
         raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
-    if precision == "tf32" and torch.device(device).type != "cuda":
+    if precision == "tf32" and device is not None and torch.device(device).type != "cuda":
         raise ConfigError(
             f"precision='tf32' needs a CUDA device (TF32 is a tensor-core format), got device "
             f"{str(device)!r}; use 'fp32' or 'bf16' there"

@@ -58,8 +58,7 @@ from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
 
 from evomal_sr.core.seeding import derive_seed
-from evomal_sr.errors import ConfigError
-from evomal_sr.training.precision import PRECISIONS, check_channels_last, model_autocast, to_channels_last
+from evomal_sr.training.precision import check_channels_last, check_precision, model_autocast, to_channels_last
 
 Params = dict[str, torch.Tensor]
 
@@ -110,11 +109,9 @@ class StackedModel:
     """
 
     def __init__(self, model: torch.nn.Module, *, seed: int = 0, precision: str = "fp32", channels_last: bool = False):
-        if precision not in PRECISIONS:
-            raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
         self.model = model
         self.seed = int(seed)
-        self.precision = precision
+        self.precision = check_precision(precision)  # TF32 is the scorer's, around a whole batch
         self.channels_last = check_channels_last(channels_last)
         self._base = copy.deepcopy(model).to("meta").train()
         self._eval_base = copy.deepcopy(model).to("meta").eval()
