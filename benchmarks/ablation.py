@@ -57,6 +57,7 @@ OUT = ROOT / "results" / "ablation"
 #: Each variant: overrides of the ``standard`` preset.
 NO_PRIOR = {"selection_prior": "none"}
 THREE = {"selection_folds": 3, "selection_finalists": 0, **NO_PRIOR}  # every row on three folds (before halving)
+DEFAULT = {"selection_folds": 5, "selection_finalists": 4, "selection_prior": "mae"}  # halving-5folds-4-mae
 VARIANTS: dict[str, dict] = {
     "validation-600": {"selection_scoring": "validation", "selection_steps": 600, **THREE},
     "folds-600": {"selection_scoring": "folds", "selection_steps": 600, **THREE},
@@ -69,7 +70,7 @@ VARIANTS: dict[str, dict] = {
     "halving-5folds-4": {"selection_folds": 5, "selection_finalists": 4, **NO_PRIOR},
     # the same, but a known loss other than MAE (noise-tolerant) is returned only where it beats MAE by
     # one paired SE on the folds (MAE always runs every fold)
-    "halving-5folds-4-mae": {"selection_folds": 5, "selection_finalists": 4, "selection_prior": "mae"},
+    "halving-5folds-4-mae": DEFAULT,
     # the same, but the lr and stopping step of each fold chosen on validation rows, as the meta-test
     # chooses them (folds of the validation rows: one scores, the others choose; the training rows
     # train), where "validation" chooses on a part of the training rows, noisier on train-only noise
@@ -79,6 +80,15 @@ VARIANTS: dict[str, dict] = {
         "selection_finalists": 4,
         "selection_prior": "mae",
     },
+    # the default, but each fold's lr, stopping step and score by the mean absolute error or the Huber
+    # error on regression tasks (selection_metric): the same validation rows score every fold, so one
+    # heavy-tailed label biases every fold alike under MSE; classification keeps the error rate (rows
+    # as the default's)
+    "metric-mae": {**DEFAULT, "selection_metric": "mae"},
+    "metric-huber": {**DEFAULT, "selection_metric": "huber"},
+    # the default, but every candidate's fitness is the mean of its best validation errors from two
+    # initialisations (fitness_seeds=2: about twice the training of the search)
+    "fitness-seeds-2": {**DEFAULT, "fitness_seeds": 2},
     # a longer fitness horizon (the search's candidates train 1000 steps, not 500), with the default selection
     "horizon-1000": {"train_steps": 1000, "selection_folds": 5, "selection_finalists": 4, **NO_PRIOR},
 }
@@ -107,7 +117,7 @@ def run_variant(name: str, keys: list[str], args) -> None:
         if target.exists():
             print(f"[{name}] {key}: done before", flush=True)
             continue
-        derived = _with_prior(name, key)
+        derived = _with_prior(name, key) or _same_metric(name, key)
         if derived is not None:
             print(f"[{name}] {key}: derived from {derived['derived_from']}", flush=True)
             atomic_write_json(target, {**derived, "command": " ".join(sys.argv)})
@@ -156,6 +166,21 @@ def _with_prior(name: str, key: str) -> dict | None:
     info = {k: chosen[k] for k in ("folds", "steps", "seconds", "scoring", "finalists")}
     result = decide(rows, {r.name: None for r in rows if r.kind == "learned"}, kind, chosen["margin"], prior, **info)
     summary = {**result.to_dict(), "derived_from": f"{base}'s saved rows (the prior ran every fold)"}
+    return {"selection": summary, "seconds": record["seconds"], "derived_from": summary["derived_from"]}
+
+
+def _same_metric(name: str, key: str) -> dict | None:
+    """On a classification task, a variant that only sets ``selection_metric`` is its base's run (every
+    metric is the error rate there), so the base's saved selection is reused; else None."""
+    settings = VARIANTS[name]
+    if settings.get("selection_metric", "task") == "task":
+        return None
+    without = {k: v for k, v in settings.items() if k != "selection_metric"}
+    base = next((n for n, v in VARIANTS.items() if v in (without, {**without, "selection_metric": "task"})), None)
+    record = saved_selection(base, key) if base else None
+    if record is None or not any(r["name"] == "cross-entropy" for r in record["selection"]["rows"]):
+        return None
+    summary = {**record["selection"], "derived_from": f"{base}'s saved run (the same error rate on classification)"}
     return {"selection": summary, "seconds": record["seconds"], "derived_from": summary["derived_from"]}
 
 

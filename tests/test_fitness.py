@@ -11,7 +11,7 @@ import evomal_sr as es
 from evomal_sr.core.presets import resolve_preset
 from evomal_sr.grammar.expression import Expression
 from evomal_sr.losses.symbolic import CompiledLoss
-from evomal_sr.training.fitness import FitnessSettings, partial_training_fitness
+from evomal_sr.training.fitness import FitnessSettings, fitness_inits, partial_training_fitness
 from evomal_sr.training.stacked import StackedModel
 
 EXPRESSIONS = ["square((fx - y))", "(10.0 * square((fx - y)))", "abs((fx - y))"]
@@ -54,6 +54,42 @@ def test_best_along_the_run_is_at_most_the_last_step(setup):
     last, _ = _fitness(setup)
     best, _ = _fitness(setup, eval_every=10)
     assert all(b <= a + 1e-7 for a, b in zip(last, best))
+
+
+def test_fitness_from_several_inits_is_the_mean_of_each_inits_own(setup):
+    stacked, losses, weights, (train, val) = setup
+    task = es.Task.builtin("friedman1", seed=0, label_noise=0.2, model="linear")
+    settings = FitnessSettings(steps=60, lr=0.01, batch_size=32, seed=3, lr_factors=(1.0, 3.0), eval_every=20)
+    inits = fitness_inits(stacked, task.make_model, seed=0, count=3, device="cpu")
+    assert torch.equal(inits[0]["weight"], stacked.initial_params()["weight"])
+    assert not torch.equal(inits[1]["weight"], inits[2]["weight"])
+    both, diverged = partial_training_fitness(
+        stacked, losses, weights, train, val, kind="regression", settings=settings, inits=inits
+    )
+    each = []
+    for init in inits:
+        model = task.make_model(seed=0)
+        with torch.no_grad():
+            for name, p in model.named_parameters():
+                p.copy_(init[name])
+        one, _ = partial_training_fitness(
+            StackedModel(model), losses, weights, train, val, kind="regression", settings=settings
+        )
+        each.append(one)
+    for k in range(len(losses)):
+        assert both[k] == pytest.approx(sum(e[k] for e in each) / len(inits), rel=1e-5)
+    assert diverged == [False] * len(losses)
+    alone, _ = partial_training_fitness(
+        stacked, losses, weights, train, val, kind="regression", settings=settings, inits=inits[:1]
+    )
+    assert alone == each[0]  # one init: the stacked model's own, exactly as without inits
+
+
+def test_fitness_seeds_is_a_positive_integer_setting():
+    assert resolve_preset("standard").fitness_seeds == 1
+    assert resolve_preset("standard", fitness_seeds=2).fitness_seeds == 2
+    with pytest.raises(es.ConfigError, match="fitness_seeds must be > 0, got 0"):
+        resolve_preset("standard", fitness_seeds=0)
 
 
 def test_paper_and_quick_keep_the_paper_fitness():

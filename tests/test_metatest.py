@@ -105,6 +105,15 @@ def test_regression_uses_mse(sinusoid):
     assert np.allclose(learned.errors, base.errors, rtol=1e-4)  # square error is MSE
 
 
+def test_a_regression_meta_test_may_choose_and_report_by_mean_absolute_error(sinusoid):
+    loss = LearnedLoss("square(fx - y)", task="regression")
+    mse = meta_test(loss, sinusoid, seeds=2, steps=STEPS, baseline=False)
+    mae = meta_test(loss, sinusoid, seeds=2, steps=STEPS, baseline=False, metric="mae")
+    assert (mse.metric, mae.metric) == ("MSE", "MAE")
+    assert not np.allclose(mse["learned"].errors, mae["learned"].errors)
+    assert np.all(np.array(mae["learned"].errors) ** 2 <= np.array(mse["learned"].errors) + 1e-6)  # Jensen
+
+
 class _NaNLoss(torch.nn.Module):
     task = "classification"
 
@@ -147,6 +156,7 @@ def test_report_files_and_table(iris, tmp_path):
         ({"lr": -1.0}, "lr"),
         ({"device": "nonsense"}, "device"),
         ({"preset": "huge"}, "preset"),
+        ({"metric": "l2"}, "metric must be one of task, mae, huber, got 'l2'"),
     ],
 )
 def test_bad_settings_raise_config_error(iris, kwargs, match):

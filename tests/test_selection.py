@@ -295,3 +295,30 @@ def test_bad_selection_settings_are_refused():
         es.LossSearch(preset="tiny", final_selection="maybe").fit(es.Task.builtin("iris"))
     with pytest.raises(ConfigError, match="selection_folds"):
         es.LossSearch(preset="tiny", selection_folds=2).fit(es.Task.builtin("iris"))
+
+
+@pytest.mark.parametrize("metric", ["mae", "huber"])
+def test_a_robust_metric_scores_regression_folds_without_the_wild_labels_dominating(metric):
+    X = np.random.default_rng(0).normal(size=(120, 3))
+    y = X @ np.array([1.0, -2.0, 0.5])
+    y[:3] += 1e4  # wild labels: whichever rows they fall in, MSE would be dominated by them
+    task = es.Task.from_arrays(X, y, seed=0, model="linear")
+    front = ParetoFront([FrontEntry("square((fx - y))", (1.0,) * 3, 0.1, 4)], task_kind="regression")
+    robust = select_final(front, task, steps=20, seed=0, verbose=0, metric=metric)
+    plain = select_final(front, task, steps=20, seed=0, verbose=0)
+    assert robust.metric == metric and robust.to_dict()["metric"] == metric
+    assert f"metric {metric}" in str(robust) and "metric" not in str(plain)
+    assert {r.name for r in robust.rows} == {r.name for r in plain.rows}
+    assert max(r.mean for r in robust.rows) < min(r.mean for r in plain.rows)  # O(1) errors, not O(1e4)
+
+
+def test_every_metric_is_the_error_rate_on_classification(iris):
+    front = ParetoFront([FrontEntry("-(y * log(fx))", (1.0,) * 4, 0.1, 5)], task_kind="classification")
+    robust = select_final(front, iris, steps=20, seed=0, verbose=0, metric="huber")
+    plain = select_final(front, iris, steps=20, seed=0, verbose=0)
+    assert [r.errors for r in robust.rows] == [r.errors for r in plain.rows]
+
+
+def test_an_unknown_selection_metric_is_refused():
+    with pytest.raises(ConfigError, match="selection_metric must be one of task, mae, huber, got 'mse'"):
+        es.LossSearch(preset="tiny", selection_metric="mse").fit(es.Task.builtin("iris"))

@@ -10,8 +10,11 @@ import math
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from torch import nn
 
+from evomal_sr.errors import ConfigError
 from evomal_sr.grammar.expression import Expression
 from evomal_sr.losses.base import same_targets
 from evomal_sr.losses.symbolic import CompiledLoss, LearnedLoss
@@ -21,6 +24,8 @@ from evomal_sr.training.loop import (
     CandidateLosses,
     evaluate_metric,
     masked_sum,
+    metric_name,
+    robust_spread,
     rows_finite,
     task_loss,
     task_metric,
@@ -117,6 +122,45 @@ def test_task_metric_error_rate_and_non_finite_rows():
     assert metric.tolist() == [0.0, 0.5, math.inf]
     reg = torch.tensor([[[1.0]], [[math.inf]]])
     assert task_metric(reg, torch.tensor([[0.0]]), "regression").tolist() == [1.0, math.inf]
+    for metric in ("mae", "huber"):
+        assert task_metric(reg, torch.tensor([[0.0]]), "regression", metric).tolist() == [1.0, math.inf]
+        assert task_metric(outputs, labels, "classification", metric).tolist() == [0.0, 0.5, math.inf]
+
+
+def test_the_robust_regression_metrics_against_torch():
+    outputs, target = torch.randn(3, 10, 2), torch.randn(10, 2)
+    expected = torch.stack([nn.functional.l1_loss(o, target) for o in outputs])
+    torch.testing.assert_close(task_metric(outputs, target, "regression", "mae"), expected)
+    delta = 1.4826 * (target - target.median()).abs().median()
+    huber = torch.stack([2 * nn.functional.huber_loss(o, target, delta=float(delta)) for o in outputs])
+    torch.testing.assert_close(task_metric(outputs, target, "regression", "huber"), huber)
+    small = target + 0.01 * delta  # every residual within delta: the Huber metric is the MSE
+    torch.testing.assert_close(
+        task_metric(small.unsqueeze(0), target, "regression", "huber"),
+        task_metric(small.unsqueeze(0), target, "regression"),
+    )
+    assert [metric_name("regression", m) for m in ("task", "mae", "huber")] == ["MSE", "MAE", "Huber"]
+    with pytest.raises(ConfigError, match="metric must be one of task, mae, huber, got 'l1'"):
+        metric_name("regression", "l1")
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    st.lists(st.floats(-1e6, 1e6), min_size=4, max_size=4),
+    st.lists(st.floats(-10, 10), min_size=4, max_size=4),
+    st.lists(st.floats(-10, 10), min_size=4, max_size=4),
+)
+def test_one_label_moves_the_robust_metrics_of_two_models_apart_by_at_most_their_distance(labels, first, second):
+    # why the selection may score regression by MAE or Huber: however wild a label, two models' MAEs differ
+    # by at most the mean distance of their predictions (the triangle inequality), their Huber errors by
+    # 2 delta times it (the slope's bound); their MSEs by up to 2|e||f - g|, unbounded in the label e
+    outputs = torch.tensor([first, second], dtype=torch.float64).unsqueeze(-1)
+    target = torch.tensor(labels, dtype=torch.float64).unsqueeze(-1)
+    distance = (outputs[0] - outputs[1]).abs().mean().item()
+    a, b = task_metric(outputs, target, "regression", "mae").tolist()
+    assert abs(a - b) <= distance + 1e-9
+    a, b = task_metric(outputs, target, "regression", "huber").tolist()
+    assert abs(a - b) <= 2 * float(robust_spread(target)) * distance * (1 + 1e-9) + 1e-9
 
 
 def test_masked_sum_keeps_nan_rows_out_of_the_gradient():

@@ -181,6 +181,10 @@ def test_local_workers_ignore_sigint_and_the_driver_keeps_its_handler():
     assert signal.getsignal(signal.SIGINT) is before
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def _interrupted_search(out) -> tuple[subprocess.Popen, str]:
     """A search on two local workers, sent Ctrl-C (SIGINT to its process group) mid-generation."""
     code = "import sys; from evomal_sr.cli.main import cli; sys.exit(cli(prog_name='evomal-sr'))"
@@ -192,6 +196,9 @@ def _interrupted_search(out) -> tuple[subprocess.Popen, str]:
         stderr=subprocess.STDOUT,
         text=True,
         start_new_session=True,
+        # SIGINT at its default, as in a terminal's foreground job: a process started in the background of
+        # a non-interactive shell (nohup, `&`) inherits it ignored, and Python keeps an inherited SIG_IGN
+        preexec_fn=_default_sigint,
     )
     try:
         deadline = time.monotonic() + 180
@@ -210,8 +217,10 @@ def _interrupted_search(out) -> tuple[subprocess.Popen, str]:
 @pytest.mark.slow
 def test_ctrl_c_under_two_workers_is_one_clean_message_and_the_workers_stop(tmp_path):
     pytest.importorskip("distributed")
-    # Known, not fixed: on a loaded 2-core machine about one Ctrl-C in five is lost (the run
-    # finishes with status 0); a user presses it again. Up to three tries, each a fresh run.
+    # Up to three tries, each a fresh run: a Ctrl-C was seen lost (the run finishing with status 0)
+    # about one time in five on a loaded 2-core machine. One cause found: pytest itself started in the
+    # background of a non-interactive shell, whose children inherit SIGINT ignored (every try lost);
+    # the search this test starts has SIGINT at its default (_default_sigint), as a terminal job does.
     for attempt in range(3):
         proc, output = _interrupted_search(tmp_path / f"run{attempt}")
         if proc.returncode != 0:

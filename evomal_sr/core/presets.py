@@ -59,6 +59,9 @@ class Preset:
     fitness_lr_grid: int = 1
     fitness_lr_ratio: float = 3.0
     fitness_eval_every: int = 0
+    # initialisations each candidate trains from (the same minibatches); its fitness is the mean of
+    # their best validation errors, so one lucky initialisation cannot carry a loss (1: the paper's)
+    fitness_seeds: int = 1
     # choosing the loss of the front: the simplest within (1 + selection_tolerance) of the lowest
     # validation error (0: the most accurate, the paper's choice)
     selection_tolerance: float = 0.0
@@ -106,6 +109,10 @@ class Preset:
     # "none", or a known loss (of every task kind) returned in place of the best known loss unless that
     # beats it by selection_margin paired standard errors on the folds (evaluation.selection)
     selection_prior: str = "none"
+    # what chooses each fold's lr and stopping step and scores it on regression tasks: "task" (the
+    # meta-test's MSE), "mae" or "huber" (bounded influence of a heavy-tailed validation label;
+    # training.loop.METRICS); classification always uses the error rate
+    selection_metric: str = "task"
 
     def validate(self) -> Preset:
         """Return self, or raise :class:`ConfigError` naming the bad setting."""
@@ -161,6 +168,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "final_selection": ("none", "fair"),
     "selection_scoring": ("validation", "folds", "validation-folds"),
     "selection_prior": ("none", "mae"),
+    "selection_metric": ("task", "mae", "huber"),
 }
 
 #: The paper's 250 local-search steps at lr 1e-3 compressed into 20 steps at lr 1e-2.

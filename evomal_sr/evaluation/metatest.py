@@ -44,6 +44,7 @@ from evomal_sr.evaluation.population import CopySpec, train_copies
 from evomal_sr.evaluation.report import MetaTestReport, MethodResult
 from evomal_sr.losses.io import count_parameters, describe_loss, load_loss
 from evomal_sr.losses.standard import StandardLoss
+from evomal_sr.training.loop import metric_name
 
 __all__ = [
     "LR_FACTORS",
@@ -113,6 +114,7 @@ def meta_test(
     curve_points: int = CURVE_POINTS,
     progress: Callable[[int], None] | None = None,
     verbose: int = 1,
+    metric: str = "task",
 ) -> MetaTestReport:
     """Train fresh models with ``loss`` (frozen) and with known losses; compare test errors fairly.
 
@@ -146,6 +148,11 @@ def meta_test(
         1 (default): a progress bar over the ``2 * steps`` steps on stderr
         (``tqdm.auto``) and a log record per run (logger ``evomal_sr.evaluation``,
         level INFO); 0: nothing. See :mod:`evomal_sr.core.progress`.
+    metric : {"task", "mae", "huber"}
+        What chooses lr and stopping step and what is reported on a regression task: the
+        MSE (``"task"``), the mean absolute error, or a Huber error whose threshold is the
+        targets' robust spread (one heavy-tailed label cannot dominate either; see
+        :data:`~evomal_sr.training.loop.METRICS`). Classification always uses the error rate.
 
     Returns
     -------
@@ -175,6 +182,7 @@ def meta_test(
         raise ConfigError(f"eval_every ({every}) must not exceed steps ({steps}): nothing would be evaluated")
     seed_list = _seed_list(seeds, seed)
     verbose = check_verbose(verbose)
+    metric_label = metric_name(task.kind, metric)
     methods = resolve_methods(loss, task.kind, method=method, baselines=baselines if baseline else ())
     dev = resolve_device(device)
     task = task.to(dev)
@@ -191,6 +199,7 @@ def meta_test(
             every=every,
             batch_size=batch_size,
             progress=_both(bar.update, progress),
+            metric=metric,
         )
     finally:
         bar.close()
@@ -204,7 +213,7 @@ def meta_test(
     ]
     return MetaTestReport(
         task=task.describe(),
-        metric="error rate" if task.kind == "classification" else "MSE",
+        metric=metric_label,
         steps=steps,
         lr=lr,
         batch_size=batch_size,
@@ -216,11 +225,19 @@ def meta_test(
     )
 
 
-def _train(task, modules, grid, seed_list, *, steps, every, batch_size, progress):
+def _train(task, modules, grid, seed_list, *, steps, every, batch_size, progress, metric="task"):
     """The selection run, then the final run at each method's chosen lr."""
     with torch_threads(auto_threads("auto", task.make_model(seed=0), task.device)):  # one thread for small models
         chosen = _select(
-            task, modules, grid, seed_list, steps=steps, every=every, batch_size=batch_size, progress=progress
+            task,
+            modules,
+            grid,
+            seed_list,
+            steps=steps,
+            every=every,
+            batch_size=batch_size,
+            progress=progress,
+            metric=metric,
         )
         copies = [CopySpec(i, chosen.lr[i], s) for i in range(len(modules)) for s in seed_list]
         final = train_copies(
@@ -233,6 +250,7 @@ def _train(task, modules, grid, seed_list, *, steps, every, batch_size, progress
             every=every,
             batch_size=batch_size,
             progress=progress,
+            metric=metric,
         )
     return chosen, final
 
@@ -258,7 +276,7 @@ class _Selection:
     val_curves: dict[tuple[int, int], list[float]] = field(default_factory=dict)  # at the chosen lr
 
 
-def _select(task, modules, grid, seeds, *, steps, every, batch_size, progress) -> _Selection:
+def _select(task, modules, grid, seeds, *, steps, every, batch_size, progress, metric="task") -> _Selection:
     """The selection run: per method the chosen lr, per seed the early-stopping step."""
     copies = [CopySpec(i, lr, s) for i in range(len(modules)) for lr in grid for s in seeds]
     run = train_copies(
@@ -271,6 +289,7 @@ def _select(task, modules, grid, seeds, *, steps, every, batch_size, progress) -
         every=every,
         batch_size=batch_size,
         progress=progress,
+        metric=metric,
     )
     curves = dict(zip(copies, run.curves))
     best_val = {c: min((v for v in curve if math.isfinite(v)), default=math.inf) for c, curve in curves.items()}

@@ -88,8 +88,10 @@ def train_copies(
     every: int,
     batch_size: int,
     progress: Callable[[int], None] | None = None,
+    metric: str = "task",
 ) -> PopulationRun:
-    """Train every copy with SGD for ``steps`` steps; the metric on ``eval_data`` every ``every`` steps."""
+    """Train every copy with SGD for ``steps`` steps; the metric (:func:`~evomal_sr.training.loop.task_metric`)
+    on ``eval_data`` every ``every`` steps."""
     X, Y = train_data
     models = [task.make_model(seed=derive_seed(c.seed, "meta-test-init")) for c in copies]
     stacked = StackedModel(models[0])
@@ -102,7 +104,7 @@ def train_copies(
     ]
     groups = [(m, idx) for m, idx in groups if idx.numel()]
     inverse = torch.argsort(torch.cat([idx for _, idx in groups]))
-    recorder = _Recorder(len(copies), evaluate_metric(stacked, params, eval_data, kind=task.kind))
+    recorder = _Recorder(len(copies), evaluate_metric(stacked, params, eval_data, kind=task.kind, metric=metric))
 
     def losses_of(theta, _step):
         index = torch.stack([s.next() for s in samplers]).to(X.device)
@@ -111,7 +113,7 @@ def train_copies(
 
     def after_step(step, theta):
         if step % every == 0 or step == steps:
-            recorder.point(step, evaluate_metric(stacked, theta, eval_data, kind=task.kind))
+            recorder.point(step, evaluate_metric(stacked, theta, eval_data, kind=task.kind, metric=metric))
         if progress is not None:
             progress(1)
 

@@ -128,6 +128,7 @@ def select_final(
     scoring: str = "validation",
     finalists: int = 0,
     prior: str | None = None,
+    metric: str = "task",
 ) -> SelectionResult:
     """Re-score the front's best ``shortlist`` losses and the zoo on folds; return the winner.
 
@@ -161,6 +162,12 @@ def select_final(
         paired standard errors (it always runs every fold). Under label noise the folds often cannot
         tell the known losses apart, and a noise-tolerant default (``"mae"``) is a safer answer than
         the one that was luckiest on noisy validation labels.
+    metric : {"task", "mae", "huber"}
+        What chooses each fold's lr and stopping step and what scores it on a regression task
+        (:data:`~evomal_sr.training.loop.METRICS`): the meta-test's MSE, or the mean absolute or
+        Huber error, whose rows cannot dominate it with a heavy-tailed label (the same validation
+        rows score every fold, so one wild label biases every fold alike and the paired standard
+        error does not show it). Classification always uses the error rate.
 
     Examples
     --------
@@ -208,6 +215,7 @@ def select_final(
                 device=device,
                 progress=advance,
                 verbose=0,
+                metric=metric,
             )
             for row in report.methods:
                 errors.setdefault(row.method, []).append(row.early_errors[0])
@@ -229,6 +237,7 @@ def select_final(
         scoring=scoring,
         finalists=finalists,
         prior=prior,
+        metric=metric,
     )
 
 
@@ -299,4 +308,5 @@ def select_with_settings(
         scoring=settings.selection_scoring if scoring is None else scoring,
         finalists=settings.selection_finalists,
         prior=None if settings.selection_prior == "none" else settings.selection_prior,
+        metric=settings.selection_metric,
     )

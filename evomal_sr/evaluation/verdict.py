@@ -75,6 +75,7 @@ class SelectionResult:
     scoring: str = "validation"
     finalists: int = 0
     prior: str | None = None
+    metric: str = "task"
 
     def to_dict(self) -> dict:
         """JSON-ready summary (non-finite numbers become ``None``)."""
@@ -96,6 +97,7 @@ class SelectionResult:
             "scoring": self.scoring,
             "finalists": self.finalists,
             "prior": self.prior,
+            "metric": self.metric,
             "seconds": self.seconds,
             "rows": [
                 {
@@ -118,7 +120,8 @@ class SelectionResult:
     def __str__(self) -> str:
         lines = [
             f"final selection ({self.folds} folds{self._halving()}, scored on {_SCORED_ON[self.scoring]}, "
-            f"{self.steps} steps, lr tuned, early-stopped{'; prior ' + self.prior if self.prior else ''}; "
+            f"{self.steps} steps, lr tuned, early-stopped{'; prior ' + self.prior if self.prior else ''}"
+            f"{'' if self.metric == 'task' else '; metric ' + self.metric}; "
             f"{self.seconds:.0f} s)"
         ]
         for r in sorted(self.rows, key=lambda r: r.mean):

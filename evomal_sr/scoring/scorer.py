@@ -26,7 +26,7 @@ from evomal_sr.errors import ConfigError
 from evomal_sr.grammar.expression import Expression
 from evomal_sr.losses.program import LossProgram
 from evomal_sr.losses.symbolic import CompiledLoss, initial_weights
-from evomal_sr.training.fitness import FitnessSettings, partial_training_fitness
+from evomal_sr.training.fitness import FitnessSettings, fitness_inits, partial_training_fitness
 from evomal_sr.training.local_search import local_search
 from evomal_sr.training.precision import check_channels_last, check_precision, matmul_precision
 from evomal_sr.training.records import FitnessResult, Status
@@ -124,6 +124,7 @@ class Scorer:
         self.stacked.probe(self._data["train"][0][:4])  # batched, or one copy at a time (model_execution)
         self.threads = auto_threads(threads, self.stacked.model, self.device)
         self._meta_inits: dict[int, dict] = {}  # memoised pure functions of the seed
+        self._fitness_starts: list[dict] | None = None
         self._probe: ScaleProbe | None = None
 
     @property
@@ -210,6 +211,7 @@ class Scorer:
             kind=self.task.kind,
             scales=scales,
             settings=FitnessSettings.from_preset(s, self.seed, cuda_graph=self.cuda_graph),
+            inits=self._fitness_inits(),
         )
         seconds["training"] = (time.perf_counter() - tick) / len(kept)
         for j, i in enumerate(survivors):
@@ -257,6 +259,14 @@ class Scorer:
             generator = torch.Generator().manual_seed(derive_seed(self.seed, "edge-init", key))
             weights[k, : loss.n_weights] = initial_weights(loss.n_weights, generator=generator, noise=noise)
         return weights.to(self.device)
+
+    def _fitness_inits(self) -> list[dict]:
+        """The initialisations the fitness trains from (``fitness_seeds``; one: the stacked model's own)."""
+        if self.settings.fitness_seeds > 1 and self._fitness_starts is None:
+            self._fitness_starts = fitness_inits(
+                self.stacked, self.task.make_model, self.seed, self.settings.fitness_seeds, self.device
+            )
+        return self._fitness_starts or []
 
     def _meta_init(self, iteration: int) -> dict:
         if iteration not in self._meta_inits:

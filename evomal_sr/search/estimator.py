@@ -185,6 +185,7 @@ class LossSearch(BaseEstimator):
         fitness_lr_grid=None,
         fitness_lr_ratio=None,
         fitness_eval_every=None,
+        fitness_seeds=None,
         selection_tolerance=None,
         rejection_steps=None,
         rejection_lr=None,
@@ -205,6 +206,7 @@ class LossSearch(BaseEstimator):
         selection_scoring=None,
         selection_finalists=None,
         selection_prior=None,
+        selection_metric=None,
         verbose: int = 1,
     ):
         self.engine = engine

@@ -55,6 +55,24 @@ class FitnessSettings:
         )
 
 
+def fitness_inits(stacked: StackedModel, make_model, seed: int, count: int, device) -> list[dict]:
+    """``count`` initialisations to score from: ``stacked``'s own, then ``make_model(seed=...)``'s, seeded.
+
+    One (the default) is ``stacked``'s alone, as before ``fitness_seeds`` existed.
+
+    Examples
+    --------
+    >>> import torch
+    >>> stacked = StackedModel(torch.nn.Linear(2, 1))
+    >>> inits = fitness_inits(stacked, lambda seed: torch.nn.Linear(2, 1), seed=0, count=3, device="cpu")
+    >>> len(inits), inits[0]["weight"] is not None
+    (3, True)
+    """
+    own = stacked.initial_params()
+    extra = [make_model(seed=derive_seed(seed, "fitness-init", j)) for j in range(1, count)]
+    return [own] + [{k: v.detach().to(device) for k, v in m.named_parameters()} for m in extra]
+
+
 def partial_training_fitness(
     stacked: StackedModel,
     losses: Sequence,
@@ -65,12 +83,15 @@ def partial_training_fitness(
     kind: str,
     settings: FitnessSettings,
     scales: torch.Tensor | None = None,
+    inits: Sequence[dict] = (),
 ) -> tuple[list[float], list[bool]]:
     """Validation metric and divergence flag of each loss after ``settings.steps`` SGD steps.
 
     ``losses`` are compiled losses ``(weights, y, fx) -> elementwise`` and
     ``weights`` their padded weights ``[K, E]``; the copies start from
-    ``stacked``'s initial parameters. ``scales`` ``[K]`` multiplies each loss
+    ``stacked``'s initial parameters, or from each of ``inits`` (parameter dicts
+    of the base model), whose best errors are then averaged; a loss diverged if it
+    did from any of them. ``scales`` ``[K]`` multiplies each loss
     (:mod:`evomal_sr.training.scaling`).
 
     Examples
@@ -86,9 +107,9 @@ def partial_training_fitness(
     >>> len(fitness), diverged
     (1, [False])
     """
-    if settings.lr_factors != (1.0,) or settings.eval_every:
+    if settings.lr_factors != (1.0,) or settings.eval_every or len(inits) > 1:
         return _grid_fitness(
-            stacked, losses, weights, train_data, val_data, kind=kind, settings=settings, scales=scales
+            stacked, losses, weights, train_data, val_data, kind=kind, settings=settings, scales=scales, inits=inits
         )
     device = train_data[0].device
     params = StackedModel.replicate({k: v.to(device) for k, v in stacked.initial_params().items()}, len(losses))
@@ -110,15 +131,17 @@ def partial_training_fitness(
     return metric.cpu().tolist(), outcome.diverged.tolist()
 
 
-def _grid_fitness(stacked, losses, weights, train_data, val_data, *, kind, settings, scales=None):
-    """Every loss at every lr of the grid (``K x G`` copies), scored at its best (lr, evaluation step)."""
+def _grid_fitness(stacked, losses, weights, train_data, val_data, *, kind, settings, scales=None, inits=()):
+    """Every loss from every init at every lr of the grid (``K x S x G`` copies), scored at its best
+    (lr, evaluation step) per init, then averaged over the inits."""
     X, G = train_data[0], len(settings.lr_factors)
-    copies = losses.repeat_interleave(G) if isinstance(losses, LossProgram) else [c for c in losses for _ in range(G)]
-    initial = {k: v.to(X.device) for k, v in stacked.initial_params().items()}
-    params = StackedModel.replicate(initial, len(copies))
+    starts = [{k: v.to(X.device) for k, v in p.items()} for p in (inits or [stacked.initial_params()])]
+    S, R = len(starts), len(starts) * G  # R copies per loss
+    copies = losses.repeat_interleave(R) if isinstance(losses, LossProgram) else [c for c in losses for _ in range(R)]
+    params = _copies_of(starts, G, len(losses))
     lrs = torch.tensor(
-        [settings.lr * f for _ in losses for f in settings.lr_factors],
-        dtype=next(iter(initial.values())).dtype,
+        [settings.lr * f for _ in range(len(losses) * S) for f in settings.lr_factors],
+        dtype=next(iter(starts[0].values())).dtype,
         device=X.device,
     )
     sampler = BatchSampler(X.shape[0], settings.batch_size, derive_seed(settings.seed, "train"))
@@ -136,18 +159,27 @@ def _grid_fitness(stacked, losses, weights, train_data, val_data, *, kind, setti
         stacked,
         params,
         copies,
-        weights.repeat_interleave(G, dim=0),
+        weights.repeat_interleave(R, dim=0),
         train_data,
         kind=kind,
         steps=settings.steps,
         lr=lrs,
         sampler=sampler,
         after_step=after_step,
-        scales=None if scales is None else scales.repeat_interleave(G),
+        scales=None if scales is None else scales.repeat_interleave(R),
         cuda_graph=settings.cuda_graph,
     )
     score(outcome.params)  # the last step always counts (a copy that stopped early keeps its parameters)
-    per_loss = best.reshape(len(losses), G)
-    chosen = per_loss.argmin(dim=1)
-    diverged = outcome.diverged.reshape(len(losses), G).gather(1, chosen.unsqueeze(1)).squeeze(1)
-    return per_loss.min(dim=1).values.tolist(), diverged.tolist()
+    per_start = best.reshape(len(losses) * S, G)
+    chosen = per_start.argmin(dim=1)
+    diverged = outcome.diverged.reshape(len(losses) * S, G).gather(1, chosen.unsqueeze(1)).squeeze(1)
+    fitness = per_start.min(dim=1).values.reshape(len(losses), S).mean(dim=1)
+    return fitness.tolist(), diverged.reshape(len(losses), S).any(dim=1).tolist()
+
+
+def _copies_of(starts: list[dict], G: int, K: int) -> dict:
+    """Stacked parameters of ``K`` losses x ``len(starts)`` inits x ``G`` lrs, in that order."""
+    if len(starts) == 1:
+        return StackedModel.replicate(starts[0], K * G)
+    per_loss = {k: torch.stack([p[k] for p in starts for _ in range(G)]) for k in starts[0]}
+    return {k: v.repeat(K, *([1] * (v.ndim - 1))).clone() for k, v in per_loss.items()}
