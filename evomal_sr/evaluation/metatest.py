@@ -225,33 +225,12 @@ def meta_test(
     )
 
 
-def _train(task, modules, grid, seed_list, *, steps, every, batch_size, progress, metric="task"):
-    """The selection run, then the final run at each method's chosen lr."""
+def _train(task, modules, grid, seed_list, **run):
+    """The selection run, then the final run at each method's chosen lr (``run``: :func:`train_copies`'s options)."""
     with torch_threads(auto_threads("auto", task.make_model(seed=0), task.device)):  # one thread for small models
-        chosen = _select(
-            task,
-            modules,
-            grid,
-            seed_list,
-            steps=steps,
-            every=every,
-            batch_size=batch_size,
-            progress=progress,
-            metric=metric,
-        )
+        chosen = _select(task, modules, grid, seed_list, **run)
         copies = [CopySpec(i, chosen.lr[i], s) for i in range(len(modules)) for s in seed_list]
-        final = train_copies(
-            task,
-            modules,
-            copies,
-            task.train_and_val(),
-            (task.X_test, task.y_test),
-            steps=steps,
-            every=every,
-            batch_size=batch_size,
-            progress=progress,
-            metric=metric,
-        )
+        final = train_copies(task, modules, copies, task.train_and_val(), (task.X_test, task.y_test), **run)
     return chosen, final
 
 
@@ -276,20 +255,11 @@ class _Selection:
     val_curves: dict[tuple[int, int], list[float]] = field(default_factory=dict)  # at the chosen lr
 
 
-def _select(task, modules, grid, seeds, *, steps, every, batch_size, progress, metric="task") -> _Selection:
+def _select(task, modules, grid, seeds, *, steps, **options) -> _Selection:
     """The selection run: per method the chosen lr, per seed the early-stopping step."""
     copies = [CopySpec(i, lr, s) for i in range(len(modules)) for lr in grid for s in seeds]
     run = train_copies(
-        task,
-        modules,
-        copies,
-        (task.X_train, task.y_train),
-        (task.X_val, task.y_val),
-        steps=steps,
-        every=every,
-        batch_size=batch_size,
-        progress=progress,
-        metric=metric,
+        task, modules, copies, (task.X_train, task.y_train), (task.X_val, task.y_val), steps=steps, **options
     )
     curves = dict(zip(copies, run.curves))
     best_val = {c: min((v for v in curve if math.isfinite(v)), default=math.inf) for c, curve in curves.items()}
