@@ -108,6 +108,23 @@ def test_resume_with_other_settings_is_refused(finished, task, tmp_path, changes
     assert (run / "checkpoint.json").read_bytes() == (finished.out_dir / "checkpoint.json").read_bytes()
 
 
+@pytest.mark.parametrize(("changes", "resumable"), [({}, True), ({"fitness_seeds": 2}, False)])
+def test_a_checkpoint_from_before_a_setting_existed_resumes_at_its_default(
+    finished, task, tmp_path, changes, resumable
+):
+    run = _copy(finished.out_dir, tmp_path / "run")
+    data = json.loads((run / "checkpoint.json").read_text())
+    for name in ("fitness_seeds", "selection_metric"):  # settings added after such a checkpoint was written
+        del data["signature"]["settings"][name]
+    (run / "checkpoint.json").write_text(json.dumps(data))
+    search = LossSearch(seed=0, out_dir=run, resume=True, **SMALL, **changes)
+    if resumable:
+        assert search.fit(task).pareto_front_.entries == finished.pareto_front_.entries
+    else:
+        with pytest.raises(CheckpointError, match="settings"):
+            search.fit(task)
+
+
 def test_resume_on_another_task_is_refused(finished, tmp_path):
     run = _copy(finished.out_dir, tmp_path / "run")
     with pytest.raises(CheckpointError, match="task"):

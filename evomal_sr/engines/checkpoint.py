@@ -30,6 +30,7 @@ from evomal_sr.core.fileio import (
     read_json,
     short_repr,
 )
+from evomal_sr.core.presets import Preset
 from evomal_sr.engines.base import EngineContext, GenerationRecord
 from evomal_sr.errors import CheckpointError, EvomalError
 from evomal_sr.grammar.expression import Expression
@@ -245,6 +246,18 @@ def run_signature(ctx: EngineContext, engine: str) -> dict:
     }
 
 
+def _with_new_settings(signature):
+    """A saved signature whose settings lack fields added since, with those fields at their base default.
+
+    A setting is added with a base default that does what the package did before it existed
+    (``fitness_seeds=1``, ``selection_metric="task"``), so a checkpoint written before it is resumable
+    while the setting is left there; any other value still differs.
+    """
+    if not isinstance(signature, dict) or not isinstance(signature.get("settings"), dict):
+        return signature
+    return {**signature, "settings": {**Preset().to_dict(), **signature["settings"]}}
+
+
 def checkpoint_path(ctx: EngineContext) -> Path:
     return RunDir(ctx.out_dir).checkpoint
 
@@ -286,7 +299,7 @@ def load_checkpoint(ctx: EngineContext, *, engine: str = "native") -> SearchStat
         error=CheckpointError,
     )
     expected = json.loads(json.dumps(run_signature(ctx, engine)))  # tuples become lists, as saved
-    saved = data.get("signature")
+    saved = _with_new_settings(data.get("signature"))
     if saved != expected:
         keys = sorted(k for k in expected if not isinstance(saved, dict) or saved.get(k) != expected[k])
         raise CheckpointError(
