@@ -429,7 +429,11 @@ def write_report(out: Path, path: Path) -> None:
         "mnist1d-noise20-val, 0.4454 against SCE's 0.4346, and breast_cancer-imbalance9, 0.0772 against "
         "label smoothing's 0.0474, neither by two SEs), a mean Spearman of 0.43 against 0.42, and about "
         "twice the search's training: 283 s mean (max 384 s) for search and selection with two benchmark "
-        "processes sharing the two cores, which puts the 5-minute budget at risk. Not the default "
+        "processes sharing the two cores; timed alone on mnist1d-noise20-val (`python "
+        "benchmarks/time_default_search.py --fitness-seeds 2 mnist1d-noise20-val`, commit `1008d6c` with "
+        "this option added, load 0.77 "
+        "at start) 301 s, of which the selection 125 s, against the default's 195 s: over the 5-minute "
+        "budget. Not the default "
         "(`fitness_seeds` stays a setting, default 1); the evaluation half was not run with it.",
         "- Later, a fix to the decision: a lead of exactly one paired SE (one fold of five differing, where "
         "the mean difference and its SE are equal) had counted as a win or not by float round-off. The saved "

@@ -3,6 +3,7 @@
 Usage::
 
     python benchmarks/time_default_search.py wine-noise20-val digits-noise30-val
+    python benchmarks/time_default_search.py --fitness-seeds 2 mnist1d-noise20-val   # a setting changed
 
 Prints, per task, the search's wall time with its final selection, the selection's share,
 the returned loss and the load average (run it on an otherwise idle machine).
@@ -10,6 +11,7 @@ the returned loss and the load average (run it on an otherwise idle machine).
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 import time
@@ -23,12 +25,17 @@ from suite import TASKS  # noqa: E402
 import evomal_sr as es  # noqa: E402
 
 
-def main(keys: list[str]) -> int:
-    print("load at start", os.getloadavg(), flush=True)
-    for key in keys:
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("tasks", nargs="+", help="keys of the suite (benchmarks/suite.py)")
+    parser.add_argument("--fitness-seeds", type=int, default=None, help="override fitness_seeds")
+    args = parser.parse_args(argv)
+    overrides = {} if args.fitness_seeds is None else {"fitness_seeds": args.fitness_seeds}
+    print("load at start", os.getloadavg(), "overrides", overrides, flush=True)
+    for key in args.tasks:
         task = TASKS[key].build(0)
         tick = time.perf_counter()
-        search = es.LossSearch(seed=0, verbose=0).fit(task)
+        search = es.LossSearch(seed=0, verbose=0, **overrides).fit(task)
         seconds = time.perf_counter() - tick
         print(
             f"{key}: search + selection {seconds:.1f} s (selection {search.selection_.seconds:.1f} s), "
