@@ -89,6 +89,8 @@ VARIANTS: dict[str, dict] = {
     # the default, but every candidate's fitness is the mean of its best validation errors from two
     # initialisations (fitness_seeds=2: about twice the training of the search)
     "fitness-seeds-2": {**DEFAULT, "fitness_seeds": 2},
+    # the same at the default's cost: two initialisations x two lrs (lr x {1, 10}) instead of one x four
+    "fitness-seeds-2-grid-2": {**DEFAULT, "fitness_seeds": 2, "fitness_lr_grid": 2, "fitness_lr_ratio": 10.0},
     # a longer fitness horizon (the search's candidates train 1000 steps, not 500), with the default selection
     "horizon-1000": {"train_steps": 1000, "selection_folds": 5, "selection_finalists": 4, **NO_PRIOR},
 }

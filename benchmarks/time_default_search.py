@@ -4,6 +4,7 @@ Usage::
 
     python benchmarks/time_default_search.py wine-noise20-val digits-noise30-val
     python benchmarks/time_default_search.py --fitness-seeds 2 mnist1d-noise20-val   # a setting changed
+    python benchmarks/time_default_search.py --set fitness_lr_grid=2 --set fitness_lr_ratio=10 mnist1d-noise20-val
 
 Prints, per task, the search's wall time with its final selection, the selection's share,
 the returned loss and the load average (run it on an otherwise idle machine).
@@ -29,8 +30,12 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("tasks", nargs="+", help="keys of the suite (benchmarks/suite.py)")
     parser.add_argument("--fitness-seeds", type=int, default=None, help="override fitness_seeds")
+    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="override any setting")
     args = parser.parse_args(argv)
-    overrides = {} if args.fitness_seeds is None else {"fitness_seeds": args.fitness_seeds}
+    overrides: dict[str, object] = {} if args.fitness_seeds is None else {"fitness_seeds": args.fitness_seeds}
+    for item in args.set:
+        name, _, value = item.partition("=")
+        overrides[name] = float(value) if "." in value or "e" in value else int(value) if value.isdigit() else value
     print("load at start", os.getloadavg(), "overrides", overrides, flush=True)
     for key in args.tasks:
         task = TASKS[key].build(0)
