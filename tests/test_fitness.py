@@ -86,8 +86,8 @@ def test_fitness_from_several_inits_is_the_mean_of_each_inits_own(setup):
 
 
 def test_fitness_seeds_is_a_positive_integer_setting():
-    assert resolve_preset("standard").fitness_seeds == 1
-    assert resolve_preset("standard", fitness_seeds=2).fitness_seeds == 2
+    assert resolve_preset("quick").fitness_seeds == 1 and resolve_preset("standard").fitness_seeds == 2
+    assert resolve_preset("standard", fitness_seeds=3).fitness_seeds == 3
     with pytest.raises(es.ConfigError, match="fitness_seeds must be > 0, got 0"):
         resolve_preset("standard", fitness_seeds=0)
 
@@ -102,7 +102,7 @@ def test_standard_scores_at_the_best_step_along_a_longer_horizon():
     standard, quick = resolve_preset("standard"), resolve_preset("quick")
     settings = FitnessSettings.from_preset(standard, 0)
     assert settings.steps == 500 > quick.train_steps and settings.eval_every == 50
-    assert len(settings.lr_factors) == 4
+    assert settings.lr_factors == (1.0, 10.0)  # two lrs x two initialisations: four copies
 
 
 def test_best_along_the_run_equals_the_minimum_of_the_shorter_runs(setup):

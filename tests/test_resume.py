@@ -121,7 +121,7 @@ def test_a_checkpoint_from_before_a_setting_existed_resumes_at_its_default(
     if resumable:
         assert search.fit(task).pareto_front_.entries == finished.pareto_front_.entries
     else:
-        with pytest.raises(CheckpointError, match="settings"):
+        with pytest.raises(CheckpointError, match=r"settings \(fitness_seeds saved 1, now 2\)"):
             search.fit(task)
 
 

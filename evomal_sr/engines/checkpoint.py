@@ -258,6 +258,22 @@ def _with_new_settings(signature):
     return {**signature, "settings": {**Preset().to_dict(), **signature["settings"]}}
 
 
+def _differences(saved, expected: dict) -> str:
+    """What differs between a saved run signature and this run's, each differing setting by name and value.
+
+    A default that changed between versions shows as a setting whose saved value the user can pass
+    to resume (``fitness_lr_grid saved 4, now 2``).
+    """
+    if not isinstance(saved, dict):
+        return "format"
+    keys = sorted(k for k in expected if saved.get(k) != expected[k])
+    before, now = saved.get("settings"), expected.get("settings")
+    if "settings" in keys and isinstance(before, dict) and isinstance(now, dict):
+        changed = [f"{k} saved {before.get(k)!r}, now {now[k]!r}" for k in sorted(now) if before.get(k) != now[k]]
+        keys[keys.index("settings")] = f"settings ({'; '.join(changed)})"
+    return ", ".join(keys) or "format"
+
+
 def checkpoint_path(ctx: EngineContext) -> Path:
     return RunDir(ctx.out_dir).checkpoint
 
@@ -301,9 +317,8 @@ def load_checkpoint(ctx: EngineContext, *, engine: str = "native") -> SearchStat
     expected = json.loads(json.dumps(run_signature(ctx, engine)))  # tuples become lists, as saved
     saved = _with_new_settings(data.get("signature"))
     if saved != expected:
-        keys = sorted(k for k in expected if not isinstance(saved, dict) or saved.get(k) != expected[k])
         raise CheckpointError(
-            f"checkpoint {str(path)!r} belongs to a different run (differs in: {', '.join(keys) or 'format'}); "
+            f"checkpoint {str(path)!r} belongs to a different run (differs in: {_differences(saved, expected)}); "
             "resume with the original options or start a new run without --resume"
         )
     try:
