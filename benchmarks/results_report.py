@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 
 from suite import DEVELOPMENT, EVALUATION, TASKS
@@ -166,7 +167,9 @@ def _idle_seconds(out: Path) -> dict[str, float]:
     return {key: v["seconds"] for key, v in read_json(path, ValueError, "idle timing")["tasks"].items()}
 
 
-def _targets(results: list[TaskResult], idle: dict[str, float]) -> list[str]:
+def _targets(
+    results: list[TaskResult], idle: dict[str, float], loaded: str = "2-6 benchmark processes sharing the 2 cores"
+) -> list[str]:
     noisy = [t for t in results if t.spec.noisy]
     worse = [t.key for t in results if t.vs_best_known(t.returned)[2] == "worse"]
     short = [t.key for t in noisy if t.change(t.returned) > -0.20]
@@ -195,8 +198,8 @@ def _targets(results: list[TaskResult], idle: dict[str, float]) -> list[str]:
         (
             "default search + selection <= 5 min per task (2 cores)",
             f"timed alone: {', '.join(f'{k} {v:.0f} s' for k, v in alone.items()) or 'no task of this half'}; "
-            f"max {max((t.info['search_seconds'] for t in results), default=0):.0f} s with 2-6 benchmark processes "
-            "sharing the 2 cores" + (f"; over on {', '.join(slow)}" if slow else ""),
+            f"max {max((t.info['search_seconds'] for t in results), default=0):.0f} s with {loaded}"
+            + (f"; over on {', '.join(slow)}" if slow else ""),
             bool(alone) and not slow,
         ),
     ]
@@ -269,36 +272,7 @@ def _variants() -> list[str]:
     return [
         "## Ablation: settings of the default search (`benchmarks/ablation.py`)",
         "",
-        "Each variant overrides the `standard` preset. Selection variants rerun only the final selection on "
-        "the saved fronts and look their winner up in the meta-test above (every candidate is one of its "
-        "rows); search variants (`robust-grammar`: `operators='robust'`; `horizon-1000`: the search's "
-        "candidates train 1000 steps, not 500) rerun the search and meta-test their new learned losses with "
-        "the same seeds. `validation-folds-mae` scores each fold on a fifth of the validation rows and "
-        "chooses lr and stopping step on the other four fifths (the meta-test's own split of roles). "
-        "`metric-mae` and `metric-huber` are the default with `selection_metric='mae'` or `'huber'`: on "
-        "regression tasks each fold's lr, stopping step and score come from the mean absolute error, or from "
-        "a Huber error (the MSE within the scored targets' robust spread, 1.4826 MAD, linear beyond), not "
-        "the MSE; classification keeps the error rate, so its rows are the default's (copied, not rerun). "
-        "`fitness-seeds-2` is the default with `fitness_seeds=2` (a search variant: each candidate trains "
-        "from two initialisations, its fitness the mean of their best validation errors); "
-        "`fitness-seeds-2-grid-2` the same with two lrs (lr x {1, 10}) in place of four, the default now. "
-        "Search variants run before it keep the suite's fitness (one initialisation, four lrs). "
-        "`validation-600` and `folds-600` are an earlier default and its other scoring, on "
-        "three folds; `validation-1500` (three folds) was the default after them (chosen on the development "
-        "half: 1 task worse than the best known against 2). `validation-1500-5folds` runs every loss on five "
-        "folds; `halving-5folds-4` (successive halving: every loss on two folds, the four best and the best "
-        "known and learned on three more) was the default after that, chosen on the development half (a tie "
-        "with `validation-1500`: 1 task worse, a mean gap of +13.2% against +13.3%, about the cost of three "
-        "folds; the winner of `validation-1500-5folds` on 9 of 10). Its saved decisions were recomputed from "
-        "their saved rows after a fix (rows screened out after two folds had competed by their two-fold "
-        "means). `halving-5folds-4-mae`, the default now, adds the prior: a known loss other than MAE is "
-        "returned only if it beats MAE by one paired SE on the folds (MAE runs every fold). Where MAE had run"
-        " every fold in the `halving-5folds-4` run, its result is derived from those saved rows (exact: a "
-        "row's errors do not depend on the other rows, `tests/test_selection.py`) and keeps that run's "
-        "seconds; elsewhere it was rerun with three or four benchmark processes sharing the two cores. The "
-        "other times were taken with two or three benchmark processes sharing the two cores. 'Short list "
-        "holds a learned loss better than best known' counts noisy tasks where any of the front's best three "
-        "beat the best known loss by two paired SEs in the meta-test, whatever the selection returned.",
+        *_prose("variants"),
         "",
         "Regenerate: `python benchmarks/ablation.py --variant NAME --half development` per variant, then "
         "`python benchmarks/ablation.py --report-only`.",
@@ -308,6 +282,14 @@ def _variants() -> list[str]:
         *per_task([t.key for t in half("all")]),
         "",
     ]
+
+
+def _prose(section: str) -> list[str]:
+    """A section of ``results_prose.md`` (the report's prose, kept out of the code), as its lines."""
+    text = Path(__file__).with_name("results_prose.md").read_text(encoding="utf-8")
+    parts = re.split(r"^<!-- section: (\w+) -->$", text, flags=re.MULTILINE)
+    sections = {name: body.strip() for name, body in zip(parts[1::2], parts[2::2])}
+    return [line for line in sections[section].splitlines() if line]
 
 
 def _idle_timing(out: Path, title: str) -> list[str]:
@@ -404,95 +386,7 @@ def write_report(out: Path, path: Path) -> None:
         "own lr of the grid 0.003-0.3 chosen on validation, early-stopped, the same seeds, initialisations and "
         "minibatches; paired verdicts at two standard errors. The test split is used only here.",
         "- The **development** half is where the defaults were chosen; the **evaluation** half is reported only.",
-        "- In what order, so that the evaluation half can be read for what it is: the final selection's first "
-        "design (scored on pooled folds of the training + validation rows) was run first, on eight "
-        "evaluation-half tasks, with only one development task probed before (noisy digits, where it returned "
-        "GCE). There the front's own pick beat it on the two tasks whose validation labels are clean "
-        "(breast_cancer and friedman1 with training-only noise: pooled folds score on noisy training rows). "
-        "The validation-scored variant was written after seeing that; both variants were then run on the "
-        "development half, and on the evaluation half the selection was rerun with the new default "
-        "(`run_results.py --reselect`: the meta-test already held every candidate, so its numbers did not "
-        "change). For that one setting the evaluation half is therefore not blind; every task shows both "
-        "variants side by side.",
-        "- Then the selection's horizon: 600 and 1500 steps, with either scoring, were compared on the "
-        "development half only (`benchmarks/ablation.py`, the table below); 1500 steps scored on validation "
-        "became the default, and the evaluation half was reselected once with it (`run_results.py "
-        "--reselect`). That choice is blind to the evaluation half.",
-        "- Then the number of folds: five folds for every loss, and successive halving to five folds "
-        "(`halving-5folds-4`), against three folds, on the development half only; halving had as many tasks "
-        "worse than the best known (1 of 10), the same mean gap to it (+13.2% against +13.3%, after the fix "
-        "of its decision) and about the cost of three folds, and became the default; the evaluation half was "
-        "then reselected once with it. That choice is blind to the evaluation half too. On the evaluation "
-        "half it did not hold up on the count that matters most: 3 tasks worse than the best known against 2 "
-        "for three folds (a smaller mean gap, +9.7% against +15.0%, and a higher Spearman, 0.45 against 0.37).",
-        "- Then the prior (`halving-5folds-4-mae`), chosen on the development half only, from its saved "
-        "selections first (every known loss as a prior, margins 1 and 2: MAE was the only prior with no task "
-        "worse than the best known; the same rule with MAE for regression as for classification, MAE being "
-        "the noise-tolerant loss of both kinds), then rerun exactly where MAE had been screened out: 0 of 10 "
-        "tasks worse than the best known against 1, a mean gap of +4.9% against +13.2%. It became the "
-        "default and the evaluation half was reselected once with it. On the development half it changed "
-        "three winners (wine-pair30 cross-entropy -> MAE, 0.1833 -> 0.0889; diabetes log-cosh -> MAE and "
-        "digits-pair20 SCE -> MAE, each worse by less than two SEs). On the evaluation half it changed none: "
-        "3 of 10 tasks worse than the best known, a mean gap of +9.7%, as without it. `horizon-1000` (the "
-        "search's candidates train 1000 steps) was run on the development half only: 1 task worse, a mean "
-        "gap of +46.2%, 343 s mean under load; not kept. `validation-folds-mae` (each fold's lr and stopping "
-        "step chosen on validation rows, as the meta-test chooses them, and scored on the other fifth of the "
-        "validation rows; `selection_scoring='validation-folds'`) was run on the development half only: 0 "
-        "tasks worse, a mean gap of +5.5% against +4.9%, mean Spearman 0.25 against 0.42, 98 s mean against "
-        "123 s (two benchmark processes sharing the two cores); it changed six winners (better on "
-        "friedman1-t2, breast_cancer-imbalance9 and diabetes; worse on digits, sinusoid-outliers20 and "
-        "iris-noise30-val, none by two SEs): a tie on the target, worse on the gap and the ranking, so not kept.",
-        "- Then the selection's metric on regression tasks (`metric-mae`, `metric-huber`), on the development "
-        "half only: the same validation rows score every fold, so under MSE one heavy-tailed validation label "
-        "biases every fold alike and the paired SE over folds cannot show it; both bound each row's "
-        "influence. Both left 0 of 10 tasks worse than the best known and raised the mean Spearman (0.53 "
-        "against 0.42: the regression rows rank better), but widened the mean gap to the best known (+9.1% "
-        "and +9.0% against +4.9%): on sinusoid-outliers20 (clean validation labels) both returned MAE, "
-        "0.0818, where the default returned log-cosh, 0.0564; `metric-mae` returned Huber on diabetes "
-        "(0.5644 against MAE's 0.5813), `metric-huber` MAE on friedman1-t2 (0.1922 against Huber's 0.2001). "
-        "A tie on the target, worse on the gap: not kept, and the evaluation half was not run with them "
-        "(`selection_metric` stays a setting, default `'task'`). Times: two benchmark processes sharing the "
-        "two cores.",
-        "- Then a search lever, multi-seed fitness (`fitness-seeds-2`: every candidate trains from two "
-        "initialisations and its fitness is the mean of their best validation errors; the default selection "
-        "after it), on the development half only. 0 of 10 tasks worse than the best known (a tie); the first "
-        "variant with a learned loss strictly better than the best known on a noisy task: digits-pair20, "
-        "learned 0.0367 against GCE's 0.0439, better by two paired SEs in the meta-test (1 of 7 noisy tasks; "
-        "the target asks for 3); but a wider mean gap (+5.6% against +4.9%: it returned learned losses on "
-        "mnist1d-noise20-val, 0.4454 against SCE's 0.4346, and breast_cancer-imbalance9, 0.0772 against "
-        "label smoothing's 0.0474, neither by two SEs), a mean Spearman of 0.43 against 0.42, and about "
-        "twice the search's training: 283 s mean (max 384 s) for search and selection with two benchmark "
-        "processes sharing the two cores; timed alone on mnist1d-noise20-val (`python "
-        "benchmarks/time_default_search.py --fitness-seeds 2 mnist1d-noise20-val`, commit `1008d6c` with "
-        "this option added, load 0.77 "
-        "at start) 301 s, of which the selection 125 s, against the default's 195 s: over the 5-minute "
-        "budget. Not the default "
-        "(`fitness_seeds` stays a setting, default 1); the evaluation half was not run with it.",
-        "- Then the same at the default's cost (`fitness-seeds-2-grid-2`: two initialisations, each at the "
-        "better of two lrs, lr x {1, 10}, where the default had one initialisation at the best of four, lr x "
-        "{1, 3.16, 10, 31.6}: four training copies per candidate either way), on the development half: 0 of "
-        "10 tasks worse than the best known (a tie), 6 of 7 noisy tasks 20% below the tuned standard loss (a "
-        "tie), a learned loss strictly better than the best known on 1 of 7 noisy tasks (digits-pair20, "
-        "0.0333 against GCE's 0.0439; 0 of 7 for the default), for a wider mean gap (+8.0% against +4.9%: it "
-        "returned a learned loss on breast_cancer-imbalance9, 0.0930 against label smoothing's 0.0474, not "
-        "beyond two SEs) and a mean Spearman of 0.41 against 0.42. Timed alone on mnist1d-noise20-val (`python "
-        "benchmarks/time_default_search.py --fitness-seeds 2 --set fitness_lr_grid=2 --set "
-        "fitness_lr_ratio=10 mnist1d-noise20-val`, load 0.00 at start) 266 s, of which the selection 152 s, "
-        "against the default's 195 s. Better on one target and tied on the others within the budget, it "
-        "became the default (the rule fixed before the evaluation half was run: the issue's targets in order, "
-        "then the gap); the evaluation half was then run once with it, to report: 2 of 10 tasks worse than the "
-        "best known against 3 (diabetes-t1.5 no longer: a learned loss at 0.5557 against log-cosh's 0.5552, "
-        "where the earlier search's learned loss had 0.6128; still digits-noise30-val, MAE 0.0444 against "
-        "SCE's 0.0339, and breast_cancer-asym40-val, focal 0.1421 against GCE's 0.1123), 4 of 8 noisy tasks "
-        "20% below the tuned standard loss (a tie), no learned loss strictly better than the best known (0 "
-        "of 8, a tie), a mean gap of +8.9% against +9.7% and a mean Spearman of 0.59 against 0.45; 180 s mean "
-        "(max 273 s) with two benchmark processes sharing the two cores.",
-        "- Later, a fix to the decision: a lead of exactly one paired SE (one fold of five differing, where "
-        "the mean difference and its SE are equal) had counted as a win or not by float round-off. The saved "
-        "selections were redecided from their saved rows; only iris-noise30-val changed (default: learned #2 "
-        "-> MAE, both 0.0000 in the meta-test; `halving-5folds-4` and `horizon-1000`: learned -> SCE, 0.0333, "
-        "worse than MAE's 0.0000 by two SEs), so those two variants now count 2 tasks worse on the development "
-        "half, and the default still 0.",
+        *_prose("order"),
         "",
     ]
     body = []
@@ -512,7 +406,7 @@ def write_report(out: Path, path: Path) -> None:
                 *_verdict_table(current),
                 f"#### Targets, the default search now ({name} half)",
                 "",
-                *_targets(current, _idle_seconds(variant)),
+                *_targets(current, _idle_seconds(variant), "2 benchmark processes sharing the 2 cores"),
                 f"### The suite's searches (the fitness before `{CURRENT_DEFAULT}`, {name} half)",
                 "",
             ]
