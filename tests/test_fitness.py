@@ -138,3 +138,19 @@ def test_cli_fitness_eval_every(tmp_path):
     )
     assert bad.exit_code != 0 and "fitness_eval_every must be >= 0, got -1" in bad.output
     assert not (tmp_path / "bad" / "pareto.csv").exists()
+
+
+def test_cli_fitness_seeds_and_lr_grid(tmp_path):
+    import json
+
+    from clihelpers import invoke
+
+    out = tmp_path / "run"
+    args = ["search", "--dataset", "iris", "--preset", "tiny", "-q"]
+    result = invoke(*args, "--fitness-seeds", "2", "--fitness-lr-grid", "2", "--fitness-lr-ratio", "10", "--out", out)
+    assert result.exit_code == 0, result.output
+    settings = json.loads((out / "pareto.json").read_text())["config"]["settings"]
+    assert (settings["fitness_seeds"], settings["fitness_lr_grid"], settings["fitness_lr_ratio"]) == (2, 2, 10.0)
+    bad = invoke(*args, "--fitness-seeds", "0", "--out", tmp_path / "bad")
+    assert bad.exit_code != 0 and "fitness_seeds must be > 0, got 0" in bad.output
+    assert not (tmp_path / "bad" / "pareto.csv").exists()

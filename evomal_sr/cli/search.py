@@ -88,8 +88,9 @@ def _executor_setting(workers, scheduler):
     "--preset",
     default="standard",
     show_default=True,
-    help="standard (recommended: each candidate at its best lr and best step along 500; a minute or "
-    "two), quick (the paper's fitness, under a minute), paper (the paper's budget) or tiny.",
+    help="standard (recommended: each candidate from two initialisations, at its best lr and best step "
+    "along 500; a few minutes with its final selection), quick (the paper's fitness, under a minute), "
+    "paper (the paper's budget) or tiny.",
 )
 @click.option("--population", type=int, help="Override the preset's population size.")
 @click.option("--generations", type=int, help="Override the preset's number of generations.")
@@ -101,6 +102,17 @@ def _executor_setting(workers, scheduler):
     help="Score each candidate at its best validation step, checked "
     "every N training steps (0: the last step, the paper's) [default: the preset's].",
 )
+@click.option(
+    "--fitness-seeds",
+    type=int,
+    help="Initialisations each candidate trains from; its fitness is their mean [default: the preset's].",
+)
+@click.option(
+    "--fitness-lr-grid",
+    type=int,
+    help="Learning rates each candidate is scored at, lr x ratio**j [default: the preset's].",
+)
+@click.option("--fitness-lr-ratio", type=float, help="Ratio of that lr grid [default: the preset's].")
 @click.option(
     "--operators",
     type=click.Choice(["paper", "extended", "robust"]),
@@ -163,6 +175,9 @@ def search(
     meta_iterations,
     train_steps,
     fitness_eval_every,
+    fitness_seeds,
+    fitness_lr_grid,
+    fitness_lr_ratio,
     operators,
     loss_scaling,
     final_selection,
@@ -202,6 +217,9 @@ def search(
         "meta_iterations": meta_iterations,
         "train_steps": train_steps,
         "fitness_eval_every": fitness_eval_every,
+        "fitness_seeds": fitness_seeds,
+        "fitness_lr_grid": fitness_lr_grid,
+        "fitness_lr_ratio": fitness_lr_ratio,
         "operators": operators,
         "loss_scaling": loss_scaling,
         "final_selection": final_selection,
