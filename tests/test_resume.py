@@ -280,3 +280,15 @@ def test_sigkill_then_resume_gives_byte_identical_front(tmp_path):
     history = (dir2 / "history.csv").read_text().splitlines()
     assert len(history) == 1 + 4 and [row.split(",")[0] for row in history[1:]] == ["0", "1", "2", "3"]
     assert not list(dir2.glob(".*.tmp")) and not list(dir2.glob(".*"))
+
+
+def test_a_cli_run_under_another_fitness_resumes_with_the_saved_values_named_in_the_refusal(tmp_path):
+    from clihelpers import invoke
+
+    out = tmp_path / "run"
+    args = ["search", "--dataset", "iris", "--preset", "tiny", "--population", "4", "--generations", "2", "-q"]
+    assert invoke(*args, "--fitness-seeds", "2", "--out", out).exit_code == 0
+    refused = invoke(*args, "--out", out, "--resume")
+    assert refused.exit_code != 0 and "fitness_seeds saved 2, now 1" in refused.output + refused.stderr
+    resumed = invoke(*args, "--fitness-seeds", "2", "--out", out, "--resume")
+    assert resumed.exit_code == 0, resumed.output + resumed.stderr
