@@ -97,6 +97,15 @@ VARIANTS: dict[str, dict] = {
     # the same at the default's cost: two initialisations x two lrs (lr x {1, 10}) instead of one x four
     # (the default since, chosen on the development half)
     "fitness-seeds-2-grid-2": {**DEFAULT, "fitness_seeds": 2, "fitness_lr_grid": 2, "fitness_lr_ratio": 10.0},
+    # the default now, with the front's best five (not three) on the final selection's short list: the
+    # same search (same seed and settings), more learned losses for the selection to find a winner among
+    "shortlist-5": {
+        **DEFAULT,
+        "fitness_seeds": 2,
+        "fitness_lr_grid": 2,
+        "fitness_lr_ratio": 10.0,
+        "selection_shortlist": 5,
+    },
     # a longer fitness horizon (the search's candidates train 1000 steps, not 500), with the default selection
     "horizon-1000": {**SUITE_FITNESS, "train_steps": 1000, "selection_folds": 5, "selection_finalists": 4, **NO_PRIOR},
 }
