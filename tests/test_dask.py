@@ -163,6 +163,18 @@ def test_workers_score_bit_for_bit_like_this_process(task, client):
     assert client.submit(sum, [1, 2]).result() == 3  # ... and left the passed client usable
 
 
+def test_workers_score_the_standard_presets_fitness_bit_for_bit(task, client):
+    # the standard preset's fitness (two initialisations x two lrs, the best step along the run) on a tiny budget
+    fitness = {"fitness_seeds": 2, "fitness_lr_grid": 2, "fitness_lr_ratio": 10.0, "fitness_eval_every": 5}
+    here = Evaluator(task, preset="tiny", **fitness)
+    executor = DaskExecutor(client, default_chunk_size=3)
+    try:
+        there = Evaluator(task, preset="tiny", executor=executor, **fitness)
+        assert _same(here.evaluate(CANDIDATES), there.evaluate(CANDIDATES))
+    finally:
+        executor.close()
+
+
 def test_same_pareto_csv_on_a_passed_client(task, client, reference, tmp_path):
     LossSearch(out_dir=tmp_path, executor=client, **SMALL).fit(task)
     assert (tmp_path / "pareto.csv").read_bytes() == reference
