@@ -13,6 +13,7 @@ the returned loss and the load average (run it on an otherwise idle machine).
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -26,6 +27,16 @@ from suite import TASKS  # noqa: E402
 import evomal_sr as es  # noqa: E402
 
 
+def _setting_value(text: str):
+    """A number where the text is one (``10``, ``3.1623``, ``1e-3``), else the text (``none``, ``mae``);
+    ``resolve_preset`` validates it against the setting's type."""
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return text
+    return value if isinstance(value, (int, float)) else text
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("tasks", nargs="+", help="keys of the suite (benchmarks/suite.py)")
@@ -35,7 +46,7 @@ def main(argv: list[str]) -> int:
     overrides: dict[str, object] = {} if args.fitness_seeds is None else {"fitness_seeds": args.fitness_seeds}
     for item in args.set:
         name, _, value = item.partition("=")
-        overrides[name] = float(value) if "." in value or "e" in value else int(value) if value.isdigit() else value
+        overrides[name] = _setting_value(value)
     print("load at start", os.getloadavg(), "overrides", overrides, flush=True)
     for key in args.tasks:
         task = TASKS[key].build(0)
