@@ -216,7 +216,7 @@ PRESETS: dict[str, Preset] = {
     # the same four training copies. On the development half a tie on tasks worse than the best
     # known (0 of 10) and on noisy tasks 20% below the standard loss (6 of 7), and the first learned
     # loss strictly better than the best known (digits-pair20, 0.0333 against GCE's 0.0439), for a
-    # wider mean gap (+8.0%); mnist1d-noise20-val timed alone 266 s against 195 s (ablation
+    # wider mean gap (+8.0%); mnist1d-noise20-val timed alone 262-266 s against 195 s (ablation
     # fitness-seeds-2-grid-2 in benchmarks/RESULTS.md; the evaluation half was run after choosing).
     "standard": dataclasses.replace(
         _QUICK,
