@@ -391,6 +391,45 @@ def test_local_search_is_independent_of_batch_mates(blobs):
         assert torch.equal(together[k, loss.n_weights :], start[k, loss.n_weights :])  # padding untouched
 
 
+def test_fixed_scale_local_search_keeps_each_loss_s_edge_norm_and_leaves_padding(blobs):
+    train_data, val_data = blobs
+    stacked = StackedModel(tiny_mlp())
+    inits = {i: tiny_mlp(seed=100 + i).state_dict() for i in range(6)}
+    losses = compiled(CE, "aq(y, fx)", "-(y * sqrt(fx))")
+    start = padded_ones(losses) + 0.01 * torch.randn(
+        3, max(x.n_weights for x in losses), generator=torch.Generator().manual_seed(0)
+    )
+    kw = dict(
+        init_params=inits.__getitem__,
+        train_data=train_data,
+        val_data=val_data,
+        kind="classification",
+        iterations=6,
+        meta_lr=0.05,
+        lr=0.1,
+        inner_steps=1,
+        batch_size=32,
+        seed=9,
+    )
+    free = local_search(stacked, losses, start, **kw)
+    fixed = local_search(stacked, losses, start, fixed_scale=True, **kw)
+    for k, loss in enumerate(losses):
+        n = loss.n_weights
+        torch.testing.assert_close(fixed[k, :n].norm(), start[k, :n].norm(), rtol=1e-6, atol=0.0)
+        assert torch.equal(fixed[k, n:], start[k, n:])  # padding untouched
+        # the free search grows the weights (Adam moves them alike); the fixed one only turns them
+        assert free[k, :n].norm() > start[k, :n].norm() and not torch.equal(fixed[k, :n], start[k, :n])
+
+
+def test_local_search_scale_is_a_checked_setting():
+    from evomal_sr.core.presets import resolve_preset
+
+    assert resolve_preset("standard").local_search_scale == "free"
+    assert resolve_preset("standard", local_search_scale="fixed").local_search_scale == "fixed"
+    with pytest.raises(ConfigError, match="local_search_scale must be one of free, fixed, got 'frozen'"):
+        resolve_preset("standard", local_search_scale="frozen")
+
+
 # -- MaskedAdam ----------------------------------------------------------------------------------
 def test_masked_adam_matches_torch_adam_and_skips_rows():
     g = torch.Generator().manual_seed(0)

@@ -49,6 +49,11 @@ class Preset:
     meta_iterations: int = 250
     meta_lr: float = 1e-3
     inner_steps: int = 1
+    # "free" (the paper's) or "fixed": each loss's edge weights are rescaled after every Adam step
+    # to their initial Euclidean norm, so local search reshapes a loss but cannot grow it (Adam's
+    # steps of about meta_lr move every weight alike, which mostly scales the loss up; the lr grid
+    # already chooses the scale); training.local_search
+    local_search_scale: str = "free"
     # fitness: partial training with the learned loss, weights frozen
     train_steps: int = 500
     batch_size: int = 128
@@ -164,6 +169,7 @@ class Preset:
 CHOICES: dict[str, tuple[str, ...]] = {
     "operators": ("paper", "extended", "robust"),
     "loss_scaling": ("none", "grad_norm"),
+    "local_search_scale": ("free", "fixed"),
     "initial_losses": ("baseline", "zoo"),
     "final_selection": ("none", "fair"),
     "selection_scoring": ("validation", "folds", "validation-folds"),

@@ -198,6 +198,7 @@ class Scorer:
                 batch_size=s.batch_size,
                 seed=derive_seed(self.seed, "meta-batches"),
                 probe=probe,
+                fixed_scale=s.local_search_scale == "fixed",
             )
         scales = None if probe is None else probe_scales(kept, weights, probe).detach()
         seconds["local_search"] = (time.perf_counter() - tick) / len(kept)

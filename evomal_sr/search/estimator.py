@@ -179,6 +179,7 @@ class LossSearch(BaseEstimator):
         meta_iterations=None,
         meta_lr=None,
         inner_steps=None,
+        local_search_scale=None,
         train_steps=None,
         batch_size=None,
         lr=None,

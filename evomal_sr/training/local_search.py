@@ -85,14 +85,21 @@ def local_search(
     batch_size: int,
     seed: int,
     probe: ScaleProbe | None = None,
+    fixed_scale: bool = False,
 ) -> torch.Tensor:
     """Tune the padded edge weights ``[K, E_max]`` of ``losses``; returns the learned weights.
 
     ``init_params(i)`` gives the (unstacked) base-model parameters of meta-iteration ``i``;
-    ``probe`` normalises every loss's scale (:mod:`evomal_sr.training.scaling`).
+    ``probe`` normalises every loss's scale (:mod:`evomal_sr.training.scaling`). With
+    ``fixed_scale`` each loss's edge weights are rescaled after every step to their initial
+    Euclidean norm (padded slots are left as they are).
     """
     K = len(losses)
     weights = weights.detach().clone()
+    edges = torch.arange(weights.shape[-1], device=weights.device) < torch.tensor(
+        [[loss.n_weights] for loss in losses], device=weights.device
+    )
+    norms = _edge_norms(weights, edges) if fixed_scale else None
     optimiser = MaskedAdam(weights.shape, lr=meta_lr, dtype=weights.dtype, device=weights.device)
     train_sampler = BatchSampler(train_data[0].shape[0], batch_size, seed)
     val_sampler = BatchSampler(val_data[0].shape[0], batch_size, seed + 1)
@@ -112,4 +119,12 @@ def local_search(
             probe=probe,
         )
         optimiser.step(weights, grad, ok)
+        if norms is not None:
+            factor = norms / _edge_norms(weights, edges).clamp_min(torch.finfo(weights.dtype).tiny)
+            weights = torch.where(edges, weights * factor, weights)
     return weights
+
+
+def _edge_norms(weights: torch.Tensor, edges: torch.Tensor) -> torch.Tensor:
+    """The Euclidean norm of each row's edge weights (``edges``: bool ``[K, E_max]``) -> ``[K, 1]``."""
+    return torch.where(edges, weights, torch.zeros_like(weights)).norm(dim=-1, keepdim=True)
