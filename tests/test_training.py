@@ -430,6 +430,20 @@ def test_local_search_scale_is_a_checked_setting():
         resolve_preset("standard", local_search_scale="frozen")
 
 
+def test_cli_local_search_scale(tmp_path):
+    import json
+
+    from clihelpers import invoke
+
+    args = ["search", "--dataset", "iris", "--preset", "tiny", "-q"]
+    result = invoke(*args, "--local-search-scale", "fixed", "--out", tmp_path / "run")
+    assert result.exit_code == 0, result.output
+    settings = json.loads((tmp_path / "run" / "pareto.json").read_text())["config"]["settings"]
+    assert settings["local_search_scale"] == "fixed"
+    bad = invoke(*args, "--local-search-scale", "frozen", "--out", tmp_path / "bad")
+    assert bad.exit_code == 2 and "'frozen' is not one of 'free', 'fixed'" in bad.output
+
+
 # -- MaskedAdam ----------------------------------------------------------------------------------
 def test_masked_adam_matches_torch_adam_and_skips_rows():
     g = torch.Generator().manual_seed(0)

@@ -95,6 +95,12 @@ def _executor_setting(workers, scheduler):
 @click.option("--population", type=int, help="Override the preset's population size.")
 @click.option("--generations", type=int, help="Override the preset's number of generations.")
 @click.option("--meta-iterations", type=int, help="Override the local-search iterations.")
+@click.option(
+    "--local-search-scale",
+    type=click.Choice(["free", "fixed"]),
+    help="fixed: keep each loss's edge weights at their initial norm in local search, so it reshapes "
+    "the loss without growing it [default: the preset's].",
+)
 @click.option("--train-steps", type=int, help="Override the partial-training steps of the fitness.")
 @click.option(
     "--fitness-eval-every",
@@ -173,6 +179,7 @@ def search(
     population,
     generations,
     meta_iterations,
+    local_search_scale,
     train_steps,
     fitness_eval_every,
     fitness_seeds,
@@ -215,6 +222,7 @@ def search(
         "population": population,
         "generations": generations,
         "meta_iterations": meta_iterations,
+        "local_search_scale": local_search_scale,
         "train_steps": train_steps,
         "fitness_eval_every": fitness_eval_every,
         "fitness_seeds": fitness_seeds,
