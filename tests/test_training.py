@@ -363,10 +363,11 @@ def test_meta_gradient_masks_non_finite_candidates():
     torch.testing.assert_close(grad[2], clean[2])
 
 
-def test_local_search_is_independent_of_batch_mates(blobs):
+def _three_losses_for_local_search(blobs, n_inits: int, iterations: int):
+    """A stacked MLP, three compiled losses, their perturbed starting weights and local_search's keywords."""
     train_data, val_data = blobs
     stacked = StackedModel(tiny_mlp())
-    inits = {i: tiny_mlp(seed=100 + i).state_dict() for i in range(4)}
+    inits = {i: tiny_mlp(seed=100 + i).state_dict() for i in range(n_inits)}
     losses = compiled(CE, "aq(y, fx)", "-(y * sqrt(fx))")
     start = padded_ones(losses) + 0.01 * torch.randn(
         3, max(x.n_weights for x in losses), generator=torch.Generator().manual_seed(0)
@@ -376,13 +377,18 @@ def test_local_search_is_independent_of_batch_mates(blobs):
         train_data=train_data,
         val_data=val_data,
         kind="classification",
-        iterations=4,
+        iterations=iterations,
         meta_lr=0.05,
         lr=0.1,
         inner_steps=1,
         batch_size=32,
         seed=9,
     )
+    return stacked, losses, start, kw
+
+
+def test_local_search_is_independent_of_batch_mates(blobs):
+    stacked, losses, start, kw = _three_losses_for_local_search(blobs, n_inits=4, iterations=4)
     together = local_search(stacked, losses, start, **kw)
     assert not torch.equal(together, start)
     for k, loss in enumerate(losses):
@@ -392,25 +398,7 @@ def test_local_search_is_independent_of_batch_mates(blobs):
 
 
 def test_fixed_scale_local_search_keeps_each_loss_s_edge_norm_and_leaves_padding(blobs):
-    train_data, val_data = blobs
-    stacked = StackedModel(tiny_mlp())
-    inits = {i: tiny_mlp(seed=100 + i).state_dict() for i in range(6)}
-    losses = compiled(CE, "aq(y, fx)", "-(y * sqrt(fx))")
-    start = padded_ones(losses) + 0.01 * torch.randn(
-        3, max(x.n_weights for x in losses), generator=torch.Generator().manual_seed(0)
-    )
-    kw = dict(
-        init_params=inits.__getitem__,
-        train_data=train_data,
-        val_data=val_data,
-        kind="classification",
-        iterations=6,
-        meta_lr=0.05,
-        lr=0.1,
-        inner_steps=1,
-        batch_size=32,
-        seed=9,
-    )
+    stacked, losses, start, kw = _three_losses_for_local_search(blobs, n_inits=6, iterations=6)
     free = local_search(stacked, losses, start, **kw)
     fixed = local_search(stacked, losses, start, fixed_scale=True, **kw)
     for k, loss in enumerate(losses):
