@@ -222,8 +222,9 @@ PRESETS: dict[str, Preset] = {
     # the same four training copies. On the development half a tie on tasks worse than the best
     # known (0 of 10) and on noisy tasks 20% below the standard loss (6 of 7), and the first learned
     # loss strictly better than the best known (digits-pair20, 0.0333 against GCE's 0.0439), for a
-    # wider mean gap (+8.0%); mnist1d-noise20-val timed alone 262-293 s (293 s on a slower day) against 195 s (ablation
-    # fitness-seeds-2-grid-2 in benchmarks/RESULTS.md; the evaluation half was run after choosing).
+    # wider mean gap (+8.0%); mnist1d-noise20-val timed alone 262-294 s (293-294 s on slower days)
+    # against 195 s (ablation fitness-seeds-2-grid-2 in benchmarks/RESULTS.md; the evaluation half was
+    # run after choosing).
     # 16 generations (ablation generations-16) tied on every target on the development half with a
     # smaller gap to the best known loss, but took 269-333 s alone on mnist1d-noise20-val (median
     # 301 s, over the 5-minute budget) and did not help on the evaluation half: kept at 12.
