@@ -122,6 +122,10 @@ VARIANTS: dict[str, dict] = {
     # iteration, so 20 iterations travel about as far as fixed-scale-100's 100, at the default's cost;
     # not kept: on the development half 0 learned losses better than the best known, against the default's 1
     "fixed-scale-lr5": {**DEFAULT, **GRID_2, "local_search_scale": "fixed", "meta_lr": 0.05},
+    # the default's decision with another margin (selection_margin: how many paired SEs a learned loss
+    # must beat the best known loss by, and a known loss the prior): the rows do not depend on it, so
+    # each is derived from fitness-seeds-2-grid-2's saved rows; a sweep on the development half
+    **{f"margin-{m:g}": {**DEFAULT, **GRID_2, "selection_margin": m} for m in (0.5, 1.5, 2.0, 3.0)},
     # a longer fitness horizon (the search's candidates train 1000 steps, not 500), with the default selection
     "horizon-1000": {**SUITE_FITNESS, "train_steps": 1000, "selection_folds": 5, "selection_finalists": 4, **NO_PRIOR},
 }
@@ -141,7 +145,19 @@ def is_search_variant(name: str) -> bool:
 
 def searched(name: str, key: str) -> Path:
     """The folder holding the search (``search/pareto.json``) and learned losses' meta-test variant ``name`` uses."""
+    base = margin_base(name)
+    if base is not None:
+        return searched(base, key)
     return OUT / name / key if is_search_variant(name) else SUITE / key
+
+
+def margin_base(name: str) -> str | None:
+    """The variant whose settings ``name``'s are but for ``selection_margin`` (its rows are that one's), else None."""
+    settings = VARIANTS[name]
+    if "selection_margin" not in settings:
+        return None
+    without = {k: v for k, v in settings.items() if k != "selection_margin"}
+    return next((n for n, v in VARIANTS.items() if v == without), None)
 
 
 def run_variant(name: str, keys: list[str], args) -> None:
@@ -150,7 +166,7 @@ def run_variant(name: str, keys: list[str], args) -> None:
         if target.exists():
             print(f"[{name}] {key}: done before", flush=True)
             continue
-        derived = _with_prior(name, key) or _same_metric(name, key)
+        derived = _with_prior(name, key) or _same_metric(name, key) or _with_margin(name, key)
         if derived is not None:
             print(f"[{name}] {key}: derived from {derived['derived_from']}", flush=True)
             atomic_write_json(target, {**derived, "command": " ".join(sys.argv)})
@@ -192,14 +208,43 @@ def _with_prior(name: str, key: str) -> dict | None:
     if record is None:
         return None
     chosen = record["selection"]
-    rows = [SelectionRow(r["name"], r["kind"], r["loss"], r["errors"], r["search_fitness"]) for r in chosen["rows"]]
-    if not any(r.name == prior and len(r.errors) == max(len(q.errors) for q in rows) for r in rows):
+    if not any(
+        r["name"] == prior and len(r["errors"]) == max(len(q["errors"]) for q in chosen["rows"]) for r in chosen["rows"]
+    ):
         return None
-    kind = "classification" if any(r.name == "cross-entropy" for r in rows) else "regression"
-    info = {k: chosen[k] for k in ("folds", "steps", "seconds", "scoring", "finalists")}
-    result = decide(rows, {r.name: None for r in rows if r.kind == "learned"}, kind, chosen["margin"], prior, **info)
-    summary = {**result.to_dict(), "derived_from": f"{base}'s saved rows (the prior ran every fold)"}
+    summary = {
+        **_redecided(chosen, chosen["margin"], prior),
+        "derived_from": f"{base}'s saved rows (the prior ran every fold)",
+    }
     return {"selection": summary, "seconds": record["seconds"], "derived_from": summary["derived_from"]}
+
+
+def _with_margin(name: str, key: str) -> dict | None:
+    """Variant ``name``'s selection, where it differs from another only in ``selection_margin``: the same rows
+    (the margin enters only the decision, not which loss runs which fold), decided again; else None."""
+    base = margin_base(name)
+    record = saved_selection(base, key) if base else None
+    if record is None:
+        return None
+    chosen = record["selection"]
+    summary = {
+        **_redecided(chosen, VARIANTS[name]["selection_margin"], chosen["prior"]),
+        "derived_from": f"{base}'s saved rows (the margin enters only the decision)",
+    }
+    return {
+        "selection": summary,
+        "seconds": record["seconds"],
+        "derived_from": summary["derived_from"],
+        "rows_from": base,
+    }
+
+
+def _redecided(chosen: dict, margin: float, prior: str | None) -> dict:
+    """A saved selection's rows decided again with ``margin`` and ``prior``."""
+    rows = [SelectionRow(r["name"], r["kind"], r["loss"], r["errors"], r["search_fitness"]) for r in chosen["rows"]]
+    kind = "classification" if any(r.name == "cross-entropy" for r in rows) else "regression"
+    info = {k: chosen[k] for k in ("folds", "steps", "seconds", "scoring", "finalists", "metric") if k in chosen}
+    return decide(rows, {r.name: None for r in rows if r.kind == "learned"}, kind, margin, prior, **info).to_dict()
 
 
 def _same_metric(name: str, key: str) -> dict | None:
