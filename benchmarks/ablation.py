@@ -151,6 +151,12 @@ def searched(name: str, key: str) -> Path:
     return OUT / name / key if is_search_variant(name) else SUITE / key
 
 
+def settings_of(name: str) -> dict:
+    """Variant ``name``'s overrides of the ``standard`` preset, with the margin every variant before
+    ``margin-2`` ran with (one paired SE) where it sets none, so that each means what it meant when it ran."""
+    return {"selection_margin": 1.0, **VARIANTS[name]}
+
+
 def margin_base(name: str) -> str | None:
     """The variant whose settings ``name``'s are but for ``selection_margin`` (its rows are that one's), else None."""
     settings = VARIANTS[name]
@@ -174,7 +180,7 @@ def run_variant(name: str, keys: list[str], args) -> None:
         task = TASKS[key].build(args.seed)
         tick = time.perf_counter()
         if is_search_variant(name):
-            search = LossSearch(seed=args.seed, out_dir=OUT / name / key / "search", force=True, **VARIANTS[name])
+            search = LossSearch(seed=args.seed, out_dir=OUT / name / key / "search", force=True, **settings_of(name))
             result = search.fit(task).selection_
             seconds = time.perf_counter() - tick
             shortlist = shortlist_entries(search.pareto_front_, search.settings_.selection_shortlist)
@@ -185,7 +191,7 @@ def run_variant(name: str, keys: list[str], args) -> None:
             report.to_json(OUT / name / key / "metatest.json")
         else:
             front = load_front(searched(name, key) / "search" / "pareto.json")
-            result = select_with_settings(front, task, resolve_preset("standard", **VARIANTS[name]), seed=args.seed)
+            result = select_with_settings(front, task, resolve_preset("standard", **settings_of(name)), seed=args.seed)
             seconds = time.perf_counter() - tick
         print(f"[{name}] {key}: {seconds:.0f} s\n{result}", flush=True)
         record = {"selection": result.to_dict(), "seconds": seconds, "machine": machine()}

@@ -16,7 +16,10 @@ RETURNED, FRONT_PICK = "returned (default search)", "front's pick (no final sele
 BUDGET_SECONDS = 300.0
 #: The ablation variant (``benchmarks/ablation.py``) whose search is the default now: the suite's searches
 #: ran with the fitness before it, so the default's targets come from that variant's reruns.
-CURRENT_DEFAULT = "fitness-seeds-2-grid-2"
+CURRENT_SEARCH = "fitness-seeds-2-grid-2"
+#: The ablation variant that is the default now: ``CURRENT_SEARCH``'s searches and selections' rows, decided
+#: with two paired SEs (its records name the run whose rows and meta-tests they reuse: ``rows_from``).
+CURRENT_DEFAULT = "margin-2"
 
 
 def _fmt(value, digits: int = 4) -> str:
@@ -103,7 +106,8 @@ class TaskResult:
         seeds): they replace the suite's learned rows; known losses keep the suite's rows.
         """
         record = read_json(variant / f"{self.key}.json", ValueError, "selection")
-        self.rows = with_learned_rows(self.rows, variant / self.key / "metatest.json")
+        searched = variant.parent / record.get("rows_from", variant.name)  # a variant decided from another's rows
+        self.rows = with_learned_rows(self.rows, searched / self.key / "metatest.json")
         selection = record["selection"]
         self.info = {**self.info, "selection": selection, "search_seconds": record["seconds"]}
         self.returned, self.returned_kind = self.rows[selection["winner"]], selection["winner_kind"]
@@ -369,7 +373,7 @@ def write_report(out: Path, path: Path) -> None:
         "",
         "- The default search is `LossSearch(seed=0)`: the `standard` preset. Its search scores each candidate "
         "from two initialisations, each at the better of two lrs (lr x {1, 10}) and its best validation step "
-        f"along 500 steps (`{CURRENT_DEFAULT}`); the suite's own searches (the per-task tables under each "
+        f"along 500 steps (`{CURRENT_SEARCH}`); the suite's own searches (the per-task tables under each "
         "half) ran before that, with one initialisation at the best of four lrs (lr x {1, 3.16, 10, 31.6}); "
         "the default's targets come from the ablation's reruns of the search (its section first in each "
         "half). Its final selection re-scores "
@@ -378,8 +382,9 @@ def write_report(out: Path, path: Path) -> None:
         "the training rows chooses lr and stopping step (`selection_scoring='validation'`), with successive "
         "halving: every loss runs the first two folds, the four best there (and the best known and the best "
         "learned) run the other three (`selection_finalists=4`). It returns a learned loss only if it beats "
-        "the best known loss there by one paired standard error, else the best known loss if that beats MAE "
-        "by one paired standard error, else MAE (`selection_prior='mae'`). The ablation also runs three "
+        "the best known loss there by two paired standard errors, else the best known loss if that beats MAE "
+        f"by two paired standard errors, else MAE (`selection_prior='mae'`, `selection_margin=2`: `{CURRENT_DEFAULT}`, "
+        "the same runs decided with the margin of two SEs). The ablation also runs three "
         "folds for every loss and the other scoring, `'folds'` (rotating folds of the pooled training + "
         "validation rows).",
         "- Meta-test: `meta_test(..., baselines='zoo', tune_lr=True)`: every method, learned or known, at its "
@@ -390,7 +395,7 @@ def write_report(out: Path, path: Path) -> None:
         "",
     ]
     body = []
-    variant = out.parent / "ablation" / CURRENT_DEFAULT
+    variant, searched = out.parent / "ablation" / CURRENT_DEFAULT, out.parent / "ablation" / CURRENT_SEARCH
     for name, tasks in halves.items():
         if not tasks:
             continue
@@ -406,8 +411,8 @@ def write_report(out: Path, path: Path) -> None:
                 *_verdict_table(current),
                 f"#### Targets, the default search now ({name} half)",
                 "",
-                *_targets(current, _idle_seconds(variant), "2 benchmark processes sharing the 2 cores"),
-                f"### The suite's searches (the fitness before `{CURRENT_DEFAULT}`, {name} half)",
+                *_targets(current, _idle_seconds(searched), "2 benchmark processes sharing the 2 cores"),
+                f"### The suite's searches (the fitness before `{CURRENT_SEARCH}`, {name} half)",
                 "",
             ]
         body += [
@@ -428,8 +433,8 @@ def write_report(out: Path, path: Path) -> None:
         "",
         *_ablation(results),
         *_variants(),
-        *_idle_timing(variant, "The default search now timed alone"),
-        *_idle_timing(out, f"The suite's search (the fitness before `{CURRENT_DEFAULT}`) timed alone"),
+        *_idle_timing(searched, "The default search now timed alone"),
+        *_idle_timing(out, f"The suite's search (the fitness before `{CURRENT_SEARCH}`) timed alone"),
         "## Rank agreement: does the search's score predict the fair test?",
         "",
         "Spearman correlation, over the short list (the front's best three and the known losses), between each "

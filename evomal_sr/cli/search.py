@@ -136,6 +136,12 @@ def _executor_setting(workers, scheduler):
     help="After the search, re-score the front's best losses and the known losses on folds of the "
     "training + validation rows and return the winner (fair), or not (none) [default: the preset's].",
 )
+@click.option(
+    "--selection-margin",
+    type=float,
+    help="Paired standard errors by which a learned loss must beat the best known one on the final "
+    "selection's folds (and a known loss MAE) [default: the preset's].",
+)
 @click.option("--no-local-search", is_flag=True, help="Do not learn edge weights (the GP-LFL method).")
 @click.option("--deterministic", is_flag=True, help="PySR engine: serial, reproducible search.")
 @click.option("--threads", type=int, help="PySR engine: Julia threads [default: PySR's choice].")
@@ -188,6 +194,7 @@ def search(
     operators,
     loss_scaling,
     final_selection,
+    selection_margin,
     no_local_search,
     deterministic,
     threads,
@@ -231,6 +238,7 @@ def search(
         "operators": operators,
         "loss_scaling": loss_scaling,
         "final_selection": final_selection,
+        "selection_margin": selection_margin,
     }
     settings = resolve_preset(preset, **overrides)  # validate before loading data
     chunk_size = check_chunk_size(chunk_size, name="--chunk-size")  # an int or "balanced" from the text
