@@ -40,9 +40,9 @@ sys.path.insert(0, str(ROOT.parent))
 sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
-from results_report import TaskResult, selection_signature, spearman, with_learned_rows  # noqa: E402
 from run_results import machine  # noqa: E402
 from suite import DEVELOPMENT, EVALUATION, TASKS, half  # noqa: E402
+from task_results import TaskResult, selection_signature, spearman, with_learned_rows  # noqa: E402
 
 from evomal_sr import LossSearch  # noqa: E402
 from evomal_sr.core.fileio import atomic_write_json, atomic_write_text, read_json  # noqa: E402

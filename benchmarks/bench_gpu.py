@@ -75,7 +75,7 @@ def evaluator_rows(task, candidates, *, device, preset, configs) -> list[dict]:
     its, the largest weight difference, and the rank agreement (Spearman) of the trained candidates'
     fitnesses with its (what a lower precision must keep).
     """
-    from results_report import spearman
+    from task_results import spearman
 
     from evomal_sr.scoring.evaluator import Evaluator
 

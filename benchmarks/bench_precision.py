@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench_evaluator import random_candidates  # noqa: E402
-from results_report import spearman  # noqa: E402
+from task_results import spearman  # noqa: E402
 
 import evomal_sr as es  # noqa: E402
 from evomal_sr.core.presets import resolve_preset  # noqa: E402

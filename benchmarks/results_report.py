@@ -7,12 +7,11 @@ import re
 from pathlib import Path
 
 from suite import DEVELOPMENT, EVALUATION, TASKS
+from task_results import TaskResult
 
 from evomal_sr.core.fileio import atomic_write_text, read_json
-from evomal_sr.evaluation.report import MetaTestReport, paired_difference
-from evomal_sr.losses.zoo import KNOWN_LOSSES
+from evomal_sr.evaluation.report import paired_difference
 
-RETURNED, FRONT_PICK = "returned (default search)", "front's pick (no final selection)"
 BUDGET_SECONDS = 300.0
 #: The ablation variant (``benchmarks/ablation.py``) whose search is the default now: the suite's searches
 #: ran with the fitness before it, so the default's targets come from that variant's reruns.
@@ -30,121 +29,6 @@ def _fmt(value, digits: int = 4) -> str:
         if not math.isfinite(value)
         else f"{value:.{digits}f}"
     )
-
-
-def selection_signature(chosen: dict) -> tuple:
-    """``(scoring, steps, folds, finalists, prior[, metric])`` of a saved selection (files from before a setting
-    existed used its first value: pooled folds, three folds, no successive halving, no prior, the task's metric)."""
-    signature = (
-        chosen.get("scoring", "folds"),
-        chosen["steps"],
-        chosen.get("folds", 3),
-        chosen.get("finalists") or 0,
-        chosen.get("prior") or "none",
-    )
-    metric = chosen.get("metric") or "task"
-    return signature if metric == "task" else (*signature, metric)
-
-
-def spearman(a: list[float], b: list[float]) -> float:
-    """Spearman's rank correlation (average ranks for ties); NaN for fewer than 3 pairs or a constant side."""
-
-    def ranks(values):
-        order = sorted(range(len(values)), key=lambda i: values[i])
-        out = [0.0] * len(values)
-        i = 0
-        while i < len(order):
-            j = i
-            while j + 1 < len(order) and values[order[j + 1]] == values[order[i]]:
-                j += 1
-            for k in range(i, j + 1):
-                out[order[k]] = (i + j) / 2.0
-            i = j + 1
-        return out
-
-    if len(a) < 3:
-        return math.nan
-    ra, rb = ranks(a), ranks(b)
-    ma, mb = sum(ra) / len(ra), sum(rb) / len(rb)
-    cov = sum((x - ma) * (y - mb) for x, y in zip(ra, rb))
-    va, vb = sum((x - ma) ** 2 for x in ra), sum((y - mb) ** 2 for y in rb)
-    return cov / math.sqrt(va * vb) if va > 0 and vb > 0 else math.nan
-
-
-def with_learned_rows(rows: dict, metatest: Path) -> dict:
-    """``rows`` with its learned losses' rows replaced by those of ``metatest``, where that file exists
-    (a search variant's own short list, meta-tested with the suite's seeds)."""
-    if not metatest.exists():
-        return rows
-    known = {name: row for name, row in rows.items() if not name.startswith("learned #")}
-    return known | {r.method: r for r in MetaTestReport.load(metatest).methods if r.method.startswith("learned #")}
-
-
-class TaskResult:
-    """One task's saved files, read back, and the comparisons the report needs."""
-
-    def __init__(self, folder: Path, variant: Path | None = None):
-        self.key = folder.name
-        self.report = MetaTestReport.load(folder / "metatest.json")
-        self.info = read_json(folder / "search.json", ValueError, "search summary")
-        self.rows = {r.method: r for r in self.report.methods}
-        kind = "classification" if self.report.metric == "error rate" else "regression"
-        self.known = [self.rows[n] for n in KNOWN_LOSSES[kind] if n in self.rows]
-        self.best_known = min(self.known, key=lambda r: r.early_mean)
-        self.base = self.report.baseline
-        selection = self.info["selection"]
-        self.returned = self.rows[selection["winner"]]
-        self.returned_kind = selection["winner_kind"]
-        self.front_pick = self.rows[FRONT_PICK]
-        if variant is not None:
-            self._use_variant(variant)
-
-    def _use_variant(self, variant: Path) -> None:
-        """Take the search and selection of an ablation variant (``variant/<key>.json``) as the returned one.
-
-        A search variant meta-tested its own learned losses (``variant/<key>/metatest.json``, the same
-        seeds): they replace the suite's learned rows; known losses keep the suite's rows.
-        """
-        record = read_json(variant / f"{self.key}.json", ValueError, "selection")
-        searched = variant.parent / record.get("rows_from", variant.name)  # a variant decided from another's rows
-        self.rows = with_learned_rows(self.rows, searched / self.key / "metatest.json")
-        selection = record["selection"]
-        self.info = {**self.info, "selection": selection, "search_seconds": record["seconds"]}
-        self.returned, self.returned_kind = self.rows[selection["winner"]], selection["winner_kind"]
-
-    @property
-    def spec(self):
-        return TASKS[self.key]
-
-    def change(self, row) -> float:
-        return (row.early_mean - self.base.early_mean) / self.base.early_mean if self.base.early_mean else 0.0
-
-    def vs_best_known(self, row) -> tuple[float, float, str]:
-        return paired_difference(row.early_errors, self.best_known.early_errors)
-
-    def saved_selection(self, signature: tuple) -> dict | None:
-        """The saved final selection with this :func:`selection_signature` (the returned one or an earlier one)."""
-        saved = [self.info.get("selection"), self.info.get("selection_alternative")]
-        for chosen in saved + self.info.get("selections_before", []):
-            if chosen and selection_signature(chosen) == signature:
-                return chosen
-        return None
-
-    def rank_agreement(self, chosen: dict | None) -> tuple[float, float, int, int]:
-        """Spearman of the search's score and of a selection's score against the fair test, over the short list."""
-        if chosen is None:
-            return math.nan, math.nan, 0, 0
-        selection = {r["name"]: r["mean"] for r in chosen["rows"] if r["mean"] is not None}
-        before = self.info.get("search_scores", {})
-        fair = {name: self.rows[name].early_mean for name in selection if name in self.rows}
-        names_b = [n for n in fair if n in before and before[n] is not None and math.isfinite(before[n])]
-        names_a = list(fair)
-        return (
-            spearman([before[n] for n in names_b], [fair[n] for n in names_b]),
-            spearman([selection[n] for n in names_a], [fair[n] for n in names_a]),
-            len(names_b),
-            len(names_a),
-        )
 
 
 def _verdict_table(results: list[TaskResult]) -> list[str]:

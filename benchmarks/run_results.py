@@ -39,8 +39,9 @@ sys.path.insert(0, str(ROOT.parent))
 sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
-from results_report import selection_signature, write_report  # noqa: E402
+from results_report import write_report  # noqa: E402
 from suite import TASKS, half  # noqa: E402
+from task_results import selection_signature  # noqa: E402
 
 from evomal_sr import LossSearch  # noqa: E402
 from evomal_sr.core.fileio import atomic_write_json  # noqa: E402
