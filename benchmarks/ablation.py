@@ -145,9 +145,6 @@ def is_search_variant(name: str) -> bool:
 
 def searched(name: str, key: str) -> Path:
     """The folder holding the search (``search/pareto.json``) and learned losses' meta-test variant ``name`` uses."""
-    base = margin_base(name)
-    if base is not None:
-        return searched(base, key)
     return OUT / name / key if is_search_variant(name) else SUITE / key
 
 
@@ -214,9 +211,8 @@ def _with_prior(name: str, key: str) -> dict | None:
     if record is None:
         return None
     chosen = record["selection"]
-    if not any(
-        r["name"] == prior and len(r["errors"]) == max(len(q["errors"]) for q in chosen["rows"]) for r in chosen["rows"]
-    ):
+    every_fold = max(len(r["errors"]) for r in chosen["rows"])
+    if not any(r["name"] == prior and len(r["errors"]) == every_fold for r in chosen["rows"]):
         return None
     summary = {
         **_redecided(chosen, chosen["margin"], prior),
@@ -287,7 +283,8 @@ def saved_selection(name: str, key: str) -> dict | None:
 def judge(result: TaskResult, name: str, record: dict) -> dict:
     """The winner's meta-test error against the best known loss, and the selection's rank agreement."""
     selection = record["selection"]
-    own = searched(name, result.key) / "metatest.json"
+    # a variant decided from another's saved rows (rows_from) uses that one's learned losses
+    own = searched(record.get("rows_from", name), result.key) / "metatest.json"
     # a search variant's learned losses were meta-tested on their own
     rows = with_learned_rows(result.rows, own) if own.parent != SUITE / result.key else dict(result.rows)
     row = rows[selection["winner"]]

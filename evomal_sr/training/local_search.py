@@ -96,10 +96,12 @@ def local_search(
     """
     K = len(losses)
     weights = weights.detach().clone()
-    edges = torch.arange(weights.shape[-1], device=weights.device) < torch.tensor(
-        [[loss.n_weights] for loss in losses], device=weights.device
-    )
-    norms = _edge_norms(weights, edges) if fixed_scale else None
+    edges = norms = None
+    if fixed_scale:  # each row's real edges (not its padding) and their norm, kept after every step
+        edges = torch.arange(weights.shape[-1], device=weights.device) < torch.tensor(
+            [[loss.n_weights] for loss in losses], device=weights.device
+        )
+        norms = _edge_norms(weights, edges)
     optimiser = MaskedAdam(weights.shape, lr=meta_lr, dtype=weights.dtype, device=weights.device)
     train_sampler = BatchSampler(train_data[0].shape[0], batch_size, seed)
     val_sampler = BatchSampler(val_data[0].shape[0], batch_size, seed + 1)
@@ -119,7 +121,7 @@ def local_search(
             probe=probe,
         )
         optimiser.step(weights, grad, ok)
-        if norms is not None:
+        if edges is not None and norms is not None:
             factor = norms / _edge_norms(weights, edges).clamp_min(torch.finfo(weights.dtype).tiny)
             weights = torch.where(edges, weights * factor, weights)
     return weights
