@@ -126,9 +126,21 @@ VARIANTS: dict[str, dict] = {
     # must beat the best known loss by, and a known loss the prior): the rows do not depend on it, so
     # each is derived from fitness-seeds-2-grid-2's saved rows; a sweep on the development half
     **{f"margin-{m:g}": {**DEFAULT, **GRID_2, "selection_margin": m} for m in (0.5, 1.5, 2.0, 3.0)},
+    # the default, but each decision's paired SE holds the sampling error of the scored rows too (in
+    # quadrature with the folds'): every fold scores the same validation rows, so the folds alone cannot
+    # show how much a lead of a few rows owes to which rows were drawn (the fresh wine probe, RESULTS.md);
+    # reruns only the selection, on fitness-seeds-2-grid-2's fronts (SEARCH_FROM), then every margin
+    "rows": {**DEFAULT, **GRID_2, "selection_uncertainty": "folds-and-rows"},
+    **{
+        f"rows-margin-{m:g}": {**DEFAULT, **GRID_2, "selection_uncertainty": "folds-and-rows", "selection_margin": m}
+        for m in (1.5, 2.0, 3.0)
+    },
     # a longer fitness horizon (the search's candidates train 1000 steps, not 500), with the default selection
     "horizon-1000": {**SUITE_FITNESS, "train_steps": 1000, "selection_folds": 5, "selection_finalists": 4, **NO_PRIOR},
 }
+#: Selection variants that rerun only the final selection on another variant's saved search (its fronts, and
+#: its learned losses' meta-test): variant -> that search variant.
+SEARCH_FROM = {"rows": "fitness-seeds-2-grid-2"}
 #: The variants the suite run itself saved (``search.json``'s selections): name -> selection_signature.
 SAVED = {
     "validation-600": ("validation", 600, 3, 0, "none"),
@@ -140,11 +152,14 @@ SAVED = {
 
 
 def is_search_variant(name: str) -> bool:
-    return any(not key.startswith("selection_") for key in VARIANTS[name])
+    """Whether variant ``name`` runs its own search (not the suite's, nor another variant's: SEARCH_FROM)."""
+    return name not in SEARCH_FROM and any(not key.startswith("selection_") for key in VARIANTS[name])
 
 
 def searched(name: str, key: str) -> Path:
     """The folder holding the search (``search/pareto.json``) and learned losses' meta-test variant ``name`` uses."""
+    if name in SEARCH_FROM:
+        return searched(SEARCH_FROM[name], key)
     return OUT / name / key if is_search_variant(name) else SUITE / key
 
 
@@ -243,10 +258,15 @@ def _with_margin(name: str, key: str) -> dict | None:
 
 def _redecided(chosen: dict, margin: float, prior: str | None) -> dict:
     """A saved selection's rows decided again with ``margin`` and ``prior``."""
-    rows = [SelectionRow(r["name"], r["kind"], r["loss"], r["errors"], r["search_fitness"]) for r in chosen["rows"]]
+    rows = [
+        SelectionRow(r["name"], r["kind"], r["loss"], r["errors"], r["search_fitness"], r.get("row_errors"))
+        for r in chosen["rows"]
+    ]
     kind = "classification" if any(r.name == "cross-entropy" for r in rows) else "regression"
     info = {k: chosen[k] for k in ("folds", "steps", "seconds", "scoring", "finalists", "metric") if k in chosen}
-    return decide(rows, {r.name: None for r in rows if r.kind == "learned"}, kind, margin, prior, **info).to_dict()
+    learned = {r.name: None for r in rows if r.kind == "learned"}
+    uncertainty = chosen.get("uncertainty", "folds")
+    return decide(rows, learned, kind, margin, prior, uncertainty, **info).to_dict()
 
 
 def _same_metric(name: str, key: str) -> dict | None:

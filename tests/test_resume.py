@@ -114,7 +114,8 @@ def test_a_checkpoint_from_before_a_setting_existed_resumes_at_its_default(
 ):
     run = _copy(finished.out_dir, tmp_path / "run")
     data = json.loads((run / "checkpoint.json").read_text())
-    for name in ("fitness_seeds", "selection_metric", "local_search_scale"):  # settings added after it was written
+    added_since = ("fitness_seeds", "selection_metric", "local_search_scale", "selection_uncertainty")
+    for name in added_since:  # settings added after the checkpoint was written
         del data["signature"]["settings"][name]
     (run / "checkpoint.json").write_text(json.dumps(data))
     search = LossSearch(seed=0, out_dir=run, resume=True, **SMALL, **changes)

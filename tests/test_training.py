@@ -24,13 +24,10 @@ from evomal_sr.training.loop import (
     CandidateLosses,
     evaluate_metric,
     masked_sum,
-    metric_name,
-    robust_spread,
     rows_finite,
-    task_loss,
-    task_metric,
     train_candidates,
 )
+from evomal_sr.training.metrics import metric_name, robust_spread, task_loss, task_metric, task_metric_rows
 from evomal_sr.training.optim import MaskedAdam
 from evomal_sr.training.screening import EquivalenceIndex, ProbePoints, probe_gradients, rejection_protocol
 from evomal_sr.training.stacked import StackedModel
@@ -161,6 +158,29 @@ def test_one_label_moves_the_robust_metrics_of_two_models_apart_by_at_most_their
     assert abs(a - b) <= distance + 1e-9
     a, b = task_metric(outputs, target, "regression", "huber").tolist()
     assert abs(a - b) <= 2 * float(robust_spread(target)) * distance * (1 + 1e-9) + 1e-9
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.integers(1, 3),
+    st.integers(2, 9),
+    st.integers(1, 4),
+    st.sampled_from(["task", "mae", "huber"]),
+    st.integers(0, 2**31 - 1),
+)
+def test_each_rows_metric_averages_to_the_task_metric(copies, rows, outputs, metric, seed):
+    # the selection's row errors must be the parts of the number the meta-test reports, for every metric
+    generator = torch.Generator().manual_seed(seed)
+    logits = torch.randn(copies, rows, outputs, generator=generator, dtype=torch.float64)
+    labels = torch.randint(0, outputs, (rows,), generator=generator)
+    target = torch.randn(rows, outputs, generator=generator, dtype=torch.float64) * 3
+    for kind, y in (("classification", labels), ("regression", target)):
+        parts = task_metric_rows(logits, y, kind, metric)
+        assert parts.shape == (copies, rows)
+        torch.testing.assert_close(parts.mean(dim=1), task_metric(logits, y, kind, metric))
+    logits[0, 1, 0] = math.nan
+    parts = task_metric_rows(logits, target, "regression", metric)
+    assert math.isinf(parts[0, 1]) and torch.isfinite(parts[0, [0, *range(2, rows)]]).all()
 
 
 def test_masked_sum_keeps_nan_rows_out_of_the_gradient():

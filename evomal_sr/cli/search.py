@@ -142,6 +142,12 @@ def _executor_setting(workers, scheduler):
     help="Paired standard errors by which a learned loss must beat the best known one on the final "
     "selection's folds (and a known loss MAE) [default: the preset's].",
 )
+@click.option(
+    "--selection-uncertainty",
+    type=click.Choice(["folds", "folds-and-rows"]),
+    help="What the final selection's paired standard errors hold: the spread over its folds, or that and "
+    "the sampling error of the rows it scores on [default: the preset's].",
+)
 @click.option("--no-local-search", is_flag=True, help="Do not learn edge weights (the GP-LFL method).")
 @click.option("--deterministic", is_flag=True, help="PySR engine: serial, reproducible search.")
 @click.option("--threads", type=int, help="PySR engine: Julia threads [default: PySR's choice].")
@@ -195,6 +201,7 @@ def search(
     loss_scaling,
     final_selection,
     selection_margin,
+    selection_uncertainty,
     no_local_search,
     deterministic,
     threads,
@@ -239,6 +246,7 @@ def search(
         "loss_scaling": loss_scaling,
         "final_selection": final_selection,
         "selection_margin": selection_margin,
+        "selection_uncertainty": selection_uncertainty,
     }
     settings = resolve_preset(preset, **overrides)  # validate before loading data
     chunk_size = check_chunk_size(chunk_size, name="--chunk-size")  # an int or "balanced" from the text

@@ -116,8 +116,11 @@ class Preset:
     selection_prior: str = "none"
     # what chooses each fold's lr and stopping step and scores it on regression tasks: "task" (the
     # meta-test's MSE), "mae" or "huber" (bounded influence of a heavy-tailed validation label;
-    # training.loop.METRICS); classification always uses the error rate
+    # training.metrics.METRICS); classification always uses the error rate
     selection_metric: str = "task"
+    # what each paired standard error of the selection's decisions holds: "folds" (the spread over the
+    # folds) or "folds-and-rows" (and the sampling error of the scored rows; evaluation.verdict)
+    selection_uncertainty: str = "folds"
 
     def validate(self) -> Preset:
         """Return self, or raise :class:`ConfigError` naming the bad setting."""
@@ -175,6 +178,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "selection_scoring": ("validation", "folds", "validation-folds"),
     "selection_prior": ("none", "mae"),
     "selection_metric": ("task", "mae", "huber"),
+    "selection_uncertainty": ("folds", "folds-and-rows"),
 }
 
 #: The paper's 250 local-search steps at lr 1e-3 compressed into 20 steps at lr 1e-2.

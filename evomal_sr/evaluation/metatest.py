@@ -44,7 +44,7 @@ from evomal_sr.evaluation.population import CopySpec, train_copies
 from evomal_sr.evaluation.report import MetaTestReport, MethodResult
 from evomal_sr.losses.io import count_parameters, describe_loss, load_loss
 from evomal_sr.losses.standard import StandardLoss
-from evomal_sr.training.loop import metric_name
+from evomal_sr.training.metrics import metric_name
 
 __all__ = [
     "LR_FACTORS",
@@ -115,6 +115,7 @@ def meta_test(
     progress: Callable[[int], None] | None = None,
     verbose: int = 1,
     metric: str = "task",
+    row_errors: bool = False,
 ) -> MetaTestReport:
     """Train fresh models with ``loss`` (frozen) and with known losses; compare test errors fairly.
 
@@ -152,7 +153,11 @@ def meta_test(
         What chooses lr and stopping step and what is reported on a regression task: the
         MSE (``"task"``), the mean absolute error, or a Huber error whose threshold is the
         targets' robust spread (one heavy-tailed label cannot dominate either; see
-        :data:`~evomal_sr.training.loop.METRICS`). Classification always uses the error rate.
+        :data:`~evomal_sr.training.metrics.METRICS`). Classification always uses the error rate.
+    row_errors : bool
+        Keep each test row's error at each seed's early-stopping step (``MethodResult.early_row_errors``;
+        :func:`~evomal_sr.training.metrics.task_metric_rows`): the final selection estimates the
+        sampling error of the rows it scores on from them.
 
     Returns
     -------
@@ -200,6 +205,7 @@ def meta_test(
             batch_size=batch_size,
             progress=_both(bar.update, progress),
             metric=metric,
+            rows=row_errors,
         )
     finally:
         bar.close()
@@ -225,12 +231,14 @@ def meta_test(
     )
 
 
-def _train(task, modules, grid, seed_list, **run):
-    """The selection run, then the final run at each method's chosen lr (``run``: :func:`train_copies`'s options)."""
+def _train(task, modules, grid, seed_list, *, rows: bool, **run):
+    """The selection run, then the final run at each method's chosen lr (``run``: :func:`train_copies`'s options;
+    ``rows``: keep the final run's per-row test errors)."""
     with torch_threads(auto_threads("auto", task.make_model(seed=0), task.device)):  # one thread for small models
         chosen = _select(task, modules, grid, seed_list, **run)
         copies = [CopySpec(i, chosen.lr[i], s) for i in range(len(modules)) for s in seed_list]
-        final = train_copies(task, modules, copies, task.train_and_val(), (task.X_test, task.y_test), **run)
+        test = (task.X_test, task.y_test)
+        final = train_copies(task, modules, copies, task.train_and_val(), test, rows=rows, **run)
     return chosen, final
 
 
@@ -291,6 +299,9 @@ def _method_result(
         seconds=seconds,
         lr=chosen.lr[i],
         early_errors=early,
+        early_row_errors=[final.rows_at(k, chosen.stops[i, s]) for k, s in zip(rows, seeds)]
+        if final.row_points is not None
+        else [],
         stop_steps=[chosen.stops[i, s] for s in seeds],
         lr_grid=list(grid),
         lr_scores=chosen.scores[i],

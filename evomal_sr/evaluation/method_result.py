@@ -88,6 +88,9 @@ class MethodResult:
         The SGD learning rate the method trained with (chosen on validation when tuned).
     errors, early_errors : list of float
         Per seed, the test error at the last step and at the early-stopping step.
+    early_row_errors : list of list of float
+        Per seed, each test row's error at the early-stopping step (``meta_test(..., row_errors=True)``;
+        else empty).
     stop_steps : list of int
         Per seed, the step with the lowest validation error in the selection run.
     diverged : list of bool
@@ -116,6 +119,7 @@ class MethodResult:
     seconds: float
     lr: float = math.nan
     early_errors: list[float] = field(default_factory=list)
+    early_row_errors: list[list[float]] = field(default_factory=list)
     stop_steps: list[int] = field(default_factory=list)
     lr_grid: list[float] = field(default_factory=list)
     lr_scores: list[float] = field(default_factory=list)
@@ -157,7 +161,7 @@ class MethodResult:
             values = {k: v for k, v in data.items() if k in names}
             for key in ("errors", "early_errors", "lr_scores"):
                 values[key] = [_float(v) for v in values.get(key, [])]
-            for key in ("val_curves", "test_curves", "loss_curves"):
+            for key in ("val_curves", "test_curves", "loss_curves", "early_row_errors"):
                 values[key] = [[_float(v) for v in row] for row in values.get(key, [])]
             values["lr"] = _float(values.get("lr"))
             if "known" not in values:  # a report saved before the field: the zoo's names and the standard loss

@@ -35,12 +35,20 @@ class CopySpec:
 
 @dataclass
 class PopulationRun:
-    """Per copy: the metric curve on the evaluation rows, the mean training loss per window, divergence."""
+    """Per copy: the metric curve on the evaluation rows, the mean training loss per window, divergence;
+    with ``rows=True``, each evaluation row's part of the metric at every point."""
 
     curve_steps: list[int]
     curves: list[list[float]]  # [copy][point]
     loss_curves: list[list[float]]  # [copy][point]
     diverged: list[bool]
+    row_points: list[torch.Tensor] | None = None  # [point] of [copy, row]
+
+    def rows_at(self, copy: int, step: int) -> list[float]:
+        """Copy ``copy``'s error on each evaluation row at ``step`` (a curve step; needs ``rows=True``)."""
+        if self.row_points is None:
+            raise ConfigError("this run kept no per-row errors: train it with rows=True")
+        return self.row_points[self.curve_steps.index(step)][copy].tolist()
 
 
 def batched_loss(module: LossModule) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
@@ -89,9 +97,10 @@ def train_copies(
     batch_size: int,
     progress: Callable[[int], None] | None = None,
     metric: str = "task",
+    rows: bool = False,
 ) -> PopulationRun:
-    """Train every copy with SGD for ``steps`` steps; the metric (:func:`~evomal_sr.training.loop.task_metric`)
-    on ``eval_data`` every ``every`` steps."""
+    """Train every copy with SGD for ``steps`` steps; the metric (:func:`~evomal_sr.training.metrics.task_metric`)
+    on ``eval_data`` every ``every`` steps, and with ``rows=True`` each evaluation row's part of it too."""
     X, Y = train_data
     models = [task.make_model(seed=derive_seed(c.seed, "meta-test-init")) for c in copies]
     stacked = StackedModel(models[0])
@@ -104,7 +113,12 @@ def train_copies(
     ]
     groups = [(m, idx) for m, idx in groups if idx.numel()]
     inverse = torch.argsort(torch.cat([idx for _, idx in groups]))
-    recorder = _Recorder(len(copies), evaluate_metric(stacked, params, eval_data, kind=task.kind, metric=metric))
+
+    def evaluate(theta, per_row: bool = False):
+        return evaluate_metric(stacked, theta, eval_data, kind=task.kind, metric=metric, rows=per_row)
+
+    row_points = [evaluate(params, True).cpu()] if rows else None
+    recorder = _Recorder(len(copies), evaluate(params))
 
     def losses_of(theta, _step):
         index = torch.stack([s.next() for s in samplers]).to(X.device)
@@ -113,7 +127,9 @@ def train_copies(
 
     def after_step(step, theta):
         if step % every == 0 or step == steps:
-            recorder.point(step, evaluate_metric(stacked, theta, eval_data, kind=task.kind, metric=metric))
+            recorder.point(step, evaluate(theta))
+            if row_points is not None:
+                row_points.append(evaluate(theta, True).cpu())
         if progress is not None:
             progress(1)
 
@@ -127,7 +143,11 @@ def train_copies(
         after_step=after_step,
     )
     return PopulationRun(
-        recorder.steps, recorder.by_copy(recorder.metric), recorder.by_copy(recorder.loss), outcome.diverged.tolist()
+        recorder.steps,
+        recorder.by_copy(recorder.metric),
+        recorder.by_copy(recorder.loss),
+        outcome.diverged.tolist(),
+        row_points,
     )
 
 

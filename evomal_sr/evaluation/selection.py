@@ -31,6 +31,7 @@ from evomal_sr.core.seeding import derive_seed
 from evomal_sr.errors import ConfigError
 from evomal_sr.evaluation.metatest import meta_test
 from evomal_sr.evaluation.verdict import (
+    FOLDS,
     KNOWN,
     LEARNED,
     SCORINGS,
@@ -129,6 +130,7 @@ def select_final(
     finalists: int = 0,
     prior: str | None = None,
     metric: str = "task",
+    uncertainty: str = FOLDS,
 ) -> SelectionResult:
     """Re-score the front's best ``shortlist`` losses and the zoo on folds; return the winner.
 
@@ -164,10 +166,15 @@ def select_final(
         the one that was luckiest on noisy validation labels.
     metric : {"task", "mae", "huber"}
         What chooses each fold's lr and stopping step and what scores it on a regression task
-        (:data:`~evomal_sr.training.loop.METRICS`): the meta-test's MSE, or the mean absolute or
+        (:data:`~evomal_sr.training.metrics.METRICS`): the meta-test's MSE, or the mean absolute or
         Huber error, whose rows cannot dominate it with a heavy-tailed label (the same validation
         rows score every fold, so one wild label biases every fold alike and the paired standard
         error does not show it). Classification always uses the error rate.
+    uncertainty : {"folds", "folds-and-rows"}
+        What each paired standard error holds (:data:`~evomal_sr.evaluation.verdict.UNCERTAINTIES`):
+        the spread over the folds, or that and the sampling error of the scored rows. With
+        ``scoring="validation"`` every fold scores the same validation rows, so the folds alone
+        cannot show how much a lead of a few rows owes to which rows were drawn.
 
     Examples
     --------
@@ -188,6 +195,7 @@ def select_final(
     learned = {f"learned #{i + 1}": e.loss(task.kind, metadata={"fitness": e.fitness}) for i, e in enumerate(entries)}
     fitness = {f"learned #{i + 1}": e.fitness for i, e in enumerate(entries)}
     errors: dict[str, list[float]] = {}
+    row_errors: dict[str, list[list[float]]] = {}  # [fold][scored row]
     descriptions: dict[str, str] = {}
     tasks = fold_tasks(task, folds, seed, scoring)
     bar = StepProgress(
@@ -216,14 +224,23 @@ def select_final(
                 progress=advance,
                 verbose=0,
                 metric=metric,
+                row_errors=True,
             )
             for row in report.methods:
                 errors.setdefault(row.method, []).append(row.early_errors[0])
+                row_errors.setdefault(row.method, []).append(row.early_row_errors[0])
                 descriptions[row.method] = row.loss
     finally:
         bar.close()
     rows = [
-        SelectionRow(name, LEARNED if name in learned else KNOWN, descriptions[name], errs, fitness.get(name))
+        SelectionRow(
+            name,
+            LEARNED if name in learned else KNOWN,
+            descriptions[name],
+            errs,
+            fitness.get(name),
+            _per_scored_row(row_errors[name], folds, scoring),
+        )
         for name, errs in errors.items()
     ]
     return decide(
@@ -238,7 +255,21 @@ def select_final(
         finalists=finalists,
         prior=prior,
         metric=metric,
+        uncertainty=uncertainty,
     )
+
+
+def _per_scored_row(by_fold: list[list[float]], folds: int, scoring: str) -> list[float] | None:
+    """A row's error on each scored row, averaged over the folds that scored it; None unless it ran every fold.
+
+    With ``scoring="validation"`` every fold scores the same validation rows (the mean over folds);
+    otherwise each fold scores its own part (the folds' rows one after another).
+    """
+    if len(by_fold) < folds:
+        return None
+    if scoring == "validation":
+        return torch.tensor(by_fold, dtype=torch.float64).mean(dim=0).tolist()
+    return [e for fold in by_fold for e in fold]
 
 
 def _finalists(errors: dict[str, list[float]], learned: dict, n: int) -> set[str]:
@@ -309,4 +340,5 @@ def select_with_settings(
         finalists=settings.selection_finalists,
         prior=None if settings.selection_prior == "none" else settings.selection_prior,
         metric=settings.selection_metric,
+        uncertainty=settings.selection_uncertainty,
     )

@@ -23,13 +23,18 @@ LEARNED, KNOWN = "learned", "known"
 
 @dataclass
 class SelectionRow:
-    """One candidate of the short list and its errors on the folds (early-stopped, lower is better)."""
+    """One candidate of the short list and its errors on the folds (early-stopped, lower is better).
+
+    ``row_errors``: its error on each scored row, averaged over the folds that scored the row (kept
+    when it ran every fold): what the sampling error of those rows is estimated from.
+    """
 
     name: str
     kind: str
     loss: str
     errors: list[float]
     search_fitness: float | None = None
+    row_errors: list[float] | None = None
 
     @property
     def mean(self) -> float:
@@ -76,6 +81,7 @@ class SelectionResult:
     finalists: int = 0
     prior: str | None = None
     metric: str = "task"
+    uncertainty: str = "folds"
 
     def to_dict(self) -> dict:
         """JSON-ready summary (non-finite numbers become ``None``)."""
@@ -98,6 +104,7 @@ class SelectionResult:
             "finalists": self.finalists,
             "prior": self.prior,
             "metric": self.metric,
+            "uncertainty": self.uncertainty,
             "seconds": self.seconds,
             "rows": [
                 {
@@ -107,6 +114,7 @@ class SelectionResult:
                     "errors": [num(e) for e in r.errors],
                     "mean": num(r.mean),
                     "search_fitness": num(r.search_fitness),
+                    "row_errors": None if r.row_errors is None else [num(e) for e in r.row_errors],
                 }
                 for r in self.rows
             ],
@@ -121,7 +129,8 @@ class SelectionResult:
         lines = [
             f"final selection ({self.folds} folds{self._halving()}, scored on {_SCORED_ON[self.scoring]}, "
             f"{self.steps} steps, lr tuned, early-stopped{'; prior ' + self.prior if self.prior else ''}"
-            f"{'' if self.metric == 'task' else '; metric ' + self.metric}; "
+            f"{'' if self.metric == 'task' else '; metric ' + self.metric}"
+            f"{'; SEs of folds and rows' if self.uncertainty == FOLDS_AND_ROWS else ''}; "
             f"{self.seconds:.0f} s)"
         ]
         for r in sorted(self.rows, key=lambda r: r.mean):
@@ -147,15 +156,30 @@ _SCORED_ON = {
 #: Folds every short-list row runs before successive halving keeps the finalists (``finalists > 0``).
 SCREENING_FOLDS = 2
 
+#: What the paired standard error of a comparison holds: "folds" (the spread of the paired differences
+#: over the folds: the training runs' randomness on the scored rows) or "folds-and-rows" (that and,
+#: in quadrature, the sampling error of the scored rows: the spread over rows of their fold-averaged
+#: paired differences; with few or noisy validation rows the folds agree on rows that a new sample
+#: would not repeat).
+FOLDS, FOLDS_AND_ROWS = "folds", "folds-and-rows"
+UNCERTAINTIES = (FOLDS, FOLDS_AND_ROWS)
+
 
 def decide(
-    rows: list[SelectionRow], learned: dict, kind: str, margin: float, prior: str | None = None, **info
+    rows: list[SelectionRow],
+    learned: dict,
+    kind: str,
+    margin: float,
+    prior: str | None = None,
+    uncertainty: str = FOLDS,
+    **info,
 ) -> SelectionResult:
     """The winner: the best learned row if it beats the best known by ``margin`` paired SEs, else a known row.
 
     The known row is the best known one, or ``prior`` when the best known does not beat it by ``margin``
     paired SEs. Only rows that ran every fold compete: successive halving leaves screened-out rows
     with fewer folds, whose means are neither comparable nor pairable with the finalists'.
+    ``uncertainty`` (:data:`UNCERTAINTIES`) says what the paired SE holds.
 
     ``learned`` maps each learned row's name to its module (the returned ``module``); ``info`` fills
     the other fields of the :class:`SelectionResult` (``folds``, ``steps``, ``seconds``, ...).
@@ -169,12 +193,15 @@ def decide(
     >>> decide(rows, {}, "classification", 1.0, prior="mae").winner  # sce's lead is within one SE
     'mae'
     """
+    if uncertainty not in UNCERTAINTIES:
+        raise ConfigError(f"selection_uncertainty must be one of {', '.join(UNCERTAINTIES)}, got {uncertainty!r}")
     folds_run = max(len(r.errors) for r in rows)
     known_rows = [r for r in rows if r.kind == KNOWN and len(r.errors) == folds_run]
     learned_rows = [r for r in rows if r.kind == LEARNED and len(r.errors) == folds_run]
     best_known = min(known_rows, key=lambda r: r.mean)
     best_learned = min(learned_rows, key=lambda r: r.mean) if learned_rows else None
-    wins, diff, se = _beats(best_learned, best_known, margin)
+    rows_too = uncertainty == FOLDS_AND_ROWS
+    wins, diff, se = _beats(best_learned, best_known, margin, rows_too)
     if wins:
         assert best_learned is not None
         winner, module = best_learned, learned[best_learned.name]
@@ -183,7 +210,7 @@ def decide(
             f"on the folds by {-diff:.4f} ± {se:.4f}; returning the learned loss."
         )
     else:
-        winner, known_why = _known_winner(best_known, known_rows, prior, margin)
+        winner, known_why = _known_winner(best_known, known_rows, prior, margin, rows_too)
         module = known_loss(zoo_name(winner.name, kind), kind)
         why = (
             "no learned loss on the front"
@@ -206,24 +233,53 @@ def decide(
         rows=rows,
         margin=margin,
         prior=prior,
+        uncertainty=uncertainty,
         **info,
     )
 
 
-def _beats(row: SelectionRow | None, other: SelectionRow, margin: float) -> tuple[bool, float, float]:
-    """Whether ``row`` has a lower mean than ``other`` by ``margin`` paired SEs, the difference and its SE."""
+def _beats(
+    row: SelectionRow | None, other: SelectionRow, margin: float, rows_too: bool = False
+) -> tuple[bool, float, float]:
+    """Whether ``row`` has a lower mean than ``other`` by ``margin`` paired SEs, the difference and its SE
+    (over the folds; with ``rows_too``, and over the scored rows, in quadrature)."""
     if row is None:
         return False, math.nan, math.nan
     diff, se, _ = paired_difference(row.errors, other.errors)
+    if rows_too:
+        se = math.hypot(se, row_standard_error(row, other))
     return math.isfinite(diff) and beyond_noise(diff, se, margin) == "better", diff, se
 
 
-def _known_winner(best_known, known_rows, prior: str | None, margin: float) -> tuple[SelectionRow, str]:
+def row_standard_error(row: SelectionRow, other: SelectionRow) -> float:
+    """The sampling error of the scored rows in ``row``'s mean minus ``other``'s: the standard error of the
+    mean of their paired, fold-averaged row errors' differences.
+
+    Examples
+    --------
+    >>> a = SelectionRow("a", KNOWN, "a", [0.5, 0.5], row_errors=[1.0, 0.0, 1.0, 0.0])
+    >>> b = SelectionRow("b", KNOWN, "b", [0.5, 0.5], row_errors=[0.0, 1.0, 1.0, 0.0])
+    >>> round(row_standard_error(a, b), 4)  # the folds agree (SE 0), but two rows of four differ
+    0.4082
+    """
+    if row.row_errors is None or other.row_errors is None or len(row.row_errors) != len(other.row_errors):
+        raise ConfigError(
+            f"the selection rows {row.name!r} and {other.name!r} hold no errors on the same scored rows; "
+            "rerun the final selection (a saved selection from before selection_uncertainty cannot be "
+            "decided with 'folds-and-rows')"
+        )
+    se = paired_difference(row.row_errors, other.row_errors)[1]
+    return se if math.isfinite(se) else 0.0
+
+
+def _known_winner(
+    best_known, known_rows, prior: str | None, margin: float, rows_too: bool = False
+) -> tuple[SelectionRow, str]:
     """The best known row, or the ``prior`` row where the best known does not beat it; and why, for the verdict."""
     prior_row = next((r for r in known_rows if r.name == prior), None)
     if prior_row is None or prior_row is best_known:
         return best_known, ""
-    wins, diff, se = _beats(best_known, prior_row, margin)
+    wins, diff, se = _beats(best_known, prior_row, margin, rows_too)
     if wins:
         return best_known, f"; {best_known.name} beat the prior, {prior}, by {-diff:.4f} ± {se:.4f}"
     return prior_row, f", nor {best_known.name} the prior, {prior} ({diff:+.4f} ± {se:.4f})"

@@ -208,6 +208,7 @@ class LossSearch(BaseEstimator):
         selection_finalists=None,
         selection_prior=None,
         selection_metric=None,
+        selection_uncertainty=None,
         verbose: int = 1,
     ):
         self.engine = engine

@@ -17,7 +17,8 @@ import torch
 
 from evomal_sr.losses.base import same_targets
 from evomal_sr.losses.symbolic import CompiledLoss
-from evomal_sr.training.loop import BatchSampler, CandidateLosses, masked_sum, rows_finite, task_loss, train_population
+from evomal_sr.training.loop import BatchSampler, CandidateLosses, masked_sum, rows_finite, train_population
+from evomal_sr.training.metrics import task_loss
 from evomal_sr.training.optim import MaskedAdam
 from evomal_sr.training.scaling import ScaleProbe, probe_scales
 from evomal_sr.training.stacked import Params, StackedModel

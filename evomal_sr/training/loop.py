@@ -19,12 +19,11 @@ from dataclasses import dataclass
 
 import torch
 
-from evomal_sr.errors import ConfigError
 from evomal_sr.losses.base import same_targets
 from evomal_sr.losses.program import LossProgram
-from evomal_sr.losses.standard import standard_loss_per_copy
 from evomal_sr.losses.symbolic import CompiledLoss, output_to_fx, target_to_y
 from evomal_sr.training.captured import can_capture, train_captured
+from evomal_sr.training.metrics import task_metric, task_metric_rows
 from evomal_sr.training.stacked import Params, StackedModel
 
 
@@ -86,69 +85,6 @@ def reduce_per_copy(values: torch.Tensor, kind: str) -> torch.Tensor:
     if kind == "classification":
         return values.sum(dim=-1).mean(dim=-1)
     return values.mean(dim=tuple(range(1, values.ndim)))
-
-
-#: Cross-entropy or MSE of each copy's outputs [K, batch, out] -> [K]: the task's standard loss.
-task_loss = standard_loss_per_copy
-
-
-#: Validation metrics of a regression task (classification always uses the error rate, whose rows are
-#: bounded already): ``"task"`` the MSE; ``"mae"`` the mean absolute error; ``"huber"`` the mean of
-#: ``2 * huber(residual, delta)`` with ``delta`` the scored targets' robust spread (1.4826 times their
-#: median absolute deviation): the MSE wherever a residual is within it, linear beyond, so that a
-#: heavy-tailed label cannot decide which of two models looks better.
-METRICS = ("task", "mae", "huber")
-
-
-def metric_name(kind: str, metric: str = "task") -> str:
-    """What :func:`task_metric` measures: ``"error rate"``, ``"MSE"``, ``"MAE"`` or ``"Huber"``.
-
-    Examples
-    --------
-    >>> metric_name("regression", "huber"), metric_name("classification", "mae")
-    ('Huber', 'error rate')
-    """
-    if metric not in METRICS:
-        raise ConfigError(f"metric must be one of {', '.join(METRICS)}, got {metric!r}")
-    if kind == "classification":
-        return "error rate"
-    return {"task": "MSE", "mae": "MAE", "huber": "Huber"}[metric]
-
-
-def task_metric(outputs: torch.Tensor, target: torch.Tensor, kind: str, metric: str = "task") -> torch.Tensor:
-    """Error rate (classification) or the regression ``metric`` (:data:`METRICS`) per copy -> [K], non-finite as inf."""
-    if kind == "classification":
-        if outputs.shape[-1] == 1:
-            predicted = (outputs.squeeze(-1) > 0).long()
-        else:
-            predicted = outputs.argmax(dim=-1)
-        value = (predicted != target.long().unsqueeze(0)).to(outputs.dtype).mean(dim=1)
-        finite = torch.isfinite(outputs).all(dim=-1).all(dim=-1)
-    elif metric == "task":
-        value = task_loss(outputs, target, kind)
-        finite = torch.isfinite(value)
-    else:
-        t = target.to(outputs.dtype).reshape(1, *outputs.shape[1:])
-        residual = (outputs - t).abs()
-        if metric == "huber":
-            delta = robust_spread(t)
-            residual = torch.where(residual <= delta, residual.square(), 2 * delta * residual - delta**2)
-        value = residual.mean(dim=tuple(range(1, outputs.ndim)))
-        finite = torch.isfinite(value)
-    return torch.where(finite, value, torch.full_like(value, float("inf")))
-
-
-def robust_spread(values: torch.Tensor) -> torch.Tensor:
-    """1.4826 times the median absolute deviation of ``values`` (the standard deviation of normal data,
-    unmoved by a few wild ones); 1 where that is zero.
-
-    Examples
-    --------
-    >>> round(float(robust_spread(torch.tensor([0.0, 1.0, 2.0, 1e9]))), 4)
-    1.4826
-    """
-    spread = 1.4826 * (values - values.median()).abs().median()
-    return torch.where(spread > 0, spread, torch.ones_like(spread))
 
 
 def rows_finite(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
@@ -373,9 +309,17 @@ def masked_sgd_step(
 
 
 def evaluate_metric(
-    stacked: StackedModel, params: Params, data, *, kind: str, chunk: int = 4096, metric: str = "task"
+    stacked: StackedModel,
+    params: Params,
+    data,
+    *,
+    kind: str,
+    chunk: int = 4096,
+    metric: str = "task",
+    rows: bool = False,
 ) -> torch.Tensor:
-    """Validation metric (:func:`task_metric`) of every copy on all rows of ``data`` -> [K] (inf if non-finite).
+    """Validation metric (:func:`task_metric`) of every copy on all rows of ``data`` -> [K] (inf if non-finite);
+    with ``rows=True`` each row's part of it (:func:`task_metric_rows`) -> [K, rows].
 
     The copies run in eval mode (:meth:`StackedModel.evaluate`): BatchNorm uses each
     copy's running statistics, dropout is off.
@@ -383,4 +327,4 @@ def evaluate_metric(
     X, Y = data
     with torch.no_grad():
         outputs = torch.cat([stacked.evaluate(params, X[i : i + chunk]) for i in range(0, X.shape[0], chunk)], dim=1)
-        return task_metric(outputs, Y, kind, metric)
+        return (task_metric_rows if rows else task_metric)(outputs, Y, kind, metric)

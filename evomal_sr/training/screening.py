@@ -16,7 +16,8 @@ import torch
 
 from evomal_sr.losses.base import same_targets
 from evomal_sr.losses.symbolic import CompiledLoss, reduce_loss, target_to_y
-from evomal_sr.training.loop import CandidateLosses, task_metric, train_population
+from evomal_sr.training.loop import CandidateLosses, train_population
+from evomal_sr.training.metrics import task_metric
 from evomal_sr.training.optim import MaskedAdam
 
 
