@@ -20,7 +20,8 @@ from evomal_sr.core.seeding import derive_seed
 from evomal_sr.errors import ConfigError
 from evomal_sr.losses.base import ElementwiseLoss, LossModule, PopulationLoss
 from evomal_sr.losses.symbolic import output_to_fx, target_to_y
-from evomal_sr.training.loop import BatchSampler, evaluate_metric, reduce_per_copy, sgd_update, train_population
+from evomal_sr.training.loop import BatchSampler, evaluate_outputs, reduce_per_copy, sgd_update, train_population
+from evomal_sr.training.metrics import task_metric, task_metric_rows
 from evomal_sr.training.stacked import StackedModel
 
 
@@ -114,10 +115,15 @@ def train_copies(
     groups = [(m, idx) for m, idx in groups if idx.numel()]
     inverse = torch.argsort(torch.cat([idx for _, idx in groups]))
 
-    def evaluate(theta, per_row: bool = False):
-        return evaluate_metric(stacked, theta, eval_data, kind=task.kind, metric=metric, rows=per_row)
+    row_points: list[torch.Tensor] | None = [] if rows else None
 
-    row_points = [evaluate(params, True).cpu()] if rows else None
+    def evaluate(theta) -> torch.Tensor:
+        """The metric per copy; the per-row errors too, from the same outputs, when they are kept."""
+        outputs = evaluate_outputs(stacked, theta, eval_data[0])
+        if row_points is not None:
+            row_points.append(task_metric_rows(outputs, eval_data[1], task.kind, metric).cpu())
+        return task_metric(outputs, eval_data[1], task.kind, metric)
+
     recorder = _Recorder(len(copies), evaluate(params))
 
     def losses_of(theta, _step):
@@ -128,8 +134,6 @@ def train_copies(
     def after_step(step, theta):
         if step % every == 0 or step == steps:
             recorder.point(step, evaluate(theta))
-            if row_points is not None:
-                row_points.append(evaluate(theta, True).cpu())
         if progress is not None:
             progress(1)
 

@@ -23,7 +23,7 @@ from evomal_sr.losses.base import same_targets
 from evomal_sr.losses.program import LossProgram
 from evomal_sr.losses.symbolic import CompiledLoss, output_to_fx, target_to_y
 from evomal_sr.training.captured import can_capture, train_captured
-from evomal_sr.training.metrics import task_metric, task_metric_rows
+from evomal_sr.training.metrics import task_metric
 from evomal_sr.training.stacked import Params, StackedModel
 
 
@@ -308,23 +308,20 @@ def masked_sgd_step(
             p.sub_(torch.nan_to_num(g) * scale.reshape(-1, *([1] * (g.ndim - 1))))
 
 
-def evaluate_metric(
-    stacked: StackedModel,
-    params: Params,
-    data,
-    *,
-    kind: str,
-    chunk: int = 4096,
-    metric: str = "task",
-    rows: bool = False,
-) -> torch.Tensor:
-    """Validation metric (:func:`task_metric`) of every copy on all rows of ``data`` -> [K] (inf if non-finite);
-    with ``rows=True`` each row's part of it (:func:`task_metric_rows`) -> [K, rows].
+def evaluate_outputs(stacked: StackedModel, params: Params, X: torch.Tensor, *, chunk: int = 4096) -> torch.Tensor:
+    """Every copy's outputs on all rows of ``X`` -> ``[K, rows, out]``, without gradients.
 
     The copies run in eval mode (:meth:`StackedModel.evaluate`): BatchNorm uses each
     copy's running statistics, dropout is off.
     """
-    X, Y = data
     with torch.no_grad():
-        outputs = torch.cat([stacked.evaluate(params, X[i : i + chunk]) for i in range(0, X.shape[0], chunk)], dim=1)
-        return (task_metric_rows if rows else task_metric)(outputs, Y, kind, metric)
+        return torch.cat([stacked.evaluate(params, X[i : i + chunk]) for i in range(0, X.shape[0], chunk)], dim=1)
+
+
+def evaluate_metric(
+    stacked: StackedModel, params: Params, data, *, kind: str, chunk: int = 4096, metric: str = "task"
+) -> torch.Tensor:
+    """Validation metric (:func:`~evomal_sr.training.metrics.task_metric`) of every copy on all rows of ``data``
+    -> [K] (inf if non-finite), the copies in eval mode (:func:`evaluate_outputs`)."""
+    X, Y = data
+    return task_metric(evaluate_outputs(stacked, params, X, chunk=chunk), Y, kind, metric)
