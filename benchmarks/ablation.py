@@ -258,10 +258,7 @@ def _with_margin(name: str, key: str) -> dict | None:
 
 def _redecided(chosen: dict, margin: float, prior: str | None) -> dict:
     """A saved selection's rows decided again with ``margin`` and ``prior``."""
-    rows = [
-        SelectionRow(r["name"], r["kind"], r["loss"], r["errors"], r["search_fitness"], r.get("row_errors"))
-        for r in chosen["rows"]
-    ]
+    rows = [SelectionRow.from_dict(r) for r in chosen["rows"]]
     kind = "classification" if any(r.name == "cross-entropy" for r in rows) else "regression"
     info = {k: chosen[k] for k in ("folds", "steps", "seconds", "scoring", "finalists", "metric") if k in chosen}
     learned = {r.name: None for r in rows if r.kind == "learned"}

@@ -136,10 +136,7 @@ def judge_probe(spec: SuiteTask, decision: str) -> dict:
     record = read_json(OUT / f"{spec.key}.json", ValueError, "probe")
     chosen = record["selection"]
     margin, uncertainty = DECISIONS[decision]
-    rows = [
-        SelectionRow(r["name"], r["kind"], r["loss"], r["errors"], r["search_fitness"], r["row_errors"])
-        for r in chosen["rows"]
-    ]
+    rows = [SelectionRow.from_dict(r) for r in chosen["rows"]]
     kind = "classification" if any(r.name == "cross-entropy" for r in rows) else "regression"
     learned = {r.name: None for r in rows if r.kind == "learned"}
     winner = decide(rows, learned, kind, margin, chosen["prior"], uncertainty).winner

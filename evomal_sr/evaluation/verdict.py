@@ -36,6 +36,29 @@ class SelectionRow:
     search_fitness: float | None = None
     row_errors: list[float] | None = None
 
+    @classmethod
+    def from_dict(cls, data: dict) -> SelectionRow:
+        """A row of :meth:`SelectionResult.to_dict` read back (an error saved as ``None``, non-finite, as inf).
+
+        Examples
+        --------
+        >>> SelectionRow.from_dict({"name": "mae", "kind": "known", "loss": "mae", "errors": [0.2, None]}).mean
+        inf
+        """
+
+        def number(value) -> float:
+            return math.inf if value is None else float(value)
+
+        row_errors = data.get("row_errors")
+        return cls(
+            data["name"],
+            data["kind"],
+            data["loss"],
+            [number(e) for e in data["errors"]],
+            data.get("search_fitness"),
+            None if row_errors is None else [number(e) for e in row_errors],
+        )
+
     @property
     def mean(self) -> float:
         finite = [e for e in self.errors if math.isfinite(e)]
