@@ -18,7 +18,7 @@ BUDGET_SECONDS = 300.0
 CURRENT_SEARCH = "fitness-seeds-2-grid-2"
 #: The ablation variant that is the default now: ``CURRENT_SEARCH``'s searches and selections' rows, decided
 #: with two paired SEs (its records name the run whose rows and meta-tests they reuse: ``rows_from``).
-CURRENT_DEFAULT = "margin-2"
+CURRENT_DEFAULT = "rows-margin-1.5"
 
 
 def _fmt(value, digits: int = 4) -> str:
@@ -172,6 +172,25 @@ def _variants() -> list[str]:
     ]
 
 
+def _probes() -> list[str]:
+    """The development probes of ``probe_tasks.py`` (more development tasks for one decision), from its files."""
+    from probe_tasks import OUT, table
+
+    if not OUT.exists():
+        return []
+    return [
+        "## Development probes: eight more development tasks (`benchmarks/probe_tasks.py`)",
+        "",
+        *_prose("probes"),
+        "",
+        "Regenerate: `python benchmarks/probe_tasks.py` (runs the probes not yet run), then "
+        "`python benchmarks/probe_tasks.py --report-only`.",
+        "",
+        *table(),
+        "",
+    ]
+
+
 def _prose(section: str) -> list[str]:
     """A section of ``results_prose.md`` (the report's prose, kept out of the code), as its lines."""
     text = Path(__file__).with_name("results_prose.md").read_text(encoding="utf-8")
@@ -266,9 +285,11 @@ def write_report(out: Path, path: Path) -> None:
         "the training rows chooses lr and stopping step (`selection_scoring='validation'`), with successive "
         "halving: every loss runs the first two folds, the four best there (and the best known and the best "
         "learned) run the other three (`selection_finalists=4`). It returns a learned loss only if it beats "
-        "the best known loss there by two paired standard errors, else the best known loss if that beats MAE "
-        f"by two paired standard errors, else MAE (`selection_prior='mae'`, `selection_margin=2`: `{CURRENT_DEFAULT}`, "
-        "the same runs decided with the margin of two SEs). The ablation also runs three "
+        "the best known loss there by 1.5 paired standard errors, else the best known loss if that beats MAE "
+        "by 1.5 paired standard errors, else MAE, each standard error holding the spread over the folds and the "
+        "sampling error of the scored rows (`selection_prior='mae'`, `selection_margin=1.5`, "
+        f"`selection_uncertainty='folds-and-rows'`: `{CURRENT_DEFAULT}`, the selections of the same searches rerun "
+        "with each row's error kept, their fold errors identical, and decided so). The ablation also runs three "
         "folds for every loss and the other scoring, `'folds'` (rotating folds of the pooled training + "
         "validation rows).",
         "- Meta-test: `meta_test(..., baselines='zoo', tune_lr=True)`: every method, learned or known, at its "
@@ -317,6 +338,7 @@ def write_report(out: Path, path: Path) -> None:
         "",
         *_ablation(results),
         *_variants(),
+        *_probes(),
         *_idle_timing(searched, "The default search now timed alone"),
         *_idle_timing(out, f"The suite's search (the fitness before `{CURRENT_SEARCH}`) timed alone"),
         "## Rank agreement: does the search's score predict the fair test?",

@@ -13,6 +13,10 @@ from evomal_sr.losses.zoo import KNOWN_LOSSES
 
 RETURNED, FRONT_PICK = "returned (default search)", "front's pick (no final selection)"
 
+#: Ablation variants that rerun only the final selection on another variant's saved search (its fronts, and
+#: its learned losses' meta-test): variant -> that search variant.
+SEARCH_FROM = {"rows": "fitness-seeds-2-grid-2"}
+
 
 def selection_signature(chosen: dict) -> tuple:
     """``(scoring, steps, folds, finalists, prior[, metric])`` of a saved selection (files from before a setting
@@ -88,7 +92,8 @@ class TaskResult:
         seeds): they replace the suite's learned rows; known losses keep the suite's rows.
         """
         record = read_json(variant / f"{self.key}.json", ValueError, "selection")
-        searched = variant.parent / record.get("rows_from", variant.name)  # a variant decided from another's rows
+        rows_from = record.get("rows_from", variant.name)  # a variant decided from another's rows
+        searched = variant.parent / SEARCH_FROM.get(rows_from, rows_from)  # whose search it reran the selection of
         self.rows = with_learned_rows(self.rows, searched / self.key / "metatest.json")
         selection = record["selection"]
         self.info = {**self.info, "selection": selection, "search_seconds": record["seconds"]}

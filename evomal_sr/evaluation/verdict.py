@@ -230,7 +230,7 @@ def decide(
         winner, module = best_learned, learned[best_learned.name]
         verdict = (
             f"{best_learned.name} ({best_learned.loss}) beat the best known loss, {best_known.name}, "
-            f"on the folds by {-diff:.4f} ± {se:.4f}; returning the learned loss."
+            f"on the folds by {-diff:.4f} ± {se:.4f}{_of_rows(rows_too)}; returning the learned loss."
         )
     else:
         winner, known_why = _known_winner(best_known, known_rows, prior, margin, rows_too)
@@ -239,7 +239,8 @@ def decide(
             "no learned loss on the front"
             if best_learned is None
             else (
-                f"no learned loss beat {best_known.name} by {margin:g} paired standard error(s) on the folds "
+                f"no learned loss beat {best_known.name} by {margin:g} paired standard error(s)"
+                f"{_of_rows(rows_too)} on the folds "
                 f"(best learned {best_learned.name}: {diff:+.4f} ± {se:.4f})"
             )
         )
@@ -259,6 +260,11 @@ def decide(
         uncertainty=uncertainty,
         **info,
     )
+
+
+def _of_rows(rows_too: bool) -> str:
+    """What a verdict adds where its standard errors hold the scored rows' sampling error too."""
+    return " (folds and rows)" if rows_too else ""
 
 
 def _beats(
