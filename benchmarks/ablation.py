@@ -64,6 +64,7 @@ DEFAULT = {"selection_folds": 5, "selection_finalists": 4, "selection_prior": "m
 # variants run before that pin it, so that they mean today what they meant when they ran
 SUITE_FITNESS = {"fitness_lr_grid": 4, "fitness_lr_ratio": 3.1623, "fitness_seeds": 1}
 GRID_2 = {"fitness_seeds": 2, "fitness_lr_grid": 2, "fitness_lr_ratio": 10.0}  # the default's fitness since
+ROWS_15 = {"selection_uncertainty": "folds-and-rows", "selection_margin": 1.5}  # the default's decision since
 VARIANTS: dict[str, dict] = {
     "validation-600": {"selection_scoring": "validation", "selection_steps": 600, **THREE},
     "folds-600": {"selection_scoring": "folds", "selection_steps": 600, **THREE},
@@ -135,6 +136,12 @@ VARIANTS: dict[str, dict] = {
         f"rows-margin-{m:g}": {**DEFAULT, **GRID_2, "selection_uncertainty": "folds-and-rows", "selection_margin": m}
         for m in (1.5, 2.0, 3.0)
     },
+    # the default now (rows-margin-1.5) with each kind's noise-tolerant prior (selection_prior="robust": MAE for
+    # classification, as now; log-cosh for regression, the best known loss on 3 of the 6 development regression
+    # tasks, MAE on 1): reruns the selection of the regression tasks only, on fitness-seeds-2-grid-2's fronts;
+    # a classification task's selection is rows-margin-1.5's (the same prior there). Judged by the probes' rule
+    # (benchmarks/probe_tasks.py), written before it ran
+    "robust-prior": {**DEFAULT, **GRID_2, **ROWS_15, "selection_prior": "robust"},
     # a longer fitness horizon (the search's candidates train 1000 steps, not 500), with the default selection
     "horizon-1000": {**SUITE_FITNESS, "train_steps": 1000, "selection_folds": 5, "selection_finalists": 4, **NO_PRIOR},
 }
@@ -181,7 +188,7 @@ def run_variant(name: str, keys: list[str], args) -> None:
         if target.exists():
             print(f"[{name}] {key}: done before", flush=True)
             continue
-        derived = _with_prior(name, key) or _same_metric(name, key) or _with_margin(name, key)
+        derived = _with_prior(name, key) or _same_metric(name, key) or _with_margin(name, key) or _same_prior(name, key)
         if derived is not None:
             print(f"[{name}] {key}: derived from {derived['derived_from']}", flush=True)
             atomic_write_json(target, {**derived, "command": " ".join(sys.argv)})
@@ -290,6 +297,25 @@ def _same_metric(name: str, key: str) -> dict | None:
         return None
     summary = {**record["selection"], "derived_from": f"{base}'s saved run (the same error rate on classification)"}
     return {"selection": summary, "seconds": record["seconds"], "derived_from": summary["derived_from"]}
+
+
+def _same_prior(name: str, key: str) -> dict | None:
+    """On a classification task, a variant whose only change is ``selection_prior="robust"`` against ``"mae"`` is
+    its base's run (the robust prior of classification is MAE), so the base's saved selection is reused; else None."""
+    settings = VARIANTS[name]
+    if settings.get("selection_prior") != "robust" or TASKS[key].build(0).kind != "classification":
+        return None
+    base = next((n for n, v in VARIANTS.items() if v == {**settings, "selection_prior": "mae"}), None)
+    record = saved_selection(base, key) if base else None
+    if record is None:
+        return None
+    summary = {**record["selection"], "derived_from": f"{base}'s saved run (the same prior, MAE, on classification)"}
+    return {
+        **record,
+        "selection": summary,
+        "derived_from": summary["derived_from"],
+        "rows_from": record.get("rows_from", base),
+    }
 
 
 def saved_selection(name: str, key: str) -> dict | None:

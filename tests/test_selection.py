@@ -337,3 +337,10 @@ def test_the_standard_preset_decides_with_1_5_standard_errors_of_the_folds_and_r
     assert saved["margin"] == 3.0
     bad = invoke(*args, "--selection-margin", "-1", "--out", tmp_path / "bad")
     assert bad.exit_code != 0 and "selection_margin must be >= 0, got -1.0" in bad.output
+
+
+@pytest.mark.parametrize(("dataset", "prior"), [("diabetes", "log-cosh"), ("iris", "mae")])
+def test_the_robust_prior_is_each_task_kinds_noise_tolerant_loss(dataset, prior):
+    search = es.LossSearch(**FAIR, selection_prior="robust", verbose=0).fit(es.Task.builtin(dataset, seed=0))
+    assert search.selection_.prior == prior
+    assert any(r.name == prior and len(r.errors) == search.selection_.folds for r in search.selection_.rows)

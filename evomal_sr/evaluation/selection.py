@@ -39,6 +39,7 @@ from evomal_sr.evaluation.verdict import (
     SelectionResult,
     SelectionRow,
     decide,
+    prior_of,
     zoo_name,
 )
 from evomal_sr.losses.zoo import KNOWN_LOSSES, known_loss
@@ -338,7 +339,7 @@ def select_with_settings(
         verbose=verbose,
         scoring=settings.selection_scoring if scoring is None else scoring,
         finalists=settings.selection_finalists,
-        prior=None if settings.selection_prior == "none" else settings.selection_prior,
+        prior=prior_of(settings.selection_prior, task.kind),
         metric=settings.selection_metric,
         uncertainty=settings.selection_uncertainty,
     )

@@ -176,6 +176,25 @@ _SCORED_ON = {
 }
 
 
+#: ``selection_prior="robust"``: each task kind's noise-tolerant known loss, returned unless the best known
+#: loss beats it. MAE bounds a noisy label's pull on a classifier; on regression it gives up efficiency on
+#: noise that is heavy-tailed but not wild, where log-cosh (quadratic near zero, linear in the tails) keeps it.
+ROBUST_PRIOR = {"classification": "mae", "regression": "log-cosh"}
+
+
+def prior_of(setting: str, kind: str) -> str | None:
+    """The known loss a ``selection_prior`` setting names on a task of ``kind`` (None for ``"none"``).
+
+    Examples
+    --------
+    >>> prior_of("robust", "regression"), prior_of("robust", "classification"), prior_of("mae", "regression")
+    ('log-cosh', 'mae', 'mae')
+    """
+    if setting == "none":
+        return None
+    return ROBUST_PRIOR[kind] if setting == "robust" else setting
+
+
 #: Folds every short-list row runs before successive halving keeps the finalists (``finalists > 0``).
 SCREENING_FOLDS = 2
 
