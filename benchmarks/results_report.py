@@ -16,9 +16,9 @@ BUDGET_SECONDS = 300.0
 #: The ablation variant (``benchmarks/ablation.py``) whose search is the default now: the suite's searches
 #: ran with the fitness before it, so the default's targets come from that variant's reruns.
 CURRENT_SEARCH = "fitness-seeds-2-grid-2"
-#: The ablation variant that is the default now: ``CURRENT_SEARCH``'s searches and selections' rows, decided
-#: with two paired SEs (its records name the run whose rows and meta-tests they reuse: ``rows_from``).
-CURRENT_DEFAULT = "rows-margin-1.5"
+#: The ablation variant that is the default now: ``CURRENT_SEARCH``'s searches, their selections rerun or decided
+#: again with the default's selection settings (its records name the run whose rows they reuse: ``rows_from``).
+CURRENT_DEFAULT = "robust-prior"
 
 
 def _fmt(value, digits: int = 4) -> str:
@@ -285,9 +285,10 @@ def write_report(out: Path, path: Path) -> None:
         "the training rows chooses lr and stopping step (`selection_scoring='validation'`), with successive "
         "halving: every loss runs the first two folds, the four best there (and the best known and the best "
         "learned) run the other three (`selection_finalists=4`). It returns a learned loss only if it beats "
-        "the best known loss there by 1.5 paired standard errors, else the best known loss if that beats MAE "
-        "by 1.5 paired standard errors, else MAE, each standard error holding the spread over the folds and the "
-        "sampling error of the scored rows (`selection_prior='mae'`, `selection_margin=1.5`, "
+        "the best known loss there by 1.5 paired standard errors, else the best known loss if that beats the "
+        "task kind's noise-tolerant loss (MAE for classification, log-cosh for regression) by 1.5 paired "
+        "standard errors, else that loss, each standard error holding the spread over the folds and the "
+        "sampling error of the scored rows (`selection_prior='robust'`, `selection_margin=1.5`, "
         f"`selection_uncertainty='folds-and-rows'`: `{CURRENT_DEFAULT}`, the selections of the same searches rerun "
         "with each row's error kept, their fold errors identical, and decided so). The ablation also runs three "
         "folds for every loss and the other scoring, `'folds'` (rotating folds of the pooled training + "

@@ -218,7 +218,7 @@ def test_the_prior_runs_every_fold_and_must_be_a_known_loss_of_the_task(iris):
         assert with_prior[r.name][: len(r.errors)] == r.errors
     with pytest.raises(ConfigError, match="prior must be a known classification loss"):
         select_final(front, iris, steps=20, verbose=0, prior="huber")
-    with pytest.raises(ConfigError, match="selection_prior must be one of none, mae, got 'sce'"):
+    with pytest.raises(ConfigError, match="selection_prior must be one of none, mae, robust, got 'sce'"):
         es.LossSearch(selection_prior="sce").fit(iris)
 
 
@@ -329,6 +329,7 @@ def test_the_standard_preset_decides_with_1_5_standard_errors_of_the_folds_and_r
 
     standard = resolve_preset("standard")  # chosen on the development tasks (RESULTS.md)
     assert (standard.selection_margin, standard.selection_uncertainty) == (1.5, "folds-and-rows")
+    assert standard.selection_prior == "robust"  # MAE for classification, log-cosh for regression
     assert resolve_preset("standard", selection_margin=1.0).selection_margin == 1.0
     args = ["search", "--dataset", "iris", "--preset", "tiny", "--final-selection", "fair", "-q"]
     result = invoke(*args, "--selection-margin", "3", "--out", tmp_path / "run")
