@@ -183,7 +183,8 @@ def _probes() -> list[str]:
         "",
         *_prose("probes"),
         "",
-        "Regenerate: `python benchmarks/probe_tasks.py` (runs the probes not yet run), then "
+        "Regenerate: `python benchmarks/probe_tasks.py` (runs the probes not yet run), "
+        "`python benchmarks/probe_tasks.py --rerun robust-prior` (the regression probes' reruns), then "
         "`python benchmarks/probe_tasks.py --report-only`.",
         "",
         *table(),
