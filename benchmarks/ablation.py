@@ -188,7 +188,7 @@ def run_variant(name: str, keys: list[str], args) -> None:
         if target.exists():
             print(f"[{name}] {key}: done before", flush=True)
             continue
-        derived = _with_prior(name, key) or _same_metric(name, key) or _with_margin(name, key) or _same_prior(name, key)
+        derived = _with_prior(name, key) or _same_on_classification(name, key) or _with_margin(name, key)
         if derived is not None:
             print(f"[{name}] {key}: derived from {derived['derived_from']}", flush=True)
             atomic_write_json(target, {**derived, "command": " ".join(sys.argv)})
@@ -248,7 +248,7 @@ def _with_prior(name: str, key: str) -> dict | None:
     if not any(r["name"] == prior and len(r["errors"]) == every_fold for r in chosen["rows"]):
         return None
     summary = {
-        **_redecided(chosen, chosen["margin"], prior),
+        **redecide(chosen, chosen["margin"], prior),
         "derived_from": f"{base}'s saved rows (the prior ran every fold)",
     }
     return {"selection": summary, "seconds": record["seconds"], "derived_from": summary["derived_from"]}
@@ -263,7 +263,7 @@ def _with_margin(name: str, key: str) -> dict | None:
         return None
     chosen = record["selection"]
     summary = {
-        **_redecided(chosen, VARIANTS[name]["selection_margin"], chosen["prior"]),
+        **redecide(chosen, VARIANTS[name]["selection_margin"], chosen["prior"]),
         "derived_from": f"{base}'s saved rows (the margin enters only the decision)",
     }
     return {
@@ -274,48 +274,40 @@ def _with_margin(name: str, key: str) -> dict | None:
     }
 
 
-def _redecided(chosen: dict, margin: float, prior: str | None) -> dict:
-    """A saved selection's rows decided again with ``margin`` and ``prior``."""
+def redecide(chosen: dict, margin: float, prior: str | None, uncertainty: str | None = None) -> dict:
+    """A saved selection's rows decided again with ``margin``, ``prior`` and ``uncertainty`` (default: its own)."""
     rows = [SelectionRow.from_dict(r) for r in chosen["rows"]]
     kind = "classification" if any(r.name == "cross-entropy" for r in rows) else "regression"
     info = {k: chosen[k] for k in ("folds", "steps", "seconds", "scoring", "finalists", "metric") if k in chosen}
     learned = {r.name: None for r in rows if r.kind == "learned"}
-    uncertainty = chosen.get("uncertainty", "folds")
+    uncertainty = uncertainty or chosen.get("uncertainty", "folds")
     return decide(rows, learned, kind, margin, prior, uncertainty, **info).to_dict()
 
 
-def _same_metric(name: str, key: str) -> dict | None:
-    """On a classification task, a variant that only sets ``selection_metric`` is its base's run (every
-    metric is the error rate there), so the base's saved selection is reused; else None."""
+def _seen_by_classification(settings: dict) -> dict:
+    """What ``settings`` are on a classification task: every ``selection_metric`` is the error rate there, and the
+    robust prior is MAE."""
+    seen = {k: v for k, v in settings.items() if k != "selection_metric"}
+    if seen.get("selection_prior") == "robust":
+        seen["selection_prior"] = "mae"
+    return seen
+
+
+def _same_on_classification(name: str, key: str) -> dict | None:
+    """On a classification task, a variant whose settings differ from another's only where classification cannot
+    tell them apart (``selection_metric``, the robust prior) is that one's run, reused; else None."""
     settings = VARIANTS[name]
-    if settings.get("selection_metric", "task") == "task":
-        return None
-    without = {k: v for k, v in settings.items() if k != "selection_metric"}
-    base = next((n for n, v in VARIANTS.items() if v in (without, {**without, "selection_metric": "task"})), None)
+    seen = _seen_by_classification(settings)
+    if seen == {k: v for k, v in settings.items() if not (k == "selection_metric" and v == "task")}:
+        return None  # nothing that classification cannot tell apart
+    same = (seen, {**seen, "selection_metric": "task"})
+    base = next((n for n, v in VARIANTS.items() if n != name and v in same), None)
     record = saved_selection(base, key) if base else None
     if record is None or not any(r["name"] == "cross-entropy" for r in record["selection"]["rows"]):
         return None
-    summary = {**record["selection"], "derived_from": f"{base}'s saved run (the same error rate on classification)"}
-    return {"selection": summary, "seconds": record["seconds"], "derived_from": summary["derived_from"]}
-
-
-def _same_prior(name: str, key: str) -> dict | None:
-    """On a classification task, a variant whose only change is ``selection_prior="robust"`` against ``"mae"`` is
-    its base's run (the robust prior of classification is MAE), so the base's saved selection is reused; else None."""
-    settings = VARIANTS[name]
-    if settings.get("selection_prior") != "robust" or TASKS[key].build(0).kind != "classification":
-        return None
-    base = next((n for n, v in VARIANTS.items() if v == {**settings, "selection_prior": "mae"}), None)
-    record = saved_selection(base, key) if base else None
-    if record is None:
-        return None
-    summary = {**record["selection"], "derived_from": f"{base}'s saved run (the same prior, MAE, on classification)"}
-    return {
-        **record,
-        "selection": summary,
-        "derived_from": summary["derived_from"],
-        "rows_from": record.get("rows_from", base),
-    }
+    summary = {**record["selection"], "derived_from": f"{base}'s saved run (the same selection on classification)"}
+    rows_from = record.get("rows_from", base)
+    return {**record, "selection": summary, "derived_from": summary["derived_from"], "rows_from": rows_from}
 
 
 def saved_selection(name: str, key: str) -> dict | None:

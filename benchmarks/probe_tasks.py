@@ -37,10 +37,10 @@ sys.path.insert(0, str(ROOT.parent))
 sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
-from ablation import judge, saved_selection  # noqa: E402
+from ablation import judge, redecide, saved_selection  # noqa: E402
 from run_results import machine  # noqa: E402
 from suite import BOTH, DEVELOPMENT, SuiteTask, half  # noqa: E402
-from task_results import TaskResult  # noqa: E402
+from task_results import TaskResult, known_rows  # noqa: E402
 
 from evomal_sr import LossSearch  # noqa: E402
 from evomal_sr.core.fileio import atomic_write_json, atomic_write_text, read_json  # noqa: E402
@@ -48,8 +48,6 @@ from evomal_sr.core.presets import resolve_preset  # noqa: E402
 from evomal_sr.evaluation.metatest import meta_test  # noqa: E402
 from evomal_sr.evaluation.report import MetaTestReport, paired_difference  # noqa: E402
 from evomal_sr.evaluation.selection import select_with_settings, shortlist_entries  # noqa: E402
-from evomal_sr.evaluation.verdict import SelectionRow, decide  # noqa: E402
-from evomal_sr.losses.zoo import KNOWN_LOSSES  # noqa: E402
 from evomal_sr.results.front import load_front  # noqa: E402
 
 OUT = ROOT / "results" / "probes"
@@ -165,13 +163,10 @@ def judge_probe(spec: SuiteTask, decision: str) -> dict:
     record = read_json(rerun if rerun.exists() else OUT / f"{spec.key}.json", ValueError, "probe")
     chosen = record["selection"]
     margin, uncertainty = DECISIONS[decision]
-    rows = [SelectionRow.from_dict(r) for r in chosen["rows"]]
-    kind = "classification" if any(r.name == "cross-entropy" for r in rows) else "regression"
-    learned = {r.name: None for r in rows if r.kind == "learned"}
-    winner = decide(rows, learned, kind, margin, chosen["prior"], uncertainty).winner
+    winner = redecide(chosen, margin, chosen["prior"], uncertainty)["winner"]
     report = MetaTestReport.load(OUT / spec.key / "metatest.json")
     by_name = {r.method: r for r in report.methods}
-    best = min((by_name[n] for n in KNOWN_LOSSES[kind] if n in by_name), key=lambda r: r.early_mean)
+    best = min(known_rows(report), key=lambda r: r.early_mean)
     row, base = by_name[winner], report.baseline
     diff, _, verdict = paired_difference(row.early_errors, best.early_errors)
     change = (row.early_mean - base.early_mean) / base.early_mean if base.early_mean else 0.0

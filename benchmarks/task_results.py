@@ -66,6 +66,13 @@ def with_learned_rows(rows: dict, metatest: Path) -> dict:
     return known | {r.method: r for r in MetaTestReport.load(metatest).methods if r.method.startswith("learned #")}
 
 
+def known_rows(report: MetaTestReport) -> list:
+    """A meta-test's rows of the known losses of its task's kind (the zoo), in the zoo's order."""
+    kind = "classification" if report.metric == "error rate" else "regression"
+    rows = {r.method: r for r in report.methods}
+    return [rows[n] for n in KNOWN_LOSSES[kind] if n in rows]
+
+
 class TaskResult:
     """One task's saved files, read back, and the comparisons the report needs."""
 
@@ -74,8 +81,7 @@ class TaskResult:
         self.report = MetaTestReport.load(folder / "metatest.json")
         self.info = read_json(folder / "search.json", ValueError, "search summary")
         self.rows = {r.method: r for r in self.report.methods}
-        kind = "classification" if self.report.metric == "error rate" else "regression"
-        self.known = [self.rows[n] for n in KNOWN_LOSSES[kind] if n in self.rows]
+        self.known = known_rows(self.report)
         self.best_known = min(self.known, key=lambda r: r.early_mean)
         self.base = self.report.baseline
         selection = self.info["selection"]
