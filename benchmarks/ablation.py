@@ -142,9 +142,20 @@ VARIANTS: dict[str, dict] = {
     # a classification task's selection is rows-margin-1.5's (the same prior there). Judged by the probes' rule
     # (benchmarks/probe_tasks.py), written before it ran
     "robust-prior": {**DEFAULT, **GRID_2, **ROWS_15, "selection_prior": "robust"},
+    # the default now (robust-prior) with SCE as the prior on every task: run on the ten-class tasks only, for
+    # classes-sce; SCE is a classification loss
+    "prior-sce": {**DEFAULT, **GRID_2, **ROWS_15, "selection_prior": "sce"},
+    # the default now, but SCE, not MAE, the prior on tasks with more than MANY_CLASSES classes: robust-prior's run
+    # on the other tasks, prior-sce's on those (BY_CLASSES); judged by the probes' rule, written before it ran
+    "classes-sce": {**DEFAULT, **GRID_2, **ROWS_15, "selection_prior": "robust", "many_classes_prior": "sce"},
     # a longer fitness horizon (the search's candidates train 1000 steps, not 500), with the default selection
     "horizon-1000": {**SUITE_FITNESS, "train_steps": 1000, "selection_folds": 5, "selection_finalists": 4, **NO_PRIOR},
 }
+#: Variants that are another's run by the task's number of classes: name -> (the variant on tasks with at most
+#: MANY_CLASSES classes or regression, the variant on tasks with more).
+BY_CLASSES = {"classes-sce": ("robust-prior", "prior-sce")}
+#: Above this many classes a classifier is "many-class" (the suite's tasks have 2, 3 or 10).
+MANY_CLASSES = 5
 #: The variants the suite run itself saved (``search.json``'s selections): name -> selection_signature.
 SAVED = {
     "validation-600": ("validation", 600, 3, 0, "none"),
@@ -188,7 +199,13 @@ def run_variant(name: str, keys: list[str], args) -> None:
         if target.exists():
             print(f"[{name}] {key}: done before", flush=True)
             continue
-        derived = _with_prior(name, key) or _same_on_classification(name, key) or _with_margin(name, key)
+        if name in BY_CLASSES:
+            derived = _by_classes(name, key)
+            if derived is None:
+                print(f"[{name}] {key}: run {' and '.join(BY_CLASSES[name])} on it first", flush=True)
+                continue
+        else:
+            derived = _with_prior(name, key) or _same_on_classification(name, key) or _with_margin(name, key)
         if derived is not None:
             print(f"[{name}] {key}: derived from {derived['derived_from']}", flush=True)
             atomic_write_json(target, {**derived, "command": " ".join(sys.argv)})
@@ -252,6 +269,19 @@ def _with_prior(name: str, key: str) -> dict | None:
         "derived_from": f"{base}'s saved rows (the prior ran every fold)",
     }
     return {"selection": summary, "seconds": record["seconds"], "derived_from": summary["derived_from"]}
+
+
+def _by_classes(name: str, key: str) -> dict | None:
+    """Variant ``name`` (BY_CLASSES) on task ``key``: the run of the variant its class count picks, else None."""
+    info = read_json(SUITE / key / "metatest.json", ValueError, "meta-test")["task"]
+    few, many = BY_CLASSES[name]
+    base = many if info["kind"] == "classification" and info["n_outputs"] > MANY_CLASSES else few
+    record = saved_selection(base, key)
+    if record is None:
+        return None
+    summary = {**record["selection"], "derived_from": f"{base}'s run ({info['n_outputs']} outputs)"}
+    rows_from = record.get("rows_from", base)
+    return {**record, "selection": summary, "derived_from": summary["derived_from"], "rows_from": rows_from}
 
 
 def _with_margin(name: str, key: str) -> dict | None:

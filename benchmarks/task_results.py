@@ -15,7 +15,12 @@ RETURNED, FRONT_PICK = "returned (default search)", "front's pick (no final sele
 
 #: Ablation variants that rerun only the final selection on another variant's saved search (its fronts, and
 #: its learned losses' meta-test): variant -> that search variant.
-SEARCH_FROM = {"rows": "fitness-seeds-2-grid-2", "robust-prior": "fitness-seeds-2-grid-2"}
+SEARCH_FROM = {
+    "rows": "fitness-seeds-2-grid-2",
+    "robust-prior": "fitness-seeds-2-grid-2",
+    "prior-sce": "fitness-seeds-2-grid-2",
+    "classes-sce": "fitness-seeds-2-grid-2",
+}
 
 
 def selection_signature(chosen: dict) -> tuple:

@@ -218,8 +218,16 @@ def test_the_prior_runs_every_fold_and_must_be_a_known_loss_of_the_task(iris):
         assert with_prior[r.name][: len(r.errors)] == r.errors
     with pytest.raises(ConfigError, match="prior must be a known classification loss"):
         select_final(front, iris, steps=20, verbose=0, prior="huber")
-    with pytest.raises(ConfigError, match="selection_prior must be one of none, mae, robust, got 'sce'"):
-        es.LossSearch(selection_prior="sce").fit(iris)
+    with pytest.raises(ConfigError, match="selection_prior must be one of none, robust, mae, sce, gce, got 'huber'"):
+        es.LossSearch(selection_prior="huber").fit(iris)
+
+
+def test_a_classification_prior_on_a_regression_task_names_the_losses_it_could_be():
+    from evomal_sr.evaluation.verdict import prior_of
+
+    assert prior_of("sce", "classification") == "sce"
+    with pytest.raises(ConfigError, match="selection_prior 'sce' is not a known regression loss; choose none, robust"):
+        prior_of("sce", "regression")
 
 
 def test_finalists_are_the_best_screened_rows_plus_the_best_of_each_kind():

@@ -112,8 +112,8 @@ class Preset:
     # the first two folds (and the best known and learned) run the rest (evaluation.selection)
     selection_finalists: int = 0
     # "none", or a known loss (of every task kind) returned in place of the best known loss unless that
-    # beats it by selection_margin paired standard errors on the folds (evaluation.selection): "mae",
-    # or "robust", each kind's own (evaluation.verdict.ROBUST_PRIOR: MAE, log-cosh for regression)
+    # beats it by selection_margin paired standard errors on the folds (evaluation.selection): "mae";
+    # "sce" or "gce" (classification only); or "robust", each kind's own (evaluation.verdict.prior_of)
     selection_prior: str = "none"
     # what chooses each fold's lr and stopping step and scores it on regression tasks: "task" (the
     # meta-test's MSE), "mae" or "huber" (bounded influence of a heavy-tailed validation label;
@@ -177,7 +177,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "initial_losses": ("baseline", "zoo"),
     "final_selection": ("none", "fair"),
     "selection_scoring": ("validation", "folds", "validation-folds"),
-    "selection_prior": ("none", "mae", "robust"),
+    "selection_prior": ("none", "robust", "mae", "sce", "gce"),
     "selection_metric": ("task", "mae", "huber"),
     "selection_uncertainty": ("folds", "folds-and-rows"),
 }

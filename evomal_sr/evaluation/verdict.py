@@ -185,6 +185,11 @@ ROBUST_PRIOR = {"classification": "mae", "regression": "log-cosh"}
 def prior_of(setting: str, kind: str) -> str | None:
     """The known loss a ``selection_prior`` setting names on a task of ``kind`` (None for ``"none"``).
 
+    Raises
+    ------
+    ConfigError
+        For a prior that is not a known loss of ``kind`` (``"sce"`` on a regression task).
+
     Examples
     --------
     >>> prior_of("robust", "regression"), prior_of("robust", "classification"), prior_of("mae", "regression")
@@ -192,7 +197,13 @@ def prior_of(setting: str, kind: str) -> str | None:
     """
     if setting == "none":
         return None
-    return ROBUST_PRIOR[kind] if setting == "robust" else setting
+    prior = ROBUST_PRIOR[kind] if setting == "robust" else setting
+    if prior not in KNOWN_LOSSES[kind]:
+        raise ConfigError(
+            f"selection_prior {setting!r} is not a known {kind} loss; choose none, robust or one of "
+            f"{', '.join(KNOWN_LOSSES[kind])}"
+        )
+    return prior
 
 
 #: Folds every short-list row runs before successive halving keeps the finalists (``finalists > 0``).
