@@ -179,12 +179,13 @@ def _probes() -> list[str]:
     if not OUT.exists():
         return []
     return [
-        "## Development probes: eight more development tasks (`benchmarks/probe_tasks.py`)",
+        "## Development probes: twelve more development tasks (`benchmarks/probe_tasks.py`)",
         "",
         *_prose("probes"),
         "",
         "Regenerate: `python benchmarks/probe_tasks.py` (runs the probes not yet run), "
-        "`python benchmarks/probe_tasks.py --rerun robust-prior` (the regression probes' reruns), then "
+        "`python benchmarks/probe_tasks.py --rerun robust-prior` (the regression probes' reruns) and "
+        "`--rerun classes-sce` (the ten-class probes'), then "
         "`python benchmarks/probe_tasks.py --report-only`.",
         "",
         *table(),
