@@ -47,6 +47,7 @@ from task_results import SEARCH_FROM, TaskResult, selection_signature, spearman,
 from evomal_sr import LossSearch  # noqa: E402
 from evomal_sr.core.fileio import atomic_write_json, atomic_write_text, read_json  # noqa: E402
 from evomal_sr.core.presets import resolve_preset  # noqa: E402
+from evomal_sr.evaluation.label_shift import resolve_scoring  # noqa: E402
 from evomal_sr.evaluation.metatest import meta_test  # noqa: E402
 from evomal_sr.evaluation.report import paired_difference  # noqa: E402
 from evomal_sr.evaluation.selection import select_with_settings, shortlist_entries  # noqa: E402
@@ -148,6 +149,10 @@ VARIANTS: dict[str, dict] = {
     # the default now, but SCE, not MAE, the prior on tasks with more than MANY_CLASSES classes: robust-prior's run
     # on the other tasks, prior-sce's on those (BY_CLASSES); judged by the probes' rule, written before it ran
     "classes-sce": {**DEFAULT, **GRID_2, **ROWS_15, "selection_prior": "robust", "many_classes_prior": "sce"},
+    # the default now, but each fold's lr and stopping step chosen on validation rows where the training rows'
+    # class balance differs from the validation rows' (selection_scoring="auto": label shift, a chi-square test at
+    # 1%; evaluation.label_shift); elsewhere robust-prior's run (SAME_ELSEWHERE). Judged by the probes' rule
+    "auto-scoring": {**DEFAULT, **GRID_2, **ROWS_15, "selection_prior": "robust", "selection_scoring": "auto"},
     # a longer fitness horizon (the search's candidates train 1000 steps, not 500), with the default selection
     "horizon-1000": {**SUITE_FITNESS, "train_steps": 1000, "selection_folds": 5, "selection_finalists": 4, **NO_PRIOR},
 }
@@ -156,6 +161,16 @@ VARIANTS: dict[str, dict] = {
 BY_CLASSES = {"classes-sce": ("robust-prior", "prior-sce")}
 #: Above this many classes a classifier is "many-class" (the suite's tasks have 2, 3 or 10).
 MANY_CLASSES = 5
+
+
+def label_shifted(task) -> bool:
+    """Whether ``selection_scoring="auto"`` changes the scoring on ``task`` (label shift)."""
+    return resolve_scoring("auto", task)[0] != "validation"
+
+
+#: Variants that are another's run on the tasks where their setting changes nothing: name -> (that variant,
+#: whether the setting changes anything on a task).
+SAME_ELSEWHERE = {"auto-scoring": ("robust-prior", label_shifted)}
 #: The variants the suite run itself saved (``search.json``'s selections): name -> selection_signature.
 SAVED = {
     "validation-600": ("validation", 600, 3, 0, "none"),
@@ -204,6 +219,8 @@ def run_variant(name: str, keys: list[str], args) -> None:
             if derived is None:
                 print(f"[{name}] {key}: run {' and '.join(BY_CLASSES[name])} on it first", flush=True)
                 continue
+        elif name in SAME_ELSEWHERE:
+            derived = _same_elsewhere(name, key, args.seed)
         else:
             derived = _with_prior(name, key) or _same_on_classification(name, key) or _with_margin(name, key)
         if derived is not None:
@@ -280,6 +297,18 @@ def _by_classes(name: str, key: str) -> dict | None:
     if record is None:
         return None
     summary = {**record["selection"], "derived_from": f"{base}'s run ({info['n_outputs']} outputs)"}
+    rows_from = record.get("rows_from", base)
+    return {**record, "selection": summary, "derived_from": summary["derived_from"], "rows_from": rows_from}
+
+
+def _same_elsewhere(name: str, key: str, seed: int) -> dict | None:
+    """Variant ``name`` (SAME_ELSEWHERE) on task ``key``: its base's run where its setting changes nothing, else
+    None (it runs)."""
+    base, changes = SAME_ELSEWHERE[name]
+    record = saved_selection(base, key)
+    if record is None or changes(TASKS[key].build(seed)):
+        return None
+    summary = {**record["selection"], "derived_from": f"{base}'s run (the setting changes nothing here)"}
     rows_from = record.get("rows_from", base)
     return {**record, "selection": summary, "derived_from": summary["derived_from"], "rows_from": rows_from}
 

@@ -20,6 +20,7 @@ SEARCH_FROM = {
     "robust-prior": "fitness-seeds-2-grid-2",
     "prior-sce": "fitness-seeds-2-grid-2",
     "classes-sce": "fitness-seeds-2-grid-2",
+    "auto-scoring": "fitness-seeds-2-grid-2",
 }
 
 

@@ -105,8 +105,10 @@ class Preset:
     # 10, against 2 at 600 steps (benchmarks/RESULTS.md, ablation), at about twice the cost
     selection_steps: int = 1500
     selection_margin: float = 1.0
-    # which rows score the short list: "validation" (the validation split) or "folds" (rotating
-    # folds of the pooled training + validation rows); see evaluation.selection.fold_tasks
+    # which rows score the short list: "validation" (the validation split), "folds" (rotating
+    # folds of the pooled training + validation rows), "validation-folds" (folds of the validation rows
+    # choose lr and stopping step and score) or "auto" ("validation-folds" where the training rows' class
+    # balance differs from the validation rows', evaluation.label_shift; else "validation")
     selection_scoring: str = "validation"
     # 0: every short-list loss runs every fold; n > 0: successive halving, only the n best after
     # the first two folds (and the best known and learned) run the rest (evaluation.selection)
@@ -176,7 +178,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "local_search_scale": ("free", "fixed"),
     "initial_losses": ("baseline", "zoo"),
     "final_selection": ("none", "fair"),
-    "selection_scoring": ("validation", "folds", "validation-folds"),
+    "selection_scoring": ("validation", "folds", "validation-folds", "auto"),
     "selection_prior": ("none", "robust", "mae", "sce", "gce"),
     "selection_metric": ("task", "mae", "huber"),
     "selection_uncertainty": ("folds", "folds-and-rows"),

@@ -29,6 +29,7 @@ import torch
 from evomal_sr.core.progress import StepProgress
 from evomal_sr.core.seeding import derive_seed
 from evomal_sr.errors import ConfigError
+from evomal_sr.evaluation.label_shift import resolve_scoring
 from evomal_sr.evaluation.metatest import meta_test
 from evomal_sr.evaluation.verdict import (
     FOLDS,
@@ -153,8 +154,10 @@ def select_final(
         Called with the number of training steps just done.
     verbose : int
         1: a progress bar over every fold's steps and a log record per fold; 0: nothing.
-    scoring : {"validation", "folds"}
-        Which rows score the short list (:func:`fold_tasks`).
+    scoring : {"validation", "folds", "validation-folds", "auto"}
+        Which rows score the short list (:func:`fold_tasks`); ``"auto"`` is ``"validation-folds"`` where the
+        training rows' class balance differs from the validation rows' (label shift,
+        :func:`~evomal_sr.evaluation.label_shift.resolve_scoring`), else ``"validation"``.
     finalists : int
         0: every row runs every fold. ``n > 0``: successive halving; every row runs the first
         :data:`SCREENING_FOLDS` folds, then only the ``n`` rows of lowest mean error there (plus the
@@ -192,6 +195,7 @@ def select_final(
             f"prior must be a known {task.kind} loss ({', '.join(KNOWN_LOSSES[task.kind])}), got {prior!r}"
         )
     tick = time.perf_counter()
+    scoring, scoring_note = resolve_scoring(scoring, task)
     entries = shortlist_entries(front, shortlist)
     learned = {f"learned #{i + 1}": e.loss(task.kind, metadata={"fitness": e.fitness}) for i, e in enumerate(entries)}
     fitness = {f"learned #{i + 1}": e.fitness for i, e in enumerate(entries)}
@@ -257,6 +261,7 @@ def select_final(
         prior=prior,
         metric=metric,
         uncertainty=uncertainty,
+        scoring_note=scoring_note,
     )
 
 

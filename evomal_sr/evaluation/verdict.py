@@ -105,6 +105,7 @@ class SelectionResult:
     prior: str | None = None
     metric: str = "task"
     uncertainty: str = "folds"
+    scoring_note: str = ""
 
     def to_dict(self) -> dict:
         """JSON-ready summary (non-finite numbers become ``None``)."""
@@ -128,6 +129,7 @@ class SelectionResult:
             "prior": self.prior,
             "metric": self.metric,
             "uncertainty": self.uncertainty,
+            "scoring_note": self.scoring_note,
             "seconds": self.seconds,
             "rows": [
                 {
@@ -156,6 +158,8 @@ class SelectionResult:
             f"{'; SEs of folds and rows' if self.uncertainty == FOLDS_AND_ROWS else ''}; "
             f"{self.seconds:.0f} s)"
         ]
+        if self.scoring_note:
+            lines.append(f"  scoring {self.scoring_note}")
         for r in sorted(self.rows, key=lambda r: r.mean):
             mark = " <- returned" if r.name == self.winner else ""
             if len(r.errors) < self.folds:  # dropped by successive halving after screening
