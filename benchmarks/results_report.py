@@ -185,7 +185,7 @@ def _probes() -> list[str]:
         "",
         "Regenerate: `python benchmarks/probe_tasks.py` (runs the probes not yet run), "
         "`python benchmarks/probe_tasks.py --rerun robust-prior` (the regression probes' reruns) and "
-        "`--rerun classes-sce` (the ten-class probes'), then "
+        "`--rerun classes-sce` (the ten-class probes') and `--rerun auto-scoring` (the imbalanced probes'), then "
         "`python benchmarks/probe_tasks.py --report-only`.",
         "",
         *table(),

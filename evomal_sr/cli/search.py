@@ -143,6 +143,13 @@ def _executor_setting(workers, scheduler):
     "selection's folds (and a known loss MAE) [default: the preset's].",
 )
 @click.option(
+    "--selection-scoring",
+    type=click.Choice(["validation", "folds", "validation-folds", "auto"]),
+    help="Which rows choose each fold's lr and stopping step and score it in the final selection; auto: "
+    "folds of the validation rows where the training rows' class balance differs from theirs, else the "
+    "validation rows [default: the preset's].",
+)
+@click.option(
     "--selection-uncertainty",
     type=click.Choice(["folds", "folds-and-rows"]),
     help="What the final selection's paired standard errors hold: the spread over its folds, or that and "
@@ -201,6 +208,7 @@ def search(
     loss_scaling,
     final_selection,
     selection_margin,
+    selection_scoring,
     selection_uncertainty,
     no_local_search,
     deterministic,
@@ -246,6 +254,7 @@ def search(
         "loss_scaling": loss_scaling,
         "final_selection": final_selection,
         "selection_margin": selection_margin,
+        "selection_scoring": selection_scoring,
         "selection_uncertainty": selection_uncertainty,
     }
     settings = resolve_preset(preset, **overrides)  # validate before loading data

@@ -61,7 +61,9 @@ def label_shift(task) -> LabelShift | None:
     if dof == 0:
         return LabelShift(statistic, dof, 1.0)
     # the chi-square survival function: the regularised upper incomplete gamma function
-    p_value = torch.special.gammaincc(torch.tensor(dof / 2, dtype=torch.float64), torch.tensor(statistic / 2))
+    p_value = torch.special.gammaincc(
+        torch.tensor(dof / 2, dtype=torch.float64), torch.tensor(statistic / 2, dtype=torch.float64)
+    )
     return LabelShift(statistic, dof, float(p_value))
 
 
