@@ -296,9 +296,7 @@ def _by_classes(name: str, key: str) -> dict | None:
     record = saved_selection(base, key)
     if record is None:
         return None
-    summary = {**record["selection"], "derived_from": f"{base}'s run ({info['n_outputs']} outputs)"}
-    rows_from = record.get("rows_from", base)
-    return {**record, "selection": summary, "derived_from": summary["derived_from"], "rows_from": rows_from}
+    return _reused(base, record, f"run ({info['n_outputs']} outputs)")
 
 
 def _same_elsewhere(name: str, key: str, seed: int) -> dict | None:
@@ -308,7 +306,13 @@ def _same_elsewhere(name: str, key: str, seed: int) -> dict | None:
     record = saved_selection(base, key)
     if record is None or changes(TASKS[key].build(seed)):
         return None
-    summary = {**record["selection"], "derived_from": f"{base}'s run (the setting changes nothing here)"}
+    return _reused(base, record, "run (the setting changes nothing here)")
+
+
+def _reused(base: str, record: dict, why: str) -> dict:
+    """Variant ``base``'s saved run ``record`` reused as another variant's, saying ``why`` (its rows stay ``base``'s,
+    or those ``base`` reused)."""
+    summary = {**record["selection"], "derived_from": f"{base}'s {why}"}
     rows_from = record.get("rows_from", base)
     return {**record, "selection": summary, "derived_from": summary["derived_from"], "rows_from": rows_from}
 
@@ -364,9 +368,7 @@ def _same_on_classification(name: str, key: str) -> dict | None:
     record = saved_selection(base, key) if base else None
     if record is None or not any(r["name"] == "cross-entropy" for r in record["selection"]["rows"]):
         return None
-    summary = {**record["selection"], "derived_from": f"{base}'s saved run (the same selection on classification)"}
-    rows_from = record.get("rows_from", base)
-    return {**record, "selection": summary, "derived_from": summary["derived_from"], "rows_from": rows_from}
+    return _reused(base, record, "saved run (the same selection on classification)")
 
 
 def saved_selection(name: str, key: str) -> dict | None:
