@@ -199,9 +199,6 @@ def select_final(
     entries = shortlist_entries(front, shortlist)
     learned = {f"learned #{i + 1}": e.loss(task.kind, metadata={"fitness": e.fitness}) for i, e in enumerate(entries)}
     fitness = {f"learned #{i + 1}": e.fitness for i, e in enumerate(entries)}
-    errors: dict[str, list[float]] = {}
-    row_errors: dict[str, list[list[float]]] = {}  # [fold][scored row]
-    descriptions: dict[str, str] = {}
     tasks = fold_tasks(task, folds, seed, scoring)
     bar = StepProgress(
         2 * steps * folds,
@@ -210,31 +207,21 @@ def select_final(
         phases=tuple(f"fold {k + 1}/{folds}" for k in range(folds)),
     )
     advance = bar.update if progress is None else lambda n: (bar.update(n), progress(n))
-    competing, baselines = dict(learned), "zoo"
     try:
-        for k, fold in enumerate(tasks):
-            if finalists and k == SCREENING_FOLDS:
-                kept = _finalists(errors, learned, finalists) | ({prior} & set(errors) if prior else set())
-                competing = {name: loss for name, loss in learned.items() if name in kept}
-                baselines = [zoo_name(name, task.kind) for name in errors if name in kept and name not in learned]
-            report = meta_test(
-                competing or None,
-                fold,
-                seeds=[derive_seed(seed, "selection", k) % 2**31],
-                steps=steps,
-                baselines=baselines,
-                tune_lr=True,
-                preset=preset,
-                device=device,
-                progress=advance,
-                verbose=0,
-                metric=metric,
-                row_errors=True,
-            )
-            for row in report.methods:
-                errors.setdefault(row.method, []).append(row.early_errors[0])
-                row_errors.setdefault(row.method, []).append(row.early_row_errors[0])
-                descriptions[row.method] = row.loss
+        errors, row_errors, descriptions = _run_folds(
+            tasks,
+            learned,
+            finalists=finalists,
+            prior=prior,
+            meta_test_options={
+                "steps": steps,
+                "preset": preset,
+                "device": device,
+                "progress": advance,
+                "metric": metric,
+            },
+            seed=seed,
+        )
     finally:
         bar.close()
     rows = [
@@ -263,6 +250,35 @@ def select_final(
         uncertainty=uncertainty,
         scoring_note=scoring_note,
     )
+
+
+def _run_folds(tasks: list, learned: dict, *, finalists: int, prior: str | None, meta_test_options: dict, seed: int):
+    """Every competing loss run on each fold (successive halving after :data:`SCREENING_FOLDS` where
+    ``finalists``): each row's error per fold, its error on each scored row per fold, and its description."""
+    errors: dict[str, list[float]] = {}
+    row_errors: dict[str, list[list[float]]] = {}  # [fold][scored row]
+    descriptions: dict[str, str] = {}
+    competing, baselines = dict(learned), "zoo"
+    for k, fold in enumerate(tasks):
+        if finalists and k == SCREENING_FOLDS:
+            kept = _finalists(errors, learned, finalists) | ({prior} & set(errors) if prior else set())
+            competing = {name: loss for name, loss in learned.items() if name in kept}
+            baselines = [zoo_name(name, fold.kind) for name in errors if name in kept and name not in learned]
+        report = meta_test(
+            competing or None,
+            fold,
+            seeds=[derive_seed(seed, "selection", k) % 2**31],
+            baselines=baselines,
+            tune_lr=True,
+            verbose=0,
+            row_errors=True,
+            **meta_test_options,
+        )
+        for row in report.methods:
+            errors.setdefault(row.method, []).append(row.early_errors[0])
+            row_errors.setdefault(row.method, []).append(row.early_row_errors[0])
+            descriptions[row.method] = row.loss
+    return errors, row_errors, descriptions
 
 
 def _per_scored_row(by_fold: list[list[float]], folds: int, scoring: str) -> list[float] | None:
