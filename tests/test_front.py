@@ -13,7 +13,8 @@ import torch
 from evomal_sr import ConfigError, LossFileError
 from evomal_sr.grammar.expression import Expression
 from evomal_sr.losses.symbolic import LearnedLoss
-from evomal_sr.results.front import FRONT_FORMAT, FrontEntry, HallOfFame, ParetoFront, load_front, non_dominated
+from evomal_sr.results.front import FRONT_FORMAT, FrontEntry, ParetoFront, load_front, non_dominated
+from evomal_sr.results.hall_of_fame import HallOfFame
 
 
 def entry(expression: str, fitness: float, *, complexity: int | None = None, weights=None) -> FrontEntry:

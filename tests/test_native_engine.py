@@ -25,7 +25,7 @@ from evomal_sr.engines.native import LossGrammar, NativeEngine, scoped_random
 from evomal_sr.grammar.expression import Expression
 from evomal_sr.grammar.nodes import Node
 from evomal_sr.grammar.operators import searchable_operators
-from evomal_sr.results.front import HallOfFame
+from evomal_sr.results.hall_of_fame import HallOfFame
 from evomal_sr.scoring.evaluator import FitnessResult
 
 

@@ -19,7 +19,8 @@ from evomal_sr.engines.pysr.text import (
 )
 from evomal_sr.errors import ExpressionError
 from evomal_sr.grammar.expression import Expression
-from evomal_sr.results.front import HallOfFame, ParetoFront
+from evomal_sr.results.front import ParetoFront
+from evomal_sr.results.hall_of_fame import HallOfFame
 from evomal_sr.scoring.evaluator import FitnessResult
 
 # ------------------------------------------------------------------ equation text

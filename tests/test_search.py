@@ -12,7 +12,8 @@ import evomal_sr as es
 from evomal_sr import ConfigError, EngineUnavailableError, ExpressionError, LossSearch
 from evomal_sr.core.presets import resolve_preset
 from evomal_sr.losses.symbolic import LearnedLoss
-from evomal_sr.results.front import FrontEntry, HallOfFame, ParetoFront, load_front
+from evomal_sr.results.front import FrontEntry, ParetoFront, load_front
+from evomal_sr.results.hall_of_fame import HallOfFame
 
 SMALL = {"preset": "tiny", "population": 4, "generations": 2}
 BASELINE_IN_SEARCH = "(-1.0 * (y * log(fx)))"  # -(y * log(fx)) with neg spelt in the search grammar

@@ -190,7 +190,7 @@ def plot(run_dir, output):
     """
     from pathlib import Path
 
-    from evomal_sr.results.front import HallOfFame
+    from evomal_sr.results.hall_of_fame import HallOfFame
     from evomal_sr.results.rundir import RunDir
 
     rundir = RunDir(Path(run_dir).parent if Path(run_dir).is_file() else run_dir)  # RUN_DIR/pareto.json works too

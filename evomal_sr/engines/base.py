@@ -17,7 +17,7 @@ from evomal_sr.core.fileio import float_from_json, float_to_json
 if TYPE_CHECKING:  # at run time these would import torch, which the PySR engine must load after Julia
     from evomal_sr.core.presets import Preset
     from evomal_sr.data.tasks import Task
-    from evomal_sr.results.front import HallOfFame
+    from evomal_sr.results.hall_of_fame import HallOfFame
     from evomal_sr.scoring.evaluator import Evaluator
 
 

@@ -34,7 +34,7 @@ from evomal_sr.core.presets import Preset
 from evomal_sr.engines.base import EngineContext, GenerationRecord
 from evomal_sr.errors import CheckpointError, EvomalError
 from evomal_sr.grammar.expression import Expression
-from evomal_sr.results.front import HallOfFame
+from evomal_sr.results.hall_of_fame import HallOfFame
 from evomal_sr.results.rundir import RunDir
 
 CHECKPOINT_FORMAT = "evomal-sr/checkpoint"

@@ -27,7 +27,8 @@ from evomal_sr.errors import ConfigError
 from evomal_sr.grammar.expression import Expression
 from evomal_sr.grammar.nodes import CONST, VAR, Node
 from evomal_sr.grammar.operators import OPERATOR_SETS, OPERATORS, SEARCH_CONSTANTS, VARIABLES, searchable_operators
-from evomal_sr.results.front import FrontEntry, HallOfFame
+from evomal_sr.results.front import FrontEntry
+from evomal_sr.results.hall_of_fame import HallOfFame
 
 
 class _Fitness(base.Fitness):

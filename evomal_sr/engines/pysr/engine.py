@@ -7,7 +7,7 @@ Julia function in ``julia/loss_objective.jl``: it prints each tree and asks the
 Python :class:`~evomal_sr.engines.pysr.bridge.LossCallback` for the fitness,
 which the shared :class:`~evomal_sr.scoring.evaluator.Evaluator` computes in batches
 (local search of the edge weights, then partial training). PySR's hall of fame
-becomes the same :class:`~evomal_sr.results.front.HallOfFame` the native engine returns.
+becomes the same :class:`~evomal_sr.results.hall_of_fame.HallOfFame` the native engine returns.
 
 Importing this module imports neither PySR, juliacall nor torch. Julia must be
 loaded before torch (:mod:`evomal_sr.engines.pysr.runtime` says why):
@@ -307,7 +307,7 @@ class PySREngine:
         if bridge.error is not None:
             raise bridge.error
         from evomal_sr.engines.base import EngineResult
-        from evomal_sr.results.front import HallOfFame
+        from evomal_sr.results.hall_of_fame import HallOfFame
 
         hall_of_fame = HallOfFame(front_entries(_read_model_hall_of_fame(model), bridge.result_for))
         hall_of_fame.update(filter(None, map(front_entry, bridge.results().values())))
