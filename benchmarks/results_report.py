@@ -155,42 +155,52 @@ def _variants() -> list[str]:
     from ablation import EVALUATION as EVAL
     from ablation import OUT, half, per_task, table
 
-    if not OUT.exists():
-        return []
-    return [
-        "## Ablation: settings of the default search (`benchmarks/ablation.py`)",
-        "",
-        *_prose("variants"),
-        "",
-        "Regenerate: `python benchmarks/ablation.py --variant NAME --half development` per variant, then "
+    tables = [*table({h: [t.key for t in half(h)] for h in (DEV, EVAL)}), "", *per_task([t.key for t in half("all")])]
+    return _saved_section(
+        OUT,
+        "Ablation: settings of the default search (`benchmarks/ablation.py`)",
+        "variants",
+        "`python benchmarks/ablation.py --variant NAME --half development` per variant, then "
         "`python benchmarks/ablation.py --report-only`.",
-        "",
-        *table({h: [t.key for t in half(h)] for h in (DEV, EVAL)}),
-        "",
-        *per_task([t.key for t in half("all")]),
-        "",
-    ]
+        tables,
+    )
 
 
 def _probes() -> list[str]:
     """The development probes of ``probe_tasks.py`` (more development tasks for one decision), from its files."""
     from probe_tasks import OUT, table
 
-    if not OUT.exists():
-        return []
-    return [
-        "## Development probes: twelve more development tasks (`benchmarks/probe_tasks.py`)",
-        "",
-        *_prose("probes"),
-        "",
-        "Regenerate: `python benchmarks/probe_tasks.py` (runs the probes not yet run), "
+    return _saved_section(
+        OUT,
+        "Development probes: twelve more development tasks (`benchmarks/probe_tasks.py`)",
+        "probes",
+        "`python benchmarks/probe_tasks.py` (runs the probes not yet run), "
         "`python benchmarks/probe_tasks.py --rerun robust-prior` (the regression probes' reruns) and "
         "`--rerun classes-sce` (the ten-class probes') and `--rerun auto-scoring` (the imbalanced probes'), then "
         "`python benchmarks/probe_tasks.py --report-only`.",
-        "",
-        *table(),
-        "",
-    ]
+        table() if OUT.exists() else [],
+    )
+
+
+def _fresh() -> list[str]:
+    """The fresh probes of ``fresh_probes.py`` (the default on tasks chosen after it was fixed), from its files."""
+    from fresh_probes import OUT, table
+
+    return _saved_section(
+        OUT,
+        "Fresh probes of the default (`benchmarks/fresh_probes.py`)",
+        "fresh",
+        "`python benchmarks/fresh_probes.py` (runs the probes not yet saved), then "
+        "`python benchmarks/fresh_probes.py --report-only`.",
+        table() if OUT.exists() else [],
+    )
+
+
+def _saved_section(folder: Path, title: str, prose: str, regenerate: str, tables: list[str]) -> list[str]:
+    """A report section of a benchmark's saved files: its title, its prose, how to regenerate it, its tables."""
+    if not folder.exists():
+        return []
+    return [f"## {title}", "", *_prose(prose), "", f"Regenerate: {regenerate}", "", *tables, ""]
 
 
 def _prose(section: str) -> list[str]:
@@ -342,6 +352,7 @@ def write_report(out: Path, path: Path) -> None:
         *_ablation(results),
         *_variants(),
         *_probes(),
+        *_fresh(),
         *_idle_timing(searched, "The default search now timed alone"),
         *_idle_timing(out, f"The suite's search (the fitness before `{CURRENT_SEARCH}`) timed alone"),
         "## Rank agreement: does the search's score predict the fair test?",
