@@ -42,10 +42,10 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 from run_results import machine  # noqa: E402
 from suite import DEVELOPMENT, EVALUATION, TASKS, half  # noqa: E402
-from task_results import SEARCH_FROM, TaskResult, selection_signature, spearman, with_learned_rows  # noqa: E402
+from task_results import SEARCH_FROM, TaskResult, selection_signature, spearman, with_learned_rows, write_table  # noqa: E402
 
 from evomal_sr import LossSearch  # noqa: E402
-from evomal_sr.core.fileio import atomic_write_json, atomic_write_text, read_json  # noqa: E402
+from evomal_sr.core.fileio import atomic_write_json, read_json  # noqa: E402
 from evomal_sr.core.presets import resolve_preset  # noqa: E402
 from evomal_sr.evaluation.label_shift import resolve_scoring  # noqa: E402
 from evomal_sr.evaluation.metatest import meta_test  # noqa: E402
@@ -493,8 +493,7 @@ def main(argv=None) -> int:
         run_variant(args.variant, keys, args)
     lines = table({h: [t.key for t in half(h)] for h in (DEVELOPMENT, EVALUATION)})
     lines += ["", *per_task([t.key for t in half("all")])]
-    atomic_write_text(OUT / "TABLE.md", "\n".join(lines) + "\n")
-    print("\n".join(lines))
+    write_table(OUT, lines)
     return 0
 
 

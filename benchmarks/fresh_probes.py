@@ -29,10 +29,10 @@ sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
 from run_results import machine  # noqa: E402
-from task_results import known_rows  # noqa: E402
+from task_results import known_rows, write_table  # noqa: E402
 
 import evomal_sr as es  # noqa: E402
-from evomal_sr.core.fileio import atomic_write_json, atomic_write_text, read_json  # noqa: E402
+from evomal_sr.core.fileio import atomic_write_json, read_json  # noqa: E402
 from evomal_sr.evaluation.metatest import meta_test  # noqa: E402
 from evomal_sr.evaluation.report import MetaTestReport, paired_difference  # noqa: E402
 
@@ -128,8 +128,7 @@ def main(argv=None) -> int:
         for name in names:
             run_probe(name)
     lines = table()
-    atomic_write_text(OUT / "TABLE.md", "\n".join(lines) + "\n")
-    print("\n".join(lines))
+    write_table(OUT, lines)
     return 0
 
 

@@ -57,10 +57,10 @@ import torch  # noqa: E402
 from ablation import MANY_CLASSES, judge, label_shifted, redecide, saved_selection  # noqa: E402
 from run_results import machine  # noqa: E402
 from suite import BOTH, DEVELOPMENT, SuiteTask, half  # noqa: E402
-from task_results import TaskResult, known_rows  # noqa: E402
+from task_results import TaskResult, known_rows, write_table  # noqa: E402
 
 from evomal_sr import LossSearch  # noqa: E402
-from evomal_sr.core.fileio import atomic_write_json, atomic_write_text, read_json  # noqa: E402
+from evomal_sr.core.fileio import atomic_write_json, read_json  # noqa: E402
 from evomal_sr.core.presets import resolve_preset  # noqa: E402
 from evomal_sr.evaluation.metatest import meta_test  # noqa: E402
 from evomal_sr.evaluation.report import MetaTestReport, paired_difference  # noqa: E402
@@ -316,8 +316,7 @@ def main(argv=None) -> int:
             if args.rerun:
                 rerun_probe(PROBE_TASKS[key], args.rerun, args)
     lines = table()
-    atomic_write_text(OUT / "TABLE.md", "\n".join(lines) + "\n")
-    print("\n".join(lines))
+    write_table(OUT, lines)
     return 0
 
 

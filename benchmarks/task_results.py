@@ -7,7 +7,7 @@ from pathlib import Path
 
 from suite import TASKS
 
-from evomal_sr.core.fileio import read_json
+from evomal_sr.core.fileio import atomic_write_text, read_json
 from evomal_sr.evaluation.report import MetaTestReport, paired_difference
 from evomal_sr.losses.zoo import KNOWN_LOSSES
 
@@ -144,3 +144,9 @@ class TaskResult:
             len(names_b),
             len(names_a),
         )
+
+
+def write_table(folder: Path, lines: list[str]) -> None:
+    """A benchmark's table: written to ``folder/TABLE.md`` and printed."""
+    atomic_write_text(folder / "TABLE.md", "\n".join(lines) + "\n")
+    print("\n".join(lines))
