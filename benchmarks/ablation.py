@@ -147,20 +147,22 @@ VARIANTS: dict[str, dict] = {
     # classes-sce; SCE is a classification loss
     "prior-sce": {**DEFAULT, **GRID_2, **ROWS_15, "selection_prior": "sce"},
     # the default now, but SCE, not MAE, the prior on tasks with more than MANY_CLASSES classes: robust-prior's run
-    # on the other tasks, prior-sce's on those (BY_CLASSES); judged by the probes' rule, written before it ran
+    # on the other tasks, prior-sce's on those (BY_TASK); judged by the probes' rule, written before it ran
     "classes-sce": {**DEFAULT, **GRID_2, **ROWS_15, "selection_prior": "robust", "many_classes_prior": "sce"},
     # the default now, but each fold's lr and stopping step chosen on validation rows where the training rows'
     # class balance differs from the validation rows' (selection_scoring="auto": label shift, a chi-square test at
-    # 1%; evaluation.label_shift); elsewhere robust-prior's run (SAME_ELSEWHERE). Judged by the probes' rule
+    # 1%; evaluation.label_shift); elsewhere robust-prior's run (BY_TASK). Judged by the probes' rule
     "auto-scoring": {**DEFAULT, **GRID_2, **ROWS_15, "selection_prior": "robust", "selection_scoring": "auto"},
     # a longer fitness horizon (the search's candidates train 1000 steps, not 500), with the default selection
     "horizon-1000": {**SUITE_FITNESS, "train_steps": 1000, "selection_folds": 5, "selection_finalists": 4, **NO_PRIOR},
 }
-#: Variants that are another's run by the task's number of classes: name -> (the variant on tasks with at most
-#: MANY_CLASSES classes or regression, the variant on tasks with more).
-BY_CLASSES = {"classes-sce": ("robust-prior", "prior-sce")}
 #: Above this many classes a classifier is "many-class" (the suite's tasks have 2, 3 or 10).
 MANY_CLASSES = 5
+
+
+def many_classes(task) -> bool:
+    """Whether ``task`` is a classifier with more than :data:`MANY_CLASSES` classes."""
+    return task.kind == "classification" and task.n_outputs > MANY_CLASSES
 
 
 def label_shifted(task) -> bool:
@@ -168,9 +170,12 @@ def label_shifted(task) -> bool:
     return resolve_scoring("auto", task)[0] != "validation"
 
 
-#: Variants that are another's run on the tasks where their setting changes nothing: name -> (that variant,
-#: whether the setting changes anything on a task).
-SAME_ELSEWHERE = {"auto-scoring": ("robust-prior", label_shifted)}
+#: Variants that are other variants' runs, task by task: name -> (which tasks they differ on, the variant they are
+#: on the other tasks, the variant they are on those; None: they run there themselves).
+BY_TASK = {
+    "classes-sce": (many_classes, "robust-prior", "prior-sce"),
+    "auto-scoring": (label_shifted, "robust-prior", None),
+}
 #: The variants the suite run itself saved (``search.json``'s selections): name -> selection_signature.
 SAVED = {
     "validation-600": ("validation", 600, 3, 0, "none"),
@@ -214,13 +219,8 @@ def run_variant(name: str, keys: list[str], args) -> None:
         if target.exists():
             print(f"[{name}] {key}: done before", flush=True)
             continue
-        if name in BY_CLASSES:
-            derived = _by_classes(name, key)
-            if derived is None:
-                print(f"[{name}] {key}: run {' and '.join(BY_CLASSES[name])} on it first", flush=True)
-                continue
-        elif name in SAME_ELSEWHERE:
-            derived = _same_elsewhere(name, key, args.seed)
+        if name in BY_TASK:
+            derived = _by_task(name, key, args.seed)
         else:
             derived = _with_prior(name, key) or _same_on_classification(name, key) or _with_margin(name, key)
         if derived is not None:
@@ -288,25 +288,17 @@ def _with_prior(name: str, key: str) -> dict | None:
     return {"selection": summary, "seconds": record["seconds"], "derived_from": summary["derived_from"]}
 
 
-def _by_classes(name: str, key: str) -> dict | None:
-    """Variant ``name`` (BY_CLASSES) on task ``key``: the run of the variant its class count picks, else None."""
-    info = read_json(SUITE / key / "metatest.json", ValueError, "meta-test")["task"]
-    few, many = BY_CLASSES[name]
-    base = many if info["kind"] == "classification" and info["n_outputs"] > MANY_CLASSES else few
+def _by_task(name: str, key: str, seed: int) -> dict | None:
+    """Variant ``name`` (BY_TASK) on task ``key``: the run of the variant it is there, or None where it runs itself."""
+    differs, elsewhere, there = BY_TASK[name]
+    on_these = differs(TASKS[key].build(seed))
+    base = there if on_these else elsewhere
+    if base is None:
+        return None
     record = saved_selection(base, key)
     if record is None:
-        return None
-    return _reused(base, record, f"run ({info['n_outputs']} outputs)")
-
-
-def _same_elsewhere(name: str, key: str, seed: int) -> dict | None:
-    """Variant ``name`` (SAME_ELSEWHERE) on task ``key``: its base's run where its setting changes nothing, else
-    None (it runs)."""
-    base, changes = SAME_ELSEWHERE[name]
-    record = saved_selection(base, key)
-    if record is None or changes(TASKS[key].build(seed)):
-        return None
-    return _reused(base, record, "run (the setting changes nothing here)")
+        raise SystemExit(f"[{name}] {key}: run variant {base} on it first")
+    return _reused(base, record, f"run ({differs.__name__}: {on_these})")
 
 
 def _reused(base: str, record: dict, why: str) -> dict:

@@ -29,12 +29,12 @@ sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
 from run_results import machine  # noqa: E402
-from task_results import known_rows, write_table  # noqa: E402
+from task_results import Comparison, write_table  # noqa: E402
 
 import evomal_sr as es  # noqa: E402
 from evomal_sr.core.fileio import atomic_write_json, read_json  # noqa: E402
 from evomal_sr.evaluation.metatest import meta_test  # noqa: E402
-from evomal_sr.evaluation.report import MetaTestReport, paired_difference  # noqa: E402
+from evomal_sr.evaluation.report import MetaTestReport  # noqa: E402
 
 OUT = ROOT / "results" / "fresh"
 BOTH = ("train", "val")
@@ -90,12 +90,10 @@ def run_probe(name: str) -> None:
 def judged(name: str) -> str:
     """Probe ``name``'s table row: what the default returned and how it fared against the best known loss."""
     record = read_json(OUT / f"{name}.json", ValueError, "fresh probe")
-    report = MetaTestReport.load(OUT / name / "metatest.json")
-    returned = next(r for r in report.methods if r.method == "returned")
-    best = min(known_rows(report), key=lambda r: r.early_mean)
-    base = report.baseline
-    diff, se, verdict = paired_difference(returned.early_errors, best.early_errors)
-    change = (returned.early_mean - base.early_mean) / base.early_mean if base.early_mean else 0.0
+    test = Comparison(MetaTestReport.load(OUT / name / "metatest.json"))
+    returned, best, base = test.rows["returned"], test.best_known, test.base
+    diff, se, verdict = test.vs_best_known(returned)
+    change = test.change(returned)
     mark = f"**{verdict}**" if verdict != "within noise" else verdict
     return (
         f"| {name} | {record['selection']['winner']} | {returned.early_mean:.4f} | {base.method} "

@@ -54,16 +54,16 @@ sys.path.insert(0, str(ROOT.parent))
 sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
-from ablation import MANY_CLASSES, judge, label_shifted, redecide, saved_selection  # noqa: E402
+from ablation import judge, label_shifted, many_classes, redecide, saved_selection  # noqa: E402
 from run_results import machine  # noqa: E402
 from suite import BOTH, DEVELOPMENT, SuiteTask, half  # noqa: E402
-from task_results import TaskResult, known_rows, write_table  # noqa: E402
+from task_results import Comparison, TaskResult, write_table  # noqa: E402
 
 from evomal_sr import LossSearch  # noqa: E402
 from evomal_sr.core.fileio import atomic_write_json, read_json  # noqa: E402
 from evomal_sr.core.presets import resolve_preset  # noqa: E402
 from evomal_sr.evaluation.metatest import meta_test  # noqa: E402
-from evomal_sr.evaluation.report import MetaTestReport, paired_difference  # noqa: E402
+from evomal_sr.evaluation.report import MetaTestReport  # noqa: E402
 from evomal_sr.evaluation.selection import select_with_settings, shortlist_entries  # noqa: E402
 from evomal_sr.results.front import load_front  # noqa: E402
 
@@ -166,16 +166,12 @@ def _regression(task) -> bool:
     return task.kind == "regression"
 
 
-def _many_classes(task) -> bool:
-    return task.kind == "classification" and task.n_outputs > MANY_CLASSES
-
-
 #: Rules whose selection reruns on a probe's saved front (the prior runs every fold): name -> the settings of
 #: the ``standard`` preset it changes, which tasks it reruns on, and the rule it is elsewhere (None: the
 #: probe's own selection).
 RERUNS = {
     "robust-prior": ({"selection_prior": "robust"}, _regression, None),
-    "classes-sce": ({"selection_prior": "sce"}, _many_classes, "robust-prior"),
+    "classes-sce": ({"selection_prior": "sce"}, many_classes, "robust-prior"),
     "auto-scoring": ({"selection_scoring": "auto"}, label_shifted, "robust-prior"),
 }
 
@@ -223,19 +219,16 @@ def judge_probe(spec: SuiteTask, decision: str) -> dict:
     chosen = record["selection"]
     margin, uncertainty = DECISIONS[decision]
     winner = redecide(chosen, margin, chosen["prior"], uncertainty)["winner"]
-    report = MetaTestReport.load(OUT / spec.key / "metatest.json")
-    by_name = {r.method: r for r in report.methods}
-    best = min(known_rows(report), key=lambda r: r.early_mean)
-    row, base = by_name[winner], report.baseline
-    diff, _, verdict = paired_difference(row.early_errors, best.early_errors)
-    change = (row.early_mean - base.early_mean) / base.early_mean if base.early_mean else 0.0
+    test = Comparison(MetaTestReport.load(OUT / spec.key / "metatest.json"))
+    row, best = test.rows[winner], test.best_known
+    diff, _, verdict = test.vs_best_known(row)
     return {
         "winner": winner,
         "error": row.early_mean,
         "best": f"{best.method} {best.early_mean:.4f}",
         "worse": verdict == "worse",
         "learned_better": verdict == "better" and winner.startswith("learned #") and spec.noisy,
-        "twenty": spec.noisy and change <= -0.20,
+        "twenty": spec.noisy and test.change(row) <= -0.20,
         "noisy": spec.noisy,
         "gap": diff / best.early_mean if best.early_mean else 0.0,
         "seconds": record["seconds"],

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 from suite import DEVELOPMENT, EVALUATION, TASKS
@@ -155,7 +156,9 @@ def _variants() -> list[str]:
     from ablation import EVALUATION as EVAL
     from ablation import OUT, half, per_task, table
 
-    tables = [*table({h: [t.key for t in half(h)] for h in (DEV, EVAL)}), "", *per_task([t.key for t in half("all")])]
+    def tables() -> list[str]:
+        return [*table({h: [t.key for t in half(h)] for h in (DEV, EVAL)}), "", *per_task([t.key for t in half("all")])]
+
     return _saved_section(
         OUT,
         "Ablation: settings of the default search (`benchmarks/ablation.py`)",
@@ -178,7 +181,7 @@ def _probes() -> list[str]:
         "`python benchmarks/probe_tasks.py --rerun robust-prior` (the regression probes' reruns) and "
         "`--rerun classes-sce` (the ten-class probes') and `--rerun auto-scoring` (the imbalanced probes'), then "
         "`python benchmarks/probe_tasks.py --report-only`.",
-        table() if OUT.exists() else [],
+        table,
     )
 
 
@@ -192,15 +195,16 @@ def _fresh() -> list[str]:
         "fresh",
         "`python benchmarks/fresh_probes.py` (runs the probes not yet saved), then "
         "`python benchmarks/fresh_probes.py --report-only`.",
-        table() if OUT.exists() else [],
+        table,
     )
 
 
-def _saved_section(folder: Path, title: str, prose: str, regenerate: str, tables: list[str]) -> list[str]:
-    """A report section of a benchmark's saved files: its title, its prose, how to regenerate it, its tables."""
+def _saved_section(folder: Path, title: str, prose: str, regenerate: str, tables: Callable[[], list[str]]) -> list[str]:
+    """A report section of a benchmark's saved files (none before it ran): its title, its prose, how to
+    regenerate it, its tables."""
     if not folder.exists():
         return []
-    return [f"## {title}", "", *_prose(prose), "", f"Regenerate: {regenerate}", "", *tables, ""]
+    return [f"## {title}", "", *_prose(prose), "", f"Regenerate: {regenerate}", "", *tables(), ""]
 
 
 def _prose(section: str) -> list[str]:

@@ -79,17 +79,32 @@ def known_rows(report: MetaTestReport) -> list:
     return [rows[n] for n in KNOWN_LOSSES[kind] if n in rows]
 
 
-class TaskResult:
+class Comparison:
+    """A meta-test's rows against its best known loss and its standard loss (what every report judges by)."""
+
+    def __init__(self, report: MetaTestReport):
+        self.report = report
+        self.rows = {r.method: r for r in report.methods}
+        self.known = known_rows(report)
+        self.best_known = min(self.known, key=lambda r: r.early_mean)
+        self.base = report.baseline
+
+    def change(self, row) -> float:
+        """``row``'s early-stopped error relative to the tuned standard loss's."""
+        return (row.early_mean - self.base.early_mean) / self.base.early_mean if self.base.early_mean else 0.0
+
+    def vs_best_known(self, row) -> tuple[float, float, str]:
+        """``row`` minus the best known loss, paired over seeds: (difference, standard error, verdict)."""
+        return paired_difference(row.early_errors, self.best_known.early_errors)
+
+
+class TaskResult(Comparison):
     """One task's saved files, read back, and the comparisons the report needs."""
 
     def __init__(self, folder: Path, variant: Path | None = None):
+        super().__init__(MetaTestReport.load(folder / "metatest.json"))
         self.key = folder.name
-        self.report = MetaTestReport.load(folder / "metatest.json")
         self.info = read_json(folder / "search.json", ValueError, "search summary")
-        self.rows = {r.method: r for r in self.report.methods}
-        self.known = known_rows(self.report)
-        self.best_known = min(self.known, key=lambda r: r.early_mean)
-        self.base = self.report.baseline
         selection = self.info["selection"]
         self.returned = self.rows[selection["winner"]]
         self.returned_kind = selection["winner_kind"]
@@ -114,12 +129,6 @@ class TaskResult:
     @property
     def spec(self):
         return TASKS[self.key]
-
-    def change(self, row) -> float:
-        return (row.early_mean - self.base.early_mean) / self.base.early_mean if self.base.early_mean else 0.0
-
-    def vs_best_known(self, row) -> tuple[float, float, str]:
-        return paired_difference(row.early_errors, self.best_known.early_errors)
 
     def saved_selection(self, signature: tuple) -> dict | None:
         """The saved final selection with this :func:`selection_signature` (the returned one or an earlier one)."""

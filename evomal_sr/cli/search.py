@@ -9,6 +9,7 @@ import click
 
 from evomal_sr.cli.progress import SearchProgress, report_interrupted
 from evomal_sr.cli.runfolder import resume_or_restart, write_failure_message
+from evomal_sr.core.presets import CHOICES
 from evomal_sr.core.validation import check_chunk_size
 from evomal_sr.errors import ConfigError
 
@@ -97,7 +98,7 @@ def _executor_setting(workers, scheduler):
 @click.option("--meta-iterations", type=int, help="Override the local-search iterations.")
 @click.option(
     "--local-search-scale",
-    type=click.Choice(["free", "fixed"]),
+    type=click.Choice(CHOICES["local_search_scale"]),
     help="fixed: keep each loss's edge weights at their initial norm in local search, so it reshapes "
     "the loss without growing it [default: the preset's].",
 )
@@ -121,18 +122,18 @@ def _executor_setting(workers, scheduler):
 @click.option("--fitness-lr-ratio", type=float, help="Ratio of that lr grid [default: the preset's].")
 @click.option(
     "--operators",
-    type=click.Choice(["paper", "extended", "robust"]),
+    type=click.Choice(CHOICES["operators"]),
     help="Operator set: paper (EvoMAL's), extended (adds exp) or robust (adds exp, pow, huber) "
     "[default: the preset's].",
 )
 @click.option(
     "--loss-scaling",
-    type=click.Choice(["none", "grad_norm"]),
+    type=click.Choice(CHOICES["loss_scaling"]),
     help="Normalise each candidate's gradient norm on a probe batch [default: the preset's].",
 )
 @click.option(
     "--final-selection",
-    type=click.Choice(["none", "fair"]),
+    type=click.Choice(CHOICES["final_selection"]),
     help="After the search, re-score the front's best losses and the known losses on folds of the "
     "training + validation rows and return the winner (fair), or not (none) [default: the preset's].",
 )
@@ -144,14 +145,14 @@ def _executor_setting(workers, scheduler):
 )
 @click.option(
     "--selection-scoring",
-    type=click.Choice(["validation", "folds", "validation-folds", "auto"]),
+    type=click.Choice(CHOICES["selection_scoring"]),
     help="Which rows choose each fold's lr and stopping step and score it in the final selection; auto: "
     "folds of the validation rows where the training rows' class balance differs from theirs, else the "
     "validation rows [default: the preset's].",
 )
 @click.option(
     "--selection-uncertainty",
-    type=click.Choice(["folds", "folds-and-rows"]),
+    type=click.Choice(CHOICES["selection_uncertainty"]),
     help="What the final selection's paired standard errors hold: the spread over its folds, or that and "
     "the sampling error of the rows it scores on [default: the preset's].",
 )

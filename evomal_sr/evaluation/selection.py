@@ -213,14 +213,12 @@ def select_final(
             learned,
             finalists=finalists,
             prior=prior,
-            meta_test_options={
-                "steps": steps,
-                "preset": preset,
-                "device": device,
-                "progress": advance,
-                "metric": metric,
-            },
             seed=seed,
+            steps=steps,
+            preset=preset,
+            device=device,
+            progress=advance,
+            metric=metric,
         )
     finally:
         bar.close()
@@ -252,9 +250,10 @@ def select_final(
     )
 
 
-def _run_folds(tasks: list, learned: dict, *, finalists: int, prior: str | None, meta_test_options: dict, seed: int):
+def _run_folds(tasks: list, learned: dict, *, finalists: int, prior: str | None, seed: int, **meta_test_options):
     """Every competing loss run on each fold (successive halving after :data:`SCREENING_FOLDS` where
-    ``finalists``): each row's error per fold, its error on each scored row per fold, and its description."""
+    ``finalists``), by :func:`meta_test` with ``meta_test_options``: each row's error per fold, its error on
+    each scored row per fold, and its description."""
     errors: dict[str, list[float]] = {}
     row_errors: dict[str, list[list[float]]] = {}  # [fold][scored row]
     descriptions: dict[str, str] = {}
