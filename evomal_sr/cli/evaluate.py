@@ -199,15 +199,19 @@ def evaluate(
     if not quiet and report.comparison():
         click.echo(f"\n{report.comparison()}")
     if out is not None:
-        folder = Path(out)
-        report.to_csv(folder / OUT_FILES["csv"])
-        report.to_json(folder / OUT_FILES["json"])
-        report.plot_curves(folder / OUT_FILES["png"], log_y=task.kind == "regression")
-        from evomal_sr.core.fileio import atomic_write_text
+        _write_report(report, Path(out), log_y=task.kind == "regression", quiet=quiet)
 
-        atomic_write_text(folder / OUT_FILES["md"], report.to_markdown())
-        if not quiet:
-            click.echo(f"wrote {', '.join(str(folder / name) for name in OUT_FILES.values())}")
+
+def _write_report(report, folder: Path, *, log_y: bool, quiet: bool) -> None:
+    """The meta-test's CSV, JSON, curves and Markdown in ``folder`` (:data:`OUT_FILES`)."""
+    from evomal_sr.core.fileio import atomic_write_text
+
+    report.to_csv(folder / OUT_FILES["csv"])
+    report.to_json(folder / OUT_FILES["json"])
+    report.plot_curves(folder / OUT_FILES["png"], log_y=log_y)
+    atomic_write_text(folder / OUT_FILES["md"], report.to_markdown())
+    if not quiet:
+        click.echo(f"wrote {', '.join(str(folder / name) for name in OUT_FILES.values())}")
 
 
 def _load_source(path: Path, index: int | None):

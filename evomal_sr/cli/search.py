@@ -55,6 +55,26 @@ def _executor_setting(workers, scheduler):
     return workers if workers is not None else scheduler
 
 
+#: The options that override a preset field of the same name (None: the preset's).
+PRESET_OPTIONS = (
+    "population",
+    "generations",
+    "meta_iterations",
+    "local_search_scale",
+    "train_steps",
+    "fitness_eval_every",
+    "fitness_seeds",
+    "fitness_lr_grid",
+    "fitness_lr_ratio",
+    "operators",
+    "loss_scaling",
+    "final_selection",
+    "selection_margin",
+    "selection_scoring",
+    "selection_uncertainty",
+)
+
+
 @click.command("search", context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--dataset", help="Built-in dataset: digits, breast_cancer, wine, iris, mnist1d, diabetes, friedman1, sinusoid."
@@ -241,23 +261,8 @@ def search(
     """
     from evomal_sr.core.presets import resolve_preset
 
-    overrides = {
-        "population": population,
-        "generations": generations,
-        "meta_iterations": meta_iterations,
-        "local_search_scale": local_search_scale,
-        "train_steps": train_steps,
-        "fitness_eval_every": fitness_eval_every,
-        "fitness_seeds": fitness_seeds,
-        "fitness_lr_grid": fitness_lr_grid,
-        "fitness_lr_ratio": fitness_lr_ratio,
-        "operators": operators,
-        "loss_scaling": loss_scaling,
-        "final_selection": final_selection,
-        "selection_margin": selection_margin,
-        "selection_scoring": selection_scoring,
-        "selection_uncertainty": selection_uncertainty,
-    }
+    given = locals()
+    overrides = {name: given[name] for name in PRESET_OPTIONS}
     settings = resolve_preset(preset, **overrides)  # validate before loading data
     chunk_size = check_chunk_size(chunk_size, name="--chunk-size")  # an int or "balanced" from the text
     executor = _executor_setting(workers, scheduler)
@@ -301,6 +306,11 @@ def search(
         sys.exit(2)
     finally:
         progress.close()
+    _print_results(fitted, out_dir, time.perf_counter() - tick)
+
+
+def _print_results(fitted, out_dir: str, seconds: float) -> None:
+    """The front, the final selection's verdict and where the files are."""
     front = fitted.pareto_front_
     execution = fitted.evaluator_.model_execution
     if execution["execution"] != "batched":
@@ -311,7 +321,7 @@ def search(
     click.echo(front.table())
     if fitted.selection_ is not None:
         click.echo(f"\n{fitted.selection_}")
-    click.echo(f"\n{len(front)} losses on the front; {time.perf_counter() - tick:.1f} s; results in {out_dir}/")
+    click.echo(f"\n{len(front)} losses on the front; {seconds:.1f} s; results in {out_dir}/")
 
 
 # -- reading results ------------------------------------------------------------------

@@ -20,7 +20,6 @@ Examples
 from __future__ import annotations
 
 import copy
-import hashlib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -29,30 +28,16 @@ import torch
 from torch import nn
 
 from evomal_sr.core.devices import resolve_device
-from evomal_sr.data.arrays import class_names, validate_arrays
+from evomal_sr.data.arrays import validate_arrays
 from evomal_sr.data.datasets import get_dataset
-from evomal_sr.data.models import build_model, check_model, model_name
+from evomal_sr.data.description import describe_task, task_repr
+from evomal_sr.data.models import build_model, check_model
 from evomal_sr.data.noise import NoiseOptions, imbalanced_rows
 from evomal_sr.data.sources import check_split
 from evomal_sr.data.splits import check_label_noise, check_task_seed, data_fingerprint, split_rows
-from evomal_sr.data.tensors import split_tensors
+from evomal_sr.data.tensors import TENSOR_ATTRIBUTES, split_tensors
 
 BASELINES = {"classification": "-(y * log(fx))", "regression": "square(fx - y)"}
-
-
-#: The task's tensors (what :meth:`Task.to` moves).
-TENSOR_ATTRIBUTES = (
-    "X_train",
-    "y_train",
-    "y_train_clean",
-    "X_val",
-    "y_val",
-    "y_val_clean",
-    "X_test",
-    "y_test",
-    "noisy_mask",
-    "noisy_mask_val",
-)
 
 
 class Task:
@@ -401,36 +386,7 @@ class Task:
         >>> d["name"], d["model"], d["n_train"], d["n_val"], d["n_test"]
         ('iris', 'mlp', 90, 30, 30)
         """
-        noisy = np.flatnonzero(self.noisy_mask.cpu().numpy()).tobytes()
-        options = self.noise_options.describe()
-        if options:  # the defaults keep the fingerprint of before these options existed
-            noisy += b"val" + np.flatnonzero(self.noisy_mask_val.cpu().numpy()).tobytes()
-            noisy += self.y_train.cpu().numpy().tobytes() + self.y_val.cpu().numpy().tobytes()
-        return {
-            "name": self.name,
-            "kind": self.kind,
-            "seed": self.seed,
-            "label_noise": self.label_noise,
-            **options,
-            "model": model_name(self.model),
-            "n_features": self.n_features,
-            "n_outputs": self.n_outputs,
-            "input_shape": list(self.input_shape),
-            "n_train": self.n_train,
-            "n_val": len(self.split_indices["val"]),
-            "n_test": len(self.split_indices["test"]),
-            "fingerprint": hashlib.sha256(self._fingerprint + noisy).hexdigest()[:16],
-            **({"classes": class_names(self.classes)} if class_names(self.classes) else {}),  # labels not 0..C-1
-            **({"source": self.source} if self.source else {}),
-        }
+        return describe_task(self)
 
     def __repr__(self) -> str:
-        d = self.describe()
-        return (
-            f"Task(name={d['name']!r}, kind={d['kind']!r}, seed={d['seed']}, "
-            f"label_noise={d['label_noise']}, "
-            + "".join(f"{k}={d[k]!r}, " for k in self.noise_options.describe())
-            + f"model={d['model']!r}, "
-            f"n_features={d['n_features']}, n_outputs={d['n_outputs']}, "
-            f"splits={d['n_train']}/{d['n_val']}/{d['n_test']})"
-        )
+        return task_repr(self)

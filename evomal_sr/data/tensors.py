@@ -11,6 +11,20 @@ from evomal_sr.data.arrays import check_float32_splits
 from evomal_sr.data.noise import NoiseOptions, corrupt_split
 from evomal_sr.data.splits import SPLITS, standardise, train_stats
 
+#: The task's tensors (what :meth:`Task.to` moves).
+TENSOR_ATTRIBUTES = (
+    "X_train",
+    "y_train",
+    "y_train_clean",
+    "X_val",
+    "y_val",
+    "y_val_clean",
+    "X_test",
+    "y_test",
+    "noisy_mask",
+    "noisy_mask_val",
+)
+
 
 def split_tensors(
     X: np.ndarray,

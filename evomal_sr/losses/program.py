@@ -168,11 +168,7 @@ def _schedule(t: ProgramTensors) -> tuple[tuple[_Step, ...], torch.Tensor, torch
     ops, heights, children = t.ops.numpy(), t.heights.numpy(), t.children.numpy()
     arity = np.array([0, 0, 0, 0] + [OPERATORS[n].arity for n in OP_NAMES])
     top = int(heights.max(initial=0))
-    parent_level = np.where(ops != PAD, top + 1, -1)
-    rows, slots = np.nonzero(children[:, :, 0] >= 0)
-    for position in (0, 1):
-        has = children[rows, slots, position] >= 0
-        parent_level[rows[has], children[rows[has], slots[has], position]] = heights[rows[has], slots[has]]
+    parent_level = _parent_levels(ops, heights, children, top)
     steps: list[_Step] = []
     order: list[tuple[int, int]] = []  # (row, slot) of every weight consumed, in step order
     pieces_of: dict[int, dict[int, list[tuple[int, int]]]] = {}  # level -> consumer level -> nodes
@@ -185,13 +181,7 @@ def _schedule(t: ProgramTensors) -> tuple[tuple[_Step, ...], torch.Tensor, torch
         for lv in sources:
             inputs.extend(pieces_of[lv][h])
         where = {node: i for i, node in enumerate(inputs)}
-        if h <= top:
-            node_rows, node_slots = np.nonzero(heights == h)
-            codes = ops[node_rows, node_slots]
-            key = np.lexsort((node_slots, node_rows, codes, -arity[codes]))
-            node_rows, node_slots, codes = node_rows[key], node_slots[key], codes[key]
-        else:  # the roots, in candidate order
-            node_rows, node_slots, codes = np.arange(ops.shape[0]), np.zeros(ops.shape[0], dtype=np.int64), None
+        node_rows, node_slots, codes = _level_nodes(ops, heights, arity, h, top)
         nodes = list(zip(node_rows.tolist(), node_slots.tolist()))
         leaf_codes = ops[leaf_rows, leaf_slots]
         groups: tuple[tuple[int, int], ...] = ()  # (operator code, count) of this level's nodes
@@ -227,6 +217,27 @@ def _schedule(t: ProgramTensors) -> tuple[tuple[_Step, ...], torch.Tensor, torch
     order_rows = torch.tensor([k for k, _ in order], dtype=torch.long)
     order_slots = torch.tensor([s for _, s in order], dtype=torch.long)
     return tuple(steps), order_rows, t.weight_slots[order_rows, order_slots]
+
+
+def _parent_levels(ops, heights, children, top: int) -> np.ndarray:
+    """The height of each node's parent (``top + 1`` for the roots, -1 for padding)."""
+    parent_level = np.where(ops != PAD, top + 1, -1)
+    rows, slots = np.nonzero(children[:, :, 0] >= 0)
+    for position in (0, 1):
+        has = children[rows, slots, position] >= 0
+        parent_level[rows[has], children[rows[has], slots[has], position]] = heights[rows[has], slots[has]]
+    return parent_level
+
+
+def _level_nodes(ops, heights, arity, h: int, top: int):
+    """The rows, slots and codes of height ``h``'s nodes, binary operators first, grouped by operator;
+    above ``top``, the roots in candidate order (codes ``None``)."""
+    if h > top:
+        return np.arange(ops.shape[0]), np.zeros(ops.shape[0], dtype=np.int64), None
+    node_rows, node_slots = np.nonzero(heights == h)
+    codes = ops[node_rows, node_slots]
+    key = np.lexsort((node_slots, node_rows, codes, -arity[codes]))
+    return node_rows[key], node_slots[key], codes[key]
 
 
 def _leaf_fields(t: ProgramTensors, rows, slots, codes, n_nodes: int) -> dict:

@@ -183,37 +183,11 @@ class Scorer:
         probe = self._scale_probe() if s.loss_scaling == "grad_norm" else None
         tick = time.perf_counter()
         if self.local_search and s.meta_iterations:
-            weights = local_search(
-                self.stacked,
-                kept,
-                weights,
-                init_params=self._meta_init,
-                train_data=self._data["train"],
-                val_data=self._data["val"],
-                kind=self.task.kind,
-                iterations=s.meta_iterations,
-                meta_lr=s.meta_lr,
-                lr=s.lr,
-                inner_steps=s.inner_steps,
-                batch_size=s.batch_size,
-                seed=derive_seed(self.seed, "meta-batches"),
-                probe=probe,
-                fixed_scale=s.local_search_scale == "fixed",
-            )
+            weights = self._local_search(kept, weights, probe)
         scales = None if probe is None else probe_scales(kept, weights, probe).detach()
         seconds["local_search"] = (time.perf_counter() - tick) / len(kept)
         tick = time.perf_counter()
-        fitness, diverged = partial_training_fitness(
-            self.stacked,
-            kept,
-            weights,
-            self._data["train"],
-            self._data["val"],
-            kind=self.task.kind,
-            scales=scales,
-            settings=FitnessSettings.from_preset(s, self.seed, cuda_graph=self.cuda_graph),
-            inits=self._fitness_inits(),
-        )
+        fitness, diverged = self._partial_training(kept, weights, scales)
         seconds["training"] = (time.perf_counter() - tick) / len(kept)
         for j, i in enumerate(survivors):
             status = Status.DIVERGED if diverged[j] else Status.OK
@@ -230,6 +204,41 @@ class Scorer:
                 )
             )
         return scored
+
+    def _local_search(self, kept, weights: torch.Tensor, probe) -> torch.Tensor:
+        """The survivors' edge weights tuned by :func:`~evomal_sr.training.local_search.local_search`."""
+        s = self.settings
+        return local_search(
+            self.stacked,
+            kept,
+            weights,
+            init_params=self._meta_init,
+            train_data=self._data["train"],
+            val_data=self._data["val"],
+            kind=self.task.kind,
+            iterations=s.meta_iterations,
+            meta_lr=s.meta_lr,
+            lr=s.lr,
+            inner_steps=s.inner_steps,
+            batch_size=s.batch_size,
+            seed=derive_seed(self.seed, "meta-batches"),
+            probe=probe,
+            fixed_scale=s.local_search_scale == "fixed",
+        )
+
+    def _partial_training(self, kept, weights: torch.Tensor, scales: torch.Tensor | None):
+        """The survivors' fitness and divergence (:func:`~evomal_sr.training.fitness.partial_training_fitness`)."""
+        return partial_training_fitness(
+            self.stacked,
+            kept,
+            weights,
+            self._data["train"],
+            self._data["val"],
+            kind=self.task.kind,
+            scales=scales,
+            settings=FitnessSettings.from_preset(self.settings, self.seed, cuda_graph=self.cuda_graph),
+            inits=self._fitness_inits(),
+        )
 
     def _losses(self, losses: list[CompiledLoss]):
         """The batch's losses as the pipeline takes them: a list, or one :class:`LossProgram`."""

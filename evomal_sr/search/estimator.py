@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import dataclasses
 import platform
-import warnings
 
 from sklearn.base import BaseEstimator
 
@@ -29,13 +28,13 @@ from evomal_sr.results.front import SELECTION_RULES
 from evomal_sr.results.rundir import RunDir
 from evomal_sr.scoring.evaluator import Evaluator
 from evomal_sr.search.inputs import as_task, initial_guesses
-from evomal_sr.search.persistence import EvaluatorRecipe
+from evomal_sr.search.persistence import PicklableSearch
 
 #: The preset fields that are also constructor keywords of :class:`LossSearch`.
 PRESET_FIELDS = tuple(f.name for f in dataclasses.fields(Preset))
 
 
-class LossSearch(BaseEstimator):
+class LossSearch(PicklableSearch, BaseEstimator):
     """Discover learned losses for a task; the result is a Pareto front.
 
     Parameters
@@ -338,37 +337,6 @@ class LossSearch(BaseEstimator):
         return select_with_settings(
             self.pareto_front_, task, settings, seed=self.seed, device=self.device, verbose=self.verbose
         )
-
-    def __getstate__(self) -> dict:
-        """The pickled state: ``evaluator_`` becomes a recipe that rebuilds it on first use."""
-        state = dict(super().__getstate__())
-        evaluator = state.pop("evaluator_", None)
-        if evaluator is not None:
-            state["_evaluator_recipe"] = EvaluatorRecipe.of(evaluator)
-        state["_evomal_sr_version"] = __version__
-        return state
-
-    def __setstate__(self, state: dict) -> None:
-        state = dict(state)
-        saved = state.pop("_evomal_sr_version", None)
-        if saved is not None and saved != __version__:
-            warnings.warn(
-                f"this LossSearch was pickled by evomal-sr {saved}; this is {__version__}; its results "
-                "load, but refit to be sure of them",
-                UserWarning,
-                stacklevel=2,
-            )
-        super().__setstate__(state)
-
-    def __getattr__(self, name: str):
-        # only called when normal lookup fails: the evaluator_ of an unpickled search, built on first use
-        recipe = self.__dict__.get("_evaluator_recipe")
-        if name == "evaluator_" and recipe is not None:
-            evaluator = recipe.build()
-            self.__dict__["evaluator_"] = evaluator
-            del self.__dict__["_evaluator_recipe"]
-            return evaluator
-        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     def _config(self, task, engine_name: str, settings: Preset, evaluator: Evaluator) -> dict:
         preset_name = self.preset if isinstance(self.preset, str) else "custom"

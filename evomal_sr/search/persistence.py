@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import warnings
 
+from evomal_sr._version import __version__
 from evomal_sr.scoring.evaluator import Evaluator
 
 
@@ -37,3 +39,41 @@ class EvaluatorRecipe:
         evaluator = Evaluator(self.task, **self.arguments)
         evaluator.load_state_dict(self.state)
         return evaluator
+
+
+class PicklableSearch:
+    """How a fitted search pickles: ``evaluator_`` becomes an :class:`EvaluatorRecipe`, rebuilt on first use.
+
+    A mixin placed before :class:`sklearn.base.BaseEstimator`, whose own ``__getstate__`` it extends.
+    """
+
+    def __getstate__(self) -> dict:
+        """The pickled state: ``evaluator_`` becomes a recipe that rebuilds it on first use."""
+        state = dict(super().__getstate__())
+        evaluator = state.pop("evaluator_", None)
+        if evaluator is not None:
+            state["_evaluator_recipe"] = EvaluatorRecipe.of(evaluator)
+        state["_evomal_sr_version"] = __version__
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        state = dict(state)
+        saved = state.pop("_evomal_sr_version", None)
+        if saved is not None and saved != __version__:
+            warnings.warn(
+                f"this LossSearch was pickled by evomal-sr {saved}; this is {__version__}; its results "
+                "load, but refit to be sure of them",
+                UserWarning,
+                stacklevel=2,
+            )
+        super().__setstate__(state)
+
+    def __getattr__(self, name: str):
+        # only called when normal lookup fails: the evaluator_ of an unpickled search, built on first use
+        recipe = self.__dict__.get("_evaluator_recipe")
+        if name == "evaluator_" and recipe is not None:
+            evaluator = recipe.build()
+            self.__dict__["evaluator_"] = evaluator
+            del self.__dict__["_evaluator_recipe"]
+            return evaluator
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
