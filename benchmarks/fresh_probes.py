@@ -65,6 +65,18 @@ FRESH: dict[str, dict] = {
     # the sixth session's, after its decisions
     "mnist1d-seed3-pair20": {"name": "mnist1d", "seed": 3, "label_noise": 0.2, "noise": "pair", "noisy_splits": BOTH},
     "friedman1-seed7-outliers20": {"name": "friedman1", "seed": 7, "label_noise": 0.2},
+    # the seventh session's, chosen before running, with no default changed that session
+    "wine-seed13-noise40": {"name": "wine", "seed": 13, "label_noise": 0.4, "noisy_splits": BOTH},
+    "sinusoid-seed9-t2": {
+        "name": "sinusoid",
+        "seed": 9,
+        "target_noise": "student_t",
+        "noise_df": 2.0,
+        "noise_scale": 0.4,
+        "noisy_splits": BOTH,
+    },
+    "digits-seed8-noise40": {"name": "digits", "seed": 8, "label_noise": 0.4},
+    "breast_cancer-seed8-pair30": {"name": "breast_cancer", "seed": 8, "label_noise": 0.3, "noise": "pair"},
 }
 
 
