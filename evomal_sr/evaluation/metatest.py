@@ -178,13 +178,7 @@ def meta_test(
     batch_size = check_positive_int("batch_size", settings.batch_size if batch_size is None else batch_size)
     lr = _positive_number("lr", settings.lr if lr is None else lr)
     grid = _lr_grid(lr, tune_lr, lr_grid)
-    every = (
-        max(1, steps // check_positive_int("curve_points", curve_points))
-        if eval_every is None
-        else check_positive_int("eval_every", eval_every)
-    )
-    if every > steps:
-        raise ConfigError(f"eval_every ({every}) must not exceed steps ({steps}): nothing would be evaluated")
+    every = _eval_every(steps, eval_every, curve_points)
     seed_list = _seed_list(seeds, seed)
     verbose = check_verbose(verbose)
     metric_label = metric_name(task.kind, metric)
@@ -229,6 +223,18 @@ def meta_test(
         eval_every=every,
         seconds=seconds,
     )
+
+
+def _eval_every(steps: int, eval_every: int | None, curve_points: int) -> int:
+    """Steps between validation checks: ``eval_every``, or ``steps / curve_points``; at most ``steps``."""
+    every = (
+        max(1, steps // check_positive_int("curve_points", curve_points))
+        if eval_every is None
+        else check_positive_int("eval_every", eval_every)
+    )
+    if every > steps:
+        raise ConfigError(f"eval_every ({every}) must not exceed steps ({steps}): nothing would be evaluated")
+    return every
 
 
 def _train(task, modules, grid, seed_list, *, rows: bool, **run):
