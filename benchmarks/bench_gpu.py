@@ -189,7 +189,7 @@ def main(argv=None) -> int:
 
     import evomal_sr as es
     from evomal_sr.core.presets import resolve_preset
-    from evomal_sr.scoring.scorer import PROGRAMS  # the per-tree reference first
+    from evomal_sr.core.validation import PROGRAMS  # the per-tree reference first
 
     started = time.perf_counter()
     settings = resolve_preset(args.preset)

@@ -180,6 +180,7 @@ def data_csv(tmp_path):
         (["search", "--dataset", "iris", "--engine", "nope", *TINY], ["unknown engine"]),
         (["search", "--dataset", "iris", "--device", "tpu9", *TINY], ["device"]),
         (["search", "--dataset", "iris", "--population", "many"], ["population"]),
+        (["search", "--dataset", "iris", "--program", "compiled", *TINY], ["compiled", "per-tree", "tensor"]),
         (["search", "--dataset", "iris", "--no-such-option"], ["no-such-option"]),
         (["export", "{run}", "--format", "onnx"], ["onnx"]),
         (["export", "{run}", "--index", "99"], ["out of range"]),
@@ -194,6 +195,12 @@ def test_bad_arguments_give_one_line(run_dir, tmp_path, args, fragments):
     out, _ = run_dir
     args = [a.format(run=out, missing=tmp_path / "nowhere") for a in args]
     assert_one_line_error(invoke(*args), *fragments)
+
+
+def test_search_takes_the_loss_program(tmp_path):
+    result = invoke("search", "--dataset", "iris", *TINY, "--program", "tensor", "--out", tmp_path / "run")
+    assert result.exit_code == 0, result.output
+    assert load_front(tmp_path / "run").config["program"] == "tensor"
 
 
 def test_csv_with_missing_column(data_csv):

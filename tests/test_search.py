@@ -114,6 +114,16 @@ def test_config_recorded(fitted):
     assert {"evomal_sr", "torch", "python"} <= set(config["versions"])
 
 
+def test_the_population_interpreter_finds_the_same_front(fitted, task):
+    """``program="tensor"`` computes every candidate's loss in one program: the same candidates and fitnesses
+    as one compiled tree per candidate, the learned weights equal to float32 round-off."""
+    tensor = LossSearch(seed=0, program="tensor", **SMALL).fit(task)
+    assert tensor.pareto_front_.config["program"] == "tensor" and fitted.pareto_front_.config["program"] == "per-tree"
+    pairs = list(zip(tensor.pareto_front_.entries, fitted.pareto_front_.entries, strict=True))
+    assert all((a.expression, a.fitness, a.complexity) == (b.expression, b.fitness, b.complexity) for a, b in pairs)
+    assert all(a.weights == pytest.approx(b.weights, rel=1e-4, abs=1e-5) for a, b in pairs)
+
+
 def test_fit_writes_the_run_folder(fitted):
     out = fitted.out_dir
     for name in ("pareto.csv", "pareto.json", "pareto.png", "history.csv", "checkpoint.json", "hall_of_fame.json"):
@@ -185,6 +195,7 @@ def test_constructor_only_stores_parameters():
         ({"seed": True}, "seed"),
         ({"device": "tpu"}, "device"),
         ({"resume": True}, "out_dir"),
+        ({"program": "compiled"}, "program must be one of per-tree, tensor"),
     ],
 )
 def test_bad_values_raise_config_error_at_fit(task, kwargs, match):

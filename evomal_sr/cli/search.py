@@ -10,7 +10,7 @@ import click
 from evomal_sr.cli.progress import SearchProgress, report_interrupted
 from evomal_sr.cli.runfolder import resume_or_restart, write_failure_message
 from evomal_sr.core.presets import CHOICES
-from evomal_sr.core.validation import check_chunk_size
+from evomal_sr.core.validation import PROGRAMS, check_chunk_size
 from evomal_sr.errors import ConfigError
 
 
@@ -187,6 +187,15 @@ PRESET_OPTIONS = (
     help="On CUDA, replay each batch's training step from one CUDA "
     "graph (same results, fewer kernel launches; not yet measured on a GPU).",
 )
+@click.option(
+    "--program",
+    type=click.Choice(PROGRAMS),
+    default="per-tree",
+    show_default=True,
+    help="How each batch's losses are computed: one compiled tree per candidate, or the population "
+    "interpreter (tensor: the same candidates and fitnesses, learned weights equal to float32 round-off; "
+    "faster on CPU for the quick and standard presets, not for paper).",
+)
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), help="Run folder [default: runs/NAME].")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its checkpoint.")
 @click.option("--force", is_flag=True, help="Start over in an --out that holds a run (replaces only its files).")
@@ -237,6 +246,7 @@ def search(
     seed,
     device,
     cuda_graph,
+    program,
     out_dir,
     resume,
     quiet,
@@ -293,6 +303,7 @@ def search(
             executor=executor,
             chunk_size=chunk_size,
             cuda_graph=cuda_graph,
+            program=program,
             engine_options={"deterministic": deterministic, "threads": threads},
             on_generation=progress,
             verbose=0,

@@ -243,6 +243,7 @@ def run_signature(ctx: EngineContext, engine: str) -> dict:
         "guesses": list(ctx.guesses),
         "device": str(ev.device),
         "local_search": ev.local_search,
+        "program": getattr(ev, "program", "per-tree"),  # an evaluator of a test may not say
     }
 
 
@@ -250,12 +251,12 @@ def _with_new_settings(signature):
     """A saved signature whose settings lack fields added since, with those fields at their base default.
 
     A setting is added with a base default that does what the package did before it existed
-    (``fitness_seeds=1``, ``selection_metric="task"``), so a checkpoint written before it is resumable
-    while the setting is left there; any other value still differs.
+    (``fitness_seeds=1``, ``selection_metric="task"``, ``program="per-tree"``), so a checkpoint written
+    before it is resumable while the setting is left there; any other value still differs.
     """
     if not isinstance(signature, dict) or not isinstance(signature.get("settings"), dict):
         return signature
-    return {**signature, "settings": {**Preset().to_dict(), **signature["settings"]}}
+    return {"program": "per-tree", **signature, "settings": {**Preset().to_dict(), **signature["settings"]}}
 
 
 def _differences(saved, expected: dict) -> str:

@@ -50,7 +50,7 @@ class ScorerSpec:
     batched: bool
     local_search: bool
     cuda_graph: bool = False
-    program: str = "per-tree"  # how the scorer computes the losses (evomal_sr.scoring.scorer.PROGRAMS)
+    program: str = "per-tree"  # how the scorer computes the losses (evomal_sr.core.validation.PROGRAMS)
     precision: str = "fp32"  # the model's arithmetic (evomal_sr.training.precision)
     channels_last: bool = False
 

@@ -22,7 +22,7 @@ from evomal_sr.core.devices import resolve_device
 from evomal_sr.core.presets import Preset
 from evomal_sr.core.seeding import derive_seed
 from evomal_sr.core.threads import auto_threads, torch_threads
-from evomal_sr.errors import ConfigError
+from evomal_sr.core.validation import check_program
 from evomal_sr.grammar.expression import Expression
 from evomal_sr.losses.program import LossProgram
 from evomal_sr.losses.symbolic import CompiledLoss, initial_weights
@@ -33,21 +33,6 @@ from evomal_sr.training.records import FitnessResult, Status
 from evomal_sr.training.scaling import ScaleProbe, probe_scales
 from evomal_sr.training.screening import rejection_protocol
 from evomal_sr.training.stacked import StackedModel
-
-#: How a batch's losses are computed: ``"per-tree"`` (default), one compiled tree per candidate
-#: (the reference), or ``"tensor"``, the population interpreter of :mod:`evomal_sr.losses.program`
-#: (the same fitnesses in every measured search; learned weights equal to float32 round-off).
-#: Opt-in: on CPU a quick or standard search ran 1.2-1.36x faster with it, but the paper preset
-#: 0.89-0.97x and one candidate at a time about 2x slower in the loss part
-#: (benchmarks/PERFORMANCE.md); it never ran on a GPU.
-PROGRAMS = ("per-tree", "tensor")
-
-
-def check_program(program) -> str:
-    """A ``program`` setting, or :class:`ConfigError` naming the valid ones."""
-    if program not in PROGRAMS:
-        raise ConfigError(f"program must be one of {', '.join(PROGRAMS)}, got {program!r}")
-    return program
 
 
 class Scorer:
@@ -69,7 +54,7 @@ class Scorer:
     cuda_graph : bool
         Replay the training step from a CUDA graph on CUDA (same results).
     program : {"per-tree", "tensor"}
-        How the batch's losses are computed (:data:`PROGRAMS`).
+        How the batch's losses are computed (:data:`~evomal_sr.core.validation.PROGRAMS`).
     precision : {"fp32", "tf32", "bf16"}
         The base model's arithmetic (:mod:`evomal_sr.training.precision`; opt-in, never run
         on a GPU yet): ``"tf32"`` (CUDA only) for the whole batch, ``"bf16"`` autocast

@@ -19,7 +19,7 @@ from sklearn.base import BaseEstimator
 from evomal_sr._version import __version__
 from evomal_sr.core.presets import Preset, resolve_preset
 from evomal_sr.core.progress import GenerationProgress, check_verbose
-from evomal_sr.core.validation import check_seed
+from evomal_sr.core.validation import check_program, check_seed
 from evomal_sr.engines import check_engine_name, get_engine
 from evomal_sr.engines.base import EngineContext
 from evomal_sr.errors import ConfigError
@@ -57,6 +57,12 @@ class LossSearch(PicklableSearch, BaseEstimator):
     cuda_graph : bool
         On CUDA, replay each batch's training step from one CUDA graph (the
         same results, fewer kernel launches; see :class:`~evomal_sr.scoring.evaluator.Evaluator`).
+    program : {"per-tree", "tensor"}
+        How each batch's losses are computed: one compiled tree per candidate (default), or
+        the population interpreter (the same candidates and fitnesses in the measured searches,
+        learned weights equal to float32 round-off; faster on CPU for the ``quick`` and
+        ``standard`` presets, not for ``paper``; see :data:`~evomal_sr.core.validation.PROGRAMS`).
+        Recorded in the run's checkpoint: a resume with another program is refused.
     out_dir : str or Path, optional
         Folder for checkpoints and results (``pareto.csv``/``.json``/``.png``, ``history.csv``).
     resume : bool
@@ -165,6 +171,7 @@ class LossSearch(PicklableSearch, BaseEstimator):
         executor=None,
         chunk_size=None,
         cuda_graph: bool = False,
+        program: str = "per-tree",
         population=None,
         generations=None,
         init_min_height=None,
@@ -226,6 +233,7 @@ class LossSearch(PicklableSearch, BaseEstimator):
         self.executor = executor
         self.chunk_size = chunk_size
         self.cuda_graph = cuda_graph
+        self.program = program
         self.verbose = verbose
         given = locals()
         for name in PRESET_FIELDS:
@@ -241,6 +249,7 @@ class LossSearch(PicklableSearch, BaseEstimator):
         settings = resolve_preset(self.preset, **self.overrides)
         check_seed(self.seed)
         check_verbose(self.verbose)
+        check_program(self.program)
         if executor_kind(self.executor)[0] in ("local", "scheduler", "client"):
             require_dask()  # before any data is touched: one error naming the extra
         if self.resume and self.out_dir is None:
@@ -291,6 +300,7 @@ class LossSearch(PicklableSearch, BaseEstimator):
             local_search=self.local_search,
             chunk_size=self.chunk_size,
             cuda_graph=self.cuda_graph,
+            program=self.program,
             # engines hand in complete trees: the native engine repairs its own
             # population (as EvoMAL does), and PySR could not adopt a repaired tree
             repair=False,
@@ -348,6 +358,7 @@ class LossSearch(PicklableSearch, BaseEstimator):
             "seed": self.seed,
             "device": str(self.device),
             "local_search": self.local_search,
+            "program": self.program,
             "task": task.describe(),
             "model_execution": evaluator.model_execution,  # batched, or the one-at-a-time fallback
             "versions": _versions(),
