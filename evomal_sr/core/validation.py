@@ -60,7 +60,7 @@ def check_chunk_size(value, *, name: str = "chunk_size") -> int | str | None:
 #: How a batch's losses are computed: ``"per-tree"`` (default), one compiled tree per candidate
 #: (the reference), or ``"tensor"``, the population interpreter of :mod:`evomal_sr.losses.program`
 #: (the same fitnesses in every measured search; learned weights equal to float32 round-off).
-#: Opt-in: on CPU a quick or standard search ran 1.14-1.36x faster with it, but the paper preset
+#: Opt-in: on CPU a quick or standard search ran 1.2-1.36x faster with it, but the paper preset
 #: 0.89-0.97x and one candidate at a time about 2x slower in the loss part
 #: (benchmarks/PERFORMANCE.md); it never ran on a GPU.
 PROGRAMS = ("per-tree", "tensor")
