@@ -58,6 +58,7 @@ def test_each_selection_row_keeps_its_error_on_every_scored_row(iris, front, sco
             assert math.isclose(sum(row.row_errors) / scored, row.mean, rel_tol=1e-6)
     saved = result.to_dict()
     assert saved["uncertainty"] == "folds" and len(saved["rows"][0]["row_errors"]) == scored
+    assert f"({scored} rows)" in str(result).splitlines()[0]  # what every lead rests on, said up front
 
 
 def test_rows_that_differ_widen_the_standard_error_the_folds_alone_would_give():

@@ -150,9 +150,15 @@ class SelectionResult:
             return ""
         return f", the best {self.finalists} and the best of each kind after {SCREENING_FOLDS}"
 
+    def _scored_rows(self) -> str:
+        """How many rows scored the comparisons (what every lead below rests on), where the rows say."""
+        counts = {len(r.row_errors) for r in self.rows if r.row_errors is not None}
+        return f" ({counts.pop()} rows)" if len(counts) == 1 else ""
+
     def __str__(self) -> str:
         lines = [
-            f"final selection ({self.folds} folds{self._halving()}, scored on {_SCORED_ON[self.scoring]}, "
+            f"final selection ({self.folds} folds{self._halving()}, scored on {_SCORED_ON[self.scoring]}"
+            f"{self._scored_rows()}, "
             f"{self.steps} steps, lr tuned, early-stopped{'; prior ' + self.prior if self.prior else ''}"
             f"{'' if self.metric == 'task' else '; metric ' + self.metric}"
             f"{'; SEs of folds and rows' if self.uncertainty == FOLDS_AND_ROWS else ''}; "
