@@ -34,6 +34,7 @@ class FakeEvaluator:
 
     device = "cpu"
     local_search = True
+    program = "per-tree"
 
     def __init__(self):
         self.counters = dict.fromkeys(

@@ -55,26 +55,6 @@ def _executor_setting(workers, scheduler):
     return workers if workers is not None else scheduler
 
 
-#: The options that override a preset field of the same name (None: the preset's).
-PRESET_OPTIONS = (
-    "population",
-    "generations",
-    "meta_iterations",
-    "local_search_scale",
-    "train_steps",
-    "fitness_eval_every",
-    "fitness_seeds",
-    "fitness_lr_grid",
-    "fitness_lr_ratio",
-    "operators",
-    "loss_scaling",
-    "final_selection",
-    "selection_margin",
-    "selection_scoring",
-    "selection_uncertainty",
-)
-
-
 @click.command("search", context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--dataset", help="Built-in dataset: digits, breast_cancer, wine, iris, mnist1d, diabetes, friedman1, sinusoid."
@@ -269,10 +249,10 @@ def search(
       evomal-sr search --npz images.npz --model lenet5 --device cuda --out runs/img
       evomal-sr search --dataset digits --out runs/digits --resume
     """
-    from evomal_sr.core.presets import resolve_preset
+    from evomal_sr.core.presets import Preset, resolve_preset
 
-    given = locals()
-    overrides = {name: given[name] for name in PRESET_OPTIONS}
+    # the options named after a preset field override it (None: the preset's value)
+    overrides = {name: value for name, value in locals().items() if name in Preset.__dataclass_fields__}
     settings = resolve_preset(preset, **overrides)  # validate before loading data
     chunk_size = check_chunk_size(chunk_size, name="--chunk-size")  # an int or "balanced" from the text
     executor = _executor_setting(workers, scheduler)

@@ -243,7 +243,7 @@ def run_signature(ctx: EngineContext, engine: str) -> dict:
         "guesses": list(ctx.guesses),
         "device": str(ev.device),
         "local_search": ev.local_search,
-        "program": getattr(ev, "program", "per-tree"),  # an evaluator of a test may not say
+        "program": ev.program,
     }
 
 
