@@ -13,7 +13,8 @@ It prints, side by side in one process:
    path against the population interpreter (:mod:`evomal_sr.losses.program`), with the largest
    difference of values and gradients (``benchmarks/bench_program.py`` on the device);
 2. **digits, paper preset**: seconds per evaluated candidate for one batch of ``--candidates``
-   screened random candidates, for ``program`` per-tree/tensor x ``cuda_graph`` off/on, whether
+   screened random candidates, for ``program`` per-tree/tensor x ``cuda_graph`` off/on (the graphs
+   replay the rejection fit, the local-search iteration and the training step), whether
    the fitnesses are identical to the per-tree eager reference and the largest weight difference;
    the target is <= 0.05 s; a 25 x 50 paper search estimate (s per candidate x 1250, an upper
    bound: caches and rejections make later generations cheaper); the ratio to the CPU figure

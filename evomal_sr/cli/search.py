@@ -164,8 +164,8 @@ def _executor_setting(workers, scheduler):
 @click.option(
     "--cuda-graph",
     is_flag=True,
-    help="On CUDA, replay each batch's training step from one CUDA "
-    "graph (same results, fewer kernel launches; not yet measured on a GPU).",
+    help="On CUDA, replay each batch's rejection, local-search and training steps from "
+    "CUDA graphs (same results, fewer kernel launches; not yet measured on a GPU by this project).",
 )
 @click.option(
     "--program",

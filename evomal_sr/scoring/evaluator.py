@@ -68,10 +68,12 @@ class Evaluator:
         waits for another's second chunk. Chunks are contiguous, in first-seen
         order. On CPU the results do not depend on the chunks (``docs/scaling.md``).
     cuda_graph : bool
-        On CUDA, record each batch's training step (forward, losses, backward,
-        guarded SGD) once as a CUDA graph and replay it for every step
-        (:mod:`evomal_sr.training.captured`): the same results, far fewer kernel
-        launches. Ignored on CPU and for models with buffers or random modules.
+        On CUDA, record each batch's rejection step (Adam on raw predictions), local-search
+        iteration (inner step, validation loss, meta-gradient, Adam) and training step
+        (forward, losses, backward, guarded SGD) once each as a CUDA graph and replay them
+        (:mod:`evomal_sr.training.captured`): the same results, far fewer kernel launches, no
+        host synchronisation inside a stage. Ignored on CPU; the local search and the training
+        step also for models with buffers or random modules.
         Off by default: not yet measured on a GPU in this project.
     program : {"per-tree", "tensor"}
         How a batch's losses are computed: one compiled tree per candidate (default), or

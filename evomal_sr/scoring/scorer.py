@@ -52,7 +52,8 @@ class Scorer:
     threads : "auto", None or int
         Torch threads while scoring (:func:`~evomal_sr.core.threads.auto_threads`).
     cuda_graph : bool
-        Replay the training step from a CUDA graph on CUDA (same results).
+        On CUDA, record one step of each stage (the rejection fit, a local-search
+        meta-iteration, a training step) as a CUDA graph and replay it (same results).
     program : {"per-tree", "tensor"}
         How the batch's losses are computed (:data:`~evomal_sr.core.validation.PROGRAMS`).
     precision : {"fp32", "tf32", "bf16"}
@@ -209,6 +210,7 @@ class Scorer:
             seed=derive_seed(self.seed, "meta-batches"),
             probe=probe,
             fixed_scale=s.local_search_scale == "fixed",
+            cuda_graph=self.cuda_graph,
         )
 
     def _partial_training(self, kept, weights: torch.Tensor, scales: torch.Tensor | None):
@@ -243,6 +245,7 @@ class Scorer:
             lr=s.rejection_lr,
             margin=s.rejection_margin,
             seed=derive_seed(self.seed, "rejection"),
+            cuda_graph=self.cuda_graph,
         )
         return passed.tolist()
 

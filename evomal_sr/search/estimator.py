@@ -55,8 +55,9 @@ class LossSearch(PicklableSearch, BaseEstimator):
     batched : bool
         Train each generation's candidates together (faster, same results).
     cuda_graph : bool
-        On CUDA, replay each batch's training step from one CUDA graph (the
-        same results, fewer kernel launches; see :class:`~evomal_sr.scoring.evaluator.Evaluator`).
+        On CUDA, replay each batch's rejection step, local-search iteration and training step
+        from CUDA graphs (the same results, fewer kernel launches; see
+        :class:`~evomal_sr.scoring.evaluator.Evaluator`).
     program : {"per-tree", "tensor"}
         How each batch's losses are computed: one compiled tree per candidate (default), or
         the population interpreter (the same candidates and fitnesses in the measured searches,

@@ -100,18 +100,36 @@ def train_captured(
     if steps < 1:
         return params, ~active, steps_done
     static_index = next_index().clone()
+
+    def warm_up():  # on scratch copies: the run's state is not touched
+        scratch = {k: v.detach().clone().requires_grad_(True) for k, v in params.items()}
+        masked_static_step(scratch, values_fn, static_index, active.clone(), steps_done.clone(), lr)
+
+    replay = capture_step(
+        lambda: masked_static_step(params, values_fn, static_index, active, steps_done, lr), warm_up, device, warmup
+    )
+    replay_steps(replay, next_index, static_index, params, steps=steps, after_step=after_step)
+    return params, ~active, steps_done
+
+
+def capture_step(
+    step: Callable[[], None], warm_up: Callable[[], None], device: torch.device, warmup: int = 3
+) -> Callable[[], None]:
+    """Record ``step`` (sync-free, in place on static tensors) as a CUDA graph; returns its ``replay``.
+
+    ``warm_up()`` runs ``warmup`` times first on a side stream (lazy initialisation, the
+    caching allocator), on scratch copies of the state, so the run's state is not changed.
+    """
     stream = torch.cuda.Stream(device=device)
     stream.wait_stream(torch.cuda.current_stream(device))
-    with torch.cuda.stream(stream):  # warm-up (lazy initialisation, allocator) off the run's state
-        scratch = {k: v.detach().clone().requires_grad_(True) for k, v in params.items()}
+    with torch.cuda.stream(stream):
         for _ in range(warmup):
-            masked_static_step(scratch, values_fn, static_index, active.clone(), steps_done.clone(), lr)
+            warm_up()
     torch.cuda.current_stream(device).wait_stream(stream)
     graph = torch.cuda.CUDAGraph()
     with torch.cuda.graph(graph):  # recorded, not run
-        masked_static_step(params, values_fn, static_index, active, steps_done, lr)
-    replay_steps(graph.replay, next_index, static_index, params, steps=steps, after_step=after_step)
-    return params, ~active, steps_done
+        step()
+    return graph.replay
 
 
 def replay_steps(

@@ -11,12 +11,15 @@ not change any candidate's trajectory.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import torch
 
 from evomal_sr.losses.base import same_targets
 from evomal_sr.losses.symbolic import CompiledLoss
+from evomal_sr.training.captured import can_capture, capture_step
 from evomal_sr.training.loop import BatchSampler, CandidateLosses, masked_sum, rows_finite, train_population
 from evomal_sr.training.metrics import task_loss
 from evomal_sr.training.optim import MaskedAdam
@@ -87,22 +90,38 @@ def local_search(
     seed: int,
     probe: ScaleProbe | None = None,
     fixed_scale: bool = False,
+    cuda_graph: bool = False,
 ) -> torch.Tensor:
     """Tune the padded edge weights ``[K, E_max]`` of ``losses``; returns the learned weights.
 
     ``init_params(i)`` gives the (unstacked) base-model parameters of meta-iteration ``i``;
     ``probe`` normalises every loss's scale (:mod:`evomal_sr.training.scaling`). With
     ``fixed_scale`` each loss's edge weights are rescaled after every step to their initial
-    Euclidean norm (padded slots are left as they are).
+    Euclidean norm (padded slots are left as they are). With ``cuda_graph`` one meta-iteration
+    is captured as a CUDA graph and replayed for every iteration (:func:`replayed_local_search`)
+    where that is possible (CUDA, a model without buffers or random modules).
     """
+    if cuda_graph and can_capture(stacked, weights.device):
+        return replayed_local_search(
+            stacked,
+            losses,
+            weights,
+            init_params=init_params,
+            train_data=train_data,
+            val_data=val_data,
+            kind=kind,
+            iterations=iterations,
+            meta_lr=meta_lr,
+            lr=lr,
+            inner_steps=inner_steps,
+            batch_size=batch_size,
+            seed=seed,
+            probe=probe,
+            fixed_scale=fixed_scale,
+        )
     K = len(losses)
     weights = weights.detach().clone()
-    edges = norms = None
-    if fixed_scale:  # each row's real edges (not its padding) and their norm, kept after every step
-        edges = torch.arange(weights.shape[-1], device=weights.device) < torch.tensor(
-            [[loss.n_weights] for loss in losses], device=weights.device
-        )
-        norms = _edge_norms(weights, edges)
+    edges, norms = _fixed_scale_rows(losses, weights) if fixed_scale else (None, None)
     optimiser = MaskedAdam(weights.shape, lr=meta_lr, dtype=weights.dtype, device=weights.device)
     train_sampler = BatchSampler(train_data[0].shape[0], batch_size, seed)
     val_sampler = BatchSampler(val_data[0].shape[0], batch_size, seed + 1)
@@ -126,6 +145,135 @@ def local_search(
             factor = norms / _edge_norms(weights, edges).clamp_min(torch.finfo(weights.dtype).tiny)
             weights = torch.where(edges, weights * factor, weights)
     return weights
+
+
+@dataclass
+class MetaInputs:
+    """The static inputs of one meta-iteration, refilled before each replay of the captured step."""
+
+    params: Params  # the iteration's initialisation, one copy per candidate [K, ...]
+    train_rows: torch.Tensor  # [batch] minibatch rows of the training split
+    val_rows: torch.Tensor  # [batch] minibatch rows of the validation split
+
+
+def meta_step_static(
+    stacked: StackedModel,
+    losses,
+    weights: torch.Tensor,
+    optimiser: MaskedAdam,
+    inputs: MetaInputs,
+    *,
+    train_data,
+    val_data,
+    kind: str,
+    lr: float,
+    inner_steps: int,
+    probe: ScaleProbe | None = None,
+    edges: torch.Tensor | None = None,
+    norms: torch.Tensor | None = None,
+) -> None:
+    """One meta-iteration of :func:`local_search` that reads nothing back from the device.
+
+    ``weights`` and ``optimiser`` are updated in place. A candidate whose inner loss, outer loss
+    or meta-gradient goes non-finite is masked with ``torch.where`` instead of being dropped, so
+    every finite candidate gets the eager iteration's arithmetic and the others are left as they are.
+    """
+    K = weights.shape[0]
+    w = weights.detach().requires_grad_(True)
+    theta = {k: v.detach().requires_grad_(True) for k, v in inputs.params.items()}
+    x_tr, y_tr = train_data[0][inputs.train_rows], train_data[1][inputs.train_rows]
+    scales = None if probe is None else probe_scales(losses, w, probe)
+    population, shared = CandidateLosses(losses, w, kind, scales), same_targets(y_tr, K)
+    ok = torch.ones(K, dtype=torch.bool, device=weights.device)
+    for _ in range(inner_steps):
+        values = population.per_copy(stacked(theta, x_tr), shared)
+        ok = ok & torch.isfinite(values.detach())
+        kept = torch.where(ok, values, torch.zeros_like(values))
+        grads = torch.autograd.grad(kept.sum(), list(theta.values()), create_graph=True)
+        ok = ok & _finite_rows([g.detach() for g in grads])
+        theta = {k: v - lr * g for (k, v), g in zip(theta.items(), grads)}
+    outer = task_loss(stacked(theta, val_data[0][inputs.val_rows]), val_data[1][inputs.val_rows], kind)
+    ok = ok & torch.isfinite(outer.detach())
+    (grad,) = torch.autograd.grad(torch.where(ok, outer, torch.zeros_like(outer)).sum(), [w], allow_unused=True)
+    grad = torch.zeros_like(weights) if grad is None else grad.detach()
+    ok = ok & _finite_rows([grad])
+    optimiser.step_static(weights, torch.where(ok.unsqueeze(-1), grad, torch.zeros_like(grad)), ok)
+    if edges is not None and norms is not None:
+        factor = norms / _edge_norms(weights, edges).clamp_min(torch.finfo(weights.dtype).tiny)
+        weights.copy_(torch.where(edges, weights * factor, weights))
+
+
+def replayed_local_search(
+    stacked: StackedModel,
+    losses,
+    weights: torch.Tensor,
+    *,
+    init_params: Callable[[int], Params],
+    train_data,
+    val_data,
+    kind: str,
+    iterations: int,
+    meta_lr: float,
+    lr: float,
+    inner_steps: int,
+    batch_size: int,
+    seed: int,
+    probe: ScaleProbe | None = None,
+    fixed_scale: bool = False,
+    capture: bool = True,
+) -> torch.Tensor:
+    """:func:`local_search` as one static meta-iteration (:func:`meta_step_static`) run ``iterations`` times.
+
+    With ``capture`` the iteration is recorded once as a CUDA graph and replayed; between
+    replays only device-to-device copies load the next initialisation and minibatch rows, so
+    nothing is read back to the host. ``capture=False`` runs the same step eagerly (any device;
+    the tests compare it with the eager loop on CPU).
+    """
+    K, device = len(losses), weights.device
+    weights = weights.detach().clone()
+    if iterations < 1:
+        return weights
+    edges, norms = _fixed_scale_rows(losses, weights) if fixed_scale else (None, None)
+    optimiser = MaskedAdam(weights.shape, lr=meta_lr, dtype=weights.dtype, device=device)
+    train_sampler = BatchSampler(train_data[0].shape[0], batch_size, seed)
+    val_sampler = BatchSampler(val_data[0].shape[0], batch_size, seed + 1)
+    inits = [init_params(i) for i in range(iterations)]  # made before the loop: no host work between replays
+    rows = [(train_sampler.next(), val_sampler.next()) for _ in range(iterations)]
+    all_train = torch.stack([tr for tr, _ in rows]).to(device)
+    all_val = torch.stack([va for _, va in rows]).to(device)
+    inputs = MetaInputs(StackedModel.replicate(inits[0], K), all_train[0].clone(), all_val[0].clone())
+    options = dict(train_data=train_data, val_data=val_data, kind=kind, lr=lr, inner_steps=inner_steps, probe=probe)
+    options.update(edges=edges, norms=norms)
+
+    def step():
+        meta_step_static(stacked, losses, weights, optimiser, inputs, **options)
+
+    def warm_up():  # scratch weights and moments: the run's state is not touched
+        meta_step_static(stacked, losses, weights.clone(), copy.deepcopy(optimiser), inputs, **options)
+
+    run = capture_step(step, warm_up, device) if capture else step
+    for iteration in range(iterations):
+        if iteration:
+            for name, value in inits[iteration].items():
+                inputs.params[name].copy_(value.unsqueeze(0).expand_as(inputs.params[name]))
+            inputs.train_rows.copy_(all_train[iteration])
+            inputs.val_rows.copy_(all_val[iteration])
+        run()
+    return weights
+
+
+def _finite_rows(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
+    """Which leading-axis rows are finite in every tensor -> bool ``[K]``, entry by entry (no host read)."""
+    flags = [torch.isfinite(t.reshape(t.shape[0], -1)).all(dim=1) for t in tensors]
+    return torch.stack(flags).all(dim=0)
+
+
+def _fixed_scale_rows(losses, weights: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each row's real edges (not its padding), bool ``[K, E_max]``, and their norm ``[K, 1]``."""
+    edges = torch.arange(weights.shape[-1], device=weights.device) < torch.tensor(
+        [[loss.n_weights] for loss in losses], device=weights.device
+    )
+    return edges, _edge_norms(weights, edges)
 
 
 def _edge_norms(weights: torch.Tensor, edges: torch.Tensor) -> torch.Tensor:

@@ -40,6 +40,20 @@ class MaskedAdam:
         with torch.no_grad():
             params[rows] -= self._direction(self.m[rows], self.v[rows], self.t[rows], params.ndim)
 
+    def step_static(self, params: torch.Tensor, grad: torch.Tensor, active: torch.Tensor) -> None:
+        """:meth:`step` without reading the device (for a captured CUDA graph): whole-tensor ``where``s.
+
+        The active rows get :meth:`step`'s arithmetic, bit for bit; the others keep their
+        parameters, moments and step count. Every tensor is updated in place.
+        """
+        rows = active.reshape(-1, *([1] * (params.ndim - 1)))
+        self.t.add_(active.to(self.t.dtype))
+        m, v = self._moments(self.m, self.v, grad)
+        self.m.copy_(torch.where(rows, m, self.m))
+        self.v.copy_(torch.where(rows, v, self.v))
+        with torch.no_grad():
+            params.copy_(torch.where(rows, params - self._direction(self.m, self.v, self.t, params.ndim), params))
+
     def _moments(self, m: torch.Tensor, v: torch.Tensor, g: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The updated first and second moments of the given rows."""
         return self.beta1 * m + (1 - self.beta1) * g, self.beta2 * v + (1 - self.beta2) * g * g

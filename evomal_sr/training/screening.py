@@ -10,12 +10,14 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 
 import torch
 
 from evomal_sr.losses.base import same_targets
 from evomal_sr.losses.symbolic import CompiledLoss, reduce_loss, target_to_y
+from evomal_sr.training.captured import capture_step
 from evomal_sr.training.loop import CandidateLosses, train_population
 from evomal_sr.training.metrics import task_metric
 from evomal_sr.training.optim import MaskedAdam
@@ -108,6 +110,7 @@ def rejection_protocol(
     lr: float,
     margin: float,
     seed: int,
+    cuda_graph: bool = False,
 ) -> torch.Tensor:
     """Which candidates pass: fitting raw predictions with them improves the metric.
 
@@ -115,6 +118,8 @@ def rejection_protocol(
     classification) for ``targets``; after ``steps`` of Adam on each candidate's
     unit-weight loss, a candidate passes if its metric fell below
     ``(1 - margin)`` times the starting metric and stayed finite. Returns bool [K].
+    With ``cuda_graph`` on CUDA one Adam step is captured and replayed
+    (:func:`replayed_fit`, the same numbers).
     """
     K = len(losses)
     generator = torch.Generator().manual_seed(seed)
@@ -130,9 +135,57 @@ def rejection_protocol(
 
     y = same_targets(target_to_y(targets, n_outputs, kind, raw.dtype), K)  # one-hot once, not at every step
     population = CandidateLosses(losses, weights, kind)
-    outcome = train_population({"raw": raw}, lambda p, _: population.per_copy(p["raw"], y), adam_update, steps=steps)
-    finite = ~outcome.diverged.to(targets.device)
+    if cuda_graph and targets.device.type == "cuda" and torch.cuda.is_available():
+        finite = replayed_fit(raw, population, y, optimiser, steps=steps, capture=True)
+    else:
+        fit = train_population({"raw": raw}, lambda p, _: population.per_copy(p["raw"], y), adam_update, steps=steps)
+        finite = ~fit.diverged.to(targets.device)
     with torch.no_grad():
         initial = task_metric(start.unsqueeze(0), targets, kind)
         final = task_metric(raw.detach(), targets, kind)
     return finite & torch.isfinite(final) & (final < (1.0 - margin) * initial)
+
+
+def fit_step_static(
+    raw: torch.Tensor, population: CandidateLosses, y: torch.Tensor, optimiser: MaskedAdam, active: torch.Tensor
+) -> None:
+    """One Adam step of the rejection fit that reads nothing back from the device (``raw``, ``active`` in place).
+
+    A copy whose loss or gradient is non-finite stops for good, as in
+    :func:`~evomal_sr.training.loop.train_population`; the others get its arithmetic.
+    """
+    values = population.per_copy(raw, y)
+    ok = active & torch.isfinite(values.detach())
+    (grad,) = torch.autograd.grad(torch.where(ok, values, torch.zeros_like(values)).sum(), [raw])
+    ok = ok & torch.isfinite(grad.reshape(grad.shape[0], -1)).all(dim=1)
+    rows = ok.reshape(-1, *([1] * (grad.ndim - 1)))
+    optimiser.step_static(raw, torch.where(rows, grad, torch.zeros_like(grad)), ok)
+    active.copy_(ok)
+
+
+def replayed_fit(
+    raw: torch.Tensor,
+    population: CandidateLosses,
+    y: torch.Tensor,
+    optimiser: MaskedAdam,
+    *,
+    steps: int,
+    capture: bool = True,
+) -> torch.Tensor:
+    """``steps`` of :func:`fit_step_static` (recorded once as a CUDA graph with ``capture``); returns bool ``[K]``,
+    the copies that stayed finite. ``capture=False`` runs the same step eagerly (the tests, on CPU)."""
+    active = torch.ones(raw.shape[0], dtype=torch.bool, device=raw.device)
+    if steps < 1:
+        return active
+
+    def step():
+        fit_step_static(raw, population, y, optimiser, active)
+
+    def warm_up():  # scratch predictions and moments: the run's state is not touched
+        scratch = raw.detach().clone().requires_grad_(True)
+        fit_step_static(scratch, population, y, copy.deepcopy(optimiser), active.clone())
+
+    run = capture_step(step, warm_up, raw.device) if capture else step
+    for _ in range(steps):
+        run()
+    return active
