@@ -42,6 +42,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import torch  # noqa: E402
 
+#: The scorer's stages, as its results time them (seconds per candidate).
+STAGES = ("rejection", "local_search", "training")
 #: Largest learned-weight difference accepted between the tensor program and the per-tree path.
 WEIGHT_TOLERANCE = 1e-4
 
@@ -109,6 +111,8 @@ def evaluator_rows(task, candidates, *, device, preset, configs) -> list[dict]:
                 "fitness_spearman": spearman([a for a, _ in both], [b for _, b in both]) if len(both) > 2 else None,
                 "max_fitness_diff": max((abs(a - b) for a, b in both), default=0.0),
                 "statuses": {s: [r[0] for r in results].count(s) for s in {r[0] for r in results}},
+                # each stage's seconds per candidate of the batch (every result of a batch carries the same)
+                "stages": {k: max(r.seconds.get(k, 0.0) for r in scored) for k in STAGES},
             }
         )
     return rows
@@ -144,12 +148,13 @@ def print_report(report: dict, cpu_s: float | None) -> None:
         "(target <= 0.05 s per candidate)"
     )
     print(
-        "| program | cuda graph | s / candidate | 25x50 estimate, s | same status | same fitness | max weight diff |"
-        "\n|---|---|---|---|---|---|---|"
+        "| program | cuda graph | s / candidate | rejection / local search / training | 25x50 estimate, s | "
+        "same status | same fitness | max weight diff |\n|---|---|---|---|---|---|---|---|"
     )
     for r in report["digits"]:
+        stages = " / ".join(f"{r['stages'][k]:.3f}" for k in STAGES)
         print(
-            f"| {r['program']} | {r['cuda_graph']} | {r['s_per_candidate']:.3f} | "
+            f"| {r['program']} | {r['cuda_graph']} | {r['s_per_candidate']:.3f} | {stages} | "
             f"{r['s_per_candidate'] * 1250:.0f} | {r['same_status']} | {r['same_fitness']} | "
             f"{r['max_weight_diff']:.1e} |"
         )
