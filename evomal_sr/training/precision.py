@@ -84,7 +84,9 @@ def matmul_precision(precision: str) -> Iterator[None]:
 def model_autocast(precision: str, device: torch.device) -> contextlib.AbstractContextManager:
     """The context a model forward runs in: bf16 autocast on ``device`` for ``"bf16"``, else none."""
     if precision == "bf16":
-        return torch.autocast(device.type, dtype=torch.bfloat16)
+        # no cast cache: each forward uses each weight once, and a cache outliving a recorded
+        # CUDA graph's step is what PyTorch's graph notes warn against (the same values either way)
+        return torch.autocast(device.type, dtype=torch.bfloat16, cache_enabled=False)
     return contextlib.nullcontext()
 
 
