@@ -77,6 +77,11 @@ FRESH: dict[str, dict] = {
     },
     "digits-seed8-noise40": {"name": "digits", "seed": 8, "label_noise": 0.4},
     "breast_cancer-seed8-pair30": {"name": "breast_cancer", "seed": 8, "label_noise": 0.3, "noise": "pair"},
+    # the eighth session's, chosen before running, with no default changed that session
+    "iris-seed21-pair20": {"name": "iris", "seed": 21, "label_noise": 0.2, "noise": "pair", "noisy_splits": BOTH},
+    "breast_cancer-seed17-imbalance7": {"name": "breast_cancer", "seed": 17, "imbalance": 7.0},
+    "diabetes-seed19-outliers30": {"name": "diabetes", "seed": 19, "label_noise": 0.3},
+    "mnist1d-seed11-noise30": {"name": "mnist1d", "seed": 11, "label_noise": 0.3, "noisy_splits": BOTH},
 }
 
 
