@@ -20,7 +20,14 @@ import torch
 from evomal_sr.losses.base import same_targets
 from evomal_sr.losses.symbolic import CompiledLoss
 from evomal_sr.training.captured import can_capture, capture_step
-from evomal_sr.training.loop import BatchSampler, CandidateLosses, masked_sum, rows_finite, train_population
+from evomal_sr.training.loop import (
+    BatchSampler,
+    CandidateLosses,
+    masked_sum,
+    rows_finite,
+    rows_finite_exact,
+    train_population,
+)
 from evomal_sr.training.metrics import task_loss
 from evomal_sr.training.optim import MaskedAdam
 from evomal_sr.training.scaling import ScaleProbe, probe_scales
@@ -190,13 +197,13 @@ def meta_step_static(
         ok = ok & torch.isfinite(values.detach())
         kept = torch.where(ok, values, torch.zeros_like(values))
         grads = torch.autograd.grad(kept.sum(), list(theta.values()), create_graph=True)
-        ok = ok & _finite_rows([g.detach() for g in grads])
+        ok = ok & rows_finite_exact([g.detach() for g in grads])
         theta = {k: v - lr * g for (k, v), g in zip(theta.items(), grads)}
     outer = task_loss(stacked(theta, val_data[0][inputs.val_rows]), val_data[1][inputs.val_rows], kind)
     ok = ok & torch.isfinite(outer.detach())
     (grad,) = torch.autograd.grad(torch.where(ok, outer, torch.zeros_like(outer)).sum(), [w], allow_unused=True)
     grad = torch.zeros_like(weights) if grad is None else grad.detach()
-    ok = ok & _finite_rows([grad])
+    ok = ok & rows_finite_exact([grad])
     optimiser.step_static(weights, torch.where(ok.unsqueeze(-1), grad, torch.zeros_like(grad)), ok)
     if edges is not None and norms is not None:
         factor = norms / _edge_norms(weights, edges).clamp_min(torch.finfo(weights.dtype).tiny)
@@ -260,12 +267,6 @@ def replayed_local_search(
             inputs.val_rows.copy_(all_val[iteration])
         run()
     return weights
-
-
-def _finite_rows(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
-    """Which leading-axis rows are finite in every tensor -> bool ``[K]``, entry by entry (no host read)."""
-    flags = [torch.isfinite(t.reshape(t.shape[0], -1)).all(dim=1) for t in tensors]
-    return torch.stack(flags).all(dim=0)
 
 
 def _fixed_scale_rows(losses, weights: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -99,6 +99,11 @@ def rows_finite(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
     flags = torch.stack([torch.isfinite(s) for s in sums]).all(dim=0)
     if bool(flags.all()):
         return flags
+    return rows_finite_exact(tensors)
+
+
+def rows_finite_exact(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
+    """Which leading-axis rows are finite in every tensor -> bool [K], entry by entry (reads nothing back)."""
     exact = [torch.isfinite(t.reshape(t.shape[0], -1)).all(dim=1) for t in tensors]
     return torch.stack(exact).all(dim=0)
 

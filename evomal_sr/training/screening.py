@@ -18,7 +18,7 @@ import torch
 from evomal_sr.losses.base import same_targets
 from evomal_sr.losses.symbolic import CompiledLoss, reduce_loss, target_to_y
 from evomal_sr.training.captured import capture_step
-from evomal_sr.training.loop import CandidateLosses, train_population
+from evomal_sr.training.loop import CandidateLosses, rows_finite_exact, train_population
 from evomal_sr.training.metrics import task_metric
 from evomal_sr.training.optim import MaskedAdam
 
@@ -157,7 +157,7 @@ def fit_step_static(
     values = population.per_copy(raw, y)
     ok = active & torch.isfinite(values.detach())
     (grad,) = torch.autograd.grad(torch.where(ok, values, torch.zeros_like(values)).sum(), [raw])
-    ok = ok & torch.isfinite(grad.reshape(grad.shape[0], -1)).all(dim=1)
+    ok = ok & rows_finite_exact([grad])
     rows = ok.reshape(-1, *([1] * (grad.ndim - 1)))
     optimiser.step_static(raw, torch.where(rows, grad, torch.zeros_like(grad)), ok)
     active.copy_(ok)
