@@ -1,21 +1,26 @@
-"""The captured local search and rejection fit give the eager loops' numbers.
+"""The recorded local search and rejection fit give the eager loops' numbers.
 
-A CUDA graph can only be recorded on CUDA, so on CPU the recorded steps
+A CUDA graph can only be recorded on CUDA. On CPU the tests replace the two GPU-only
+hooks of the modules (``captures_on``/``can_capture`` say yes, and ``capture_step``
+runs its warm-ups on their scratch state and returns the step itself, unrecorded), so
+``cuda_graph=True`` runs the recorded steps
 (:func:`~evomal_sr.training.local_search.meta_step_static`,
-:func:`~evomal_sr.training.screening.fit_step_static`) run eagerly through the same
-replay loops (``capture=False``) and are compared with the eager loops bit for bit
-(``torch.equal``), also with candidates that go non-finite. The ``cuda``-marked
-tests record and replay real graphs on a GPU.
+:func:`~evomal_sr.training.screening.fit_step_static`) through the same replay loops,
+which are compared with the eager loops bit for bit (``torch.equal``), also with
+candidates that go non-finite. The ``cuda``-marked tests record and replay real
+graphs on a GPU.
 """
 
 import pytest
 import torch
 
+import evomal_sr.training.local_search as local_search_module
+import evomal_sr.training.screening as screening_module
 from evomal_sr.grammar.expression import Expression
 from evomal_sr.losses.base import same_targets
 from evomal_sr.losses.program import LossProgram
 from evomal_sr.losses.symbolic import CompiledLoss, target_to_y
-from evomal_sr.training.local_search import local_search, replayed_local_search
+from evomal_sr.training.local_search import local_search
 from evomal_sr.training.loop import CandidateLosses, train_population
 from evomal_sr.training.optim import MaskedAdam
 from evomal_sr.training.scaling import ScaleProbe
@@ -38,6 +43,22 @@ class NanAfter:
         self.calls += 1
         value = self.inner(weights, y, fx)
         return value * float("nan") if self.calls > self.n else value
+
+
+def _unrecorded_capture(step, warm_up, device, warmup=3):
+    """``capture_step`` on CPU: the warm-ups run (they must leave the run's state alone), then the step itself."""
+    for _ in range(warmup):
+        warm_up()
+    return step
+
+
+@pytest.fixture
+def unrecorded(monkeypatch):
+    """The modules' GPU-only hooks replaced, so ``cuda_graph=True`` takes the recorded path on CPU."""
+    monkeypatch.setattr(local_search_module, "can_capture", lambda stacked, device: True)
+    monkeypatch.setattr(local_search_module, "capture_step", _unrecorded_capture)
+    monkeypatch.setattr(screening_module, "captures_on", lambda device: True)
+    monkeypatch.setattr(screening_module, "capture_step", _unrecorded_capture)
 
 
 def _losses(*texts):
@@ -84,36 +105,36 @@ OPTIONS = {
 
 
 @pytest.mark.parametrize("options", OPTIONS.values(), ids=OPTIONS.keys())
-def test_the_static_meta_iteration_replayed_equals_the_eager_local_search(options):
+def test_the_static_meta_iteration_replayed_equals_the_eager_local_search(options, unrecorded):
     stacked, losses, start, keywords = _setup()
     keywords.update(options)
     eager = local_search(stacked, losses, start, **keywords)
-    replayed = replayed_local_search(stacked, losses, start, capture=False, **keywords)
+    replayed = local_search(stacked, losses, start, cuda_graph=True, **keywords)
     assert not torch.equal(eager, start)
     assert torch.equal(replayed, eager)
 
 
 @pytest.mark.parametrize("kind", ["classification", "regression"])
-def test_the_static_meta_iteration_equals_the_eager_one_for_one_candidate_and_the_interpreter(kind):
+def test_the_static_meta_iteration_equals_the_eager_one_for_one_candidate_and_the_interpreter(kind, unrecorded):
     texts = TREES[:2] if kind == "classification" else ("square(y - fx)", "abs(y - fx)")
     stacked, losses, start, keywords = _setup(kind, texts)
     for batch, weights in ((losses[:1], start[:1]), (LossProgram(losses), start)):
         eager = local_search(stacked, batch, weights, **keywords)
-        assert torch.equal(replayed_local_search(stacked, batch, weights, capture=False, **keywords), eager)
+        assert torch.equal(local_search(stacked, batch, weights, cuda_graph=True, **keywords), eager)
 
 
-def test_a_candidate_that_goes_non_finite_keeps_its_weights_and_leaves_the_others_exact():
+def test_a_candidate_that_goes_non_finite_keeps_its_weights_and_leaves_the_others_exact(unrecorded):
     stacked, losses, start, keywords = _setup(texts=(TREES[0], OVERFLOWING, TREES[1]))
     eager = local_search(stacked, losses, start, **keywords)
-    replayed = replayed_local_search(stacked, losses, start, capture=False, **keywords)
+    replayed = local_search(stacked, losses, start, cuda_graph=True, **keywords)
     assert torch.equal(replayed, eager)
     assert torch.equal(replayed[1], start[1])  # never a finite meta-gradient: untouched
     assert not torch.equal(replayed[0], start[0])
 
 
-def test_no_meta_iteration_leaves_the_weights_as_they_are():
+def test_no_meta_iteration_leaves_the_weights_as_they_are(unrecorded):
     stacked, losses, start, keywords = _setup(iterations=0)
-    assert torch.equal(replayed_local_search(stacked, losses, start, capture=False, **keywords), start)
+    assert torch.equal(local_search(stacked, losses, start, cuda_graph=True, **keywords), start)
 
 
 def test_asking_for_the_cuda_graph_off_cuda_runs_the_eager_local_search():
@@ -156,13 +177,15 @@ def _rejection_fit(kind, texts, replayed):
     raw = start.unsqueeze(0).repeat(K, 1, 1).requires_grad_(True)
     optimiser = MaskedAdam(raw.shape, lr=0.05, eps=1e-6)
     if replayed:
-        return raw.detach(), replayed_fit(raw, population, y, optimiser, steps=40, capture=False)
+        return raw.detach(), replayed_fit(raw, population, y, optimiser, steps=40)
     values = lambda p, _: population.per_copy(p["raw"], y)  # noqa: E731
     return raw.detach(), ~train_population({"raw": raw}, values, _adam_update(optimiser), steps=40).diverged
 
 
 @pytest.mark.parametrize("kind", ["classification", "regression"])
-def test_the_replayed_rejection_fit_equals_the_eager_one(kind):
+def test_the_replayed_rejection_fit_equals_the_eager_one(kind, monkeypatch):
+    # no warm-ups here: they would advance NanAfter's count of calls
+    monkeypatch.setattr(screening_module, "capture_step", lambda step, warm_up, device: step)
     texts = (*TREES, "fx") if kind == "classification" else ("square(y - fx)", "fx")
     (eager, eager_finite), (replayed, replayed_finite) = (_rejection_fit(kind, texts, r) for r in (False, True))
     assert replayed_finite.tolist() == eager_finite.tolist() == [True, False] + [True] * (len(texts) - 1)
@@ -175,6 +198,12 @@ def _adam_update(optimiser):
         return params
 
     return update
+
+
+def test_the_rejection_protocol_takes_the_recorded_path_with_the_same_verdicts(unrecorded):
+    losses, inputs = _rejection_inputs((*TREES, "fx", OVERFLOWING))
+    keywords = dict(steps=30, lr=0.01, margin=0.05, seed=4, **inputs)
+    assert rejection_protocol(losses, cuda_graph=True, **keywords).tolist() == [True, True, True, False, False]
 
 
 def test_asking_for_the_cuda_graph_off_cuda_runs_the_eager_rejection():

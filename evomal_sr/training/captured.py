@@ -28,9 +28,14 @@ from evomal_sr.training.stacked import Params
 ValuesFn = Callable[[Params, torch.Tensor], torch.Tensor]
 
 
+def captures_on(device) -> bool:
+    """Whether a step on ``device`` can be recorded as a CUDA graph (a CUDA device, with CUDA present)."""
+    return torch.device(device).type == "cuda" and torch.cuda.is_available()
+
+
 def can_capture(stacked, device) -> bool:
     """Whether the step of ``stacked`` on ``device`` can be captured (CUDA, stateless model)."""
-    return torch.device(device).type == "cuda" and torch.cuda.is_available() and not stacked.stateful
+    return captures_on(device) and not stacked.stateful
 
 
 def masked_static_step(

@@ -105,33 +105,22 @@ def local_search(
     ``probe`` normalises every loss's scale (:mod:`evomal_sr.training.scaling`). With
     ``fixed_scale`` each loss's edge weights are rescaled after every step to their initial
     Euclidean norm (padded slots are left as they are). With ``cuda_graph`` one meta-iteration
-    is captured as a CUDA graph and replayed for every iteration (:func:`replayed_local_search`)
-    where that is possible (CUDA, a model without buffers or random modules).
+    (:func:`meta_step_static`) is recorded as a CUDA graph and replayed for every iteration,
+    where that is possible (CUDA, a model without buffers or random modules): the same numbers.
     """
-    if cuda_graph and can_capture(stacked, weights.device):
-        return replayed_local_search(
-            stacked,
-            losses,
-            weights,
-            init_params=init_params,
-            train_data=train_data,
-            val_data=val_data,
-            kind=kind,
-            iterations=iterations,
-            meta_lr=meta_lr,
-            lr=lr,
-            inner_steps=inner_steps,
-            batch_size=batch_size,
-            seed=seed,
-            probe=probe,
-            fixed_scale=fixed_scale,
-        )
     K = len(losses)
     weights = weights.detach().clone()
     edges, norms = _fixed_scale_rows(losses, weights) if fixed_scale else (None, None)
     optimiser = MaskedAdam(weights.shape, lr=meta_lr, dtype=weights.dtype, device=weights.device)
     train_sampler = BatchSampler(train_data[0].shape[0], batch_size, seed)
     val_sampler = BatchSampler(val_data[0].shape[0], batch_size, seed + 1)
+    if cuda_graph and can_capture(stacked, weights.device) and iterations > 0:
+        inits = [init_params(i) for i in range(iterations)]  # made before the loop: no host work between replays
+        rows = [(train_sampler.next(), val_sampler.next()) for _ in range(iterations)]
+        options = dict(train_data=train_data, val_data=val_data, kind=kind, lr=lr, inner_steps=inner_steps)
+        options.update(probe=probe, edges=edges, norms=norms)
+        _replay_meta_iterations(stacked, losses, weights, optimiser, inits, rows, options)
+        return weights
     for iteration in range(iterations):
         params = StackedModel.replicate(init_params(iteration), K)
         tr, va = train_sampler.next(), val_sampler.next()
@@ -210,47 +199,17 @@ def meta_step_static(
         weights.copy_(torch.where(edges, weights * factor, weights))
 
 
-def replayed_local_search(
-    stacked: StackedModel,
-    losses,
-    weights: torch.Tensor,
-    *,
-    init_params: Callable[[int], Params],
-    train_data,
-    val_data,
-    kind: str,
-    iterations: int,
-    meta_lr: float,
-    lr: float,
-    inner_steps: int,
-    batch_size: int,
-    seed: int,
-    probe: ScaleProbe | None = None,
-    fixed_scale: bool = False,
-    capture: bool = True,
-) -> torch.Tensor:
-    """:func:`local_search` as one static meta-iteration (:func:`meta_step_static`) run ``iterations`` times.
+def _replay_meta_iterations(stacked, losses, weights, optimiser, inits, rows, options) -> None:
+    """Every meta-iteration as one step (:func:`meta_step_static`) recorded as a CUDA graph and replayed.
 
-    With ``capture`` the iteration is recorded once as a CUDA graph and replayed; between
-    replays only device-to-device copies load the next initialisation and minibatch rows, so
-    nothing is read back to the host. ``capture=False`` runs the same step eagerly (any device;
-    the tests compare it with the eager loop on CPU).
+    ``inits`` and ``rows`` hold each iteration's initialisation and ``(train, val)`` minibatch rows;
+    between replays only device-to-device copies load them into the step's static inputs, so
+    nothing is read back to the host. ``weights`` and ``optimiser`` are updated in place.
     """
-    K, device = len(losses), weights.device
-    weights = weights.detach().clone()
-    if iterations < 1:
-        return weights
-    edges, norms = _fixed_scale_rows(losses, weights) if fixed_scale else (None, None)
-    optimiser = MaskedAdam(weights.shape, lr=meta_lr, dtype=weights.dtype, device=device)
-    train_sampler = BatchSampler(train_data[0].shape[0], batch_size, seed)
-    val_sampler = BatchSampler(val_data[0].shape[0], batch_size, seed + 1)
-    inits = [init_params(i) for i in range(iterations)]  # made before the loop: no host work between replays
-    rows = [(train_sampler.next(), val_sampler.next()) for _ in range(iterations)]
+    device, K = weights.device, weights.shape[0]
     all_train = torch.stack([tr for tr, _ in rows]).to(device)
     all_val = torch.stack([va for _, va in rows]).to(device)
     inputs = MetaInputs(StackedModel.replicate(inits[0], K), all_train[0].clone(), all_val[0].clone())
-    options = dict(train_data=train_data, val_data=val_data, kind=kind, lr=lr, inner_steps=inner_steps, probe=probe)
-    options.update(edges=edges, norms=norms)
 
     def step():
         meta_step_static(stacked, losses, weights, optimiser, inputs, **options)
@@ -258,15 +217,14 @@ def replayed_local_search(
     def warm_up():  # scratch weights and moments: the run's state is not touched
         meta_step_static(stacked, losses, weights.clone(), copy.deepcopy(optimiser), inputs, **options)
 
-    run = capture_step(step, warm_up, device) if capture else step
-    for iteration in range(iterations):
+    replay = capture_step(step, warm_up, device)
+    for iteration in range(len(rows)):
         if iteration:
             for name, value in inits[iteration].items():
                 inputs.params[name].copy_(value.unsqueeze(0).expand_as(inputs.params[name]))
             inputs.train_rows.copy_(all_train[iteration])
             inputs.val_rows.copy_(all_val[iteration])
-        run()
-    return weights
+        replay()
 
 
 def _fixed_scale_rows(losses, weights: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -17,7 +17,7 @@ import torch
 
 from evomal_sr.losses.base import same_targets
 from evomal_sr.losses.symbolic import CompiledLoss, reduce_loss, target_to_y
-from evomal_sr.training.captured import capture_step
+from evomal_sr.training.captured import capture_step, captures_on
 from evomal_sr.training.loop import CandidateLosses, rows_finite_exact, train_population
 from evomal_sr.training.metrics import task_metric
 from evomal_sr.training.optim import MaskedAdam
@@ -118,7 +118,7 @@ def rejection_protocol(
     classification) for ``targets``; after ``steps`` of Adam on each candidate's
     unit-weight loss, a candidate passes if its metric fell below
     ``(1 - margin)`` times the starting metric and stayed finite. Returns bool [K].
-    With ``cuda_graph`` on CUDA one Adam step is captured and replayed
+    With ``cuda_graph`` on CUDA one Adam step is recorded and replayed
     (:func:`replayed_fit`, the same numbers).
     """
     K = len(losses)
@@ -135,8 +135,8 @@ def rejection_protocol(
 
     y = same_targets(target_to_y(targets, n_outputs, kind, raw.dtype), K)  # one-hot once, not at every step
     population = CandidateLosses(losses, weights, kind)
-    if cuda_graph and targets.device.type == "cuda" and torch.cuda.is_available():
-        finite = replayed_fit(raw, population, y, optimiser, steps=steps, capture=True)
+    if cuda_graph and captures_on(targets.device):
+        finite = replayed_fit(raw, population, y, optimiser, steps=steps)
     else:
         fit = train_population({"raw": raw}, lambda p, _: population.per_copy(p["raw"], y), adam_update, steps=steps)
         finite = ~fit.diverged.to(targets.device)
@@ -164,16 +164,10 @@ def fit_step_static(
 
 
 def replayed_fit(
-    raw: torch.Tensor,
-    population: CandidateLosses,
-    y: torch.Tensor,
-    optimiser: MaskedAdam,
-    *,
-    steps: int,
-    capture: bool = True,
+    raw: torch.Tensor, population: CandidateLosses, y: torch.Tensor, optimiser: MaskedAdam, *, steps: int
 ) -> torch.Tensor:
-    """``steps`` of :func:`fit_step_static` (recorded once as a CUDA graph with ``capture``); returns bool ``[K]``,
-    the copies that stayed finite. ``capture=False`` runs the same step eagerly (the tests, on CPU)."""
+    """``steps`` of :func:`fit_step_static`, recorded once as a CUDA graph and replayed; returns bool ``[K]``,
+    the copies that stayed finite (``raw`` and ``optimiser`` are updated in place)."""
     active = torch.ones(raw.shape[0], dtype=torch.bool, device=raw.device)
     if steps < 1:
         return active
@@ -185,7 +179,7 @@ def replayed_fit(
         scratch = raw.detach().clone().requires_grad_(True)
         fit_step_static(scratch, population, y, copy.deepcopy(optimiser), active.clone())
 
-    run = capture_step(step, warm_up, raw.device) if capture else step
+    replay = capture_step(step, warm_up, raw.device)
     for _ in range(steps):
-        run()
+        replay()
     return active
