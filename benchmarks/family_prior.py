@@ -41,12 +41,11 @@ sys.path.insert(0, str(ROOT.parent))
 sys.path.insert(0, str(ROOT))
 
 from ablation import judge, redecide, saved_selection  # noqa: E402
-from probe_tasks import OUT, PROBES, SUITE, _record_path  # noqa: E402
+from probe_tasks import PROBES, SUITE, _record_path, judge_winner  # noqa: E402
 from suite import DEVELOPMENT, half  # noqa: E402
-from task_results import Comparison, TaskResult  # noqa: E402
+from task_results import TaskResult  # noqa: E402
 
 from evomal_sr.core.fileio import read_json  # noqa: E402
-from evomal_sr.evaluation.report import MetaTestReport  # noqa: E402
 
 #: Each task kind's noise-tolerant known losses, the family the prior is chosen from.
 FAMILY = {"classification": ("mae", "gce", "sce"), "regression": ("log-cosh", "huber", "mae")}
@@ -79,24 +78,8 @@ def judged(rule: str) -> dict[str, dict]:
         out[spec.key] = {**result, "winner": selection["winner"]}
     for spec in PROBES:
         winner = decided(read_json(_record_path(spec, DEFAULT), ValueError, "probe")["selection"], rule)["winner"]
-        out[spec.key] = _judge_probe_winner(spec, winner)
+        out[spec.key] = judge_winner(spec, winner)
     return out
-
-
-def _judge_probe_winner(spec, winner: str) -> dict:
-    """A probe's winner judged as ``probe_tasks.judge_probe`` judges the saved decision's."""
-    test = Comparison(MetaTestReport.load(OUT / spec.key / "metatest.json"))
-    row, best = test.rows[winner], test.best_known
-    diff, _, verdict = test.vs_best_known(row)
-    return {
-        "winner": winner,
-        "error": row.early_mean,
-        "worse": verdict == "worse",
-        "learned_better": verdict == "better" and winner.startswith("learned #") and spec.noisy,
-        "twenty": spec.noisy and test.change(row) <= -0.20,
-        "noisy": spec.noisy,
-        "gap": diff / best.early_mean if best.early_mean else 0.0,
-    }
 
 
 def main() -> int:

@@ -219,6 +219,11 @@ def judge_probe(spec: SuiteTask, decision: str) -> dict:
     chosen = record["selection"]
     margin, uncertainty = DECISIONS[decision]
     winner = redecide(chosen, margin, chosen["prior"], uncertainty)["winner"]
+    return {**judge_winner(spec, winner), "seconds": record["seconds"]}
+
+
+def judge_winner(spec: SuiteTask, winner: str) -> dict:
+    """The loss ``winner`` on probe ``spec``, in its meta-test: against the best known loss and the standard loss."""
     test = Comparison(MetaTestReport.load(OUT / spec.key / "metatest.json"))
     row, best = test.rows[winner], test.best_known
     diff, _, verdict = test.vs_best_known(row)
@@ -231,7 +236,6 @@ def judge_probe(spec: SuiteTask, decision: str) -> dict:
         "twenty": spec.noisy and test.change(row) <= -0.20,
         "noisy": spec.noisy,
         "gap": diff / best.early_mean if best.early_mean else 0.0,
-        "seconds": record["seconds"],
     }
 
 
