@@ -22,6 +22,7 @@ from clihelpers import assert_one_line_error, invoke  # noqa: E402
 import evomal_sr as es  # noqa: E402
 import evomal_sr.parallel as parallel  # noqa: E402
 from evomal_sr import ConfigError, LossSearch  # noqa: E402
+from evomal_sr.core.memory import ALLOCATOR_ENVIRONMENT  # noqa: E402
 from evomal_sr.errors import EngineUnavailableError  # noqa: E402
 from evomal_sr.parallel import InProcessExecutor, executor_kind, open_executor  # noqa: E402
 from evomal_sr.parallel.dask_executor import DaskExecutor, check_workers  # noqa: E402
@@ -297,21 +298,23 @@ def test_real_workers_pass_the_check(client):
     assert check_workers(client) == 2
 
 
-def test_local_workers_keep_glibcs_default_memory_trimming(tmp_path):
+def test_local_workers_keep_freed_memory_as_the_command_line_does(tmp_path):
     # Dask's nannies would start workers with MALLOC_TRIM_THRESHOLD_=65536 (costly page faults for
-    # the evaluator's short-lived tensors); a fresh process, since a nanny leaks it into its parent.
+    # the evaluator's short-lived tensors); they get evomal_sr.core.memory's settings instead. A fresh
+    # process, since a nanny leaks them into its parent.
     script = tmp_path / "env.py"
     script.write_text(
         "import os\n"
         "from evomal_sr.parallel.dask_executor import DaskExecutor\n"
+        "names = ('MALLOC_TRIM_THRESHOLD_', 'MALLOC_TOP_PAD_', 'MALLOC_MMAP_THRESHOLD_')\n"
         "if __name__ == '__main__':\n"
         "    with DaskExecutor.local(1) as ex:\n"
-        "        print(sorted(set(ex.client.run(lambda: str(os.environ.get('MALLOC_TRIM_THRESHOLD_'))).values())))\n"
+        "        print(list(ex.client.run(lambda: {n: os.environ.get(n) for n in names}).values()))\n"
     )
-    env = {k: v for k, v in os.environ.items() if k != "MALLOC_TRIM_THRESHOLD_"}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MALLOC_")}
     done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=120)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip().splitlines()[-1] == "['None']"
+    assert done.stdout.strip().splitlines()[-1] == str([ALLOCATOR_ENVIRONMENT])
 
 
 def test_open_executor_closes_what_it_started():

@@ -35,6 +35,7 @@ from distributed import Client, LocalCluster, get_worker
 from distributed.diagnostics.plugin import WorkerPlugin
 
 from evomal_sr._version import __version__
+from evomal_sr.core.memory import ALLOCATOR_ENVIRONMENT
 from evomal_sr.errors import EngineUnavailableError
 from evomal_sr.parallel import DEFAULT_CHUNK_SIZE
 
@@ -238,10 +239,12 @@ class DaskExecutor:
         threads = max(1, (os.cpu_count() or 1) // n_workers)
         # Dask's nannies start workers with MALLOC_TRIM_THRESHOLD_=65536 (glibc hands freed memory
         # back at once); the evaluator's many short-lived tensors then cost page faults and a
-        # visible share of a search's wall time (benchmarks/PERFORMANCE.md has the figures).
-        # Unset, glibc keeps its default, as in a plain process.
+        # visible share of a search's wall time (benchmarks/PERFORMANCE.md has the figures). The
+        # workers get the settings the command line gives its own process (evomal_sr.core.memory),
+        # as environment variables, which glibc reads when the worker process starts.
+        allocator = {f"distributed.nanny.pre-spawn-environ.{k}": v for k, v in ALLOCATOR_ENVIRONMENT.items()}
         with (
-            dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}),
+            dask.config.set(allocator),
             sigint_ignored_by_children(),
         ):  # Ctrl-C stops the driver, which closes the workers
             cluster = LocalCluster(
