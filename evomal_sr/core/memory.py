@@ -4,10 +4,10 @@ Every training step of a search allocates and frees tensors of a few hundred kil
 defaults, allocations above its mmap threshold get fresh mappings that are unmapped when freed, and the
 top of the heap is trimmed back to the operating system, so the same memory is faulted in again, page by
 page, step after step. A paper search on digits took 1.77 million minor page faults (3.6 s of system time
-on a 2-core VM); with the settings below, 95 thousand, and the same wall time there
-(``benchmarks/PERFORMANCE.md``). A fault costs a microsecond or two on a plain Linux kernel; in a sandbox
-that handles faults in a user-space kernel (gVisor, which the project's 16-core GPU machines run) it costs
-more. That may be why a search ran slower on such a machine than on 2 cores; it is not measured there.
+on a 2-core VM); with the settings below, 95 thousand, with no change in wall time beyond that machine's
+noise (``benchmarks/PERFORMANCE.md``). A fault costs a microsecond or two on a plain Linux kernel; in a
+sandbox that handles faults in a user-space kernel (gVisor, for one) it costs more, so a search may run
+slower there without these settings (not measured).
 
 :func:`keep_freed_memory` raises the trim threshold and the top pad and fixes the mmap threshold at
 glibc's largest, through ``mallopt``. It changes where memory comes from, never a value computed. The
