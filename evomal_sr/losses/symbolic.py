@@ -50,7 +50,7 @@ class CompiledLoss:
     def __init__(self, expression: Expression):
         self.expression = Expression.parse(expression)
         counter = iter(range(-1, self.expression.size))
-        self._fn = _compile(self.expression.root, counter)
+        self._fn = compile_node(self.expression.root, counter)
         self.n_weights = self.expression.size - 1
 
     def __call__(self, weights: torch.Tensor, y: torch.Tensor, fx: torch.Tensor) -> torch.Tensor:
@@ -61,9 +61,9 @@ class CompiledLoss:
         return out
 
 
-def _compile(node: Node, counter) -> Callable:
+def compile_node(node: Node, counter) -> Callable:
     """Closure ``(w, y, fx)`` for ``node``, ``w`` the edge weights as a sequence of scalars;
-    ``counter`` yields preorder indices minus one."""
+    ``counter`` yields preorder indices minus one (-1 for the whole tree's root, which has no edge)."""
     index = next(counter)  # -1 for the root, which carries no weight
 
     def weighted(fn):
@@ -80,7 +80,7 @@ def _compile(node: Node, counter) -> Callable:
             return lambda w, y, fx: torch.zeros_like(fx) + value
         return lambda w, y, fx: w[index] * value
     op = OPERATORS[node.name].torch
-    children = [_compile(c, counter) for c in node.children]
+    children = [compile_node(c, counter) for c in node.children]
     if len(children) == 1:
         (a,) = children
         return weighted(lambda w, y, fx: op(a(w, y, fx)))

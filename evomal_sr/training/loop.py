@@ -15,11 +15,12 @@ trains them with SGD on one shared minibatch sequence.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
 from evomal_sr.losses.base import same_targets
+from evomal_sr.losses.frozen import FrozenLoss
 from evomal_sr.losses.program import LossProgram
 from evomal_sr.losses.symbolic import CompiledLoss, output_to_fx, target_to_y
 from evomal_sr.training.captured import can_capture, train_captured
@@ -53,6 +54,22 @@ class CandidateLosses:
     weights: torch.Tensor
     kind: str
     scales: torch.Tensor | None = None
+    #: the weights never change: each candidate's subtrees free of ``fx`` are computed once
+    #: (:class:`~evomal_sr.losses.frozen.FrozenLoss`; the same bits)
+    fixed_weights: bool = False
+    #: every target entry is 0 or 1 (one-hot or binary labels): with ``fixed_weights``, subtrees of ``y`` too
+    binary_targets: bool = False
+    frozen_losses: tuple[FrozenLoss, ...] = field(init=False, default=(), repr=False, compare=False)
+
+    def __post_init__(self):
+        # a LossProgram (the population interpreter) or a stand-in for a compiled tree is left as it is
+        losses = self.losses
+        if self.fixed_weights and not isinstance(losses, LossProgram) and all(type(x) is CompiledLoss for x in losses):
+            rows = self.weights.detach().unbind(0)
+            frozen = tuple(
+                FrozenLoss(loss, rows[k], binary_targets=self.binary_targets) for k, loss in enumerate(losses)
+            )
+            object.__setattr__(self, "frozen_losses", frozen)
 
     def per_copy(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """The loss of every candidate on its own slice of ``outputs`` ``[K, batch, out]`` -> ``[K]``.
@@ -69,6 +86,15 @@ class CandidateLosses:
         if isinstance(losses, LossProgram):  # the population interpreter: every candidate in one program
             shared = len(ys) == 1 or ys[1] is ys[0]
             values = reduce_per_copy(losses(weights, ys[0] if shared else torch.stack(ys), fx), kind)
+        elif self.frozen_losses:
+            is_one = ys[0] == 1 if self.binary_targets and (len(ys) == 1 or ys[1] is ys[0]) else None
+            if len(losses) == 1:
+                values = reduce_per_copy(self.frozen_losses[0](ys[0], fx.squeeze(0), is_one).unsqueeze(0), kind)
+            else:
+                slices = fx.unbind(0)
+                values = reduce_per_copy(
+                    torch.stack([loss(ys[k], slices[k], is_one) for k, loss in enumerate(self.frozen_losses)]), kind
+                )
         elif len(losses) == 1:  # the one-at-a-time path: no stacking; squeeze, not [0], whose backward copies
             values = reduce_per_copy(losses[0](weights.squeeze(0), ys[0], fx.squeeze(0)).unsqueeze(0), kind)
         else:
@@ -77,6 +103,11 @@ class CandidateLosses:
                 torch.stack([loss(rows[k], ys[k], slices[k]) for k, loss in enumerate(losses)]), kind
             )
         return values if self.scales is None else values * self.scales
+
+
+def binary_targets(y: torch.Tensor, kind: str) -> bool:
+    """Whether every entry of the targets ``y`` (as a loss sees them) is 0 or 1: one-hot or binary labels."""
+    return kind == "classification" and bool(((y == 0) | (y == 1)).all())
 
 
 def reduce_per_copy(values: torch.Tensor, kind: str) -> torch.Tensor:
@@ -268,14 +299,21 @@ def train_candidates(
     buffers or random modules); elsewhere the eager loop runs.
     """
     X, Y = data
-    population = CandidateLosses(losses, weights.detach(), kind, None if scales is None else scales.detach())
-    targets: list[torch.Tensor] = []  # Y as the losses see it (one-hot labels), made once, not per step
+    made: dict = {}  # Y as the losses see it (one-hot labels) and the population, made once, not per step
 
     def values_at(theta, index):
         outputs = stacked(theta, X[index])
-        if not targets:
-            targets.append(target_to_y(Y, outputs.shape[-1], kind, outputs.dtype))
-        return population.per_copy(outputs, same_targets(targets[0][index], len(losses)))
+        if not made:
+            made["y"] = y = target_to_y(Y, outputs.shape[-1], kind, outputs.dtype)
+            made["losses"] = CandidateLosses(
+                losses,
+                weights.detach(),
+                kind,
+                None if scales is None else scales.detach(),
+                fixed_weights=True,
+                binary_targets=binary_targets(y, kind),
+            )
+        return made["losses"].per_copy(outputs, same_targets(made["y"][index], len(losses)))
 
     if cuda_graph and can_capture(stacked, X.device):
         theta, diverged, done = train_captured(

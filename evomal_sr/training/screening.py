@@ -18,7 +18,7 @@ import torch
 from evomal_sr.losses.base import same_targets
 from evomal_sr.losses.symbolic import CompiledLoss, reduce_loss, target_to_y
 from evomal_sr.training.captured import capture_step, captures_on
-from evomal_sr.training.loop import CandidateLosses, rows_finite_exact, train_population
+from evomal_sr.training.loop import CandidateLosses, binary_targets, rows_finite_exact, train_population
 from evomal_sr.training.metrics import task_metric
 from evomal_sr.training.optim import MaskedAdam
 
@@ -133,8 +133,11 @@ def rejection_protocol(
         optimiser.step(params["raw"], grads[0], active)
         return params
 
-    y = same_targets(target_to_y(targets, n_outputs, kind, raw.dtype), K)  # one-hot once, not at every step
-    population = CandidateLosses(losses, weights, kind)
+    one_hot = target_to_y(targets, n_outputs, kind, raw.dtype)  # once, not at every step
+    y = same_targets(one_hot, K)
+    population = CandidateLosses(
+        losses, weights, kind, fixed_weights=True, binary_targets=binary_targets(one_hot, kind)
+    )
     if cuda_graph and captures_on(targets.device):
         finite = replayed_fit(raw, population, y, optimiser, steps=steps)
     else:
