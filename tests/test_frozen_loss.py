@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from strategies import searchable_expressions
 
+from evomal_sr.evaluation.population import batched_loss
 from evomal_sr.grammar.expression import Expression
 from evomal_sr.losses.base import same_targets
 from evomal_sr.losses.frozen import FrozenLoss
-from evomal_sr.losses.symbolic import CompiledLoss
+from evomal_sr.losses.symbolic import CompiledLoss, LearnedLoss
 from evomal_sr.training.loop import BatchSampler, CandidateLosses, binary_targets, train_candidates
 from evomal_sr.training.screening import rejection_protocol
 from evomal_sr.training.stacked import StackedModel
@@ -176,3 +179,30 @@ def test_training_and_rejection_are_unchanged_by_the_folding(monkeypatch):
     assert torch.equal(folded[1], plain[1])
     for name in plain[0]:
         assert torch.equal(folded[0][name], plain[0][name])
+
+
+@pytest.mark.parametrize("kind", ["classification", "regression"])
+@pytest.mark.parametrize("scale", [1.0, 2.5])
+def test_the_meta_tests_frozen_learned_loss_is_the_same_bits(kind, scale):
+    """batched_loss folds a learned loss whose weights do not train; the values and gradients are elementwise's."""
+    expression = PAPER_LIKE[2] if kind == "classification" else "(log(cosh_like(y)) + square((fx - y)))"
+    expression = expression.replace("cosh_like(y)", "(1.5 + tanh((y * 2.0)))")
+    trained = LearnedLoss(expression, task=kind, scale=scale)
+    n = trained.n_parameters
+    trained.weights.data = 1.0 + 0.3 * torch.randn(n, generator=torch.Generator().manual_seed(5))
+    frozen = copy.deepcopy(trained).requires_grad_(False)
+    generator = torch.Generator().manual_seed(6)
+    outputs = torch.randn(3, 16, 4 if kind == "classification" else 1, generator=generator)
+    targets = torch.randint(0, 4, (3, 16), generator=generator) if kind == "classification" else torch.randn(3, 16)
+    results = []
+    for module in (trained, frozen):
+        out = outputs.clone().requires_grad_(True)
+        values = batched_loss(module)(out, targets)
+        (grad,) = torch.autograd.grad(values.sum(), out)
+        results.append((values.detach(), grad))
+    assert torch.equal(results[0][0], results[1][0])
+    assert torch.equal(results[0][1], results[1][1])
+    if kind == "classification":  # float labels (perhaps soft: one output, 0.3) take the plain path, the same values
+        soft = torch.full((3, 16), 0.3)
+        one = outputs[..., :1]
+        assert torch.equal(batched_loss(frozen)(one, soft), batched_loss(trained)(one, soft).detach())

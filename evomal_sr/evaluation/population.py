@@ -19,7 +19,8 @@ from evomal_sr.core.kinds import TASK_KINDS
 from evomal_sr.core.seeding import derive_seed
 from evomal_sr.errors import ConfigError
 from evomal_sr.losses.base import ElementwiseLoss, LossModule, PopulationLoss
-from evomal_sr.losses.symbolic import output_to_fx, target_to_y
+from evomal_sr.losses.frozen import FrozenLoss
+from evomal_sr.losses.symbolic import LearnedLoss, output_to_fx, target_to_y
 from evomal_sr.training.loop import BatchSampler, evaluate_outputs, reduce_per_copy, sgd_update, train_population
 from evomal_sr.training.metrics import task_metric, task_metric_rows
 from evomal_sr.training.stacked import StackedModel
@@ -61,6 +62,8 @@ def batched_loss(module: LossModule) -> Callable[[torch.Tensor, torch.Tensor], t
     """
     if isinstance(module, PopulationLoss):
         return module.per_copy
+    if isinstance(module, LearnedLoss) and not module.weights.requires_grad:  # the meta-test's frozen copy
+        return _fixed_learned_loss(module)
     if isinstance(module, ElementwiseLoss) and module.task in TASK_KINDS:
         kind = module.task
 
@@ -84,6 +87,23 @@ def batched_loss(module: LossModule) -> Callable[[torch.Tensor, torch.Tensor], t
         return torch.stack(values)
 
     return one_at_a_time
+
+
+def _fixed_learned_loss(module: LearnedLoss) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """:func:`batched_loss` of a learned loss whose weights do not train: its subtrees free of ``fx`` are
+    computed once (:class:`~evomal_sr.losses.frozen.FrozenLoss`), the same bits as ``module.elementwise``."""
+    kind = module.task
+    frozen = FrozenLoss(module.compiled, module.weights, binary_targets=kind == "classification")
+
+    def elementwise(outputs, targets):
+        fx = output_to_fx(outputs, kind)
+        y = target_to_y(targets.reshape(-1), outputs.shape[-1], kind, fx.dtype).reshape(fx.shape)
+        if kind == "classification" and targets.is_floating_point():  # not integer labels: perhaps not 0/1
+            return reduce_per_copy(module.elementwise(y, fx), kind)
+        values = frozen(y, fx)
+        return reduce_per_copy(values if module.scale == 1.0 else values * module.scale, kind)
+
+    return elementwise
 
 
 def train_copies(

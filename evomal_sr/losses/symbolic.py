@@ -217,6 +217,11 @@ class LearnedLoss(torch.nn.Module):
         return f"expression={str(self.expression)!r}, task={self.task!r}{scale}"
 
     @property
+    def compiled(self) -> CompiledLoss:
+        """The compiled tree; the edge weights are an argument of its call."""
+        return self._compiled
+
+    @property
     def n_parameters(self) -> int:
         """Number of learnable weights (one per edge)."""
         return self.weights.numel()
