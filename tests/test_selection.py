@@ -218,8 +218,18 @@ def test_the_prior_runs_every_fold_and_must_be_a_known_loss_of_the_task(iris):
         assert with_prior[r.name][: len(r.errors)] == r.errors
     with pytest.raises(ConfigError, match="prior must be a known classification loss"):
         select_final(front, iris, steps=20, verbose=0, prior="huber")
-    with pytest.raises(ConfigError, match="selection_prior must be one of none, robust, mae, sce, gce, got 'huber'"):
+    with pytest.raises(
+        ConfigError, match="selection_prior must be one of none, robust, robust-classes, mae, sce, gce, got 'huber'"
+    ):
         es.LossSearch(selection_prior="huber").fit(iris)
+
+
+def test_robust_classes_is_sce_above_five_classes():
+    from evomal_sr.evaluation.verdict import prior_of
+
+    assert [prior_of("robust-classes", "classification", n) for n in (2, 3, 5, 6, 10)] == ["mae"] * 3 + ["sce"] * 2
+    assert prior_of("robust-classes", "regression", 1) == "log-cosh"
+    assert prior_of("robust-classes", "classification") == "mae"  # the class count unknown: MAE, as "robust"
 
 
 def test_a_classification_prior_on_a_regression_task_names_the_losses_it_could_be():
@@ -337,7 +347,8 @@ def test_the_standard_preset_decides_with_1_5_standard_errors_of_the_folds_and_r
 
     standard = resolve_preset("standard")  # chosen on the development tasks (RESULTS.md)
     assert (standard.selection_margin, standard.selection_uncertainty) == (1.5, "folds-and-rows")
-    assert standard.selection_prior == "robust"  # MAE for classification, log-cosh for regression
+    # MAE for classification up to five classes, SCE above, log-cosh for regression
+    assert standard.selection_prior == "robust-classes"
     assert resolve_preset("standard", selection_margin=1.0).selection_margin == 1.0
     args = ["search", "--dataset", "iris", "--preset", "tiny", "--final-selection", "fair", "-q"]
     result = invoke(*args, "--selection-margin", "3", "--out", tmp_path / "run")
@@ -348,8 +359,16 @@ def test_the_standard_preset_decides_with_1_5_standard_errors_of_the_folds_and_r
     assert bad.exit_code != 0 and "selection_margin must be >= 0, got -1.0" in bad.output
 
 
-@pytest.mark.parametrize(("dataset", "prior"), [("diabetes", "log-cosh"), ("iris", "mae")])
-def test_the_robust_prior_is_each_task_kinds_noise_tolerant_loss(dataset, prior):
-    search = es.LossSearch(**FAIR, selection_prior="robust", verbose=0).fit(es.Task.builtin(dataset, seed=0))
+@pytest.mark.parametrize(
+    ("dataset", "setting", "prior"),
+    [
+        ("diabetes", "robust", "log-cosh"),
+        ("iris", "robust", "mae"),
+        ("iris", "robust-classes", "mae"),
+        ("digits", "robust-classes", "sce"),
+    ],
+)
+def test_the_robust_prior_is_each_task_kinds_noise_tolerant_loss(dataset, setting, prior):
+    search = es.LossSearch(**FAIR, selection_prior=setting, verbose=0).fit(es.Task.builtin(dataset, seed=0))
     assert search.selection_.prior == prior
     assert any(r.name == prior and len(r.errors) == search.selection_.folds for r in search.selection_.rows)

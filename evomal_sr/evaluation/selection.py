@@ -359,7 +359,7 @@ def select_with_settings(
         verbose=verbose,
         scoring=settings.selection_scoring if scoring is None else scoring,
         finalists=settings.selection_finalists,
-        prior=prior_of(settings.selection_prior, task.kind),
+        prior=prior_of(settings.selection_prior, task.kind, task.n_outputs),
         metric=settings.selection_metric,
         uncertainty=settings.selection_uncertainty,
     )

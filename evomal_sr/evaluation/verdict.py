@@ -190,10 +190,16 @@ _SCORED_ON = {
 #: loss beats it. MAE bounds a noisy label's pull on a classifier; on regression it gives up efficiency on
 #: noise that is heavy-tailed but not wild, where log-cosh (quadratic near zero, linear in the tails) keeps it.
 ROBUST_PRIOR = {"classification": "mae", "regression": "log-cosh"}
+#: ``selection_prior="robust-classes"``: ``"robust"``, but SCE on classifiers with more than this many classes.
+#: MAE's pull on the true class's logit is cross-entropy's times that class's probability (1/K at the start),
+#: so with many classes it underfits; SCE (cross-entropy plus a reverse term) keeps cross-entropy's pull.
+MANY_CLASSES = 5
 
 
-def prior_of(setting: str, kind: str) -> str | None:
+def prior_of(setting: str, kind: str, n_classes: int | None = None) -> str | None:
     """The known loss a ``selection_prior`` setting names on a task of ``kind`` (None for ``"none"``).
+
+    ``n_classes`` (the task's outputs) matters only to ``"robust-classes"``.
 
     Raises
     ------
@@ -204,14 +210,19 @@ def prior_of(setting: str, kind: str) -> str | None:
     --------
     >>> prior_of("robust", "regression"), prior_of("robust", "classification"), prior_of("mae", "regression")
     ('log-cosh', 'mae', 'mae')
+    >>> prior_of("robust-classes", "classification", 3), prior_of("robust-classes", "classification", 10)
+    ('mae', 'sce')
     """
     if setting == "none":
         return None
+    if setting == "robust-classes":
+        many = kind == "classification" and n_classes is not None and n_classes > MANY_CLASSES
+        return "sce" if many else ROBUST_PRIOR[kind]
     prior = ROBUST_PRIOR[kind] if setting == "robust" else setting
     if prior not in KNOWN_LOSSES[kind]:
         raise ConfigError(
-            f"selection_prior {setting!r} is not a known {kind} loss; choose none, robust or one of "
-            f"{', '.join(KNOWN_LOSSES[kind])}"
+            f"selection_prior {setting!r} is not a known {kind} loss; choose none, robust, robust-classes or one "
+            f"of {', '.join(KNOWN_LOSSES[kind])}"
         )
     return prior
 
