@@ -93,6 +93,11 @@ FRESH: dict[str, dict] = {
     },
     "wine-seed5-pair20": {"name": "wine", "seed": 5, "label_noise": 0.2, "noise": "pair"},
     "iris-seed9-noise30": {"name": "iris", "seed": 9, "label_noise": 0.3},
+    # the ninth session's blind check of selection_prior="robust-classes", named before they ran
+    "digits-seed17-pair20": {"name": "digits", "seed": 17, "label_noise": 0.2, "noise": "pair", "noisy_splits": BOTH},
+    "mnist1d-seed5-noise20": {"name": "mnist1d", "seed": 5, "label_noise": 0.2},
+    "digits-seed19-imbalance9": {"name": "digits", "seed": 19, "imbalance": 9.0},
+    "breast_cancer-seed3-noise20": {"name": "breast_cancer", "seed": 3, "label_noise": 0.2, "noisy_splits": BOTH},
 }
 
 
