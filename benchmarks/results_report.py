@@ -19,7 +19,7 @@ BUDGET_SECONDS = 300.0
 CURRENT_SEARCH = "fitness-seeds-2-grid-2"
 #: The ablation variant that is the default now: ``CURRENT_SEARCH``'s searches, their selections rerun or decided
 #: again with the default's selection settings (its records name the run whose rows they reuse: ``rows_from``).
-CURRENT_DEFAULT = "robust-prior"
+CURRENT_DEFAULT = "classes-sce"
 
 
 def _fmt(value, digits: int = 4) -> str:
@@ -302,9 +302,10 @@ def write_report(out: Path, path: Path) -> None:
         "halving: every loss runs the first two folds, the four best there (and the best known and the best "
         "learned) run the other three (`selection_finalists=4`). It returns a learned loss only if it beats "
         "the best known loss there by 1.5 paired standard errors, else the best known loss if that beats the "
-        "task kind's noise-tolerant loss (MAE for classification, log-cosh for regression) by 1.5 paired "
-        "standard errors, else that loss, each standard error holding the spread over the folds and the "
-        "sampling error of the scored rows (`selection_prior='robust'`, `selection_margin=1.5`, "
+        "task kind's noise-tolerant loss (MAE for classification up to five classes, SCE above five, log-cosh "
+        "for regression) by 1.5 paired standard errors, else that loss, each standard error holding the spread "
+        "over the folds and the sampling error of the scored rows (`selection_prior='robust-classes'`, "
+        "`selection_margin=1.5`, "
         f"`selection_uncertainty='folds-and-rows'`: `{CURRENT_DEFAULT}`, the selections of the same searches rerun "
         "with each row's error kept, their fold errors identical, and decided so). The ablation also runs three "
         "folds for every loss and the other scoring, `'folds'` (rotating folds of the pooled training + "
