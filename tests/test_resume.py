@@ -295,3 +295,15 @@ def test_a_cli_run_under_another_fitness_resumes_with_the_saved_values_named_in_
     assert refused.exit_code != 0 and "fitness_seeds saved 2, now 1" in refused.output + refused.stderr
     resumed = invoke(*args, "--fitness-seeds", "2", "--out", out, "--resume")
     assert resumed.exit_code == 0, resumed.output + resumed.stderr
+
+
+def test_a_run_begun_with_the_old_robust_prior_is_refused_naming_the_setting(finished, task, tmp_path):
+    """The standard preset's prior became "robust-classes"; a run saved with "robust" says how to finish it."""
+    run = _copy(finished.out_dir, tmp_path / "run")
+    data = json.loads((run / "checkpoint.json").read_text())
+    data["signature"]["settings"]["selection_prior"] = "robust"
+    (run / "checkpoint.json").write_text(json.dumps(data))
+    with pytest.raises(CheckpointError, match=r"selection_prior saved 'robust', now 'robust-classes'"):
+        LossSearch(seed=0, out_dir=run, resume=True, **SMALL, selection_prior="robust-classes").fit(task)
+    search = LossSearch(seed=0, out_dir=run, resume=True, **SMALL, selection_prior="robust").fit(task)
+    assert search.pareto_front_.entries == finished.pareto_front_.entries
