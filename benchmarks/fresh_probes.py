@@ -98,6 +98,20 @@ FRESH: dict[str, dict] = {
     "mnist1d-seed5-noise20": {"name": "mnist1d", "seed": 5, "label_noise": 0.2},
     "digits-seed19-imbalance9": {"name": "digits", "seed": 19, "imbalance": 9.0},
     "breast_cancer-seed3-noise20": {"name": "breast_cancer", "seed": 3, "label_noise": 0.2, "noisy_splits": BOTH},
+    # the tenth session's blind check of the same default, named before they ran, no default changed before them
+    "mnist1d-seed21-pair30": {"name": "mnist1d", "seed": 21, "label_noise": 0.3, "noise": "pair", "noisy_splits": BOTH},
+    "digits-seed23-noise30": {"name": "digits", "seed": 23, "label_noise": 0.3},
+    "wine-seed27-pair20": {"name": "wine", "seed": 27, "label_noise": 0.2, "noise": "pair", "noisy_splits": BOTH},
+    "diabetes-seed23-t2": {
+        "name": "diabetes",
+        "seed": 23,
+        "target_noise": "student_t",
+        "noise_df": 2.0,
+        "noise_scale": 0.5,
+        "noisy_splits": BOTH,
+    },
+    "breast_cancer-seed29-imbalance5": {"name": "breast_cancer", "seed": 29, "imbalance": 5.0},
+    "sinusoid-seed31-outliers30": {"name": "sinusoid", "seed": 31, "label_noise": 0.3},
 }
 
 
