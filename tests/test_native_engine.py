@@ -17,6 +17,7 @@ from hypothesis import given, settings
 from strategies import searchable_expressions
 
 from evomal_sr import CheckpointError
+from evomal_sr.errors import ConfigError
 from evomal_sr.core.presets import resolve_preset
 from evomal_sr.engines import ENGINES, get_engine
 from evomal_sr.engines.base import EngineContext
@@ -224,6 +225,51 @@ def test_guesses_appear_in_generation_zero():
     _, ev = run_engine(guesses=guesses, population=8, generations=1)
     assert ev.batches[0][:3] == ["(-1.0 * (y * log(fx)))", "square((fx - y))", "aq(y, fx)"]
     assert len(ev.batches[0]) == 8
+
+
+def _names(text):
+    return {node.value for node in Expression.parse(text).nodes()}  # operators, variables and constants
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_initial_fill_variants_are_crossovers_of_the_guesses(seed):
+    guesses = ["-(y * log(fx))", "square((fx - y))", "abs((fx - y))"]
+    options = dict(guesses=guesses, population=16, generations=1, crossover_prob=1.0, mutation_prob=0.0)
+    _, random_fill = run_engine(seed=seed, **options)
+    _, ev = run_engine(seed=seed, initial_fill="variants", **options)
+    allowed = set().union(*(_names(text) for text in ev.batches[0][:3]))
+    filled = ev.batches[0][3:]
+    # a variant that lost y or fx is repaired with a random subtree, so most (not all) hold only the guesses' parts
+    assert len(filled) == 13 and sum(_names(text) <= allowed for text in filled) >= 7
+    assert sum(_names(text) <= allowed for text in random_fill.batches[0][3:]) <= 2  # the default fills at random
+    assert len(set(filled) - set(ev.batches[0][:3])) >= 3  # crossover makes new trees, not only copies
+
+
+def test_initial_fill_variants_mutate_within_the_height_limit_and_repeat_with_the_seed():
+    options = dict(guesses=["-(y * log(fx))"], population=20, generations=2, initial_fill="variants")
+    options.update(crossover_prob=0.0, mutation_prob=1.0, height_limit=4, mutation_max_height=2)
+    (_, first), (_, again) = run_engine(**options), run_engine(**options)
+    assert first.batches == again.batches
+    grammar = LossGrammar()
+    assert max(grammar.to_deap(Expression.parse(t).root).height for t in first.batches[0]) <= 4
+    assert len(set(first.batches[0])) > 5  # mutations of the one guess, not copies of it
+
+
+def test_initial_fill_is_a_checked_setting():
+    with pytest.raises(ConfigError, match="initial_fill must be one of random, variants"):
+        resolve_preset("standard", initial_fill="zoo")
+
+
+def test_cli_initial_fill(tmp_path):
+    from clihelpers import invoke
+
+    args = ["search", "--dataset", "iris", "--preset", "tiny", "-q"]
+    result = invoke(*args, "--initial-fill", "variants", "--out", tmp_path / "run")
+    assert result.exit_code == 0, result.output
+    settings = json.loads((tmp_path / "run" / "pareto.json").read_text())["config"]["settings"]
+    assert settings["initial_fill"] == "variants"
+    bad = invoke(*args, "--initial-fill", "zoo", "--out", tmp_path / "bad")
+    assert bad.exit_code == 2 and "'zoo' is not one of 'random', 'variants'" in bad.output
 
 
 def test_more_guesses_than_population_and_incomplete_guesses():

@@ -127,6 +127,12 @@ def _executor_setting(workers, scheduler):
     "[default: the preset's].",
 )
 @click.option(
+    "--initial-fill",
+    type=click.Choice(CHOICES["initial_fill"]),
+    help="variants: fill the first population after the known losses with crossovers and mutations of them, "
+    "not random trees (native engine) [default: the preset's].",
+)
+@click.option(
     "--loss-scaling",
     type=click.Choice(CHOICES["loss_scaling"]),
     help="Normalise each candidate's gradient norm on a probe batch [default: the preset's].",
@@ -215,6 +221,7 @@ def search(
     fitness_lr_grid,
     fitness_lr_ratio,
     operators,
+    initial_fill,
     loss_scaling,
     final_selection,
     selection_margin,

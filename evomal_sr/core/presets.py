@@ -92,6 +92,11 @@ class Preset:
     # (every known loss the operator set can write, losses.zoo.ZOO_EXPRESSIONS); an explicit
     # LossSearch(guesses=...) replaces either
     initial_losses: str = "baseline"
+    # the rest of the first population, after the guesses: "random" (ramped half-and-half trees,
+    # EvoMAL's) or "variants" (each one crossover or subtree mutation of the guesses, with the
+    # generations' probabilities, so the first generation explores around the known losses); the
+    # native engine's (PySR builds its own first population around the guesses)
+    initial_fill: str = "random"
     # the final selection after the evolution: "none" (the front's loss that model_selection picks)
     # or "fair" (the front's most accurate selection_shortlist losses and every known loss of the
     # task's kind re-scored with the meta-test's protocol on selection_folds folds of the training +
@@ -178,6 +183,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "loss_scaling": ("none", "grad_norm"),
     "local_search_scale": ("free", "fixed"),
     "initial_losses": ("baseline", "zoo"),
+    "initial_fill": ("random", "variants"),
     "final_selection": ("none", "fair"),
     "selection_scoring": ("validation", "folds", "validation-folds", "auto"),
     "selection_prior": ("none", "robust", "robust-classes", "mae", "sce", "gce"),

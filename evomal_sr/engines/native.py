@@ -165,11 +165,14 @@ class NativeEngine:
     # -- steps -----------------------------------------------------------------------
     def _initial_state(self) -> SearchState:
         s, rng = self.ctx.settings, random.Random(derive_seed(self.ctx.seed, "native-engine"))
-        population = [self.grammar.to_deap(Expression.parse(g).root) for g in self.ctx.guesses[: s.population]]
+        guesses = [self.grammar.to_deap(Expression.parse(g).root) for g in self.ctx.guesses[: s.population]]
+        population = list(guesses)
         with scoped_random(rng):
             while len(population) < s.population:
-                tree = _Individual(gp.genHalfAndHalf(self.grammar.pset, s.init_min_height, s.init_max_height))
-                population.append(tree)
+                if s.initial_fill == "variants" and guesses:
+                    population.append(self._variant(guesses))
+                else:
+                    population.append(self._random_tree())
         population = [self._repair(t, rng) for t in population]
         return SearchState(
             generation=0,
@@ -211,6 +214,28 @@ class NativeEngine:
             children.append(child if child.height <= s.height_limit else self._copy(parent))
         state.rng_state = rng.getstate()
         return [str(self.grammar.to_expression(c)) for c in children]
+
+    def _random_tree(self) -> _Individual:
+        s = self.ctx.settings
+        return _Individual(gp.genHalfAndHalf(self.grammar.pset, s.init_min_height, s.init_max_height))
+
+    def _variant(self, guesses: list, tries: int = 10) -> _Individual:
+        """One crossover (of two guesses) or subtree mutation (of one), drawn as a generation's offspring are.
+
+        Reproduction is left out (a copy of a guess is a cache hit, not a new candidate); a variant
+        over the height limit is drawn again, and after ``tries`` a random tree is used instead.
+        """
+        s = self.ctx.settings
+        crossover_share = s.crossover_prob / max(s.crossover_prob + s.mutation_prob, 1e-12)
+        for _ in range(tries):
+            tree = self._copy(random.choice(guesses))
+            if random.random() < crossover_share:
+                child, _ = gp.cxOnePoint(tree, self._copy(random.choice(guesses)))
+            else:
+                (child,) = gp.mutUniform(tree, expr=self._subtree, pset=self.grammar.pset)
+            if child.height <= s.height_limit:
+                return _Individual(list(child))
+        return self._random_tree()
 
     def _subtree(self, pset, type_):
         s = self.ctx.settings

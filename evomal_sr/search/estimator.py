@@ -206,6 +206,7 @@ class LossSearch(PicklableSearch, BaseEstimator):
         operators=None,
         loss_scaling=None,
         initial_losses=None,
+        initial_fill=None,
         final_selection=None,
         selection_shortlist=None,
         selection_folds=None,
