@@ -17,12 +17,12 @@ from hypothesis import given, settings
 from strategies import searchable_expressions
 
 from evomal_sr import CheckpointError
-from evomal_sr.errors import ConfigError
 from evomal_sr.core.presets import resolve_preset
 from evomal_sr.engines import ENGINES, get_engine
 from evomal_sr.engines.base import EngineContext
 from evomal_sr.engines.checkpoint import SearchState
 from evomal_sr.engines.native import LossGrammar, NativeEngine, scoped_random
+from evomal_sr.errors import ConfigError
 from evomal_sr.grammar.expression import Expression
 from evomal_sr.grammar.nodes import Node
 from evomal_sr.grammar.operators import searchable_operators
