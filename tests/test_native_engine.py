@@ -260,18 +260,6 @@ def test_initial_fill_is_a_checked_setting():
         resolve_preset("standard", initial_fill="zoo")
 
 
-def test_cli_initial_fill(tmp_path):
-    from clihelpers import invoke
-
-    args = ["search", "--dataset", "iris", "--preset", "tiny", "-q"]
-    result = invoke(*args, "--initial-fill", "variants", "--out", tmp_path / "run")
-    assert result.exit_code == 0, result.output
-    settings = json.loads((tmp_path / "run" / "pareto.json").read_text())["config"]["settings"]
-    assert settings["initial_fill"] == "variants"
-    bad = invoke(*args, "--initial-fill", "zoo", "--out", tmp_path / "bad")
-    assert bad.exit_code == 2 and "'zoo' is not one of 'random', 'variants'" in bad.output
-
-
 def test_more_guesses_than_population_and_incomplete_guesses():
     _, ev = run_engine(guesses=["log(fx)", "(y * fx)", "(y - fx)", "(y + fx)"], population=3, generations=1)
     assert len(ev.batches[0]) == 3

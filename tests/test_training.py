@@ -438,18 +438,25 @@ def test_local_search_scale_is_a_checked_setting():
         resolve_preset("standard", local_search_scale="frozen")
 
 
-def test_cli_local_search_scale(tmp_path):
+@pytest.mark.parametrize(
+    ("option", "value", "bad", "choices"),
+    [
+        ("--local-search-scale", "fixed", "frozen", "'free', 'fixed'"),
+        ("--initial-fill", "variants", "zoo", "'random', 'variants'"),
+    ],
+)
+def test_cli_choice_settings_are_recorded_and_checked(tmp_path, option, value, bad, choices):
     import json
 
     from clihelpers import invoke
 
     args = ["search", "--dataset", "iris", "--preset", "tiny", "-q"]
-    result = invoke(*args, "--local-search-scale", "fixed", "--out", tmp_path / "run")
+    result = invoke(*args, option, value, "--out", tmp_path / "run")
     assert result.exit_code == 0, result.output
     settings = json.loads((tmp_path / "run" / "pareto.json").read_text())["config"]["settings"]
-    assert settings["local_search_scale"] == "fixed"
-    bad = invoke(*args, "--local-search-scale", "frozen", "--out", tmp_path / "bad")
-    assert bad.exit_code == 2 and "'frozen' is not one of 'free', 'fixed'" in bad.output
+    assert settings[option[2:].replace("-", "_")] == value
+    refused = invoke(*args, option, bad, "--out", tmp_path / "bad")
+    assert refused.exit_code == 2 and f"'{bad}' is not one of {choices}" in refused.output
 
 
 # -- MaskedAdam ----------------------------------------------------------------------------------
