@@ -21,6 +21,7 @@ SEARCH_FROM = {
     "prior-sce": "fitness-seeds-2-grid-2",
     "classes-sce": "fitness-seeds-2-grid-2",
     "auto-scoring": "fitness-seeds-2-grid-2",
+    "fixed-scale-100-now": "fixed-scale-100",
 }
 
 
