@@ -229,15 +229,10 @@ def searched(name: str, key: str) -> Path:
     return OUT / name / key if is_search_variant(name) else SUITE / key
 
 
-#: The local search every variant before ``fixed-scale-100-now`` ran with (the ``standard`` preset's until then).
-SUITE_LOCAL_SEARCH = {"meta_iterations": 20, "local_search_scale": "free"}
-
-
 def settings_of(name: str) -> dict:
     """Variant ``name``'s overrides of the ``standard`` preset, with the margin every variant before
-    ``margin-2`` ran with (one paired SE) and the local search of those before ``fixed-scale-100-now`` where it
-    sets none, so that each means what it meant when it ran."""
-    return {"selection_margin": 1.0, **SUITE_LOCAL_SEARCH, **VARIANTS[name]}
+    ``margin-2`` ran with (one paired SE) where it sets none, so that each means what it meant when it ran."""
+    return {"selection_margin": 1.0, **VARIANTS[name]}
 
 
 def margin_base(name: str) -> str | None:
