@@ -269,17 +269,9 @@ PRESETS: dict[str, Preset] = {
     # Scoring on validation folds under label shift (selection_scoring="auto") tied on the targets over
     # the same 22 tasks with a wider gap (+8.2%): better on imbalanced breast_cancer, worse on
     # imbalanced digits; not kept.
-    # Local search takes 100 meta-iterations (20 before) at a fixed scale (local_search_scale="fixed": each
-    # loss's edge weights kept at their initial norm), so it reshapes a loss where the free search mostly
-    # grew every weight alike, a scale the lr grid already chooses. On the development half with this
-    # selection (ablation fixed-scale-100-now) a tie on the targets and a mean gap to the best known loss of
-    # +0.9% against +8.9%; timed alone in alternation with 20 free iterations, 1.15x the time (2 pairs on
-    # mnist1d-noise20-val): 296 s at the default's slowest measured 257 s, within the 5 minutes.
     "standard": dataclasses.replace(
         _QUICK,
         generations=12,
-        meta_iterations=100,
-        local_search_scale="fixed",
         train_steps=500,
         fitness_eval_every=50,
         meta_test_steps=3000,
