@@ -198,15 +198,11 @@ class NativeEngine:
             # DEAP's variation operators work in place: vary copies, keep the selected trees intact
             chosen = list(tools.selTournament(parents, len(parents), s.tournament_size))
             for i, parent in enumerate(chosen):
-                tree = self._copy(parent)
                 draw = random.random()
-                if draw < s.crossover_prob:
-                    mate = self._copy(chosen[(i + 1) % len(chosen)])
-                    child, _ = gp.cxOnePoint(tree, mate)
-                elif draw < s.crossover_prob + s.mutation_prob:
-                    (child,) = gp.mutUniform(tree, expr=self._subtree, pset=self.grammar.pset)
+                if draw < s.crossover_prob + s.mutation_prob:
+                    child = self._vary(parent, chosen[(i + 1) % len(chosen)] if draw < s.crossover_prob else None)
                 else:
-                    child = tree
+                    child = self._copy(parent)
                 varied.append((child, parent))
         children = []
         for child, parent in varied:  # repair can add a level, so the height limit is checked after it
@@ -228,14 +224,22 @@ class NativeEngine:
         s = self.ctx.settings
         crossover_share = s.crossover_prob / max(s.crossover_prob + s.mutation_prob, 1e-12)
         for _ in range(tries):
-            tree = self._copy(random.choice(guesses))
-            if random.random() < crossover_share:
-                child, _ = gp.cxOnePoint(tree, self._copy(random.choice(guesses)))
-            else:
-                (child,) = gp.mutUniform(tree, expr=self._subtree, pset=self.grammar.pset)
+            tree = random.choice(guesses)
+            child = self._vary(tree, random.choice(guesses) if random.random() < crossover_share else None)
             if child.height <= s.height_limit:
-                return _Individual(list(child))
+                return child
         return self._random_tree()
+
+    def _vary(self, tree, mate=None) -> _Individual:
+        """One-point crossover of ``tree`` with ``mate``, or subtree mutation of ``tree`` without one.
+
+        DEAP's operators work in place, so they vary copies and the given trees stay intact.
+        """
+        if mate is not None:
+            child, _ = gp.cxOnePoint(self._copy(tree), self._copy(mate))
+        else:
+            (child,) = gp.mutUniform(self._copy(tree), expr=self._subtree, pset=self.grammar.pset)
+        return child
 
     def _subtree(self, pset, type_):
         s = self.ctx.settings
