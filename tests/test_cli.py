@@ -226,6 +226,17 @@ def test_pysr_engine_unavailable(tmp_path):
     assert_one_line_error(invoke("search", "--dataset", "iris", "--engine", "pysr", *TINY, "--out", tmp_path))
 
 
+def test_pysr_engine_refuses_a_native_only_setting_before_julia(tmp_path, monkeypatch):
+    from evomal_sr.engines.pysr import PySREngine
+
+    def no_julia(*_args, **_kwargs):
+        raise AssertionError("Julia must not start for a setting the engine would ignore")
+
+    monkeypatch.setattr(PySREngine, "prepare", staticmethod(no_julia))
+    result = invoke("search", "--dataset", "iris", "--engine", "pysr", "--initial-fill", "variants", *TINY)
+    assert_one_line_error(result, "initial_fill='variants'", "native")
+
+
 def test_resume_with_mismatched_checkpoint(run_dir, tmp_path):
     out, _ = run_dir
     copy = tmp_path / "run"

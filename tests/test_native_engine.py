@@ -255,6 +255,16 @@ def test_initial_fill_variants_mutate_within_the_height_limit_and_repeat_with_th
     assert len(set(first.batches[0])) > 5  # mutations of the one guess, not copies of it
 
 
+def test_initial_fill_variants_stay_within_the_height_limit_after_repair():
+    # variants of an incomplete guess (no y) are repaired, which can add a level: checked after repair
+    options = dict(guesses=["log(fx)"], population=24, generations=1, initial_fill="variants")
+    options.update(crossover_prob=0.0, mutation_prob=1.0, height_limit=3, mutation_max_height=2, init_max_height=3)
+    (_, run), grammar = run_engine(**options), LossGrammar()
+    heights = [grammar.to_deap(Expression.parse(t).root).height for t in run.batches[0]]
+    assert max(heights) <= 3
+    assert all("y" in Expression.parse(t).variables for t in run.batches[0])
+
+
 def test_initial_fill_is_a_checked_setting():
     with pytest.raises(ConfigError, match="initial_fill must be one of random, variants"):
         resolve_preset("standard", initial_fill="zoo")

@@ -159,6 +159,15 @@ def test_bad_guess_raises_config_error():
         PySREngine.build_regressor_kwargs(make_context(guesses=["y / fx"]))
 
 
+def test_the_estimator_refuses_a_native_only_setting_for_pysr():
+    from evomal_sr.data.tasks import Task
+    from evomal_sr.search.estimator import LossSearch
+
+    # raised while validating, before the engine checks for Julia: the same error with or without it
+    with pytest.raises(ConfigError, match="initial_fill='variants' is the native engine's"):
+        LossSearch(engine="pysr", preset="tiny", initial_fill="variants").fit(Task.builtin("iris", seed=0))
+
+
 def test_budget_scales_with_the_preset():
     paper, tiny = resolve_preset("paper"), resolve_preset("tiny")
     big = search_budget(paper, {"populations": 5})

@@ -257,10 +257,12 @@ def search(
       evomal-sr search --dataset digits --out runs/digits --resume
     """
     from evomal_sr.core.presets import Preset, resolve_preset
+    from evomal_sr.engines import check_engine_settings
 
     # the options named after a preset field override it (None: the preset's value)
     overrides = {name: value for name, value in locals().items() if name in Preset.__dataclass_fields__}
     settings = resolve_preset(preset, **overrides)  # validate before loading data
+    check_engine_settings(engine, settings)  # before Julia starts
     chunk_size = check_chunk_size(chunk_size, name="--chunk-size")  # an int or "balanced" from the text
     executor = _executor_setting(workers, scheduler)
     if engine == "pysr":  # Julia must start before anything imports torch (LossSearch, the task do)

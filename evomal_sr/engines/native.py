@@ -219,13 +219,16 @@ class NativeEngine:
         """One crossover (of two guesses) or subtree mutation (of one), drawn as a generation's offspring are.
 
         Reproduction is left out (a copy of a guess is a cache hit, not a new candidate); a variant
-        over the height limit is drawn again, and after ``tries`` a random tree is used instead.
+        over the height limit once repaired (repair can add a level, as in :meth:`_offspring`) is drawn
+        again, and after ``tries`` a random tree is used instead. Runs inside :func:`scoped_random`,
+        so the repair draws from the global ``random`` state, as DEAP's operators do.
         """
         s = self.ctx.settings
         crossover_share = s.crossover_prob / max(s.crossover_prob + s.mutation_prob, 1e-12)
         for _ in range(tries):
             tree = random.choice(guesses)
             child = self._vary(tree, random.choice(guesses) if random.random() < crossover_share else None)
+            child = self._repair(child, random)  # type: ignore[arg-type]  # the module has Random's methods
             if child.height <= s.height_limit:
                 return child
         return self._random_tree()

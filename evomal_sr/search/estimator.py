@@ -20,7 +20,7 @@ from evomal_sr._version import __version__
 from evomal_sr.core.presets import Preset, resolve_preset
 from evomal_sr.core.progress import GenerationProgress, check_verbose
 from evomal_sr.core.validation import check_program, check_seed
-from evomal_sr.engines import check_engine_name, get_engine
+from evomal_sr.engines import check_engine_name, check_engine_settings, get_engine
 from evomal_sr.engines.base import EngineContext
 from evomal_sr.errors import ConfigError
 from evomal_sr.parallel import executor_kind, open_executor, require_dask
@@ -249,6 +249,7 @@ class LossSearch(PicklableSearch, BaseEstimator):
     def _validated(self):
         engine = check_engine_name(self.engine)
         settings = resolve_preset(self.preset, **self.overrides)
+        check_engine_settings(engine, settings)
         check_seed(self.seed)
         check_verbose(self.verbose)
         check_program(self.program)
