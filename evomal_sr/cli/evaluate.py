@@ -97,6 +97,13 @@ OUT_FILES = {"csv": "metatest.csv", "json": "metatest.json", "png": "curves.png"
     help="Comma list of learning rates for --tune-lr [default: the preset's lr x 0.3, 1, 3, 10, 30].",
 )
 @click.option(
+    "--lr-extend",
+    type=click.IntRange(min=0),
+    default=None,
+    help="With --tune-lr: where a method's best lr is its grid's largest or smallest, try one more beyond it, "
+    "up to this many times [default: 2; 0 keeps the grid].",
+)
+@click.option(
     "--eval-every",
     type=click.IntRange(min=1),
     default=None,
@@ -124,6 +131,7 @@ def evaluate(
     baselines,
     tune_lr,
     lr_grid,
+    lr_extend,
     eval_every,
     threads,
     quiet,
@@ -167,6 +175,10 @@ def evaluate(
         "eval_every": eval_every,
         "lr_grid": _lr_grid(lr_grid, tune_lr),
     }
+    if lr_extend is not None:
+        if not tune_lr:
+            raise ConfigError("--lr-extend needs --tune-lr")
+        options["lr_extend"] = lr_extend
     if eval_every is not None and eval_every > n_steps:
         raise ConfigError(f"--eval-every ({eval_every}) must not exceed --steps ({n_steps})")
     resolve_methods(loss, task.kind, baselines=options["baselines"])  # an unknown baseline: refused before the header

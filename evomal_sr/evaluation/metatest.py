@@ -9,6 +9,9 @@ own SGD learning rate and each early-stopped, as a careful engineer would:
    scored on the validation rows every ``eval_every`` steps. A method's lr is the
    one with the lowest mean (over seeds) best validation error; its
    early-stopping step, per seed, is where that run's validation error was lowest.
+   Where a method's best lr is the grid's largest or smallest, its grid is extended
+   one step further that way, by the grid's own ratio, up to ``lr_extend`` times
+   (:func:`extend_lr`): an lr at the edge of the grid is not known to be tuned.
 2. **Final run** (training + validation rows) at the chosen lr. The test error
    is reported at the last step (``errors``) and at the early-stopping step of
    the selection run (``early_errors``; the validation rows are part of the final
@@ -47,12 +50,14 @@ from evomal_sr.losses.standard import StandardLoss
 from evomal_sr.training.metrics import metric_name
 
 __all__ = [
+    "LR_EXTEND",
     "LR_FACTORS",
     "MethodResult",
     "MetaTestReport",
     "StandardLoss",
     "count_parameters",
     "describe_loss",
+    "extend_lr",
     "load_loss",
     "meta_test",
     "resolve_loss",
@@ -62,6 +67,8 @@ __all__ = [
 CURVE_POINTS = 50
 #: The default learning-rate grid of ``tune_lr``, as multiples of the preset's lr.
 LR_FACTORS = (0.3, 1.0, 3.0, 10.0, 30.0)
+#: The default for ``lr_extend``: how many steps a method's grid may grow beyond an edge where its best lr lies.
+LR_EXTEND = 2
 
 
 def _seed_list(seeds, seed: int) -> list[int]:
@@ -94,6 +101,33 @@ def _lr_grid(lr: float, tune_lr: bool, lr_grid) -> list[float]:
     return sorted({_positive_number("every learning rate of lr_grid", v) for v in grid})
 
 
+def extend_lr(grid: Sequence[float], scores: Sequence[float]) -> float | None:
+    """The next lr to try beyond the edge of ``grid`` (ascending) where ``scores`` are lowest, else ``None``.
+
+    The best lr (the lowest score; ties to the smaller lr, as the selection breaks them) lies at the
+    largest lr: one step above it by the ratio of the two largest; at the smallest, and strictly better
+    than the next (a flat start says nothing of smaller lrs): one step below by the ratio of the two
+    smallest. Inside the grid, or with a single lr, or no finite score, ``None``.
+
+    Examples
+    --------
+    >>> round(extend_lr([0.01, 0.03, 0.1], [0.5, 0.4, 0.3]), 6)
+    0.333333
+    >>> round(extend_lr([0.01, 0.03, 0.1], [0.2, 0.4, 0.3]), 6)
+    0.003333
+    >>> extend_lr([0.01, 0.03, 0.1], [0.5, 0.2, 0.3]) is None
+    True
+    """
+    if len(grid) < 2 or not any(math.isfinite(v) for v in scores):
+        return None
+    best = min(range(len(grid)), key=lambda g: (scores[g], g))
+    if best == len(grid) - 1:
+        return grid[-1] * (grid[-1] / grid[-2])
+    if best == 0 and scores[0] < scores[1]:
+        return grid[0] * (grid[0] / grid[1])
+    return None
+
+
 def meta_test(
     loss,
     task,
@@ -104,6 +138,7 @@ def meta_test(
     baseline: bool = True,
     tune_lr: bool = False,
     lr_grid: Sequence[float] | None = None,
+    lr_extend: int = LR_EXTEND,
     eval_every: int | None = None,
     device: str = "cpu",
     lr: float | None = None,
@@ -138,6 +173,11 @@ def meta_test(
         Choose each method's lr from ``lr_grid`` by validation error.
     lr_grid : sequence of float, optional
         Default: the preset's lr times 0.3, 1, 3, 10 and 30.
+    lr_extend : int
+        With ``tune_lr``: where a method's best lr is the largest (smallest) of its grid, one more lr
+        beyond it, by the grid's ratio there, up to this many times per method (:func:`extend_lr`);
+        0 keeps the grid as given. Every method gets the same rule, so none is left at an edge its
+        neighbour was tuned past. Each method's own grid is its row's ``lr_grid``.
     eval_every : int, optional
         Steps between validation/test evaluations; default ``steps // curve_points``.
     device, lr, batch_size, preset, seed, method
@@ -178,6 +218,8 @@ def meta_test(
     batch_size = check_positive_int("batch_size", settings.batch_size if batch_size is None else batch_size)
     lr = _positive_number("lr", settings.lr if lr is None else lr)
     grid = _lr_grid(lr, tune_lr, lr_grid)
+    if isinstance(lr_extend, bool) or not isinstance(lr_extend, numbers.Integral) or lr_extend < 0:
+        raise ConfigError(f"lr_extend must be a whole number >= 0 (0: the grid as given), got {lr_extend!r}")
     every = _eval_every(steps, eval_every, curve_points)
     seed_list = _seed_list(seeds, seed)
     verbose = check_verbose(verbose)
@@ -200,6 +242,7 @@ def meta_test(
             progress=_both(bar.update, progress),
             metric=metric,
             rows=row_errors,
+            extend=int(lr_extend) if tune_lr else 0,
         )
     finally:
         bar.close()
@@ -207,7 +250,7 @@ def meta_test(
     per_seed = len(seed_list)  # the final run holds each method's seeds contiguously, in seed order
     rows = [
         _method_result(
-            m, i, seed_list, chosen, final, list(range(i * per_seed, (i + 1) * per_seed)), grid, seconds / len(methods)
+            m, i, seed_list, chosen, final, list(range(i * per_seed, (i + 1) * per_seed)), seconds / len(methods)
         )
         for i, m in enumerate(methods)
     ]
@@ -222,6 +265,7 @@ def meta_test(
         tune_lr=tune_lr,
         eval_every=every,
         seconds=seconds,
+        lr_extend=int(lr_extend) if tune_lr else 0,
     )
 
 
@@ -237,11 +281,11 @@ def _eval_every(steps: int, eval_every: int | None, curve_points: int) -> int:
     return every
 
 
-def _train(task, modules, grid, seed_list, *, rows: bool, **run):
+def _train(task, modules, grid, seed_list, *, rows: bool, extend: int, **run):
     """The selection run, then the final run at each method's chosen lr (``run``: :func:`train_copies`'s options;
-    ``rows``: keep the final run's per-row test errors)."""
+    ``rows``: keep the final run's per-row test errors; ``extend``: see ``meta_test``'s ``lr_extend``)."""
     with torch_threads(auto_threads("auto", task.make_model(seed=0), task.device)):  # one thread for small models
-        chosen = _select(task, modules, grid, seed_list, **run)
+        chosen = _select(task, modules, grid, seed_list, extend=extend, **run)
         copies = [CopySpec(i, chosen.lr[i], s) for i in range(len(modules)) for s in seed_list]
         test = (task.X_test, task.y_test)
         final = train_copies(task, modules, copies, task.train_and_val(), test, rows=rows, **run)
@@ -264,33 +308,62 @@ class _Selection:
     """What the selection run decided, per method ``i`` (and seed ``s``)."""
 
     lr: dict[int, float] = field(default_factory=dict)
-    scores: dict[int, list[float]] = field(default_factory=dict)  # mean best validation error per lr
+    grids: dict[int, list[float]] = field(default_factory=dict)  # each method's lrs, ascending (extensions too)
+    scores: dict[int, list[float]] = field(default_factory=dict)  # mean best validation error per lr of its grid
     stops: dict[tuple[int, int], int] = field(default_factory=dict)  # early-stopping step
     val_curves: dict[tuple[int, int], list[float]] = field(default_factory=dict)  # at the chosen lr
 
 
-def _select(task, modules, grid, seeds, *, steps, **options) -> _Selection:
-    """The selection run: per method the chosen lr, per seed the early-stopping step."""
-    copies = [CopySpec(i, lr, s) for i in range(len(modules)) for lr in grid for s in seeds]
-    run = train_copies(
-        task, modules, copies, (task.X_train, task.y_train), (task.X_val, task.y_val), steps=steps, **options
-    )
-    curves = dict(zip(copies, run.curves))
-    best_val = {c: min((v for v in curve if math.isfinite(v)), default=math.inf) for c, curve in curves.items()}
+def _select(task, modules, grid, seeds, *, steps, extend: int, **options) -> _Selection:
+    """The selection run: per method the chosen lr, per seed the early-stopping step.
+
+    Then, up to ``extend`` times, one more run for the methods whose best lr lies at an edge of their
+    grid, each at its next lr beyond it (:func:`extend_lr`); every copy's initialisation and minibatches
+    depend on its seed only, so an extension run is the run that lr would have had in the first.
+    """
+    curves: dict[CopySpec, list[float]] = {}
+    grids = {i: list(grid) for i in range(len(modules))}
+    pending = {i: list(grid) for i in grids}  # the lrs each method still has to run
+    curve_steps: list[int] = []
+    for extension in range(extend + 1):
+        copies = [CopySpec(i, lr, s) for i, lrs in pending.items() for lr in lrs for s in seeds]
+        if not copies:
+            break
+        if extension:  # the progress counts the selection and the final run, 2 x steps; an extension is extra
+            options = {**options, "progress": None}
+        run = train_copies(
+            task, modules, copies, (task.X_train, task.y_train), (task.X_val, task.y_val), steps=steps, **options
+        )
+        curves.update(zip(copies, run.curves))
+        curve_steps = list(run.curve_steps)
+        pending = {}
+        for i, lrs in grids.items() if extension < extend else ():
+            beyond = extend_lr(lrs, _scores(curves, i, lrs, seeds))
+            if beyond is not None and beyond not in lrs:
+                grids[i], pending[i] = sorted([*lrs, beyond]), [beyond]
     chosen = _Selection()
-    for i in range(len(modules)):
-        scores = [sum(best_val[CopySpec(i, lr, s)] for s in seeds) / len(seeds) for lr in grid]
-        chosen.scores[i] = scores
-        chosen.lr[i] = grid[min(range(len(grid)), key=lambda g: (scores[g], g))]
+    for i, lrs in grids.items():
+        scores = _scores(curves, i, lrs, seeds)
+        chosen.grids[i], chosen.scores[i] = lrs, scores
+        chosen.lr[i] = lrs[min(range(len(lrs)), key=lambda g: (scores[g], g))]
         for s in seeds:
             curve = chosen.val_curves[i, s] = curves[CopySpec(i, chosen.lr[i], s)]
             finite = [(v, j) for j, v in enumerate(curve) if math.isfinite(v)]
-            chosen.stops[i, s] = run.curve_steps[min(finite)[1]] if finite else steps
+            chosen.stops[i, s] = curve_steps[min(finite)[1]] if finite else steps
     return chosen
 
 
+def _scores(curves: dict, i: int, lrs: Sequence[float], seeds) -> list[float]:
+    """Method ``i``'s mean (over seeds) best validation error at each lr of ``lrs`` (inf: never finite)."""
+
+    def best(curve: list[float]) -> float:
+        return min((v for v in curve if math.isfinite(v)), default=math.inf)
+
+    return [sum(best(curves[CopySpec(i, lr, s)]) for s in seeds) / len(seeds) for lr in lrs]
+
+
 def _method_result(
-    method: Method, i: int, seeds, chosen: _Selection, final, rows: list[int], grid, seconds: float
+    method: Method, i: int, seeds, chosen: _Selection, final, rows: list[int], seconds: float
 ) -> MethodResult:
     """One method's row; ``rows`` are its copies' positions in the final run, in seed order."""
     test = [final.curves[k] for k in rows]
@@ -309,7 +382,7 @@ def _method_result(
         if final.row_points is not None
         else [],
         stop_steps=[chosen.stops[i, s] for s in seeds],
-        lr_grid=list(grid),
+        lr_grid=list(chosen.grids[i]),
         lr_scores=chosen.scores[i],
         curve_steps=list(final.curve_steps),
         val_curves=[chosen.val_curves[i, s] for s in seeds],

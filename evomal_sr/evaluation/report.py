@@ -49,6 +49,7 @@ class MetaTestReport:
     tune_lr: bool = False
     eval_every: int = 0
     seconds: float = 0.0
+    lr_extend: int = 0  # how far a method's grid could grow past an edge (meta_test's lr_extend; 0 in older files)
 
     def __getitem__(self, method: str) -> MethodResult:
         for row in self.methods:
@@ -78,12 +79,15 @@ class MetaTestReport:
         """How the methods were trained and compared: seeds x steps, lr, early stopping, final training."""
         task = self.task.get("name", "task") + (f" ({self.task['model']} model)" if self.task.get("model") else "")
         seeds = len(self.methods[0].seeds) if self.methods else 0
-        grid = self.methods[0].lr_grid if self.methods else []
+        # every method ran the given grid; an extension is its own (its row's lr_grid)
+        grid = sorted(set.intersection(*(set(r.lr_grid) for r in self.methods))) if self.methods else []
         lr = (
             f"tuned per method on the validation rows from {', '.join(f'{v:g}' for v in grid)}"
             if self.tune_lr
             else f"{self.lr:g} for every method (not tuned)"
         )
+        if self.tune_lr and self.lr_extend:
+            lr += f", each grid extended up to {self.lr_extend} step(s) past an edge where its best lr lay"
         every = "at every step" if self.eval_every == 1 else f"every {self.eval_every} steps"
         stop = (
             f"Early stopping: the step of lowest validation error (checked {every}) in a run on the training "
@@ -245,6 +249,7 @@ class MetaTestReport:
             "tune_lr": self.tune_lr,
             "eval_every": self.eval_every,
             "seconds": self.seconds,
+            "lr_extend": self.lr_extend,
             "methods": [r.to_dict() for r in self.methods],
         }
 
@@ -263,6 +268,7 @@ class MetaTestReport:
                 tune_lr=bool(data.get("tune_lr", False)),
                 eval_every=int(data.get("eval_every", 0)),
                 seconds=float(data.get("seconds", 0.0)),
+                lr_extend=int(data.get("lr_extend", 0)),
             )
         except (KeyError, TypeError, ValueError, OverflowError) as exc:
             raise LossFileError(f"malformed meta-test report: {exc}") from None

@@ -269,6 +269,7 @@ def _run_folds(tasks: list, learned: dict, *, finalists: int, prior: str | None,
             seeds=[derive_seed(seed, "selection", k) % 2**31],
             baselines=baselines,
             tune_lr=True,
+            lr_extend=0,  # the grid as it was when the selection's defaults were chosen (not yet measured with it)
             verbose=0,
             row_errors=True,
             **meta_test_options,
