@@ -168,3 +168,15 @@ def test_evaluate_bad_fair_options(run_dir, tmp_path, args, fragment):
     result = _invoke(run_dir, "--seeds", "1", "--steps", "10", *args, "--out", out)
     assert_one_line_error(result, fragment)
     assert not out.exists()
+
+
+def test_lr_extend_needs_tune_lr_and_reaches_the_meta_test(loss_file, tmp_path):
+    base = [loss_file, "--dataset", "iris", "--model", "linear", *FAST, "--steps", "30", "--eval-every", "10"]
+    assert_one_line_error(_invoke(*base, "--lr-extend", "1"), "--lr-extend needs --tune-lr")
+    result = _invoke(*base, "--tune-lr", "--lr-grid", "0.001,0.003", "--lr-extend", "1", "--out", tmp_path / "a")
+    assert result.exit_code == 0, result.stderr
+    data = json.loads((tmp_path / "a" / "metatest.json").read_text())
+    assert data["lr_extend"] == 1 and all(len(m["lr_grid"]) == 3 for m in data["methods"])  # 30 steps: top edge
+    result = _invoke(*base, "--tune-lr", "--lr-grid", "0.001,0.003", "--lr-extend", "0", "--out", tmp_path / "b")
+    data = json.loads((tmp_path / "b" / "metatest.json").read_text())
+    assert data["lr_extend"] == 0 and all(m["lr_grid"] == [0.001, 0.003] for m in data["methods"])
