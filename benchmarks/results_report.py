@@ -199,6 +199,20 @@ def _fresh() -> list[str]:
     )
 
 
+def _lr_edge() -> list[str]:
+    """The default's meta-tests rerun with the lr grid extended past its edges (``lr_edge.py``), from its files."""
+    from lr_edge import OUT, report_lines
+
+    return _saved_section(
+        OUT,
+        "Does the meta-test's lr grid bind? (`benchmarks/lr_edge.py`)",
+        "lr_edge",
+        "`python benchmarks/lr_edge.py --tasks KEY,...` (runs the tasks not yet saved), then "
+        "`python benchmarks/lr_edge.py --report-only`.",
+        report_lines,
+    )
+
+
 def _saved_section(folder: Path, title: str, prose: str, regenerate: str, tables: Callable[[], list[str]]) -> list[str]:
     """A report section of a benchmark's saved files (none before it ran): its title, its prose, how to
     regenerate it, its tables."""
@@ -358,6 +372,7 @@ def write_report(out: Path, path: Path) -> None:
         *_variants(),
         *_probes(),
         *_fresh(),
+        *_lr_edge(),
         *_idle_timing(searched, "The default search now timed alone"),
         *_idle_timing(out, f"The suite's search (the fitness before `{CURRENT_SEARCH}`) timed alone"),
         "## Rank agreement: does the search's score predict the fair test?",

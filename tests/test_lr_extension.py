@@ -87,9 +87,9 @@ def test_an_untuned_meta_test_never_extends(iris):
 
 def test_the_default_and_a_report_round_trip(iris, tmp_path):
     report = run(iris, lr_grid=SMALL)
-    assert report.lr_extend == LR_EXTEND == 2
+    assert report.lr_extend == LR_EXTEND == 4
     loaded = MetaTestReport.load(report.to_json(tmp_path / "r.json"))
-    assert loaded.lr_extend == 2 and [r.lr_grid for r in loaded.methods] == [r.lr_grid for r in report.methods]
+    assert loaded.lr_extend == 4 and [r.lr_grid for r in loaded.methods] == [r.lr_grid for r in report.methods]
     data = report.to_dict()
     del data["lr_extend"]  # a file written before the setting: the grid as given
     assert MetaTestReport.from_dict(data).lr_extend == 0

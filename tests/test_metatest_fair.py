@@ -32,9 +32,11 @@ def tuned(iris):
 def test_a_tuned_meta_test_carries_lr_and_both_errors(tuned):
     assert [r.method for r in tuned.methods] == ["cross-entropy", "mae", "gce"]
     for row in tuned.methods:
-        assert row.lr in row.lr_grid and len(row.lr_grid) == 5
-        assert math.isclose(row.lr_grid[1], 0.01) and len(row.lr_scores) == 5
-        assert row.lr == row.lr_grid[min(range(5), key=lambda g: (row.lr_scores[g], g))]
+        base = [0.003, 0.01, 0.03, 0.1, 0.3]  # the preset's lr (0.01) x 0.3-30, then any extension past an edge
+        assert row.lr in row.lr_grid and all(any(math.isclose(v, b) for v in row.lr_grid) for b in base)
+        assert row.lr_grid == sorted(row.lr_grid) and len(row.lr_scores) == len(row.lr_grid) <= 5 + 2
+        n = len(row.lr_grid)
+        assert row.lr == row.lr_grid[min(range(n), key=lambda g: (row.lr_scores[g], g))]
         assert len(row.errors) == len(row.early_errors) == len(row.stop_steps) == 2
         assert all(0 <= s <= 200 and s % 20 == 0 for s in row.stop_steps)
         # the early-stopped error is the final run's test curve at the selection run's best-validation step

@@ -101,7 +101,7 @@ OUT_FILES = {"csv": "metatest.csv", "json": "metatest.json", "png": "curves.png"
     type=click.IntRange(min=0),
     default=None,
     help="With --tune-lr: where a method's best lr is its grid's largest or smallest, try one more beyond it, "
-    "up to this many times [default: 2; 0 keeps the grid].",
+    "up to this many times [default: 4; 0 keeps the grid].",
 )
 @click.option(
     "--eval-every",

@@ -68,7 +68,7 @@ CURVE_POINTS = 50
 #: The default learning-rate grid of ``tune_lr``, as multiples of the preset's lr.
 LR_FACTORS = (0.3, 1.0, 3.0, 10.0, 30.0)
 #: The default for ``lr_extend``: how many steps a method's grid may grow beyond an edge where its best lr lies.
-LR_EXTEND = 2
+LR_EXTEND = 4
 
 
 def _seed_list(seeds, seed: int) -> list[int]:
