@@ -94,9 +94,54 @@ def task_lines(key: str) -> list[str]:
     return lines
 
 
+def _judged(key: str) -> dict[str, dict]:
+    """The issue's verdicts on the default's returned loss, under the saved meta-test and the extended one."""
+    old = TaskResult(SUITE / key, ABLATION / DEFAULT)
+    new = Comparison(MetaTestReport.load(OUT / key / "metatest.json"))
+    winner, kind, noisy = old.info["selection"]["winner"], old.returned_kind, TASKS[key].noisy
+    judged = {}
+    for label, result, returned in (("saved", old, old.returned), ("extended", new, new.rows[winner])):
+        verdict = result.vs_best_known(returned)[2]
+        judged[label] = {
+            "worse": verdict == "worse",
+            "twenty": noisy and result.change(returned) <= -0.20,
+            "learned_better": noisy and kind == "learned" and verdict == "better",
+            "noisy": noisy,
+        }
+    return judged
+
+
+def _named(rows: dict[str, dict], flag: str, among: list[str]) -> str:
+    """How many of ``among`` have ``flag`` set, and which."""
+    hits = [k for k in among if rows[k][flag]]
+    return f"{len(hits)}" + (f" ({', '.join(hits)})" if hits else "")
+
+
+def target_lines(keys: list[str]) -> list[str]:
+    """The issue's three quality targets for the default, per half and grid, over the tasks rerun so far."""
+    lines = [
+        "| half | grid | tasks | worse than the best known (2 SEs) | noisy tasks >= 20% below the tuned standard "
+        "| learned better than the best known, noisy tasks |",
+        "|---|---|---|---|---|---|",
+    ]
+    for which in ("development", "evaluation"):
+        judged = {k: _judged(k) for k in keys if TASKS[k].half == which}
+        for label in ("saved", "extended"):
+            rows = {k: j[label] for k, j in judged.items()}
+            noisy = [k for k, r in rows.items() if r["noisy"]]
+            twenty = sum(rows[k]["twenty"] for k in noisy)
+            lines.append(
+                f"| {which} | {label} | {len(rows)} | {_named(rows, 'worse', list(rows))} | "
+                f"{twenty} of {len(noisy)} | {_named(rows, 'learned_better', noisy)} of {len(noisy)} |"
+            )
+    return lines
+
+
 def report_lines() -> list[str]:
     keys = [k for k in TASKS if (OUT / k / "metatest.json").exists()]
     lines = [
+        *target_lines(keys),
+        "",
         "| task | grid | methods at their grid's largest lr | tuned standard (lr, error) | best known (lr, error) | "
         "the default's returned loss (lr, error, vs standard) | returned vs best known | learned better than "
         "best known |",
