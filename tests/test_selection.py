@@ -372,3 +372,23 @@ def test_the_robust_prior_is_each_task_kinds_noise_tolerant_loss(dataset, settin
     search = es.LossSearch(**FAIR, selection_prior=setting, verbose=0).fit(es.Task.builtin(dataset, seed=0))
     assert search.selection_.prior == prior
     assert any(r.name == prior and len(r.errors) == search.selection_.folds for r in search.selection_.rows)
+
+
+def test_selection_lr_extend_reaches_every_folds_meta_test_and_is_recorded(iris, monkeypatch):
+    from evomal_sr.core.presets import resolve_preset
+    from evomal_sr.evaluation import selection
+
+    seen, real = [], selection.meta_test
+
+    def recording(*args, **kwargs):
+        seen.append(kwargs["lr_extend"])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(selection, "meta_test", recording)
+    front = ParetoFront([FrontEntry("-(y * log(fx))", (1.0,) * 4, 0.2, 5)], task_kind="classification")
+    settings = resolve_preset("tiny", selection_lr_extend=3, selection_steps=20)
+    result = selection.select_with_settings(front, iris, settings, verbose=0)
+    assert seen == [3] * 3 and result.lr_extend == 3 and result.to_dict()["lr_extend"] == 3
+    assert resolve_preset("standard").selection_lr_extend == 0  # the grid as given, as the defaults were chosen
+    with pytest.raises(ConfigError, match="selection_lr_extend must be >= 0"):
+        resolve_preset("standard", selection_lr_extend=-1)

@@ -522,3 +522,17 @@ def test_rejection_protocol_classification_and_regression():
         compiled(SQ, "(-1.0 * square(fx - y))", "abs(fx - y)", "(fx * y)"), kind="regression", **kw
     )
     assert passed.tolist() == [True, False, True, False]
+
+
+def test_cli_selection_lr_extend_is_recorded_and_checked(tmp_path):
+    import json
+
+    from clihelpers import invoke
+
+    args = ["search", "--dataset", "iris", "--preset", "tiny", "-q"]
+    result = invoke(*args, "--selection-lr-extend", "2", "--out", tmp_path / "run")
+    assert result.exit_code == 0, result.output
+    settings = json.loads((tmp_path / "run" / "pareto.json").read_text())["config"]["settings"]
+    assert settings["selection_lr_extend"] == 2
+    refused = invoke(*args, "--selection-lr-extend", "-1", "--out", tmp_path / "bad")
+    assert refused.exit_code == 2 and "-1 is not in the range x>=0" in refused.output

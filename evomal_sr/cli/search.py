@@ -162,6 +162,12 @@ def _executor_setting(workers, scheduler):
     help="What the final selection's paired standard errors hold: the spread over its folds, or that and "
     "the sampling error of the rows it scores on [default: the preset's].",
 )
+@click.option(
+    "--selection-lr-extend",
+    type=click.IntRange(min=0),
+    help="How many steps each fold's lr grid in the final selection may grow past an edge where a loss's best "
+    "lr lies (0: the grid as given) [default: the preset's].",
+)
 @click.option("--no-local-search", is_flag=True, help="Do not learn edge weights (the GP-LFL method).")
 @click.option("--deterministic", is_flag=True, help="PySR engine: serial, reproducible search.")
 @click.option("--threads", type=int, help="PySR engine: Julia threads [default: PySR's choice].")
@@ -227,6 +233,7 @@ def search(
     selection_margin,
     selection_scoring,
     selection_uncertainty,
+    selection_lr_extend,
     no_local_search,
     deterministic,
     threads,

@@ -130,6 +130,9 @@ class Preset:
     # what each paired standard error of the selection's decisions holds: "folds" (the spread over the
     # folds) or "folds-and-rows" (and the sampling error of the scored rows; evaluation.verdict)
     selection_uncertainty: str = "folds"
+    # how far each fold's lr grid may grow past an edge where a loss's best lr lies (meta_test's lr_extend;
+    # 0: the grid as given, as the selection's defaults were chosen with)
+    selection_lr_extend: int = 0
 
     def validate(self) -> Preset:
         """Return self, or raise :class:`ConfigError` naming the bad setting."""
@@ -154,6 +157,7 @@ class Preset:
                 "fitness_eval_every",
                 "selection_margin",
                 "selection_finalists",
+                "selection_lr_extend",
             ):  # zero allowed
                 if value < 0:
                     raise ConfigError(f"{field.name} must be >= 0, got {value!r}")

@@ -133,6 +133,7 @@ def select_final(
     prior: str | None = None,
     metric: str = "task",
     uncertainty: str = FOLDS,
+    lr_extend: int = 0,
 ) -> SelectionResult:
     """Re-score the front's best ``shortlist`` losses and the zoo on folds; return the winner.
 
@@ -179,6 +180,9 @@ def select_final(
         the spread over the folds, or that and the sampling error of the scored rows. With
         ``scoring="validation"`` every fold scores the same validation rows, so the folds alone
         cannot show how much a lead of a few rows owes to which rows were drawn.
+    lr_extend : int
+        Each fold's lr grid grows up to this many steps past an edge where a loss's best lr lies
+        (:func:`~evomal_sr.evaluation.metatest.meta_test`'s ``lr_extend``); 0: the grid as given.
 
     Examples
     --------
@@ -219,6 +223,7 @@ def select_final(
             device=device,
             progress=advance,
             metric=metric,
+            lr_extend=lr_extend,
         )
     finally:
         bar.close()
@@ -247,6 +252,7 @@ def select_final(
         metric=metric,
         uncertainty=uncertainty,
         scoring_note=scoring_note,
+        lr_extend=lr_extend,
     )
 
 
@@ -269,7 +275,6 @@ def _run_folds(tasks: list, learned: dict, *, finalists: int, prior: str | None,
             seeds=[derive_seed(seed, "selection", k) % 2**31],
             baselines=baselines,
             tune_lr=True,
-            lr_extend=0,  # the grid as it was when the selection's defaults were chosen (not yet measured with it)
             verbose=0,
             row_errors=True,
             **meta_test_options,
@@ -363,4 +368,5 @@ def select_with_settings(
         prior=prior_of(settings.selection_prior, task.kind, task.n_outputs),
         metric=settings.selection_metric,
         uncertainty=settings.selection_uncertainty,
+        lr_extend=settings.selection_lr_extend,
     )

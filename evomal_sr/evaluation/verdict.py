@@ -106,6 +106,7 @@ class SelectionResult:
     metric: str = "task"
     uncertainty: str = "folds"
     scoring_note: str = ""
+    lr_extend: int = 0
 
     def to_dict(self) -> dict:
         """JSON-ready summary (non-finite numbers become ``None``)."""
@@ -130,6 +131,7 @@ class SelectionResult:
             "metric": self.metric,
             "uncertainty": self.uncertainty,
             "scoring_note": self.scoring_note,
+            "lr_extend": self.lr_extend,
             "seconds": self.seconds,
             "rows": [
                 {

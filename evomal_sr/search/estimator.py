@@ -217,6 +217,7 @@ class LossSearch(PicklableSearch, BaseEstimator):
         selection_prior=None,
         selection_metric=None,
         selection_uncertainty=None,
+        selection_lr_extend=None,
         verbose: int = 1,
     ):
         self.engine = engine
