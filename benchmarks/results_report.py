@@ -207,7 +207,8 @@ def _lr_edge() -> list[str]:
         OUT,
         "Does the meta-test's lr grid bind? (`benchmarks/lr_edge.py`)",
         "lr_edge",
-        "`python benchmarks/lr_edge.py --tasks KEY,...` (runs the tasks not yet saved), then "
+        "`python benchmarks/lr_edge.py --tasks KEY,...` (runs the tasks not yet saved), "
+        "`python benchmarks/lr_edge_selection.py --tasks KEY,...` (the reselections), then "
         "`python benchmarks/lr_edge.py --report-only`.",
         report_lines,
     )
