@@ -202,15 +202,20 @@ def _fresh() -> list[str]:
 def _lr_edge() -> list[str]:
     """The default's meta-tests rerun with the lr grid extended past its edges (``lr_edge.py``), from its files."""
     from lr_edge import OUT, report_lines
+    from lr_edge_variant import report_lines as variant_lines
+
+    def tables() -> list[str]:
+        return [*report_lines(), "", *variant_lines()]
 
     return _saved_section(
         OUT,
         "Does the meta-test's lr grid bind? (`benchmarks/lr_edge.py`)",
         "lr_edge",
         "`python benchmarks/lr_edge.py --tasks KEY,...` (runs the tasks not yet saved), "
-        "`python benchmarks/lr_edge_selection.py --tasks KEY,...` (the reselections), then "
+        "`python benchmarks/lr_edge_selection.py --tasks KEY,...` (the reselections), "
+        "`python benchmarks/lr_edge_variant.py --tasks KEY,...` (the search variant), then "
         "`python benchmarks/lr_edge.py --report-only`.",
-        report_lines,
+        tables,
     )
 
 
