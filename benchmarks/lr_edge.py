@@ -163,8 +163,9 @@ def report_lines() -> list[str]:
     return lines
 
 
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def cli(argv, doc: str, run_task, out: Path, lines) -> int:
+    """The command line of a script that runs tasks (``run_task(key, args)``) and writes ``lines()`` to ``out``."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument("--tasks", default="")
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--steps", type=int, default=1500)
@@ -173,9 +174,13 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if not args.report_only:
         for key in [k for k in args.tasks.split(",") if k]:
-            run(key, args)
-    write_table(OUT, report_lines())
+            run_task(key, args)
+    write_table(out, lines())
     return 0
+
+
+def main(argv=None) -> int:
+    return cli(argv, __doc__, run, OUT, report_lines)
 
 
 if __name__ == "__main__":

@@ -24,7 +24,6 @@ default's time (the budget rule of ``fixed-scale-100-now``). Otherwise it is not
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
@@ -36,9 +35,10 @@ sys.path.insert(0, str(ROOT))
 from ablation import DEFAULT as SELECTION  # noqa: E402
 from ablation import GRID_2, ROWS_15  # noqa: E402
 from lr_edge import OUT as JUDGE  # noqa: E402
+from lr_edge import cli  # noqa: E402
 from run_results import machine  # noqa: E402
 from suite import TASKS  # noqa: E402
-from task_results import Comparison, write_table  # noqa: E402
+from task_results import Comparison  # noqa: E402
 
 from evomal_sr import LossSearch  # noqa: E402
 from evomal_sr.core.fileio import atomic_write_json, read_json  # noqa: E402
@@ -115,18 +115,7 @@ def report_lines() -> list[str]:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tasks", default="")
-    parser.add_argument("--seeds", type=int, default=5)
-    parser.add_argument("--steps", type=int, default=1500)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--report-only", action="store_true")
-    args = parser.parse_args(argv)
-    if not args.report_only:
-        for key in [k for k in args.tasks.split(",") if k]:
-            run(key, args)
-    write_table(OUT, report_lines())
-    return 0
+    return cli(argv, __doc__, run, OUT, report_lines)
 
 
 if __name__ == "__main__":
