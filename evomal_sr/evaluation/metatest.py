@@ -220,6 +220,7 @@ def meta_test(
     grid = _lr_grid(lr, tune_lr, lr_grid)
     if isinstance(lr_extend, bool) or not isinstance(lr_extend, numbers.Integral) or lr_extend < 0:
         raise ConfigError(f"lr_extend must be a whole number >= 0 (0: the grid as given), got {lr_extend!r}")
+    extend = int(lr_extend) if tune_lr else 0  # an untuned lr has no grid to extend
     every = _eval_every(steps, eval_every, curve_points)
     seed_list = _seed_list(seeds, seed)
     verbose = check_verbose(verbose)
@@ -242,7 +243,7 @@ def meta_test(
             progress=_both(bar.update, progress),
             metric=metric,
             rows=row_errors,
-            extend=int(lr_extend) if tune_lr else 0,
+            extend=extend,
         )
     finally:
         bar.close()
@@ -265,7 +266,7 @@ def meta_test(
         tune_lr=tune_lr,
         eval_every=every,
         seconds=seconds,
-        lr_extend=int(lr_extend) if tune_lr else 0,
+        lr_extend=extend,
     )
 
 
@@ -336,8 +337,10 @@ def _select(task, modules, grid, seeds, *, steps, extend: int, **options) -> _Se
         )
         curves.update(zip(copies, run.curves))
         curve_steps = list(run.curve_steps)
+        if extension == extend:
+            break
         pending = {}
-        for i, lrs in grids.items() if extension < extend else ():
+        for i, lrs in grids.items():
             beyond = extend_lr(lrs, _scores(curves, i, lrs, seeds))
             if beyond is not None and beyond not in lrs:
                 grids[i], pending[i] = sorted([*lrs, beyond]), [beyond]
