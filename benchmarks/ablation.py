@@ -266,7 +266,7 @@ def run_variant(name: str, keys: list[str], args) -> None:
             seconds = time.perf_counter() - tick
             shortlist = shortlist_entries(search.pareto_front_, search.settings_.selection_shortlist)
             learned = {f"learned #{i + 1}": e.loss(task.kind) for i, e in enumerate(shortlist)}
-            # the grid as given: the known losses' rows this is judged against are the suite's, run with it
+            # the grid as given, no fallback: the known losses' rows this is judged against are the suite's, run so
             report = meta_test(
                 learned,
                 task,
@@ -274,6 +274,7 @@ def run_variant(name: str, keys: list[str], args) -> None:
                 steps=args.steps,
                 tune_lr=True,
                 lr_extend=0,
+                lr_fallback=False,
                 preset="quick",
                 seed=args.seed,
             )

@@ -10,13 +10,22 @@ It chooses nothing: the meta-test is the judge, run the same way for every metho
 
     python benchmarks/lr_edge.py --tasks mnist1d,digits           # run (skips tasks already run)
     python benchmarks/lr_edge.py --report-only                    # the table, from saved files
+    python benchmarks/lr_edge.py --fallback                       # rerun where a final run diverged
 
 Writes ``benchmarks/results/lr_edge/<task>/metatest.json`` and ``benchmarks/results/lr_edge/TABLE.md``.
+
+``--fallback`` reruns, with ``meta_test``'s ``lr_fallback`` (a method whose final run diverged before its
+stopping step trains again at the next smaller lr of its grid), every task whose saved meta-test has a
+non-finite early-stopped error, and writes ``metatest-fallback.json`` beside it; the verdicts then use that
+file. A task without such an error needs no rerun: the fallback changes nothing there (the saved file is
+what the meta-test with the fallback gives). The rows that did not fall back must equal the saved rows
+bit for bit (the script checks), so the fallback is the only difference.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import time
 from pathlib import Path
@@ -74,9 +83,44 @@ def run(key: str, args) -> None:
     atomic_write_json(OUT / key / "run.json", {"command": " ".join(sys.argv), "machine": load})
 
 
+def judge(key: str) -> MetaTestReport:
+    """The extended meta-test of ``key``: with the fallback where one was rerun (``--fallback``)."""
+    rerun = OUT / key / "metatest-fallback.json"
+    return MetaTestReport.load(rerun if rerun.exists() else OUT / key / "metatest.json")
+
+
+def diverged_early(report: MetaTestReport) -> list[str]:
+    """The methods of ``report`` with a non-finite early-stopped error (a final run diverged before its stop)."""
+    return [r.method for r in report.methods if not all(math.isfinite(e) for e in r.early_errors)]
+
+
+def rerun_with_fallback(key: str, args) -> None:
+    """``key``'s meta-test again, with the fallback, where the saved one has a non-finite early-stopped error."""
+    saved = MetaTestReport.load(OUT / key / "metatest.json")
+    target = OUT / key / "metatest-fallback.json"
+    if not diverged_early(saved) or target.exists():
+        return
+    print(f"[{key}] diverged before stopping: {', '.join(diverged_early(saved))}; rerun with the fallback", flush=True)
+    spec = TASKS[key]
+    task = spec.build(args.seed)
+    losses = {**learned_losses(key, task.kind), CONTROL: ScaledLoss(known_loss(STANDARD[task.kind], task.kind))}
+    report = meta_test(
+        losses, task, seeds=args.seeds, steps=args.steps, baselines="zoo", tune_lr=True, preset="quick", seed=args.seed
+    )
+    for row in report.methods:
+        if not row.lr_fallbacks and _bits(row) != _bits(saved[row.method]):
+            raise SystemExit(f"{key}: {row.method} did not fall back but differs from its saved row")
+    print(f"{report}", flush=True)
+    report.to_json(target)
+
+
+def _bits(row) -> dict:
+    return {k: v for k, v in row.to_dict().items() if k not in ("seconds", "lr_fallbacks")}
+
+
 def task_lines(key: str) -> list[str]:
     old = TaskResult(SUITE / key, ABLATION / DEFAULT)
-    new = Comparison(MetaTestReport.load(OUT / key / "metatest.json"))
+    new = Comparison(judge(key))
     winner = old.info["selection"]["winner"]
     lines = []
     for label, result, returned in (("saved", old, old.returned), ("extended", new, new.rows[winner])):
@@ -97,7 +141,7 @@ def task_lines(key: str) -> list[str]:
 def _judged(key: str) -> dict[str, dict]:
     """The issue's verdicts on the default's returned loss, under the saved meta-test and the extended one."""
     old = TaskResult(SUITE / key, ABLATION / DEFAULT)
-    new = Comparison(MetaTestReport.load(OUT / key / "metatest.json"))
+    new = Comparison(judge(key))
     winner, kind, noisy = old.info["selection"]["winner"], old.returned_kind, TASKS[key].noisy
     cases = [("saved", old, old.returned, kind), ("extended", new, new.rows[winner], kind)]
     reselected = OUT / key / "reselect.json"
@@ -163,16 +207,22 @@ def report_lines() -> list[str]:
     return lines
 
 
-def cli(argv, doc: str, run_task, out: Path, lines) -> int:
-    """The command line of a script that runs tasks (``run_task(key, args)``) and writes ``lines()`` to ``out``."""
+def cli(argv, doc: str, run_task, out: Path, lines, rerun=None) -> int:
+    """The command line of a script that runs tasks (``run_task(key, args)``) and writes ``lines()`` to ``out``;
+    with ``rerun``, ``--fallback`` calls ``rerun(key, args)`` on every task run so far instead."""
     parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument("--tasks", default="")
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--steps", type=int, default=1500)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--report-only", action="store_true")
+    if rerun is not None:
+        parser.add_argument("--fallback", action="store_true", help="rerun with lr_fallback where a run diverged")
     args = parser.parse_args(argv)
-    if not args.report_only:
+    if rerun is not None and args.fallback:
+        for key in [k for k in TASKS if (OUT / k / "metatest.json").exists()]:
+            rerun(key, args)
+    elif not args.report_only:
         for key in [k for k in args.tasks.split(",") if k]:
             run_task(key, args)
     write_table(out, lines())
@@ -180,7 +230,7 @@ def cli(argv, doc: str, run_task, out: Path, lines) -> int:
 
 
 def main(argv=None) -> int:
-    return cli(argv, __doc__, run, OUT, report_lines)
+    return cli(argv, __doc__, run, OUT, report_lines, rerun_with_fallback)
 
 
 if __name__ == "__main__":

@@ -180,3 +180,13 @@ def test_lr_extend_needs_tune_lr_and_reaches_the_meta_test(loss_file, tmp_path):
     result = _invoke(*base, "--tune-lr", "--lr-grid", "0.001,0.003", "--lr-extend", "0", "--out", tmp_path / "b")
     data = json.loads((tmp_path / "b" / "metatest.json").read_text())
     assert data["lr_extend"] == 0 and all(m["lr_grid"] == [0.001, 0.003] for m in data["methods"])
+
+
+def test_lr_fallback_needs_tune_lr_and_reaches_the_meta_test(loss_file, tmp_path):
+    base = [loss_file, "--dataset", "iris", "--model", "linear", *FAST, "--steps", "30", "--eval-every", "10"]
+    assert_one_line_error(_invoke(*base, "--no-lr-fallback"), "--lr-fallback/--no-lr-fallback needs --tune-lr")
+    for flag, expected in (("--no-lr-fallback", False), ("--lr-fallback", True)):
+        out = tmp_path / flag
+        result = _invoke(*base, "--tune-lr", "--lr-grid", "0.01,0.03", flag, "--out", out)
+        assert result.exit_code == 0, result.stderr
+        assert json.loads((out / "metatest.json").read_text())["lr_fallback"] is expected

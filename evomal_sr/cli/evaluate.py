@@ -104,6 +104,12 @@ OUT_FILES = {"csv": "metatest.csv", "json": "metatest.json", "png": "curves.png"
     "up to this many times [default: 4; 0 keeps the grid].",
 )
 @click.option(
+    "--lr-fallback/--no-lr-fallback",
+    default=None,
+    help="With --tune-lr: a method whose final run diverged before its stopping step trains again at the next "
+    "smaller lr of its grid [default: on].",
+)
+@click.option(
     "--eval-every",
     type=click.IntRange(min=1),
     default=None,
@@ -132,6 +138,7 @@ def evaluate(
     tune_lr,
     lr_grid,
     lr_extend,
+    lr_fallback,
     eval_every,
     threads,
     quiet,
@@ -179,6 +186,10 @@ def evaluate(
         if not tune_lr:
             raise ConfigError("--lr-extend needs --tune-lr")
         options["lr_extend"] = lr_extend
+    if lr_fallback is not None:
+        if not tune_lr:
+            raise ConfigError("--lr-fallback/--no-lr-fallback needs --tune-lr")
+        options["lr_fallback"] = lr_fallback
     if eval_every is not None and eval_every > n_steps:
         raise ConfigError(f"--eval-every ({eval_every}) must not exceed --steps ({n_steps})")
     resolve_methods(loss, task.kind, baselines=options["baselines"])  # an unknown baseline: refused before the header

@@ -16,6 +16,9 @@ own SGD learning rate and each early-stopped, as a careful engineer would:
    is reported at the last step (``errors``) and at the early-stopping step of
    the selection run (``early_errors``; the validation rows are part of the final
    training, so the step is chosen on the selection run).
+   A method whose final run diverged before a seed's stopping step has no
+   early-stopped error there; it falls back to the next smaller lr of its grid
+   (``lr_fallback``, :func:`~evomal_sr.evaluation.lr_tuning.fall_back`).
 
 For a given seed every method and lr starts from the same initial parameters and
 sees the same minibatches; all copies of a run train together as one stacked,
@@ -32,7 +35,6 @@ import math
 import numbers
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
 
 import torch
 
@@ -42,6 +44,7 @@ from evomal_sr.core.progress import StepProgress, check_verbose
 from evomal_sr.core.threads import auto_threads, torch_threads
 from evomal_sr.core.validation import check_positive_int, check_seed, is_index
 from evomal_sr.errors import ConfigError
+from evomal_sr.evaluation.lr_tuning import LrSelection, extend_lr, fall_back, select_lrs
 from evomal_sr.evaluation.methods import Method, resolve_loss, resolve_methods
 from evomal_sr.evaluation.population import CopySpec, train_copies
 from evomal_sr.evaluation.report import MetaTestReport, MethodResult
@@ -101,33 +104,6 @@ def _lr_grid(lr: float, tune_lr: bool, lr_grid) -> list[float]:
     return sorted({_positive_number("every learning rate of lr_grid", v) for v in grid})
 
 
-def extend_lr(grid: Sequence[float], scores: Sequence[float]) -> float | None:
-    """The next lr to try beyond the edge of ``grid`` (ascending) where ``scores`` are lowest, else ``None``.
-
-    The best lr (the lowest score; ties to the smaller lr, as the selection breaks them) lies at the
-    largest lr: one step above it by the ratio of the two largest; at the smallest, and strictly better
-    than the next (a flat start says nothing of smaller lrs): one step below by the ratio of the two
-    smallest. Inside the grid, or with a single lr, or no finite score, ``None``.
-
-    Examples
-    --------
-    >>> round(extend_lr([0.01, 0.03, 0.1], [0.5, 0.4, 0.3]), 6)
-    0.333333
-    >>> round(extend_lr([0.01, 0.03, 0.1], [0.2, 0.4, 0.3]), 6)
-    0.003333
-    >>> extend_lr([0.01, 0.03, 0.1], [0.5, 0.2, 0.3]) is None
-    True
-    """
-    if len(grid) < 2 or not any(math.isfinite(v) for v in scores):
-        return None
-    best = min(range(len(grid)), key=lambda g: (scores[g], g))
-    if best == len(grid) - 1:
-        return grid[-1] * (grid[-1] / grid[-2])
-    if best == 0 and scores[0] < scores[1]:
-        return grid[0] * (grid[0] / grid[1])
-    return None
-
-
 def meta_test(
     loss,
     task,
@@ -139,6 +115,7 @@ def meta_test(
     tune_lr: bool = False,
     lr_grid: Sequence[float] | None = None,
     lr_extend: int = LR_EXTEND,
+    lr_fallback: bool = True,
     eval_every: int | None = None,
     device: str = "cpu",
     lr: float | None = None,
@@ -178,6 +155,13 @@ def meta_test(
         beyond it, by the grid's ratio there, up to this many times per method (:func:`extend_lr`);
         0 keeps the grid as given. Every method gets the same rule, so none is left at an edge its
         neighbour was tuned past. Each method's own grid is its row's ``lr_grid``.
+    lr_fallback : bool
+        With ``tune_lr``: a method whose final run diverged before a seed's stopping step (its
+        early-stopped error there is not finite) trains its final run again at the next smaller lr of
+        its grid, for every seed, until none diverges so or the grid has no smaller lr
+        (:func:`~evomal_sr.evaluation.lr_tuning.fall_back`); the lrs left are its row's ``lr_fallbacks``.
+        The stopping steps come from that lr's selection run, so a fallback is the meta-test that
+        lr would have had. ``False``: the diverged row is reported as it is (its mean is infinite).
     eval_every : int, optional
         Steps between validation/test evaluations; default ``steps // curve_points``.
     device, lr, batch_size, preset, seed, method
@@ -244,6 +228,7 @@ def meta_test(
             metric=metric,
             rows=row_errors,
             extend=extend,
+            fallback=bool(lr_fallback) and tune_lr,
         )
     finally:
         bar.close()
@@ -267,6 +252,7 @@ def meta_test(
         eval_every=every,
         seconds=seconds,
         lr_extend=extend,
+        lr_fallback=bool(lr_fallback) and tune_lr,
     )
 
 
@@ -282,14 +268,25 @@ def _eval_every(steps: int, eval_every: int | None, curve_points: int) -> int:
     return every
 
 
-def _train(task, modules, grid, seed_list, *, rows: bool, extend: int, **run):
+def _train(task, modules, grid, seed_list, *, rows: bool, extend: int, fallback: bool, **run):
     """The selection run, then the final run at each method's chosen lr (``run``: :func:`train_copies`'s options;
-    ``rows``: keep the final run's per-row test errors; ``extend``: see ``meta_test``'s ``lr_extend``)."""
+    ``rows``: keep the final run's per-row test errors; ``extend``, ``fallback``: see ``meta_test``'s
+    ``lr_extend`` and ``lr_fallback``)."""
+    validation, test = (task.X_val, task.y_val), (task.X_test, task.y_test)
+
+    def selection(copies, extension=False):  # the progress counts the selection and the final run, not extensions
+        options = {**run, "progress": None} if extension else run
+        return train_copies(task, modules, copies, (task.X_train, task.y_train), validation, **options)
+
+    def final_run(copies, again=False):  # a fallback's run is extra to the progress too
+        options = {**run, "progress": None} if again else run
+        return train_copies(task, modules, copies, task.train_and_val(), test, rows=rows, **options)
+
     with torch_threads(auto_threads("auto", task.make_model(seed=0), task.device)):  # one thread for small models
-        chosen = _select(task, modules, grid, seed_list, extend=extend, **run)
-        copies = [CopySpec(i, chosen.lr[i], s) for i in range(len(modules)) for s in seed_list]
-        test = (task.X_test, task.y_test)
-        final = train_copies(task, modules, copies, task.train_and_val(), test, rows=rows, **run)
+        chosen = select_lrs(selection, len(modules), grid, seed_list, steps=run["steps"], extend=extend)
+        final = final_run([CopySpec(i, chosen.lr[i], s) for i in range(len(modules)) for s in seed_list])
+        if fallback:
+            final = fall_back(chosen, final, seed_list, lambda copies: final_run(copies, again=True))
     return chosen, final
 
 
@@ -304,69 +301,8 @@ def _both(first: Callable[[int], None], second: Callable[[int], None] | None) ->
     return call
 
 
-@dataclass
-class _Selection:
-    """What the selection run decided, per method ``i`` (and seed ``s``)."""
-
-    lr: dict[int, float] = field(default_factory=dict)
-    grids: dict[int, list[float]] = field(default_factory=dict)  # each method's lrs, ascending (extensions too)
-    scores: dict[int, list[float]] = field(default_factory=dict)  # mean best validation error per lr of its grid
-    stops: dict[tuple[int, int], int] = field(default_factory=dict)  # early-stopping step
-    val_curves: dict[tuple[int, int], list[float]] = field(default_factory=dict)  # at the chosen lr
-
-
-def _select(task, modules, grid, seeds, *, steps, extend: int, **options) -> _Selection:
-    """The selection run: per method the chosen lr, per seed the early-stopping step.
-
-    Then, up to ``extend`` times, one more run for the methods whose best lr lies at an edge of their
-    grid, each at its next lr beyond it (:func:`extend_lr`); every copy's initialisation and minibatches
-    depend on its seed only, so an extension run is the run that lr would have had in the first.
-    """
-    curves: dict[CopySpec, list[float]] = {}
-    grids = {i: list(grid) for i in range(len(modules))}
-    pending = {i: list(grid) for i in grids}  # the lrs each method still has to run
-    curve_steps: list[int] = []
-    for extension in range(extend + 1):
-        copies = [CopySpec(i, lr, s) for i, lrs in pending.items() for lr in lrs for s in seeds]
-        if not copies:
-            break
-        if extension:  # the progress counts the selection and the final run, 2 x steps; an extension is extra
-            options = {**options, "progress": None}
-        run = train_copies(
-            task, modules, copies, (task.X_train, task.y_train), (task.X_val, task.y_val), steps=steps, **options
-        )
-        curves.update(zip(copies, run.curves))
-        curve_steps = list(run.curve_steps)
-        if extension == extend:
-            break
-        pending = {}
-        for i, lrs in grids.items():
-            beyond = extend_lr(lrs, _scores(curves, i, lrs, seeds))
-            if beyond is not None and beyond not in lrs:
-                grids[i], pending[i] = sorted([*lrs, beyond]), [beyond]
-    chosen = _Selection()
-    for i, lrs in grids.items():
-        scores = _scores(curves, i, lrs, seeds)
-        chosen.grids[i], chosen.scores[i] = lrs, scores
-        chosen.lr[i] = lrs[min(range(len(lrs)), key=lambda g: (scores[g], g))]
-        for s in seeds:
-            curve = chosen.val_curves[i, s] = curves[CopySpec(i, chosen.lr[i], s)]
-            finite = [(v, j) for j, v in enumerate(curve) if math.isfinite(v)]
-            chosen.stops[i, s] = curve_steps[min(finite)[1]] if finite else steps
-    return chosen
-
-
-def _scores(curves: dict, i: int, lrs: Sequence[float], seeds) -> list[float]:
-    """Method ``i``'s mean (over seeds) best validation error at each lr of ``lrs`` (inf: never finite)."""
-
-    def best(curve: list[float]) -> float:
-        return min((v for v in curve if math.isfinite(v)), default=math.inf)
-
-    return [sum(best(curves[CopySpec(i, lr, s)]) for s in seeds) / len(seeds) for lr in lrs]
-
-
 def _method_result(
-    method: Method, i: int, seeds, chosen: _Selection, final, rows: list[int], seconds: float
+    method: Method, i: int, seeds, chosen: LrSelection, final, rows: list[int], seconds: float
 ) -> MethodResult:
     """One method's row; ``rows`` are its copies' positions in the final run, in seed order."""
     test = [final.curves[k] for k in rows]
@@ -387,6 +323,7 @@ def _method_result(
         stop_steps=[chosen.stops[i, s] for s in seeds],
         lr_grid=list(chosen.grids[i]),
         lr_scores=chosen.scores[i],
+        lr_fallbacks=list(chosen.fallbacks[i]),
         curve_steps=list(final.curve_steps),
         val_curves=[chosen.val_curves[i, s] for s in seeds],
         test_curves=test,

@@ -97,6 +97,9 @@ class MethodResult:
         Per seed, whether the final training stopped at a non-finite loss or gradient.
     lr_grid, lr_scores : list of float
         The learning rates tried and each one's mean (over seeds) best validation error.
+    lr_fallbacks : list of float
+        The chosen lrs left, in order, because the final run diverged there before a seed's stopping
+        step (``meta_test``'s ``lr_fallback``); empty when none was (and in files saved before the field).
     curve_steps : list of int
         Steps of every curve (0 = initialisation).
     val_curves, test_curves, loss_curves : list of list of float
@@ -123,6 +126,7 @@ class MethodResult:
     stop_steps: list[int] = field(default_factory=list)
     lr_grid: list[float] = field(default_factory=list)
     lr_scores: list[float] = field(default_factory=list)
+    lr_fallbacks: list[float] = field(default_factory=list)
     curve_steps: list[int] = field(default_factory=list)
     val_curves: list[list[float]] = field(default_factory=list)
     test_curves: list[list[float]] = field(default_factory=list)
@@ -159,7 +163,7 @@ class MethodResult:
         names = {f.name for f in fields(cls)}
         try:
             values = {k: v for k, v in data.items() if k in names}
-            for key in ("errors", "early_errors", "lr_scores"):
+            for key in ("errors", "early_errors", "lr_scores", "lr_fallbacks"):
                 values[key] = [_float(v) for v in values.get(key, [])]
             for key in ("val_curves", "test_curves", "loss_curves", "early_row_errors"):
                 values[key] = [[_float(v) for v in row] for row in values.get(key, [])]

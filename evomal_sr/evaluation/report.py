@@ -50,6 +50,7 @@ class MetaTestReport:
     eval_every: int = 0
     seconds: float = 0.0
     lr_extend: int = 0  # how far a method's grid could grow past an edge (meta_test's lr_extend; 0 in older files)
+    lr_fallback: bool = False  # whether a diverged final run fell back to a smaller lr (False in older files)
 
     def __getitem__(self, method: str) -> MethodResult:
         for row in self.methods:
@@ -88,6 +89,13 @@ class MetaTestReport:
         )
         if self.tune_lr and self.lr_extend:
             lr += f", each grid extended up to {self.lr_extend} step(s) past an edge where its best lr lay"
+        if self.tune_lr and self.lr_fallback:
+            lr += "; a final run that diverged before its stopping step fell back to the next smaller lr"
+        fell = [
+            f"{r.method} from {', '.join(f'{v:g}' for v in r.lr_fallbacks)}" for r in self.methods if r.lr_fallbacks
+        ]
+        if fell:
+            lr += f" ({'; '.join(fell)})"
         every = "at every step" if self.eval_every == 1 else f"every {self.eval_every} steps"
         stop = (
             f"Early stopping: the step of lowest validation error (checked {every}) in a run on the training "
@@ -250,6 +258,7 @@ class MetaTestReport:
             "eval_every": self.eval_every,
             "seconds": self.seconds,
             "lr_extend": self.lr_extend,
+            "lr_fallback": self.lr_fallback,
             "methods": [r.to_dict() for r in self.methods],
         }
 
@@ -269,6 +278,7 @@ class MetaTestReport:
                 eval_every=int(data.get("eval_every", 0)),
                 seconds=float(data.get("seconds", 0.0)),
                 lr_extend=int(data.get("lr_extend", 0)),
+                lr_fallback=bool(data.get("lr_fallback", False)),
             )
         except (KeyError, TypeError, ValueError, OverflowError) as exc:
             raise LossFileError(f"malformed meta-test report: {exc}") from None
