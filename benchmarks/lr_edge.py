@@ -152,9 +152,11 @@ def _judged(key: str) -> dict[str, dict]:
     for label, result, returned, returned_kind in cases:
         diff, _, verdict = result.vs_best_known(returned)
         best = result.best_known.early_mean
+        rows = [r for name, r in result.rows.items() if name != CONTROL]  # what the meta-test trained, less the control
         judged[label] = {
             "worse": verdict == "worse",
             "twenty": noisy and result.change(returned) <= -0.20,
+            "reachable": noisy and min(result.change(r) for r in rows) <= -0.20,
             "learned_better": noisy and returned_kind == "learned" and verdict == "better",
             "noisy": noisy,
             "gap": diff / best if best else 0.0,
@@ -173,8 +175,9 @@ def target_lines(keys: list[str]) -> list[str]:
     """The issue's three quality targets for the default, per half and grid, over the tasks rerun so far."""
     lines = [
         "| half | meta-test grid | tasks | worse than the best known (2 SEs) | noisy tasks >= 20% below the tuned "
-        "standard | learned better than the best known, noisy tasks | mean gap to the best known |",
-        "|---|---|---|---|---|---|---|",
+        "standard | noisy tasks where some meta-tested loss is >= 20% below it | learned better than the best "
+        "known, noisy tasks | mean gap to the best known |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for which in ("development", "evaluation"):
         judged = {k: _judged(k) for k in keys if TASKS[k].half == which}
@@ -183,11 +186,12 @@ def target_lines(keys: list[str]) -> list[str]:
             if not rows:
                 continue
             noisy = [k for k, r in rows.items() if r["noisy"]]
-            twenty = sum(rows[k]["twenty"] for k in noisy)
+            twenty, reachable = sum(rows[k]["twenty"] for k in noisy), sum(rows[k]["reachable"] for k in noisy)
             gap = sum(r["gap"] for r in rows.values()) / len(rows)
             lines.append(
                 f"| {which} | {label} | {len(rows)} | {_named(rows, 'worse', list(rows))} | "
-                f"{twenty} of {len(noisy)} | {_named(rows, 'learned_better', noisy)} of {len(noisy)} | {gap:+.1%} |"
+                f"{twenty} of {len(noisy)} | {reachable} of {len(noisy)} | {_named(rows, 'learned_better', noisy)} of "
+                f"{len(noisy)} | {gap:+.1%} |"
             )
     return lines
 

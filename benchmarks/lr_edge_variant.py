@@ -34,8 +34,7 @@ sys.path.insert(0, str(ROOT))
 
 from ablation import DEFAULT as SELECTION  # noqa: E402
 from ablation import GRID_2, ROWS_15  # noqa: E402
-from lr_edge import OUT as JUDGE  # noqa: E402
-from lr_edge import cli  # noqa: E402
+from lr_edge import cli, judge  # noqa: E402
 from run_results import machine  # noqa: E402
 from suite import TASKS  # noqa: E402
 from task_results import Comparison  # noqa: E402
@@ -73,11 +72,12 @@ def run(key: str, args) -> None:
 
 
 def judged(key: str) -> dict:
-    """The issue's verdicts on the variant's winner, by the extended meta-test (known rows: ``lr_edge.py``'s)."""
-    judge = MetaTestReport.load(JUDGE / key / "metatest.json")
+    """The issue's verdicts on the variant's winner, by the extended meta-test (known rows: ``lr_edge.py``'s, with
+    its fallback reruns)."""
+    extended = judge(key)
     own = MetaTestReport.load(OUT / key / "metatest.json")
-    known = [r for r in judge.methods if not r.method.startswith("learned #")]
-    result = Comparison(MetaTestReport(**{**judge.__dict__, "methods": known + own.methods}))
+    known = [r for r in extended.methods if not r.method.startswith("learned #")]
+    result = Comparison(MetaTestReport(**{**extended.__dict__, "methods": known + own.methods}))
     record = read_json(OUT / key / "record.json", ValueError, "record")
     winner, kind, noisy = record["selection"]["winner"], record["selection"]["winner_kind"], TASKS[key].noisy
     returned = result.rows[winner]

@@ -83,13 +83,15 @@ class LrSelection:
             self.stops[i, s] = self.curve_steps[min(finite)[1]] if finite else self.steps
 
 
-def select_lrs(run: Callable[[list[CopySpec]], PopulationRun], n_methods: int, grid, seeds, *, steps: int, extend: int):
+def select_lrs(
+    run: Callable[[list[CopySpec], bool], PopulationRun], n_methods: int, grid, seeds, *, steps: int, extend: int
+):
     """The selection run (``run`` trains copies on the training rows, scored on the validation rows).
 
     Then, up to ``extend`` times, one more run for the methods whose best lr lies at an edge of their
     grid, each at its next lr beyond it (:func:`extend_lr`); every copy's initialisation and minibatches
     depend on its seed only, so an extension run is the run that lr would have had in the first.
-    ``run`` is called with ``extension=True`` for the extension runs.
+    ``run(copies, extension)`` is told whether it trains an extension run.
     """
     chosen = LrSelection(steps)
     grids = {i: list(grid) for i in range(n_methods)}
@@ -98,7 +100,7 @@ def select_lrs(run: Callable[[list[CopySpec]], PopulationRun], n_methods: int, g
         copies = [CopySpec(i, lr, s) for i, lrs in pending.items() for lr in lrs for s in seeds]
         if not copies:
             break
-        result = run(copies, extension=bool(extension))
+        result = run(copies, bool(extension))
         chosen.curves.update(zip(copies, result.curves))
         chosen.curve_steps = list(result.curve_steps)
         if extension == extend:
