@@ -13,7 +13,14 @@ these calls, and are reported in ``results_prose.md``; this script reruns any pr
 Usage::
 
     python benchmarks/fresh_probes.py --probes mnist1d-seed3-pair20,friedman1-seed7-outliers20
+    python benchmarks/fresh_probes.py --rejudge                 # the saved probes, judged by today's meta-test
     python benchmarks/fresh_probes.py --report-only
+
+``--rejudge`` meta-tests the zoo again on every saved probe whose meta-test ran with the lr grid as given
+(``lr_extend`` 0) or without the fallback, with ``meta_test``'s defaults now (``lr_extend=4``,
+``lr_fallback=True``), the probe's seeds and steps, and writes ``<probe>/metatest-now.json``. Every probe
+returned a known loss, so the returned loss's row is its zoo row. A row whose grid was not extended and
+that did not fall back must equal its saved row bit for bit (checked). It decides nothing.
 """
 
 from __future__ import annotations
@@ -147,6 +154,65 @@ def run_probe(name: str) -> None:
     atomic_write_json(target, {**record, "command": " ".join(sys.argv)})
 
 
+def rejudge(name: str) -> None:
+    """Probe ``name``'s zoo meta-tested again with today's defaults (``lr_extend``, ``lr_fallback``)."""
+    target = OUT / name / "metatest-now.json"
+    saved = MetaTestReport.load(OUT / name / "metatest.json")
+    record = read_json(OUT / f"{name}.json", ValueError, "fresh probe")
+    if target.exists() or record["selection"]["winner_kind"] != "known":
+        return
+    task = es.Task.builtin(model="mlp", **FRESH[name])
+    tick = time.perf_counter()
+    report = meta_test(None, task, tune_lr=True, baselines="zoo", seeds=3, steps=3000, verbose=0)
+    for row in report.methods:
+        old = saved[row.method]
+        if len(row.lr_grid) == len(old.lr_grid) and not row.lr_fallbacks and _bits(row) != _bits(old):
+            raise SystemExit(f"{name}: {row.method} was neither extended nor fell back but differs from its saved row")
+    report.to_json(target)
+    atomic_write_json(OUT / name / "rejudge.json", {"seconds": time.perf_counter() - tick, "machine": machine()})
+    print(f"{name}: rejudged in {time.perf_counter() - tick:.0f} s\n{report}", flush=True)
+
+
+def _bits(row) -> dict:
+    return {k: v for k, v in row.to_dict().items() if k not in ("seconds", "lr_fallbacks", "method", "baseline")}
+
+
+def now_judged(name: str) -> str | None:
+    """Probe ``name``'s row by today's meta-test (its rejudge, or its own meta-test if that ran so), else None."""
+    saved = MetaTestReport.load(OUT / name / "metatest.json")
+    now = OUT / name / "metatest-now.json"
+    if not now.exists() and not saved.lr_extend:
+        return None
+    test = Comparison(MetaTestReport.load(now) if now.exists() else saved)
+    winner = read_json(OUT / f"{name}.json", ValueError, "fresh probe")["selection"]["winner"]
+    returned = test.rows["returned"] if "returned" in test.rows else test.rows[winner]
+    diff, se, verdict = test.vs_best_known(returned)
+    best = test.best_known
+    given = set.intersection(*(set(r.lr_grid) for r in test.report.methods))  # the grid every method ran
+    extended = sum(1 for r in test.report.methods if not min(given) <= r.lr <= max(given))
+    mark = f"**{verdict}**" if verdict != "within noise" else verdict
+    return (
+        f"| {name} | {winner} {returned.lr:g} {returned.early_mean:.4f} | {test.base.method} "
+        f"{test.base.early_mean:.4f} ({test.change(returned):+.0%}) | {best.method} {best.lr:g} {best.early_mean:.4f} "
+        f"| {diff:+.4f} ± {se:.4f} ({mark}) | {extended} |"
+    )
+
+
+def now_table() -> list[str]:
+    """Every probe judged by today's meta-test, and a count of those worse than the best known."""
+    rows = [line for name in FRESH if (OUT / f"{name}.json").exists() and (line := now_judged(name))]
+    worse = [line.split(" | ")[0].removeprefix("| ") for line in rows if "(**worse**)" in line]
+    return [
+        f"By today's meta-test (lr grid extended past an edge, fallback on divergence): {len(worse)} of {len(rows)} "
+        f"probes return a loss worse than the best known loss ({', '.join(worse) or 'none'}).",
+        "",
+        "| probe | returned (lr, error) | tuned standard loss (returned vs it) | best known (lr, error) | returned vs "
+        "best known (paired ± se) | rows whose lr lies outside the grid as given |",
+        "|---|---|---|---|---|---|",
+        *rows,
+    ]
+
+
 def judged(name: str) -> str:
     """Probe ``name``'s table row: what the default returned and how it fared against the best known loss."""
     record = read_json(OUT / f"{name}.json", ValueError, "fresh probe")
@@ -168,7 +234,7 @@ def table() -> list[str]:
         "known (paired ± se) | search + selection (s) | commit | the judge's lr extension |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
-    return lines + [judged(name) for name in FRESH if (OUT / f"{name}.json").exists()]
+    return [*lines, *(judged(name) for name in FRESH if (OUT / f"{name}.json").exists()), "", *now_table()]
 
 
 def main(argv=None) -> int:
@@ -176,9 +242,14 @@ def main(argv=None) -> int:
     parser.add_argument("--probes", default=None, help=f"comma-separated, of {', '.join(FRESH)}")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--report-only", action="store_true")
+    parser.add_argument("--rejudge", action="store_true", help="the saved probes' zoo by today's meta-test")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    if not args.report_only:
+    if args.rejudge:
+        names = args.probes.split(",") if args.probes else list(FRESH)
+        for name in [n for n in names if (OUT / f"{n}.json").exists()]:
+            rejudge(name)
+    elif not args.report_only:
         names = args.probes.split(",") if args.probes else list(FRESH)
         unknown = [n for n in names if n not in FRESH]
         if unknown:
