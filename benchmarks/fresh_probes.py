@@ -185,17 +185,20 @@ def now_judged(name: str) -> str | None:
         return None
     test = Comparison(MetaTestReport.load(now) if now.exists() else saved)
     winner = read_json(OUT / f"{name}.json", ValueError, "fresh probe")["selection"]["winner"]
-    returned = test.rows["returned"] if "returned" in test.rows else test.rows[winner]
-    diff, se, verdict = test.vs_best_known(returned)
-    best = test.best_known
+    returned, best = test.rows["returned"] if "returned" in test.rows else test.rows[winner], test.best_known
     given = set.intersection(*(set(r.lr_grid) for r in test.report.methods))  # the grid every method ran
     extended = sum(1 for r in test.report.methods if not min(given) <= r.lr <= max(given))
-    mark = f"**{verdict}**" if verdict != "within noise" else verdict
     return (
         f"| {name} | {winner} {returned.lr:g} {returned.early_mean:.4f} | {test.base.method} "
         f"{test.base.early_mean:.4f} ({test.change(returned):+.0%}) | {best.method} {best.lr:g} {best.early_mean:.4f} "
-        f"| {diff:+.4f} ± {se:.4f} ({mark}) | {extended} |"
+        f"| {_against_best(test, returned)} | {extended} |"
     )
+
+
+def _against_best(test: Comparison, returned) -> str:
+    """``returned`` against the best known loss, paired over seeds: difference ± se (verdict, bold unless a tie)."""
+    diff, se, verdict = test.vs_best_known(returned)
+    return f"{diff:+.4f} ± {se:.4f} ({f'**{verdict}**' if verdict != 'within noise' else verdict})"
 
 
 def now_table() -> list[str]:
@@ -218,13 +221,11 @@ def judged(name: str) -> str:
     record = read_json(OUT / f"{name}.json", ValueError, "fresh probe")
     test = Comparison(MetaTestReport.load(OUT / name / "metatest.json"))
     returned, best, base = test.rows["returned"], test.best_known, test.base
-    diff, se, verdict = test.vs_best_known(returned)
-    change = test.change(returned)
-    mark = f"**{verdict}**" if verdict != "within noise" else verdict
     return (
         f"| {name} | {record['selection']['winner']} | {returned.early_mean:.4f} | {base.method} "
-        f"{base.early_mean:.4f} ({change:+.0%}) | {best.method} {best.early_mean:.4f} | {diff:+.4f} ± {se:.4f} "
-        f"({mark}) | {record['seconds']:.0f} | {record['machine']['commit']} | {test.report.lr_extend} |"
+        f"{base.early_mean:.4f} ({test.change(returned):+.0%}) | {best.method} {best.early_mean:.4f} | "
+        f"{_against_best(test, returned)} | {record['seconds']:.0f} | {record['machine']['commit']} | "
+        f"{test.report.lr_extend} |"
     )
 
 
