@@ -111,8 +111,10 @@ def judged_report(key: str, task, front) -> MetaTestReport:
             report = meta_test(learned, task, seeds=5, steps=1500, baselines="zoo", tune_lr=True, verbose=0)
         else:  # the fresh probes' zoo rows are saved (--rejudge); the short list joins them, same seeds
             own = meta_test(learned, task, seeds=3, steps=3000, baseline=False, tune_lr=True, verbose=0)
-            zoo = MetaTestReport.load(FRESH_OUT / key / "metatest-now.json")
-            report = MetaTestReport(**{**zoo.__dict__, "methods": zoo.methods + own.methods})
+            now = FRESH_OUT / key / "metatest-now.json"  # absent where the probe's own ran with today's judge
+            zoo = MetaTestReport.load(now if now.exists() else FRESH_OUT / key / "metatest.json")
+            known = [r for r in zoo.methods if r.known]  # not its "returned" row, a known loss's duplicate
+            report = MetaTestReport(**{**zoo.__dict__, "methods": known + own.methods})
         report.to_json(target)
     return MetaTestReport.load(target)
 
