@@ -50,7 +50,10 @@ from evomal_sr.results.front import load_front  # noqa: E402
 
 OUT = ROOT / "results" / "lr_edge"
 SUITE = ROOT / "results" / "suite"
-DEFAULT = "classes-sce"  # the ablation run of the default search now
+DEFAULT = "classes-sce"  # the ablation run of the default search (until the twelfth session's regression prior)
+TODAY = "extended, today's default (MAE the regression prior)"
+TODAY_PRIOR = ROOT / "results" / "regression_prior"
+REGRESSION = ("diabetes", "friedman1", "sinusoid")
 
 
 def learned_losses(key: str, kind: str) -> dict:
@@ -148,6 +151,12 @@ def _judged(key: str) -> dict[str, dict]:
     if reselected.exists():  # lr_edge_selection.py: the selection with its grids extended too
         chosen = read_json(reselected, ValueError, "selection")["selection"]
         cases.append(("extended, selection extended", new, new.rows[chosen["winner"]], chosen["winner_kind"]))
+    today = TODAY_PRIOR / key / "mae.json"  # regression_prior.py: the selection with today's regression prior
+    if today.exists():
+        chosen = read_json(today, ValueError, "selection")["selection"]
+        cases.append((TODAY, new, new.rows[chosen["winner"]], chosen["winner_kind"]))
+    elif TASKS[key].dataset not in REGRESSION:  # a classifier's selection is the same today
+        cases.append((TODAY, new, new.rows[winner], kind))
     judged = {}
     for label, result, returned, returned_kind in cases:
         diff, _, verdict = result.vs_best_known(returned)
@@ -181,7 +190,7 @@ def target_lines(keys: list[str]) -> list[str]:
     ]
     for which in ("development", "evaluation"):
         judged = {k: _judged(k) for k in keys if TASKS[k].half == which}
-        for label in ("saved", "extended", "extended, selection extended"):
+        for label in ("saved", "extended", "extended, selection extended", TODAY):
             rows = {k: j[label] for k, j in judged.items() if label in j}
             if not rows:
                 continue

@@ -219,6 +219,20 @@ def _lr_edge() -> list[str]:
     )
 
 
+def _regression_prior() -> list[str]:
+    """MAE against log-cosh as the selection's regression prior (``regression_prior.py``), from its files."""
+    from regression_prior import OUT, report_lines
+
+    return _saved_section(
+        OUT,
+        "The regression prior: MAE or log-cosh? (`benchmarks/regression_prior.py`)",
+        "regression_prior",
+        "`python benchmarks/regression_prior.py --tasks KEY,...` (runs what is not saved), then "
+        "`python benchmarks/regression_prior.py --report-only`.",
+        report_lines,
+    )
+
+
 def _saved_section(folder: Path, title: str, prose: str, regenerate: str, tables: Callable[[], list[str]]) -> list[str]:
     """A report section of a benchmark's saved files (none before it ran): its title, its prose, how to
     regenerate it, its tables."""
@@ -379,6 +393,7 @@ def write_report(out: Path, path: Path) -> None:
         *_probes(),
         *_fresh(),
         *_lr_edge(),
+        *_regression_prior(),
         *_idle_timing(searched, "The default search now timed alone"),
         *_idle_timing(out, f"The suite's search (the fitness before `{CURRENT_SEARCH}`) timed alone"),
         "## Rank agreement: does the search's score predict the fair test?",

@@ -120,7 +120,8 @@ class Preset:
     selection_finalists: int = 0
     # "none", or a known loss (of every task kind) returned in place of the best known loss unless that
     # beats it by selection_margin paired standard errors on the folds (evaluation.selection): "mae";
-    # "sce" or "gce" (classification only); or "robust", each kind's own (evaluation.verdict.prior_of);
+    # "sce" or "gce" (classification only); "log-cosh" (regression only); or "robust", each kind's own
+    # (evaluation.verdict.prior_of: MAE for both since the twelfth session);
     # or "robust-classes", "robust" but SCE on classifiers with more than five classes
     selection_prior: str = "none"
     # what chooses each fold's lr and stopping step and scores it on regression tasks: "task" (the
@@ -190,7 +191,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "initial_fill": ("random", "variants"),
     "final_selection": ("none", "fair"),
     "selection_scoring": ("validation", "folds", "validation-folds", "auto"),
-    "selection_prior": ("none", "robust", "robust-classes", "mae", "sce", "gce"),
+    "selection_prior": ("none", "robust", "robust-classes", "mae", "sce", "gce", "log-cosh"),
     "selection_metric": ("task", "mae", "huber"),
     "selection_uncertainty": ("folds", "folds-and-rows"),
 }
@@ -273,6 +274,13 @@ PRESETS: dict[str, Preset] = {
     # Scoring on validation folds under label shift (selection_scoring="auto") tied on the targets over
     # the same 22 tasks with a wider gap (+8.2%): better on imbalanced breast_cancer, worse on
     # imbalanced digits; not kept.
+    # MAE is the regression prior again (twelfth session): judged by the meta-test with its lr grid
+    # extended past an edge, on the same fronts, over 15 regression development tasks (the suite's
+    # development half's three, the three development probes, the nine fresh probes), log-cosh was
+    # returned and worse than the best known loss (MAE) on 2 (friedman1 with outliers and Student-t
+    # noise), MAE on none; a tie on noisy tasks 20% below the standard loss (10 of 14); a wider mean gap
+    # to the best known loss (+15.2% against +10.5%). The rule (targets first, then the gap) was
+    # committed before it ran (benchmarks/regression_prior.py, which also reports the evaluation half).
     "standard": dataclasses.replace(
         _QUICK,
         generations=12,
