@@ -348,7 +348,7 @@ def test_the_standard_preset_decides_with_1_5_standard_errors_of_the_folds_and_r
 
     standard = resolve_preset("standard")  # chosen on the development tasks (RESULTS.md)
     assert (standard.selection_margin, standard.selection_uncertainty) == (1.5, "folds-and-rows")
-    # MAE for classification up to five classes, SCE above, log-cosh for regression
+    # MAE for classification up to five classes, SCE above, MAE for regression
     assert standard.selection_prior == "robust-classes"
     assert resolve_preset("standard", selection_margin=1.0).selection_margin == 1.0
     args = ["search", "--dataset", "iris", "--preset", "tiny", "--final-selection", "fair", "-q"]
@@ -358,6 +358,17 @@ def test_the_standard_preset_decides_with_1_5_standard_errors_of_the_folds_and_r
     assert saved["margin"] == 3.0
     bad = invoke(*args, "--selection-margin", "-1", "--out", tmp_path / "bad")
     assert bad.exit_code != 0 and "selection_margin must be >= 0, got -1.0" in bad.output
+
+
+def test_the_cli_sets_the_selection_prior_and_refuses_one_of_the_wrong_kind(tmp_path):
+    args = ["search", "--dataset", "diabetes", "--preset", "tiny", "--final-selection", "fair", "-q"]
+    result = invoke(*args, "--selection-prior", "log-cosh", "--out", tmp_path / "run")
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "run" / "selection.json").read_text())["prior"] == "log-cosh"
+    bad = invoke(*args, "--selection-prior", "sce", "--out", tmp_path / "bad")
+    assert bad.exit_code != 0 and "selection_prior 'sce' is not a known regression loss" in bad.output
+    assert not (tmp_path / "bad").exists()  # refused before the search wrote anything
+    assert invoke(*args, "--selection-prior", "huber", "--out", tmp_path / "bad").exit_code == 2  # not a choice
 
 
 @pytest.mark.parametrize(

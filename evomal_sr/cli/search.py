@@ -157,6 +157,13 @@ def _executor_setting(workers, scheduler):
     "validation rows [default: the preset's].",
 )
 @click.option(
+    "--selection-prior",
+    type=click.Choice(CHOICES["selection_prior"]),
+    help="The known loss returned unless another beats it on the final selection's folds: robust-classes (MAE; "
+    "SCE above five classes), robust (MAE), a known loss (mae, sce, gce, log-cosh), or none "
+    "[default: the preset's].",
+)
+@click.option(
     "--selection-uncertainty",
     type=click.Choice(CHOICES["selection_uncertainty"]),
     help="What the final selection's paired standard errors hold: the spread over its folds, or that and "
@@ -232,6 +239,7 @@ def search(
     final_selection,
     selection_margin,
     selection_scoring,
+    selection_prior,
     selection_uncertainty,
     selection_lr_extend,
     no_local_search,
