@@ -125,6 +125,19 @@ def fall_back(
     ``final`` holds each method's seeds contiguously, in method then seed order; ``run`` trains copies
     as the final run does. Repeated while such a method has a smaller lr in its grid; each lr left is
     recorded in ``chosen.fallbacks``. The methods that did not diverge keep their runs untouched.
+
+    Examples
+    --------
+    One method, one seed, chosen at lr 0.3; its final run's error is infinite at its stopping step (10):
+
+    >>> chosen = LrSelection(steps=20, curve_steps=[0, 10, 20])
+    >>> chosen.curves = {CopySpec(0, lr, 0): [0.9, 0.5, 0.6] for lr in (0.1, 0.3)}
+    >>> chosen.grids, chosen.fallbacks = {0: [0.1, 0.3]}, {0: []}
+    >>> chosen.choose(0, 0.3, [0])
+    >>> final = PopulationRun([0, 10, 20], [[0.9, math.inf, 0.5]], [[1.0] * 3], [True])
+    >>> redo = lambda copies: PopulationRun([0, 10, 20], [[0.9, 0.4, 0.4]], [[1.0] * 3], [False])
+    >>> fall_back(chosen, final, [0], redo).curves, chosen.lr, chosen.fallbacks
+    ([[0.9, 0.4, 0.4]], {0: 0.1}, {0: [0.3]})
     """
     while True:
         moved = {}
