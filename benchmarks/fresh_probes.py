@@ -145,6 +145,18 @@ FRESH: dict[str, dict] = {
     },
     "breast_cancer-seed43-noise30": {"name": "breast_cancer", "seed": 43, "label_noise": 0.3, "noisy_splits": BOTH},
     "mnist1d-seed37-pair20": {"name": "mnist1d", "seed": 37, "label_noise": 0.2, "noise": "pair", "noisy_splits": BOTH},
+    # four more of the same default, named before they ran, after the four above were reported
+    "digits-seed47-pair30": {"name": "digits", "seed": 47, "label_noise": 0.3, "noise": "pair", "noisy_splits": BOTH},
+    "diabetes-seed43-outliers20": {"name": "diabetes", "seed": 43, "label_noise": 0.2},
+    "wine-seed47-noise30": {"name": "wine", "seed": 47, "label_noise": 0.3, "noisy_splits": BOTH},
+    "friedman1-seed47-t2": {
+        "name": "friedman1",
+        "seed": 47,
+        "target_noise": "student_t",
+        "noise_df": 2.0,
+        "noise_scale": 0.5,
+        "noisy_splits": BOTH,
+    },
 }
 
 
