@@ -205,6 +205,7 @@ def meta_test(
     if isinstance(lr_extend, bool) or not isinstance(lr_extend, numbers.Integral) or lr_extend < 0:
         raise ConfigError(f"lr_extend must be a whole number >= 0 (0: the grid as given), got {lr_extend!r}")
     extend = int(lr_extend) if tune_lr else 0  # an untuned lr has no grid to extend
+    fallback = bool(lr_fallback) and tune_lr  # nor a smaller lr to fall back to
     every = _eval_every(steps, eval_every, curve_points)
     seed_list = _seed_list(seeds, seed)
     verbose = check_verbose(verbose)
@@ -228,7 +229,7 @@ def meta_test(
             metric=metric,
             rows=row_errors,
             extend=extend,
-            fallback=bool(lr_fallback) and tune_lr,
+            fallback=fallback,
         )
     finally:
         bar.close()
@@ -252,7 +253,7 @@ def meta_test(
         eval_every=every,
         seconds=seconds,
         lr_extend=extend,
-        lr_fallback=bool(lr_fallback) and tune_lr,
+        lr_fallback=fallback,
     )
 
 
@@ -273,14 +274,14 @@ def _train(task, modules, grid, seed_list, *, rows: bool, extend: int, fallback:
     ``rows``: keep the final run's per-row test errors; ``extend``, ``fallback``: see ``meta_test``'s
     ``lr_extend`` and ``lr_fallback``)."""
     validation, test = (task.X_val, task.y_val), (task.X_test, task.y_test)
+    quiet = {**run, "progress": None}  # the progress counts the selection and final runs, not extensions, fallbacks
 
-    def selection(copies, extension=False):  # the progress counts the selection and the final run, not extensions
-        options = {**run, "progress": None} if extension else run
-        return train_copies(task, modules, copies, (task.X_train, task.y_train), validation, **options)
+    def selection(copies, extension=False):
+        train = (task.X_train, task.y_train)
+        return train_copies(task, modules, copies, train, validation, **(quiet if extension else run))
 
-    def final_run(copies, again=False):  # a fallback's run is extra to the progress too
-        options = {**run, "progress": None} if again else run
-        return train_copies(task, modules, copies, task.train_and_val(), test, rows=rows, **options)
+    def final_run(copies, again=False):
+        return train_copies(task, modules, copies, task.train_and_val(), test, rows=rows, **(quiet if again else run))
 
     with torch_threads(auto_threads("auto", task.make_model(seed=0), task.device)):  # one thread for small models
         chosen = select_lrs(selection, len(modules), grid, seed_list, steps=run["steps"], extend=extend)
