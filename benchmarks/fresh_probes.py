@@ -36,7 +36,7 @@ sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
 from run_results import machine  # noqa: E402
-from task_results import Comparison, write_table  # noqa: E402
+from task_results import Comparison, same_run, write_table  # noqa: E402
 
 import evomal_sr as es  # noqa: E402
 from evomal_sr.core.fileio import atomic_write_json, read_json  # noqa: E402
@@ -191,15 +191,11 @@ def rejudge(name: str) -> None:
     report = meta_test(None, task, tune_lr=True, baselines="zoo", seeds=3, steps=3000, verbose=0)
     for row in report.methods:
         old = saved[row.method]
-        if len(row.lr_grid) == len(old.lr_grid) and not row.lr_fallbacks and _bits(row) != _bits(old):
+        if len(row.lr_grid) == len(old.lr_grid) and not row.lr_fallbacks and not same_run(row, old):
             raise SystemExit(f"{name}: {row.method} was neither extended nor fell back but differs from its saved row")
     report.to_json(target)
     atomic_write_json(OUT / name / "rejudge.json", {"seconds": time.perf_counter() - tick, "machine": machine()})
     print(f"{name}: rejudged in {time.perf_counter() - tick:.0f} s\n{report}", flush=True)
-
-
-def _bits(row) -> dict:
-    return {k: v for k, v in row.to_dict().items() if k not in ("seconds", "lr_fallbacks", "method", "baseline")}
 
 
 def now_judged(name: str) -> str | None:

@@ -38,7 +38,7 @@ from ablation import OUT as ABLATION  # noqa: E402
 from ablation import searched  # noqa: E402
 from run_results import CONTROL, STANDARD, ScaledLoss, machine  # noqa: E402
 from suite import TASKS  # noqa: E402
-from task_results import Comparison, TaskResult, write_table  # noqa: E402
+from task_results import Comparison, TaskResult, same_run, write_table  # noqa: E402
 
 from evomal_sr.core.fileio import atomic_write_json, read_json  # noqa: E402
 from evomal_sr.evaluation.metatest import meta_test  # noqa: E402
@@ -111,14 +111,10 @@ def rerun_with_fallback(key: str, args) -> None:
         losses, task, seeds=args.seeds, steps=args.steps, baselines="zoo", tune_lr=True, preset="quick", seed=args.seed
     )
     for row in report.methods:
-        if not row.lr_fallbacks and _bits(row) != _bits(saved[row.method]):
+        if not row.lr_fallbacks and not same_run(row, saved[row.method]):
             raise SystemExit(f"{key}: {row.method} did not fall back but differs from its saved row")
     print(f"{report}", flush=True)
     report.to_json(target)
-
-
-def _bits(row) -> dict:
-    return {k: v for k, v in row.to_dict().items() if k not in ("seconds", "lr_fallbacks")}
 
 
 def task_lines(key: str) -> list[str]:

@@ -100,12 +100,15 @@ def front_of(key: str, task):
     return load_front(folder / "pareto.json")
 
 
-def judged_report(key: str, task, front) -> MetaTestReport:
-    """Today's meta-test of ``key``'s zoo and short list (run here where no saved one has both)."""
-    if key in TASKS:
-        return judge(key)
+def judged_report(key: str) -> MetaTestReport:
+    """Today's meta-test of ``key``'s zoo and short list: ``lr_edge.py``'s for a suite task, else the one made here."""
+    return judge(key) if key in TASKS else MetaTestReport.load(OUT / key / "metatest.json")
+
+
+def make_judged_report(key: str, task, front) -> None:
+    """Meta-test ``key``'s zoo and short list with today's defaults where no saved report has both."""
     target = OUT / key / "metatest.json"
-    if not target.exists():
+    if key not in TASKS and not target.exists():
         learned = {f"learned #{i + 1}": e.loss(task.kind) for i, e in enumerate(shortlist_entries(front, 3))}
         if key in PROBE_TASKS:  # the probes' protocol: the zoo and the short list, 5 seeds x 1500 steps
             report = meta_test(learned, task, seeds=5, steps=1500, baselines="zoo", tune_lr=True, verbose=0)
@@ -116,14 +119,13 @@ def judged_report(key: str, task, front) -> MetaTestReport:
             known = [r for r in zoo.methods if r.known]  # not its "returned" row, a known loss's duplicate
             report = MetaTestReport(**{**zoo.__dict__, "methods": known + own.methods})
         report.to_json(target)
-    return MetaTestReport.load(target)
 
 
 def run(key: str) -> None:
     """Both selections of ``key`` (and what they need: its front, today's meta-test of its rows)."""
     task = build(key)
     front = front_of(key, task)
-    judged_report(key, task, front)
+    make_judged_report(key, task, front)
     for prior, changes in PRIORS.items():
         target = OUT / key / f"{prior}.json"
         if target.exists():
@@ -137,7 +139,7 @@ def run(key: str) -> None:
 
 def verdicts(key: str, prior: str) -> dict:
     """Prior ``prior``'s winner on ``key``, judged: worse than the best known, 20% below the standard, gap."""
-    test = Comparison(judged_report(key, None, None))
+    test = Comparison(judged_report(key))
     winner = read_json(OUT / key / f"{prior}.json", ValueError, "selection")["selection"]["winner"]
     row = test.rows[winner]
     diff, se, verdict = test.vs_best_known(row)

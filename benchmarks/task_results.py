@@ -156,6 +156,15 @@ class TaskResult(Comparison):
         )
 
 
+def same_run(row, saved) -> bool:
+    """Whether meta-test rows ``row`` and ``saved`` hold the same numbers, bit for bit: the same training, rerun
+    (their names, timing and lr fallbacks aside)."""
+    skip = ("seconds", "lr_fallbacks", "method", "baseline")
+    return {k: v for k, v in row.to_dict().items() if k not in skip} == {
+        k: v for k, v in saved.to_dict().items() if k not in skip
+    }
+
+
 def write_table(folder: Path, lines: list[str]) -> None:
     """A benchmark's table: written to ``folder/TABLE.md`` and printed."""
     atomic_write_text(folder / "TABLE.md", "\n".join(lines) + "\n")
