@@ -1,0 +1,138 @@
+"""Is the 20% target's ceiling the zoo's? Two published robust losses outside it, on the development half.
+
+On every noisy task where the default's returned loss is not 20% below the tuned standard loss, no loss the
+meta-test trains (the zoo and the short list) is either (``lr_edge.py``'s ceiling column). The active-passive
+losses of Ma et al. (ICML 2020, "Normalized loss functions for deep learning with noisy labels") are the
+strongest published robust classification losses that the zoo lacks: a normalised cross-entropy (active)
+plus a passive term,
+
+- ``nce+rce``: ``alpha * log p_y / sum_k log p_k + beta * RCE``, RCE with ``log 0 = -4`` as the zoo's SCE
+  (``4 (1 - p_y)``);
+- ``nce+mae``: ``alpha * log p_y / sum_k log p_k + beta * 2 (1 - p_y)`` (their MAE),
+
+with the paper's ``alpha = beta = 1`` (its CIFAR-10 setting). Each is meta-tested as the suite's extended
+judge ran (``lr_edge.py``: ``tune_lr=True``, ``lr_extend=4``, the fallback, 5 seeds x 1500 steps, the same
+seeds, initialisations and minibatches), on the development half's noisy classification tasks, with the
+task's best known loss trained again beside them as a check that the rows pair with the saved ones (the same
+bits, checked). Each is then compared, paired over seeds, with the best known loss and the tuned standard
+loss of the saved meta-test.
+
+The rule, written before the three tasks not probed by hand ran (a scratch run on digits-pair20 and
+mnist1d-noise20-val came first; both losses were worse than the best known there by 2.6-6.7 paired SEs):
+this decides nothing about the default. If either loss is better than the best known by two paired SEs on
+some task and worse on none, it is a candidate for the zoo in a later round (which would change the judge
+of every saved result); otherwise the ceiling stands for this family too.
+
+    python benchmarks/normalised_losses.py                 # runs the tasks not yet saved
+    python benchmarks/normalised_losses.py --report-only
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+sys.path.insert(0, str(ROOT.parent))
+sys.path.insert(0, str(ROOT))
+
+import torch  # noqa: E402
+from lr_edge import REGRESSION, judge  # noqa: E402
+from run_results import machine  # noqa: E402
+from suite import DEVELOPMENT, TASKS  # noqa: E402
+from task_results import Comparison, same_run, write_table  # noqa: E402
+
+from evomal_sr.core.fileio import atomic_write_json  # noqa: E402
+from evomal_sr.evaluation.metatest import meta_test  # noqa: E402
+from evomal_sr.evaluation.report import MetaTestReport  # noqa: E402
+from evomal_sr.losses.zoo import KnownLoss, known_loss  # noqa: E402
+
+OUT = ROOT / "results" / "normalised_losses"
+NOISY_CLASSIFICATION = [
+    t.key for t in TASKS.values() if t.half == DEVELOPMENT and t.noisy and t.dataset not in REGRESSION
+]
+
+
+class ActivePassive(KnownLoss):
+    """``alpha`` NCE + ``beta`` passive (``"rce"``: 4 (1 - p_y); ``"mae"``: 2 (1 - p_y)), per sample."""
+
+    task = "classification"
+
+    def __init__(self, passive: str, alpha: float = 1.0, beta: float = 1.0):
+        super().__init__()
+        self.passive, self.alpha, self.beta = passive, alpha, beta
+        self.name = f"nce+{passive}"
+
+    def params(self):
+        return {"alpha": self.alpha, "beta": self.beta}
+
+    def per_sample(self, output, target):
+        if output.shape[-1] == 1:  # binary: the two logits [0, z], as the zoo reads them
+            output = torch.cat([torch.zeros_like(output), output], dim=-1)
+        log_p = torch.log_softmax(output, dim=-1)
+        index = target.long().unsqueeze(-1).expand(*log_p.shape[:-1], 1)
+        log_p_y = log_p.gather(-1, index).squeeze(-1)
+        nce = log_p_y / log_p.sum(dim=-1)
+        passive = (4.0 if self.passive == "rce" else 2.0) * (1.0 - log_p_y.exp())
+        return self.alpha * nce + self.beta * passive
+
+
+def run_task(key: str) -> None:
+    target = OUT / key / "metatest.json"
+    if target.exists():
+        print(f"[{key}] done before", flush=True)
+        return
+    saved = Comparison(judge(key))
+    task = TASKS[key].build(0)
+    best = saved.best_known.method
+    losses = {"nce+rce": ActivePassive("rce"), "nce+mae": ActivePassive("mae"), best: known_loss(best, task.kind)}
+    tick, load = time.perf_counter(), machine()
+    report = meta_test(
+        losses, task, seeds=5, steps=1500, baseline=False, tune_lr=True, preset="quick", seed=0, verbose=0
+    )
+    if not same_run(report[best], saved.rows[best]):
+        raise SystemExit(f"{key}: {best} trained again differs from its saved row: the rows would not pair")
+    report.to_json(target)
+    atomic_write_json(OUT / key / "run.json", {"command": " ".join(sys.argv), "machine": load})
+    print(f"[{key}] {time.perf_counter() - tick:.0f} s", flush=True)
+
+
+def report_lines() -> list[str]:
+    lines = [
+        "| task | best known (lr, error) | tuned standard | loss | lr | early-stopped error | vs standard "
+        "| vs best known (paired ± se) |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for key in NOISY_CLASSIFICATION:
+        if not (OUT / key / "metatest.json").exists():
+            continue
+        saved, rerun = Comparison(judge(key)), MetaTestReport.load(OUT / key / "metatest.json")
+        best = saved.best_known
+        for name in ("nce+rce", "nce+mae"):
+            row = rerun[name]
+            diff, se, verdict = saved.vs_best_known(row)
+            lines.append(
+                f"| {key} | {best.method} {best.lr:.3g} {best.early_mean:.4f} | {saved.base.early_mean:.4f} | {name} "
+                f"| {row.lr:.3g} | {row.early_mean:.4f} | {saved.change(row):+.0%} "
+                f"| {diff:+.4f} ± {se:.4f} ({verdict}) |"
+            )
+    return lines
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tasks", default=",".join(NOISY_CLASSIFICATION))
+    parser.add_argument("--report-only", action="store_true")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    if not args.report_only:
+        for key in [k for k in args.tasks.split(",") if k]:
+            run_task(key)
+    write_table(OUT, report_lines())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
