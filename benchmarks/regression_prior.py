@@ -63,7 +63,8 @@ from evomal_sr.evaluation.selection import select_with_settings, shortlist_entri
 from evomal_sr.results.front import load_front  # noqa: E402
 
 OUT = ROOT / "results" / "regression_prior"
-PRIORS = {"log-cosh": {}, "mae": {"selection_prior": "mae"}}  # the default, and the variant
+# each named explicitly: "log-cosh" was the default when this ran, MAE is since (an empty override would now run MAE)
+PRIORS = {"log-cosh": {"selection_prior": "log-cosh"}, "mae": {"selection_prior": "mae"}}
 SUITE_KEYS = [k for k, t in TASKS.items() if t.dataset in ("diabetes", "friedman1", "sinusoid")]
 PROBE_KEYS = [k for k, t in PROBE_TASKS.items() if t.dataset in ("diabetes", "friedman1", "sinusoid")]
 FRESH_KEYS = [k for k, spec in FRESH.items() if spec["name"] in ("diabetes", "friedman1", "sinusoid")]
