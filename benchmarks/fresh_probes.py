@@ -174,6 +174,17 @@ FRESH: dict[str, dict] = {
         "noise": [[0.7, 0.3], [0.0, 1.0]],
         "noisy_splits": BOTH,
     },
+    # four more of the same default, named before they ran, after the four above were reported
+    "iris-seed71-noise40": {"name": "iris", "seed": 71, "label_noise": 0.4, "noisy_splits": BOTH},
+    "digits-seed73-imbalance7": {"name": "digits", "seed": 73, "imbalance": 7.0},
+    "friedman1-seed79-t1.5": {
+        "name": "friedman1",
+        "seed": 79,
+        "target_noise": "student_t",
+        "noise_df": 1.5,
+        "noise_scale": 0.4,
+    },
+    "mnist1d-seed83-pair30": {"name": "mnist1d", "seed": 83, "label_noise": 0.3, "noise": "pair"},
 }
 
 
