@@ -7,94 +7,19 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
+from results_tables import fmt, idle_seconds, targets_table, verdict_table
 from suite import DEVELOPMENT, EVALUATION, TASKS
 from task_results import TaskResult
 
 from evomal_sr.core.fileio import atomic_write_text, read_json
 from evomal_sr.evaluation.report import paired_difference
 
-BUDGET_SECONDS = 300.0
 #: The ablation variant (``benchmarks/ablation.py``) whose search is the default now: the suite's searches
 #: ran with the fitness before it, so the default's targets come from that variant's reruns.
 CURRENT_SEARCH = "fitness-seeds-2-grid-2"
 #: The ablation variant that is the default now: ``CURRENT_SEARCH``'s searches, their selections rerun or decided
 #: again with the default's selection settings (its records name the run whose rows they reuse: ``rows_from``).
 CURRENT_DEFAULT = "classes-sce"
-
-
-def _fmt(value, digits: int = 4) -> str:
-    return (
-        "-"
-        if value is None or (isinstance(value, float) and math.isnan(value))
-        else "inf"
-        if not math.isfinite(value)
-        else f"{value:.{digits}f}"
-    )
-
-
-def _verdict_table(results: list[TaskResult]) -> list[str]:
-    lines = [
-        "| task | returned (kind) | early-stopped error | tuned standard | change | best known | returned vs best "
-        "known (paired ± se) | search + selection (s) |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    for t in results:
-        diff, se, verdict = t.vs_best_known(t.returned)
-        lines.append(
-            f"| {t.spec.title} | {t.returned.method} ({t.returned_kind}) | {_fmt(t.returned.early_mean)} | "
-            f"{_fmt(t.base.early_mean)} | {t.change(t.returned):+.0%} | {t.best_known.method} "
-            f"{_fmt(t.best_known.early_mean)} | {diff:+.4f} ± {_fmt(se)} ({verdict}) | "
-            f"{t.info['search_seconds']:.0f} ({t.info['selection']['seconds']:.0f}) |"
-        )
-    return lines + [""]
-
-
-def _idle_seconds(out: Path) -> dict[str, float]:
-    path = out / "idle_timing.json"
-    if not path.exists():
-        return {}
-    return {key: v["seconds"] for key, v in read_json(path, ValueError, "idle timing")["tasks"].items()}
-
-
-def _targets(
-    results: list[TaskResult], idle: dict[str, float], loaded: str = "2-6 benchmark processes sharing the 2 cores"
-) -> list[str]:
-    noisy = [t for t in results if t.spec.noisy]
-    worse = [t.key for t in results if t.vs_best_known(t.returned)[2] == "worse"]
-    short = [t.key for t in noisy if t.change(t.returned) > -0.20]
-    learned_wins = [t.key for t in noisy if t.returned_kind == "learned" and t.vs_best_known(t.returned)[2] == "better"]
-    # timed alone where measured (idle_timing.json); the loaded figures only bound it from above
-    alone = {t.key: idle[t.key] for t in results if t.key in idle}
-    slow = [key for key, seconds in alone.items() if seconds > BUDGET_SECONDS]
-    third = math.ceil(len(noisy) / 3) if noisy else 0
-    rows = [
-        (
-            "never worse than the best known loss beyond two paired SEs, on any task",
-            f"worse on {len(worse)} of {len(results)}" + (f" ({', '.join(worse)})" if worse else ""),
-            not worse,
-        ),
-        (
-            ">= 20% lower early-stopped error than the tuned standard loss on every noisy task",
-            f"met on {len(noisy) - len(short)} of {len(noisy)}" + (f"; not on {', '.join(short)}" if short else ""),
-            noisy and not short,
-        ),
-        (
-            "a learned loss strictly better than the best known (2 SEs) on >= 1/3 of the noisy tasks",
-            f"{len(learned_wins)} of {len(noisy)} (needs {third})"
-            + (f": {', '.join(learned_wins)}" if learned_wins else ""),
-            noisy and len(learned_wins) >= third,
-        ),
-        (
-            "default search + selection <= 5 min per task (2 cores)",
-            f"timed alone: {', '.join(f'{k} {v:.0f} s' for k, v in alone.items()) or 'no task of this half'}; "
-            f"max {max((t.info['search_seconds'] for t in results), default=0):.0f} s with {loaded}"
-            + (f"; over on {', '.join(slow)}" if slow else ""),
-            bool(alone) and not slow,
-        ),
-    ]
-    lines = ["| target | reached | met |", "|---|---|---|"]
-    lines += [f"| {name} | {reached} | {'**yes**' if met else '**no**'} |" for name, reached, met in rows]
-    return lines + [""]
 
 
 #: The earlier selections the report shows beside the returned one: (column, selection_signature).
@@ -119,12 +44,12 @@ def _ablation(results: list[TaskResult]) -> list[str]:
         for _, signature in EARLIER:
             chosen = t.saved_selection(signature)
             other = t.rows[chosen["winner"]] if chosen else None
-            cells.append(f"{chosen['winner']} {_fmt(other.early_mean)} ({t.change(other):+.0%})" if other else "-")
+            cells.append(f"{chosen['winner']} {fmt(other.early_mean)} ({t.change(other):+.0%})" if other else "-")
         lines.append(
-            f"| {t.spec.title} | {t.spec.half} | {_fmt(t.front_pick.early_mean)} ({t.change(t.front_pick):+.0%}) | "
-            f"{t.returned.method} {_fmt(t.returned.early_mean)} ({t.change(t.returned):+.0%}) | "
+            f"| {t.spec.title} | {t.spec.half} | {fmt(t.front_pick.early_mean)} ({t.change(t.front_pick):+.0%}) | "
+            f"{t.returned.method} {fmt(t.returned.early_mean)} ({t.change(t.returned):+.0%}) | "
             + " | ".join(cells)
-            + f" | {diff:+.4f} ± {_fmt(se)} ({verdict}) |"
+            + f" | {diff:+.4f} ± {fmt(se)} ({verdict}) |"
         )
     return lines + [""]
 
@@ -143,9 +68,9 @@ def _ranks(results: list[TaskResult]) -> list[str]:
         values = [(b, nb), (a, na), *earlier]
         for column, (value, _) in zip(columns, values):
             column += [value] if math.isfinite(value) else []
-        cells = " | ".join(f"{_fmt(v, 2)} ({n})" for v, n in values)
+        cells = " | ".join(f"{fmt(v, 2)} ({n})" for v, n in values)
         lines.append(f"| {t.spec.title} | {t.spec.half} | {cells} |")
-    means = [f"{_fmt(sum(c) / len(c), 2) if c else '-'} ({len(c)} tasks)" for c in columns]
+    means = [f"{fmt(sum(c) / len(c), 2) if c else '-'} ({len(c)} tasks)" for c in columns]
     lines.append("| **mean** | | " + " | ".join(means) + " |")
     return lines + [""]
 
@@ -233,6 +158,56 @@ def _regression_prior() -> list[str]:
     )
 
 
+def _today() -> list[str]:
+    """The headline: today's default judged by today's meta-test (``lr_edge.TodayResult``), per half, with the
+    issue's targets; the default timed alone at the commit of ``results/default_now/idle_timing.json``."""
+    from lr_edge import OUT, TodayResult
+
+    keys = [k for k in TASKS if (OUT / k / "metatest.json").exists()]
+    if not keys:
+        return []
+    timing = OUT.parent / "default_now"
+    lines = ["## Where the targets stand: today's default, by today's meta-test", "", *_prose("today"), ""]
+    for which in (EVALUATION, DEVELOPMENT):
+        results = [TodayResult(k) for k in keys if TASKS[k].half == which]
+        lines += [
+            f"### Today's default, {which} half",
+            "",
+            *verdict_table(results),
+            f"#### Targets, today's default ({which} half)",
+            "",
+            *targets_table(results, idle_seconds(timing), "2-3 benchmark processes sharing the 2 cores"),
+        ]
+    return lines + [*_idle_timing(timing, "Today's default timed alone")]
+
+
+def _normalised() -> list[str]:
+    """The active-passive losses against the zoo's best (``normalised_losses.py``), from its files."""
+    from normalised_losses import OUT, report_lines
+
+    return _saved_section(
+        OUT,
+        "Does a published robust loss outside the zoo lift the ceiling? (`benchmarks/normalised_losses.py`)",
+        "normalised",
+        "`python benchmarks/normalised_losses.py` (runs the tasks not yet saved), then "
+        "`python benchmarks/normalised_losses.py --report-only`.",
+        report_lines,
+    )
+
+
+def _fixed_answers() -> list[str]:
+    """Each known loss as a fixed answer against today's default (``fixed_answers.py``), from saved meta-tests."""
+    from fixed_answers import OUT, report_lines
+
+    return _saved_section(
+        OUT,
+        "Would a fixed answer do better? (`benchmarks/fixed_answers.py`)",
+        "fixed",
+        "`python benchmarks/fixed_answers.py` (reads the saved meta-tests; trains nothing).",
+        report_lines,
+    )
+
+
 def _saved_section(folder: Path, title: str, prose: str, regenerate: str, tables: Callable[[], list[str]]) -> list[str]:
     """A report section of a benchmark's saved files (none before it ran): its title, its prose, how to
     regenerate it, its tables."""
@@ -288,11 +263,11 @@ def _details(t: TaskResult) -> list[str]:
         delta = (
             ""
             if row["early_vs_baseline"] is None
-            else f"{row['early_vs_baseline']:+.4f} ± {_fmt(row['early_vs_baseline_se'])}"
+            else f"{row['early_vs_baseline']:+.4f} ± {fmt(row['early_vs_baseline_se'])}"
         )
         lines.append(
-            f"| {row['method']} | {row['lr']:.3g} | {_fmt(row['early_mean'])} ± {_fmt(row['early_std'])} | "
-            f"{_fmt(row['mean'])} ± {_fmt(row['std'])} | {delta} | {row['early_verdict']} |"
+            f"| {row['method']} | {row['lr']:.3g} | {fmt(row['early_mean'])} ± {fmt(row['early_std'])} | "
+            f"{fmt(row['mean'])} ± {fmt(row['std'])} | {delta} | {row['early_verdict']} |"
         )
     lines += ["", *(f"- {m.method}: `{m.loss}`" for m in r.methods if m.method.startswith("learned")), ""]
     return lines
@@ -336,22 +311,27 @@ def write_report(out: Path, path: Path) -> None:
         "halving: every loss runs the first two folds, the four best there (and the best known and the best "
         "learned) run the other three (`selection_finalists=4`). It returns a learned loss only if it beats "
         "the best known loss there by 1.5 paired standard errors, else the best known loss if that beats the "
-        "task kind's noise-tolerant loss (MAE for classification up to five classes, SCE above five, log-cosh "
-        "for regression) by 1.5 paired standard errors, else that loss, each standard error holding the spread "
-        "over the folds and the sampling error of the scored rows (`selection_prior='robust-classes'`, "
+        "task kind's noise-tolerant loss (MAE for classification up to five classes, SCE above five, MAE for "
+        "regression since the twelfth session, log-cosh before) by 1.5 paired standard errors, else that loss, "
+        "each standard error holding the spread over the folds and the sampling error of the scored rows "
+        "(`selection_prior='robust-classes'`, "
         "`selection_margin=1.5`, "
         f"`selection_uncertainty='folds-and-rows'`: `{CURRENT_DEFAULT}`, the selections of the same searches rerun "
         "with each row's error kept, their fold errors identical, and decided so). The ablation also runs three "
         "folds for every loss and the other scoring, `'folds'` (rotating folds of the pooled training + "
         "validation rows).",
         "- Meta-test: `meta_test(..., baselines='zoo', tune_lr=True)`: every method, learned or known, at its "
-        "own lr of the grid 0.003-0.3 chosen on validation, early-stopped, the same seeds, initialisations and "
-        "minibatches; paired verdicts at two standard errors. The test split is used only here.",
+        "own lr chosen on validation, early-stopped, the same seeds, initialisations and minibatches; paired "
+        "verdicts at two standard errors. The test split is used only here. The suite's saved meta-tests chose "
+        "each lr from the grid 0.003-0.3 as given; today's (`lr_extend=4`, `lr_fallback=True`, the defaults "
+        "since the eleventh and twelfth sessions) extend a method's grid past an edge where its best lr lay and "
+        "redo a final run that diverged before its stopping step at the next smaller lr: the first section "
+        "judges today's default so (`benchmarks/lr_edge.py`), the later sections keep the judge of their day.",
         "- The **development** half is where the defaults were chosen; the **evaluation** half is reported only.",
         *_prose("order"),
         "",
     ]
-    body = []
+    body = _today()
     variant, searched = out.parent / "ablation" / CURRENT_DEFAULT, out.parent / "ablation" / CURRENT_SEARCH
     for name, tasks in halves.items():
         if not tasks:
@@ -360,23 +340,26 @@ def write_report(out: Path, path: Path) -> None:
         if all((variant / f"{t.key}.json").exists() for t in tasks):
             current = [TaskResult(out / t.key, variant) for t in tasks]
             body += [
-                f"### The default search now (`{CURRENT_DEFAULT}`, {name} half)",
+                f"### The default search before the twelfth session (`{CURRENT_DEFAULT}`, {name} half), by the "
+                "saved meta-test",
                 "",
-                "The search rerun by `benchmarks/ablation.py` with the default's settings, its short list of "
-                "learned losses meta-tested with the suite's seeds; the known losses' rows are the suite's.",
+                "The search rerun by `benchmarks/ablation.py` with the default's settings of that time (log-cosh "
+                "the regression prior), its short list of learned losses meta-tested with the suite's seeds; the "
+                "known losses' rows are the suite's, every method's lr from the grid 0.003-0.3 as given. Today's "
+                "default by today's meta-test is the first section of this report.",
                 "",
-                *_verdict_table(current),
-                f"#### Targets, the default search now ({name} half)",
+                *verdict_table(current),
+                f"#### Targets, the default search before the twelfth session ({name} half), by the saved meta-test",
                 "",
-                *_targets(current, _idle_seconds(searched), "2 benchmark processes sharing the 2 cores"),
+                *targets_table(current, idle_seconds(searched), "2 benchmark processes sharing the 2 cores"),
                 f"### The suite's searches (the fitness before `{CURRENT_SEARCH}`, {name} half)",
                 "",
             ]
         body += [
-            *_verdict_table(tasks),
+            *verdict_table(tasks),
             f"#### Targets, the suite's searches ({name} half)",
             "",
-            *_targets(tasks, _idle_seconds(out)),
+            *targets_table(tasks, idle_seconds(out)),
         ]
     body += [
         "## Ablation: the final selection on and off",
@@ -394,7 +377,9 @@ def write_report(out: Path, path: Path) -> None:
         *_fresh(),
         *_lr_edge(),
         *_regression_prior(),
-        *_idle_timing(searched, "The default search now timed alone"),
+        *_normalised(),
+        *_fixed_answers(),
+        *_idle_timing(searched, "The default search before the twelfth session timed alone"),
         *_idle_timing(out, f"The suite's search (the fitness before `{CURRENT_SEARCH}`) timed alone"),
         "## Rank agreement: does the search's score predict the fair test?",
         "",

@@ -1,0 +1,117 @@
+"""Would a fixed answer do better than the final selection? Each known loss returned on every task, judged.
+
+The issue's first target asks that the returned loss be never worse than the best known loss (two paired
+SEs) on any task. This reads every meta-test saved with today's judge (``lr_extend=4``, the fallback) and
+counts, for each known loss, the tasks where returning it always would have been worse than the best known
+loss there, beside today's default (its final selection) where its returned loss is known:
+
+- the suite's 20 tasks (``lr_edge.py``'s meta-tests; the default's winner as the report's headline reads it,
+  ``lr_edge.TodayResult``);
+- the regression development probes and fresh regression probes of ``regression_prior.py`` (today's default's
+  winner: its MAE-prior selection);
+- the fresh classification probes (``fresh_probes.py``; ``metatest-now.json`` where the probe was judged again);
+  today's default's winner only for the probes run with it (the twelfth session's and later; earlier probes
+  ran earlier defaults and count for the fixed answers only).
+
+Tasks are grouped as the selection's prior is: regression, classification with up to five classes, more
+than five. It trains nothing and decides nothing.
+
+    python benchmarks/fixed_answers.py
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+sys.path.insert(0, str(ROOT.parent))
+sys.path.insert(0, str(ROOT))
+
+from fresh_probes import FRESH  # noqa: E402
+from fresh_probes import OUT as FRESH_OUT  # noqa: E402
+from lr_edge import REGRESSION, TodayResult, judge  # noqa: E402
+from regression_prior import OUT as PRIOR_OUT  # noqa: E402
+from suite import TASKS  # noqa: E402
+from task_results import Comparison, write_table  # noqa: E402
+
+from evomal_sr.core.fileio import read_json  # noqa: E402
+from evomal_sr.evaluation.report import MetaTestReport  # noqa: E402
+from evomal_sr.losses.zoo import KNOWN_LOSSES  # noqa: E402
+
+OUT = ROOT / "results" / "fixed_answers"
+CLASSES = {"digits": 10, "mnist1d": 10, "wine": 3, "iris": 3, "breast_cancer": 2}
+#: the first fresh probe run with today's default (MAE the regression prior, twelfth session); later ones too
+FIRST_OF_TODAY = "friedman1-seed37-outliers30"
+
+
+def group(dataset: str) -> str:
+    if dataset in REGRESSION:
+        return "regression"
+    return "classification, more than five classes" if CLASSES[dataset] > 5 else "classification, up to five"
+
+
+def judged_tasks() -> dict[str, tuple[str, Comparison, str | None]]:
+    """Task -> (group, today's judge, today's default's returned loss or None)."""
+    tasks: dict[str, tuple[str, Comparison, str | None]] = {}
+    for key, spec in TASKS.items():
+        if (ROOT / "results" / "lr_edge" / key / "metatest.json").exists():
+            tasks[key] = (group(spec.dataset), Comparison(judge(key)), TodayResult(key).returned.method)
+    for folder in sorted(PRIOR_OUT.glob("*/metatest.json")):
+        key = folder.parent.name
+        winner = read_json(folder.parent / "mae.json", ValueError, "selection")["selection"]["winner"]
+        tasks.setdefault(key, ("regression", Comparison(MetaTestReport.load(folder)), winner))
+    names = list(FRESH)
+    for name, keywords in FRESH.items():
+        now, first = FRESH_OUT / name / "metatest-now.json", FRESH_OUT / name / "metatest.json"
+        if name in tasks or not first.exists():
+            continue
+        report = MetaTestReport.load(now if now.exists() else first)
+        today = names.index(name) >= names.index(FIRST_OF_TODAY)
+        winner = read_json(FRESH_OUT / f"{name}.json", ValueError, "fresh probe")["selection"]["winner"]
+        returned = winner if winner in {r.method for r in report.methods} else "returned"  # a learned loss's row
+        tasks[name] = (group(keywords["name"]), Comparison(report), returned if today else None)
+    return tasks
+
+
+def _tally(among: dict, rows: dict, named: bool = False) -> str:
+    """``worse | mean gap`` of ``rows`` (task -> meta-test row) against each task's best known loss (``named``:
+    the tasks where it is worse, too)."""
+    judged = {k: among[k][0].vs_best_known(row) for k, row in rows.items()}
+    worse = [k for k, (_, _, verdict) in judged.items() if verdict == "worse"]
+    best = {k: among[k][0].best_known.early_mean for k in judged}
+    gaps = [diff / best[k] for k, (diff, _, _) in judged.items() if best[k]]  # a best of 0 has no relative gap
+    which = f" ({', '.join(worse)})" if named and worse else ""
+    return f"{len(worse)} of {len(judged)}{which} | {sum(gaps) / len(gaps) if gaps else 0.0:+.1%}"
+
+
+def report_lines() -> list[str]:
+    tasks = judged_tasks()
+    lines = [
+        "| tasks | answer | worse than the best known (2 SEs), every task | mean gap | worse, on the tasks "
+        "today's default was judged on | mean gap |",
+        "|---|---|---|---|---|---|",
+    ]
+    for which in sorted({g for g, _, _ in tasks.values()}, key=lambda g: (g != "regression", g)):
+        among = {k: (c, r) for k, (g, c, r) in tasks.items() if g == which}
+        kind = "regression" if which == "regression" else "classification"
+        today = [k for k, (_, r) in among.items() if r]
+        for name in [*KNOWN_LOSSES[kind], "today's default"]:
+            if name == "today's default":
+                rows = {k: among[k][0].rows[among[k][1]] for k in today}
+                lines.append(f"| {which} | **today's default** | - | - | {_tally(among, rows, named=True)} |")
+                continue
+            every = {k: c.rows[name] for k, (c, _) in among.items() if name in c.rows}
+            lines.append(
+                f"| {which} | {name} | {_tally(among, every)} | {_tally(among, {k: every[k] for k in today})} |"
+            )
+    return lines
+
+
+def main() -> int:
+    write_table(OUT, report_lines())
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
