@@ -23,13 +23,12 @@ this decides nothing about the default. If either loss is better than the best k
 some task and worse on none, it is a candidate for the zoo in a later round (which would change the judge
 of every saved result); otherwise the ceiling stands for this family too.
 
-    python benchmarks/normalised_losses.py                 # runs the tasks not yet saved
+    python benchmarks/normalised_losses.py --tasks digits-pair20,mnist1d-noise20-val   # skips what is saved
     python benchmarks/normalised_losses.py --report-only
 """
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
@@ -39,10 +38,10 @@ sys.path.insert(0, str(ROOT.parent))
 sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
-from lr_edge import REGRESSION, judge  # noqa: E402
+from lr_edge import REGRESSION, cli, judge  # noqa: E402
 from run_results import machine  # noqa: E402
 from suite import DEVELOPMENT, TASKS  # noqa: E402
-from task_results import Comparison, same_run, write_table  # noqa: E402
+from task_results import Comparison, same_run  # noqa: E402
 
 from evomal_sr.core.fileio import atomic_write_json  # noqa: E402
 from evomal_sr.evaluation.metatest import meta_test  # noqa: E402
@@ -79,7 +78,7 @@ class ActivePassive(KnownLoss):
         return self.alpha * nce + self.beta * passive
 
 
-def run_task(key: str) -> None:
+def run_task(key: str, _args=None) -> None:
     target = OUT / key / "metatest.json"
     if target.exists():
         print(f"[{key}] done before", flush=True)
@@ -121,17 +120,9 @@ def report_lines() -> list[str]:
     return lines
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tasks", default=",".join(NOISY_CLASSIFICATION))
-    parser.add_argument("--report-only", action="store_true")
-    args = parser.parse_args()
+def main(argv=None) -> int:
     torch.set_num_threads(1)
-    if not args.report_only:
-        for key in [k for k in args.tasks.split(",") if k]:
-            run_task(key)
-    write_table(OUT, report_lines())
-    return 0
+    return cli(argv, __doc__, run_task, OUT, report_lines)
 
 
 if __name__ == "__main__":

@@ -189,7 +189,7 @@ def _normalised() -> list[str]:
         OUT,
         "Does a published robust loss outside the zoo lift the ceiling? (`benchmarks/normalised_losses.py`)",
         "normalised",
-        "`python benchmarks/normalised_losses.py` (runs the tasks not yet saved), then "
+        "`python benchmarks/normalised_losses.py --tasks KEY,...` (runs the tasks not yet saved), then "
         "`python benchmarks/normalised_losses.py --report-only`.",
         report_lines,
     )
