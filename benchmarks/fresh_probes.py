@@ -40,10 +40,13 @@ from task_results import Comparison, same_run, write_table  # noqa: E402
 
 import evomal_sr as es  # noqa: E402
 from evomal_sr.core.fileio import atomic_write_json, read_json  # noqa: E402
-from evomal_sr.evaluation.metatest import meta_test  # noqa: E402
+from evomal_sr.core.presets import resolve_preset  # noqa: E402
+from evomal_sr.evaluation.metatest import LR_FACTORS, meta_test  # noqa: E402
 from evomal_sr.evaluation.report import MetaTestReport  # noqa: E402
 
 OUT = ROOT / "results" / "fresh"
+#: the lr grid every probe's meta-test was given (``meta_test``'s default with the ``quick`` preset's lr)
+QUICK_GRID = [resolve_preset("quick").lr * factor for factor in LR_FACTORS]
 BOTH = ("train", "val")
 
 #: Probe name -> ``Task.builtin`` keywords (the MLP, a seed outside the suite's 0).
@@ -235,7 +238,7 @@ def now_judged(name: str) -> str | None:
     test = Comparison(MetaTestReport.load(now) if now.exists() else saved)
     winner = read_json(OUT / f"{name}.json", ValueError, "fresh probe")["selection"]["winner"]
     returned, best = test.rows["returned"] if "returned" in test.rows else test.rows[winner], test.best_known
-    given = set.intersection(*(set(r.lr_grid) for r in test.report.methods))  # the grid every method ran
+    given = test.report.lr_grid or QUICK_GRID  # files before the report recorded it: every probe ran the default
     extended = sum(1 for r in test.report.methods if not min(given) <= r.lr <= max(given))
     return (
         f"| {name} | {winner} {returned.lr:g} {returned.early_mean:.4f} | {test.base.method} "

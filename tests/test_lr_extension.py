@@ -66,7 +66,18 @@ def test_a_method_at_the_top_edge_gets_its_grid_extended(iris):
         assert row.lr_grid[:2] == SMALL and len(row.lr_grid) == 4, row.lr_grid
         assert math.isclose(row.lr_grid[2], 9e-3) and math.isclose(row.lr_grid[3], 2.7e-2)
         assert len(row.lr_scores) == 4 and row.lr == row.lr_grid[min(range(4), key=lambda g: (row.lr_scores[g], g))]
-    assert "from 0.001, 0.003," in report.protocol()  # the grid every method ran
+    # the grid as given, though every method ran 0.009 and 0.027 too (each an extension of its own)
+    assert report.lr_grid == SMALL and "from 0.001, 0.003, each grid extended" in report.protocol()
+
+
+def test_a_report_names_its_given_grid_and_older_files_the_lrs_every_row_ran(iris, tmp_path):
+    report = run(iris, lr_grid=SMALL, lr_extend=1)
+    assert MetaTestReport.load(report.to_json(tmp_path / "r.json")).given_lr_grid() == SMALL
+    data = report.to_dict()
+    del data["lr_grid"]  # a file written before the report recorded it
+    older = MetaTestReport.from_dict(data)
+    assert older.lr_grid == [] and older.given_lr_grid() == pytest.approx([*SMALL, 9e-3])
+    assert run(iris, tune_lr=False, lr=1e-3).lr_grid == []  # an untuned meta-test has no grid
 
 
 def test_lr_extend_zero_keeps_the_grid_and_an_extension_is_the_run_that_lr_has_in_the_grid(iris):

@@ -254,6 +254,7 @@ def meta_test(
         seconds=seconds,
         lr_extend=extend,
         lr_fallback=fallback,
+        lr_grid=list(grid) if tune_lr else [],
     )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from evomal_sr.core.fileio import atomic_write_json, atomic_write_text, check_header, read_json
@@ -51,6 +51,8 @@ class MetaTestReport:
     seconds: float = 0.0
     lr_extend: int = 0  # how far a method's grid could grow past an edge (meta_test's lr_extend; 0 in older files)
     lr_fallback: bool = False  # whether a diverged final run fell back to a smaller lr (False in older files)
+    # the lr grid every method was given, before any extension (empty in older files: read from the rows)
+    lr_grid: list[float] = field(default_factory=list)
 
     def __getitem__(self, method: str) -> MethodResult:
         for row in self.methods:
@@ -76,12 +78,21 @@ class MetaTestReport:
         known = [r for r in self.methods if r.known or r.baseline]
         return min(known, key=lambda r: (_primary(r), r.method)) if known else None
 
+    def given_lr_grid(self) -> list[float]:
+        """The lr grid every method was given, before any extension past an edge (a row's ``lr_grid`` has its own).
+
+        Older files did not record it: there it is the lrs every row ran, which includes an extension that
+        every method made.
+        """
+        if self.lr_grid or not self.methods:
+            return list(self.lr_grid)
+        return sorted(set.intersection(*(set(r.lr_grid) for r in self.methods)))
+
     def protocol(self) -> str:
         """How the methods were trained and compared: seeds x steps, lr, early stopping, final training."""
         task = self.task.get("name", "task") + (f" ({self.task['model']} model)" if self.task.get("model") else "")
         seeds = len(self.methods[0].seeds) if self.methods else 0
-        # every method ran the given grid; an extension is its own (its row's lr_grid)
-        grid = sorted(set.intersection(*(set(r.lr_grid) for r in self.methods))) if self.methods else []
+        grid = self.given_lr_grid()
         lr = (
             f"tuned per method on the validation rows from {', '.join(f'{v:g}' for v in grid)}"
             if self.tune_lr
@@ -259,6 +270,7 @@ class MetaTestReport:
             "seconds": self.seconds,
             "lr_extend": self.lr_extend,
             "lr_fallback": self.lr_fallback,
+            "lr_grid": self.lr_grid,
             "methods": [r.to_dict() for r in self.methods],
         }
 
@@ -279,6 +291,7 @@ class MetaTestReport:
                 seconds=float(data.get("seconds", 0.0)),
                 lr_extend=int(data.get("lr_extend", 0)),
                 lr_fallback=bool(data.get("lr_fallback", False)),
+                lr_grid=[float(v) for v in data.get("lr_grid", [])],
             )
         except (KeyError, TypeError, ValueError, OverflowError) as exc:
             raise LossFileError(f"malformed meta-test report: {exc}") from None
