@@ -87,17 +87,17 @@ def build(key: str):
     return es.Task.builtin(model="mlp", **FRESH[key])
 
 
-def front_of(key: str, task):
-    """The default search's front on ``key``: saved (suite, development probes) or searched here (fresh)."""
+def front_of(key: str, task, out: Path = OUT):
+    """The default search's front on ``key``: saved (suite, development probes), else searched into ``out``."""
     if key in TASKS:
         return load_front(searched(DEFAULT, key) / "search" / "pareto.json")
     if key in PROBE_TASKS:
         return load_front(PROBES_OUT / key / "search" / "pareto.json")
-    folder = OUT / key / "search"
+    folder = out / key / "search"
     if not (folder / "pareto.json").exists():
         tick = time.perf_counter()
         es.LossSearch(seed=0, out_dir=folder, force=True, verbose=0, final_selection="none").fit(task)
-        atomic_write_json(OUT / key / "search.json", {"seconds": time.perf_counter() - tick, "machine": machine()})
+        atomic_write_json(out / key / "search.json", {"seconds": time.perf_counter() - tick, "machine": machine()})
     return load_front(folder / "pareto.json")
 
 

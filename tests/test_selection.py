@@ -405,3 +405,34 @@ def test_selection_lr_extend_reaches_every_folds_meta_test_and_is_recorded(iris,
     assert resolve_preset("standard").selection_lr_extend == 0  # the grid as given, as the defaults were chosen
     with pytest.raises(ConfigError, match="selection_lr_extend must be >= 0"):
         resolve_preset("standard", selection_lr_extend=-1)
+
+
+@pytest.mark.parametrize(
+    "options, prior",
+    [
+        ({"name": "breast_cancer", "imbalance": 9.0}, "label-smoothing"),  # training rows 9:1, validation not
+        ({"name": "digits", "imbalance": 5.0}, "label-smoothing"),
+        ({"name": "breast_cancer"}, "mae"),  # no label shift: robust-classes' choice
+        ({"name": "digits", "label_noise": 0.3, "noise": "pair"}, "sce"),
+        ({"name": "diabetes"}, "mae"),  # regression has no class balance
+    ],
+)
+def test_robust_shift_is_label_smoothing_under_label_shift_and_robust_classes_elsewhere(options, prior):
+    from evomal_sr.evaluation.selection import task_prior
+
+    task = es.Task.builtin(seed=0, **options)
+    assert task_prior("robust-shift", task) == prior
+    if prior != "label-smoothing":
+        assert task_prior("robust-classes", task) == prior
+
+
+def test_the_selection_runs_the_label_shift_prior_on_every_fold():
+    from evomal_sr.core.presets import resolve_preset
+    from evomal_sr.evaluation import selection
+
+    task = es.Task.builtin("breast_cancer", seed=0, model="linear", imbalance=9.0)
+    front = ParetoFront([FrontEntry("-(y * log(fx))", (1.0,) * 4, 0.2, 5)], task_kind="classification")
+    settings = resolve_preset("tiny", selection_prior="robust-shift", selection_steps=20)
+    result = selection.select_with_settings(front, task, settings, verbose=0)
+    assert result.prior == "label-smoothing"
+    assert any(r.name == "label-smoothing" and len(r.errors) == result.folds for r in result.rows)

@@ -122,7 +122,8 @@ class Preset:
     # beats it by selection_margin paired standard errors on the folds (evaluation.selection): "mae";
     # "sce" or "gce" (classification only); "log-cosh" (regression only); or "robust", each kind's own
     # (evaluation.verdict.prior_of: MAE for both since the twelfth session);
-    # or "robust-classes", "robust" but SCE on classifiers with more than five classes
+    # or "robust-classes", "robust" but SCE on classifiers with more than five classes; or "robust-shift",
+    # "robust-classes" but label smoothing on a classifier with label shift (evaluation.label_shift)
     selection_prior: str = "none"
     # what chooses each fold's lr and stopping step and scores it on regression tasks: "task" (the
     # meta-test's MSE), "mae" or "huber" (bounded influence of a heavy-tailed validation label;
@@ -191,7 +192,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "initial_fill": ("random", "variants"),
     "final_selection": ("none", "fair"),
     "selection_scoring": ("validation", "folds", "validation-folds", "auto"),
-    "selection_prior": ("none", "robust", "robust-classes", "mae", "sce", "gce", "log-cosh"),
+    "selection_prior": ("none", "robust", "robust-classes", "robust-shift", "mae", "sce", "gce", "log-cosh"),
     "selection_metric": ("task", "mae", "huber"),
     "selection_uncertainty": ("folds", "folds-and-rows"),
 }

@@ -29,7 +29,7 @@ import torch
 from evomal_sr.core.progress import StepProgress
 from evomal_sr.core.seeding import derive_seed
 from evomal_sr.errors import ConfigError
-from evomal_sr.evaluation.label_shift import resolve_scoring
+from evomal_sr.evaluation.label_shift import label_shift, resolve_scoring
 from evomal_sr.evaluation.metatest import meta_test
 from evomal_sr.evaluation.verdict import (
     FOLDS,
@@ -345,6 +345,22 @@ def returned_loss(front, summary: dict) -> torch.nn.Module:
     return entry.loss(front.task_kind, metadata={"fitness": entry.fitness})
 
 
+def task_prior(setting: str, task) -> str | None:
+    """The known loss ``selection_prior`` ``setting`` names on ``task`` (:func:`prior_of`; ``"robust-shift"`` tests
+    the task for label shift).
+
+    Examples
+    --------
+    >>> import evomal_sr as es
+    >>> task_prior("robust-shift", es.Task.builtin("breast_cancer", seed=0, imbalance=9.0))
+    'label-smoothing'
+    >>> task_prior("robust-shift", es.Task.builtin("breast_cancer", seed=0))
+    'mae'
+    """
+    shift = label_shift(task) if setting == "robust-shift" else None
+    return prior_of(setting, task.kind, task.n_outputs, shifted=shift is not None and shift.shifted)
+
+
 def select_with_settings(
     front, task, settings, *, seed: int = 0, device: str = "cpu", verbose: int = 1, scoring: str | None = None
 ) -> SelectionResult:
@@ -365,7 +381,7 @@ def select_with_settings(
         verbose=verbose,
         scoring=settings.selection_scoring if scoring is None else scoring,
         finalists=settings.selection_finalists,
-        prior=prior_of(settings.selection_prior, task.kind, task.n_outputs),
+        prior=task_prior(settings.selection_prior, task),
         metric=settings.selection_metric,
         uncertainty=settings.selection_uncertainty,
         lr_extend=settings.selection_lr_extend,

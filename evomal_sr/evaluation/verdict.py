@@ -198,12 +198,18 @@ ROBUST_PRIOR = {"classification": "mae", "regression": "mae"}
 #: MAE's pull on the true class's logit is cross-entropy's times that class's probability (1/K at the start),
 #: so with many classes it underfits; SCE (cross-entropy plus a reverse term) keeps cross-entropy's pull.
 MANY_CLASSES = 5
+#: ``selection_prior="robust-shift"``: ``"robust-classes"``, but this loss on a classifier whose training rows'
+#: class balance differs from its validation rows' (label shift, :mod:`evomal_sr.evaluation.label_shift`): on
+#: every class-imbalance task the meta-test judged in the thirteenth session, label smoothing was the best known
+#: loss (``benchmarks/label_shift_prior.py``).
+SHIFT_PRIOR = "label-smoothing"
 
 
-def prior_of(setting: str, kind: str, n_classes: int | None = None) -> str | None:
+def prior_of(setting: str, kind: str, n_classes: int | None = None, shifted: bool = False) -> str | None:
     """The known loss a ``selection_prior`` setting names on a task of ``kind`` (None for ``"none"``).
 
-    ``n_classes`` (the task's outputs) matters only to ``"robust-classes"``.
+    ``n_classes`` (the task's outputs) matters only to ``"robust-classes"`` and ``"robust-shift"``,
+    ``shifted`` (whether the task has label shift) only to ``"robust-shift"``.
 
     Raises
     ------
@@ -216,16 +222,21 @@ def prior_of(setting: str, kind: str, n_classes: int | None = None) -> str | Non
     ('mae', 'mae', 'sce')
     >>> prior_of("robust-classes", "classification", 3), prior_of("robust-classes", "classification", 10)
     ('mae', 'sce')
+    >>> prior_of("robust-shift", "classification", 10, shifted=True), prior_of("robust-shift", "classification", 10)
+    ('label-smoothing', 'sce')
     """
     if setting == "none":
         return None
+    if setting == "robust-shift":
+        return SHIFT_PRIOR if kind == "classification" and shifted else prior_of("robust-classes", kind, n_classes)
     if setting == "robust-classes":
         many = kind == "classification" and n_classes is not None and n_classes > MANY_CLASSES
         return "sce" if many else ROBUST_PRIOR[kind]
     prior = ROBUST_PRIOR[kind] if setting == "robust" else setting
     if prior not in KNOWN_LOSSES[kind]:
         raise ConfigError(
-            f"selection_prior {setting!r} is not a known {kind} loss; choose none, robust, robust-classes or one "
+            f"selection_prior {setting!r} is not a known {kind} loss; choose none, robust, robust-classes, "
+            "robust-shift or one "
             f"of {', '.join(KNOWN_LOSSES[kind])}"
         )
     return prior

@@ -280,9 +280,9 @@ class LossSearch(PicklableSearch, BaseEstimator):
         task = as_task(X, y)
         engine_name, settings = self._validated()
         if settings.final_selection == "fair":  # a prior of the wrong kind, refused before the search, not after it
-            from evomal_sr.evaluation.verdict import prior_of
+            from evomal_sr.evaluation.selection import task_prior
 
-            prior_of(settings.selection_prior, task.kind, task.n_outputs)
+            task_prior(settings.selection_prior, task)
         if self.out_dir is None:
             return self._fit(task, engine_name, settings, None)
         rundir = RunDir(self.out_dir)
