@@ -9,9 +9,11 @@ loss there, beside today's default (its final selection) where its returned loss
   ``lr_edge.TodayResult``);
 - the regression development probes and fresh regression probes of ``regression_prior.py`` (today's default's
   winner: its MAE-prior selection);
-- the fresh classification probes (``fresh_probes.py``; ``metatest-now.json`` where the probe was judged again);
-  today's default's winner only for the probes run with it (the twelfth session's and later; earlier probes
-  ran earlier defaults and count for the fixed answers only).
+- the development and fresh probes with label shift of ``label_shift_prior.py`` (today's default's winner: its
+  ``shift`` selection);
+- the other fresh classification probes (``fresh_probes.py``; ``metatest-now.json`` where the probe was judged
+  again); today's default's winner only for the probes run with it (the twelfth session's and later; earlier
+  probes ran earlier defaults and count for the fixed answers only).
 
 Tasks are grouped as the selection's prior is: regression, classification with up to five classes, more
 than five. It trains nothing and decides nothing.
@@ -30,7 +32,9 @@ sys.path.insert(0, str(ROOT))
 
 from fresh_probes import FRESH  # noqa: E402
 from fresh_probes import OUT as FRESH_OUT  # noqa: E402
+from label_shift_prior import OUT as SHIFT_OUT  # noqa: E402
 from lr_edge import REGRESSION, TodayResult, judge  # noqa: E402
+from probe_tasks import PROBE_TASKS  # noqa: E402
 from regression_prior import OUT as PRIOR_OUT  # noqa: E402
 from suite import TASKS  # noqa: E402
 from task_results import Comparison, write_table  # noqa: E402
@@ -51,6 +55,11 @@ def group(dataset: str) -> str:
     return "classification, more than five classes" if CLASSES[dataset] > 5 else "classification, up to five"
 
 
+def shift_task_dataset(key: str) -> str:
+    """The dataset of a task of ``label_shift_prior.py`` (a development probe or a fresh probe)."""
+    return PROBE_TASKS[key].dataset if key in PROBE_TASKS else FRESH[key]["name"]
+
+
 def judged_tasks() -> dict[str, tuple[str, Comparison, str | None]]:
     """Task -> (group, today's judge, today's default's returned loss or None)."""
     tasks: dict[str, tuple[str, Comparison, str | None]] = {}
@@ -61,6 +70,10 @@ def judged_tasks() -> dict[str, tuple[str, Comparison, str | None]]:
         key = folder.parent.name
         winner = read_json(folder.parent / "mae.json", ValueError, "selection")["selection"]["winner"]
         tasks.setdefault(key, ("regression", Comparison(MetaTestReport.load(folder)), winner))
+    for folder in sorted(SHIFT_OUT.glob("*/metatest.json")):  # label shift: development and fresh probes
+        key, dataset = folder.parent.name, shift_task_dataset(folder.parent.name)
+        winner = read_json(folder.parent / "shift.json", ValueError, "selection")["selection"]["winner"]
+        tasks.setdefault(key, (group(dataset), Comparison(MetaTestReport.load(folder)), winner))
     names = list(FRESH)
     for name, keywords in FRESH.items():
         now, first = FRESH_OUT / name / "metatest-now.json", FRESH_OUT / name / "metatest.json"

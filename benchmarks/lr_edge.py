@@ -51,8 +51,9 @@ from evomal_sr.results.front import load_front  # noqa: E402
 OUT = ROOT / "results" / "lr_edge"
 SUITE = ROOT / "results" / "suite"
 DEFAULT = "classes-sce"  # the ablation run of the default search (until the twelfth session's regression prior)
-TODAY = "extended, today's default (MAE the regression prior)"
+TODAY = "extended, today's default (MAE the regression prior, label smoothing under label shift)"
 TODAY_PRIOR = ROOT / "results" / "regression_prior"
+TODAY_SHIFT = ROOT / "results" / "label_shift_prior"
 REGRESSION = ("diabetes", "friedman1", "sinusoid")
 
 
@@ -140,8 +141,9 @@ def task_lines(key: str) -> list[str]:
 class TodayResult(Comparison):
     """Today's default on suite task ``key``, judged by today's meta-test (:func:`judge`): the report's headline.
 
-    Its returned loss is the ``classes-sce`` ablation run's winner, or on a regression task that run's front
-    selected again with MAE the prior (``regression_prior.py``); its seconds are that run's search and that
+    Its returned loss is the ``classes-sce`` ablation run's winner, or that run's front selected again with
+    today's settings where they differ on the task: MAE the regression prior (``regression_prior.py``), label
+    smoothing under label shift (``label_shift_prior.py``); its seconds are that run's search and that
     selection's (``info`` as :class:`TaskResult` has it, for the report's tables).
     """
 
@@ -149,10 +151,11 @@ class TodayResult(Comparison):
         super().__init__(judge(key))
         old = TaskResult(SUITE / key, ABLATION / DEFAULT)
         chosen, seconds = old.info["selection"], old.info["search_seconds"]
-        reselected = TODAY_PRIOR / key / "mae.json"
-        if reselected.exists():
+        for reselected in (TODAY_PRIOR / key / "mae.json", TODAY_SHIFT / key / "shift.json"):
+            if not reselected.exists():
+                continue
             new = read_json(reselected, ValueError, "selection")["selection"]
-            chosen, seconds = new, seconds - chosen["seconds"] + new["seconds"]
+            chosen, seconds = new, old.info["search_seconds"] - old.info["selection"]["seconds"] + new["seconds"]
         self.key, self.spec = key, TASKS[key]
         self.returned, self.returned_kind = self.rows[chosen["winner"]], chosen["winner_kind"]
         self.info = {"search_seconds": seconds, "selection": chosen}
@@ -169,7 +172,7 @@ def _judged(key: str) -> dict[str, dict]:
         chosen = read_json(reselected, ValueError, "selection")["selection"]
         cases.append(("extended, selection extended", new, new.rows[chosen["winner"]], chosen["winner_kind"]))
     if (TODAY_PRIOR / key / "mae.json").exists() or TASKS[key].dataset not in REGRESSION:
-        today = TodayResult(key)  # a classifier's selection is the same today
+        today = TodayResult(key)  # a classifier's selection is the same today, but under label shift
         cases.append((TODAY, today, today.returned, today.returned_kind))
     judged = {}
     for label, result, returned, returned_kind in cases:

@@ -3,15 +3,26 @@
 from __future__ import annotations
 
 import math
-import re
-from collections.abc import Callable
 from pathlib import Path
 
+from results_sections import (
+    fixed_answers,
+    fresh,
+    idle_timing,
+    label_shift,
+    lr_edge,
+    normalised,
+    probes,
+    prose_section,
+    regression_prior,
+    today,
+    variants,
+)
 from results_tables import fmt, idle_seconds, targets_table, verdict_table
 from suite import DEVELOPMENT, EVALUATION, TASKS
 from task_results import TaskResult
 
-from evomal_sr.core.fileio import atomic_write_text, read_json
+from evomal_sr.core.fileio import atomic_write_text
 from evomal_sr.evaluation.report import paired_difference
 
 #: The ablation variant (``benchmarks/ablation.py``) whose search is the default now: the suite's searches
@@ -73,179 +84,6 @@ def _ranks(results: list[TaskResult]) -> list[str]:
     means = [f"{fmt(sum(c) / len(c), 2) if c else '-'} ({len(c)} tasks)" for c in columns]
     lines.append("| **mean** | | " + " | ".join(means) + " |")
     return lines + [""]
-
-
-def _variants() -> list[str]:
-    """The settings ablation of ``ablation.py`` (selection horizon and scoring, the grammar), from its files."""
-    from ablation import DEVELOPMENT as DEV
-    from ablation import EVALUATION as EVAL
-    from ablation import OUT, half, per_task, table
-
-    def tables() -> list[str]:
-        return [*table({h: [t.key for t in half(h)] for h in (DEV, EVAL)}), "", *per_task([t.key for t in half("all")])]
-
-    return _saved_section(
-        OUT,
-        "Ablation: settings of the default search (`benchmarks/ablation.py`)",
-        "variants",
-        "`python benchmarks/ablation.py --variant NAME --half development` per variant, then "
-        "`python benchmarks/ablation.py --report-only`.",
-        tables,
-    )
-
-
-def _probes() -> list[str]:
-    """The development probes of ``probe_tasks.py`` (more development tasks for one decision), from its files."""
-    from probe_tasks import OUT, table
-
-    return _saved_section(
-        OUT,
-        "Development probes: twelve more development tasks (`benchmarks/probe_tasks.py`)",
-        "probes",
-        "`python benchmarks/probe_tasks.py` (runs the probes not yet run), "
-        "`python benchmarks/probe_tasks.py --rerun robust-prior` (the regression probes' reruns) and "
-        "`--rerun classes-sce` (the ten-class probes') and `--rerun auto-scoring` (the imbalanced probes'), then "
-        "`python benchmarks/probe_tasks.py --report-only`.",
-        table,
-    )
-
-
-def _fresh() -> list[str]:
-    """The fresh probes of ``fresh_probes.py`` (the default on tasks chosen after it was fixed), from its files."""
-    from fresh_probes import OUT, table
-
-    return _saved_section(
-        OUT,
-        "Fresh probes of the default (`benchmarks/fresh_probes.py`)",
-        "fresh",
-        "`python benchmarks/fresh_probes.py` (runs the probes not yet saved), then "
-        "`python benchmarks/fresh_probes.py --report-only`.",
-        table,
-    )
-
-
-def _lr_edge() -> list[str]:
-    """The default's meta-tests rerun with the lr grid extended past its edges (``lr_edge.py``), from its files."""
-    from lr_edge import OUT, report_lines
-    from lr_edge_variant import report_lines as variant_lines
-
-    def tables() -> list[str]:
-        return [*report_lines(), "", *variant_lines()]
-
-    return _saved_section(
-        OUT,
-        "Does the meta-test's lr grid bind? (`benchmarks/lr_edge.py`)",
-        "lr_edge",
-        "`python benchmarks/lr_edge.py --tasks KEY,...` (runs the tasks not yet saved), "
-        "`python benchmarks/lr_edge_selection.py --tasks KEY,...` (the reselections), "
-        "`python benchmarks/lr_edge_variant.py --tasks KEY,...` (the search variant), then "
-        "`python benchmarks/lr_edge.py --report-only`.",
-        tables,
-    )
-
-
-def _regression_prior() -> list[str]:
-    """MAE against log-cosh as the selection's regression prior (``regression_prior.py``), from its files."""
-    from regression_prior import OUT, report_lines
-
-    return _saved_section(
-        OUT,
-        "The regression prior: MAE or log-cosh? (`benchmarks/regression_prior.py`)",
-        "regression_prior",
-        "`python benchmarks/regression_prior.py --tasks KEY,...` (runs what is not saved), then "
-        "`python benchmarks/regression_prior.py --report-only`.",
-        report_lines,
-    )
-
-
-def _today() -> list[str]:
-    """The headline: today's default judged by today's meta-test (``lr_edge.TodayResult``), per half, with the
-    issue's targets; the default timed alone at the commit of ``results/default_now/idle_timing.json``."""
-    from lr_edge import OUT, TodayResult
-
-    keys = [k for k in TASKS if (OUT / k / "metatest.json").exists()]
-    if not keys:
-        return []
-    timing = OUT.parent / "default_now"
-    lines = ["## Where the targets stand: today's default, by today's meta-test", "", *_prose("today"), ""]
-    for which in (EVALUATION, DEVELOPMENT):
-        results = [TodayResult(k) for k in keys if TASKS[k].half == which]
-        lines += [
-            f"### Today's default, {which} half",
-            "",
-            *verdict_table(results),
-            f"#### Targets, today's default ({which} half)",
-            "",
-            *targets_table(results, idle_seconds(timing), "2-3 benchmark processes sharing the 2 cores"),
-        ]
-    return lines + [*_idle_timing(timing, "Today's default timed alone")]
-
-
-def _normalised() -> list[str]:
-    """The active-passive losses against the zoo's best (``normalised_losses.py``), from its files."""
-    from normalised_losses import OUT, report_lines
-
-    return _saved_section(
-        OUT,
-        "Does a published robust loss outside the zoo lift the ceiling? (`benchmarks/normalised_losses.py`)",
-        "normalised",
-        "`python benchmarks/normalised_losses.py --tasks KEY,...` (runs the tasks not yet saved), then "
-        "`python benchmarks/normalised_losses.py --report-only`.",
-        report_lines,
-    )
-
-
-def _fixed_answers() -> list[str]:
-    """Each known loss as a fixed answer against today's default (``fixed_answers.py``), from saved meta-tests."""
-    from fixed_answers import OUT, report_lines
-
-    return _saved_section(
-        OUT,
-        "Would a fixed answer do better? (`benchmarks/fixed_answers.py`)",
-        "fixed",
-        "`python benchmarks/fixed_answers.py` (reads the saved meta-tests; trains nothing).",
-        report_lines,
-    )
-
-
-def _saved_section(folder: Path, title: str, prose: str, regenerate: str, tables: Callable[[], list[str]]) -> list[str]:
-    """A report section of a benchmark's saved files (none before it ran): its title, its prose, how to
-    regenerate it, its tables."""
-    if not folder.exists():
-        return []
-    return [f"## {title}", "", *_prose(prose), "", f"Regenerate: {regenerate}", "", *tables(), ""]
-
-
-def _prose(section: str) -> list[str]:
-    """A section of ``results_prose.md`` (the report's prose, kept out of the code), as its lines."""
-    text = Path(__file__).with_name("results_prose.md").read_text(encoding="utf-8")
-    parts = re.split(r"^<!-- section: (\w+) -->$", text, flags=re.MULTILINE)
-    sections = {name: body.strip() for name, body in zip(parts[1::2], parts[2::2])}
-    return [line for line in sections[section].splitlines() if line]
-
-
-def _idle_timing(out: Path, title: str) -> list[str]:
-    """A search timed alone (``out/idle_timing.json``, written by hand from a timed run), if recorded."""
-    path = out / "idle_timing.json"
-    if not path.exists():
-        return []
-    data = read_json(path, ValueError, "idle timing")
-    rows = [
-        f"| {key} | {v['seconds']:.0f} | {v['selection_seconds']:.0f} | {v['returned']} |"
-        for key, v in data["tasks"].items()
-    ]
-    return [
-        f"## {title}",
-        "",
-        f"{data['what']}; commit `{data['commit']}`, load average at start "
-        f"{', '.join(f'{v:.2f}' for v in data['load_at_start'])}. The times in its tables above were taken "
-        f"with {data.get('tables_load', 'four to six benchmark processes sharing the two cores')}.",
-        "",
-        "| task | search + selection (s) | of which selection (s) | returned |",
-        "|---|---|---|---|",
-        *rows,
-        "",
-    ]
 
 
 def _details(t: TaskResult) -> list[str]:
@@ -328,10 +166,10 @@ def write_report(out: Path, path: Path) -> None:
         "redo a final run that diverged before its stopping step at the next smaller lr: the first section "
         "judges today's default so (`benchmarks/lr_edge.py`), the later sections keep the judge of their day.",
         "- The **development** half is where the defaults were chosen; the **evaluation** half is reported only.",
-        *_prose("order"),
+        *prose_section("order"),
         "",
     ]
-    body = _today()
+    body = today()
     variant, searched = out.parent / "ablation" / CURRENT_DEFAULT, out.parent / "ablation" / CURRENT_SEARCH
     for name, tasks in halves.items():
         if not tasks:
@@ -372,15 +210,16 @@ def write_report(out: Path, path: Path) -> None:
         "above).",
         "",
         *_ablation(results),
-        *_variants(),
-        *_probes(),
-        *_fresh(),
-        *_lr_edge(),
-        *_regression_prior(),
-        *_normalised(),
-        *_fixed_answers(),
-        *_idle_timing(searched, "The default search before the twelfth session timed alone"),
-        *_idle_timing(out, f"The suite's search (the fitness before `{CURRENT_SEARCH}`) timed alone"),
+        *variants(),
+        *probes(),
+        *fresh(),
+        *lr_edge(),
+        *regression_prior(),
+        *label_shift(),
+        *normalised(),
+        *fixed_answers(),
+        *idle_timing(searched, "The default search before the twelfth session timed alone"),
+        *idle_timing(out, f"The suite's search (the fitness before `{CURRENT_SEARCH}`) timed alone"),
         "## Rank agreement: does the search's score predict the fair test?",
         "",
         "Spearman correlation, over the short list (the front's best three and the known losses), between each "

@@ -220,7 +220,8 @@ def test_the_prior_runs_every_fold_and_must_be_a_known_loss_of_the_task(iris):
         select_final(front, iris, steps=20, verbose=0, prior="huber")
     with pytest.raises(
         ConfigError,
-        match="selection_prior must be one of none, robust, robust-classes, mae, sce, gce, log-cosh, got 'huber'",
+        match="selection_prior must be one of none, robust, robust-classes, robust-shift, mae, sce, gce, log-cosh, "
+        "got 'huber'",
     ):
         es.LossSearch(selection_prior="huber").fit(iris)
 
@@ -348,8 +349,9 @@ def test_the_standard_preset_decides_with_1_5_standard_errors_of_the_folds_and_r
 
     standard = resolve_preset("standard")  # chosen on the development tasks (RESULTS.md)
     assert (standard.selection_margin, standard.selection_uncertainty) == (1.5, "folds-and-rows")
-    # MAE for classification up to five classes, SCE above, MAE for regression
-    assert standard.selection_prior == "robust-classes"
+    # MAE for classification up to five classes, SCE above, MAE for regression; label smoothing under label
+    # shift, where each fold's lr and stopping step are chosen on validation rows
+    assert (standard.selection_prior, standard.selection_scoring) == ("robust-shift", "auto")
     assert resolve_preset("standard", selection_margin=1.0).selection_margin == 1.0
     args = ["search", "--dataset", "iris", "--preset", "tiny", "--final-selection", "fair", "-q"]
     result = invoke(*args, "--selection-margin", "3", "--out", tmp_path / "run")
