@@ -47,7 +47,7 @@ from probe_tasks import PROBE_TASKS  # noqa: E402
 from regression_prior import build, front_of, half  # noqa: E402
 from run_results import machine  # noqa: E402
 from suite import TASKS  # noqa: E402
-from task_results import Comparison  # noqa: E402
+from task_results import Comparison, variant_lines, winner_verdict  # noqa: E402
 
 from evomal_sr.core.fileio import atomic_write_json, read_json  # noqa: E402
 from evomal_sr.core.presets import resolve_preset  # noqa: E402
@@ -125,46 +125,14 @@ def run(key: str, _args=None) -> None:
 
 
 def verdicts(key: str, name: str) -> dict:
-    """Variant ``name``'s winner on ``key``, judged: worse than the best known, 20% below the standard, gap."""
-    test = Comparison(judged_report(key))
+    """Variant ``name``'s winner on ``key``, judged (:func:`task_results.winner_verdict`)."""
     chosen = read_json(OUT / key / f"{name}.json", ValueError, "selection")["selection"]
-    row = test.rows[chosen["winner"]]
-    diff, se, verdict = test.vs_best_known(row)
-    best = test.best_known.early_mean
-    return {
-        "text": f"{chosen['winner']} {row.early_mean:.4f} ({diff:+.4f} ± {se:.4f}, {verdict})",
-        "worse": verdict == "worse",
-        "twenty": noisy(key) and test.change(row) <= -0.20,
-        "learned": noisy(key) and chosen["winner_kind"] == "learned" and verdict == "better",
-        "gap": diff / best if best else 0.0,
-        "best": f"{test.best_known.method} {best:.4f}",
-    }
+    return winner_verdict(Comparison(judged_report(key)), chosen, noisy(key))
 
 
 def report_lines() -> list[str]:
     keys = [k for k in CLASSIFIERS if all((OUT / k / f"{n}.json").exists() for n in VARIANTS)]
-    lines = [
-        "| half | selection | tasks | worse than the best known (2 SEs) | noisy tasks >= 20% below the tuned "
-        "standard | learned better than the best known | mean gap to the best known |",
-        "|---|---|---|---|---|---|---|",
-    ]
-    for which in ("development", "evaluation"):
-        among = [k for k in keys if half(k) == which]
-        for name in VARIANTS:
-            judged = {k: verdicts(k, name) for k in among}
-            worse = [k for k in among if judged[k]["worse"]]
-            named = f" ({', '.join(worse)})" if worse else ""
-            lines.append(
-                f"| {which} | {name} | {len(among)} | {len(worse)}{named} | "
-                f"{sum(j['twenty'] for j in judged.values())} of {sum(noisy(k) for k in among)} | "
-                f"{sum(j['learned'] for j in judged.values())} | "
-                f"{sum(j['gap'] for j in judged.values()) / len(among) if among else 0.0:+.1%} |"
-            )
-    lines += ["", "| task | half | best known | default returns | shift returns |", "|---|---|---|---|---|"]
-    for k in keys:
-        old, new = verdicts(k, "default"), verdicts(k, "shift")
-        lines.append(f"| {k} | {half(k)} | {old['best']} | {old['text']} | {new['text']} |")
-    return lines
+    return variant_lines(keys, list(VARIANTS), verdicts, half, noisy, "selection")
 
 
 def main(argv=None) -> int:

@@ -52,7 +52,7 @@ from probe_tasks import OUT as PROBES_OUT  # noqa: E402
 from probe_tasks import PROBE_TASKS  # noqa: E402
 from run_results import machine  # noqa: E402
 from suite import DEVELOPMENT, TASKS  # noqa: E402
-from task_results import Comparison, write_table  # noqa: E402
+from task_results import Comparison, variant_lines, winner_verdict, write_table  # noqa: E402
 
 import evomal_sr as es  # noqa: E402
 from evomal_sr.core.fileio import atomic_write_json, read_json  # noqa: E402
@@ -139,46 +139,14 @@ def run(key: str) -> None:
 
 
 def verdicts(key: str, prior: str) -> dict:
-    """Prior ``prior``'s winner on ``key``, judged: worse than the best known, 20% below the standard, gap."""
-    test = Comparison(judged_report(key))
-    winner = read_json(OUT / key / f"{prior}.json", ValueError, "selection")["selection"]["winner"]
-    row = test.rows[winner]
-    diff, se, verdict = test.vs_best_known(row)
-    best = test.best_known.early_mean
-    return {
-        "winner": winner,
-        "text": f"{winner} {row.early_mean:.4f} ({diff:+.4f} ± {se:.4f}, {verdict})",
-        "worse": verdict == "worse",
-        "twenty": noisy(key) and test.change(row) <= -0.20,
-        "gap": diff / best if best else 0.0,
-        "best": f"{test.best_known.method} {best:.4f}",
-    }
+    """Prior ``prior``'s winner on ``key``, judged (:func:`task_results.winner_verdict`)."""
+    chosen = read_json(OUT / key / f"{prior}.json", ValueError, "selection")["selection"]
+    return winner_verdict(Comparison(judged_report(key)), chosen, noisy(key))
 
 
 def report_lines() -> list[str]:
     keys = [k for k in [*SUITE_KEYS, *PROBE_KEYS, *FRESH_KEYS] if all((OUT / k / f"{p}.json").exists() for p in PRIORS)]
-    lines = [
-        "| half | prior | tasks | worse than the best known (2 SEs) | noisy tasks >= 20% below the tuned standard "
-        "| mean gap to the best known |",
-        "|---|---|---|---|---|---|",
-    ]
-    for which in ("development", "evaluation"):
-        among = [k for k in keys if half(k) == which]
-        for prior in PRIORS:
-            judged = {k: verdicts(k, prior) for k in among}
-            worse = [k for k in among if judged[k]["worse"]]
-            twenty = sum(judged[k]["twenty"] for k in among)
-            gap = sum(j["gap"] for j in judged.values()) / len(among) if among else 0.0
-            named = f" ({', '.join(worse)})" if worse else ""
-            lines.append(
-                f"| {which} | {prior} | {len(among)} | {len(worse)}{named} | "
-                f"{twenty} of {sum(noisy(k) for k in among)} | {gap:+.1%} |"
-            )
-    lines += ["", "| task | half | best known | log-cosh prior returns | MAE prior returns |", "|---|---|---|---|---|"]
-    for k in keys:
-        old, new = verdicts(k, "log-cosh"), verdicts(k, "mae")
-        lines.append(f"| {k} | {half(k)} | {old['best']} | {old['text']} | {new['text']} |")
-    return lines
+    return variant_lines(keys, list(PRIORS), verdicts, half, noisy, "prior")
 
 
 def main(argv=None) -> int:

@@ -165,6 +165,53 @@ def same_run(row, saved) -> bool:
     }
 
 
+def winner_verdict(test: Comparison, chosen: dict, noisy: bool) -> dict:
+    """A saved selection's winner (``chosen``) judged by meta-test ``test``: worse than the best known loss, 20%
+    below the tuned standard loss, a learned loss better than the best known, the gap to it, and as text."""
+    row = test.rows[chosen["winner"]]
+    diff, se, verdict = test.vs_best_known(row)
+    best = test.best_known.early_mean
+    return {
+        "text": f"{chosen['winner']} {row.early_mean:.4f} ({diff:+.4f} ± {se:.4f}, {verdict})",
+        "worse": verdict == "worse",
+        "twenty": noisy and test.change(row) <= -0.20,
+        "learned": noisy and chosen.get("winner_kind") == "learned" and verdict == "better",
+        "gap": diff / best if best else 0.0,
+        "best": f"{test.best_known.method} {best:.4f}",
+    }
+
+
+def variant_lines(keys: list[str], names, verdicts, half, noisy, what: str) -> list[str]:
+    """Selections ``names`` compared on the same tasks, per half and per task; ``verdicts(key, name)`` is
+    :func:`winner_verdict`'s, ``half(key)`` and ``noisy(key)`` say where a task counts."""
+    lines = [
+        f"| half | {what} | tasks | worse than the best known (2 SEs) | noisy tasks >= 20% below the tuned standard "
+        "| learned better than the best known | mean gap to the best known |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for which in ("development", "evaluation"):
+        among = [k for k in keys if half(k) == which]
+        for name in names:
+            judged = [verdicts(k, name) for k in among]
+            worse = [k for k, j in zip(among, judged) if j["worse"]]
+            gap = sum(j["gap"] for j in judged) / len(among) if among else 0.0
+            lines.append(
+                f"| {which} | {name} | {len(among)} | {len(worse)}"
+                + (f" ({', '.join(worse)})" if worse else "")
+                + f" | {sum(j['twenty'] for j in judged)} of {sum(noisy(k) for k in among)} "
+                f"| {sum(j['learned'] for j in judged)} | {gap:+.1%} |"
+            )
+    lines += [
+        "",
+        "| task | half | best known | " + " | ".join(f"{name} returns" for name in names) + " |",
+        "|---|---|---|" + "---|" * len(names),
+    ]
+    for k in keys:
+        judged = [verdicts(k, name) for name in names]
+        lines.append(f"| {k} | {half(k)} | {judged[0]['best']} | " + " | ".join(j["text"] for j in judged) + " |")
+    return lines
+
+
 def write_table(folder: Path, lines: list[str]) -> None:
     """A benchmark's table: written to ``folder/TABLE.md`` and printed."""
     atomic_write_text(folder / "TABLE.md", "\n".join(lines) + "\n")
