@@ -32,7 +32,6 @@ after deciding and are reported whatever they show.
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
@@ -44,17 +43,15 @@ from fresh_probes import FRESH  # noqa: E402
 from fresh_probes import OUT as FRESH_OUT  # noqa: E402
 from lr_edge import cli, judge  # noqa: E402
 from probe_tasks import PROBE_TASKS  # noqa: E402
-from regression_prior import build, front_of, half  # noqa: E402
-from run_results import machine  # noqa: E402
+from regression_prior import build, front_of, half, select_each  # noqa: E402
 from suite import TASKS  # noqa: E402
 from task_results import Comparison, variant_lines, winner_verdict  # noqa: E402
 
-from evomal_sr.core.fileio import atomic_write_json, read_json  # noqa: E402
-from evomal_sr.core.presets import resolve_preset  # noqa: E402
+from evomal_sr.core.fileio import read_json  # noqa: E402
 from evomal_sr.evaluation.label_shift import label_shift  # noqa: E402
 from evomal_sr.evaluation.metatest import meta_test  # noqa: E402
 from evomal_sr.evaluation.report import MetaTestReport  # noqa: E402
-from evomal_sr.evaluation.selection import select_with_settings, shortlist_entries  # noqa: E402
+from evomal_sr.evaluation.selection import shortlist_entries  # noqa: E402
 
 OUT = ROOT / "results" / "label_shift_prior"
 #: each named in full: "default" was the default's settings when this ran ("shift" is since)
@@ -111,15 +108,7 @@ def run(key: str, _args=None) -> None:
     """Both selections of ``key`` on the same front, and today's meta-test of their winners."""
     task = build(key)
     front = front_of(key, task, OUT)
-    for name, changes in VARIANTS.items():
-        target = OUT / key / f"{name}.json"
-        if target.exists():
-            continue
-        tick = time.perf_counter()
-        result = select_with_settings(front, task, resolve_preset("standard", **changes), seed=0, verbose=0)
-        record = {"selection": result.to_dict(), "seconds": time.perf_counter() - tick, "machine": machine()}
-        atomic_write_json(target, {**record, "command": " ".join(sys.argv)})
-        print(f"[{key}] {name}: {result.winner} ({record['seconds']:.0f} s)", flush=True)
+    select_each(key, task, front, VARIANTS, OUT)
     winners = [read_json(OUT / key / f"{n}.json", ValueError, "selection")["selection"]["winner"] for n in VARIANTS]
     _make_judged_report(key, task, front, winners)
 

@@ -122,20 +122,26 @@ def make_judged_report(key: str, task, front) -> None:
         report.to_json(target)
 
 
-def run(key: str) -> None:
-    """Both selections of ``key`` (and what they need: its front, today's meta-test of its rows)."""
-    task = build(key)
-    front = front_of(key, task)
-    make_judged_report(key, task, front)
-    for prior, changes in PRIORS.items():
-        target = OUT / key / f"{prior}.json"
+def select_each(key: str, task, front, variants: dict[str, dict], out: Path) -> None:
+    """The final selection of ``front`` with each of ``variants`` (name -> ``standard`` preset overrides), saved as
+    ``out/key/<name>.json`` with its seconds and machine; one already saved is kept."""
+    for name, changes in variants.items():
+        target = out / key / f"{name}.json"
         if target.exists():
             continue
         tick = time.perf_counter()
         result = select_with_settings(front, task, resolve_preset("standard", **changes), seed=0, verbose=0)
         record = {"selection": result.to_dict(), "seconds": time.perf_counter() - tick, "machine": machine()}
         atomic_write_json(target, {**record, "command": " ".join(sys.argv)})
-        print(f"[{key}] {prior}: {result.winner} ({record['seconds']:.0f} s)", flush=True)
+        print(f"[{key}] {name}: {result.winner} ({record['seconds']:.0f} s)", flush=True)
+
+
+def run(key: str) -> None:
+    """Both selections of ``key`` (and what they need: its front, today's meta-test of its rows)."""
+    task = build(key)
+    front = front_of(key, task)
+    make_judged_report(key, task, front)
+    select_each(key, task, front, PRIORS, OUT)
 
 
 def verdicts(key: str, prior: str) -> dict:
