@@ -188,6 +188,12 @@ FRESH: dict[str, dict] = {
         "noise_scale": 0.4,
     },
     "mnist1d-seed83-pair30": {"name": "mnist1d", "seed": 83, "label_noise": 0.3, "noise": "pair"},
+    # the blind check of selection_prior="robust-shift" (label smoothing under label shift, the default since the
+    # thirteenth session), named before they ran: class imbalance in the training rows, the kind it changes
+    "breast_cancer-seed89-imbalance6": {"name": "breast_cancer", "seed": 89, "imbalance": 6.0},
+    "digits-seed97-imbalance4": {"name": "digits", "seed": 97, "imbalance": 4.0},
+    "wine-seed101-imbalance5": {"name": "wine", "seed": 101, "imbalance": 5.0},
+    "mnist1d-seed103-imbalance8": {"name": "mnist1d", "seed": 103, "imbalance": 8.0},
 }
 
 
