@@ -36,6 +36,7 @@ sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
 from run_results import machine  # noqa: E402
+from suite import BOTH, pair, student_t, symmetric  # noqa: E402
 from task_results import Comparison, same_run, write_table  # noqa: E402
 
 import evomal_sr as es  # noqa: E402
@@ -47,147 +48,78 @@ from evomal_sr.evaluation.report import MetaTestReport  # noqa: E402
 OUT = ROOT / "results" / "fresh"
 #: the lr grid every probe's meta-test was given (``meta_test``'s default with the ``quick`` preset's lr)
 QUICK_GRID = [resolve_preset("quick").lr * factor for factor in LR_FACTORS]
-BOTH = ("train", "val")
 
 #: Probe name -> ``Task.builtin`` keywords (the MLP, a seed outside the suite's 0).
 FRESH: dict[str, dict] = {
-    "wine-seed7-pair30": {"name": "wine", "seed": 7, "label_noise": 0.3, "noise": "pair", "noisy_splits": BOTH},
-    "friedman1-seed5-t1.5": {
-        "name": "friedman1",
-        "seed": 5,
-        "target_noise": "student_t",
-        "noise_df": 1.5,
-        "noise_scale": 0.4,
-        "noisy_splits": BOTH,
-    },
-    "digits-seed3-noise25": {"name": "digits", "seed": 3, "label_noise": 0.25, "noisy_splits": BOTH},
-    "breast_cancer-seed11-noise30": {"name": "breast_cancer", "seed": 11, "label_noise": 0.3, "noisy_splits": BOTH},
-    "diabetes-seed4-t2": {
-        "name": "diabetes",
-        "seed": 4,
-        "target_noise": "student_t",
-        "noise_df": 2.0,
-        "noise_scale": 0.4,
-        "noisy_splits": BOTH,
-    },
+    "wine-seed7-pair30": {"name": "wine", "seed": 7, **pair(0.3)},
+    "friedman1-seed5-t1.5": {"name": "friedman1", "seed": 5, **student_t(0.4, 1.5)},
+    "digits-seed3-noise25": {"name": "digits", "seed": 3, **symmetric(0.25, BOTH)},
+    "breast_cancer-seed11-noise30": {"name": "breast_cancer", "seed": 11, **symmetric(0.3, BOTH)},
+    "diabetes-seed4-t2": {"name": "diabetes", "seed": 4, **student_t(0.4, 2.0)},
     "digits-seed2-imbalance5": {"name": "digits", "seed": 2, "imbalance": 5.0},
-    "digits-seed5-pair30": {"name": "digits", "seed": 5, "label_noise": 0.3, "noise": "pair", "noisy_splits": BOTH},
+    "digits-seed5-pair30": {"name": "digits", "seed": 5, **pair(0.3)},
     # the sixth session's, after its decisions
-    "mnist1d-seed3-pair20": {"name": "mnist1d", "seed": 3, "label_noise": 0.2, "noise": "pair", "noisy_splits": BOTH},
-    "friedman1-seed7-outliers20": {"name": "friedman1", "seed": 7, "label_noise": 0.2},
+    "mnist1d-seed3-pair20": {"name": "mnist1d", "seed": 3, **pair(0.2)},
+    "friedman1-seed7-outliers20": {"name": "friedman1", "seed": 7, **symmetric(0.2)},
     # the seventh session's, chosen before running, with no default changed that session
-    "wine-seed13-noise40": {"name": "wine", "seed": 13, "label_noise": 0.4, "noisy_splits": BOTH},
-    "sinusoid-seed9-t2": {
-        "name": "sinusoid",
-        "seed": 9,
-        "target_noise": "student_t",
-        "noise_df": 2.0,
-        "noise_scale": 0.4,
-        "noisy_splits": BOTH,
-    },
-    "digits-seed8-noise40": {"name": "digits", "seed": 8, "label_noise": 0.4},
-    "breast_cancer-seed8-pair30": {"name": "breast_cancer", "seed": 8, "label_noise": 0.3, "noise": "pair"},
+    "wine-seed13-noise40": {"name": "wine", "seed": 13, **symmetric(0.4, BOTH)},
+    "sinusoid-seed9-t2": {"name": "sinusoid", "seed": 9, **student_t(0.4, 2.0)},
+    "digits-seed8-noise40": {"name": "digits", "seed": 8, **symmetric(0.4)},
+    "breast_cancer-seed8-pair30": {"name": "breast_cancer", "seed": 8, **pair(0.3, ("train",))},
     # the eighth session's, chosen before running, with no default changed that session
-    "iris-seed21-pair20": {"name": "iris", "seed": 21, "label_noise": 0.2, "noise": "pair", "noisy_splits": BOTH},
+    "iris-seed21-pair20": {"name": "iris", "seed": 21, **pair(0.2)},
     "breast_cancer-seed17-imbalance7": {"name": "breast_cancer", "seed": 17, "imbalance": 7.0},
-    "diabetes-seed19-outliers30": {"name": "diabetes", "seed": 19, "label_noise": 0.3},
-    "mnist1d-seed11-noise30": {"name": "mnist1d", "seed": 11, "label_noise": 0.3, "noisy_splits": BOTH},
+    "diabetes-seed19-outliers30": {"name": "diabetes", "seed": 19, **symmetric(0.3)},
+    "mnist1d-seed11-noise30": {"name": "mnist1d", "seed": 11, **symmetric(0.3, BOTH)},
     # the ninth session's, chosen before running; that session changed no result of the default (FrozenLoss is exact)
-    "digits-seed13-noise20": {"name": "digits", "seed": 13, "label_noise": 0.2, "noisy_splits": BOTH},
-    "friedman1-seed11-t3": {
-        "name": "friedman1",
-        "seed": 11,
-        "target_noise": "student_t",
-        "noise_df": 3.0,
-        "noise_scale": 0.5,
-    },
-    "wine-seed5-pair20": {"name": "wine", "seed": 5, "label_noise": 0.2, "noise": "pair"},
-    "iris-seed9-noise30": {"name": "iris", "seed": 9, "label_noise": 0.3},
+    "digits-seed13-noise20": {"name": "digits", "seed": 13, **symmetric(0.2, BOTH)},
+    "friedman1-seed11-t3": {"name": "friedman1", "seed": 11, **student_t(0.5, 3.0, ("train",))},
+    "wine-seed5-pair20": {"name": "wine", "seed": 5, **pair(0.2, ("train",))},
+    "iris-seed9-noise30": {"name": "iris", "seed": 9, **symmetric(0.3)},
     # the ninth session's blind check of selection_prior="robust-classes", named before they ran
-    "digits-seed17-pair20": {"name": "digits", "seed": 17, "label_noise": 0.2, "noise": "pair", "noisy_splits": BOTH},
-    "mnist1d-seed5-noise20": {"name": "mnist1d", "seed": 5, "label_noise": 0.2},
+    "digits-seed17-pair20": {"name": "digits", "seed": 17, **pair(0.2)},
+    "mnist1d-seed5-noise20": {"name": "mnist1d", "seed": 5, **symmetric(0.2)},
     "digits-seed19-imbalance9": {"name": "digits", "seed": 19, "imbalance": 9.0},
-    "breast_cancer-seed3-noise20": {"name": "breast_cancer", "seed": 3, "label_noise": 0.2, "noisy_splits": BOTH},
+    "breast_cancer-seed3-noise20": {"name": "breast_cancer", "seed": 3, **symmetric(0.2, BOTH)},
     # the tenth session's blind check of the same default, named before they ran, no default changed before them
-    "mnist1d-seed21-pair30": {"name": "mnist1d", "seed": 21, "label_noise": 0.3, "noise": "pair", "noisy_splits": BOTH},
-    "digits-seed23-noise30": {"name": "digits", "seed": 23, "label_noise": 0.3},
-    "wine-seed27-pair20": {"name": "wine", "seed": 27, "label_noise": 0.2, "noise": "pair", "noisy_splits": BOTH},
-    "diabetes-seed23-t2": {
-        "name": "diabetes",
-        "seed": 23,
-        "target_noise": "student_t",
-        "noise_df": 2.0,
-        "noise_scale": 0.5,
-        "noisy_splits": BOTH,
-    },
+    "mnist1d-seed21-pair30": {"name": "mnist1d", "seed": 21, **pair(0.3)},
+    "digits-seed23-noise30": {"name": "digits", "seed": 23, **symmetric(0.3)},
+    "wine-seed27-pair20": {"name": "wine", "seed": 27, **pair(0.2)},
+    "diabetes-seed23-t2": {"name": "diabetes", "seed": 23, **student_t(0.5, 2.0)},
     "breast_cancer-seed29-imbalance5": {"name": "breast_cancer", "seed": 29, "imbalance": 5.0},
-    "sinusoid-seed31-outliers30": {"name": "sinusoid", "seed": 31, "label_noise": 0.3},
+    "sinusoid-seed31-outliers30": {"name": "sinusoid", "seed": 31, **symmetric(0.3)},
     # the eleventh session's, named before they ran: the same default search, judged by the meta-test with its lr
     # grid extended past an edge (lr_extend=4, its default since that session)
-    "mnist1d-seed29-noise30": {"name": "mnist1d", "seed": 29, "label_noise": 0.3, "noisy_splits": BOTH},
-    "digits-seed31-pair30": {"name": "digits", "seed": 31, "label_noise": 0.3, "noise": "pair"},
-    "wine-seed33-noise30": {"name": "wine", "seed": 33, "label_noise": 0.3},
-    "friedman1-seed29-t2": {
-        "name": "friedman1",
-        "seed": 29,
-        "target_noise": "student_t",
-        "noise_df": 2.0,
-        "noise_scale": 0.5,
-        "noisy_splits": BOTH,
-    },
+    "mnist1d-seed29-noise30": {"name": "mnist1d", "seed": 29, **symmetric(0.3, BOTH)},
+    "digits-seed31-pair30": {"name": "digits", "seed": 31, **pair(0.3, ("train",))},
+    "wine-seed33-noise30": {"name": "wine", "seed": 33, **symmetric(0.3)},
+    "friedman1-seed29-t2": {"name": "friedman1", "seed": 29, **student_t(0.5, 2.0)},
     # the twelfth session's, named before they ran: the default with MAE the regression prior again, judged by
     # the meta-test with its lr grid extended and its fallback on divergence (both defaults now)
-    "friedman1-seed37-outliers30": {"name": "friedman1", "seed": 37, "label_noise": 0.3},
-    "sinusoid-seed41-t3": {
-        "name": "sinusoid",
-        "seed": 41,
-        "target_noise": "student_t",
-        "noise_df": 3.0,
-        "noise_scale": 0.5,
-        "noisy_splits": BOTH,
-    },
-    "breast_cancer-seed43-noise30": {"name": "breast_cancer", "seed": 43, "label_noise": 0.3, "noisy_splits": BOTH},
-    "mnist1d-seed37-pair20": {"name": "mnist1d", "seed": 37, "label_noise": 0.2, "noise": "pair", "noisy_splits": BOTH},
+    "friedman1-seed37-outliers30": {"name": "friedman1", "seed": 37, **symmetric(0.3)},
+    "sinusoid-seed41-t3": {"name": "sinusoid", "seed": 41, **student_t(0.5, 3.0)},
+    "breast_cancer-seed43-noise30": {"name": "breast_cancer", "seed": 43, **symmetric(0.3, BOTH)},
+    "mnist1d-seed37-pair20": {"name": "mnist1d", "seed": 37, **pair(0.2)},
     # four more of the same default, named before they ran, after the four above were reported
-    "digits-seed47-pair30": {"name": "digits", "seed": 47, "label_noise": 0.3, "noise": "pair", "noisy_splits": BOTH},
-    "diabetes-seed43-outliers20": {"name": "diabetes", "seed": 43, "label_noise": 0.2},
-    "wine-seed47-noise30": {"name": "wine", "seed": 47, "label_noise": 0.3, "noisy_splits": BOTH},
-    "friedman1-seed47-t2": {
-        "name": "friedman1",
-        "seed": 47,
-        "target_noise": "student_t",
-        "noise_df": 2.0,
-        "noise_scale": 0.5,
-        "noisy_splits": BOTH,
-    },
+    "digits-seed47-pair30": {"name": "digits", "seed": 47, **pair(0.3)},
+    "diabetes-seed43-outliers20": {"name": "diabetes", "seed": 43, **symmetric(0.2)},
+    "wine-seed47-noise30": {"name": "wine", "seed": 47, **symmetric(0.3, BOTH)},
+    "friedman1-seed47-t2": {"name": "friedman1", "seed": 47, **student_t(0.5, 2.0)},
     # the thirteenth session's, named before they ran; no default changed since the twelfth session's probes
-    "digits-seed53-pair25": {"name": "digits", "seed": 53, "label_noise": 0.25, "noise": "pair", "noisy_splits": BOTH},
-    "mnist1d-seed59-noise40": {"name": "mnist1d", "seed": 59, "label_noise": 0.4},
-    "sinusoid-seed61-t1.5": {
-        "name": "sinusoid",
-        "seed": 61,
-        "target_noise": "student_t",
-        "noise_df": 1.5,
-        "noise_scale": 0.4,
-        "noisy_splits": BOTH,
-    },
+    "digits-seed53-pair25": {"name": "digits", "seed": 53, **pair(0.25)},
+    "mnist1d-seed59-noise40": {"name": "mnist1d", "seed": 59, **symmetric(0.4)},
+    "sinusoid-seed61-t1.5": {"name": "sinusoid", "seed": 61, **student_t(0.4, 1.5)},
     "breast_cancer-seed67-asym30": {
         "name": "breast_cancer",
         "seed": 67,
         "noise": [[0.7, 0.3], [0.0, 1.0]],
-        "noisy_splits": BOTH,
+        "noisy_splits": ("train", "val"),
     },
     # four more of the same default, named before they ran, after the four above were reported
-    "iris-seed71-noise40": {"name": "iris", "seed": 71, "label_noise": 0.4, "noisy_splits": BOTH},
+    "iris-seed71-noise40": {"name": "iris", "seed": 71, **symmetric(0.4, BOTH)},
     "digits-seed73-imbalance7": {"name": "digits", "seed": 73, "imbalance": 7.0},
-    "friedman1-seed79-t1.5": {
-        "name": "friedman1",
-        "seed": 79,
-        "target_noise": "student_t",
-        "noise_df": 1.5,
-        "noise_scale": 0.4,
-    },
-    "mnist1d-seed83-pair30": {"name": "mnist1d", "seed": 83, "label_noise": 0.3, "noise": "pair"},
+    "friedman1-seed79-t1.5": {"name": "friedman1", "seed": 79, **student_t(0.4, 1.5, ("train",))},
+    "mnist1d-seed83-pair30": {"name": "mnist1d", "seed": 83, **pair(0.3, ("train",))},
     # the blind check of selection_prior="robust-shift" (label smoothing under label shift, the default since the
     # thirteenth session), named before they ran: class imbalance in the training rows, the kind it changes
     "breast_cancer-seed89-imbalance6": {"name": "breast_cancer", "seed": 89, "imbalance": 6.0},

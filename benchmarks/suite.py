@@ -42,51 +42,65 @@ class SuiteTask:
         return f"{self.dataset} ({self.condition})"
 
 
-def _sym(rate: float, splits=("train",)) -> dict:
-    return {"label_noise": rate, **({"noisy_splits": splits} if splits != ("train",) else {})}
+def _splits(splits) -> dict:
+    """``noisy_splits`` where it is not ``Task.builtin``'s default (the training rows only)."""
+    return {"noisy_splits": splits} if tuple(splits) != ("train",) else {}
 
 
-def _pair(rate: float, splits=BOTH) -> dict:
-    return {"label_noise": rate, "noise": "pair", "noisy_splits": splits}
+def symmetric(rate: float, splits=("train",)) -> dict:
+    """``Task.builtin`` options: symmetric label noise at ``rate`` in ``splits``."""
+    return {"label_noise": rate, **_splits(splits)}
 
 
-def _student_t(scale: float, df: float, splits=BOTH) -> dict:
-    return {"target_noise": "student_t", "noise_df": df, "noise_scale": scale, "noisy_splits": splits}
+def pair(rate: float, splits=BOTH) -> dict:
+    """``Task.builtin`` options: pair label noise (each class flips to the next) at ``rate`` in ``splits``."""
+    return {"label_noise": rate, "noise": "pair", **_splits(splits)}
+
+
+def student_t(scale: float, df: float, splits=BOTH) -> dict:
+    """``Task.builtin`` options: Student-t target noise (``df``, ``scale`` target stds) in ``splits``."""
+    return {"target_noise": "student_t", "noise_df": df, "noise_scale": scale, **_splits(splits)}
 
 
 SUITE: tuple[SuiteTask, ...] = (
     # -- development half: presets and defaults are chosen here
     SuiteTask("digits", "digits", DEVELOPMENT, "no noise", legacy=True),
-    SuiteTask("digits-noise40", "digits", DEVELOPMENT, "40% symmetric noise, train", _sym(0.4), True, True),
+    SuiteTask("digits-noise40", "digits", DEVELOPMENT, "40% symmetric noise, train", symmetric(0.4), True, True),
     SuiteTask("diabetes", "diabetes", DEVELOPMENT, "no noise", legacy=True),
-    SuiteTask("wine-pair30", "wine", DEVELOPMENT, "30% pair noise, train + val", _pair(0.3), True),
-    SuiteTask("mnist1d-noise20-val", "mnist1d", DEVELOPMENT, "20% symmetric noise, train + val", _sym(0.2, BOTH), True),
+    SuiteTask("wine-pair30", "wine", DEVELOPMENT, "30% pair noise, train + val", pair(0.3), True),
+    SuiteTask(
+        "mnist1d-noise20-val", "mnist1d", DEVELOPMENT, "20% symmetric noise, train + val", symmetric(0.2, BOTH), True
+    ),
     SuiteTask(
         "friedman1-t2",
         "friedman1",
         DEVELOPMENT,
         "Student-t noise (df 2, scale 0.5 std), train + val",
-        _student_t(0.5, 2.0),
+        student_t(0.5, 2.0),
         True,
     ),
     SuiteTask("breast_cancer-imbalance9", "breast_cancer", DEVELOPMENT, "9:1 class imbalance", {"imbalance": 9.0}),
-    SuiteTask("sinusoid-outliers20", "sinusoid", DEVELOPMENT, "20% outlier targets, train", _sym(0.2), True),
-    SuiteTask("iris-noise30-val", "iris", DEVELOPMENT, "30% symmetric noise, train + val", _sym(0.3, BOTH), True),
-    SuiteTask("digits-pair20", "digits", DEVELOPMENT, "20% pair noise, train + val", _pair(0.2), True),
+    SuiteTask("sinusoid-outliers20", "sinusoid", DEVELOPMENT, "20% outlier targets, train", symmetric(0.2), True),
+    SuiteTask("iris-noise30-val", "iris", DEVELOPMENT, "30% symmetric noise, train + val", symmetric(0.3, BOTH), True),
+    SuiteTask("digits-pair20", "digits", DEVELOPMENT, "20% pair noise, train + val", pair(0.2), True),
     # -- evaluation half: looked at only to report
     SuiteTask(
-        "breast_cancer-noise30", "breast_cancer", EVALUATION, "30% symmetric noise, train", _sym(0.3), True, True
+        "breast_cancer-noise30", "breast_cancer", EVALUATION, "30% symmetric noise, train", symmetric(0.3), True, True
     ),
-    SuiteTask("friedman1-outliers20", "friedman1", EVALUATION, "20% outlier targets, train", _sym(0.2), True, True),
+    SuiteTask(
+        "friedman1-outliers20", "friedman1", EVALUATION, "20% outlier targets, train", symmetric(0.2), True, True
+    ),
     SuiteTask("mnist1d", "mnist1d", EVALUATION, "no noise", legacy=True),
-    SuiteTask("digits-noise30-val", "digits", EVALUATION, "30% symmetric noise, train + val", _sym(0.3, BOTH), True),
-    SuiteTask("mnist1d-pair30", "mnist1d", EVALUATION, "30% pair noise, train + val", _pair(0.3), True),
+    SuiteTask(
+        "digits-noise30-val", "digits", EVALUATION, "30% symmetric noise, train + val", symmetric(0.3, BOTH), True
+    ),
+    SuiteTask("mnist1d-pair30", "mnist1d", EVALUATION, "30% pair noise, train + val", pair(0.3), True),
     SuiteTask(
         "diabetes-t1.5",
         "diabetes",
         EVALUATION,
         "Student-t noise (df 1.5, scale 0.3 std), train + val",
-        _student_t(0.3, 1.5),
+        student_t(0.3, 1.5),
         True,
     ),
     SuiteTask(
@@ -94,11 +108,11 @@ SUITE: tuple[SuiteTask, ...] = (
         "sinusoid",
         EVALUATION,
         "Student-t noise (df 2, scale 0.5 std), train + val",
-        _student_t(0.5, 2.0),
+        student_t(0.5, 2.0),
         True,
     ),
     SuiteTask("digits-imbalance9", "digits", EVALUATION, "9:1 class imbalance", {"imbalance": 9.0}),
-    SuiteTask("wine-noise20-val", "wine", EVALUATION, "20% symmetric noise, train + val", _sym(0.2, BOTH), True),
+    SuiteTask("wine-noise20-val", "wine", EVALUATION, "20% symmetric noise, train + val", symmetric(0.2, BOTH), True),
     SuiteTask(
         "breast_cancer-asym40-val",
         "breast_cancer",
