@@ -51,7 +51,11 @@ from evomal_sr.evaluation.label_shift import resolve_scoring  # noqa: E402
 from evomal_sr.evaluation.metatest import meta_test  # noqa: E402
 from evomal_sr.evaluation.report import paired_difference  # noqa: E402
 from evomal_sr.evaluation.selection import select_with_settings, shortlist_entries  # noqa: E402
-from evomal_sr.evaluation.verdict import SelectionRow, decide  # noqa: E402
+from evomal_sr.evaluation.verdict import (  # noqa: E402
+    MANY_CLASSES,  # noqa: E402
+    SelectionRow,
+    decide,
+)
 from evomal_sr.results.front import load_front  # noqa: E402
 
 SUITE = ROOT / "results" / "suite"
@@ -187,12 +191,10 @@ VARIANTS: dict[str, dict] = {
     # a longer fitness horizon (the search's candidates train 1000 steps, not 500), with the default selection
     "horizon-1000": {**SUITE_FITNESS, "train_steps": 1000, "selection_folds": 5, "selection_finalists": 4, **NO_PRIOR},
 }
-#: Above this many classes a classifier is "many-class" (the suite's tasks have 2, 3 or 10).
-MANY_CLASSES = 5
 
 
 def many_classes(task) -> bool:
-    """Whether ``task`` is a classifier with more than :data:`MANY_CLASSES` classes."""
+    """Whether ``task`` is a classifier with more than ``MANY_CLASSES`` classes (the selection prior's threshold)."""
     return task.kind == "classification" and task.n_outputs > MANY_CLASSES
 
 

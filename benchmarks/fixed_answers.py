@@ -30,21 +30,21 @@ ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT.parent))
 sys.path.insert(0, str(ROOT))
 
-from fresh_probes import FRESH  # noqa: E402
+from fresh_probes import FRESH, todays_report  # noqa: E402
 from fresh_probes import OUT as FRESH_OUT  # noqa: E402
 from label_shift_prior import OUT as SHIFT_OUT  # noqa: E402
 from lr_edge import REGRESSION, TodayResult, judge  # noqa: E402
 from probe_tasks import PROBE_TASKS  # noqa: E402
 from regression_prior import OUT as PRIOR_OUT  # noqa: E402
-from suite import TASKS  # noqa: E402
+from suite import CLASSES, TASKS  # noqa: E402
 from task_results import Comparison, write_table  # noqa: E402
 
 from evomal_sr.core.fileio import read_json  # noqa: E402
 from evomal_sr.evaluation.report import MetaTestReport  # noqa: E402
+from evomal_sr.evaluation.verdict import MANY_CLASSES  # noqa: E402
 from evomal_sr.losses.zoo import KNOWN_LOSSES  # noqa: E402
 
 OUT = ROOT / "results" / "fixed_answers"
-CLASSES = {"digits": 10, "mnist1d": 10, "wine": 3, "iris": 3, "breast_cancer": 2}
 #: the first fresh probe run with today's default (MAE the regression prior, twelfth session); later ones too
 FIRST_OF_TODAY = "friedman1-seed37-outliers30"
 
@@ -52,7 +52,8 @@ FIRST_OF_TODAY = "friedman1-seed37-outliers30"
 def group(dataset: str) -> str:
     if dataset in REGRESSION:
         return "regression"
-    return "classification, more than five classes" if CLASSES[dataset] > 5 else "classification, up to five"
+    many = CLASSES[dataset] > MANY_CLASSES  # the selection prior's groups
+    return "classification, more than five classes" if many else "classification, up to five"
 
 
 def shift_task_dataset(key: str) -> str:
@@ -76,10 +77,9 @@ def judged_tasks() -> dict[str, tuple[str, Comparison, str | None]]:
         tasks.setdefault(key, (group(dataset), Comparison(MetaTestReport.load(folder)), winner))
     names = list(FRESH)
     for name, keywords in FRESH.items():
-        now, first = FRESH_OUT / name / "metatest-now.json", FRESH_OUT / name / "metatest.json"
-        if name in tasks or not first.exists():
+        report = None if name in tasks else todays_report(name)
+        if report is None:
             continue
-        report = MetaTestReport.load(now if now.exists() else first)
         today = names.index(name) >= names.index(FIRST_OF_TODAY)
         winner = read_json(FRESH_OUT / f"{name}.json", ValueError, "fresh probe")["selection"]["winner"]
         returned = winner if winner in {r.method for r in report.methods} else "returned"  # a learned loss's row

@@ -33,13 +33,13 @@ sys.path.insert(0, str(ROOT))
 
 from ablation import redecide  # noqa: E402
 from fresh_probes import FRESH, OUT  # noqa: E402
+from suite import CLASSES  # noqa: E402
 from task_results import Comparison  # noqa: E402
 
 from evomal_sr.core.fileio import read_json  # noqa: E402
 from evomal_sr.evaluation.report import MetaTestReport  # noqa: E402
+from evomal_sr.evaluation.verdict import MANY_CLASSES  # noqa: E402
 
-MANY_CLASSES = 5
-CLASSES = {"digits": 10, "mnist1d": 10, "wine": 3, "iris": 3, "breast_cancer": 2}
 #: the blind check, run after the decision with the new default (not part of the rule's tasks)
 BLIND = ("digits-seed17-pair20", "mnist1d-seed5-noise20", "digits-seed19-imbalance9", "breast_cancer-seed3-noise20")
 #: the noisy probes (the issue's 20% target counts noisy tasks only): every probe but the clean imbalanced ones

@@ -167,13 +167,22 @@ def rejudge(name: str) -> None:
     print(f"{name}: rejudged in {time.perf_counter() - tick:.0f} s\n{report}", flush=True)
 
 
+def todays_report(name: str) -> MetaTestReport | None:
+    """Probe ``name``'s meta-test by today's judge: its rejudge (``--rejudge``), or its own meta-test where that
+    ran with the lr grid extended; None where neither is saved."""
+    now, saved = OUT / name / "metatest-now.json", OUT / name / "metatest.json"
+    if now.exists():
+        return MetaTestReport.load(now)
+    report = MetaTestReport.load(saved) if saved.exists() else None
+    return report if report is not None and report.lr_extend else None
+
+
 def now_judged(name: str) -> str | None:
-    """Probe ``name``'s row by today's meta-test (its rejudge, or its own meta-test if that ran so), else None."""
-    saved = MetaTestReport.load(OUT / name / "metatest.json")
-    now = OUT / name / "metatest-now.json"
-    if not now.exists() and not saved.lr_extend:
+    """Probe ``name``'s row by today's meta-test (:func:`todays_report`), else None."""
+    report = todays_report(name)
+    if report is None:
         return None
-    test = Comparison(MetaTestReport.load(now) if now.exists() else saved)
+    test = Comparison(report)
     winner = read_json(OUT / f"{name}.json", ValueError, "fresh probe")["selection"]["winner"]
     returned, best = test.rows["returned"] if "returned" in test.rows else test.rows[winner], test.best_known
     given = test.report.lr_grid or QUICK_GRID  # files before the report recorded it: every probe ran the default

@@ -40,18 +40,15 @@ sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
 from fresh_probes import FRESH  # noqa: E402
-from fresh_probes import OUT as FRESH_OUT  # noqa: E402
-from lr_edge import cli, judge  # noqa: E402
+from lr_edge import REGRESSION, cli, judge  # noqa: E402
 from probe_tasks import PROBE_TASKS  # noqa: E402
-from regression_prior import build, front_of, half, select_each  # noqa: E402
+from regression_prior import build, front_of, half, make_judged_report, noisy, select_each  # noqa: E402
 from suite import TASKS  # noqa: E402
 from task_results import Comparison, variant_lines, winner_verdict  # noqa: E402
 
 from evomal_sr.core.fileio import read_json  # noqa: E402
 from evomal_sr.evaluation.label_shift import label_shift  # noqa: E402
-from evomal_sr.evaluation.metatest import meta_test  # noqa: E402
 from evomal_sr.evaluation.report import MetaTestReport  # noqa: E402
-from evomal_sr.evaluation.selection import shortlist_entries  # noqa: E402
 
 OUT = ROOT / "results" / "label_shift_prior"
 #: each named in full: "default" was the default's settings when this ran ("shift" is since)
@@ -60,17 +57,10 @@ VARIANTS = {
     "shift": {"selection_prior": "robust-shift", "selection_scoring": "auto"},
 }
 CLASSIFIERS = [
-    *(k for k, t in TASKS.items() if t.dataset not in ("diabetes", "friedman1", "sinusoid")),
-    *(k for k, t in PROBE_TASKS.items() if t.dataset not in ("diabetes", "friedman1", "sinusoid")),
-    *(k for k, spec in FRESH.items() if spec["name"] not in ("diabetes", "friedman1", "sinusoid")),
+    *(k for k, t in TASKS.items() if t.dataset not in REGRESSION),
+    *(k for k, t in PROBE_TASKS.items() if t.dataset not in REGRESSION),
+    *(k for k, spec in FRESH.items() if spec["name"] not in REGRESSION),
 ]
-
-
-def noisy(key: str) -> bool:
-    """Whether ``key``'s labels are noisy (a fresh probe named for its imbalance has clean labels)."""
-    if key in TASKS:
-        return TASKS[key].noisy
-    return PROBE_TASKS[key].noisy if key in PROBE_TASKS else "imbalance" not in key
 
 
 def flagged() -> list[str]:
@@ -85,32 +75,13 @@ def judged_report(key: str) -> MetaTestReport:
     return MetaTestReport.load(OUT / key / "metatest.json")
 
 
-def _make_judged_report(key: str, task, front, winners: list[str]) -> None:
-    """Today's meta-test where none is saved: a development probe's zoo and short list (5 seeds x 1500 steps); a
-    fresh probe's saved zoo rows, with any learned winner meta-tested on the same seeds (3 x 3000)."""
-    target = OUT / key / "metatest.json"
-    if key in TASKS or target.exists():
-        return
-    learned = {f"learned #{i + 1}": e.loss(task.kind) for i, e in enumerate(shortlist_entries(front, 3))}
-    if key in PROBE_TASKS:
-        report = meta_test(learned, task, seeds=5, steps=1500, baselines="zoo", tune_lr=True, verbose=0)
-    else:
-        now = FRESH_OUT / key / "metatest-now.json"
-        zoo = MetaTestReport.load(now if now.exists() else FRESH_OUT / key / "metatest.json")
-        known = [r for r in zoo.methods if r.known]
-        wanted = {name: learned[name] for name in winners if name in learned}
-        own = meta_test(wanted, task, seeds=3, steps=3000, baseline=False, tune_lr=True, verbose=0) if wanted else None
-        report = MetaTestReport(**{**zoo.__dict__, "methods": known + (own.methods if own else [])})
-    report.to_json(target)
-
-
 def run(key: str, _args=None) -> None:
     """Both selections of ``key`` on the same front, and today's meta-test of their winners."""
     task = build(key)
     front = front_of(key, task, OUT)
     select_each(key, task, front, VARIANTS, OUT)
     winners = [read_json(OUT / key / f"{n}.json", ValueError, "selection")["selection"]["winner"] for n in VARIANTS]
-    _make_judged_report(key, task, front, winners)
+    make_judged_report(key, task, front, OUT, fresh_learned=winners)
 
 
 def verdicts(key: str, name: str) -> dict:

@@ -37,7 +37,7 @@ from ablation import GRID_2, ROWS_15  # noqa: E402
 from lr_edge import cli, judge  # noqa: E402
 from run_results import machine  # noqa: E402
 from suite import TASKS  # noqa: E402
-from task_results import Comparison  # noqa: E402
+from task_results import Comparison, winner_verdict  # noqa: E402
 
 from evomal_sr import LossSearch  # noqa: E402
 from evomal_sr.core.fileio import atomic_write_json, read_json  # noqa: E402
@@ -79,18 +79,11 @@ def judged(key: str) -> dict:
     known = [r for r in extended.methods if not r.method.startswith("learned #")]
     result = Comparison(MetaTestReport(**{**extended.__dict__, "methods": known + own.methods}))
     record = read_json(OUT / key / "record.json", ValueError, "record")
-    winner, kind, noisy = record["selection"]["winner"], record["selection"]["winner_kind"], TASKS[key].noisy
-    returned = result.rows[winner]
-    diff, _, verdict = result.vs_best_known(returned)
-    best = result.best_known.early_mean
+    noisy = TASKS[key].noisy
     return {
-        "winner": winner,
-        "worse": verdict == "worse",
-        "twenty": noisy and result.change(returned) <= -0.20,
-        "learned_better": noisy and kind == "learned" and verdict == "better",
+        **winner_verdict(result, record["selection"], noisy),
+        "winner": record["selection"]["winner"],
         "oracle": noisy and any(result.vs_best_known(r)[2] == "better" for r in own.methods),
-        "noisy": noisy,
-        "gap": diff / best if best else 0.0,
         "seconds": record["seconds"],
     }
 
@@ -108,7 +101,7 @@ def report_lines() -> list[str]:
         j = judged(key)
         lines.append(
             f"| {key} | {TASKS[key].half} | {j['winner']} | {'worse' if j['worse'] else '-'} | "
-            f"{'yes' if j['twenty'] else '-'} | {'yes' if j['learned_better'] else '-'} | "
+            f"{'yes' if j['twenty'] else '-'} | {'yes' if j['learned'] else '-'} | "
             f"{'yes' if j['oracle'] else '-'} | {j['gap']:+.1%} | {j['seconds']:.0f} |"
         )
     return lines

@@ -37,6 +37,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
@@ -45,9 +46,8 @@ sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
 from ablation import searched  # noqa: E402
-from fresh_probes import FRESH  # noqa: E402
-from fresh_probes import OUT as FRESH_OUT  # noqa: E402
-from lr_edge import DEFAULT, judge  # noqa: E402
+from fresh_probes import FRESH, todays_report  # noqa: E402
+from lr_edge import DEFAULT, REGRESSION, judge  # noqa: E402
 from probe_tasks import OUT as PROBES_OUT  # noqa: E402
 from probe_tasks import PROBE_TASKS  # noqa: E402
 from run_results import machine  # noqa: E402
@@ -65,9 +65,9 @@ from evomal_sr.results.front import load_front  # noqa: E402
 OUT = ROOT / "results" / "regression_prior"
 # each named explicitly: "log-cosh" was the default when this ran, MAE is since (an empty override would now run MAE)
 PRIORS = {"log-cosh": {"selection_prior": "log-cosh"}, "mae": {"selection_prior": "mae"}}
-SUITE_KEYS = [k for k, t in TASKS.items() if t.dataset in ("diabetes", "friedman1", "sinusoid")]
-PROBE_KEYS = [k for k, t in PROBE_TASKS.items() if t.dataset in ("diabetes", "friedman1", "sinusoid")]
-FRESH_KEYS = [k for k, spec in FRESH.items() if spec["name"] in ("diabetes", "friedman1", "sinusoid")]
+SUITE_KEYS = [k for k, t in TASKS.items() if t.dataset in REGRESSION]
+PROBE_KEYS = [k for k, t in PROBE_TASKS.items() if t.dataset in REGRESSION]
+FRESH_KEYS = [k for k, spec in FRESH.items() if spec["name"] in REGRESSION]
 
 
 def half(key: str) -> str:
@@ -75,7 +75,10 @@ def half(key: str) -> str:
 
 
 def noisy(key: str) -> bool:
-    return TASKS[key].noisy if key in TASKS else PROBE_TASKS[key].noisy if key in PROBE_TASKS else True
+    """Whether ``key``'s labels or targets are noisy (a fresh probe named for its class imbalance has clean labels)."""
+    if key in TASKS:
+        return TASKS[key].noisy
+    return PROBE_TASKS[key].noisy if key in PROBE_TASKS else "imbalance" not in key
 
 
 def build(key: str):
@@ -106,20 +109,28 @@ def judged_report(key: str) -> MetaTestReport:
     return judge(key) if key in TASKS else MetaTestReport.load(OUT / key / "metatest.json")
 
 
-def make_judged_report(key: str, task, front) -> None:
-    """Meta-test ``key``'s zoo and short list with today's defaults where no saved report has both."""
-    target = OUT / key / "metatest.json"
-    if key not in TASKS and not target.exists():
-        learned = {f"learned #{i + 1}": e.loss(task.kind) for i, e in enumerate(shortlist_entries(front, 3))}
-        if key in PROBE_TASKS:  # the probes' protocol: the zoo and the short list, 5 seeds x 1500 steps
-            report = meta_test(learned, task, seeds=5, steps=1500, baselines="zoo", tune_lr=True, verbose=0)
-        else:  # the fresh probes' zoo rows are saved (--rejudge); the short list joins them, same seeds
-            own = meta_test(learned, task, seeds=3, steps=3000, baseline=False, tune_lr=True, verbose=0)
-            now = FRESH_OUT / key / "metatest-now.json"  # absent where the probe's own ran with today's judge
-            zoo = MetaTestReport.load(now if now.exists() else FRESH_OUT / key / "metatest.json")
-            known = [r for r in zoo.methods if r.known]  # not its "returned" row, a known loss's duplicate
-            report = MetaTestReport(**{**zoo.__dict__, "methods": known + own.methods})
-        report.to_json(target)
+def make_judged_report(key: str, task, front, out: Path = OUT, fresh_learned: Sequence[str] | None = None) -> None:
+    """Meta-test ``key``'s zoo and short list with today's defaults into ``out`` where no saved report has both.
+
+    A development probe: its zoo and short list, 5 seeds x 1500 steps (the probes' protocol). A fresh probe: its
+    zoo rows by today's judge (``fresh_probes.todays_report``) and its short list meta-tested with the same seeds,
+    3 x 3000 (only the names in ``fresh_learned`` where given). A suite task has ``lr_edge.py``'s.
+    """
+    target = out / key / "metatest.json"
+    if key in TASKS or target.exists():
+        return
+    learned = {f"learned #{i + 1}": e.loss(task.kind) for i, e in enumerate(shortlist_entries(front, 3))}
+    if key in PROBE_TASKS:
+        report = meta_test(learned, task, seeds=5, steps=1500, baselines="zoo", tune_lr=True, verbose=0)
+    else:
+        if fresh_learned is not None:
+            learned = {name: loss for name, loss in learned.items() if name in fresh_learned}
+        zoo = todays_report(key)
+        options = {"seeds": 3, "steps": 3000, "baseline": False, "tune_lr": True, "verbose": 0}  # the probes' own
+        own = meta_test(learned, task, **options).methods if learned else []
+        known = [r for r in zoo.methods if r.known]  # not its "returned" row, a known loss's duplicate
+        report = MetaTestReport(**{**zoo.__dict__, "methods": known + own})
+    report.to_json(target)
 
 
 def select_each(key: str, task, front, variants: dict[str, dict], out: Path) -> None:

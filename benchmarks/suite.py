@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 
 DEVELOPMENT, EVALUATION = "development", "evaluation"
 BOTH = ("train", "val")
+#: Each built-in classification dataset's number of classes (the selection's prior depends on it).
+CLASSES = {"digits": 10, "mnist1d": 10, "wine": 3, "iris": 3, "breast_cancer": 2}
 
 
 @dataclass(frozen=True)
