@@ -51,11 +51,7 @@ from evomal_sr.evaluation.label_shift import resolve_scoring  # noqa: E402
 from evomal_sr.evaluation.metatest import meta_test  # noqa: E402
 from evomal_sr.evaluation.report import paired_difference  # noqa: E402
 from evomal_sr.evaluation.selection import select_with_settings, shortlist_entries  # noqa: E402
-from evomal_sr.evaluation.verdict import (  # noqa: E402
-    MANY_CLASSES,  # noqa: E402
-    SelectionRow,
-    decide,
-)
+from evomal_sr.evaluation.verdict import MANY_CLASSES, SelectionRow, decide  # noqa: E402
 from evomal_sr.results.front import load_front  # noqa: E402
 
 SUITE = ROOT / "results" / "suite"
