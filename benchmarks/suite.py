@@ -59,6 +59,21 @@ def pair(rate: float, splits=BOTH) -> dict:
     return {"label_noise": rate, "noise": "pair", **_splits(splits)}
 
 
+def flips(rate: float, classes: int, pairs: dict[int, int], splits=("train",)) -> dict:
+    """``Task.builtin`` options: asymmetric label noise, class ``i`` flipping to ``pairs[i]`` at ``rate``
+    (the other classes clean), as a transition matrix in ``splits``.
+
+    Examples
+    --------
+    >>> flips(0.3, 3, {0: 1})["noise"]
+    [[0.7, 0.3, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]
+    """
+    matrix = [[float(i == j) for j in range(classes)] for i in range(classes)]
+    for source, target in pairs.items():
+        matrix[source][source], matrix[source][target] = round(1.0 - rate, 12), rate
+    return {"noise": matrix, **_splits(splits)}
+
+
 def student_t(scale: float, df: float, splits=BOTH) -> dict:
     """``Task.builtin`` options: Student-t target noise (``df``, ``scale`` target stds) in ``splits``."""
     return {"target_noise": "student_t", "noise_df": df, "noise_scale": scale, **_splits(splits)}
