@@ -35,6 +35,7 @@ sys.path.insert(0, str(ROOT.parent))
 sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
+from lr_edge import fall_back_now  # noqa: E402
 from run_results import machine  # noqa: E402
 from suite import BOTH, flips, pair, student_t, symmetric  # noqa: E402
 from task_results import Comparison, same_run, write_table  # noqa: E402
@@ -160,12 +161,16 @@ def run_probe(name: str) -> None:
 
 
 def rejudge(name: str) -> None:
-    """Probe ``name``'s zoo meta-tested again with today's defaults (``lr_extend``, ``lr_fallback``)."""
-    target = OUT / name / "metatest-now.json"
-    saved = MetaTestReport.load(OUT / name / "metatest.json")
+    """Probe ``name``'s zoo meta-tested again with today's defaults (``lr_extend``, ``lr_fallback``): where its
+    meta-test ran with the grid as given or without the fallback, or has a row today's fallback would move
+    (``lr_edge.fall_back_now``: since the fourteenth session a collapsed final run falls back too)."""
+    now, collapse = OUT / name / "metatest-now.json", OUT / name / "metatest-collapse.json"
+    saved = MetaTestReport.load(now if now.exists() else OUT / name / "metatest.json")  # the latest judged
     record = read_json(OUT / f"{name}.json", ValueError, "fresh probe")
-    if target.exists() or record["selection"]["winner_kind"] != "known":
+    todays = bool(saved.lr_extend and saved.lr_fallback)
+    if collapse.exists() or (todays and not fall_back_now(saved)) or record["selection"]["winner_kind"] != "known":
         return
+    target = collapse if todays else now
     task = es.Task.builtin(model="mlp", **FRESH[name])
     tick = time.perf_counter()
     report = meta_test(None, task, tune_lr=True, baselines="zoo", seeds=3, steps=3000, verbose=0)
@@ -181,9 +186,10 @@ def rejudge(name: str) -> None:
 def todays_report(name: str) -> MetaTestReport | None:
     """Probe ``name``'s meta-test by today's judge: its rejudge (``--rejudge``), or its own meta-test where that
     ran with the lr grid extended; None where neither is saved."""
-    now, saved = OUT / name / "metatest-now.json", OUT / name / "metatest.json"
-    if now.exists():
-        return MetaTestReport.load(now)
+    for later in ("metatest-collapse.json", "metatest-now.json"):
+        if (OUT / name / later).exists():
+            return MetaTestReport.load(OUT / name / later)
+    saved = OUT / name / "metatest.json"
     report = MetaTestReport.load(saved) if saved.exists() else None
     return report if report is not None and report.lr_extend else None
 

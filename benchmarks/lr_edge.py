@@ -10,7 +10,7 @@ It chooses nothing: the meta-test is the judge, run the same way for every metho
 
     python benchmarks/lr_edge.py --tasks mnist1d,digits           # run (skips tasks already run)
     python benchmarks/lr_edge.py --report-only                    # the table, from saved files
-    python benchmarks/lr_edge.py --fallback                       # rerun where a final run diverged
+    python benchmarks/lr_edge.py --fallback                       # rerun where a final run diverged or collapsed
 
 Writes ``benchmarks/results/lr_edge/<task>/metatest.json`` and ``benchmarks/results/lr_edge/TABLE.md``.
 
@@ -19,7 +19,10 @@ stopping step trains again at the next smaller lr of its grid), every task whose
 non-finite early-stopped error, and writes ``metatest-fallback.json`` beside it; the verdicts then use that
 file. A task without such an error needs no rerun: the fallback changes nothing there (the saved file is
 what the meta-test with the fallback gives). The rows that did not fall back must equal the saved rows
-bit for bit (the script checks), so the fallback is the only difference.
+bit for bit (the script checks), so the fallback is the only difference. Since the fourteenth session the
+fallback also leaves a final run that collapsed at a stop (its training loss blew up but stayed finite,
+``lr_tuning.collapsed``); ``--fallback`` then reruns every task whose latest file has such a row and writes
+``metatest-collapse.json``, which the verdicts use first.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ from suite import TASKS  # noqa: E402
 from task_results import Comparison, TaskResult, same_run, write_table  # noqa: E402
 
 from evomal_sr.core.fileio import atomic_write_json, read_json  # noqa: E402
+from evomal_sr.evaluation.lr_tuning import collapsed, fallback_lr  # noqa: E402
 from evomal_sr.evaluation.metatest import meta_test  # noqa: E402
 from evomal_sr.evaluation.report import MetaTestReport  # noqa: E402
 from evomal_sr.evaluation.selection import shortlist_entries  # noqa: E402
@@ -88,23 +92,38 @@ def run(key: str, args) -> None:
 
 
 def judge(key: str) -> MetaTestReport:
-    """The extended meta-test of ``key``: with the fallback where one was rerun (``--fallback``)."""
-    rerun = OUT / key / "metatest-fallback.json"
-    return MetaTestReport.load(rerun if rerun.exists() else OUT / key / "metatest.json")
+    """The extended meta-test of ``key``: with the fallback where one was rerun (``--fallback``), the latest
+    rerun first (``metatest-collapse.json``: today's fallback, which also leaves a collapsed final run)."""
+    for name in ("metatest-collapse.json", "metatest-fallback.json", "metatest.json"):
+        if (OUT / key / name).exists():
+            return MetaTestReport.load(OUT / key / name)
+    raise FileNotFoundError(OUT / key / "metatest.json")
 
 
-def diverged_early(report: MetaTestReport) -> list[str]:
-    """The methods of ``report`` with a non-finite early-stopped error (a final run diverged before its stop)."""
-    return [r.method for r in report.methods if not all(math.isfinite(e) for e in r.early_errors)]
+def fall_back_now(report: MetaTestReport) -> list[str]:
+    """The methods of ``report`` that today's fallback would move to a smaller lr: a seed's final run diverged
+    (a non-finite early-stopped error) or collapsed (``lr_tuning.collapsed``) at its stop, and a smaller lr
+    is in the method's grid. Reports saved before the collapse rule (the fourteenth session) may hold some."""
+
+    def broken(row) -> bool:
+        stops = [row.curve_steps.index(stop) for stop in row.stop_steps]
+        return not all(math.isfinite(e) for e in row.early_errors) or any(
+            collapsed(curve, j) for curve, j in zip(row.loss_curves, stops)
+        )
+
+    return [r.method for r in report.methods if fallback_lr(r.lr_grid, r.lr) is not None and broken(r)]
 
 
 def rerun_with_fallback(key: str, args) -> None:
-    """``key``'s meta-test again, with the fallback, where the saved one has a non-finite early-stopped error."""
+    """``key``'s meta-test again, with today's fallback, where the saved one has a row it would move."""
     saved = MetaTestReport.load(OUT / key / "metatest.json")
     target = OUT / key / "metatest-fallback.json"
-    if not diverged_early(saved) or target.exists():
+    if target.exists():
+        saved = MetaTestReport.load(target)
+        target = OUT / key / "metatest-collapse.json"
+    if not fall_back_now(saved) or target.exists():
         return
-    print(f"[{key}] diverged before stopping: {', '.join(diverged_early(saved))}; rerun with the fallback", flush=True)
+    print(f"[{key}] diverged or collapsed at a stop: {', '.join(fall_back_now(saved))}; rerun", flush=True)
     spec = TASKS[key]
     task = spec.build(args.seed)
     losses = {**learned_losses(key, task.kind), CONTROL: ScaledLoss(known_loss(STANDARD[task.kind], task.kind))}

@@ -1,4 +1,4 @@
-"""A final run that diverged before its stopping step falls back to the next smaller lr (``lr_fallback``)."""
+"""``lr_fallback``: a final run that diverged or collapsed before its stopping step falls back to a smaller lr."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import torch
 
 import evomal_sr as es
 from evomal_sr.evaluation import metatest
-from evomal_sr.evaluation.lr_tuning import LrSelection, fall_back, fallback_lr
+from evomal_sr.evaluation.lr_tuning import LrSelection, collapsed, fall_back, fallback_lr
 from evomal_sr.evaluation.population import CopySpec, PopulationRun
 from evomal_sr.evaluation.report import MetaTestReport
 
@@ -134,3 +134,59 @@ def test_fall_back_replaces_only_the_moved_copies_rows_included():
     assert out.curves == [[0.9, 0.4, 0.4]] * 2 + [[0.9, 0.2, 0.3]] * 2
     assert out.diverged == [False, False, True, True] and out.loss_curves[2] == [2.0] * 3
     assert all(p[:2].eq(0).all() and p[2:].eq(1).all() for p in out.row_points)
+
+
+def _one_method(loss_at_stop: float) -> tuple[LrSelection, PopulationRun]:
+    """One method chosen at 0.3 (stopping at step 10) whose final run's training loss there is ``loss_at_stop``."""
+    chosen = LrSelection(steps=20, curve_steps=[0, 10, 20])
+    chosen.curves = {CopySpec(0, lr, 0): [0.9, 0.5, 0.6] for lr in (0.1, 0.3)}
+    chosen.grids, chosen.scores, chosen.fallbacks = {0: [0.1, 0.3]}, {0: [0.5, 0.5]}, {0: []}
+    chosen.choose(0, 0.3, [0])
+    return chosen, PopulationRun([0, 10, 20], [[0.9, 0.63, 0.63]], [[0.7, loss_at_stop, 0.6]], [False])
+
+
+@pytest.mark.parametrize("loss_at_stop, falls", [(47.0, True), (7.8, True), (7.6, False), (1.5, False), (0.3, False)])
+def test_a_final_run_whose_training_loss_blew_up_at_its_stop_falls_back(loss_at_stop, falls):
+    """Collapsed: finite, but more than ten times its first loss (0.7) above it (here: above 7.7)."""
+    chosen, final = _one_method(loss_at_stop)
+    redo = PopulationRun([0, 10, 20], [[0.9, 0.2, 0.3]], [[0.7, 0.4, 0.3]], [False])
+    out = fall_back(chosen, final, [0], lambda copies: redo)
+    assert (chosen.lr, chosen.fallbacks) == (({0: 0.1}, {0: [0.3]}) if falls else ({0: 0.3}, {0: []}))
+    assert out.curves == ([[0.9, 0.2, 0.3]] if falls else [[0.9, 0.63, 0.63]])
+
+
+@pytest.mark.parametrize(
+    "curve, index, expected",
+    [
+        ([0.7, 47.0], 1, True),
+        ([-2.0, 19.0], 1, True),  # a loss below zero at first: its size sets the scale
+        ([-2.0, 17.0], 1, False),
+        ([1.74, 3.54], 1, False),  # MSE under heavy-tailed targets: a noisy window, not a collapse
+        ([0.7, 47.0, 0.6], 2, False),  # only the window ending at the stop counts
+        ([0.7, math.inf], 1, False),  # non-finite: divergence, told apart by the test curve
+        ([math.nan, 5.0], 1, False),
+    ],
+)
+def test_collapsed_compares_the_window_at_the_stop_with_the_first_loss(curve, index, expected):
+    assert collapsed(curve, index) is expected
+
+
+def test_a_collapsed_final_run_falls_back_in_the_meta_test(iris, monkeypatch):
+    plain = run(iris, lr_fallback=False)
+    chosen = plain["learned"].lr
+    real = metatest.train_copies
+    final_rows = len(iris.X_train) + len(iris.X_val)
+
+    def train_copies(task, modules, copies, train_data, eval_data, **options):
+        result = real(task, modules, copies, train_data, eval_data, **options)
+        if len(train_data[0]) == final_rows:
+            for k, c in enumerate(copies):
+                if c.loss == 0 and c.lr == chosen:  # finite, but far above where it started
+                    result.loss_curves[k] = [result.loss_curves[k][0]] + [1e6] * (len(result.loss_curves[k]) - 1)
+        return result
+
+    monkeypatch.setattr(metatest, "train_copies", train_copies)
+    report = run(iris)
+    assert report["learned"].lr_fallbacks == [chosen]
+    assert report["mae"].to_dict() | {"seconds": 0} == plain["mae"].to_dict() | {"seconds": 0}
+    assert run(iris, lr_fallback=False)["learned"].lr_fallbacks == []

@@ -106,8 +106,8 @@ OUT_FILES = {"csv": "metatest.csv", "json": "metatest.json", "png": "curves.png"
 @click.option(
     "--lr-fallback/--no-lr-fallback",
     default=None,
-    help="With --tune-lr: a method whose final run diverged before its stopping step trains again at the next "
-    "smaller lr of its grid [default: on].",
+    help="With --tune-lr: a method whose final run diverged or collapsed (its training loss blew up) before its "
+    "stopping step trains again at the next smaller lr of its grid [default: on].",
 )
 @click.option(
     "--eval-every",

@@ -5,8 +5,10 @@ keeps, per method, the lr of lowest mean best validation error and, per seed, th
 where that run's validation error was lowest. Where a method's best lr lies at an edge of
 its grid, the grid grows one step that way (:func:`extend_lr`). :func:`fall_back` then
 mends the final run: a method whose final run diverged before a seed's stopping step has
-no early-stopped error to report, so it falls back to the next smaller lr of its grid
-(whose selection curves are already there) and its final run is redone there.
+no early-stopped error to report, and one whose final run collapsed there (:func:`collapsed`:
+its training loss blew up without becoming non-finite) reports the error of a broken model;
+either falls back to the next smaller lr of its grid (whose selection curves are already
+there) and its final run is redone there.
 """
 
 from __future__ import annotations
@@ -45,6 +47,28 @@ def extend_lr(grid: Sequence[float], scores: Sequence[float]) -> float | None:
     if best == 0 and scores[0] < scores[1]:
         return grid[0] * (grid[0] / grid[1])
     return None
+
+
+#: How far above its first loss a run's mean training loss must be, in multiples of that first loss's size,
+#: for :func:`collapsed`. Chosen from the saved meta-tests (``benchmarks/results``, 2082 method rows): every
+#: seed it flags there ended at about a chance-level error (label smoothing at lr 2.7 at 66 times its first
+#: loss, learned losses at 25-1300 times), while minibatch noise under heavy-tailed regression targets put
+#: healthy MSE runs at up to 2.1 times theirs.
+COLLAPSE_FACTOR = 10.0
+
+
+def collapsed(loss_curve: Sequence[float], index: int) -> bool:
+    """Whether a run's mean training loss at curve point ``index`` is more than :data:`COLLAPSE_FACTOR` times
+    its first loss's magnitude above that first loss (``loss_curve[0]``): the optimiser blew up, though no
+    number became non-finite. Non-finite values say nothing here (divergence is told apart elsewhere).
+
+    Examples
+    --------
+    >>> collapsed([0.71, 0.30, 47.0], 2), collapsed([1.74, 3.54], 1), collapsed([0.7, float("nan")], 1)
+    (True, False, False)
+    """
+    first, at = loss_curve[0], loss_curve[index]
+    return math.isfinite(first) and math.isfinite(at) and at - first > COLLAPSE_FACTOR * abs(first)
 
 
 def fallback_lr(grid: Sequence[float], lr: float) -> float | None:
@@ -120,7 +144,8 @@ def select_lrs(
 def fall_back(
     chosen: LrSelection, final: PopulationRun, seeds: Sequence[int], run: Callable[[list[CopySpec]], PopulationRun]
 ) -> PopulationRun:
-    """Redo the final run of every method whose final run diverged before a seed's stopping step, one lr lower.
+    """Redo the final run of every method whose final run diverged or :func:`collapsed` before (or at) a seed's
+    stopping step, one lr lower.
 
     ``final`` holds each method's seeds contiguously, in method then seed order; ``run`` trains copies
     as the final run does. Repeated while such a method has a smaller lr in its grid; each lr left is
@@ -143,9 +168,11 @@ def fall_back(
         moved = {}
         for i, lr in chosen.lr.items():
             positions = [i * len(seeds) + k for k in range(len(seeds))]
-            early = [final.curves[p][final.curve_steps.index(chosen.stops[i, s])] for p, s in zip(positions, seeds)]
+            stops = [final.curve_steps.index(chosen.stops[i, s]) for s in seeds]
+            early = [final.curves[p][j] for p, j in zip(positions, stops)]
+            broken = any(collapsed(final.loss_curves[p], j) for p, j in zip(positions, stops))
             lower = fallback_lr(chosen.grids[i], lr)
-            if lower is not None and not all(math.isfinite(v) for v in early):
+            if lower is not None and (broken or not all(math.isfinite(v) for v in early)):
                 chosen.fallbacks[i].append(lr)
                 chosen.choose(i, lower, seeds)
                 moved[i] = positions

@@ -17,7 +17,9 @@ own SGD learning rate and each early-stopped, as a careful engineer would:
    the selection run (``early_errors``; the validation rows are part of the final
    training, so the step is chosen on the selection run).
    A method whose final run diverged before a seed's stopping step has no
-   early-stopped error there; it falls back to the next smaller lr of its grid
+   early-stopped error there, and one whose training loss blew up there without
+   becoming non-finite (:func:`~evomal_sr.evaluation.lr_tuning.collapsed`) reports
+   a broken model's error; either falls back to the next smaller lr of its grid
    (``lr_fallback``, :func:`~evomal_sr.evaluation.lr_tuning.fall_back`).
 
 For a given seed every method and lr starts from the same initial parameters and
@@ -157,8 +159,11 @@ def meta_test(
         neighbour was tuned past. Each method's own grid is its row's ``lr_grid``.
     lr_fallback : bool
         With ``tune_lr``: a method whose final run diverged before a seed's stopping step (its
-        early-stopped error there is not finite) trains its final run again at the next smaller lr of
-        its grid, for every seed, until none diverges so or the grid has no smaller lr
+        early-stopped error there is not finite), or collapsed there (its mean training loss over the
+        window ending at the stop more than ten times its first loss's size above it,
+        :func:`~evomal_sr.evaluation.lr_tuning.collapsed`), trains its final run again at the next
+        smaller lr of its grid, for every seed, until none diverges or collapses so or the grid has no
+        smaller lr
         (:func:`~evomal_sr.evaluation.lr_tuning.fall_back`); the lrs left are its row's ``lr_fallbacks``.
         The stopping steps come from that lr's selection run, so a fallback is the meta-test that
         lr would have had. ``False``: the diverged row is reported as it is (its mean is infinite).

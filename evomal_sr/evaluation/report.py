@@ -101,7 +101,7 @@ class MetaTestReport:
         if self.tune_lr and self.lr_extend:
             lr += f", each grid extended up to {self.lr_extend} step(s) past an edge where its best lr lay"
         if self.tune_lr and self.lr_fallback:
-            lr += "; a final run that diverged before its stopping step fell back to the next smaller lr"
+            lr += "; a final run that diverged or collapsed before its stopping step fell back to the next smaller lr"
         fell = [
             f"{r.method} from {', '.join(f'{v:g}' for v in r.lr_fallbacks)}" for r in self.methods if r.lr_fallbacks
         ]
