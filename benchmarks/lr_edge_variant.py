@@ -32,8 +32,8 @@ ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT.parent))
 sys.path.insert(0, str(ROOT))
 
-from ablation import DEFAULT as SELECTION  # noqa: E402
-from ablation import GRID_2, ROWS_15  # noqa: E402
+from ablation_variants import DEFAULT as SELECTION  # noqa: E402
+from ablation_variants import GRID_2, ROWS_15  # noqa: E402
 from lr_edge import cli, judge  # noqa: E402
 from run_results import machine  # noqa: E402
 from suite import TASKS  # noqa: E402
