@@ -56,7 +56,7 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 from ablation import judge, label_shifted, many_classes, redecide, saved_selection  # noqa: E402
 from run_results import machine  # noqa: E402
-from suite import BOTH, DEVELOPMENT, SuiteTask, half  # noqa: E402
+from suite import BOTH, DEVELOPMENT, SuiteTask, flips, half, pair, student_t, symmetric  # noqa: E402
 from task_results import Comparison, TaskResult, write_table  # noqa: E402
 
 from evomal_sr import LossSearch  # noqa: E402
@@ -71,20 +71,13 @@ OUT = ROOT / "results" / "probes"
 SUITE = ROOT / "results" / "suite"
 
 PROBES: tuple[SuiteTask, ...] = (
-    SuiteTask(
-        "iris-pair30-val",
-        "iris",
-        DEVELOPMENT,
-        "30% pair noise, train + val",
-        {"label_noise": 0.3, "noise": "pair", "noisy_splits": BOTH},
-        True,
-    ),
+    SuiteTask("iris-pair30-val", "iris", DEVELOPMENT, "30% pair noise, train + val", pair(0.3), True),
     SuiteTask(
         "wine-asym30-val",
         "wine",
         DEVELOPMENT,
         "30% asymmetric noise (class 0 -> 1 only), train + val",
-        {"noise": [[0.7, 0.3, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]], "noisy_splits": BOTH},
+        flips(0.3, 3, {0: 1}, BOTH),
         True,
     ),
     SuiteTask(
@@ -92,16 +85,16 @@ PROBES: tuple[SuiteTask, ...] = (
         "breast_cancer",
         DEVELOPMENT,
         "20% symmetric noise, train + val",
-        {"label_noise": 0.2, "noisy_splits": BOTH},
+        symmetric(0.2, BOTH),
         True,
     ),
-    SuiteTask("diabetes-outliers20", "diabetes", DEVELOPMENT, "20% outlier targets, train", {"label_noise": 0.2}, True),
+    SuiteTask("diabetes-outliers20", "diabetes", DEVELOPMENT, "20% outlier targets, train", symmetric(0.2), True),
     SuiteTask(
         "friedman1-t1.5",
         "friedman1",
         DEVELOPMENT,
         "Student-t noise (df 1.5, scale 0.3 std), train + val",
-        {"target_noise": "student_t", "noise_df": 1.5, "noise_scale": 0.3, "noisy_splits": BOTH},
+        student_t(0.3, 1.5),
         True,
     ),
     SuiteTask(
@@ -109,42 +102,18 @@ PROBES: tuple[SuiteTask, ...] = (
         "sinusoid",
         DEVELOPMENT,
         "Student-t noise (df 3, scale 0.5 std), train + val",
-        {"target_noise": "student_t", "noise_df": 3.0, "noise_scale": 0.5, "noisy_splits": BOTH},
+        student_t(0.5, 3.0),
         True,
     ),
     SuiteTask("wine-imbalance9", "wine", DEVELOPMENT, "9:1 class imbalance", {"imbalance": 9.0}),
-    SuiteTask(
-        "iris-noise40-val",
-        "iris",
-        DEVELOPMENT,
-        "40% symmetric noise, train + val",
-        {"label_noise": 0.4, "noisy_splits": BOTH},
-        True,
-    ),
+    SuiteTask("iris-noise40-val", "iris", DEVELOPMENT, "40% symmetric noise, train + val", symmetric(0.4, BOTH), True),
     # ten-class tasks, for classes-sce (the suite's development half has four)
     SuiteTask(
-        "digits-noise20-val",
-        "digits",
-        DEVELOPMENT,
-        "20% symmetric noise, train + val",
-        {"label_noise": 0.2, "noisy_splits": BOTH},
-        True,
+        "digits-noise20-val", "digits", DEVELOPMENT, "20% symmetric noise, train + val", symmetric(0.2, BOTH), True
     ),
+    SuiteTask("digits-pair30-val", "digits", DEVELOPMENT, "30% pair noise, train + val", pair(0.3), True),
     SuiteTask(
-        "digits-pair30-val",
-        "digits",
-        DEVELOPMENT,
-        "30% pair noise, train + val",
-        {"label_noise": 0.3, "noise": "pair", "noisy_splits": BOTH},
-        True,
-    ),
-    SuiteTask(
-        "mnist1d-noise30-val",
-        "mnist1d",
-        DEVELOPMENT,
-        "30% symmetric noise, train + val",
-        {"label_noise": 0.3, "noisy_splits": BOTH},
-        True,
+        "mnist1d-noise30-val", "mnist1d", DEVELOPMENT, "30% symmetric noise, train + val", symmetric(0.3, BOTH), True
     ),
     SuiteTask("digits-imbalance5", "digits", DEVELOPMENT, "5:1 class imbalance", {"imbalance": 5.0}),
 )
