@@ -10,6 +10,10 @@
    parameters (plain ``Linear``/``ReLU`` MLPs only). It is compared with
    :func:`~evomal_sr.training.local_search.unrolled_meta_gradient` on the paper preset's digits MLP.
 
+3. **The bias folded into the batched product** (fourteenth session): ``torch.baddbmm(bias, h, W^T)`` in place
+   of the stacked MLP's ``torch.bmm(h, W^T) + bias``, one training step (forward, loss, backward) of the
+   digits MLP at one copy (one candidate at a time, where the side-by-side's 3x target is missed).
+
 With ``--profile-generations N`` it first profiles ``N`` generations of the paper search on digits with
 ``torch.profiler`` and prints the operators' shares of the self CPU time (what the two ideas aim at).
 
@@ -126,6 +130,37 @@ def meta_rows(candidates: list[int], repeats: int) -> None:
               f"outer equal {torch.equal(o1, o2)}, meta-gradient max relative difference {rel:.1e}")  # fmt: skip
 
 
+def _mlp(params: list[torch.Tensor], x: torch.Tensor, fused: bool) -> torch.Tensor:
+    """The stacked digits MLP (``[K, o, i]`` weights, ``[K, o]`` biases) on a shared batch, either way."""
+    h = x.expand(params[0].shape[0], *x.shape)
+    for layer in range(3):
+        weight, bias = params[2 * layer], params[2 * layer + 1]
+        if fused:
+            h = torch.baddbmm(bias.unsqueeze(1), h, weight.transpose(1, 2))
+        else:
+            h = torch.bmm(h, weight.transpose(1, 2)) + bias.unsqueeze(1)
+        h = h.relu() if layer < 2 else h
+    return h
+
+
+def bias_rows(repeats: int) -> None:
+    task = es.Task.builtin("digits", seed=0)
+    model = task.make_model(seed=0)
+    params = [v.detach().unsqueeze(0).clone().requires_grad_(True) for v in model.parameters()]
+    x, y = task.X_train[:128], task.y_train[:128]
+
+    def step(fused: bool):
+        out = _mlp(params, x, fused)
+        loss = torch.nn.functional.cross_entropy(out[0], y)
+        return out, torch.autograd.grad(loss, params)
+
+    (o1, g1), (o2, g2) = step(False), step(True)
+    same = torch.equal(o1, o2) and all(torch.equal(a, b) for a, b in zip(g1, g2))
+    times = [(per_call_us(lambda: step(False), repeats), per_call_us(lambda: step(True), repeats)) for _ in range(3)]
+    cells = ", ".join(f"{a:.0f} / {b:.0f} us ({a / b:.3f}x)" for a, b in times)
+    print(f"one training step, K = 1: bmm + bias / baddbmm, 3 rounds: {cells}; bit-identical: {same}")
+
+
 def profile_rows(generations: int) -> None:
     import tempfile
 
@@ -152,6 +187,7 @@ def main(argv=None) -> int:
     if args.profile_generations:
         profile_rows(args.profile_generations)
     softmax_rows(args.repeats * 10)
+    bias_rows(args.repeats * 50)
     meta_rows(args.candidates, args.repeats)
     return 0
 
