@@ -228,8 +228,8 @@ def now_table() -> list[str]:
     rows = [line for name in FRESH if (OUT / f"{name}.json").exists() and (line := now_judged(name))]
     worse = [line.split(" | ")[0].removeprefix("| ") for line in rows if "(**worse**)" in line]
     return [
-        f"By today's meta-test (lr grid extended past an edge, fallback on divergence or collapse): {len(worse)} of {len(rows)} "
-        f"probes return a loss worse than the best known loss ({', '.join(worse) or 'none'}).",
+        f"By today's meta-test (lr grid extended past an edge, fallback on divergence or collapse): {len(worse)} of "
+        f"{len(rows)} probes return a loss worse than the best known loss ({', '.join(worse) or 'none'}).",
         "",
         "| probe | returned (lr, error) | tuned standard loss (returned vs it) | best known (lr, error) | returned vs "
         "best known (paired ± se) | rows whose lr lies outside the grid as given |",

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from results_sections import (
     fixed_answers,
+    flip_transfer,
     fresh,
     idle_timing,
     label_shift,
@@ -217,6 +218,7 @@ def write_report(out: Path, path: Path) -> None:
         *regression_prior(),
         *label_shift(),
         *normalised(),
+        *flip_transfer(),
         *fixed_answers(),
         *idle_timing(searched, "The default search before the twelfth session timed alone"),
         *idle_timing(out, f"The suite's search (the fitness before `{CURRENT_SEARCH}`) timed alone"),

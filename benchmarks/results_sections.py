@@ -132,6 +132,20 @@ def normalised() -> list[str]:
     )
 
 
+def flip_transfer() -> list[str]:
+    """The learned loss of digits-seed113 on the other class-dependent-flip probes (``flip_transfer.py``)."""
+    from flip_transfer import OUT, report_lines
+
+    return saved_section(
+        OUT,
+        "Does a fresh probe's winning learned loss carry over? (`benchmarks/flip_transfer.py`)",
+        "flip_transfer",
+        "`python benchmarks/flip_transfer.py` (runs the probes not yet saved), then "
+        "`python benchmarks/flip_transfer.py --report-only`.",
+        report_lines,
+    )
+
+
 def fixed_answers() -> list[str]:
     """Each known loss as a fixed answer against today's default (``fixed_answers.py``), from saved meta-tests."""
     from fixed_answers import OUT, report_lines
