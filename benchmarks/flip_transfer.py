@@ -14,15 +14,13 @@ Named before it ran (the tasks, the loss and the comparison), it decides nothing
 that beats the best known loss on most of these tasks is a discovered loss worth a place beside the zoo in a
 later round; otherwise the win stays one task's.
 
-    python benchmarks/flip_transfer.py                  # runs what is not saved
+    python benchmarks/flip_transfer.py --tasks digits-seed137-asym30-val,mnist1d-seed127-asym30-train  # skips saved
     python benchmarks/flip_transfer.py --report-only
 """
 
 from __future__ import annotations
 
-import argparse
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
@@ -32,12 +30,12 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 from fresh_probes import FRESH, todays_report  # noqa: E402
 from fresh_probes import OUT as FRESH_OUT  # noqa: E402
-from run_results import machine  # noqa: E402
-from task_results import Comparison, same_run, write_table  # noqa: E402
+from lr_edge import cli  # noqa: E402
+from normalised_losses import against_saved, beside_best  # noqa: E402
+from task_results import Comparison  # noqa: E402
 
 import evomal_sr as es  # noqa: E402
-from evomal_sr.core.fileio import atomic_write_json, read_json  # noqa: E402
-from evomal_sr.evaluation.metatest import meta_test  # noqa: E402
+from evomal_sr.core.fileio import read_json  # noqa: E402
 from evomal_sr.evaluation.report import MetaTestReport  # noqa: E402
 from evomal_sr.losses.io import describe_loss, load_loss  # noqa: E402
 
@@ -68,57 +66,32 @@ def source_loss() -> torch.nn.Module:
     return load_loss(path)
 
 
-def run_target(name: str) -> None:
-    target = OUT / name / "metatest.json"
-    if target.exists():
+def run_target(name: str, _args=None) -> None:
+    if (OUT / name / "metatest.json").exists():
         print(f"[{name}] done before", flush=True)
         return
-    saved = Comparison(todays_report(name))
-    best = saved.best_known.method
     task = es.Task.builtin(model="mlp", **FRESH[name])
-    tick, load = time.perf_counter(), machine()
-    report = meta_test({NAME: source_loss()}, task, tune_lr=True, baselines=[best], seeds=3, steps=3000, verbose=0)
-    if not same_run(report[best], saved.rows[best]):
-        raise SystemExit(f"{name}: {best} trained again differs from its saved row: the rows would not pair")
-    report.to_json(target)
-    atomic_write_json(OUT / name / "run.json", {"command": " ".join(sys.argv), "machine": load})
-    print(f"[{name}] {time.perf_counter() - tick:.0f} s", flush=True)
+    beside_best({NAME: source_loss()}, task, Comparison(todays_report(name)), name, OUT, seeds=3, steps=3000)
 
 
 def report_lines() -> list[str]:
     lines = [
-        "| probe | best known (lr, error) | tuned cross-entropy | transferred loss: lr, early-stopped error "
+        "| probe | best known (lr, error) | tuned cross-entropy | transferred loss: lr | early-stopped error "
         "| vs cross-entropy | vs best known (paired ± se) |",
-        "|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|",
     ]
     for name in (SOURCE, *TARGETS):
         path = FRESH_OUT / name / "metatest.json" if name == SOURCE else OUT / name / "metatest.json"
-        if not path.exists():
-            continue
-        saved = Comparison(todays_report(name))
-        row = MetaTestReport.load(path)["returned" if name == SOURCE else NAME]
-        best = saved.best_known
-        diff, se, verdict = saved.vs_best_known(row)
-        shown = f"**{verdict}**" if verdict != "within noise" else verdict
-        lines.append(
-            f"| {name}{' (where it was found)' if name == SOURCE else ''} | {best.method} {best.lr:.3g} "
-            f"{best.early_mean:.4f} | {saved.base.early_mean:.4f} | {row.lr:.3g}, {row.early_mean:.4f} "
-            f"| {saved.change(row):+.0%} | {diff:+.4f} ± {se:.4f} ({shown}) |"
-        )
+        if path.exists():
+            row = MetaTestReport.load(path)["returned" if name == SOURCE else NAME]
+            where = " (where it was found)" if name == SOURCE else ""
+            lines.append(f"| {name}{where} | {against_saved(Comparison(todays_report(name)), row)} |")
     return lines
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--targets", default=",".join(TARGETS))
-    parser.add_argument("--report-only", action="store_true")
-    args = parser.parse_args(argv)
     torch.set_num_threads(1)
-    if not args.report_only:
-        for name in [t for t in args.targets.split(",") if t]:
-            run_target(name)
-    write_table(OUT, report_lines())
-    return 0
+    return cli(argv, __doc__, run_target, OUT, report_lines)
 
 
 if __name__ == "__main__":

@@ -111,24 +111,41 @@ def families(kind: str) -> dict:
     return {"nce+rce": ActivePassive("rce"), "nce+mae": ActivePassive("mae")}
 
 
-def run_task(key: str, _args=None) -> None:
-    target = OUT / key / "metatest.json"
-    if target.exists():
-        print(f"[{key}] done before", flush=True)
-        return
-    saved = Comparison(judge(key))
-    task = TASKS[key].build(0)
+def beside_best(losses: dict, task, saved: Comparison, key: str, out: Path, **protocol) -> None:
+    """``losses`` meta-tested on ``task`` (``protocol``: the saved meta-test's seeds, steps...) beside ``saved``'s
+    best known loss, trained again, whose row must equal its saved row bit for bit (so that the rows pair);
+    written to ``out/key/metatest.json`` with a ``run.json`` beside it."""
     best = saved.best_known.method
-    losses = families(task.kind)
     tick, load = time.perf_counter(), machine()
-    report = meta_test(
-        losses, task, seeds=5, steps=1500, baselines=[best], tune_lr=True, preset="quick", seed=0, verbose=0
-    )
+    report = meta_test(losses, task, baselines=[best], tune_lr=True, verbose=0, **protocol)
     if not same_run(report[best], saved.rows[best]):
         raise SystemExit(f"{key}: {best} trained again differs from its saved row: the rows would not pair")
-    report.to_json(target)
-    atomic_write_json(OUT / key / "run.json", {"command": " ".join(sys.argv), "machine": load})
+    report.to_json(out / key / "metatest.json")
+    atomic_write_json(out / key / "run.json", {"command": " ".join(sys.argv), "machine": load})
     print(f"[{key}] {time.perf_counter() - tick:.0f} s", flush=True)
+
+
+def run_task(key: str, _args=None) -> None:
+    if (OUT / key / "metatest.json").exists():
+        print(f"[{key}] done before", flush=True)
+        return
+    task = TASKS[key].build(0)
+    beside_best(
+        families(task.kind), task, Comparison(judge(key)), key, OUT, seeds=5, steps=1500, preset="quick", seed=0
+    )
+
+
+def against_saved(saved: Comparison, row) -> str:
+    """The table cells of meta-test row ``row`` against ``saved``'s best known and tuned standard losses: the best
+    known loss (lr, error), the standard loss's error, the row's lr and error, its change from the standard loss,
+    and its paired difference from the best known loss (a verdict other than a tie in bold)."""
+    best = saved.best_known
+    diff, se, verdict = saved.vs_best_known(row)
+    shown = verdict if verdict == "within noise" else f"**{verdict}**"
+    return (
+        f"{best.method} {best.lr:.3g} {best.early_mean:.4f} | {saved.base.early_mean:.4f} | {row.lr:.3g} "
+        f"| {row.early_mean:.4f} | {saved.change(row):+.0%} | {diff:+.4f} ± {se:.4f} ({shown})"
+    )
 
 
 def report_lines() -> list[str]:
@@ -141,15 +158,9 @@ def report_lines() -> list[str]:
         if not (OUT / key / "metatest.json").exists():
             continue
         saved, rerun = Comparison(judge(key)), MetaTestReport.load(OUT / key / "metatest.json")
-        best = saved.best_known
         for name in families("regression" if TASKS[key].dataset in REGRESSION else "classification"):
-            row = rerun[name]
-            diff, se, verdict = saved.vs_best_known(row)
-            lines.append(
-                f"| {key} | {best.method} {best.lr:.3g} {best.early_mean:.4f} | {saved.base.early_mean:.4f} | {name} "
-                f"| {row.lr:.3g} | {row.early_mean:.4f} | {saved.change(row):+.0%} "
-                f"| {diff:+.4f} ± {se:.4f} ({verdict}) |"
-            )
+            cells = against_saved(saved, rerun[name]).split(" | ")
+            lines.append(f"| {key} | {' | '.join(cells[:2])} | {name} | {' | '.join(cells[2:])} |")
     return lines
 
 

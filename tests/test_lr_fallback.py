@@ -26,8 +26,9 @@ def run(iris, **options):
     return metatest.meta_test(es.LearnedLoss("-(y * log(fx))"), iris, baselines=["mae"], **options)
 
 
-def poisoned(monkeypatch, iris, bad):
-    """Make the final run's test curves infinite after step 0 for the copies where ``bad(copy)`` holds."""
+def poisoned(monkeypatch, iris, bad, curves="curves", value=math.inf):
+    """Set the final run's ``curves`` (test errors; ``"loss_curves"``: training losses) to ``value`` after step 0
+    for the copies where ``bad(copy)`` holds."""
     real = metatest.train_copies
     final_rows = len(iris.X_train) + len(iris.X_val)
 
@@ -36,7 +37,8 @@ def poisoned(monkeypatch, iris, bad):
         if len(train_data[0]) == final_rows:
             for k, c in enumerate(copies):
                 if bad(c):
-                    result.curves[k] = [result.curves[k][0]] + [math.inf] * (len(result.curves[k]) - 1)
+                    curve = getattr(result, curves)[k]
+                    curve[1:] = [value] * (len(curve) - 1)
         return result
 
     monkeypatch.setattr(metatest, "train_copies", train_copies)
@@ -174,18 +176,8 @@ def test_collapsed_compares_the_window_at_the_stop_with_the_first_loss(curve, in
 def test_a_collapsed_final_run_falls_back_in_the_meta_test(iris, monkeypatch):
     plain = run(iris, lr_fallback=False)
     chosen = plain["learned"].lr
-    real = metatest.train_copies
-    final_rows = len(iris.X_train) + len(iris.X_val)
-
-    def train_copies(task, modules, copies, train_data, eval_data, **options):
-        result = real(task, modules, copies, train_data, eval_data, **options)
-        if len(train_data[0]) == final_rows:
-            for k, c in enumerate(copies):
-                if c.loss == 0 and c.lr == chosen:  # finite, but far above where it started
-                    result.loss_curves[k] = [result.loss_curves[k][0]] + [1e6] * (len(result.loss_curves[k]) - 1)
-        return result
-
-    monkeypatch.setattr(metatest, "train_copies", train_copies)
+    # finite, but far above where it started
+    poisoned(monkeypatch, iris, lambda c: c.loss == 0 and c.lr == chosen, curves="loss_curves", value=1e6)
     report = run(iris)
     assert report["learned"].lr_fallbacks == [chosen]
     assert report["mae"].to_dict() | {"seconds": 0} == plain["mae"].to_dict() | {"seconds": 0}
