@@ -89,6 +89,7 @@ def test_no_divergence_means_the_same_report_with_or_without_the_fallback(iris):
         row.pop("seconds")
     on.pop("seconds"), off.pop("seconds")
     assert on.pop("lr_fallback") is True and off.pop("lr_fallback") is False
+    assert on.pop("lr_collapse") is True and off.pop("lr_collapse") is False
     assert on == off
 
 
@@ -97,8 +98,13 @@ def test_lr_fallbacks_round_trip_and_older_files_have_none(iris, monkeypatch, tm
     report = run(iris)
     path = report.to_json(tmp_path / "report.json")
     loaded = MetaTestReport.load(path)
-    assert loaded["mae"].lr_fallbacks == report["mae"].lr_fallbacks and loaded.lr_fallback
+    assert loaded["mae"].lr_fallbacks == report["mae"].lr_fallbacks and loaded.lr_fallback and loaded.lr_collapse
+    assert "a final run that diverged or collapsed before its stopping step fell back" in loaded.protocol()
     data = report.to_dict()
+    data.pop("lr_collapse")  # a file from before the collapse rule
+    before = MetaTestReport.from_dict(data)
+    assert before.lr_fallback and not before.lr_collapse
+    assert "a final run that diverged before its stopping step fell back" in before.protocol()
     data.pop("lr_fallback")
     for row in data["methods"]:
         row.pop("lr_fallbacks")
@@ -109,7 +115,7 @@ def test_lr_fallbacks_round_trip_and_older_files_have_none(iris, monkeypatch, tm
 def test_an_untuned_meta_test_never_falls_back(iris, monkeypatch):
     poisoned(monkeypatch, iris, lambda c: True)
     report = run(iris, tune_lr=False)
-    assert not report.lr_fallback and all(r.lr_fallbacks == [] for r in report.methods)
+    assert not report.lr_fallback and not report.lr_collapse and all(r.lr_fallbacks == [] for r in report.methods)
 
 
 def test_fall_back_replaces_only_the_moved_copies_rows_included():

@@ -144,8 +144,8 @@ def select_lrs(
 def fall_back(
     chosen: LrSelection, final: PopulationRun, seeds: Sequence[int], run: Callable[[list[CopySpec]], PopulationRun]
 ) -> PopulationRun:
-    """Redo the final run of every method whose final run diverged or :func:`collapsed` before (or at) a seed's
-    stopping step, one lr lower.
+    """Redo the final run of every method whose final run diverged before a seed's stopping step or
+    :func:`collapsed` at it, one lr lower.
 
     ``final`` holds each method's seeds contiguously, in method then seed order; ``run`` trains copies
     as the final run does. Repeated while such a method has a smaller lr in its grid; each lr left is

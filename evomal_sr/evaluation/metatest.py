@@ -166,7 +166,9 @@ def meta_test(
         smaller lr
         (:func:`~evomal_sr.evaluation.lr_tuning.fall_back`); the lrs left are its row's ``lr_fallbacks``.
         The stopping steps come from that lr's selection run, so a fallback is the meta-test that
-        lr would have had. ``False``: the diverged row is reported as it is (its mean is infinite).
+        lr would have had. ``False``: the row is reported as it is (a diverged row's mean is infinite).
+        Reports record both (``lr_fallback``, ``lr_collapse``; files from before the collapse rule have
+        ``lr_collapse`` False).
     eval_every : int, optional
         Steps between validation/test evaluations; default ``steps // curve_points``.
     device, lr, batch_size, preset, seed, method
@@ -259,6 +261,7 @@ def meta_test(
         seconds=seconds,
         lr_extend=extend,
         lr_fallback=fallback,
+        lr_collapse=fallback,
         lr_grid=list(grid) if tune_lr else [],
     )
 

@@ -51,6 +51,7 @@ class MetaTestReport:
     seconds: float = 0.0
     lr_extend: int = 0  # how far a method's grid could grow past an edge (meta_test's lr_extend; 0 in older files)
     lr_fallback: bool = False  # whether a diverged final run fell back to a smaller lr (False in older files)
+    lr_collapse: bool = False  # whether a collapsed one did too (lr_tuning.collapsed; False in older files)
     # the lr grid every method was given, before any extension (empty in older files: read from the rows)
     lr_grid: list[float] = field(default_factory=list)
 
@@ -101,7 +102,8 @@ class MetaTestReport:
         if self.tune_lr and self.lr_extend:
             lr += f", each grid extended up to {self.lr_extend} step(s) past an edge where its best lr lay"
         if self.tune_lr and self.lr_fallback:
-            lr += "; a final run that diverged or collapsed before its stopping step fell back to the next smaller lr"
+            broke = "diverged or collapsed" if self.lr_collapse else "diverged"
+            lr += f"; a final run that {broke} before its stopping step fell back to the next smaller lr"
         fell = [
             f"{r.method} from {', '.join(f'{v:g}' for v in r.lr_fallbacks)}" for r in self.methods if r.lr_fallbacks
         ]
@@ -270,6 +272,7 @@ class MetaTestReport:
             "seconds": self.seconds,
             "lr_extend": self.lr_extend,
             "lr_fallback": self.lr_fallback,
+            "lr_collapse": self.lr_collapse,
             "lr_grid": self.lr_grid,
             "methods": [r.to_dict() for r in self.methods],
         }
@@ -291,6 +294,7 @@ class MetaTestReport:
                 seconds=float(data.get("seconds", 0.0)),
                 lr_extend=int(data.get("lr_extend", 0)),
                 lr_fallback=bool(data.get("lr_fallback", False)),
+                lr_collapse=bool(data.get("lr_collapse", False)),
                 lr_grid=[float(v) for v in data.get("lr_grid", [])],
             )
         except (KeyError, TypeError, ValueError, OverflowError) as exc:
