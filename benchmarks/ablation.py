@@ -99,8 +99,10 @@ def searched(name: str, key: str) -> Path:
 
 def settings_of(name: str) -> dict:
     """Variant ``name``'s overrides of the ``standard`` preset, with the margin every variant before
-    ``margin-2`` ran with (one paired SE) where it sets none, so that each means what it meant when it ran."""
-    return {"selection_margin": 1.0, **VARIANTS[name]}
+    ``margin-2`` ran with (one paired SE) and the scoring every variant ran with (``"validation"``; the preset's
+    is ``"auto-regression"`` since the fourteenth session) where it sets none, so that each means what it meant
+    when it ran."""
+    return {"selection_margin": 1.0, "selection_scoring": "validation", **VARIANTS[name]}
 
 
 def margin_base(name: str) -> str | None:

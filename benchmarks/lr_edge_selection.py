@@ -53,7 +53,7 @@ def reselect(key: str, seed: int) -> None:
     record = read_json(ABLATION / DEFAULT / f"{key}.json", ValueError, "selection")
     front = load_front(searched(record.get("rows_from", DEFAULT), key) / "search" / "pareto.json")
     task = TASKS[key].build(seed)
-    settings = resolve_preset("standard", selection_lr_extend=EXTEND)
+    settings = resolve_preset("standard", selection_lr_extend=EXTEND, selection_scoring="validation")  # as it ran
     tick, load = time.perf_counter(), machine()
     result = select_with_settings(front, task, settings, seed=seed, verbose=0)
     seconds = time.perf_counter() - tick

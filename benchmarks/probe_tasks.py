@@ -174,7 +174,8 @@ def rerun_probe(spec: SuiteTask, decision: str, args) -> None:
     record = read_json(OUT / f"{spec.key}.json", ValueError, "probe")
     front = load_front(OUT / spec.key / "search" / "pareto.json")
     tick = time.perf_counter()
-    result = select_with_settings(front, task, resolve_preset("standard", **changes), seed=args.seed, verbose=0)
+    settings = resolve_preset("standard", **{"selection_scoring": "validation", **changes})  # the scoring they ran
+    result = select_with_settings(front, task, settings, seed=args.seed, verbose=0)
     seconds = time.perf_counter() - tick
     print(f"{spec.key} ({decision}): selection {seconds:.0f} s\n{result}", flush=True)
     search = record["seconds"] - record["selection"]["seconds"]

@@ -63,8 +63,12 @@ from evomal_sr.evaluation.selection import select_with_settings, shortlist_entri
 from evomal_sr.results.front import load_front  # noqa: E402
 
 OUT = ROOT / "results" / "regression_prior"
-# each named explicitly: "log-cosh" was the default when this ran, MAE is since (an empty override would now run MAE)
-PRIORS = {"log-cosh": {"selection_prior": "log-cosh"}, "mae": {"selection_prior": "mae"}}
+# each named explicitly: "log-cosh" was the default when this ran, MAE is since (an empty override would now run MAE);
+# the scoring they ran with too ("validation" on regression tasks; the default's is "auto-regression" since)
+PRIORS = {
+    "log-cosh": {"selection_prior": "log-cosh", "selection_scoring": "validation"},
+    "mae": {"selection_prior": "mae", "selection_scoring": "validation"},
+}
 SUITE_KEYS = [k for k, t in TASKS.items() if t.dataset in REGRESSION]
 PROBE_KEYS = [k for k, t in PROBE_TASKS.items() if t.dataset in REGRESSION]
 FRESH_KEYS = [k for k, spec in FRESH.items() if spec["name"] in REGRESSION]

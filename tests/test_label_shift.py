@@ -11,8 +11,9 @@ import torch
 from clihelpers import invoke
 
 import evomal_sr as es
+from evomal_sr.core.presets import resolve_preset
 from evomal_sr.evaluation.label_shift import SHIFT_LEVEL, label_shift, resolve_scoring
-from evomal_sr.evaluation.selection import select_final
+from evomal_sr.evaluation.selection import select_final, select_with_settings
 from evomal_sr.results.front import FrontEntry, ParetoFront
 
 
@@ -62,6 +63,31 @@ def test_auto_scores_on_validation_folds_only_under_label_shift(options, scoring
     assert resolve_scoring("validation", None) == ("validation", "")
 
 
+@pytest.mark.parametrize(
+    ("options", "scoring", "why"),
+    [
+        ({"name": "breast_cancer", "imbalance": 9.0}, "validation-folds", "auto-regression: the training rows'"),
+        ({"name": "breast_cancer"}, "validation", "auto-regression: no label shift (chi-square"),
+        ({"name": "diabetes"}, "validation-folds", "auto-regression: a regression task"),
+        ({"name": "friedman1", "label_noise": 0.2}, "validation-folds", "auto-regression: a regression task"),
+    ],
+)
+def test_auto_regression_also_scores_regression_tasks_on_validation_folds(options, scoring, why):
+    resolved, reason = resolve_scoring("auto-regression", es.Task.builtin(seed=0, **options))
+    assert resolved == scoring and reason.startswith(why)
+
+
+def test_the_standard_preset_scores_a_regression_task_on_validation_folds():
+    task = es.Task.builtin("diabetes", seed=0, model="linear")
+    front = ParetoFront([FrontEntry("square(fx - y)", (1.0,) * 3, 0.5, 4)], task_kind="regression")
+    settings = resolve_preset("standard", selection_steps=20, selection_folds=3, selection_finalists=0)
+    result = select_with_settings(front, task, settings, verbose=0)
+    explicit = select_with_settings(front, task, settings, verbose=0, scoring="validation-folds")
+    assert result.scoring == "validation-folds"
+    assert result.to_dict()["scoring_note"] == "auto-regression: a regression task"
+    assert [r.errors for r in result.rows] == [r.errors for r in explicit.rows]  # the same folds and runs
+
+
 def test_the_selection_records_what_auto_chose_and_why():
     task = es.Task.builtin("breast_cancer", seed=0, model="linear", imbalance=9.0)
     front = ParetoFront([FrontEntry("-(y * log(fx))", (1.0,) * 4, 0.1, 5)], task_kind="classification")
@@ -81,3 +107,4 @@ def test_the_cli_takes_the_selection_scoring(tmp_path):
     assert (saved["scoring"], saved["scoring_note"][:19]) == ("validation", "auto: no label shif")
     bad = invoke(*args, "--selection-scoring", "rows", "--out", tmp_path / "bad")
     assert bad.exit_code != 0 and "'rows' is not one of 'validation', 'folds', 'validation-folds', 'auto'" in bad.output
+    assert "auto-regression" in bad.output

@@ -351,7 +351,7 @@ def test_the_standard_preset_decides_with_1_5_standard_errors_of_the_folds_and_r
     assert (standard.selection_margin, standard.selection_uncertainty) == (1.5, "folds-and-rows")
     # MAE for classification up to five classes, SCE above, MAE for regression; label smoothing under label
     # shift, where each fold's lr and stopping step are chosen on validation rows
-    assert (standard.selection_prior, standard.selection_scoring) == ("robust-shift", "auto")
+    assert (standard.selection_prior, standard.selection_scoring) == ("robust-shift", "auto-regression")
     assert resolve_preset("standard", selection_margin=1.0).selection_margin == 1.0
     args = ["search", "--dataset", "iris", "--preset", "tiny", "--final-selection", "fair", "-q"]
     result = invoke(*args, "--selection-margin", "3", "--out", tmp_path / "run")

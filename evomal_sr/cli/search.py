@@ -154,7 +154,8 @@ def _executor_setting(workers, scheduler):
     type=click.Choice(CHOICES["selection_scoring"]),
     help="Which rows choose each fold's lr and stopping step and score it in the final selection; auto: "
     "folds of the validation rows where the training rows' class balance differs from theirs, else the "
-    "validation rows [default: the preset's].",
+    "validation rows; auto-regression: auto, and folds of the validation rows on regression tasks too "
+    "[default: the preset's].",
 )
 @click.option(
     "--selection-prior",

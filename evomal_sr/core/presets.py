@@ -191,7 +191,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "initial_losses": ("baseline", "zoo"),
     "initial_fill": ("random", "variants"),
     "final_selection": ("none", "fair"),
-    "selection_scoring": ("validation", "folds", "validation-folds", "auto"),
+    "selection_scoring": ("validation", "folds", "validation-folds", "auto", "auto-regression"),
     "selection_prior": ("none", "robust", "robust-classes", "robust-shift", "mae", "sce", "gce", "log-cosh"),
     "selection_metric": ("task", "mae", "huber"),
     "selection_uncertainty": ("folds", "folds-and-rows"),
@@ -291,6 +291,12 @@ PRESETS: dict[str, Preset] = {
     # over the eight development tasks with label shift the default was worse than the best known loss on
     # 3, this on 1, with a mean gap of +25.0% against +53.5% (the rule committed before it ran:
     # benchmarks/label_shift_prior.py, which also reports the evaluation half's one such task).
+    # On regression tasks each fold's lr and stopping step are chosen on validation rows too (fourteenth
+    # session: selection_scoring="auto-regression"), not on a fifth of the training rows, whose outlier or
+    # heavy-tailed targets dominate their squared errors. Over the 15 regression development tasks of
+    # regression_prior.py, on the same fronts: a tie on tasks worse than the best known loss (0 and 0), 11
+    # of 14 noisy tasks 20% below the standard loss against 10, a mean gap of +9.3% against +15.2% (the rule
+    # committed before it ran: benchmarks/regression_scoring.py, which also reports the evaluation half).
     "standard": dataclasses.replace(
         _QUICK,
         generations=12,
@@ -306,7 +312,7 @@ PRESETS: dict[str, Preset] = {
         selection_folds=5,
         selection_finalists=4,
         selection_prior="robust-shift",
-        selection_scoring="auto",
+        selection_scoring="auto-regression",
         selection_margin=1.5,
         selection_uncertainty="folds-and-rows",
     ),

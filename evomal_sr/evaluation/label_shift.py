@@ -7,7 +7,8 @@ and stopping step on a part of the training rows, at the training balance; under
 choice is made for the wrong balance (a 9:1 fold stops where predicting the majority class is
 best), while the meta-test chooses on the validation rows. ``selection_scoring="auto"`` therefore
 chooses on validation rows (``"validation-folds"``) where the balances differ, and otherwise
-keeps ``"validation"``.
+keeps ``"validation"``; ``"auto-regression"`` (the default since the fourteenth session) does so on
+regression tasks too.
 """
 
 from __future__ import annotations
@@ -67,21 +68,31 @@ def label_shift(task) -> LabelShift | None:
     return LabelShift(statistic, dof, float(p_value))
 
 
+#: The ``selection_scoring`` values that choose a scoring per task (:func:`resolve_scoring`).
+AUTO_SCORINGS = ("auto", "auto-regression")
+
+
 def resolve_scoring(scoring: str, task) -> tuple[str, str]:
     """The scoring ``selection_scoring`` names on ``task``, and why: ``"auto"`` is ``"validation-folds"`` under
-    label shift, else ``"validation"``; any other value is itself (and the reason empty).
+    label shift, else ``"validation"``; ``"auto-regression"`` is ``"validation-folds"`` on a regression task too
+    (there a fifth of the training rows, whose outlier or heavy-tailed targets dominate their squared errors,
+    would choose each fold's lr and stopping step); any other value is itself (and the reason empty).
 
     Examples
     --------
     >>> import evomal_sr as es
-    >>> resolve_scoring("auto", es.Task.builtin("diabetes", seed=0)), resolve_scoring("folds", None)
+    >>> diabetes = es.Task.builtin("diabetes", seed=0)
+    >>> resolve_scoring("auto", diabetes), resolve_scoring("folds", None)
     (('validation', 'auto: a regression task'), ('folds', ''))
+    >>> resolve_scoring("auto-regression", diabetes)
+    ('validation-folds', 'auto-regression: a regression task')
     """
-    if scoring != "auto":
+    if scoring not in AUTO_SCORINGS:
         return scoring, ""
     shift = label_shift(task)
     if shift is None:
-        return "validation", "auto: a regression task"
+        return ("validation-folds" if scoring == "auto-regression" else "validation"), f"{scoring}: a regression task"
     if shift.shifted:
-        return "validation-folds", f"auto: the training rows' class balance differs from the validation rows' ({shift})"
-    return "validation", f"auto: no label shift ({shift})"
+        differs = "the training rows' class balance differs from the validation rows'"
+        return "validation-folds", f"{scoring}: {differs} ({shift})"
+    return "validation", f"{scoring}: no label shift ({shift})"

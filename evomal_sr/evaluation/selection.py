@@ -155,10 +155,11 @@ def select_final(
         Called with the number of training steps just done.
     verbose : int
         1: a progress bar over every fold's steps and a log record per fold; 0: nothing.
-    scoring : {"validation", "folds", "validation-folds", "auto"}
+    scoring : {"validation", "folds", "validation-folds", "auto", "auto-regression"}
         Which rows score the short list (:func:`fold_tasks`); ``"auto"`` is ``"validation-folds"`` where the
         training rows' class balance differs from the validation rows' (label shift,
-        :func:`~evomal_sr.evaluation.label_shift.resolve_scoring`), else ``"validation"``.
+        :func:`~evomal_sr.evaluation.label_shift.resolve_scoring`), else ``"validation"``;
+        ``"auto-regression"`` is ``"validation-folds"`` on regression tasks too.
     finalists : int
         0: every row runs every fold. ``n > 0``: successive halving; every row runs the first
         :data:`SCREENING_FOLDS` folds, then only the ``n`` rows of lowest mean error there (plus the
