@@ -58,6 +58,7 @@ DEFAULT = "classes-sce"  # the ablation run of the default search (until the twe
 TODAY = "extended, today's default (MAE the regression prior, label smoothing under label shift)"
 TODAY_PRIOR = ROOT / "results" / "regression_prior"
 TODAY_SHIFT = ROOT / "results" / "label_shift_prior"
+TODAY_SCORING = ROOT / "results" / "regression_scoring"
 REGRESSION = ("diabetes", "friedman1", "sinusoid")
 
 
@@ -161,16 +162,22 @@ class TodayResult(Comparison):
     """Today's default on suite task ``key``, judged by today's meta-test (:func:`judge`): the report's headline.
 
     Its returned loss is the ``classes-sce`` ablation run's winner, or that run's front selected again with
-    today's settings where they differ on the task: MAE the regression prior (``regression_prior.py``), label
-    smoothing under label shift (``label_shift_prior.py``); its seconds are that run's search and that
-    selection's (``info`` as :class:`TaskResult` has it, for the report's tables).
+    today's settings where they differ on the task: MAE the regression prior (``regression_prior.py``) with
+    each fold's lr and stopping step chosen on validation rows (``regression_scoring.py``), label smoothing
+    under label shift (``label_shift_prior.py``); its seconds are that run's search and that selection's
+    (``info`` as :class:`TaskResult` has it, for the report's tables).
     """
 
     def __init__(self, key: str):
         super().__init__(judge(key))
         old = TaskResult(SUITE / key, ABLATION / DEFAULT)
         chosen, seconds = old.info["selection"], old.info["search_seconds"]
-        for reselected in (TODAY_PRIOR / key / "mae.json", TODAY_SHIFT / key / "shift.json"):
+        today = (
+            TODAY_PRIOR / key / "mae.json",
+            TODAY_SCORING / key / "validation-folds.json",
+            TODAY_SHIFT / key / "shift.json",
+        )
+        for reselected in today:  # the latest change last
             if not reselected.exists():
                 continue
             new = read_json(reselected, ValueError, "selection")["selection"]

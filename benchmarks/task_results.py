@@ -181,15 +181,17 @@ def winner_verdict(test: Comparison, chosen: dict, noisy: bool) -> dict:
     }
 
 
-def variant_lines(keys: list[str], names, verdicts, half, noisy, what: str) -> list[str]:
+def variant_lines(
+    keys: list[str], names, verdicts, half, noisy, what: str, halves=("development", "evaluation")
+) -> list[str]:
     """Selections ``names`` compared on the same tasks, per half and per task; ``verdicts(key, name)`` is
-    :func:`winner_verdict`'s, ``half(key)`` and ``noisy(key)`` say where a task counts."""
+    :func:`winner_verdict`'s, ``half(key)`` (one of ``halves``) and ``noisy(key)`` say where a task counts."""
     lines = [
         f"| half | {what} | tasks | worse than the best known (2 SEs) | noisy tasks >= 20% below the tuned standard "
         "| learned better than the best known | mean gap to the best known |",
         "|---|---|---|---|---|---|---|",
     ]
-    for which in ("development", "evaluation"):
+    for which in halves:
         among = [k for k in keys if half(k) == which]
         for name in names:
             judged = [verdicts(k, name) for k in among]
