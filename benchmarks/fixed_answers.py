@@ -7,8 +7,9 @@ loss there, beside today's default (its final selection) where its returned loss
 
 - the suite's 20 tasks (``lr_edge.py``'s meta-tests; the default's winner as the report's headline reads it,
   ``lr_edge.TodayResult``);
-- the regression development probes and fresh regression probes of ``regression_prior.py`` (today's default's
-  winner: its MAE-prior selection);
+- the regression development probes and fresh regression probes of ``regression_prior.py`` and
+  ``regression_scoring.py`` (today's default's winner: the latter's ``validation-folds`` selection, the
+  default since the fourteenth session; where it has none, the former's MAE-prior selection);
 - the development and fresh probes with label shift of ``label_shift_prior.py`` (today's default's winner: its
   ``shift`` selection);
 - the other fresh classification probes (``fresh_probes.py``; ``metatest-now.json`` where the probe was judged
@@ -36,6 +37,7 @@ from label_shift_prior import OUT as SHIFT_OUT  # noqa: E402
 from lr_edge import REGRESSION, TodayResult, judge  # noqa: E402
 from probe_tasks import PROBE_TASKS  # noqa: E402
 from regression_prior import OUT as PRIOR_OUT  # noqa: E402
+from regression_scoring import OUT as SCORING_OUT  # noqa: E402
 from suite import CLASSES, TASKS  # noqa: E402
 from task_results import Comparison, write_table  # noqa: E402
 
@@ -67,9 +69,11 @@ def judged_tasks() -> dict[str, tuple[str, Comparison, str | None]]:
     for key, spec in TASKS.items():
         if (ROOT / "results" / "lr_edge" / key / "metatest.json").exists():
             tasks[key] = (group(spec.dataset), Comparison(judge(key)), TodayResult(key).returned.method)
-    for folder in sorted(PRIOR_OUT.glob("*/metatest.json")):
-        key = folder.parent.name
-        winner = read_json(folder.parent / "mae.json", ValueError, "selection")["selection"]["winner"]
+    for folder in sorted([*PRIOR_OUT.glob("*/metatest.json"), *SCORING_OUT.glob("*/metatest.json")]):
+        key = folder.parent.name  # regression: today's selection (regression_scoring.py) where it ran, else MAE's
+        today = SCORING_OUT / key / "validation-folds.json"
+        chosen = today if today.exists() else folder.parent / "mae.json"
+        winner = read_json(chosen, ValueError, "selection")["selection"]["winner"]
         tasks.setdefault(key, ("regression", Comparison(MetaTestReport.load(folder)), winner))
     for folder in sorted(SHIFT_OUT.glob("*/metatest.json")):  # label shift: development and fresh probes
         key, dataset = folder.parent.name, shift_task_dataset(folder.parent.name)
