@@ -71,9 +71,10 @@ def judged_tasks() -> dict[str, tuple[str, Comparison, str | None]]:
             tasks[key] = (group(spec.dataset), Comparison(judge(key)), TodayResult(key).returned.method)
     for folder in sorted([*PRIOR_OUT.glob("*/metatest.json"), *SCORING_OUT.glob("*/metatest.json")]):
         key = folder.parent.name  # regression: today's selection (regression_scoring.py) where it ran, else MAE's
-        today = SCORING_OUT / key / "validation-folds.json"
-        chosen = today if today.exists() else folder.parent / "mae.json"
-        winner = read_json(chosen, ValueError, "selection")["selection"]["winner"]
+        chosen = [f for f in (SCORING_OUT / key / "validation-folds.json", PRIOR_OUT / key / "mae.json") if f.exists()]
+        if not chosen:  # its selections are still running
+            continue
+        winner = read_json(chosen[0], ValueError, "selection")["selection"]["winner"]
         tasks.setdefault(key, ("regression", Comparison(MetaTestReport.load(folder)), winner))
     for folder in sorted(SHIFT_OUT.glob("*/metatest.json")):  # label shift: development and fresh probes
         key, dataset = folder.parent.name, shift_task_dataset(folder.parent.name)

@@ -16,6 +16,7 @@ from results_sections import (
     probes,
     prose_section,
     regression_prior,
+    regression_scoring,
     today,
     variants,
 )
@@ -217,6 +218,7 @@ def write_report(out: Path, path: Path) -> None:
         *lr_edge(),
         *regression_prior(),
         *label_shift(),
+        *regression_scoring(),
         *normalised(),
         *flip_transfer(),
         *fixed_answers(),

@@ -173,6 +173,20 @@ def label_shift() -> list[str]:
     )
 
 
+def regression_scoring() -> list[str]:
+    """Validation-row folds on regression tasks against the default's selection (``regression_scoring.py``)."""
+    from regression_scoring import OUT, report_lines
+
+    return saved_section(
+        OUT,
+        "Where the folds choose on regression tasks (`benchmarks/regression_scoring.py`)",
+        "regression_scoring",
+        "`python benchmarks/regression_scoring.py --tasks KEY,...` (runs what is not saved), then "
+        "`python benchmarks/regression_scoring.py --report-only`.",
+        report_lines,
+    )
+
+
 def saved_section(folder: Path, title: str, prose: str, regenerate: str, tables: Callable[[], list[str]]) -> list[str]:
     """A report section of a benchmark's saved files (none before it ran): its title, its prose, how to
     regenerate it, its tables."""
