@@ -150,6 +150,12 @@ FRESH: dict[str, dict] = {
     "sinusoid-seed167-t2-train": {"name": "sinusoid", "seed": 167, **student_t(0.5, 2.0, ("train",))},
     "breast_cancer-seed173-noise20-val": {"name": "breast_cancer", "seed": 173, **symmetric(0.2, BOTH)},
     "wine-seed179-noise25-val": {"name": "wine", "seed": 179, **symmetric(0.25, BOTH)},
+    # the blind check of selection_scoring="auto-regression" (the default since the fourteenth session: regression
+    # folds choose on validation rows), named before they ran: regression tasks, the kind it changes
+    "friedman1-seed181-outliers20": {"name": "friedman1", "seed": 181, **symmetric(0.2)},
+    "diabetes-seed191-t2-train": {"name": "diabetes", "seed": 191, **student_t(0.5, 2.0, ("train",))},
+    "sinusoid-seed193-outliers25": {"name": "sinusoid", "seed": 193, **symmetric(0.25)},
+    "friedman1-seed197-t1.5": {"name": "friedman1", "seed": 197, **student_t(0.4, 1.5)},
 }
 
 
