@@ -34,7 +34,6 @@ its front saved here), the short list meta-tested beside the probe's zoo rows (3
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -43,6 +42,7 @@ sys.path.insert(0, str(ROOT.parent))
 sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
+from lr_edge import cli  # noqa: E402
 from regression_prior import (  # noqa: E402  # noqa: E402
     FRESH_KEYS,
     PRIORS,
@@ -55,7 +55,7 @@ from regression_prior import (  # noqa: E402  # noqa: E402
     select_each,
 )
 from regression_prior import OUT as PRIOR_OUT  # noqa: E402
-from task_results import Comparison, variant_lines, winner_verdict, write_table  # noqa: E402
+from task_results import Comparison, variant_lines, winner_verdict  # noqa: E402
 
 from evomal_sr.core.fileio import read_json  # noqa: E402
 from evomal_sr.evaluation.report import MetaTestReport  # noqa: E402
@@ -100,16 +100,8 @@ def report_lines() -> list[str]:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tasks", default="", help=f"comma list of {', '.join(JUDGED + LATER)}")
-    parser.add_argument("--report-only", action="store_true")
-    args = parser.parse_args(argv)
     torch.set_num_threads(1)
-    if not args.report_only:
-        for key in [k for k in args.tasks.split(",") if k]:
-            run(key)
-    write_table(OUT, report_lines())
-    return 0
+    return cli(argv, __doc__, lambda key, _args: run(key), OUT, report_lines)
 
 
 if __name__ == "__main__":
