@@ -28,7 +28,6 @@ fallback also leaves a final run that collapsed at a stop (its training loss ble
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 import time
 from pathlib import Path
@@ -44,7 +43,7 @@ from suite import TASKS  # noqa: E402
 from task_results import Comparison, TaskResult, same_run, write_table  # noqa: E402
 
 from evomal_sr.core.fileio import atomic_write_json, read_json  # noqa: E402
-from evomal_sr.evaluation.lr_tuning import collapsed, fallback_lr  # noqa: E402
+from evomal_sr.evaluation.lr_tuning import broke, fallback_lr  # noqa: E402
 from evomal_sr.evaluation.metatest import meta_test  # noqa: E402
 from evomal_sr.evaluation.report import MetaTestReport  # noqa: E402
 from evomal_sr.evaluation.selection import shortlist_entries  # noqa: E402
@@ -102,17 +101,14 @@ def judge(key: str) -> MetaTestReport:
 
 
 def fall_back_now(report: MetaTestReport) -> list[str]:
-    """The methods of ``report`` that today's fallback would move to a smaller lr: a seed's final run diverged
-    (a non-finite early-stopped error) or collapsed (``lr_tuning.collapsed``) at its stop, and a smaller lr
-    is in the method's grid. Reports saved before the collapse rule (the fourteenth session) may hold some."""
+    """The methods of ``report`` that today's fallback (``lr_tuning.broke``) would move to a smaller lr of their
+    grid. Reports saved before the collapse rule (the fourteenth session) may hold some."""
 
-    def broken(row) -> bool:
+    def moves(row) -> bool:
         stops = [row.curve_steps.index(stop) for stop in row.stop_steps]
-        return not all(math.isfinite(e) for e in row.early_errors) or any(
-            collapsed(curve, j) for curve, j in zip(row.loss_curves, stops)
-        )
+        return fallback_lr(row.lr_grid, row.lr) is not None and broke(row.early_errors, row.loss_curves, stops)
 
-    return [r.method for r in report.methods if fallback_lr(r.lr_grid, r.lr) is not None and broken(r)]
+    return [r.method for r in report.methods if moves(r)]
 
 
 def rerun_with_fallback(key: str, args) -> None:

@@ -71,6 +71,21 @@ def collapsed(loss_curve: Sequence[float], index: int) -> bool:
     return math.isfinite(first) and math.isfinite(at) and at - first > COLLAPSE_FACTOR * abs(first)
 
 
+def broke(early: Sequence[float], loss_curves: Sequence[Sequence[float]], stops: Sequence[int]) -> bool:
+    """Whether a method's final run diverged before a seed's stopping step (a non-finite early-stopped error in
+    ``early``) or :func:`collapsed` at it (``loss_curves[k]`` seed ``k``'s training losses, ``stops[k]`` the
+    index of its stopping step there): what :func:`fall_back` leaves.
+
+    Examples
+    --------
+    >>> broke([0.2, math.inf], [[0.7, 0.3], [0.7, 0.4]], [1, 1]), broke([0.2], [[0.7, 47.0]], [1])
+    (True, True)
+    >>> broke([0.2], [[0.7, 0.3]], [1])
+    False
+    """
+    return not all(math.isfinite(v) for v in early) or any(collapsed(c, j) for c, j in zip(loss_curves, stops))
+
+
 def fallback_lr(grid: Sequence[float], lr: float) -> float | None:
     """The largest lr of ``grid`` below ``lr`` (where a run that diverged at ``lr`` goes next), else ``None``.
 
@@ -170,9 +185,8 @@ def fall_back(
             positions = [i * len(seeds) + k for k in range(len(seeds))]
             stops = [final.curve_steps.index(chosen.stops[i, s]) for s in seeds]
             early = [final.curves[p][j] for p, j in zip(positions, stops)]
-            broken = any(collapsed(final.loss_curves[p], j) for p, j in zip(positions, stops))
             lower = fallback_lr(chosen.grids[i], lr)
-            if lower is not None and (broken or not all(math.isfinite(v) for v in early)):
+            if lower is not None and broke(early, [final.loss_curves[p] for p in positions], stops):
                 chosen.fallbacks[i].append(lr)
                 chosen.choose(i, lower, seeds)
                 moved[i] = positions
