@@ -64,7 +64,6 @@ OUT = ROOT / "results" / "regression_scoring"
 VARIANT = {"validation-folds": {"selection_prior": "mae", "selection_scoring": "validation-folds"}}
 #: the tasks regression_prior.py judged (the default's selection, "mae", saved there for each)
 JUDGED = sorted(p.parent.name for p in PRIOR_OUT.glob("*/mae.json"))
-DEVELOPMENT_KEYS = [k for k in JUDGED if half(k) == "development"]
 #: the fresh regression probes run since regression_prior.py, reported after deciding
 LATER = [k for k in FRESH_KEYS if k not in JUDGED]
 AFTER = "fresh, after deciding"
