@@ -13,13 +13,18 @@ This script measures whether that is faster than the package's double backward
 * ``jvp``: ``torch.func.jvp`` over the stacked model (any model without buffers);
 * ``tangent``: the tangent propagated by hand through the MLP's layers, reusing the forward's
   activations (ReLU MLPs only).
+* ``by-hand`` (fifteenth session): every pass of the model written out, no autograd graph of the model
+  at all: the training forward, the inner backward that makes ``theta'``, the validation forward and
+  the cross-entropy's backward that makes ``v``, and the tangent ``J v``, as batched matrix products;
+  autograd differentiates only the loss tree (twice: ``dL/dfx`` with a graph, then ``d/dw``). ReLU
+  MLPs, one inner SGD step, classification.
 
 Both are checked against the package's meta-gradient in float64, then timed in float32 on one thread,
 the three interleaved over rounds (medians), on the digits MLP 64-100-100-10 at batch 128.
 
-    python benchmarks/bench_meta_gradient.py [--rounds 5] [--calls 200]
+    python benchmarks/bench_meta_gradient.py [--rounds 5] [--calls 200]   # then the training step, both ways
 
-Measured in ``benchmarks/PERFORMANCE.md``; neither alternative was kept.
+Measured in ``benchmarks/PERFORMANCE.md`` (eleventh and fifteenth sessions); no alternative was kept.
 """
 
 from __future__ import annotations
@@ -36,7 +41,7 @@ from evomal_sr.grammar.expression import Expression
 from evomal_sr.losses.base import same_targets
 from evomal_sr.losses.symbolic import CompiledLoss
 from evomal_sr.training.local_search import unrolled_meta_gradient
-from evomal_sr.training.loop import CandidateLosses
+from evomal_sr.training.loop import BatchSampler, CandidateLosses, train_candidates
 from evomal_sr.training.metrics import task_loss
 from evomal_sr.training.stacked import StackedModel
 
@@ -108,12 +113,68 @@ def tangent_meta_gradient(stacked, params, losses, weights, train_batch, val_bat
     return outer, -LR * grad
 
 
+def _relu_mlp_forward(linears, weights, biases, x, copies):
+    """The layers' inputs and ReLU masks (floats) of a ReLU MLP, and its output, without autograd."""
+    inputs, masks, h = [], [], x.expand(copies, *x.shape)
+    for i in range(len(linears)):
+        inputs.append(h)
+        z = torch.baddbmm(biases[i].unsqueeze(1), h, weights[i].transpose(1, 2))
+        if i < len(linears) - 1:
+            masks.append((z > 0).to(z.dtype))
+            h = z * masks[-1]
+    return inputs, masks, z
+
+
+def _relu_mlp_backward(weights, inputs, masks, d):
+    """Every layer's weight and bias gradients for the output gradient ``d``, without autograd."""
+    grads_w, grads_b = [None] * len(weights), [None] * len(weights)
+    for i in reversed(range(len(weights))):
+        grads_w[i], grads_b[i] = torch.bmm(d.transpose(1, 2), inputs[i]), d.sum(1)
+        if i:
+            d = torch.bmm(d, weights[i]) * masks[i - 1]
+    return grads_w, grads_b
+
+
+def by_hand_meta_gradient(stacked, params, losses, weights, train_batch, val_batch):
+    """The meta-gradient with every pass of a ReLU MLP by hand; autograd sees only the loss tree."""
+    linears = [layer for layer in stacked._mlp if isinstance(layer, tuple)]
+    (x, y), (x_val, y_val) = train_batch, val_batch
+    K = weights.shape[0]
+    W, b = [params[name] for name, _ in linears], [params[name] for _, name in linears]
+    with torch.no_grad():
+        inputs, masks, z = _relu_mlp_forward(linears, W, b, x, K)
+    w, z = weights.detach().requires_grad_(True), z.requires_grad_(True)
+    values = CandidateLosses(losses, w, KIND).per_copy(z, same_targets(y, K))
+    (dz,) = torch.autograd.grad(values.sum(), [z], create_graph=True)
+    with torch.no_grad():
+        grads_w, grads_b = _relu_mlp_backward(W, inputs, masks, dz.detach())
+        W_new = [p - LR * g for p, g in zip(W, grads_w)]
+        b_new = [p - LR * g for p, g in zip(b, grads_b)]
+        val_inputs, val_masks, z_val = _relu_mlp_forward(linears, W_new, b_new, x_val, K)
+        outer = task_loss(z_val, y_val, KIND)
+        d_val = torch.softmax(z_val, -1) - torch.nn.functional.one_hot(y_val, z_val.shape[-1]).to(z_val.dtype)
+        v_w, v_b = _relu_mlp_backward(W_new, val_inputs, val_masks, d_val / y_val.shape[0])
+        tangent = None  # J v at theta, layer by layer
+        for i in range(len(linears)):
+            t = torch.baddbmm(v_b[i].unsqueeze(1), inputs[i], v_w[i].transpose(1, 2))
+            tangent = t if tangent is None else t + torch.bmm(tangent, W[i].transpose(1, 2))
+            if i < len(linears) - 1:
+                tangent = tangent * masks[i]
+    (grad,) = torch.autograd.grad((dz * tangent).sum(), [w])
+    return outer, -LR * grad
+
+
 def package_meta_gradient(stacked, params, losses, weights, train_batch, val_batch):
     outer, grad, _ = unrolled_meta_gradient(stacked, params, losses, weights, train_batch, val_batch, kind=KIND, lr=LR)
     return outer, grad
 
 
-METHODS = {"double-backward": package_meta_gradient, "jvp": jvp_meta_gradient, "tangent": tangent_meta_gradient}
+METHODS = {
+    "double-backward": package_meta_gradient,
+    "jvp": jvp_meta_gradient,
+    "tangent": tangent_meta_gradient,
+    "by-hand": by_hand_meta_gradient,
+}
 
 
 def problem(copies: int, dtype: torch.dtype):
@@ -128,6 +189,52 @@ def problem(copies: int, dtype: torch.dtype):
     train = (torch.randn(128, 64, dtype=dtype), torch.randint(0, 10, (128,)))
     val = (torch.randn(128, 64, dtype=dtype), torch.randint(0, 10, (128,)))
     return stacked, params, losses, weights, train, val
+
+
+def training_steps(stacked, params, losses, weights, data, steps, by_hand):
+    """``steps`` SGD steps at one copy: the package's ``train_candidates``, or every model pass by hand
+    (autograd only for the loss tree's ``dL/dfx``, at a detached output); the same minibatches."""
+    if not by_hand:
+        sampler = BatchSampler(data[0].shape[0], 128, 0)
+        options = dict(kind=KIND, steps=steps, lr=LR, sampler=sampler)
+        return train_candidates(stacked, params, losses, weights, data, **options).params
+    linears = [layer for layer in stacked._mlp if isinstance(layer, tuple)]
+    W = [params[name].clone() for name, _ in linears]
+    b = [params[name].clone() for _, name in linears]
+    sampler, K = BatchSampler(data[0].shape[0], 128, 0), weights.shape[0]
+    population = CandidateLosses(losses, weights, KIND, fixed_weights=True, binary_targets=True)
+    for _ in range(steps):
+        rows = sampler.next()
+        with torch.no_grad():
+            inputs, masks, z = _relu_mlp_forward(linears, W, b, data[0][rows], K)
+        z.requires_grad_(True)
+        (dz,) = torch.autograd.grad(population.per_copy(z, same_targets(data[1][rows], K)).sum(), [z])
+        with torch.no_grad():
+            grads_w, grads_b = _relu_mlp_backward(W, inputs, masks, dz)
+            torch._foreach_sub_(W + b, torch._foreach_mul(grads_w + grads_b, LR))
+    return W, b
+
+
+def training_rows(rounds: int, steps: int = 500) -> None:
+    """The partial training's step at one copy (the ``paper`` preset's 500 steps), both ways, interleaved."""
+    stacked, params, losses, weights, _, _ = problem(1, torch.float32)
+    generator = torch.Generator().manual_seed(1)
+    data = (torch.randn(1077, 64, generator=generator), torch.randint(0, 10, (1077,), generator=generator))
+    package = training_steps(stacked, params, losses, weights, data, steps, False)
+    W, b = training_steps(stacked, params, losses, weights, data, steps, True)
+    error = max(
+        max((package[w] - x).abs().max().item(), (package[c] - y).abs().max().item())
+        for (w, c), x, y in zip([layer for layer in stacked._mlp if isinstance(layer, tuple)], W, b)
+    )
+    times: dict[bool, list[float]] = {False: [], True: []}
+    for _ in range(rounds):
+        for by_hand in (False, True):
+            start = time.perf_counter()
+            training_steps(stacked, params, losses, weights, data, steps, by_hand)
+            times[by_hand].append((time.perf_counter() - start) / steps * 1e6)
+    base, hand = statistics.median(times[False]), statistics.median(times[True])
+    print(f"training step, K=1: package {base:.0f} us, by hand {hand:.0f} us ({base / hand:.2f}x, median of "
+          f"{rounds}); parameters after {steps} steps differ by at most {error:.1e} (float32)")  # fmt: skip
 
 
 def main() -> None:
@@ -157,6 +264,7 @@ def main() -> None:
             median = statistics.median(values)
             ratio = base / median
             print(f"K={copies} {name:15s} {median:.3f} ms per meta-gradient (median of {args.rounds}), {ratio:.2f}x")
+    training_rows(args.rounds)
 
 
 if __name__ == "__main__":
