@@ -17,6 +17,7 @@ from results_sections import (
     prose_section,
     regression_prior,
     regression_scoring,
+    selection_extend,
     today,
     variants,
 )
@@ -219,6 +220,7 @@ def write_report(out: Path, path: Path) -> None:
         *regression_prior(),
         *label_shift(),
         *regression_scoring(),
+        *selection_extend(),
         *normalised(),
         *flip_transfer(),
         *fixed_answers(),

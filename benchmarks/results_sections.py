@@ -187,6 +187,20 @@ def regression_scoring() -> list[str]:
     )
 
 
+def selection_extend() -> list[str]:
+    """The final selection with each fold's lr grid extended, against today's (``selection_extend.py``)."""
+    from selection_extend import OUT, report_lines
+
+    return saved_section(
+        OUT,
+        "The selection's lr grid extended like the judge's (`benchmarks/selection_extend.py`)",
+        "selection_extend",
+        "`python benchmarks/selection_extend.py --tasks KEY,... --probes NAME,...` (runs what is not saved), then "
+        "`python benchmarks/selection_extend.py --report-only`.",
+        report_lines,
+    )
+
+
 def saved_section(folder: Path, title: str, prose: str, regenerate: str, tables: Callable[[], list[str]]) -> list[str]:
     """A report section of a benchmark's saved files (none before it ran): its title, its prose, how to
     regenerate it, its tables."""
