@@ -171,10 +171,7 @@ def run_probe(name: str) -> None:
         print(f"{name}: done before", flush=True)
         return
     start = machine()
-    task = es.Task.builtin(model="mlp", **FRESH[name])
-    tick = time.perf_counter()
-    search = es.LossSearch(seed=0, verbose=0).fit(task)
-    seconds = time.perf_counter() - tick
+    task, search, seconds = default_search(name)
     report = meta_test(
         {"returned": search.best_loss_}, task, tune_lr=True, baselines="zoo", seeds=3, steps=3000, verbose=0
     )
@@ -182,6 +179,15 @@ def run_probe(name: str) -> None:
     print(f"{name}: search + selection {seconds:.0f} s\n{search.selection_}\n{report}", flush=True)
     record = {"selection": search.selection_.to_dict(), "seconds": seconds, "machine": start}
     atomic_write_json(target, {**record, "command": " ".join(sys.argv)})
+
+
+def default_search(name: str):
+    """Probe ``name``'s task and the default search on it (``LossSearch(seed=0)``, with its final selection),
+    timed: ``(task, search, seconds)``."""
+    task = es.Task.builtin(model="mlp", **FRESH[name])
+    tick = time.perf_counter()
+    search = es.LossSearch(seed=0, verbose=0).fit(task)
+    return task, search, time.perf_counter() - tick
 
 
 def rejudge(name: str) -> None:

@@ -61,12 +61,15 @@ TODAY_SCORING = ROOT / "results" / "regression_scoring"
 REGRESSION = ("diabetes", "friedman1", "sinusoid")
 
 
+def default_front(key: str):
+    """The front of the default search's run on suite task ``key`` (the ``classes-sce`` ablation run's)."""
+    record = read_json(ABLATION / DEFAULT / f"{key}.json", ValueError, "selection")
+    return load_front(searched(record.get("rows_from", DEFAULT), key) / "search" / "pareto.json")
+
+
 def learned_losses(key: str, kind: str) -> dict:
     """The default's short list of learned losses on ``key``, named as its meta-test named them."""
-    record = read_json(ABLATION / DEFAULT / f"{key}.json", ValueError, "selection")
-    folder = searched(record.get("rows_from", DEFAULT), key)
-    front = load_front(folder / "search" / "pareto.json")
-    return {f"learned #{i + 1}": e.loss(kind) for i, e in enumerate(shortlist_entries(front, 3))}
+    return {f"learned #{i + 1}": e.loss(kind) for i, e in enumerate(shortlist_entries(default_front(key), 3))}
 
 
 def run(key: str, args) -> None:

@@ -31,16 +31,13 @@ ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT.parent))
 sys.path.insert(0, str(ROOT))
 
-from ablation import OUT as ABLATION  # noqa: E402
-from ablation import searched  # noqa: E402
-from lr_edge import DEFAULT, OUT  # noqa: E402
+from lr_edge import OUT, default_front  # noqa: E402
 from run_results import machine  # noqa: E402
 from suite import TASKS  # noqa: E402
 
-from evomal_sr.core.fileio import atomic_write_json, read_json  # noqa: E402
+from evomal_sr.core.fileio import atomic_write_json  # noqa: E402
 from evomal_sr.core.presets import resolve_preset  # noqa: E402
 from evomal_sr.evaluation.selection import select_with_settings  # noqa: E402
-from evomal_sr.results.front import load_front  # noqa: E402
 
 EXTEND = 4
 
@@ -50,8 +47,7 @@ def reselect(key: str, seed: int) -> None:
     if target.exists():
         print(f"[{key}] already run: {target}", flush=True)
         return
-    record = read_json(ABLATION / DEFAULT / f"{key}.json", ValueError, "selection")
-    front = load_front(searched(record.get("rows_from", DEFAULT), key) / "search" / "pareto.json")
+    front = default_front(key)
     task = TASKS[key].build(seed)
     settings = resolve_preset("standard", selection_lr_extend=EXTEND, selection_scoring="validation")  # as it ran
     tick, load = time.perf_counter(), machine()

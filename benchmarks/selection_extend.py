@@ -46,22 +46,18 @@ sys.path.insert(0, str(ROOT.parent))
 sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
-from ablation import OUT as ABLATION  # noqa: E402
-from ablation import searched  # noqa: E402
-from fresh_probes import FRESH, todays_report  # noqa: E402
-from lr_edge import DEFAULT, TodayResult, judge  # noqa: E402
+from fresh_probes import FRESH, default_search, todays_report  # noqa: E402
+from lr_edge import TodayResult, default_front, judge  # noqa: E402
 from run_results import machine  # noqa: E402
 from suite import TASKS  # noqa: E402
 from task_results import Comparison, write_table  # noqa: E402
 
-import evomal_sr as es  # noqa: E402
 from evomal_sr.core.fileio import atomic_write_json, read_json  # noqa: E402
 from evomal_sr.core.presets import resolve_preset  # noqa: E402
 from evomal_sr.evaluation.metatest import meta_test  # noqa: E402
 from evomal_sr.evaluation.method_result import paired_difference  # noqa: E402
 from evomal_sr.evaluation.report import MetaTestReport  # noqa: E402
 from evomal_sr.evaluation.selection import returned_loss, select_with_settings  # noqa: E402
-from evomal_sr.results.front import load_front  # noqa: E402
 
 OUT = ROOT / "results" / "selection_extend"
 EXTEND = 4
@@ -85,10 +81,8 @@ def run_suite_task(key: str) -> None:
     if target.exists():
         print(f"[{key}] already run", flush=True)
         return
-    record = read_json(ABLATION / DEFAULT / f"{key}.json", ValueError, "selection")
-    front = load_front(searched(record.get("rows_from", DEFAULT), key) / "search" / "pareto.json")
     start = machine()
-    result, seconds = extended(front, TASKS[key].build(0))
+    result, seconds = extended(default_front(key), TASKS[key].build(0))
     atomic_write_json(target, {"selection": result.to_dict(), "seconds": seconds, "machine": start})
     print(f"[{key}] {seconds:.0f} s\n{result}", flush=True)
 
@@ -99,10 +93,7 @@ def run_probe(name: str) -> None:
         print(f"[{name}] already run", flush=True)
         return
     start = machine()
-    task = es.Task.builtin(model="mlp", **FRESH[name])
-    tick = time.perf_counter()
-    search = es.LossSearch(seed=0, verbose=0).fit(task)
-    seconds = time.perf_counter() - tick
+    task, search, seconds = default_search(name)
     atomic_write_json(OUT / name / "pareto.json", search.pareto_front_.to_dict())
     result, extended_seconds = extended(search.pareto_front_, task)
     selections = {"default": search.selection_.to_dict(), "extended": result.to_dict()}
