@@ -30,7 +30,16 @@ if it is kept.
 
     python benchmarks/selection_extend.py --tasks digits,digits-pair20          # suite tasks
     python benchmarks/selection_extend.py --probes mnist1d-seed3-pair20         # fresh probes
+    python benchmarks/selection_extend.py --rows mnist1d-seed149-asym20-train   # the test rows' sampling error
     python benchmarks/selection_extend.py --report-only
+
+``--rows`` asks what the judge's verdict on a probe holds. Its paired standard error is the spread over the
+seeds, on one fixed set of test rows; it leaves out which rows were drawn for the test, which no selection on
+other rows can see. For a probe whose returned loss is worse than the best known loss it reruns the judge's two
+rows (each at the lr the judge chose, the same seeds, steps and stopping rule, so the same runs: the script
+checks their early-stopped errors against the saved ones) keeping each test row's error, and reports the
+standard error of the mean of the paired, seed-averaged row errors' differences beside the seeds' one. It
+decides nothing.
 """
 
 from __future__ import annotations
@@ -52,12 +61,14 @@ from run_results import machine  # noqa: E402
 from suite import TASKS  # noqa: E402
 from task_results import Comparison, write_table  # noqa: E402
 
+import evomal_sr as es  # noqa: E402
 from evomal_sr.core.fileio import atomic_write_json, read_json  # noqa: E402
 from evomal_sr.core.presets import resolve_preset  # noqa: E402
 from evomal_sr.evaluation.metatest import meta_test  # noqa: E402
 from evomal_sr.evaluation.method_result import paired_difference  # noqa: E402
 from evomal_sr.evaluation.report import MetaTestReport  # noqa: E402
 from evomal_sr.evaluation.selection import returned_loss, select_with_settings  # noqa: E402
+from evomal_sr.losses.zoo import known_loss  # noqa: E402
 
 OUT = ROOT / "results" / "selection_extend"
 EXTEND = 4
@@ -108,6 +119,42 @@ def run_probe(name: str) -> None:
                 {chosen["winner"]: loss}, task, tune_lr=True, baseline=False, seeds=3, steps=3000, verbose=0
             )
             report.to_json(OUT / name / f"metatest-{variant}.json")
+
+
+def run_rows(name: str) -> None:
+    """The judge's returned and best known rows of probe ``name`` rerun with each test row's error kept."""
+    target = OUT / name / "rows.json"
+    if target.exists():
+        print(f"[{name}] rows already run", flush=True)
+        return
+    test = Comparison(todays_report(name))
+    winner = read_json(OUT / name / "selections.json", ValueError, "selections")["selections"]["default"]["winner"]
+    task, pairs = es.Task.builtin(model="mlp", **FRESH[name]), {}
+    for row in (test.rows[winner], test.best_known):
+        options = dict(seeds=3, steps=3000, tune_lr=True, lr_grid=[row.lr], lr_extend=0, row_errors=True, verbose=0)
+        rerun = meta_test({row.method: known_loss(row.method, task.kind)}, task, baseline=False, **options).methods[0]
+        if rerun.early_errors != row.early_errors:
+            raise SystemExit(f"{name}: {row.method} at lr {row.lr:g} did not repeat the judge's run")
+        pairs[row.method] = rerun.early_row_errors
+    (a, rows_a), (b, rows_b) = pairs.items()
+    per_row = [statistics.mean(x) - statistics.mean(y) for x, y in zip(zip(*rows_a), zip(*rows_b))]
+    diff, rows_se, _ = paired_difference(per_row, [0.0] * len(per_row))
+    seeds_diff, seeds_se, verdict = test.vs_best_known(test.rows[winner])
+    record = {"returned": a, "best_known": b, "difference": diff, "rows_se": rows_se, "seeds_se": seeds_se,
+              "verdict": verdict, "test_rows": len(per_row), "machine": machine()}  # fmt: skip
+    atomic_write_json(target, record)
+    print(f"[{name}] {a} - {b}: {diff:+.4f}, seeds' SE {seeds_se:.4f}, test rows' SE {rows_se:.4f}", flush=True)
+
+
+def rows_lines() -> list[str]:
+    lines = ["| probe | returned - best known | paired SE over seeds (the judge's) | SE of the test rows | test rows |",
+             "|---|---|---|---|---|"]  # fmt: skip
+    for name in PROBES:
+        if (OUT / name / "rows.json").exists():
+            r = read_json(OUT / name / "rows.json", ValueError, "rows")
+            lines.append(f"| {name} | {r['returned']} - {r['best_known']}: {r['difference']:+.4f} | "
+                         f"{r['seeds_se']:.4f} ({r['verdict']}) | {r['rows_se']:.4f} | {r['test_rows']} |")  # fmt: skip
+    return lines if len(lines) > 2 else []
 
 
 def probe_row(name: str, variant: str, test: Comparison):
@@ -189,13 +236,14 @@ def report_lines() -> list[str]:
     for task, variant, v, winner in rows:
         verdict = "worse" if v["worse"] else "better" if v["better"] else "within noise"
         lines.append(f"| {task} | {variant} | {winner} | {v['diff']:+.4f} ± {v['se']:.4f} ({verdict}) |")
-    return [*summary(rows), "", *lines, "", *timing()]
+    return [*summary(rows), "", *lines, "", *timing(), "", *rows_lines()]
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", default="", help=f"comma-separated, of {', '.join(SUITE_DEV)}")
     parser.add_argument("--probes", default="", help=f"comma-separated, of {', '.join(PROBES)}")
+    parser.add_argument("--rows", default="", help="comma-separated probes: the judge's test rows' sampling error")
     parser.add_argument("--report-only", action="store_true")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
@@ -208,6 +256,8 @@ def main(argv=None) -> int:
             if name not in PROBES:
                 raise SystemExit(f"unknown probe {name!r}; choose from {', '.join(PROBES)}")
             run_probe(name)
+        for name in [n for n in args.rows.split(",") if n]:
+            run_rows(name)
     write_table(OUT, report_lines())
     return 0
 
