@@ -201,6 +201,20 @@ def selection_extend() -> list[str]:
     )
 
 
+def regression_metric() -> list[str]:
+    """A bounded metric for the regression folds against today's MSE (``regression_metric.py``)."""
+    from regression_metric import OUT, report_lines
+
+    return saved_section(
+        OUT,
+        "Which metric scores the regression folds? (`benchmarks/regression_metric.py`)",
+        "regression_metric",
+        "`python benchmarks/regression_metric.py --tasks KEY,...` (runs what is not saved), then "
+        "`python benchmarks/regression_metric.py --report-only`.",
+        report_lines,
+    )
+
+
 def saved_section(folder: Path, title: str, prose: str, regenerate: str, tables: Callable[[], list[str]]) -> list[str]:
     """A report section of a benchmark's saved files (none before it ran): its title, its prose, how to
     regenerate it, its tables."""
