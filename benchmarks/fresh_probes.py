@@ -162,6 +162,13 @@ FRESH: dict[str, dict] = {
     "mnist1d-seed223-pair25": {"name": "mnist1d", "seed": 223, **pair(0.25)},
     "diabetes-seed227-t2": {"name": "diabetes", "seed": 227, **student_t(0.5, 2.0)},
     "breast_cancer-seed229-imbalance8": {"name": "breast_cancer", "seed": 229, "imbalance": 8.0},
+    # the blind check of selection_metric="mae" (the default since the fifteenth session: regression folds choose
+    # and score by MAE), named before they ran: regression tasks, the kind it changes, heavy tails in both splits
+    # (where the validation targets are wild) and outliers in the training rows
+    "diabetes-seed233-t1.5": {"name": "diabetes", "seed": 233, **student_t(0.4, 1.5)},
+    "friedman1-seed239-t2": {"name": "friedman1", "seed": 239, **student_t(0.5, 2.0)},
+    "sinusoid-seed241-t2.5": {"name": "sinusoid", "seed": 241, **student_t(0.5, 2.5)},
+    "diabetes-seed251-outliers25": {"name": "diabetes", "seed": 251, **symmetric(0.25)},
 }
 
 

@@ -77,15 +77,29 @@ def test_auto_regression_also_scores_regression_tasks_on_validation_folds(option
     assert resolved == scoring and reason.startswith(why)
 
 
-def test_the_standard_preset_scores_a_regression_task_on_validation_folds():
+#: the standard preset's final selection, short enough for a test
+SHORT = {"selection_steps": 20, "selection_folds": 3, "selection_finalists": 0}
+
+
+def test_the_standard_preset_scores_a_regression_task_on_validation_folds_by_mae():
     task = es.Task.builtin("diabetes", seed=0, model="linear")
     front = ParetoFront([FrontEntry("square(fx - y)", (1.0,) * 3, 0.5, 4)], task_kind="regression")
-    settings = resolve_preset("standard", selection_steps=20, selection_folds=3, selection_finalists=0)
+    settings = resolve_preset("standard", **SHORT)
     result = select_with_settings(front, task, settings, verbose=0)
     explicit = select_with_settings(front, task, settings, verbose=0, scoring="validation-folds")
-    assert result.scoring == "validation-folds"
+    assert result.scoring == "validation-folds" and result.metric == "mae"  # MAE chooses and scores (regression)
     assert result.to_dict()["scoring_note"] == "auto-regression: a regression task"
     assert [r.errors for r in result.rows] == [r.errors for r in explicit.rows]  # the same folds and runs
+    by_mse = select_with_settings(front, task, resolve_preset("standard", **SHORT, selection_metric="task"), verbose=0)
+    assert by_mse.metric == "task" and [r.errors for r in by_mse.rows] != [r.errors for r in result.rows]
+
+
+def test_the_standard_preset_scores_a_classifier_by_its_error_rate_whatever_the_metric():
+    task = es.Task.builtin("iris", seed=0, model="linear")
+    front = ParetoFront([FrontEntry("-(y * log(fx))", (1.0,) * 4, 0.1, 5)], task_kind="classification")
+    result = select_with_settings(front, task, resolve_preset("standard", **SHORT), verbose=0)
+    by_rate = select_with_settings(front, task, resolve_preset("standard", **SHORT, selection_metric="task"), verbose=0)
+    assert [r.errors for r in result.rows] == [r.errors for r in by_rate.rows]
 
 
 def test_the_selection_records_what_auto_chose_and_why():

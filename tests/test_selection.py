@@ -339,6 +339,15 @@ def test_every_metric_is_the_error_rate_on_classification(iris):
     assert [r.errors for r in robust.rows] == [r.errors for r in plain.rows]
 
 
+def test_the_cli_takes_the_selection_metric(tmp_path):
+    args = ["search", "--dataset", "diabetes", "--preset", "tiny", "--final-selection", "fair", "-q"]
+    result = invoke(*args, "--selection-metric", "huber", "--out", tmp_path / "run")
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "run" / "selection.json").read_text())["metric"] == "huber"
+    bad = invoke(*args, "--selection-metric", "mse", "--out", tmp_path / "bad")
+    assert bad.exit_code != 0 and "'mse' is not one of 'task', 'mae', 'huber'" in bad.output
+
+
 def test_an_unknown_selection_metric_is_refused():
     with pytest.raises(ConfigError, match="selection_metric must be one of task, mae, huber, got 'mse'"):
         es.LossSearch(preset="tiny", selection_metric="mse").fit(es.Task.builtin("iris"))
@@ -352,6 +361,7 @@ def test_the_standard_preset_decides_with_1_5_standard_errors_of_the_folds_and_r
     # MAE for classification up to five classes, SCE above, MAE for regression; label smoothing under label
     # shift, where each fold's lr and stopping step are chosen on validation rows
     assert (standard.selection_prior, standard.selection_scoring) == ("robust-shift", "auto-regression")
+    assert standard.selection_metric == "mae"  # on regression tasks (regression_metric.py); "task" before
     assert resolve_preset("standard", selection_margin=1.0).selection_margin == 1.0
     args = ["search", "--dataset", "iris", "--preset", "tiny", "--final-selection", "fair", "-q"]
     result = invoke(*args, "--selection-margin", "3", "--out", tmp_path / "run")

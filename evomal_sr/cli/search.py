@@ -166,6 +166,13 @@ def _executor_setting(workers, scheduler):
     "[default: the preset's].",
 )
 @click.option(
+    "--selection-metric",
+    type=click.Choice(CHOICES["selection_metric"]),
+    help="What chooses each fold's lr and stopping step and scores it in the final selection on a regression "
+    "task: mae (a heavy-tailed validation target cannot decide a fold), huber, or task (the meta-test's MSE); "
+    "classification always uses the error rate [default: the preset's].",
+)
+@click.option(
     "--selection-uncertainty",
     type=click.Choice(CHOICES["selection_uncertainty"]),
     help="What the final selection's paired standard errors hold: the spread over its folds, or that and "
@@ -242,6 +249,7 @@ def search(
     selection_margin,
     selection_scoring,
     selection_prior,
+    selection_metric,
     selection_uncertainty,
     selection_lr_extend,
     no_local_search,
