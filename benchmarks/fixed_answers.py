@@ -8,8 +8,8 @@ loss there, beside today's default (its final selection) where its returned loss
 - the suite's 20 tasks (``lr_edge.py``'s meta-tests; the default's winner as the report's headline reads it,
   ``lr_edge.TodayResult``);
 - the regression development probes and fresh regression probes of ``regression_prior.py`` and
-  ``regression_scoring.py`` (today's default's winner: the latter's ``validation-folds`` selection, the
-  default since the fourteenth session; where it has none, the former's MAE-prior selection);
+  ``regression_scoring.py`` (today's default's winner: ``regression_metric.py``'s ``metric-mae`` selection, the
+  default since the fifteenth session; a task it has not reselected counts for the fixed answers only);
 - the development and fresh probes with label shift of ``label_shift_prior.py`` (today's default's winner: its
   ``shift`` selection);
 - the other fresh classification probes (``fresh_probes.py``; ``metatest-now.json`` where the probe was judged
@@ -36,6 +36,7 @@ from fresh_probes import OUT as FRESH_OUT  # noqa: E402
 from label_shift_prior import OUT as SHIFT_OUT  # noqa: E402
 from lr_edge import REGRESSION, TodayResult, judge  # noqa: E402
 from probe_tasks import PROBE_TASKS  # noqa: E402
+from regression_metric import OUT as METRIC_OUT  # noqa: E402
 from regression_prior import OUT as PRIOR_OUT  # noqa: E402
 from regression_scoring import OUT as SCORING_OUT  # noqa: E402
 from suite import CLASSES, TASKS  # noqa: E402
@@ -49,6 +50,8 @@ from evomal_sr.losses.zoo import KNOWN_LOSSES  # noqa: E402
 OUT = ROOT / "results" / "fixed_answers"
 #: the first fresh probe run with today's default (MAE the regression prior, twelfth session); later ones too
 FIRST_OF_TODAY = "friedman1-seed37-outliers30"
+#: the first regression probe run with today's regression selection (MAE chooses and scores its folds)
+FIRST_OF_TODAY_REGRESSION = "diabetes-seed233-t1.5"
 
 
 def group(dataset: str) -> str:
@@ -70,11 +73,9 @@ def judged_tasks() -> dict[str, tuple[str, Comparison, str | None]]:
         if (ROOT / "results" / "lr_edge" / key / "metatest.json").exists():
             tasks[key] = (group(spec.dataset), Comparison(judge(key)), TodayResult(key).returned.method)
     for folder in sorted([*PRIOR_OUT.glob("*/metatest.json"), *SCORING_OUT.glob("*/metatest.json")]):
-        key = folder.parent.name  # regression: today's selection (regression_scoring.py) where it ran, else MAE's
-        chosen = [f for f in (SCORING_OUT / key / "validation-folds.json", PRIOR_OUT / key / "mae.json") if f.exists()]
-        if not chosen:  # its selections are still running
-            continue
-        winner = read_json(chosen[0], ValueError, "selection")["selection"]["winner"]
+        key = folder.parent.name  # regression: today's selection (regression_metric.py) where it ran
+        chosen = METRIC_OUT / key / "metric-mae.json"
+        winner = read_json(chosen, ValueError, "selection")["selection"]["winner"] if chosen.exists() else None
         tasks.setdefault(key, ("regression", Comparison(MetaTestReport.load(folder)), winner))
     for folder in sorted(SHIFT_OUT.glob("*/metatest.json")):  # label shift: development and fresh probes
         key, dataset = folder.parent.name, shift_task_dataset(folder.parent.name)
@@ -85,7 +86,8 @@ def judged_tasks() -> dict[str, tuple[str, Comparison, str | None]]:
         report = None if name in tasks else todays_report(name)
         if report is None:
             continue
-        today = names.index(name) >= names.index(FIRST_OF_TODAY)
+        first = FIRST_OF_TODAY_REGRESSION if keywords["name"] in REGRESSION else FIRST_OF_TODAY
+        today = names.index(name) >= names.index(first)
         winner = read_json(FRESH_OUT / f"{name}.json", ValueError, "fresh probe")["selection"]["winner"]
         returned = winner if winner in {r.method for r in report.methods} else "returned"  # a learned loss's row
         tasks[name] = (group(keywords["name"]), Comparison(report), returned if today else None)

@@ -58,6 +58,7 @@ TODAY = "extended, today's default (MAE the regression prior, label smoothing un
 TODAY_PRIOR = ROOT / "results" / "regression_prior"
 TODAY_SHIFT = ROOT / "results" / "label_shift_prior"
 TODAY_SCORING = ROOT / "results" / "regression_scoring"
+TODAY_METRIC = ROOT / "results" / "regression_metric"
 REGRESSION = ("diabetes", "friedman1", "sinusoid")
 
 
@@ -162,7 +163,8 @@ class TodayResult(Comparison):
 
     Its returned loss is the ``classes-sce`` ablation run's winner, or that run's front selected again with
     today's settings where they differ on the task: MAE the regression prior (``regression_prior.py``) with
-    each fold's lr and stopping step chosen on validation rows (``regression_scoring.py``), label smoothing
+    each fold's lr and stopping step chosen on validation rows (``regression_scoring.py``) by MAE
+    (``regression_metric.py``), label smoothing
     under label shift (``label_shift_prior.py``); its seconds are that run's search and that selection's
     (``info`` as :class:`TaskResult` has it, for the report's tables).
     """
@@ -174,6 +176,7 @@ class TodayResult(Comparison):
         today = (
             TODAY_PRIOR / key / "mae.json",
             TODAY_SCORING / key / "validation-folds.json",
+            TODAY_METRIC / key / "metric-mae.json",
             TODAY_SHIFT / key / "shift.json",
         )
         for reselected in today:  # the latest change last
