@@ -56,7 +56,7 @@ sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
 from fresh_probes import FRESH, default_search, todays_report  # noqa: E402
-from lr_edge import TodayResult, default_front, judge  # noqa: E402
+from lr_edge import TODAY_SCORING, TodayResult, default_front, judge  # noqa: E402
 from run_results import machine  # noqa: E402
 from suite import TASKS  # noqa: E402
 from task_results import Comparison, write_table  # noqa: E402
@@ -173,16 +173,26 @@ def verdicts(test: Comparison, row, noisy: bool) -> dict:
             "twenty": noisy and test.change(row) <= -0.2, "noisy": noisy}  # fmt: skip
 
 
+def default_when_run(key: str) -> dict:
+    """Suite task ``key``'s default selection when this ran (``e023937``): today's (``lr_edge.TodayResult``), but
+    on a regression task the one before ``selection_metric="mae"`` (``regression_scoring.py``'s), which the
+    extended selection here kept (its settings are the preset's of that commit)."""
+    before = TODAY_SCORING / key / "validation-folds.json"
+    if before.exists():
+        return read_json(before, ValueError, "selection")["selection"]
+    return TodayResult(key).info["selection"]
+
+
 def judged_rows() -> list[tuple[str, str, dict, str]]:
     """(task, variant, verdicts, winner) for every development task run so far."""
     rows = []
     for key in SUITE_DEV:
         if not (OUT / key / "extended.json").exists():
             continue
-        today, test = TodayResult(key), Comparison(judge(key))
+        test = Comparison(judge(key))
         chosen = read_json(OUT / key / "extended.json", ValueError, "selection")["selection"]
-        noisy = TASKS[key].noisy
-        default_row, learned = today.returned, today.returned_kind == "learned"
+        noisy, before = TASKS[key].noisy, default_when_run(key)
+        default_row, learned = test.rows[before["winner"]], before["winner_kind"] == "learned"
         rows.append((key, "default", verdicts(test, default_row, noisy) | {"learned": learned}, default_row.method))
         row = test.rows[chosen["winner"]]
         rows.append(
