@@ -45,6 +45,7 @@ from evomal_sr.core.fileio import atomic_write_json, read_json  # noqa: E402
 from evomal_sr.core.presets import resolve_preset  # noqa: E402
 from evomal_sr.evaluation.metatest import LR_FACTORS, meta_test  # noqa: E402
 from evomal_sr.evaluation.report import MetaTestReport  # noqa: E402
+from evomal_sr.evaluation.selection import returned_loss  # noqa: E402
 
 OUT = ROOT / "results" / "fresh"
 #: class flips of the ten-class probes with asymmetric noise (Patrini et al. 2017's, for MNIST)
@@ -195,6 +196,24 @@ def default_search(name: str):
     tick = time.perf_counter()
     search = es.LossSearch(seed=0, verbose=0).fit(task)
     return task, search, time.perf_counter() - tick
+
+
+def judge_learned_winners(task, front, selections: dict[str, dict], folder: Path) -> None:
+    """Meta-test each learned winner of ``selections`` (variant -> saved selection) with the probes' seeds and
+    steps into ``folder/metatest-<variant>.json``: a probe's saved meta-test holds the known losses only."""
+    for variant, chosen in selections.items():
+        if chosen["winner_kind"] == "learned":
+            options = dict(tune_lr=True, baseline=False, seeds=3, steps=3000, verbose=0)
+            report = meta_test({chosen["winner"]: returned_loss(front, chosen)}, task, **options)
+            report.to_json(folder / f"metatest-{variant}.json")
+
+
+def winner_row(test: Comparison, chosen: dict, folder: Path, variant: str):
+    """Variant ``variant``'s winner ``chosen`` as a meta-test row: the probe's zoo row, or the learned winner's
+    own (:func:`judge_learned_winners`), comparable seed for seed."""
+    if chosen["winner_kind"] == "learned":
+        return MetaTestReport.load(folder / f"metatest-{variant}.json").methods[0]
+    return test.rows[chosen["winner"]]
 
 
 def rejudge(name: str) -> None:

@@ -25,14 +25,14 @@ default. After deciding, and reported whatever they show: the suite's evaluation
 the fresh regression probes whose fronts ``regression_scoring.py`` saved.
 
     python benchmarks/regression_metric.py --tasks diabetes,friedman1-t2   # (skips what is saved)
-    python benchmarks/regression_metric.py --probes diabetes-seed233-t1.5       # a blind probe, both metrics
+    python benchmarks/regression_metric.py --tasks diabetes-seed233-t1.5        # a blind probe, both metrics
     python benchmarks/regression_metric.py --report-only
 
-``--probes`` reports, for information, what the default before (``selection_metric="task"``) returns on the
-fresh regression probes named to check this default: the default search run again (its front and its own
-selection, which must repeat the probe's saved one), then the same front selected by MSE; each winner judged by
-the probe's saved meta-test (every known loss; a learned winner is meta-tested here with the probe's seeds and
-steps). It decides nothing.
+For the fresh regression probes named to check this default (``BLIND``), ``--tasks`` reports, for information,
+what the default before (``selection_metric="task"``) returns there: the default search run again (its front and
+its own selection, which must repeat the probe's saved one), then the same front selected by MSE; each winner
+judged by the probe's saved meta-test (every known loss; a learned winner is meta-tested here with the probe's seeds
+and steps). It decides nothing.
 """
 
 from __future__ import annotations
@@ -46,20 +46,19 @@ sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
 from fresh_probes import OUT as FRESH_OUT  # noqa: E402
-from fresh_probes import default_search, todays_report  # noqa: E402
+from fresh_probes import default_search, judge_learned_winners, todays_report, winner_row  # noqa: E402
 from lr_edge import cli, judge  # noqa: E402
 from regression_prior import build, front_of, half, judged_report, noisy, select_each  # noqa: E402
 from regression_scoring import JUDGED, LATER  # noqa: E402
 from regression_scoring import OUT as SCORING_OUT  # noqa: E402
 from run_results import machine  # noqa: E402
 from suite import TASKS  # noqa: E402
-from task_results import Comparison, variant_lines, winner_verdict  # noqa: E402
+from task_results import Comparison, row_verdict, variant_lines, winner_verdict  # noqa: E402
 
 from evomal_sr.core.fileio import atomic_write_json, read_json  # noqa: E402
 from evomal_sr.core.presets import resolve_preset  # noqa: E402
-from evomal_sr.evaluation.metatest import meta_test  # noqa: E402
 from evomal_sr.evaluation.report import MetaTestReport  # noqa: E402
-from evomal_sr.evaluation.selection import returned_loss, select_with_settings  # noqa: E402
+from evomal_sr.evaluation.selection import select_with_settings  # noqa: E402
 from evomal_sr.results.front import load_front  # noqa: E402
 
 OUT = ROOT / "results" / "regression_metric"
@@ -91,6 +90,9 @@ def report_for(key: str) -> MetaTestReport:
 
 
 def run(key: str) -> None:
+    if key in BLIND:
+        run_probe(key)
+        return
     if key not in JUDGED and key not in AFTER_KEYS:
         raise SystemExit(f"{key}: not a regression task with a saved front and meta-test here")
     task = build(key)
@@ -114,11 +116,7 @@ def run_probe(name: str) -> None:
         verbose=0,
     )
     selections = {"default": search.selection_.to_dict(), "task": by_mse.to_dict()}
-    for variant, chosen in selections.items():
-        if chosen["winner_kind"] == "learned":  # the probe's meta-test holds the known losses only
-            loss = returned_loss(search.pareto_front_, chosen)
-            options = dict(tune_lr=True, baseline=False, seeds=3, steps=3000, verbose=0)
-            meta_test({chosen["winner"]: loss}, task, **options).to_json(OUT / name / f"metatest-{variant}.json")
+    judge_learned_winners(task, search.pareto_front_, selections, OUT / name)
     atomic_write_json(target, {"selections": selections, "machine": machine()})
     print(f"[{name}] default: {search.selection_.winner}, by MSE: {by_mse.winner}", flush=True)
 
@@ -127,16 +125,11 @@ def probe_lines() -> list[str]:
     lines = ["| probe | best known | today's default (MAE) returns | by MSE (before) returns |", "|---|---|---|---|"]
     for name in [n for n in BLIND if (OUT / n / "selections.json").exists()]:
         test = Comparison(todays_report(name))
-        cells = []
-        for variant, chosen in read_json(OUT / name / "selections.json", ValueError, "selections")[
-            "selections"
-        ].items():
-            if chosen["winner_kind"] == "learned":
-                row = MetaTestReport.load(OUT / name / f"metatest-{variant}.json").methods[0]
-            else:
-                row = test.rows[chosen["winner"]]
-            diff, se, verdict = test.vs_best_known(row)
-            cells.append(f"{chosen['winner']} {row.early_mean:.4f} ({diff:+.4f} ± {se:.4f}, {verdict})")
+        selections = read_json(OUT / name / "selections.json", ValueError, "selections")["selections"]
+        cells = [
+            row_verdict(test, winner_row(test, chosen, OUT / name, variant), chosen, noisy(name))["text"]
+            for variant, chosen in selections.items()
+        ]
         lines.append(f"| {name} | {test.best_known.method} {test.best_known.early_mean:.4f} | {' | '.join(cells)} |")
     return lines if len(lines) > 2 else []
 
@@ -159,14 +152,6 @@ def report_lines() -> list[str]:
 
 def main(argv=None) -> int:
     torch.set_num_threads(1)
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if "--probes" in argv:  # the blind probes first, then the usual command line
-        at = argv.index("--probes")
-        for name in [n for n in argv[at + 1].split(",") if n]:
-            if name not in BLIND:
-                raise SystemExit(f"unknown probe {name!r}; choose from {', '.join(BLIND)}")
-            run_probe(name)
-        argv = [*argv[:at], *argv[at + 2 :], *([] if "--tasks" in argv else ["--report-only"])]
     return cli(argv, __doc__, lambda key, _args: run(key), OUT, report_lines)
 
 

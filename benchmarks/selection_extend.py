@@ -55,19 +55,19 @@ sys.path.insert(0, str(ROOT.parent))
 sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
-from fresh_probes import FRESH, default_search, todays_report  # noqa: E402
+from fresh_probes import FRESH, default_search, judge_learned_winners, todays_report, winner_row  # noqa: E402
 from lr_edge import TODAY_SCORING, TodayResult, default_front, judge  # noqa: E402
+from regression_prior import noisy  # noqa: E402
 from run_results import machine  # noqa: E402
 from suite import TASKS  # noqa: E402
-from task_results import Comparison, write_table  # noqa: E402
+from task_results import Comparison, row_verdict, variant_lines, winner_verdict, write_table  # noqa: E402
 
 import evomal_sr as es  # noqa: E402
 from evomal_sr.core.fileio import atomic_write_json, read_json  # noqa: E402
 from evomal_sr.core.presets import resolve_preset  # noqa: E402
 from evomal_sr.evaluation.metatest import meta_test  # noqa: E402
 from evomal_sr.evaluation.method_result import paired_difference  # noqa: E402
-from evomal_sr.evaluation.report import MetaTestReport  # noqa: E402
-from evomal_sr.evaluation.selection import returned_loss, select_with_settings  # noqa: E402
+from evomal_sr.evaluation.selection import select_with_settings  # noqa: E402
 from evomal_sr.losses.zoo import known_loss  # noqa: E402
 
 OUT = ROOT / "results" / "selection_extend"
@@ -112,13 +112,7 @@ def run_probe(name: str) -> None:
     atomic_write_json(target, {**record, "machine": start})
     print(f"[{name}] search + selection {seconds:.0f} s, extended selection {extended_seconds:.0f} s", flush=True)
     print(f"default: {search.selection_}\nextended: {result}", flush=True)
-    for variant, chosen in selections.items():
-        if chosen["winner_kind"] == "learned":  # the probe's meta-test holds the known losses only
-            loss = returned_loss(search.pareto_front_, chosen)
-            report = meta_test(
-                {chosen["winner"]: loss}, task, tune_lr=True, baseline=False, seeds=3, steps=3000, verbose=0
-            )
-            report.to_json(OUT / name / f"metatest-{variant}.json")
+    judge_learned_winners(task, search.pareto_front_, selections, OUT / name)
 
 
 def run_rows(name: str) -> None:
@@ -157,22 +151,6 @@ def rows_lines() -> list[str]:
     return lines if len(lines) > 2 else []
 
 
-def probe_row(name: str, variant: str, test: Comparison):
-    """The probe's winner under ``variant`` as a meta-test row (its own learned meta-test, or the zoo's row)."""
-    chosen = read_json(OUT / name / "selections.json", ValueError, "selections")["selections"][variant]
-    if chosen["winner_kind"] == "learned":
-        return MetaTestReport.load(OUT / name / f"metatest-{variant}.json").methods[0], chosen
-    return test.rows[chosen["winner"]], chosen
-
-
-def verdicts(test: Comparison, row, noisy: bool) -> dict:
-    """The issue's verdicts on ``row`` against ``test``'s best known and standard losses."""
-    diff, se, verdict = paired_difference(row.early_errors, test.best_known.early_errors)
-    gap = diff / test.best_known.early_mean if test.best_known.early_mean else 0.0
-    return {"worse": verdict == "worse", "better": verdict == "better", "gap": gap, "diff": diff, "se": se,
-            "twenty": noisy and test.change(row) <= -0.2, "noisy": noisy}  # fmt: skip
-
-
 def default_when_run(key: str) -> dict:
     """Suite task ``key``'s default selection when this ran (``e023937``): today's (``lr_edge.TodayResult``), but
     on a regression task the one before ``selection_metric="mae"`` (``regression_scoring.py``'s), which the
@@ -183,45 +161,17 @@ def default_when_run(key: str) -> dict:
     return TodayResult(key).info["selection"]
 
 
-def judged_rows() -> list[tuple[str, str, dict, str]]:
-    """(task, variant, verdicts, winner) for every development task run so far."""
-    rows = []
-    for key in SUITE_DEV:
-        if not (OUT / key / "extended.json").exists():
-            continue
-        test = Comparison(judge(key))
-        chosen = read_json(OUT / key / "extended.json", ValueError, "selection")["selection"]
-        noisy, before = TASKS[key].noisy, default_when_run(key)
-        default_row, learned = test.rows[before["winner"]], before["winner_kind"] == "learned"
-        rows.append((key, "default", verdicts(test, default_row, noisy) | {"learned": learned}, default_row.method))
-        row = test.rows[chosen["winner"]]
-        rows.append(
-            (key, "extended", verdicts(test, row, noisy) | {"learned": chosen["winner_kind"] == "learned"}, row.method)
-        )
-    for name in PROBES:
-        if not (OUT / name / "selections.json").exists():
-            continue
-        test = Comparison(todays_report(name))
-        noisy = "imbalance" not in name
-        for variant in VARIANTS:
-            row, chosen = probe_row(name, variant, test)
-            learned = chosen["winner_kind"] == "learned"
-            rows.append((name, variant, verdicts(test, row, noisy) | {"learned": learned}, chosen["winner"]))
-    return rows
-
-
-def summary(rows) -> list[str]:
-    lines = ["| variant | tasks | worse than the best known | noisy tasks 20% below the standard loss | learned better "
-             "than the best known | mean gap to the best known |", "|---|---|---|---|---|---|"]  # fmt: skip
-    for variant in VARIANTS:
-        mine = [(task, v) for task, name, v, _ in rows if name == variant]
-        worse = [task for task, v in mine if v["worse"]]
-        noisy = [v for _, v in mine if v["noisy"]]
-        better = [task for task, v in mine if v["better"] and v["learned"]]
-        gap = statistics.mean(v["gap"] for _, v in mine) if mine else float("nan")
-        lines.append(f"| {variant} | {len(mine)} | {len(worse)} ({', '.join(worse) or '-'}) | "
-                     f"{sum(v['twenty'] for v in noisy)} of {len(noisy)} | {len(better)} | {gap:+.1%} |")  # fmt: skip
-    return lines
+def verdicts(key: str, variant: str) -> dict:
+    """``variant``'s winner on development task ``key`` (a suite task or a probe), judged by its saved meta-test."""
+    if key in TASKS:
+        if variant == "default":
+            chosen = default_when_run(key)
+        else:
+            chosen = read_json(OUT / key / "extended.json", ValueError, "selection")["selection"]
+        return winner_verdict(Comparison(judge(key)), chosen, noisy(key))
+    test = Comparison(todays_report(key))
+    chosen = read_json(OUT / key / "selections.json", ValueError, "selections")["selections"][variant]
+    return row_verdict(test, winner_row(test, chosen, OUT / key, variant), chosen, noisy(key))
 
 
 def timing() -> list[str]:
@@ -241,12 +191,11 @@ def timing() -> list[str]:
 
 
 def report_lines() -> list[str]:
-    rows = judged_rows()
-    lines = ["| task | variant | winner | vs best known (paired ± se) |", "|---|---|---|---|"]
-    for task, variant, v, winner in rows:
-        verdict = "worse" if v["worse"] else "better" if v["better"] else "within noise"
-        lines.append(f"| {task} | {variant} | {winner} | {v['diff']:+.4f} ± {v['se']:.4f} ({verdict}) |")
-    return [*summary(rows), "", *lines, "", *timing(), "", *rows_lines()]
+    done = [k for k in SUITE_DEV if (OUT / k / "extended.json").exists()]
+    done += [n for n in PROBES if (OUT / n / "selections.json").exists()]
+    development = ("development",)
+    lines = variant_lines(done, VARIANTS, verdicts, lambda k: "development", noisy, "selection", halves=development)
+    return [*lines, "", *timing(), "", *rows_lines()]
 
 
 def main(argv=None) -> int:

@@ -166,9 +166,14 @@ def same_run(row, saved) -> bool:
 
 
 def winner_verdict(test: Comparison, chosen: dict, noisy: bool) -> dict:
-    """A saved selection's winner (``chosen``) judged by meta-test ``test``: worse than the best known loss, 20%
-    below the tuned standard loss, a learned loss better than the best known, the gap to it, and as text."""
-    row = test.rows[chosen["winner"]]
+    """A saved selection's winner (``chosen``) judged by meta-test ``test``, which holds its row."""
+    return row_verdict(test, test.rows[chosen["winner"]], chosen, noisy)
+
+
+def row_verdict(test: Comparison, row, chosen: dict, noisy: bool) -> dict:
+    """A selection's winner (``chosen``), meta-tested as ``row``, judged against meta-test ``test``'s known losses
+    (paired over the same seeds): worse than the best known loss, 20% below the tuned standard loss, a learned
+    loss better than the best known, the gap to it, and as text."""
     diff, se, verdict = test.vs_best_known(row)
     best = test.best_known.early_mean
     return {
