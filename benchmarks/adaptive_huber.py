@@ -95,7 +95,6 @@ def run_rows(key: str) -> None:
         steps=saved.steps,
         batch_size=saved.batch_size,
         baselines=(NEW, CONTROL),
-        baseline=False,
         tune_lr=True,
         verbose=0,
     )
