@@ -47,7 +47,12 @@ def _regression_reference(name):
         "mae": r.abs().mean(),
         "huber": torch.where(r.abs() <= 1, 0.5 * r**2, r.abs() - 0.5).mean(),
         "log-cosh": torch.log(torch.cosh(r)).mean(),
+        "adaptive-huber": _huber(r, 1.345 * 1.4826 * r.abs().median()).mean(),  # 5 residuals: the middle one
     }[name]
+
+
+def _huber(r, delta):
+    return torch.where(r.abs() <= delta, 0.5 * r**2, delta * (r.abs() - 0.5 * delta))
 
 
 @pytest.mark.parametrize("name", es.KNOWN_LOSSES["classification"])
@@ -78,6 +83,27 @@ def test_matches_torch_where_torch_has_it():
     assert torch.allclose(
         es.known_loss("huber", "regression", delta=0.5)(PRED, TARGET), F.huber_loss(PRED, target, delta=0.5), atol=1e-12
     )
+
+
+def test_adaptive_huber_holds_its_threshold_constant_in_the_gradient():
+    pred = PRED.clone().requires_grad_(True)
+    es.known_loss("adaptive-huber", "regression")(pred, TARGET).backward()
+    r = PRED[:, 0] - TARGET
+    delta = 1.345 * 1.4826 * r.abs().median()
+    expected = torch.where(r.abs() <= delta, r, delta * r.sign()) / len(r)  # psi(r) / n, no term from the median
+    assert torch.allclose(pred.grad[:, 0], expected, rtol=0, atol=1e-12)
+
+
+def test_adaptive_huber_scales_with_the_residuals_and_takes_each_copys_median():
+    loss = es.known_loss("adaptive-huber", "regression", c=2.0)
+    r = torch.tensor([[[0.1], [-0.2], [0.3], [-0.4]], [[1.0], [2.0], [3.0], [100.0]]], dtype=torch.float64)
+    lower_middle = torch.tensor([0.2, 2.0], dtype=torch.float64)  # torch.median of an even count
+    assert torch.allclose(loss.threshold(r).flatten(), 2.0 * 1.4826 * lower_middle, rtol=0, atol=1e-12)
+    scaled = es.known_loss("adaptive-huber", "regression")(10 * PRED, 10 * TARGET)
+    assert torch.allclose(scaled, 100 * es.known_loss("adaptive-huber", "regression")(PRED, TARGET), atol=1e-9)
+    assert loss.describe() == "adaptive-huber(c=2)"
+    zero = es.known_loss("adaptive-huber", "regression")(torch.zeros(3, 1), torch.zeros(3))
+    assert float(zero) == 0.0
 
 
 def test_log_cosh_does_not_overflow():
