@@ -221,7 +221,7 @@ def test_the_prior_runs_every_fold_and_must_be_a_known_loss_of_the_task(iris):
     with pytest.raises(
         ConfigError,
         match="selection_prior must be one of none, robust, robust-classes, robust-shift, mae, sce, gce, log-cosh, "
-        "got 'huber'",
+        "adaptive-huber, got 'huber'",
     ):
         es.LossSearch(selection_prior="huber").fit(iris)
 

@@ -162,8 +162,8 @@ def _executor_setting(workers, scheduler):
     type=click.Choice(CHOICES["selection_prior"]),
     help="The known loss returned unless another beats it on the final selection's folds: robust-classes (MAE; "
     "SCE above five classes), robust-shift (robust-classes, but label smoothing where the training rows' class "
-    "balance differs from the validation rows'), robust (MAE), a known loss (mae, sce, gce, log-cosh), or none "
-    "[default: the preset's].",
+    "balance differs from the validation rows'), robust (MAE), a known loss (mae, sce, gce, log-cosh, "
+    "adaptive-huber), or none [default: the preset's].",
 )
 @click.option(
     "--selection-metric",

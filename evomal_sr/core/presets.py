@@ -192,7 +192,17 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "initial_fill": ("random", "variants"),
     "final_selection": ("none", "fair"),
     "selection_scoring": ("validation", "folds", "validation-folds", "auto", "auto-regression"),
-    "selection_prior": ("none", "robust", "robust-classes", "robust-shift", "mae", "sce", "gce", "log-cosh"),
+    "selection_prior": (
+        "none",
+        "robust",
+        "robust-classes",
+        "robust-shift",
+        "mae",
+        "sce",
+        "gce",
+        "log-cosh",
+        "adaptive-huber",
+    ),
     "selection_metric": ("task", "mae", "huber"),
     "selection_uncertainty": ("folds", "folds-and-rows"),
 }
