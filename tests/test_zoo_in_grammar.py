@@ -8,7 +8,11 @@ not up to a factor, and names the smallest operator set that writes it.
 
 Which zoo losses cannot be written, and why
 -------------------------------------------
-* With ``operators="robust"``: none; every zoo loss is written exactly, within
+* In no operator set: the adaptive Huber loss, whose threshold is a statistic of
+  the whole batch (1.345 x 1.4826 x the median absolute residual), where a
+  grammar's loss is elementwise in ``(y, fx)``; for one batch it is Huber with
+  that threshold, which an edge weight reaches (the test below on Huber's).
+* With ``operators="robust"``: every other zoo loss is written exactly, within
   these limits of the protected operators (never reached by the inputs below):
   ``log`` floors probabilities at 1e-7, so cross-entropy-like losses differ where
   ``p < 1e-7``; ``exp`` is capped at ``exp(20)``, so log-cosh differs for
@@ -34,6 +38,8 @@ from evomal_sr.losses.zoo import KNOWN_LOSSES, known_loss
 
 N_CLASSES = 4
 N_OUTPUTS = 3
+#: zoo losses no grammar writes (module docstring)
+UNWRITTEN = {"regression": {"adaptive-huber"}, "classification": set()}
 HUBER_PAPER = "((0.5 * square(min(abs((fx - y)), 1.0))) + (abs((fx - y)) - min(abs((fx - y)), 1.0)))"
 
 #: (zoo name, zoo parameters) -> [(expression, smallest operator set that writes it), ...]
@@ -103,7 +109,7 @@ def test_zoo_loss_written_in_the_grammar_is_exact(kind, name, params, text, need
 
 def test_every_zoo_loss_is_written_with_the_robust_set():
     for kind, losses in WRITTEN.items():
-        assert {name for name, _ in losses} == set(KNOWN_LOSSES[kind])
+        assert {name for name, _ in losses} | UNWRITTEN[kind] == set(KNOWN_LOSSES[kind])
         for texts in losses.values():
             assert any(set(check_operator_set(needs)) <= set(check_operator_set("robust")) for _, needs in texts)
     paper = {
