@@ -59,6 +59,9 @@ sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
 from fixed_answers import judged_tasks  # noqa: E402
+from lr_edge import ADDED_LOSS as NEW  # noqa: E402
+from lr_edge import TODAY_ZOO as OUT  # noqa: E402
+from lr_edge import with_added_loss  # noqa: E402
 from regression_metric import AFTER, AFTER_KEYS, front_for  # noqa: E402
 from regression_metric import OUT as METRIC_OUT  # noqa: E402
 from regression_prior import build, half, noisy, select_each  # noqa: E402
@@ -70,8 +73,6 @@ from evomal_sr.core.fileio import atomic_write_json, read_json  # noqa: E402
 from evomal_sr.evaluation.metatest import meta_test  # noqa: E402
 from evomal_sr.evaluation.report import MetaTestReport  # noqa: E402
 
-OUT = ROOT / "results" / "adaptive_huber"
-NEW = "adaptive-huber"
 CONTROL = "huber"
 TODAY = {"selection_prior": "mae", "selection_scoring": "auto-regression", "selection_metric": "mae"}
 VARIANTS = {"zoo": TODAY, "prior": {**TODAY, "selection_prior": NEW}}
@@ -116,9 +117,7 @@ def run_rows(key: str) -> None:
 
 def judged(key: str) -> Comparison:
     """``key``'s saved meta-test with the ``adaptive-huber`` row in its zoo."""
-    saved = saved_report(key)
-    new = MetaTestReport.load(OUT / key / "metatest.json")[NEW]
-    return Comparison(MetaTestReport(**{**saved.__dict__, "methods": [*saved.methods, new]}))
+    return Comparison(with_added_loss(saved_report(key), key))
 
 
 def run_selections(key: str) -> None:

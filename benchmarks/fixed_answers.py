@@ -8,8 +8,9 @@ loss there, beside today's default (its final selection) where its returned loss
 - the suite's 20 tasks (``lr_edge.py``'s meta-tests; the default's winner as the report's headline reads it,
   ``lr_edge.TodayResult``);
 - the regression development probes and fresh regression probes of ``regression_prior.py`` and
-  ``regression_scoring.py`` (today's default's winner: ``regression_metric.py``'s ``metric-mae`` selection, the
-  default since the fifteenth session; a task it has not reselected counts for the fixed answers only);
+  ``regression_scoring.py`` (today's default's winner: ``adaptive_huber.py``'s ``zoo`` selection, the default
+  since the sixteenth session, else ``regression_metric.py``'s ``metric-mae``; a task neither reselected counts
+  for the fixed answers only), each judged by the zoo with ``adaptive-huber`` where its row was meta-tested;
 - the development and fresh probes with label shift of ``label_shift_prior.py`` (today's default's winner: its
   ``shift`` selection);
 - the other fresh classification probes (``fresh_probes.py``; ``metatest-now.json`` where the probe was judged
@@ -34,7 +35,8 @@ sys.path.insert(0, str(ROOT))
 from fresh_probes import FRESH, todays_report  # noqa: E402
 from fresh_probes import OUT as FRESH_OUT  # noqa: E402
 from label_shift_prior import OUT as SHIFT_OUT  # noqa: E402
-from lr_edge import REGRESSION, TodayResult, judge  # noqa: E402
+from lr_edge import REGRESSION, TodayResult, with_added_loss  # noqa: E402
+from lr_edge import TODAY_ZOO as ZOO_OUT  # noqa: E402
 from probe_tasks import PROBE_TASKS  # noqa: E402
 from regression_metric import OUT as METRIC_OUT  # noqa: E402
 from regression_prior import OUT as PRIOR_OUT  # noqa: E402
@@ -50,8 +52,9 @@ from evomal_sr.losses.zoo import KNOWN_LOSSES  # noqa: E402
 OUT = ROOT / "results" / "fixed_answers"
 #: the first fresh probe run with today's default (MAE the regression prior, twelfth session); later ones too
 FIRST_OF_TODAY = "friedman1-seed37-outliers30"
-#: the first regression probe run with today's regression selection (MAE chooses and scores its folds)
-FIRST_OF_TODAY_REGRESSION = "diabetes-seed233-t1.5"
+#: the first regression probe run with today's regression selection (adaptive-huber in the zoo, sixteenth session;
+#: earlier probes saved no front to select again, so they count for the fixed answers only)
+FIRST_OF_TODAY_REGRESSION = "diabetes-seed257-t2-train"
 
 
 def group(dataset: str) -> str:
@@ -71,12 +74,16 @@ def judged_tasks() -> dict[str, tuple[str, Comparison, str | None]]:
     tasks: dict[str, tuple[str, Comparison, str | None]] = {}
     for key, spec in TASKS.items():
         if (ROOT / "results" / "lr_edge" / key / "metatest.json").exists():
-            tasks[key] = (group(spec.dataset), Comparison(judge(key)), TodayResult(key).returned.method)
+            today = TodayResult(key)  # its judge holds the zoo's added loss
+            tasks[key] = (group(spec.dataset), Comparison(today.report), today.returned.method)
     for folder in sorted([*PRIOR_OUT.glob("*/metatest.json"), *SCORING_OUT.glob("*/metatest.json")]):
         key = folder.parent.name  # regression: today's selection (regression_metric.py) where it ran
-        chosen = METRIC_OUT / key / "metric-mae.json"
-        winner = read_json(chosen, ValueError, "selection")["selection"]["winner"] if chosen.exists() else None
-        tasks.setdefault(key, ("regression", Comparison(MetaTestReport.load(folder)), winner))
+        chosen = next(
+            (f for f in (ZOO_OUT / key / "zoo.json", METRIC_OUT / key / "metric-mae.json") if f.exists()), None
+        )
+        winner = read_json(chosen, ValueError, "selection")["selection"]["winner"] if chosen else None
+        report = with_added_loss(MetaTestReport.load(folder), key)
+        tasks.setdefault(key, ("regression", Comparison(report), winner))
     for folder in sorted(SHIFT_OUT.glob("*/metatest.json")):  # label shift: development and fresh probes
         key, dataset = folder.parent.name, shift_task_dataset(folder.parent.name)
         winner = read_json(folder.parent / "shift.json", ValueError, "selection")["selection"]["winner"]
@@ -90,7 +97,7 @@ def judged_tasks() -> dict[str, tuple[str, Comparison, str | None]]:
         today = names.index(name) >= names.index(first)
         winner = read_json(FRESH_OUT / f"{name}.json", ValueError, "fresh probe")["selection"]["winner"]
         returned = winner if winner in {r.method for r in report.methods} else "returned"  # a learned loss's row
-        tasks[name] = (group(keywords["name"]), Comparison(report), returned if today else None)
+        tasks[name] = (group(keywords["name"]), Comparison(with_added_loss(report, name)), returned if today else None)
     return tasks
 
 
