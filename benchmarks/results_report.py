@@ -6,6 +6,7 @@ import math
 from pathlib import Path
 
 from results_sections import (
+    adaptive_huber,
     fixed_answers,
     flip_transfer,
     fresh,
@@ -223,6 +224,7 @@ def write_report(out: Path, path: Path) -> None:
         *regression_scoring(),
         *selection_extend(),
         *regression_metric(),
+        *adaptive_huber(),
         *normalised(),
         *flip_transfer(),
         *fixed_answers(),

@@ -215,6 +215,23 @@ def regression_metric() -> list[str]:
     )
 
 
+def adaptive_huber() -> list[str]:
+    """``adaptive-huber`` in the regression zoo and as the prior."""
+    from adaptive_huber import OUT, report_lines
+    from adaptive_huber_prior import OUT as SECOND
+    from adaptive_huber_prior import report_lines as second_lines
+
+    return saved_section(
+        OUT,
+        "A Huber loss whose threshold follows the residuals (`benchmarks/adaptive_huber.py`)",
+        "adaptive_huber",
+        "`python benchmarks/adaptive_huber.py --rows --tasks KEY,...` (the new loss's rows), `python "
+        "benchmarks/adaptive_huber.py --tasks KEY,...` (the selections), `python benchmarks/adaptive_huber_prior.py "
+        "--tasks KEY,...` (the second look), then each with `--report-only`.",
+        lambda: [*report_lines(), "", *(second_lines() if SECOND.exists() else [])],
+    )
+
+
 def saved_section(folder: Path, title: str, prose: str, regenerate: str, tables: Callable[[], list[str]]) -> list[str]:
     """A report section of a benchmark's saved files (none before it ran): its title, its prose, how to
     regenerate it, its tables."""
