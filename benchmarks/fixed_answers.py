@@ -8,7 +8,7 @@ loss there, beside today's default (its final selection) where its returned loss
 - the suite's 20 tasks (``lr_edge.py``'s meta-tests; the default's winner as the report's headline reads it,
   ``lr_edge.TodayResult``);
 - the regression development probes and fresh regression probes of ``regression_prior.py`` and
-  ``regression_scoring.py`` (today's default's winner: ``adaptive_huber.py``'s ``zoo`` selection, the default
+  ``regression_scoring.py`` (today's default's winner: ``adaptive_huber.py``'s ``prior`` selection, the default
   since the sixteenth session, else ``regression_metric.py``'s ``metric-mae``; a task neither reselected counts
   for the fixed answers only), each judged by the zoo with ``adaptive-huber`` where its row was meta-tested;
 - the development and fresh probes with label shift of ``label_shift_prior.py`` (today's default's winner: its
@@ -52,9 +52,9 @@ from evomal_sr.losses.zoo import KNOWN_LOSSES  # noqa: E402
 OUT = ROOT / "results" / "fixed_answers"
 #: the first fresh probe run with today's default (MAE the regression prior, twelfth session); later ones too
 FIRST_OF_TODAY = "friedman1-seed37-outliers30"
-#: the first regression probe run with today's regression selection (adaptive-huber in the zoo, sixteenth session;
+#: the first regression probe run with today's regression selection (adaptive-huber the prior, sixteenth session;
 #: earlier probes saved no front to select again, so they count for the fixed answers only)
-FIRST_OF_TODAY_REGRESSION = "diabetes-seed257-t2-train"
+FIRST_OF_TODAY_REGRESSION = "diabetes-seed337-outliers25"
 
 
 def group(dataset: str) -> str:
@@ -77,10 +77,9 @@ def judged_tasks() -> dict[str, tuple[str, Comparison, str | None]]:
             today = TodayResult(key)  # its judge holds the zoo's added loss
             tasks[key] = (group(spec.dataset), Comparison(today.report), today.returned.method)
     for folder in sorted([*PRIOR_OUT.glob("*/metatest.json"), *SCORING_OUT.glob("*/metatest.json")]):
-        key = folder.parent.name  # regression: today's selection (regression_metric.py) where it ran
-        chosen = next(
-            (f for f in (ZOO_OUT / key / "zoo.json", METRIC_OUT / key / "metric-mae.json") if f.exists()), None
-        )
+        key = folder.parent.name  # regression: today's selection (adaptive_huber.py's prior) where it ran
+        today = (ZOO_OUT / key / "prior.json", METRIC_OUT / key / "metric-mae.json")  # the first saved
+        chosen = next((f for f in today if f.exists()), None)
         winner = read_json(chosen, ValueError, "selection")["selection"]["winner"] if chosen else None
         report = with_added_loss(MetaTestReport.load(folder), key)
         tasks.setdefault(key, ("regression", Comparison(report), winner))

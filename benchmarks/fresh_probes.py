@@ -176,6 +176,12 @@ FRESH: dict[str, dict] = {
     "friedman1-seed263-outliers30": {"name": "friedman1", "seed": 263, **symmetric(0.3)},
     "sinusoid-seed269-t1.5": {"name": "sinusoid", "seed": 269, **student_t(0.4, 1.5)},
     "friedman1-seed271-t3": {"name": "friedman1", "seed": 271, **student_t(0.5, 3.0)},
+    # the blind check of adaptive-huber as the regression prior (the sixteenth session's second look:
+    # benchmarks/adaptive_huber_prior.py), named before they ran
+    "diabetes-seed337-outliers25": {"name": "diabetes", "seed": 337, **symmetric(0.25)},
+    "friedman1-seed347-t2-train": {"name": "friedman1", "seed": 347, **student_t(0.5, 2.0, ("train",))},
+    "sinusoid-seed349-outliers20": {"name": "sinusoid", "seed": 349, **symmetric(0.2)},
+    "diabetes-seed353-t1.5": {"name": "diabetes", "seed": 353, **student_t(0.4, 1.5)},
 }
 
 

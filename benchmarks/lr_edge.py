@@ -176,7 +176,7 @@ class TodayResult(Comparison):
     Its returned loss is the ``classes-sce`` ablation run's winner, or that run's front selected again with
     today's settings where they differ on the task: MAE the regression prior (``regression_prior.py``) with
     each fold's lr and stopping step chosen on validation rows (``regression_scoring.py``) by MAE
-    (``regression_metric.py``) with ``adaptive-huber`` in the zoo (``adaptive_huber.py``), label smoothing
+    (``regression_metric.py``) with ``adaptive-huber`` in the zoo and the prior (``adaptive_huber.py``), label smoothing
     under label shift (``label_shift_prior.py``); its seconds are that run's search and that selection's
     (``info`` as :class:`TaskResult` has it, for the report's tables).
     """
@@ -190,6 +190,7 @@ class TodayResult(Comparison):
             TODAY_SCORING / key / "validation-folds.json",
             TODAY_METRIC / key / "metric-mae.json",
             TODAY_ZOO / key / "zoo.json",
+            TODAY_ZOO / key / "prior.json",
             TODAY_SHIFT / key / "shift.json",
         )
         for reselected in today:  # the latest change last

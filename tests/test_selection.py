@@ -230,7 +230,7 @@ def test_robust_classes_is_sce_above_five_classes():
     from evomal_sr.evaluation.verdict import prior_of
 
     assert [prior_of("robust-classes", "classification", n) for n in (2, 3, 5, 6, 10)] == ["mae"] * 3 + ["sce"] * 2
-    assert prior_of("robust-classes", "regression", 1) == "mae"
+    assert prior_of("robust-classes", "regression", 1) == "adaptive-huber"
     assert prior_of("robust-classes", "classification") == "mae"  # the class count unknown: MAE, as "robust"
 
 
@@ -386,8 +386,9 @@ def test_the_cli_sets_the_selection_prior_and_refuses_one_of_the_wrong_kind(tmp_
 @pytest.mark.parametrize(
     ("dataset", "setting", "prior"),
     [
-        ("diabetes", "robust", "mae"),
+        ("diabetes", "robust", "adaptive-huber"),
         ("diabetes", "log-cosh", "log-cosh"),
+        ("diabetes", "mae", "mae"),
         ("iris", "robust", "mae"),
         ("iris", "robust-classes", "mae"),
         ("digits", "robust-classes", "sce"),
@@ -426,7 +427,7 @@ def test_selection_lr_extend_reaches_every_folds_meta_test_and_is_recorded(iris,
         ({"name": "digits", "imbalance": 5.0}, "label-smoothing"),
         ({"name": "breast_cancer"}, "mae"),  # no label shift: robust-classes' choice
         ({"name": "digits", "label_noise": 0.3, "noise": "pair"}, "sce"),
-        ({"name": "diabetes"}, "mae"),  # regression has no class balance
+        ({"name": "diabetes"}, "adaptive-huber"),  # regression has no class balance
     ],
 )
 def test_robust_shift_is_label_smoothing_under_label_shift_and_robust_classes_elsewhere(options, prior):

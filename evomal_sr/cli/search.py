@@ -161,9 +161,9 @@ def _executor_setting(workers, scheduler):
     "--selection-prior",
     type=click.Choice(CHOICES["selection_prior"]),
     help="The known loss returned unless another beats it on the final selection's folds: robust-classes (MAE; "
-    "SCE above five classes), robust-shift (robust-classes, but label smoothing where the training rows' class "
-    "balance differs from the validation rows'), robust (MAE), a known loss (mae, sce, gce, log-cosh, "
-    "adaptive-huber), or none [default: the preset's].",
+    "SCE above five classes; adaptive-huber on regression), robust-shift (robust-classes, but label smoothing "
+    "where the training rows' class balance differs from the validation rows'), robust (MAE; adaptive-huber on "
+    "regression), a known loss (mae, sce, gce, log-cosh, adaptive-huber), or none [default: the preset's].",
 )
 @click.option(
     "--selection-metric",
