@@ -24,7 +24,6 @@ all, or ``prior`` worse, keeps ``zoo``. A change is then checked on fresh regres
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
@@ -36,11 +35,12 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 from adaptive_huber import VARIANTS  # noqa: E402
 from adaptive_huber import verdicts as first_verdicts  # noqa: E402
+from lr_edge import cli  # noqa: E402
 from regression_prior import noisy, select_each  # noqa: E402
 from regression_scoring import JUDGED  # noqa: E402
 from run_results import machine  # noqa: E402
 from suite import DEVELOPMENT, TASKS, student_t, symmetric  # noqa: E402
-from task_results import Comparison, variant_lines, winner_verdict, write_table  # noqa: E402
+from task_results import Comparison, variant_lines, winner_verdict  # noqa: E402
 
 import evomal_sr as es  # noqa: E402
 from evomal_sr.core.fileio import atomic_write_json, read_json  # noqa: E402
@@ -96,16 +96,8 @@ def report_lines() -> list[str]:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tasks", default="", help=f"comma list of {', '.join(NEW_DEV)}")
-    parser.add_argument("--report-only", action="store_true")
-    args = parser.parse_args(argv)
     torch.set_num_threads(1)
-    if not args.report_only:
-        for key in [k for k in args.tasks.split(",") if k]:
-            run(key)
-    write_table(OUT, report_lines())
-    return 0
+    return cli(argv, __doc__, lambda key, _args: run(key), OUT, report_lines)
 
 
 if __name__ == "__main__":

@@ -54,7 +54,7 @@ from evomal_sr.results.front import load_front  # noqa: E402
 OUT = ROOT / "results" / "lr_edge"
 SUITE = ROOT / "results" / "suite"
 DEFAULT = "classes-sce"  # the ablation run of the default search (until the twelfth session's regression prior)
-TODAY = "extended, today's default (MAE the regression prior, label smoothing under label shift)"
+TODAY = "extended, today's default (adaptive-huber the regression prior, label smoothing under label shift)"
 TODAY_PRIOR = ROOT / "results" / "regression_prior"
 TODAY_SHIFT = ROOT / "results" / "label_shift_prior"
 TODAY_SCORING = ROOT / "results" / "regression_scoring"
