@@ -18,6 +18,13 @@ differs: fewest tasks worse than the best known loss by two paired SEs; most noi
 standard loss; most learned losses better than the best known; the lower mean gap to the best known loss. A tie on
 all, or ``prior`` worse, keeps ``zoo``. A change is then checked on fresh regression probes named before they run.
 
+After the change, the eight blind probes of the two defaults (``fresh_probes.py``: four run with ``zoo``, four with
+``prior``, each batch named before it ran) compared on the same tasks (``--tasks`` with their names; reported only,
+deciding nothing): each probe's default search run again without its selection (its front was not saved), then
+both selections of that front; the one its batch ran with must repeat the probe's saved selection, fold for fold.
+Each winner is judged by the probe's saved meta-test (its zoo holds ``adaptive-huber``); a learned winner is
+meta-tested here with the probe's seeds and steps.
+
     python benchmarks/adaptive_huber_prior.py --tasks diabetes-seed281-outliers20      # (skips what is saved)
     python benchmarks/adaptive_huber_prior.py --report-only
 """
@@ -35,18 +42,21 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 from adaptive_huber import VARIANTS  # noqa: E402
 from adaptive_huber import verdicts as first_verdicts  # noqa: E402
+from fresh_probes import FRESH, judge_learned_winners, todays_report, winner_row  # noqa: E402
+from fresh_probes import OUT as FRESH_OUT  # noqa: E402
 from lr_edge import cli  # noqa: E402
 from regression_prior import noisy, select_each  # noqa: E402
 from regression_scoring import JUDGED  # noqa: E402
 from run_results import machine  # noqa: E402
 from suite import DEVELOPMENT, TASKS, student_t, symmetric  # noqa: E402
-from task_results import Comparison, variant_lines, winner_verdict  # noqa: E402
+from task_results import Comparison, row_verdict, variant_lines, winner_verdict  # noqa: E402
 
 import evomal_sr as es  # noqa: E402
 from evomal_sr.core.fileio import atomic_write_json, read_json  # noqa: E402
+from evomal_sr.core.presets import resolve_preset  # noqa: E402
 from evomal_sr.evaluation.metatest import meta_test  # noqa: E402
 from evomal_sr.evaluation.report import MetaTestReport  # noqa: E402
-from evomal_sr.evaluation.selection import shortlist_entries  # noqa: E402
+from evomal_sr.evaluation.selection import select_with_settings, shortlist_entries  # noqa: E402
 from evomal_sr.results.front import load_front  # noqa: E402
 
 OUT = ROOT / "results" / "adaptive_huber_prior"
@@ -61,7 +71,27 @@ NEW_DEV: dict[str, dict] = {
     "diabetes-seed317-t3-train": {"name": "diabetes", "seed": 317, **student_t(0.5, 3.0, ("train",))},
     "friedman1-seed331-t1.5-train": {"name": "friedman1", "seed": 331, **student_t(0.4, 1.5, ("train",))},
 }
+#: the sixteenth session's blind probes, by the variant that was the default when each batch ran
+BLIND = {
+    "zoo": [
+        "diabetes-seed257-t2-train",
+        "friedman1-seed263-outliers30",
+        "sinusoid-seed269-t1.5",
+        "friedman1-seed271-t3",
+    ],
+    "prior": [
+        "diabetes-seed337-outliers25",
+        "friedman1-seed347-t2-train",
+        "sinusoid-seed349-outliers20",
+        "diabetes-seed353-t1.5",
+    ],
+}
+BLIND_HALF = "blind probes, after deciding"
 FIRST = [k for k in JUDGED if k not in TASKS or TASKS[k].half == DEVELOPMENT]  # adaptive_huber.py's fifteen
+
+
+def run_task(key: str) -> None:
+    run_blind(key) if key in FRESH else run(key)
 
 
 def run(key: str) -> None:
@@ -80,6 +110,29 @@ def run(key: str) -> None:
     select_each(key, task, front, VARIANTS, OUT)
 
 
+def run_blind(name: str) -> None:
+    """Blind probe ``name``'s front again and both selections of it; the default it ran with must repeat."""
+    target = OUT / "blind" / f"{name}.json"
+    if target.exists():
+        return
+    ran_with = next(variant for variant, names in BLIND.items() if name in names)
+    task = es.Task.builtin(model="mlp", **FRESH[name])
+    front = es.LossSearch(seed=0, verbose=0, final_selection="none").fit(task).pareto_front_
+    settings = {v: resolve_preset("standard", **changes) for v, changes in VARIANTS.items()}
+    selections = {v: select_with_settings(front, task, s, seed=0, verbose=0).to_dict() for v, s in settings.items()}
+    saved = read_json(FRESH_OUT / f"{name}.json", ValueError, "fresh probe")["selection"]
+    if [r["errors"] for r in saved["rows"]] != [r["errors"] for r in selections[ran_with]["rows"]]:
+        raise SystemExit(f"{name}: the search and its {ran_with} selection did not repeat the probe's")
+    judge_learned_winners(task, front, selections, OUT / "blind" / name)
+    atomic_write_json(target, {"selections": selections, "machine": machine()})
+
+
+def blind_verdicts(name: str, variant: str) -> dict:
+    test = Comparison(todays_report(name))
+    chosen = read_json(OUT / "blind" / f"{name}.json", ValueError, "selections")["selections"][variant]
+    return row_verdict(test, winner_row(test, chosen, OUT / "blind" / name, variant), chosen, True)
+
+
 def verdicts(key: str, name: str) -> dict:
     if key not in NEW_DEV:
         return first_verdicts(key, name)
@@ -90,14 +143,23 @@ def verdicts(key: str, name: str) -> dict:
 def report_lines() -> list[str]:
     done = [k for k in NEW_DEV if all((OUT / k / f"{n}.json").exists() for n in VARIANTS)]
     every_noisy = lambda k: k in NEW_DEV or noisy(k)  # noqa: E731  (each new task is noisy)
-    return variant_lines(
+    lines = variant_lines(
         [*FIRST, *done], list(VARIANTS), verdicts, lambda k: DEVELOPMENT, every_noisy, "prior", halves=(DEVELOPMENT,)
     )
+    blind = [n for names in BLIND.values() for n in names if (OUT / "blind" / f"{n}.json").exists()]
+    if not blind:
+        return lines
+    at = (BLIND_HALF,)
+    return [
+        *lines,
+        "",
+        *variant_lines(blind, list(VARIANTS), blind_verdicts, lambda k: at[0], lambda k: True, "prior", at),
+    ]
 
 
 def main(argv=None) -> int:
     torch.set_num_threads(1)
-    return cli(argv, __doc__, lambda key, _args: run(key), OUT, report_lines)
+    return cli(argv, __doc__, lambda key, _args: run_task(key), OUT, report_lines)
 
 
 if __name__ == "__main__":
