@@ -74,8 +74,9 @@ from evomal_sr.evaluation.metatest import meta_test  # noqa: E402
 from evomal_sr.evaluation.report import MetaTestReport  # noqa: E402
 
 CONTROL = "huber"
-TODAY = {"selection_prior": "mae", "selection_scoring": "auto-regression", "selection_metric": "mae"}
-VARIANTS = {"zoo": TODAY, "prior": {**TODAY, "selection_prior": NEW}}
+#: the regression selection when this ran (the fifteenth session's default), which each variant changes
+BEFORE = {"selection_prior": "mae", "selection_scoring": "auto-regression", "selection_metric": "mae"}
+VARIANTS = {"zoo": BEFORE, "prior": {**BEFORE, "selection_prior": NEW}}
 NAMES = ["default", *VARIANTS]
 
 
