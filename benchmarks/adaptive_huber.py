@@ -58,7 +58,7 @@ sys.path.insert(0, str(ROOT.parent))
 sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
-from fixed_answers import judged_tasks  # noqa: E402
+from fixed_answers import judged_tasks, tally  # noqa: E402
 from lr_edge import ADDED_LOSS as NEW  # noqa: E402
 from lr_edge import TODAY_ZOO as OUT  # noqa: E402
 from lr_edge import with_added_loss  # noqa: E402
@@ -142,13 +142,10 @@ def fixed_answer_lines() -> list[str]:
     keys = [k for k in _regression_tasks() if (OUT / k / "metatest.json").exists()]
     lines = ["| tasks | answer | worse than the best known (2 SEs) | mean gap |", "|---|---|---|---|"]
     for which, among in (("development", [k for k in keys if k in JUDGED and half(k) == "development"]), ("all", keys)):
-        tests = {k: judged(k) for k in among}
+        tests = {k: (judged(k), None) for k in among}  # fixed_answers.tally's layout
         for name in ("mse", "mae", "huber", "log-cosh", NEW):
-            rows = {k: t.vs_best_known(t.rows[name]) for k, t in tests.items()}
-            worse = [k for k, (_, _, v) in rows.items() if v == "worse"]
-            gaps = [d / tests[k].best_known.early_mean for k, (d, _, _) in rows.items()]
-            named = f" ({', '.join(worse)})" if worse and name in ("mae", NEW) else ""
-            lines.append(f"| {which} ({len(among)}) | {name} | {len(worse)}{named} | {sum(gaps) / len(gaps):+.1%} |")
+            rows = {k: test.rows[name] for k, (test, _) in tests.items()}
+            lines.append(f"| {which} | {name} | {tally(tests, rows, named=name in ('mae', NEW))} |")
     return lines
 
 

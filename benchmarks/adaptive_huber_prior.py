@@ -42,8 +42,7 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 from adaptive_huber import VARIANTS  # noqa: E402
 from adaptive_huber import verdicts as first_verdicts  # noqa: E402
-from fresh_probes import FRESH, judge_learned_winners, todays_report, winner_row  # noqa: E402
-from fresh_probes import OUT as FRESH_OUT  # noqa: E402
+from fresh_probes import FRESH, reselect_probe, todays_report, winner_row  # noqa: E402
 from lr_edge import cli  # noqa: E402
 from regression_prior import noisy, select_each  # noqa: E402
 from regression_scoring import JUDGED  # noqa: E402
@@ -56,7 +55,7 @@ from evomal_sr.core.fileio import atomic_write_json, read_json  # noqa: E402
 from evomal_sr.core.presets import resolve_preset  # noqa: E402
 from evomal_sr.evaluation.metatest import meta_test  # noqa: E402
 from evomal_sr.evaluation.report import MetaTestReport  # noqa: E402
-from evomal_sr.evaluation.selection import select_with_settings, shortlist_entries  # noqa: E402
+from evomal_sr.evaluation.selection import shortlist_entries  # noqa: E402
 from evomal_sr.results.front import load_front  # noqa: E402
 
 OUT = ROOT / "results" / "adaptive_huber_prior"
@@ -116,14 +115,8 @@ def run_blind(name: str) -> None:
     if target.exists():
         return
     ran_with = next(variant for variant, names in BLIND.items() if name in names)
-    task = es.Task.builtin(model="mlp", **FRESH[name])
-    front = es.LossSearch(seed=0, verbose=0, final_selection="none").fit(task).pareto_front_
     settings = {v: resolve_preset("standard", **changes) for v, changes in VARIANTS.items()}
-    selections = {v: select_with_settings(front, task, s, seed=0, verbose=0).to_dict() for v, s in settings.items()}
-    saved = read_json(FRESH_OUT / f"{name}.json", ValueError, "fresh probe")["selection"]
-    if [r["errors"] for r in saved["rows"]] != [r["errors"] for r in selections[ran_with]["rows"]]:
-        raise SystemExit(f"{name}: the search and its {ran_with} selection did not repeat the probe's")
-    judge_learned_winners(task, front, selections, OUT / "blind" / name)
+    selections = reselect_probe(name, settings, ran_with, OUT / "blind" / name)
     atomic_write_json(target, {"selections": selections, "machine": machine()})
 
 

@@ -74,8 +74,8 @@ def judged_tasks() -> dict[str, tuple[str, Comparison, str | None]]:
     tasks: dict[str, tuple[str, Comparison, str | None]] = {}
     for key, spec in TASKS.items():
         if (ROOT / "results" / "lr_edge" / key / "metatest.json").exists():
-            today = TodayResult(key)  # its judge holds the zoo's added loss
-            tasks[key] = (group(spec.dataset), Comparison(today.report), today.returned.method)
+            today = TodayResult(key)  # a Comparison whose judge holds the zoo's added loss
+            tasks[key] = (group(spec.dataset), today, today.returned.method)
     for folder in sorted([*PRIOR_OUT.glob("*/metatest.json"), *SCORING_OUT.glob("*/metatest.json")]):
         key = folder.parent.name  # regression: today's selection (adaptive_huber.py's prior) where it ran
         today = (ZOO_OUT / key / "prior.json", METRIC_OUT / key / "metric-mae.json")  # the first saved
@@ -100,7 +100,7 @@ def judged_tasks() -> dict[str, tuple[str, Comparison, str | None]]:
     return tasks
 
 
-def _tally(among: dict, rows: dict, named: bool = False) -> str:
+def tally(among: dict, rows: dict, named: bool = False) -> str:
     """``worse | mean gap`` of ``rows`` (task -> meta-test row) against each task's best known loss (``named``:
     the tasks where it is worse, too)."""
     judged = {k: among[k][0].vs_best_known(row) for k, row in rows.items()}
@@ -125,12 +125,10 @@ def report_lines() -> list[str]:
         for name in [*KNOWN_LOSSES[kind], "today's default"]:
             if name == "today's default":
                 rows = {k: among[k][0].rows[among[k][1]] for k in today}
-                lines.append(f"| {which} | **today's default** | - | - | {_tally(among, rows, named=True)} |")
+                lines.append(f"| {which} | **today's default** | - | - | {tally(among, rows, named=True)} |")
                 continue
             every = {k: c.rows[name] for k, (c, _) in among.items() if name in c.rows}
-            lines.append(
-                f"| {which} | {name} | {_tally(among, every)} | {_tally(among, {k: every[k] for k in today})} |"
-            )
+            lines.append(f"| {which} | {name} | {tally(among, every)} | {tally(among, {k: every[k] for k in today})} |")
     return lines
 
 

@@ -45,7 +45,7 @@ from evomal_sr.core.fileio import atomic_write_json, read_json  # noqa: E402
 from evomal_sr.core.presets import resolve_preset  # noqa: E402
 from evomal_sr.evaluation.metatest import LR_FACTORS, meta_test  # noqa: E402
 from evomal_sr.evaluation.report import MetaTestReport  # noqa: E402
-from evomal_sr.evaluation.selection import returned_loss  # noqa: E402
+from evomal_sr.evaluation.selection import returned_loss, select_with_settings  # noqa: E402
 
 OUT = ROOT / "results" / "fresh"
 #: class flips of the ten-class probes with asymmetric noise (Patrini et al. 2017's, for MNIST)
@@ -208,6 +208,21 @@ def default_search(name: str):
     tick = time.perf_counter()
     search = es.LossSearch(seed=0, verbose=0).fit(task)
     return task, search, time.perf_counter() - tick
+
+
+def reselect_probe(name: str, settings: dict, ran_with: str, folder: Path) -> dict[str, dict]:
+    """Probe ``name``'s default search run again without its selection (a probe saves no front), its front
+    selected with each of ``settings`` (variant -> ``Preset``) -> variant -> saved selection. The one named
+    ``ran_with`` must repeat the probe's saved selection fold for fold (else the script stops); learned winners
+    are meta-tested into ``folder`` (:func:`judge_learned_winners`)."""
+    task = es.Task.builtin(model="mlp", **FRESH[name])
+    front = es.LossSearch(seed=0, verbose=0, final_selection="none").fit(task).pareto_front_
+    selections = {v: select_with_settings(front, task, s, seed=0, verbose=0).to_dict() for v, s in settings.items()}
+    saved = read_json(OUT / f"{name}.json", ValueError, "fresh probe")["selection"]
+    if [r["errors"] for r in saved["rows"]] != [r["errors"] for r in selections[ran_with]["rows"]]:
+        raise SystemExit(f"{name}: the search and its {ran_with} selection did not repeat the probe's")
+    judge_learned_winners(task, front, selections, folder)
+    return selections
 
 
 def judge_learned_winners(task, front, selections: dict[str, dict], folder: Path) -> None:

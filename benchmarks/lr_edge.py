@@ -189,7 +189,6 @@ class TodayResult(Comparison):
             TODAY_PRIOR / key / "mae.json",
             TODAY_SCORING / key / "validation-folds.json",
             TODAY_METRIC / key / "metric-mae.json",
-            TODAY_ZOO / key / "zoo.json",
             TODAY_ZOO / key / "prior.json",
             TODAY_SHIFT / key / "shift.json",
         )

@@ -13,6 +13,9 @@ from evomal_sr.core.presets import CHOICES
 from evomal_sr.core.validation import PROGRAMS, check_chunk_size
 from evomal_sr.errors import ConfigError
 
+#: the selection_prior settings that name a known loss (the others name a rule: none, robust, robust-...)
+_PRIOR_LOSSES = [c for c in CHOICES["selection_prior"] if c != "none" and not c.startswith("robust")]
+
 
 def _load_task(dataset, csv_path, target, kind, model, label_noise, seed, npz_path=None, features=None, drop=None):
     from evomal_sr.data.tasks import Task
@@ -163,7 +166,7 @@ def _executor_setting(workers, scheduler):
     help="The known loss returned unless another beats it on the final selection's folds: robust-classes (MAE; "
     "SCE above five classes; adaptive-huber on regression), robust-shift (robust-classes, but label smoothing "
     "where the training rows' class balance differs from the validation rows'), robust (MAE; adaptive-huber on "
-    "regression), a known loss (mae, sce, gce, log-cosh, adaptive-huber), or none [default: the preset's].",
+    f"regression), a known loss ({', '.join(_PRIOR_LOSSES)}), or none [default: the preset's].",
 )
 @click.option(
     "--selection-metric",

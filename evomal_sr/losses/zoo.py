@@ -250,8 +250,13 @@ class Huber(_Regression):
         return {"delta": self.delta}
 
     def elementwise(self, residual):
-        a = residual.abs()
-        return torch.where(a <= self.delta, 0.5 * residual**2, self.delta * (a - 0.5 * self.delta))
+        return _huber(residual, self.delta)
+
+
+def _huber(residual: torch.Tensor, delta: float | torch.Tensor) -> torch.Tensor:
+    """Huber's function of ``residual``: quadratic up to ``delta``, linear beyond (``delta`` broadcasts)."""
+    a = residual.abs()
+    return torch.where(a <= delta, 0.5 * residual**2, delta * (a - 0.5 * delta))
 
 
 class AdaptiveHuber(_Regression):
@@ -290,8 +295,7 @@ class AdaptiveHuber(_Regression):
         return delta.unsqueeze(-1) if a.dim() >= 2 else delta
 
     def elementwise(self, residual):
-        a, delta = residual.abs(), self.threshold(residual)
-        return torch.where(a <= delta, 0.5 * residual**2, delta * (a - 0.5 * delta))
+        return _huber(residual, self.threshold(residual))
 
 
 class LogCosh(_Regression):
