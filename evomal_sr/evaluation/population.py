@@ -23,7 +23,12 @@ from evomal_sr.losses.frozen import FrozenLoss
 from evomal_sr.losses.symbolic import LearnedLoss, output_to_fx, target_to_y
 from evomal_sr.training.loop import BatchSampler, evaluate_outputs, reduce_per_copy, sgd_update, train_population
 from evomal_sr.training.metrics import task_metric, task_metric_rows
-from evomal_sr.training.stacked import StackedModel
+from evomal_sr.training.online import OnlineLearnedLoss
+from evomal_sr.training.stacked import Params, StackedModel
+
+#: One loss's part of a training step: ``(outputs [G, batch, out], targets [G, batch], params, inputs, idx) -> [G]``
+#: for the ``G`` copies at positions ``idx`` of the run (``params`` and ``inputs`` hold every copy).
+GroupLoss = Callable[[torch.Tensor, torch.Tensor, Params, torch.Tensor, torch.Tensor], torch.Tensor]
 
 
 @dataclass(frozen=True)
@@ -128,11 +133,10 @@ def train_copies(
     params = {k: v.to(X.device).requires_grad_(True) for k, v in StackedModel.stack(models).items()}
     samplers = [BatchSampler(X.shape[0], batch_size, derive_seed(c.seed, "meta-test-batches")) for c in copies]
     lrs = torch.tensor([c.lr for c in copies], dtype=next(iter(params.values())).dtype, device=X.device)
-    groups = [
-        (batched_loss(module), torch.tensor([k for k, c in enumerate(copies) if c.loss == i], device=X.device))
-        for i, module in enumerate(losses)
+    indices = [
+        torch.tensor([k for k, c in enumerate(copies) if c.loss == i], device=X.device) for i in range(len(losses))
     ]
-    groups = [(m, idx) for m, idx in groups if idx.numel()]
+    groups = [(_group_loss(module, stacked, lrs[idx]), idx) for module, idx in zip(losses, indices) if idx.numel()]
     inverse = torch.argsort(torch.cat([idx for _, idx in groups]))
 
     row_points: list[torch.Tensor] | None = [] if rows else None
@@ -148,8 +152,9 @@ def train_copies(
 
     def losses_of(theta, _step):
         index = torch.stack([s.next() for s in samplers]).to(X.device)
-        outputs, targets = stacked.each(theta, X[index]), Y[index]
-        return torch.cat([loss(outputs[idx], targets[idx]) for loss, idx in groups])[inverse]
+        inputs = X[index]
+        outputs, targets = stacked.each(theta, inputs), Y[index]
+        return torch.cat([loss(outputs[idx], targets[idx], theta, inputs, idx) for loss, idx in groups])[inverse]
 
     def after_step(step, theta):
         if step % every == 0 or step == steps:
@@ -173,6 +178,21 @@ def train_copies(
         outcome.diverged.tolist(),
         row_points,
     )
+
+
+def _group_loss(module: torch.nn.Module, stacked: StackedModel, lrs: torch.Tensor) -> GroupLoss:
+    """``module``'s loss for the copies of one run that train with it (at ``lrs``): an online learned loss
+    (:class:`~evomal_sr.training.online.OnlineLearnedLoss`) adapts its weights from their parameters and
+    inputs at every step; any other loss sees only their outputs and targets (:func:`batched_loss`)."""
+    if isinstance(module, OnlineLearnedLoss):
+        run = module.start(stacked, lrs)
+
+        def online(outputs, targets, params, inputs, idx):
+            return run(outputs, targets, {k: v.detach()[idx] for k, v in params.items()}, inputs[idx])
+
+        return online
+    loss = batched_loss(module)
+    return lambda outputs, targets, _params, _inputs, _idx: loss(outputs, targets)
 
 
 class _Recorder:

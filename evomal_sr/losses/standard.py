@@ -14,16 +14,18 @@ from evomal_sr.core.kinds import check_task_kind
 
 
 def standard_loss_per_copy(outputs: torch.Tensor, target: torch.Tensor, kind: str) -> torch.Tensor:
-    """Cross-entropy or MSE of each copy's outputs ``[K, batch, out]`` against one target -> ``[K]``."""
+    """Cross-entropy or MSE of each copy's outputs ``[K, batch, out]`` -> ``[K]``, against one target shared
+    by every copy (``[batch]`` or ``[batch, out]``) or one per copy (with the copies' axis in front)."""
+    batch = outputs.shape[1]
     if kind == "classification":
         n_classes = outputs.shape[-1]
         if n_classes == 1:
-            t = target.to(outputs.dtype).reshape(1, -1, 1).expand_as(outputs)
+            t = target.to(outputs.dtype).reshape(-1, batch, 1).expand_as(outputs)
             return F.binary_cross_entropy_with_logits(outputs, t, reduction="none").mean(dim=(1, 2))
         logp = torch.log_softmax(outputs, dim=-1)
-        picked = logp.gather(-1, target.long().reshape(1, -1, 1).expand(outputs.shape[0], -1, 1))
+        picked = logp.gather(-1, target.long().reshape(-1, batch, 1).expand(outputs.shape[0], -1, 1))
         return -picked.squeeze(-1).mean(dim=1)
-    t = target.to(outputs.dtype).reshape(1, *outputs.shape[1:])
+    t = target.to(outputs.dtype).reshape(-1, *outputs.shape[1:])
     return ((outputs - t) ** 2).mean(dim=tuple(range(1, outputs.ndim)))
 
 
