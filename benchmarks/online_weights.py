@@ -146,7 +146,12 @@ def report_lines() -> list[str]:
         "(task, loss) pairs.",
         f"Noisy tasks where an online learned loss beats the best known loss: {len(set(noisy_wins))} "
         f"({', '.join(sorted(set(noisy_wins))) or 'none'}); where a frozen one does: {len(set(frozen_wins))}.",
-        f"By the rule: {'kept (a short-list variant to build next)' if kept else 'not kept'}.",
+        "By the rule: "
+        + (
+            f"undecided until every development task has run ({len(keys)} so far)."
+            if len(keys) < len(half("development"))
+            else f"{'kept (a short-list variant to build next)' if kept else 'not kept'}."
+        ),
     ]
     return lines
 

@@ -232,6 +232,20 @@ def adaptive_huber() -> list[str]:
     )
 
 
+def online_weights() -> list[str]:
+    """The short list's learned losses with edge weights adapting online (``online_weights.py``)."""
+    from online_weights import OUT, report_lines
+
+    return saved_section(
+        OUT,
+        "Edge weights that keep learning during training (`benchmarks/online_weights.py`)",
+        "online_weights",
+        "`python benchmarks/online_weights.py --tasks KEY,...` (runs what is not saved), then "
+        "`python benchmarks/online_weights.py --report-only`.",
+        report_lines,
+    )
+
+
 def saved_section(folder: Path, title: str, prose: str, regenerate: str, tables: Callable[[], list[str]]) -> list[str]:
     """A report section of a benchmark's saved files (none before it ran): its title, its prose, how to
     regenerate it, its tables."""

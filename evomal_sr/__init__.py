@@ -29,6 +29,7 @@ from evomal_sr.errors import (
 _LAZY = {
     "Expression": "grammar.expression",
     "LearnedLoss": "losses.symbolic",
+    "OnlineLearnedLoss": "training.online",
     "Task": "data.tasks",
     "Evaluator": "scoring.evaluator",
     "FitnessResult": "scoring.evaluator",
