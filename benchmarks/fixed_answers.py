@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT.parent))
 sys.path.insert(0, str(ROOT))
 
-from fresh_probes import FRESH, todays_report  # noqa: E402
+from fresh_probes import FRESH, SYNTHETIC, probe_task, todays_report  # noqa: E402
 from fresh_probes import OUT as FRESH_OUT  # noqa: E402
 from label_shift_prior import OUT as SHIFT_OUT  # noqa: E402
 from lr_edge import REGRESSION, TodayResult, with_added_loss  # noqa: E402
@@ -88,16 +88,28 @@ def judged_tasks() -> dict[str, tuple[str, Comparison, str | None]]:
         winner = read_json(folder.parent / "shift.json", ValueError, "selection")["selection"]["winner"]
         tasks.setdefault(key, (group(dataset), Comparison(MetaTestReport.load(folder)), winner))
     names = list(FRESH)
-    for name, keywords in FRESH.items():
+    for name in FRESH:
         report = None if name in tasks else todays_report(name)
         if report is None:
             continue
-        first = FIRST_OF_TODAY_REGRESSION if keywords["name"] in REGRESSION else FIRST_OF_TODAY
+        kind = probe_group(name)
+        first = FIRST_OF_TODAY_REGRESSION if kind == "regression" else FIRST_OF_TODAY
         today = names.index(name) >= names.index(first)
         winner = read_json(FRESH_OUT / f"{name}.json", ValueError, "fresh probe")["selection"]["winner"]
         returned = winner if winner in {r.method for r in report.methods} else "returned"  # a learned loss's row
-        tasks[name] = (group(keywords["name"]), Comparison(with_added_loss(report, name)), returned if today else None)
+        tasks[name] = (kind, Comparison(with_added_loss(report, name)), returned if today else None)
     return tasks
+
+
+def probe_group(name: str) -> str:
+    """The group of fresh probe ``name``: by its dataset, or for synthetic data by its task's kind and classes."""
+    dataset = FRESH[name]["name"]
+    if dataset not in SYNTHETIC:
+        return group(dataset)
+    task = probe_task(name)
+    if task.kind == "regression":
+        return "regression"
+    return "classification, more than five classes" if task.n_outputs > MANY_CLASSES else "classification, up to five"
 
 
 def tally(among: dict, rows: dict, named: bool = False) -> str:

@@ -28,8 +28,8 @@ sys.path.insert(0, str(ROOT.parent))
 sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
-from fresh_probes import FRESH, todays_report  # noqa: E402
 from fresh_probes import OUT as FRESH_OUT  # noqa: E402
+from fresh_probes import probe_task, todays_report  # noqa: E402
 from lr_edge import cli  # noqa: E402
 from normalised_losses import against_saved, beside_best  # noqa: E402
 from task_results import Comparison  # noqa: E402
@@ -56,7 +56,7 @@ def source_loss() -> torch.nn.Module:
     """The loss the default returned on :data:`SOURCE`, found again (saved as ``loss.json`` the first time)."""
     path = OUT / "loss.json"
     if not path.exists():
-        search = es.LossSearch(seed=0, verbose=0).fit(es.Task.builtin(model="mlp", **FRESH[SOURCE]))
+        search = es.LossSearch(seed=0, verbose=0).fit(probe_task(SOURCE))
         saved = read_json(FRESH_OUT / f"{SOURCE}.json", ValueError, "fresh probe")
         wanted = next(r["loss"] for r in saved["selection"]["rows"] if r["name"] == saved["selection"]["winner"])
         if describe_loss(search.best_loss_) != wanted:
@@ -70,7 +70,7 @@ def run_target(name: str, _args=None) -> None:
     if (OUT / name / "metatest.json").exists():
         print(f"[{name}] done before", flush=True)
         return
-    task = es.Task.builtin(model="mlp", **FRESH[name])
+    task = probe_task(name)
     beside_best({NAME: source_loss()}, task, Comparison(todays_report(name)), name, OUT, seeds=3, steps=3000)
 
 

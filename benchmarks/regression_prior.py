@@ -46,7 +46,7 @@ sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
 from ablation import searched  # noqa: E402
-from fresh_probes import FRESH, todays_report  # noqa: E402
+from fresh_probes import FRESH, probe_task, todays_report  # noqa: E402
 from lr_edge import DEFAULT, REGRESSION, judge  # noqa: E402
 from probe_tasks import OUT as PROBES_OUT  # noqa: E402
 from probe_tasks import PROBE_TASKS  # noqa: E402
@@ -91,7 +91,7 @@ def build(key: str):
         return TASKS[key].build(0)
     if key in PROBE_TASKS:
         return PROBE_TASKS[key].build(0)
-    return es.Task.builtin(model="mlp", **FRESH[key])
+    return probe_task(key)
 
 
 def front_of(key: str, task, out: Path = OUT):

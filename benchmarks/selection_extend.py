@@ -55,14 +55,13 @@ sys.path.insert(0, str(ROOT.parent))
 sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
-from fresh_probes import FRESH, default_search, judge_learned_winners, todays_report, winner_row  # noqa: E402
+from fresh_probes import FRESH, default_search, judge_learned_winners, probe_task, todays_report, winner_row  # noqa: E402
 from lr_edge import TODAY_SCORING, TodayResult, default_front, judge  # noqa: E402
 from regression_prior import noisy  # noqa: E402
 from run_results import machine  # noqa: E402
 from suite import TASKS  # noqa: E402
 from task_results import Comparison, row_verdict, variant_lines, winner_verdict, write_table  # noqa: E402
 
-import evomal_sr as es  # noqa: E402
 from evomal_sr.core.fileio import atomic_write_json, read_json  # noqa: E402
 from evomal_sr.core.presets import resolve_preset  # noqa: E402
 from evomal_sr.evaluation.metatest import meta_test  # noqa: E402
@@ -123,7 +122,7 @@ def run_rows(name: str) -> None:
         return
     test = Comparison(todays_report(name))
     winner = read_json(OUT / name / "selections.json", ValueError, "selections")["selections"]["default"]["winner"]
-    task, pairs = es.Task.builtin(model="mlp", **FRESH[name]), {}
+    task, pairs = probe_task(name), {}
     for row in (test.rows[winner], test.best_known):
         options = dict(seeds=3, steps=3000, tune_lr=True, lr_grid=[row.lr], lr_extend=0, row_errors=True, verbose=0)
         rerun = meta_test({row.method: known_loss(row.method, task.kind)}, task, baseline=False, **options).methods[0]
