@@ -118,3 +118,15 @@ def test_the_standard_loss_takes_one_target_per_copy(kind):
     each = standard_loss_per_copy(outputs, targets, kind)
     one_by_one = torch.cat([standard_loss_per_copy(outputs[k : k + 1], targets[k], kind) for k in range(3)])
     assert torch.equal(each, one_by_one)
+
+
+def test_a_model_with_buffers_or_random_layers_is_refused():
+    def model(n_features, n_outputs):
+        return torch.nn.Sequential(
+            torch.nn.Linear(n_features, 8), torch.nn.BatchNorm1d(8), torch.nn.Linear(8, n_outputs)
+        )
+
+    task = Task.builtin("sinusoid", seed=0, model=model)
+    online = OnlineLearnedLoss(LearnedLoss("square(fx - y)", task="regression"))
+    with pytest.raises(ConfigError, match="BatchNorm, Dropout"):
+        meta_test(online, task, seeds=1, steps=5, baseline=False, verbose=0)

@@ -40,7 +40,8 @@ class OnlineLearnedLoss(torch.nn.Module):
 
     Called as a module (``loss(output, target)``) it is ``loss`` at its starting weights;
     the adaptation happens where the population training loop runs it
-    (:func:`~evomal_sr.evaluation.population.train_copies`, hence ``meta_test``).
+    (:func:`~evomal_sr.evaluation.population.train_copies`, hence ``meta_test``), for models
+    without buffers or random layers (a model with BatchNorm or Dropout raises ``ConfigError`` there).
 
     Examples
     --------
@@ -48,7 +49,7 @@ class OnlineLearnedLoss(torch.nn.Module):
     >>> online = OnlineLearnedLoss(LearnedLoss("square(fx - y)", task="regression"), meta_lr=1e-3)
     >>> online.task, online.describe()
     ('regression', 'online(square((fx - y)), meta_lr=0.001)')
-    >>> float(online(torch.zeros(3, 1), torch.ones(3)))
+    >>> float(online(torch.zeros(3, 1), torch.ones(3)).detach())
     1.0
     """
 
@@ -88,6 +89,11 @@ class OnlineRun:
     """
 
     def __init__(self, online: OnlineLearnedLoss, stacked: StackedModel, lrs: torch.Tensor):
+        if stacked.stateful:  # its extra forwards would move running statistics and dropout draws of the run
+            raise ConfigError(
+                "online edge weights need a model without buffers or random layers (BatchNorm, Dropout); "
+                f"{type(stacked.model).__name__} has some: train it with the LearnedLoss itself"
+            )
         loss, copies = online.loss, lrs.shape[0]
         self.kind, self.stacked, self.lrs = loss.task, stacked, lrs
         self.compiled = [loss.compiled] * copies
