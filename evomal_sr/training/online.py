@@ -30,6 +30,11 @@ from evomal_sr.training.stacked import Params, StackedModel
 class OnlineLearnedLoss(torch.nn.Module):
     """A learned loss whose edge weights adapt online during training, one Adam step per training step.
 
+    Called as a module (``loss(output, target)``) it is ``loss`` at its starting weights;
+    the adaptation happens where the population training loop runs it
+    (:func:`~evomal_sr.evaluation.population.train_copies`, hence ``meta_test``), for models
+    without buffers or random layers (a model with BatchNorm or Dropout raises ``ConfigError`` there).
+
     Parameters
     ----------
     loss : LearnedLoss
@@ -37,11 +42,6 @@ class OnlineLearnedLoss(torch.nn.Module):
     meta_lr : float
         Adam's step size for the weights (0: the weights never move, and training is
         :class:`~evomal_sr.losses.symbolic.LearnedLoss`'s, bit for bit).
-
-    Called as a module (``loss(output, target)``) it is ``loss`` at its starting weights;
-    the adaptation happens where the population training loop runs it
-    (:func:`~evomal_sr.evaluation.population.train_copies`, hence ``meta_test``), for models
-    without buffers or random layers (a model with BatchNorm or Dropout raises ``ConfigError`` there).
 
     Examples
     --------
