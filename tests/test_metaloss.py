@@ -288,9 +288,19 @@ json_scalars = st.one_of(
     st.text(max_size=8),
     st.floats(allow_nan=False, allow_infinity=False),
 )
+#: free-form metadata: the fields a run description reads back (``core.fileio.check_origin``) have their own tests
+CHECKED_FIELDS = ("task", "seed", "preset", "engine", "settings", "overrides")
 metadata_strategy = st.dictionaries(
-    st.text(max_size=8), st.one_of(json_scalars, st.lists(json_scalars, max_size=3)), max_size=4
+    st.text(max_size=8).filter(lambda key: key not in CHECKED_FIELDS),
+    st.one_of(json_scalars, st.lists(json_scalars, max_size=3)),
+    max_size=4,
 )
+
+
+@pytest.mark.parametrize("metadata", [{"engine": False}, {"seed": "zero"}, {"task": "iris"}, {"preset": 3}])
+def test_metadata_that_would_not_load_back_is_refused_when_the_loss_is_made(metadata):
+    with pytest.raises(ConfigError, match="metadata"):
+        LearnedLoss("square(fx - y)", task="regression", metadata=metadata)
 
 
 @settings(max_examples=40, deadline=None)

@@ -181,7 +181,8 @@ class LearnedLoss(torch.nn.Module):
         self.scale = check_scale(scale, error=ExpressionError)
         self.expression = Expression.parse(expression)
         self.task = check_task_kind(task)
-        self.metadata = dict(metadata or {})
+        # the fields load() reads back are checked now, so that a loss saved is a loss that loads
+        self.metadata = dict(check_origin(dict(metadata or {}), error=ConfigError, what="metadata"))
         self._compiled = CompiledLoss(self.expression)
         n = self._compiled.n_weights
         if weights is None:
