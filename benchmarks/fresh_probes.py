@@ -37,7 +37,14 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 from lr_edge import fall_back_now  # noqa: E402
 from run_results import machine  # noqa: E402
-from sklearn.datasets import make_classification, make_friedman3, make_moons, make_regression  # noqa: E402
+from sklearn.datasets import (  # noqa: E402
+    make_circles,
+    make_classification,
+    make_friedman2,
+    make_friedman3,
+    make_moons,
+    make_regression,
+)
 from suite import BOTH, flips, pair, student_t, symmetric  # noqa: E402
 from task_results import Comparison, same_run, write_table  # noqa: E402
 
@@ -190,6 +197,11 @@ FRESH: dict[str, dict] = {
     "classification4-seed431-imbalance8": {"name": "classification4", "seed": 431, "imbalance": 8.0},
     "friedman3-seed419-t2": {"name": "friedman3", "seed": 419, **student_t(0.5, 2.0)},
     "regression8-seed421-outliers20": {"name": "regression8", "seed": 421, **symmetric(0.2)},
+    # four more of the kind, named after those five were reported and before they ran
+    "classification10-seed433-noise30-val": {"name": "classification10", "seed": 433, **symmetric(0.3, BOTH)},
+    "circles-seed439-asym30-train": {"name": "circles", "seed": 439, **flips(0.3, 2, {0: 1})},
+    "friedman2-seed443-outliers25": {"name": "friedman2", "seed": 443, **symmetric(0.25)},
+    "classification3-seed449-pair20": {"name": "classification3", "seed": 449, **pair(0.2)},
 }
 
 #: Data no built-in dataset holds, for probes: name -> ``maker(seed) -> (X, y)``, scikit-learn's synthetic makers.
@@ -200,7 +212,13 @@ SYNTHETIC = {
     "classification4": lambda seed: make_classification(
         1500, 12, n_informative=6, n_redundant=2, n_classes=4, class_sep=1.2, random_state=seed
     ),
+    "classification10": lambda seed: make_classification(
+        3000, 30, n_informative=12, n_redundant=4, n_classes=10, n_clusters_per_class=1, random_state=seed
+    ),
+    "classification3": lambda seed: make_classification(1200, 10, n_informative=5, n_classes=3, random_state=seed),
     "moons": lambda seed: make_moons(1000, noise=0.2, random_state=seed),
+    "circles": lambda seed: make_circles(1000, noise=0.1, factor=0.5, random_state=seed),
+    "friedman2": lambda seed: make_friedman2(1000, random_state=seed),
     "friedman3": lambda seed: make_friedman3(1000, random_state=seed),
     "regression8": lambda seed: make_regression(1000, 8, n_informative=5, random_state=seed),
 }
