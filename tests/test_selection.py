@@ -337,6 +337,8 @@ def test_every_metric_is_the_error_rate_on_classification(iris):
     robust = select_final(front, iris, steps=20, seed=0, verbose=0, metric="huber")
     plain = select_final(front, iris, steps=20, seed=0, verbose=0)
     assert [r.errors for r in robust.rows] == [r.errors for r in plain.rows]
+    # and it says so: no regression metric is named where none scored
+    assert robust.metric == "task" and "metric" not in str(robust).splitlines()[0]
 
 
 def test_the_cli_takes_the_selection_metric(tmp_path):

@@ -250,7 +250,7 @@ def select_final(
         scoring=scoring,
         finalists=finalists,
         prior=prior,
-        metric=metric,
+        metric=metric if task.kind == "regression" else "task",  # classification folds score the error rate
         uncertainty=uncertainty,
         scoring_note=scoring_note,
         lr_extend=lr_extend,
