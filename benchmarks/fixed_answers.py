@@ -32,8 +32,9 @@ ROOT = Path(__file__).resolve().parent
 sys.path.insert(0, str(ROOT.parent))
 sys.path.insert(0, str(ROOT))
 
-from fresh_probes import FRESH, SYNTHETIC, probe_task, todays_report  # noqa: E402
+from fresh_probes import FRESH, todays_report  # noqa: E402
 from fresh_probes import OUT as FRESH_OUT  # noqa: E402
+from fresh_tasks import SYNTHETIC, probe_task  # noqa: E402
 from label_shift_prior import OUT as SHIFT_OUT  # noqa: E402
 from lr_edge import REGRESSION, TodayResult, with_added_loss  # noqa: E402
 from lr_edge import TODAY_ZOO as ZOO_OUT  # noqa: E402
