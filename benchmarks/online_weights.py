@@ -94,7 +94,7 @@ def rows(key: str) -> list[dict]:
     online = MetaTestReport.load(OUT / key / "metatest.json")
     out = []
     for name in [r.method for r in online.methods if r.method.startswith("online #")]:
-        frozen, adapted = test.rows[online_name(name).replace("online", "learned")], online[name]
+        frozen, adapted = test.rows[name.replace("online", "learned")], online[name]
         out.append(
             {
                 "loss": name.replace("online ", ""),

@@ -201,6 +201,7 @@ def select_final(
         )
     tick = time.perf_counter()
     scoring, scoring_note = resolve_scoring(scoring, task)
+    metric = metric if task.kind == "regression" else "task"  # classification folds score the error rate
     entries = shortlist_entries(front, shortlist)
     learned = {f"learned #{i + 1}": e.loss(task.kind, metadata={"fitness": e.fitness}) for i, e in enumerate(entries)}
     fitness = {f"learned #{i + 1}": e.fitness for i, e in enumerate(entries)}
@@ -250,7 +251,7 @@ def select_final(
         scoring=scoring,
         finalists=finalists,
         prior=prior,
-        metric=metric if task.kind == "regression" else "task",  # classification folds score the error rate
+        metric=metric,
         uncertainty=uncertainty,
         scoring_note=scoring_note,
         lr_extend=lr_extend,

@@ -43,32 +43,40 @@ def unrolled_meta_gradient(
     val_batch,
     *,
     kind: str,
-    lr: float,
+    lr: float | torch.Tensor,
     inner_steps: int = 1,
     probe: ScaleProbe | None = None,
+    each: bool = False,
+    scales: torch.Tensor | None = None,
 ):
     """Validation task loss after ``inner_steps`` SGD steps, and its gradient w.r.t. ``weights``.
 
     With ``probe`` each loss is normalised by :func:`~evomal_sr.training.scaling.probe_scales`,
-    differentiated through. Returns ``(outer_losses [K], grad [K, E], ok [K])``; rows with a non-finite
-    inner loss, outer loss or gradient are marked not ``ok`` (their gradient is zero).
+    differentiated through; else ``scales`` (``[K]``, fixed) multiplies them. With ``each`` every copy
+    has its own batches (inputs ``[K, batch, ...]``, targets ``[K, batch]``), and ``lr`` may be one per
+    copy (``[K]``): the online loss's step (:mod:`~evomal_sr.training.online`). Returns ``(outer_losses
+    [K], grad [K, E], ok [K])``; rows with a non-finite inner loss, outer loss or gradient are marked
+    not ``ok`` (their gradient is zero).
     """
     weights = weights.detach().requires_grad_(True)
     theta = {k: v.detach().requires_grad_(True) for k, v in params.items()}
     x_tr, y_tr = train_batch
-    scales = None if probe is None else probe_scales(losses, weights, probe)
-    population, shared = CandidateLosses(losses, weights, kind, scales), same_targets(y_tr, len(losses))
+    forward = stacked.each if each else stacked
+    if probe is not None:
+        scales = probe_scales(losses, weights, probe)
+    population = CandidateLosses(losses, weights, kind, scales)
+    targets = y_tr if each else same_targets(y_tr, len(losses))
 
     def unrolled_sgd(theta, grads, _active):  # differentiable: the graph reaches the weights
-        return {k: v - lr * g for (k, v), g in zip(theta.items(), grads)}
+        return {k: v - _per_copy(lr, v) * g for (k, v), g in zip(theta.items(), grads)}
 
     def inner_losses(th, _step):
-        return population.per_copy(stacked(th, x_tr), shared)
+        return population.per_copy(forward(th, x_tr), targets)
 
     inner = train_population(theta, inner_losses, unrolled_sgd, steps=inner_steps, create_graph=True)
     theta, ok = inner.params, ~inner.diverged.to(weights.device)
     x_val, y_val = val_batch
-    outer = task_loss(stacked(theta, x_val), y_val, kind)
+    outer = task_loss(forward(theta, x_val), y_val, kind)
     ok &= torch.isfinite(outer.detach())
     if not ok.any():
         return outer.detach(), torch.zeros_like(weights), ok
@@ -78,6 +86,13 @@ def unrolled_meta_gradient(
         grad = torch.zeros_like(weights)
     ok &= rows_finite([grad])
     return outer.detach(), torch.where(ok.unsqueeze(-1), grad, torch.zeros_like(grad)), ok
+
+
+def _per_copy(lr: float | torch.Tensor, like: torch.Tensor) -> float | torch.Tensor:
+    """``lr`` as it scales a stacked parameter ``like`` ``[K, ...]``: a number as it is, ``[K]`` copy by copy."""
+    if not isinstance(lr, torch.Tensor):
+        return lr
+    return lr.to(like.dtype).reshape(-1, *([1] * (like.ndim - 1)))
 
 
 def local_search(

@@ -14,15 +14,14 @@ run of several copies, which the population training loop calls at every step.
 
 from __future__ import annotations
 
-import math
-
 import torch
 
+from evomal_sr.core.fileio import is_finite_number
 from evomal_sr.errors import ConfigError
 from evomal_sr.losses.io import describe_loss
 from evomal_sr.losses.symbolic import LearnedLoss
-from evomal_sr.training.loop import CandidateLosses, masked_sum, rows_finite
-from evomal_sr.training.metrics import task_loss
+from evomal_sr.training.local_search import unrolled_meta_gradient
+from evomal_sr.training.loop import CandidateLosses
 from evomal_sr.training.optim import MaskedAdam
 from evomal_sr.training.stacked import Params, StackedModel
 
@@ -59,8 +58,7 @@ class OnlineLearnedLoss(torch.nn.Module):
             raise ConfigError(f"an online loss adapts a LearnedLoss's edge weights, got {type(loss).__name__}")
         self.loss = loss
         self.task = loss.task
-        number = isinstance(meta_lr, (int, float)) and not isinstance(meta_lr, bool)
-        if not number or not math.isfinite(meta_lr) or meta_lr < 0:
+        if not is_finite_number(meta_lr) or meta_lr < 0:
             raise ConfigError(f"meta_lr must be a finite number >= 0 (the weights' Adam step size), got {meta_lr!r}")
         self.meta_lr = float(meta_lr)
 
@@ -109,31 +107,26 @@ class OnlineRun:
         return CandidateLosses(self.compiled, self.weights, self.kind, self.scales).per_copy(outputs, targets)
 
     def meta_gradient(self, params: Params, inputs: torch.Tensor, targets: torch.Tensor):
-        """The task loss after one virtual SGD step with each copy's loss, and its gradient w.r.t. the weights.
+        """The task loss after one virtual SGD step with each copy's loss, at its lr, and its gradient w.r.t. the
+        weights (:func:`~evomal_sr.training.local_search.unrolled_meta_gradient` on this step's own minibatch).
 
         Returns ``(outer [G], grad [G, E], ok [G])``; a copy whose losses or gradient are not finite is not ``ok``.
         """
-        weights = self.weights.detach().requires_grad_(True)
-        theta = {k: v.detach().requires_grad_(True) for k, v in params.items()}
-        losses = CandidateLosses(self.compiled, weights, self.kind, self.scales)
-        inner = losses.per_copy(self.stacked.each(theta, inputs), targets)
-        grads = torch.autograd.grad(inner.sum(), list(theta.values()), create_graph=True)
-        stepped = {k: v - _per_copy(self.lrs, v) * g for (k, v), g in zip(theta.items(), grads)}
-        outer = task_loss(self.stacked.each(stepped, inputs), targets, self.kind)
-        ok = torch.isfinite(inner.detach()) & torch.isfinite(outer.detach())
-        if not bool(ok.any()):
-            return outer.detach(), torch.zeros_like(weights), ok
-        (grad,) = torch.autograd.grad(masked_sum(outer, ok), [weights], allow_unused=True)
-        grad = torch.zeros_like(weights) if grad is None else grad
-        ok &= rows_finite([grad])
-        return outer.detach(), torch.where(ok.unsqueeze(-1), grad, torch.zeros_like(grad)), ok
+        batch = (inputs, targets)
+        return unrolled_meta_gradient(
+            self.stacked,
+            params,
+            self.compiled,
+            self.weights,
+            batch,
+            batch,
+            kind=self.kind,
+            lr=self.lrs,
+            each=True,
+            scales=self.scales,
+        )
 
     def adapt(self, params: Params, inputs: torch.Tensor, targets: torch.Tensor) -> None:
         """One Adam step of every ``ok`` copy's weights down :meth:`meta_gradient`."""
         _, grad, ok = self.meta_gradient(params, inputs, targets)
         self.optimiser.step(self.weights, grad, ok)
-
-
-def _per_copy(lrs: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    """``lrs [G]`` shaped to scale a stacked parameter ``[G, ...]`` copy by copy."""
-    return lrs.to(like.dtype).reshape(-1, *([1] * (like.ndim - 1)))
