@@ -17,12 +17,13 @@ what no implementation of the paper's pipeline can skip, as bare batched torch c
 * the **validation pass**: one forward of the 360 validation rows.
 
 Every candidate's tree adds its own operations on top, so these are lower bounds, not estimates. A
-float64 check first: the bare meta-iteration's value against autograd's dV/dw for the loss ``w *
-cross-entropy``. Then the package's own training step and meta-gradient (``bench_meta_gradient.py``'s
-problem, K = 1 and 5 trees) in the same process, as multiples of the bare passes. It also prints the arithmetic alone: the floating-point operations of each piece at the rate one
-large matrix product reaches on this core. Then each harness figure's floor, per tree one at a time
-(K = 1) and per candidate in a batch (K copies), and the reference's figure divided by it: the most
-that any implementation of our pipeline could show against the reference on this machine.
+float64 check first: the bare meta-iteration's value against autograd's dV/dw for the loss
+``w * cross-entropy``. Then the package's own training step and meta-gradient (``bench_meta_gradient.py``'s
+problem, K = 1 and 5 trees) in the same process, as multiples of the bare passes. It also prints the
+arithmetic alone: the floating-point operations of each piece at the rate one large matrix product
+reaches on this core. Then each harness figure's floor, per tree one at a time (K = 1) and per
+candidate in a batch (K copies), with each side's figure as a multiple of it: the reference's multiple
+is the most that any implementation of our pipeline could show against it on this machine.
 
     python benchmarks/bench_floor.py [--rounds 7] [--calls 200] [--batch-copies 7] [--trained-share 0.435]
 
