@@ -43,7 +43,14 @@ import time
 from collections.abc import Callable
 
 import torch
-from bench_meta_gradient import TREES, _relu_mlp_backward, _relu_mlp_forward, package_meta_gradient, problem
+from bench_meta_gradient import (
+    TREES,
+    _relu_mlp_backward,
+    _relu_mlp_forward,
+    _relu_mlp_tangent,
+    package_meta_gradient,
+    problem,
+)
 from bench_meta_gradient import training_steps as package_training_steps
 
 from evomal_sr.core.memory import keep_freed_memory
@@ -84,13 +91,7 @@ def meta_iteration(W, b, x, one_hot, x_val, one_hot_val) -> torch.Tensor:
         b_new = [p - LR * g for p, g in zip(b, grads_b)]
         val_inputs, val_masks, z_val = _relu_mlp_forward(LINEARS, W_new, b_new, x_val, K)
         v_w, v_b = _relu_mlp_backward(W_new, val_inputs, val_masks, output_gradient(z_val, one_hot_val))
-        tangent = None  # J v at theta, layer by layer
-        for i in range(len(LINEARS)):
-            t = torch.baddbmm(v_b[i].unsqueeze(1), inputs[i], v_w[i].transpose(1, 2))
-            tangent = t if tangent is None else t + torch.bmm(tangent, W[i].transpose(1, 2))
-            if i < len(LINEARS) - 1:
-                tangent = tangent * masks[i]
-        return (dz * tangent).sum((1, 2))
+        return (dz * _relu_mlp_tangent(W, inputs, masks, v_w, v_b)).sum((1, 2))  # J v at theta
 
 
 class RejectionFit:

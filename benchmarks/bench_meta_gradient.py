@@ -135,6 +135,18 @@ def _relu_mlp_backward(weights, inputs, masks, d):
     return grads_w, grads_b
 
 
+def _relu_mlp_tangent(weights, inputs, masks, v_w, v_b):
+    """``J v`` at the weights of a ReLU MLP's forward (its layers' inputs and masks): the output's tangent along
+    the parameter direction ``(v_w, v_b)``, layer by layer."""
+    tangent = None
+    for i in range(len(weights)):
+        t = torch.baddbmm(v_b[i].unsqueeze(1), inputs[i], v_w[i].transpose(1, 2))
+        tangent = t if tangent is None else t + torch.bmm(tangent, weights[i].transpose(1, 2))
+        if i < len(weights) - 1:
+            tangent = tangent * masks[i]
+    return tangent
+
+
 def by_hand_meta_gradient(stacked, params, losses, weights, train_batch, val_batch):
     """The meta-gradient with every pass of a ReLU MLP by hand; autograd sees only the loss tree."""
     linears = [layer for layer in stacked._mlp if isinstance(layer, tuple)]
@@ -154,12 +166,7 @@ def by_hand_meta_gradient(stacked, params, losses, weights, train_batch, val_bat
         outer = task_loss(z_val, y_val, KIND)
         d_val = torch.softmax(z_val, -1) - torch.nn.functional.one_hot(y_val, z_val.shape[-1]).to(z_val.dtype)
         v_w, v_b = _relu_mlp_backward(W_new, val_inputs, val_masks, d_val / y_val.shape[0])
-        tangent = None  # J v at theta, layer by layer
-        for i in range(len(linears)):
-            t = torch.baddbmm(v_b[i].unsqueeze(1), inputs[i], v_w[i].transpose(1, 2))
-            tangent = t if tangent is None else t + torch.bmm(tangent, W[i].transpose(1, 2))
-            if i < len(linears) - 1:
-                tangent = tangent * masks[i]
+        tangent = _relu_mlp_tangent(W, inputs, masks, v_w, v_b)
     (grad,) = torch.autograd.grad((dz * tangent).sum(), [w])
     return outer, -LR * grad
 
