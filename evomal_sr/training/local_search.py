@@ -67,8 +67,10 @@ def unrolled_meta_gradient(
     population = CandidateLosses(losses, weights, kind, scales)
     targets = y_tr if each else same_targets(y_tr, len(losses))
 
+    step_sizes = [_per_copy(lr, v) for v in theta.values()]  # shaped once, not at every inner step
+
     def unrolled_sgd(theta, grads, _active):  # differentiable: the graph reaches the weights
-        return {k: v - _per_copy(lr, v) * g for (k, v), g in zip(theta.items(), grads)}
+        return {k: v - size * g for (k, v), size, g in zip(theta.items(), step_sizes, grads)}
 
     def inner_losses(th, _step):
         return population.per_copy(forward(th, x_tr), targets)

@@ -98,11 +98,10 @@ class OnlineRun:
         self.weights = loss.weights.detach().to(lrs.device).repeat(copies, 1)
         self.scales = None if loss.scale == 1.0 else torch.full_like(lrs, loss.scale)
         self.optimiser = MaskedAdam(self.weights.shape, lr=online.meta_lr, dtype=self.weights.dtype, device=lrs.device)
-        self.meta_lr = online.meta_lr
 
     def __call__(self, outputs: torch.Tensor, targets: torch.Tensor, params: Params, inputs: torch.Tensor):
         """Each copy's loss ``[G]`` on ``outputs`` ``[G, batch, out]`` after adapting its weights on this step."""
-        if self.meta_lr > 0:
+        if self.optimiser.lr > 0:  # at 0 the weights never move: no meta-gradient to compute
             self.adapt(params, inputs, targets)
         return CandidateLosses(self.compiled, self.weights, self.kind, self.scales).per_copy(outputs, targets)
 
