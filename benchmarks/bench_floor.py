@@ -38,8 +38,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
-import time
 from collections.abc import Callable
 
 import torch
@@ -52,6 +50,7 @@ from bench_meta_gradient import (
     problem,
 )
 from bench_meta_gradient import training_steps as package_training_steps
+from bench_program import timed
 
 from evomal_sr.core.memory import keep_freed_memory
 
@@ -116,14 +115,9 @@ def validation_pass(W, b, x_val) -> torch.Tensor:
 
 
 def median_us(call: Callable[[], object], rounds: int, calls: int) -> float:
-    call()  # warm
-    times = []
-    for _ in range(rounds):
-        start = time.perf_counter()
-        for _ in range(calls):
-            call()
-        times.append((time.perf_counter() - start) / calls * 1e6)
-    return statistics.median(times)
+    """Microseconds per call: the median over ``rounds`` of ``calls`` calls in a row (after one warm call)."""
+    call()
+    return timed(lambda: [call() for _ in range(calls)], rounds) / calls * 1e6
 
 
 def one_hot_rows(rows: int, generator: torch.Generator) -> torch.Tensor:
